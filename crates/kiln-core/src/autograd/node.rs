@@ -1,0 +1,72 @@
+//! A recorded op in the autograd graph: the op, where each input's gradient goes, and the
+//! tensors its VJP needs.
+
+use crate::ops::Op;
+use crate::tensor::Tensor;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+/// Where the gradient of one input of a node flows.
+pub enum Edge {
+    /// The input needs no gradient.
+    None,
+    /// The input is a leaf that accumulates into `.grad`.
+    Leaf(Tensor),
+    /// The input was produced by another tracked op.
+    Node(Arc<Node>),
+}
+
+/// Tensors kept for the backward pass; dropped after backward unless `retain_graph`.
+pub(crate) struct Saved {
+    pub(crate) inputs: SmallVec<[Tensor; 3]>,
+    pub(crate) output: Tensor,
+}
+
+/// One tracked op application.
+pub struct Node {
+    pub(crate) op: Op,
+    pub(crate) edges: SmallVec<[Edge; 3]>,
+    pub(crate) saved: Mutex<Option<Saved>>,
+    /// Storage versions of the saved inputs and output when recorded.
+    pub(crate) versions: SmallVec<[u64; 4]>,
+}
+
+impl Node {
+    /// The op this node applies.
+    pub fn op(&self) -> &Op {
+        &self.op
+    }
+
+    /// The gradient edges, one per input.
+    pub fn edges(&self) -> &[Edge] {
+        &self.edges
+    }
+
+    pub(crate) fn record(op: Op, inputs: &[&Tensor], output: &Tensor) -> Arc<Node> {
+        let edges = inputs
+            .iter()
+            .map(|t| {
+                if !t.requires_grad() {
+                    Edge::None
+                } else if let Some(f) = t.grad_fn() {
+                    Edge::Node(f.clone())
+                } else {
+                    Edge::Leaf((*t).clone())
+                }
+            })
+            .collect();
+        let mut versions: SmallVec<[u64; 4]> = inputs.iter().map(|t| t.version()).collect();
+        versions.push(output.version());
+        Arc::new(Node {
+            op,
+            edges,
+            saved: Mutex::new(Some(Saved {
+                inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+                // The output is saved detached: a strong link back to its own node would cycle.
+                output: output.detach(),
+            })),
+            versions,
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! Elementwise binary kernels with broadcasting, and `where`.
+
+use super::cast_if;
+use super::num::Num;
+use super::strided::for_each_run;
+use crate::dtype::DType;
+use crate::ops::{CmpOp, Op};
+use crate::storage::{CpuStorage, StorageElement};
+use crate::tensor::Tensor;
+use half::{bf16, f16};
+
+/// `f(a[i], b[i])` over the broadcast `shape`, in row-major order.
+pub fn zip<T: StorageElement, U>(
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    f: impl Fn(T, T) -> U,
+) -> Vec<U> {
+    let la = a.layout().broadcast_to(shape);
+    let lb = b.layout().broadcast_to(shape);
+    let ga = a.storage().read();
+    let gb = b.storage().read();
+    let (da, db) = (
+        T::slice(&ga).expect("binary: dtype"),
+        T::slice(&gb).expect("binary: dtype"),
+    );
+    if let (Some(ra), Some(rb)) = (la.contiguous_range(), lb.contiguous_range()) {
+        return da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)).collect();
+    }
+    let n = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    for_each_run(
+        shape,
+        [&la.strides, &lb.strides],
+        [la.offset, lb.offset],
+        |_, [oa, ob], [sa, sb], len| match (sa, sb) {
+            (1, 1) => out.extend(
+                da[oa..oa + len]
+                    .iter()
+                    .zip(&db[ob..ob + len])
+                    .map(|(&x, &y)| f(x, y)),
+            ),
+            (1, 0) => {
+                let y = db[ob];
+                out.extend(da[oa..oa + len].iter().map(|&x| f(x, y)))
+            }
+            (0, 1) => {
+                let x = da[oa];
+                out.extend(db[ob..ob + len].iter().map(|&y| f(x, y)))
+            }
+            _ => out.extend((0..len).map(|i| f(da[oa + i * sa], db[ob + i * sb]))),
+        },
+    );
+    out
+}
+
+fn compare<T: StorageElement>(c: CmpOp) -> impl Fn(T, T) -> bool {
+    move |x: T, y: T| match c {
+        CmpOp::Eq => x == y,
+        CmpOp::Ne => x != y,
+        CmpOp::Lt => x < y,
+        CmpOp::Le => x <= y,
+        CmpOp::Gt => x > y,
+        CmpOp::Ge => x >= y,
+    }
+}
+
+fn typed<T: Num>(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize]) -> CpuStorage {
+    match op {
+        Op::Add => T::wrap(zip(a, b, shape, T::add)),
+        Op::Sub => T::wrap(zip(a, b, shape, T::sub)),
+        Op::Mul => T::wrap(zip(a, b, shape, T::mul)),
+        Op::Div => T::wrap(zip(a, b, shape, T::div)),
+        Op::Maximum => T::wrap(zip(a, b, shape, T::max_)),
+        Op::Minimum => T::wrap(zip(a, b, shape, T::min_)),
+        Op::Compare(c) => CpuStorage::Bool(zip(a, b, shape, compare::<T>(*c))),
+        _ => unreachable!("binary: {}", op.name()),
+    }
+}
+
+/// Applies a broadcasting binary op; operands are promoted to a common dtype first.
+pub fn binary(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], out: DType) -> CpuStorage {
+    let compute = match op {
+        Op::Compare(_) => DType::promote(a.dtype(), b.dtype()),
+        _ => out,
+    };
+    let (a, b) = (cast_if(a, compute), cast_if(b, compute));
+    if matches!(op, Op::Pow) {
+        return match compute {
+            DType::F32 => CpuStorage::F32(zip(&a, &b, shape, f32::powf)),
+            DType::F64 => CpuStorage::F64(zip(&a, &b, shape, f64::powf)),
+            _ => {
+                let r = zip(
+                    &cast_if(&a, DType::F32),
+                    &cast_if(&b, DType::F32),
+                    shape,
+                    f32::powf,
+                );
+                let t = Tensor::from_vec(r, shape);
+                super::copy::cast(&t, compute)
+            }
+        };
+    }
+    match compute {
+        DType::F32 => typed::<f32>(op, &a, &b, shape),
+        DType::F64 => typed::<f64>(op, &a, &b, shape),
+        DType::BF16 => typed::<bf16>(op, &a, &b, shape),
+        DType::F16 => typed::<f16>(op, &a, &b, shape),
+        DType::I64 => typed::<i64>(op, &a, &b, shape),
+        DType::I32 => typed::<i32>(op, &a, &b, shape),
+        DType::U8 => typed::<u8>(op, &a, &b, shape),
+        DType::Bool => typed::<bool>(op, &a, &b, shape),
+    }
+}
+
+fn where_typed<T: StorageElement>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize]) -> Vec<T> {
+    let lc = c.layout().broadcast_to(shape);
+    let la = a.layout().broadcast_to(shape);
+    let lb = b.layout().broadcast_to(shape);
+    let (gc, ga, gb) = (c.storage().read(), a.storage().read(), b.storage().read());
+    let dc = bool::slice(&gc).expect("where: cond dtype");
+    let (da, db) = (
+        T::slice(&ga).expect("where: dtype"),
+        T::slice(&gb).expect("where: dtype"),
+    );
+    let mut out = Vec::with_capacity(shape.iter().product());
+    for_each_run(
+        shape,
+        [&lc.strides, &la.strides, &lb.strides],
+        [lc.offset, la.offset, lb.offset],
+        |_, [oc, oa, ob], [sc, sa, sb], len| {
+            out.extend((0..len).map(|i| {
+                if dc[oc + i * sc] {
+                    da[oa + i * sa]
+                } else {
+                    db[ob + i * sb]
+                }
+            }));
+        },
+    );
+    out
+}
+
+/// `where(cond, a, b)` with broadcasting.
+pub fn where_(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize], out: DType) -> CpuStorage {
+    let (a, b) = (cast_if(a, out), cast_if(b, out));
+    match out {
+        DType::F32 => CpuStorage::F32(where_typed(c, &a, &b, shape)),
+        DType::F64 => CpuStorage::F64(where_typed(c, &a, &b, shape)),
+        DType::BF16 => CpuStorage::BF16(where_typed(c, &a, &b, shape)),
+        DType::F16 => CpuStorage::F16(where_typed(c, &a, &b, shape)),
+        DType::I64 => CpuStorage::I64(where_typed(c, &a, &b, shape)),
+        DType::I32 => CpuStorage::I32(where_typed(c, &a, &b, shape)),
+        DType::U8 => CpuStorage::U8(where_typed(c, &a, &b, shape)),
+        DType::Bool => CpuStorage::Bool(where_typed(c, &a, &b, shape)),
+    }
+}

@@ -1,0 +1,153 @@
+//! Copies: making a tensor dense, dtype casts, concatenation, slice scatter and in-place
+//! strided writes.
+
+use super::strided::for_each_run;
+use super::to_contiguous_vec;
+use crate::dtype::{DType, Element};
+use crate::layout::Layout;
+use crate::storage::{CpuStorage, StorageElement};
+use crate::tensor::Tensor;
+use crate::with_storage;
+use half::{bf16, f16};
+
+/// A dense row-major copy of `x`.
+pub fn contiguous(x: &Tensor) -> CpuStorage {
+    fn go<T: StorageElement>(x: &Tensor) -> CpuStorage {
+        T::wrap(to_contiguous_vec::<T>(x))
+    }
+    match x.dtype() {
+        DType::F32 => go::<f32>(x),
+        DType::F64 => go::<f64>(x),
+        DType::BF16 => go::<bf16>(x),
+        DType::F16 => go::<f16>(x),
+        DType::I64 => go::<i64>(x),
+        DType::I32 => go::<i32>(x),
+        DType::U8 => go::<u8>(x),
+        DType::Bool => go::<bool>(x),
+    }
+}
+
+fn convert<S: Element, D: StorageElement>(src: Vec<S>) -> CpuStorage {
+    D::wrap(src.into_iter().map(|v| D::from_f64(v.to_f64())).collect())
+}
+
+fn cast_vec<S: Element>(src: Vec<S>, to: DType) -> CpuStorage {
+    match to {
+        DType::F32 => convert::<S, f32>(src),
+        DType::F64 => convert::<S, f64>(src),
+        DType::BF16 => convert::<S, bf16>(src),
+        DType::F16 => convert::<S, f16>(src),
+        DType::I64 => convert::<S, i64>(src),
+        DType::I32 => convert::<S, i32>(src),
+        DType::U8 => convert::<S, u8>(src),
+        DType::Bool => convert::<S, bool>(src),
+    }
+}
+
+/// A dense copy of `x` converted to `to` (floats to ints truncate toward zero).
+pub fn cast(x: &Tensor, to: DType) -> CpuStorage {
+    if x.dtype() == to {
+        return contiguous(x);
+    }
+    // f32 <-> half types have exact direct conversions; everything else goes through f64.
+    match (contiguous(x), to) {
+        (CpuStorage::F32(v), DType::BF16) => {
+            CpuStorage::BF16(v.into_iter().map(bf16::from_f32).collect())
+        }
+        (CpuStorage::F32(v), DType::F16) => {
+            CpuStorage::F16(v.into_iter().map(f16::from_f32).collect())
+        }
+        (CpuStorage::BF16(v), DType::F32) => {
+            CpuStorage::F32(v.into_iter().map(|e| e.to_f32()).collect())
+        }
+        (CpuStorage::F16(v), DType::F32) => {
+            CpuStorage::F32(v.into_iter().map(|e| e.to_f32()).collect())
+        }
+        (s, to) => with_storage!(s, v => cast_vec(v, to)),
+    }
+}
+
+/// Writes `src` (same dtype, already broadcast to `dst_layout`'s shape) into `dst` storage.
+fn write_strided<T: Copy>(dst: &mut [T], dst_layout: &Layout, src: &[T], src_layout: &Layout) {
+    for_each_run(
+        &dst_layout.shape,
+        [&dst_layout.strides, &src_layout.strides],
+        [dst_layout.offset, src_layout.offset],
+        |_, [d, s], [ds, ss], len| {
+            if ds == 1 && ss == 1 {
+                dst[d..d + len].copy_from_slice(&src[s..s + len]);
+            } else {
+                for i in 0..len {
+                    dst[d + i * ds] = src[s + i * ss];
+                }
+            }
+        },
+    );
+}
+
+/// Concatenates `inputs` along `dim` into a new buffer of `shape`.
+pub fn cat(inputs: &[&Tensor], dim: usize, shape: &[usize]) -> CpuStorage {
+    let dtype = inputs[0].dtype();
+    let mut out = CpuStorage::filled(dtype, shape.iter().product(), 0.0);
+    let full = Layout::contiguous(shape);
+    let mut start = 0;
+    for t in inputs {
+        let len = t.shape()[dim];
+        let dst_layout = full.slice(dim, start, len, 1);
+        write_into(&mut out, &dst_layout, t);
+        start += len;
+    }
+    out
+}
+
+/// Zeros of `shape` with `x` written at `start, start+step, …` along `dim`.
+pub fn slice_scatter(
+    x: &Tensor,
+    dim: usize,
+    start: usize,
+    step: usize,
+    shape: &[usize],
+) -> CpuStorage {
+    let mut out = CpuStorage::filled(x.dtype(), shape.iter().product(), 0.0);
+    let dst_layout = Layout::contiguous(shape).slice(dim, start, x.shape()[dim], step);
+    write_into(&mut out, &dst_layout, x);
+    out
+}
+
+fn write_into(out: &mut CpuStorage, dst_layout: &Layout, src: &Tensor) {
+    let guard = src.storage().read();
+    macro_rules! go {
+        ($($v:ident),*) => {
+            match (out, &*guard) {
+                $((CpuStorage::$v(d), CpuStorage::$v(s)) => write_strided(d, dst_layout, s, src.layout()),)*
+                (o, s) => panic!("copy: dtype mismatch {} vs {}", o.dtype(), s.dtype()),
+            }
+        };
+    }
+    go!(F32, F64, BF16, F16, I64, I32, U8, Bool)
+}
+
+/// Writes `src` (broadcast to `dst`'s shape and cast to its dtype) into `dst`'s storage in place.
+pub fn copy_into(dst: &Tensor, src: &Tensor) {
+    let src = super::cast_if(src, dst.dtype());
+    let src_layout = src.layout().broadcast_to(dst.shape());
+    if dst.shares_storage(&src) {
+        // Read fully before writing when source and destination alias.
+        let dense = Tensor::from_storage(
+            std::sync::Arc::new(crate::storage::Storage::cpu(contiguous(&src))),
+            Layout::contiguous(src.shape()),
+        );
+        return copy_into(dst, &dense);
+    }
+    let guard = src.storage().read();
+    let mut out = dst.storage().write();
+    macro_rules! go {
+        ($($v:ident),*) => {
+            match (&mut *out, &*guard) {
+                $((CpuStorage::$v(d), CpuStorage::$v(s)) => write_strided(d, dst.layout(), s, &src_layout),)*
+                (o, s) => panic!("copy_: dtype mismatch {} vs {}", o.dtype(), s.dtype()),
+            }
+        };
+    }
+    go!(F32, F64, BF16, F16, I64, I32, U8, Bool)
+}

@@ -1,0 +1,161 @@
+//! Elementwise unary kernels.
+
+use super::to_contiguous_vec;
+use crate::dtype::DType;
+use crate::ops::Op;
+use crate::storage::{CpuStorage, StorageElement};
+use crate::tensor::Tensor;
+use half::{bf16, f16};
+use num_traits::Float;
+
+/// Float types with an error function.
+trait Erf: Float {
+    fn erf(self) -> Self;
+}
+impl Erf for f32 {
+    fn erf(self) -> f32 {
+        libm::erff(self)
+    }
+}
+impl Erf for f64 {
+    fn erf(self) -> f64 {
+        libm::erf(self)
+    }
+}
+
+fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T) -> Vec<T> {
+    if let Some(r) = x.layout().contiguous_range() {
+        let g = x.storage().read();
+        return T::slice(&g).expect("unary: dtype")[r]
+            .iter()
+            .map(|&v| f(v))
+            .collect();
+    }
+    let mut v = to_contiguous_vec::<T>(x);
+    v.iter_mut().for_each(|e| *e = f(*e));
+    v
+}
+
+fn float_kernel<T: Erf + StorageElement>(op: &Op, x: &Tensor) -> Vec<T> {
+    let c = |v: f64| T::from(v).unwrap();
+    let (zero, one, half) = (c(0.0), c(1.0), c(0.5));
+    match op {
+        Op::Exp => map(x, |v: T| v.exp()),
+        Op::Log => map(x, |v: T| v.ln()),
+        Op::Sin => map(x, |v: T| v.sin()),
+        Op::Cos => map(x, |v: T| v.cos()),
+        Op::Tanh => map(x, |v: T| v.tanh()),
+        Op::Sigmoid => map(x, |v: T| one / (one + (-v).exp())),
+        Op::Erf => map(x, |v: T| v.erf()),
+        Op::Relu => map(x, |v: T| if v > zero { v } else { zero }),
+        Op::Gelu { tanh: false } => {
+            let r = c(std::f64::consts::FRAC_1_SQRT_2);
+            map(x, move |v: T| half * v * (one + (v * r).erf()))
+        }
+        Op::Gelu { tanh: true } => {
+            let k = c((2.0 / std::f64::consts::PI).sqrt());
+            let a = c(0.044715);
+            map(x, move |v: T| {
+                half * v * (one + (k * (v + a * v * v * v)).tanh())
+            })
+        }
+        Op::Abs => map(x, |v: T| v.abs()),
+        Op::Sign => map(x, |v: T| {
+            if v > zero {
+                one
+            } else if v < zero {
+                -one
+            } else {
+                v
+            }
+        }),
+        Op::Affine { mul, add } => {
+            let (m, a) = (c(*mul), c(*add));
+            map(x, move |v: T| v * m + a)
+        }
+        Op::PowScalar(p) => {
+            let p = *p;
+            if p == 2.0 {
+                map(x, |v: T| v * v)
+            } else if p == 0.5 {
+                map(x, |v: T| v.sqrt())
+            } else if p == -0.5 {
+                map(x, |v: T| one / v.sqrt())
+            } else if p == -1.0 {
+                map(x, |v: T| one / v)
+            } else if p == 1.0 {
+                map(x, |v: T| v)
+            } else {
+                let pt = c(p);
+                map(x, move |v: T| v.powf(pt))
+            }
+        }
+        Op::Clamp { min, max } => {
+            let (lo, hi) = (min.map(c), max.map(c));
+            map(x, move |mut v: T| {
+                if let Some(lo) = lo {
+                    if v < lo {
+                        v = lo
+                    }
+                }
+                if let Some(hi) = hi {
+                    if v > hi {
+                        v = hi
+                    }
+                }
+                v
+            })
+        }
+        _ => unreachable!("unary: {} is not a float unary op", op.name()),
+    }
+}
+
+/// Integer / generic path through f64 (Relu, Abs, Sign, Affine, Clamp on integer tensors).
+fn generic_kernel(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
+    let vals = super::copy::cast(x, DType::F64);
+    let CpuStorage::F64(v) = vals else {
+        unreachable!()
+    };
+    let f = |e: f64| -> f64 {
+        match op {
+            Op::Relu => e.max(0.0),
+            Op::Abs => e.abs(),
+            Op::Sign => e.signum() * (e != 0.0) as i32 as f64,
+            Op::Affine { mul, add } => e * mul + add,
+            Op::Clamp { min, max } => e
+                .max(min.unwrap_or(f64::NEG_INFINITY))
+                .min(max.unwrap_or(f64::INFINITY)),
+            _ => unreachable!(),
+        }
+    };
+    CpuStorage::from_f64s(out, v.into_iter().map(f))
+}
+
+/// Applies a unary op, producing a dense buffer of `out` dtype.
+pub fn unary(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
+    if matches!(op, Op::LogicalNot) {
+        let vals = super::copy::cast(x, DType::Bool);
+        let CpuStorage::Bool(v) = vals else {
+            unreachable!()
+        };
+        return CpuStorage::Bool(v.into_iter().map(|b| !b).collect());
+    }
+    if !out.is_float() {
+        return generic_kernel(op, x, out);
+    }
+    let x = super::cast_if(x, out);
+    match out {
+        DType::F32 => CpuStorage::F32(float_kernel::<f32>(op, &x)),
+        DType::F64 => CpuStorage::F64(float_kernel::<f64>(op, &x)),
+        DType::BF16 | DType::F16 => {
+            let x32 = super::cast_if(&x, DType::F32);
+            let r = float_kernel::<f32>(op, &x32);
+            if out == DType::BF16 {
+                CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())
+            } else {
+                CpuStorage::F16(r.into_iter().map(f16::from_f32).collect())
+            }
+        }
+        _ => unreachable!(),
+    }
+}

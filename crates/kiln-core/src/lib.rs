@@ -1,0 +1,28 @@
+//! kiln-core: the foundation of Kiln — the [`Tensor`] (dtypes, strided views, devices), the one
+//! primitive op set with its single [`ops::dispatch`], CPU kernels, reverse-mode autograd, and
+//! the neural-network functionals built from the primitives.
+//!
+//! Layering: nothing here knows about layers, files or HTTP; `kiln-nn`, `kiln-data` and the
+//! rest build on this crate.
+
+#![warn(missing_docs)]
+
+pub mod autograd;
+pub mod cpu;
+pub mod device;
+pub mod dtype;
+pub mod layout;
+pub mod nn;
+pub mod ops;
+pub mod random;
+pub mod shape;
+pub mod storage;
+pub mod tensor;
+
+pub use autograd::{no_grad, NoGradGuard};
+pub use cpu::threads::{num_threads, set_num_threads};
+pub use device::Device;
+pub use dtype::{DType, Element};
+pub use half::{bf16, f16};
+pub use random::{manual_seed, Generator};
+pub use tensor::Tensor;

@@ -1,0 +1,37 @@
+//! The single entry point every tensor operation goes through.
+
+use super::infer::infer;
+use super::Op;
+use crate::autograd::{is_grad_enabled, Node};
+use crate::device::Device;
+use crate::tensor::Tensor;
+
+/// Applies a primitive op: infers the output, runs the device kernel, and records an autograd
+/// node when grad mode is on and an input requires grad.
+///
+/// This is the only place ops execute, so graph tracing and profiling hook in here.
+pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
+    let (shape, dtype) = infer(&op, inputs);
+    let device = inputs.first().map(|t| t.device()).unwrap_or(Device::Cpu);
+    let (storage, layout) = match device {
+        Device::Cpu => crate::cpu::execute(&op, inputs, &shape, dtype),
+    };
+    debug_assert_eq!(
+        layout.shape,
+        shape,
+        "kernel of {} produced a wrong shape",
+        op.name()
+    );
+    let out = Tensor::from_parts(storage, layout, dtype, None);
+    let track = dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
+    if !track {
+        return out;
+    }
+    let node = Node::record(op, inputs, &out);
+    Tensor::from_parts(
+        out.storage().clone(),
+        out.layout().clone(),
+        dtype,
+        Some(node),
+    )
+}

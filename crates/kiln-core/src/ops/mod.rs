@@ -1,0 +1,346 @@
+//! The primitive op set. Every tensor operation in Kiln bottoms out in one [`Op`]; each op is
+//! declared once: shape/dtype inference ([`infer`]), kernels (`crate::cpu`), and its
+//! vector-Jacobian product written with tensor ops ([`vjp`]). [`dispatch`] is the single entry.
+
+mod dispatch;
+pub mod infer;
+pub mod vjp;
+
+pub use dispatch::dispatch;
+
+use crate::dtype::DType;
+use crate::shape::Shape;
+use smallvec::SmallVec;
+
+/// Comparison kinds of [`Op::Compare`]; the result is a bool tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// Distributions of [`Op::Random`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    /// Uniform on (0, 1).
+    Uniform,
+    /// Standard normal.
+    Normal,
+}
+
+/// Dims of a reduction or permutation.
+pub type Dims = SmallVec<[usize; 6]>;
+
+/// One primitive operation. Composite ops (softmax, losses, conv, …) are functions over these.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    // ---- elementwise unary (float dtypes unless noted) ----
+    /// e^x
+    Exp,
+    /// natural log
+    Log,
+    /// sine
+    Sin,
+    /// cosine
+    Cos,
+    /// hyperbolic tangent
+    Tanh,
+    /// logistic sigmoid
+    Sigmoid,
+    /// Gauss error function
+    Erf,
+    /// max(x, 0); any numeric dtype
+    Relu,
+    /// GELU, exact (erf) or with the tanh approximation
+    Gelu {
+        /// use the tanh approximation
+        tanh: bool,
+    },
+    /// |x|; any numeric dtype
+    Abs,
+    /// -1, 0 or 1; any numeric dtype
+    Sign,
+    /// x·mul + add: scalar add/sub/mul/div and negation; any numeric dtype
+    Affine {
+        /// multiplier
+        mul: f64,
+        /// addend
+        add: f64,
+    },
+    /// x^p for a scalar p (covers sqrt, rsqrt, square, reciprocal)
+    PowScalar(f64),
+    /// clamp to [min, max]; any numeric dtype
+    Clamp {
+        /// lower bound
+        min: Option<f64>,
+        /// upper bound
+        max: Option<f64>,
+    },
+    /// logical not of a bool tensor (or `x == 0`)
+    LogicalNot,
+
+    // ---- elementwise binary with NumPy broadcasting; operands are promoted ----
+    /// a + b (bool: or)
+    Add,
+    /// a − b
+    Sub,
+    /// a · b (bool: and)
+    Mul,
+    /// a / b (true division; integers promote to f32)
+    Div,
+    /// a^b (float)
+    Pow,
+    /// elementwise max (bool: or)
+    Maximum,
+    /// elementwise min (bool: and)
+    Minimum,
+    /// elementwise comparison → bool
+    Compare(CmpOp),
+    /// ternary `where(cond, a, b)`; inputs: cond (bool), a, b
+    Where,
+
+    // ---- reductions ----
+    /// sum over dims
+    Sum {
+        /// reduced dims (sorted)
+        dims: Dims,
+        /// keep reduced dims as size 1
+        keepdim: bool,
+    },
+    /// max over dims
+    Max {
+        /// reduced dims (sorted)
+        dims: Dims,
+        /// keep reduced dims as size 1
+        keepdim: bool,
+    },
+    /// min over dims
+    Min {
+        /// reduced dims (sorted)
+        dims: Dims,
+        /// keep reduced dims as size 1
+        keepdim: bool,
+    },
+    /// product over dims
+    Prod {
+        /// reduced dims (sorted)
+        dims: Dims,
+        /// keep reduced dims as size 1
+        keepdim: bool,
+    },
+    /// index of the max along one dim → i64
+    ArgMax {
+        /// reduced dim
+        dim: usize,
+        /// keep reduced dim as size 1
+        keepdim: bool,
+    },
+    /// index of the min along one dim → i64
+    ArgMin {
+        /// reduced dim
+        dim: usize,
+        /// keep reduced dim as size 1
+        keepdim: bool,
+    },
+
+    // ---- layout (views share storage; Contiguous, Cast, Cat and SliceScatter copy) ----
+    /// new shape over the same elements (a view when strides allow, else a copy)
+    Reshape(Shape),
+    /// reorder dims (view)
+    Permute(Dims),
+    /// broadcast to a larger shape with stride-0 dims (view)
+    Expand(Shape),
+    /// `start, start+step, …` (`len` entries) along `dim` (view)
+    Slice {
+        /// dim
+        dim: usize,
+        /// first index
+        start: usize,
+        /// number of entries
+        len: usize,
+        /// step between entries
+        step: usize,
+    },
+    /// zeros of size `size` along `dim`, with the input written at `start, start+step, …`
+    /// (the adjoint of `Slice`)
+    SliceScatter {
+        /// dim
+        dim: usize,
+        /// first index
+        start: usize,
+        /// step between entries
+        step: usize,
+        /// size of the output along `dim`
+        size: usize,
+    },
+    /// dense row-major copy
+    Contiguous,
+    /// dtype conversion
+    Cast(DType),
+    /// concatenation of all inputs along `dim`
+    Cat(usize),
+
+    // ---- indexing ----
+    /// select entries along `dim` by an i64 index vector; inputs: x, index
+    IndexSelect(usize),
+    /// `base` with `src` rows added at `index` along `dim`; inputs: base, index, src
+    IndexAdd(usize),
+    /// `out[i][j] = x[i][index[i][j]]` along `dim`; inputs: x, index
+    Gather(usize),
+    /// `base` with `src[i][j]` added at `base[i][index[i][j]]`; inputs: base, index, src
+    ScatterAdd(usize),
+
+    // ---- linear algebra and convolution support ----
+    /// batched matmul `[.., m, k] @ [.., k, n]` with broadcast batch dims (rank ≥ 2)
+    Matmul,
+    /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, L]`, out-of-bounds reads give `pad_value`
+    Unfold {
+        /// kernel size (h, w)
+        kernel: [usize; 2],
+        /// stride (h, w)
+        stride: [usize; 2],
+        /// zero padding (h, w)
+        padding: [usize; 2],
+        /// dilation (h, w)
+        dilation: [usize; 2],
+        /// value read outside the input (0 for conv, −∞ for max pooling)
+        pad_value: f64,
+    },
+    /// col2im, the adjoint of `Unfold`: `[N, C·kh·kw, L]` → `[N, C, H, W]`, summing overlaps
+    Fold {
+        /// output spatial size (H, W)
+        output: [usize; 2],
+        /// kernel size (h, w)
+        kernel: [usize; 2],
+        /// stride (h, w)
+        stride: [usize; 2],
+        /// padding (h, w)
+        padding: [usize; 2],
+        /// dilation (h, w)
+        dilation: [usize; 2],
+    },
+
+    // ---- random ----
+    /// samples from a counter-based generator: stream `seed`, starting at counter `offset`
+    Random {
+        /// distribution
+        dist: Distribution,
+        /// output shape
+        shape: Shape,
+        /// output dtype (float)
+        dtype: DType,
+        /// generator seed
+        seed: u64,
+        /// generator counter offset
+        offset: u64,
+    },
+}
+
+impl Op {
+    /// Short lowercase name used in error messages, profiles and printed graphs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Exp => "exp",
+            Op::Log => "log",
+            Op::Sin => "sin",
+            Op::Cos => "cos",
+            Op::Tanh => "tanh",
+            Op::Sigmoid => "sigmoid",
+            Op::Erf => "erf",
+            Op::Relu => "relu",
+            Op::Gelu { .. } => "gelu",
+            Op::Abs => "abs",
+            Op::Sign => "sign",
+            Op::Affine { .. } => "affine",
+            Op::PowScalar(_) => "pow_scalar",
+            Op::Clamp { .. } => "clamp",
+            Op::LogicalNot => "logical_not",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Div => "div",
+            Op::Pow => "pow",
+            Op::Maximum => "maximum",
+            Op::Minimum => "minimum",
+            Op::Compare(_) => "compare",
+            Op::Where => "where",
+            Op::Sum { .. } => "sum",
+            Op::Max { .. } => "max",
+            Op::Min { .. } => "min",
+            Op::Prod { .. } => "prod",
+            Op::ArgMax { .. } => "argmax",
+            Op::ArgMin { .. } => "argmin",
+            Op::Reshape(_) => "reshape",
+            Op::Permute(_) => "permute",
+            Op::Expand(_) => "expand",
+            Op::Slice { .. } => "slice",
+            Op::SliceScatter { .. } => "slice_scatter",
+            Op::Contiguous => "contiguous",
+            Op::Cast(_) => "cast",
+            Op::Cat(_) => "cat",
+            Op::IndexSelect(_) => "index_select",
+            Op::IndexAdd(_) => "index_add",
+            Op::Gather(_) => "gather",
+            Op::ScatterAdd(_) => "scatter_add",
+            Op::Matmul => "matmul",
+            Op::Unfold { .. } => "unfold",
+            Op::Fold { .. } => "fold",
+            Op::Random { .. } => "random",
+        }
+    }
+
+    /// Number of primitive ops (variants of this enum).
+    pub const COUNT: usize = 46;
+
+    /// True for ops whose output is a view sharing the first input's storage.
+    pub fn is_view(&self) -> bool {
+        matches!(self, Op::Permute(_) | Op::Expand(_) | Op::Slice { .. })
+    }
+
+    /// True for elementwise ops with one input.
+    pub fn is_unary(&self) -> bool {
+        matches!(
+            self,
+            Op::Exp
+                | Op::Log
+                | Op::Sin
+                | Op::Cos
+                | Op::Tanh
+                | Op::Sigmoid
+                | Op::Erf
+                | Op::Relu
+                | Op::Gelu { .. }
+                | Op::Abs
+                | Op::Sign
+                | Op::Affine { .. }
+                | Op::PowScalar(_)
+                | Op::Clamp { .. }
+                | Op::LogicalNot
+        )
+    }
+
+    /// True for elementwise broadcasting ops with two inputs.
+    pub fn is_binary(&self) -> bool {
+        matches!(
+            self,
+            Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::Div
+                | Op::Pow
+                | Op::Maximum
+                | Op::Minimum
+                | Op::Compare(_)
+        )
+    }
+}

@@ -1,0 +1,269 @@
+//! Vector-Jacobian products of the primitive ops, written with tensor ops so that backward is
+//! itself differentiable and traceable.
+
+use super::{CmpOp, Op};
+use crate::tensor::Tensor;
+use smallvec::{smallvec, SmallVec};
+use std::f64::consts::PI;
+
+/// Gradients for each input (`None` where not needed or not differentiable).
+pub type InputGrads = SmallVec<[Option<Tensor>; 3]>;
+
+/// Sums a broadcast gradient back down to `shape`.
+pub fn sum_to(g: &Tensor, shape: &[usize]) -> Tensor {
+    if g.shape() == shape {
+        return g.clone();
+    }
+    let lead = g.rank() - shape.len();
+    let mut dims: Vec<usize> = (0..lead).collect();
+    for (i, &s) in shape.iter().enumerate() {
+        if s == 1 && g.shape()[lead + i] != 1 {
+            dims.push(lead + i);
+        }
+    }
+    let summed = if dims.is_empty() {
+        g.clone()
+    } else {
+        g.sum(&dims, true)
+    };
+    summed.reshape(shape)
+}
+
+fn mask(t: &Tensor, like: &Tensor) -> Tensor {
+    t.to_dtype(like.dtype())
+}
+
+/// Computes the gradients of `op`'s inputs given the gradient `g` of its output `y`.
+/// `needs[i]` says whether input `i` wants a gradient.
+pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    let one = |t: Tensor| -> InputGrads { smallvec![Some(t)] };
+    match op {
+        Op::Exp => one(g * y),
+        Op::Log => one(g / x),
+        Op::Sin => one(g * &x.cos()),
+        Op::Cos => one(-(g * &x.sin())),
+        Op::Tanh => one(g * &(y * y).affine(-1.0, 1.0)),
+        Op::Sigmoid => one(g * &(y * &y.affine(-1.0, 1.0))),
+        Op::Erf => one(g * &(x * x).affine(-1.0, 0.0).exp().affine(2.0 / PI.sqrt(), 0.0)),
+        Op::Relu => one(g * &mask(&x.gt_scalar(0.0), g)),
+        Op::Gelu { tanh: false } => {
+            let cdf = x.affine(1.0 / 2f64.sqrt(), 0.0).erf().affine(0.5, 0.5);
+            let pdf = (x * x)
+                .affine(-0.5, 0.0)
+                .exp()
+                .affine(1.0 / (2.0 * PI).sqrt(), 0.0);
+            one(g * &(&cdf + &(x * &pdf)))
+        }
+        Op::Gelu { tanh: true } => {
+            let c = (2.0 / PI).sqrt();
+            let x2 = x * x;
+            let u = (x * &x2.affine(0.044715, 1.0)).affine(c, 0.0);
+            let t = u.tanh();
+            let du = x2.affine(3.0 * 0.044715 * c, c);
+            let left = t.affine(0.5, 0.5);
+            let right = &(x * &(&t * &t).affine(-0.5, 0.5)) * &du;
+            one(g * &(&left + &right))
+        }
+        Op::Abs => one(g * &x.sign()),
+        Op::Sign => one(g.zeros_like()),
+        Op::Affine { mul, .. } => one(g.affine(*mul, 0.0)),
+        Op::PowScalar(p) => one(g * &x.pow_scalar(p - 1.0).affine(*p, 0.0)),
+        Op::Clamp { min, max } => {
+            let mut m = x.ge_scalar(min.unwrap_or(f64::NEG_INFINITY));
+            if let Some(hi) = max {
+                m = m.logical_and(&x.le_scalar(*hi));
+            }
+            one(g * &mask(&m, g))
+        }
+        Op::Add => smallvec![
+            needs[0].then(|| sum_to(g, x.shape())),
+            needs[1].then(|| sum_to(g, inputs[1].shape()))
+        ],
+        Op::Sub => smallvec![
+            needs[0].then(|| sum_to(g, x.shape())),
+            needs[1].then(|| sum_to(&-g, inputs[1].shape()))
+        ],
+        Op::Mul => {
+            let b = inputs[1];
+            smallvec![
+                needs[0].then(|| sum_to(&(g * b), x.shape())),
+                needs[1].then(|| sum_to(&(g * x), b.shape()))
+            ]
+        }
+        Op::Div => {
+            let b = inputs[1];
+            smallvec![
+                needs[0].then(|| sum_to(&(g / b), x.shape())),
+                needs[1].then(|| sum_to(&-(&(g * y) / b), b.shape()))
+            ]
+        }
+        Op::Pow => {
+            let b = inputs[1];
+            smallvec![
+                needs[0].then(|| sum_to(&(g * &(b * &x.pow(&b.affine(1.0, -1.0)))), x.shape())),
+                needs[1].then(|| sum_to(&(g * &(y * &x.log())), b.shape()))
+            ]
+        }
+        Op::Maximum | Op::Minimum => {
+            let b = inputs[1];
+            let (win_a, win_b) = if matches!(op, Op::Maximum) {
+                (x.gt(b), x.lt(b))
+            } else {
+                (x.lt(b), x.gt(b))
+            };
+            let tie = mask(&x.eq(b), g).affine(0.5, 0.0);
+            smallvec![
+                needs[0].then(|| sum_to(&(g * &(&mask(&win_a, g) + &tie)), x.shape())),
+                needs[1].then(|| sum_to(&(g * &(&mask(&win_b, g) + &tie)), b.shape()))
+            ]
+        }
+        Op::Where => {
+            let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
+            let z = Tensor::zeros(&[] as &[usize], g.dtype());
+            smallvec![
+                None,
+                needs[1].then(|| sum_to(&Tensor::where_(c, g, &z), a.shape())),
+                needs[2].then(|| sum_to(&Tensor::where_(c, &z, g), b.shape()))
+            ]
+        }
+        Op::Sum { dims, keepdim } => one(unreduce(g, x.shape(), dims, *keepdim).expand(x.shape())),
+        Op::Max { dims, keepdim } | Op::Min { dims, keepdim } => {
+            let yk = unreduce(y, x.shape(), dims, *keepdim);
+            let gk = unreduce(g, x.shape(), dims, *keepdim);
+            let hit = mask(&x.eq(&yk), g);
+            let count = hit.sum(dims.as_slice(), true);
+            one(&(&gk * &hit) / &count)
+        }
+        Op::Prod { dims, keepdim } => {
+            let yk = unreduce(y, x.shape(), dims, *keepdim);
+            let gk = unreduce(g, x.shape(), dims, *keepdim);
+            one(&(&gk * &yk) / x)
+        }
+        Op::Reshape(_) => one(g.reshape(x.shape())),
+        Op::Permute(p) => {
+            let mut inv = vec![0usize; p.len()];
+            for (i, &d) in p.iter().enumerate() {
+                inv[d] = i;
+            }
+            one(g.permute(&inv))
+        }
+        Op::Expand(_) => one(sum_to(g, x.shape())),
+        Op::Slice {
+            dim, start, step, ..
+        } => one(Tensor::slice_scatter_zeros(
+            g,
+            *dim,
+            *start,
+            *step,
+            x.shape()[*dim],
+        )),
+        Op::SliceScatter {
+            dim, start, step, ..
+        } => one(g.slice_step(*dim, *start, x.shape()[*dim], *step)),
+        Op::Contiguous => one(g.clone()),
+        Op::Cast(_) => one(g.to_dtype(x.dtype())),
+        Op::Cat(dim) => {
+            let mut start = 0;
+            inputs
+                .iter()
+                .zip(needs)
+                .map(|(t, &need)| {
+                    let len = t.shape()[*dim];
+                    let r = need.then(|| g.narrow(*dim, start, len));
+                    start += len;
+                    r
+                })
+                .collect()
+        }
+        Op::IndexSelect(dim) => {
+            let idx = inputs[1];
+            smallvec![Some(x.zeros_like().index_add(*dim, idx, g)), None]
+        }
+        Op::IndexAdd(dim) => {
+            let idx = inputs[1];
+            smallvec![
+                needs[0].then(|| g.clone()),
+                None,
+                needs[2].then(|| g.index_select(*dim, idx))
+            ]
+        }
+        Op::Gather(dim) => {
+            let idx = inputs[1];
+            smallvec![Some(x.zeros_like().scatter_add(*dim, idx, g)), None]
+        }
+        Op::ScatterAdd(dim) => {
+            let (idx, src) = (inputs[1], inputs[2]);
+            if needs[2] && idx.shape() != src.shape() {
+                panic!(
+                    "scatter_add: the gradient w.r.t. src needs index and src of the same shape, got {:?} and {:?}",
+                    idx.shape(),
+                    src.shape()
+                );
+            }
+            smallvec![
+                needs[0].then(|| g.clone()),
+                None,
+                needs[2].then(|| g.gather(*dim, idx))
+            ]
+        }
+        Op::Matmul => {
+            let b = inputs[1];
+            smallvec![
+                needs[0].then(|| sum_to(&g.matmul(&b.transpose(-2, -1)), x.shape())),
+                needs[1].then(|| sum_to(&x.transpose(-2, -1).matmul(g), b.shape()))
+            ]
+        }
+        Op::Unfold {
+            kernel,
+            stride,
+            padding,
+            dilation,
+            ..
+        } => one(crate::tensor::Tensor::fold_raw(
+            g,
+            [x.shape()[2], x.shape()[3]],
+            *kernel,
+            *stride,
+            *padding,
+            *dilation,
+        )),
+        Op::Fold {
+            kernel,
+            stride,
+            padding,
+            dilation,
+            ..
+        } => one(Tensor::unfold_raw(
+            g, *kernel, *stride, *padding, *dilation, 0.0,
+        )),
+        Op::Compare(CmpOp::Eq)
+        | Op::Compare(_)
+        | Op::LogicalNot
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::Random { .. } => {
+            panic!(
+                "backward: op {} is not differentiable but an input requires grad (shapes {:?})",
+                op.name(),
+                inputs
+                    .iter()
+                    .map(|t| t.shape().to_vec())
+                    .collect::<Vec<_>>()
+            )
+        }
+    }
+}
+
+/// Re-inserts reduced dims of size 1 so a reduced tensor broadcasts against the input again.
+fn unreduce(t: &Tensor, in_shape: &[usize], dims: &[usize], keepdim: bool) -> Tensor {
+    if keepdim {
+        return t.clone();
+    }
+    let shape: Vec<usize> = in_shape
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| if dims.contains(&i) { 1 } else { s })
+        .collect();
+    t.reshape(&shape)
+}

@@ -1,0 +1,185 @@
+//! Shapes, dimension arguments and broadcasting rules.
+
+use smallvec::SmallVec;
+
+/// Dimensions of a tensor; no heap allocation up to rank 6.
+pub type Shape = SmallVec<[usize; 6]>;
+
+/// Number of elements of a shape.
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Integer types accepted where Kiln takes a dimension index or size
+/// (`usize`, `isize`, `i32`, `i64`, `u32`); negative dims count from the end.
+pub trait DimInt: Copy {
+    /// The value as a signed integer.
+    fn as_i64(self) -> i64;
+}
+macro_rules! dim_int {
+    ($($t:ty),*) => {$(impl DimInt for $t { #[inline] fn as_i64(self) -> i64 { self as i64 } })*};
+}
+dim_int!(usize, isize, i32, i64, u32);
+
+/// Resolves a possibly negative dim against `rank`, panicking with `op` on misuse.
+pub fn resolve_dim(dim: impl DimInt, rank: usize, op: &str) -> usize {
+    let d = dim.as_i64();
+    let r = rank as i64;
+    let rd = if d < 0 { d + r } else { d };
+    if rd < 0 || rd >= r.max(1) || (r == 0 && rd != 0) {
+        panic!("{op}: dim {d} is out of range for a tensor of rank {rank}");
+    }
+    rd as usize
+}
+
+/// Anything that lists dims or sizes: arrays, slices and vectors of [`DimInt`].
+pub trait DimList {
+    /// The entries as signed integers.
+    fn to_i64s(&self) -> SmallVec<[i64; 6]>;
+}
+impl<T: DimInt, const N: usize> DimList for [T; N] {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        self.iter().map(|d| d.as_i64()).collect()
+    }
+}
+impl<T: DimInt, const N: usize> DimList for &[T; N] {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        self.iter().map(|d| d.as_i64()).collect()
+    }
+}
+impl<T: DimInt> DimList for &[T] {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        self.iter().map(|d| d.as_i64()).collect()
+    }
+}
+impl<T: DimInt> DimList for Vec<T> {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        self.iter().map(|d| d.as_i64()).collect()
+    }
+}
+impl<T: DimInt> DimList for &Vec<T> {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        self.iter().map(|d| d.as_i64()).collect()
+    }
+}
+impl DimList for Shape {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        self.iter().map(|d| *d as i64).collect()
+    }
+}
+impl DimList for &Shape {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        self.iter().map(|d| *d as i64).collect()
+    }
+}
+impl DimList for () {
+    fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+        SmallVec::new()
+    }
+}
+
+/// Converts a list of non-negative sizes into a [`Shape`], panicking on negatives.
+pub fn to_shape(list: impl DimList, op: &str) -> Shape {
+    list.to_i64s()
+        .iter()
+        .map(|&d| {
+            if d < 0 {
+                panic!("{op}: negative size {d} in shape");
+            }
+            d as usize
+        })
+        .collect()
+}
+
+/// Resolves a list of possibly negative dims, sorted and de-duplicated.
+pub fn resolve_dims(list: impl DimList, rank: usize, op: &str) -> SmallVec<[usize; 6]> {
+    let mut v: SmallVec<[usize; 6]> = list
+        .to_i64s()
+        .iter()
+        .map(|&d| resolve_dim(d, rank, op))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// NumPy broadcasting of two shapes; `None` if incompatible.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
+    let rank = a.len().max(b.len());
+    let mut out = Shape::with_capacity(rank);
+    for i in 0..rank {
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out.push(match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// Resolves a target shape that may contain one `-1` against `numel` elements.
+pub fn infer_reshape(list: impl DimList, numel_in: usize, from: &[usize]) -> Shape {
+    let dims = list.to_i64s();
+    let mut infer_at = None;
+    let mut known = 1usize;
+    for (i, &d) in dims.iter().enumerate() {
+        if d == -1 {
+            if infer_at.replace(i).is_some() {
+                panic!("reshape: {from:?} -> {dims:?}: only one dimension can be -1");
+            }
+        } else if d < 0 {
+            panic!("reshape: {from:?} -> {dims:?}: invalid size {d}");
+        } else {
+            known *= d as usize;
+        }
+    }
+    let mut shape: Shape = dims.iter().map(|&d| d.max(0) as usize).collect();
+    if let Some(i) = infer_at {
+        if known == 0 || numel_in % known != 0 {
+            panic!("reshape: shape {dims:?} is invalid for input of shape {from:?} ({numel_in} elements)");
+        }
+        shape[i] = numel_in / known;
+    } else if known != numel_in {
+        panic!(
+            "reshape: shape {dims:?} is invalid for input of shape {from:?} ({numel_in} elements)"
+        );
+    }
+    shape
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(
+            broadcast_shapes(&[2, 1, 3], &[4, 1]).unwrap().as_slice(),
+            &[2, 4, 3]
+        );
+        assert_eq!(broadcast_shapes(&[], &[5]).unwrap().as_slice(), &[5]);
+        assert!(broadcast_shapes(&[2, 3], &[4, 3]).is_none());
+    }
+
+    #[test]
+    fn reshape_infers_minus_one() {
+        assert_eq!(infer_reshape([2, -1], 12, &[3, 4]).as_slice(), &[2, 6]);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn bad_dim_panics() {
+        resolve_dim(3, 2, "sum");
+    }
+}

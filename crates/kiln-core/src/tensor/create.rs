@@ -1,0 +1,210 @@
+//! Tensor creation: constants, ranges, data from vectors, random samples.
+
+use super::Tensor;
+use crate::dtype::DType;
+use crate::layout::Layout;
+use crate::ops::{dispatch, Distribution, Op};
+use crate::random::{with_global, Generator};
+use crate::shape::{to_shape, DimList};
+use crate::storage::{CpuStorage, Storage, StorageElement};
+use std::sync::Arc;
+
+impl Tensor {
+    fn dense(data: CpuStorage, shape: &[usize]) -> Tensor {
+        Tensor::from_storage(Arc::new(Storage::cpu(data)), Layout::contiguous(shape))
+    }
+
+    /// A tensor filled with `value` (converted to `dtype`).
+    pub fn full(shape: impl DimList, value: f64, dtype: DType) -> Tensor {
+        let shape = to_shape(shape, "full");
+        Tensor::dense(
+            CpuStorage::filled(dtype, shape.iter().product(), value),
+            &shape,
+        )
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl DimList, dtype: DType) -> Tensor {
+        Tensor::full(shape, 0.0, dtype)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: impl DimList, dtype: DType) -> Tensor {
+        Tensor::full(shape, 1.0, dtype)
+    }
+
+    /// A 0-d tensor holding `value`.
+    pub fn scalar(value: f64, dtype: DType) -> Tensor {
+        Tensor::full([0usize; 0], value, dtype)
+    }
+
+    /// Zeros with the shape and dtype of `self`.
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.shape(), self.dtype())
+    }
+
+    /// Ones with the shape and dtype of `self`.
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.shape(), self.dtype())
+    }
+
+    /// `value` everywhere, with the shape and dtype of `self`.
+    pub fn full_like(&self, value: f64) -> Tensor {
+        Tensor::full(self.shape(), value, self.dtype())
+    }
+
+    /// A tensor owning `data`, with the given shape.
+    pub fn from_vec<T: StorageElement>(data: Vec<T>, shape: impl DimList) -> Tensor {
+        let shape = to_shape(shape, "from_vec");
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            panic!(
+                "from_vec: {} values do not fill shape {:?} ({n} elements)",
+                data.len(),
+                shape
+            );
+        }
+        Tensor::dense(T::wrap(data), &shape)
+    }
+
+    /// A tensor copying `data`, with the given shape.
+    pub fn from_slice<T: StorageElement>(data: &[T], shape: impl DimList) -> Tensor {
+        Tensor::from_vec(data.to_vec(), shape)
+    }
+
+    /// Values `start, start+step, …` below `end` (like `torch.arange`).
+    pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Tensor {
+        if step == 0.0 || !((end - start) / step).is_finite() {
+            panic!("arange: invalid range {start}..{end} with step {step}");
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let data = CpuStorage::from_f64s(dtype, (0..n).map(|i| start + i as f64 * step));
+        Tensor::dense(data, &[n])
+    }
+
+    /// `steps` evenly spaced values from `start` to `end` inclusive.
+    pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType) -> Tensor {
+        let step = if steps > 1 {
+            (end - start) / (steps - 1) as f64
+        } else {
+            0.0
+        };
+        // Fill from both ends like PyTorch so the last value is exactly `end`.
+        let data = CpuStorage::from_f64s(
+            dtype,
+            (0..steps).map(|i| {
+                if i < steps / 2 {
+                    start + step * i as f64
+                } else {
+                    end - step * (steps - 1 - i) as f64
+                }
+            }),
+        );
+        Tensor::dense(data, &[steps])
+    }
+
+    /// The `n`×`n` identity matrix.
+    pub fn eye(n: usize, dtype: DType) -> Tensor {
+        let data = CpuStorage::from_f64s(
+            dtype,
+            (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }),
+        );
+        Tensor::dense(data, &[n, n])
+    }
+
+    fn random(
+        dist: Distribution,
+        shape: impl DimList,
+        dtype: DType,
+        gen: Option<&mut Generator>,
+    ) -> Tensor {
+        let shape = to_shape(shape, "random");
+        let n = shape.iter().product();
+        let (seed, offset) = match gen {
+            Some(g) => g.reserve(n),
+            None => with_global(|g| g.reserve(n)),
+        };
+        dispatch(
+            Op::Random {
+                dist,
+                shape,
+                dtype,
+                seed,
+                offset,
+            },
+            &[],
+        )
+    }
+
+    /// Uniform samples on [0, 1) from the global generator.
+    pub fn rand(shape: impl DimList, dtype: DType) -> Tensor {
+        Tensor::random(Distribution::Uniform, shape, dtype, None)
+    }
+
+    /// Standard normal samples from the global generator.
+    pub fn randn(shape: impl DimList, dtype: DType) -> Tensor {
+        Tensor::random(Distribution::Normal, shape, dtype, None)
+    }
+
+    /// Uniform samples from an explicit generator.
+    pub fn rand_with(shape: impl DimList, dtype: DType, gen: &mut Generator) -> Tensor {
+        Tensor::random(Distribution::Uniform, shape, dtype, Some(gen))
+    }
+
+    /// Normal samples from an explicit generator.
+    pub fn randn_with(shape: impl DimList, dtype: DType, gen: &mut Generator) -> Tensor {
+        Tensor::random(Distribution::Normal, shape, dtype, Some(gen))
+    }
+
+    /// Uniform samples with the shape and dtype of `self`.
+    pub fn rand_like(&self) -> Tensor {
+        Tensor::rand(self.shape(), self.dtype())
+    }
+
+    /// Normal samples with the shape and dtype of `self`.
+    pub fn randn_like(&self) -> Tensor {
+        Tensor::randn(self.shape(), self.dtype())
+    }
+
+    fn randint_from(low: i64, high: i64, u: Tensor) -> Tensor {
+        if high <= low {
+            panic!("randint: empty range {low}..{high}");
+        }
+        // Truncating the non-negative scaled sample is a floor; the shift happens in integers.
+        u.affine((high - low) as f64, 0.0)
+            .to_dtype(DType::I64)
+            .affine(1.0, low as f64)
+    }
+
+    /// Integers uniform in `[low, high)` as i64.
+    pub fn randint(low: i64, high: i64, shape: impl DimList) -> Tensor {
+        Tensor::randint_from(low, high, Tensor::rand(shape, DType::F64))
+    }
+
+    /// Integers uniform in `[low, high)` from an explicit generator.
+    pub fn randint_with(low: i64, high: i64, shape: impl DimList, gen: &mut Generator) -> Tensor {
+        Tensor::randint_from(low, high, Tensor::rand_with(shape, DType::F64, gen))
+    }
+
+    /// 1 with probability `p` (elementwise), else 0, in the dtype of `self` (the probabilities).
+    pub fn bernoulli(&self) -> Tensor {
+        Tensor::rand(self.shape(), float_or_f32(self.dtype()))
+            .lt(self)
+            .to_dtype(self.dtype())
+    }
+
+    /// [`Tensor::bernoulli`] with an explicit generator.
+    pub fn bernoulli_with(&self, gen: &mut Generator) -> Tensor {
+        Tensor::rand_with(self.shape(), float_or_f32(self.dtype()), gen)
+            .lt(self)
+            .to_dtype(self.dtype())
+    }
+}
+
+fn float_or_f32(d: DType) -> DType {
+    if d.is_float() {
+        d
+    } else {
+        DType::F32
+    }
+}

@@ -1,0 +1,254 @@
+//! Elementwise math: unary functions, binary ops with broadcasting, scalar forms,
+//! comparisons and logical ops.
+
+use super::Tensor;
+use crate::dtype::DType;
+use crate::ops::{dispatch, CmpOp, Op};
+
+macro_rules! unary_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self) -> Tensor {
+            dispatch($op, &[self])
+        }
+    )*};
+}
+
+macro_rules! binary_methods {
+    ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self, other: &Tensor) -> Tensor {
+            dispatch($op, &[self, other])
+        }
+    )*};
+}
+
+macro_rules! compare_methods {
+    ($($(#[$doc:meta])* $name:ident, $scalar:ident => $c:expr;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self, other: &Tensor) -> Tensor {
+            dispatch(Op::Compare($c), &[self, other])
+        }
+        /// Comparison with a scalar (bool result).
+        pub fn $scalar(&self, v: f64) -> Tensor {
+            dispatch(Op::Compare($c), &[self, &self.scalar_like(v)])
+        }
+    )*};
+}
+
+impl Tensor {
+    unary_methods! {
+        /// e^x
+        exp => Op::Exp;
+        /// Natural logarithm.
+        log => Op::Log;
+        /// Sine.
+        sin => Op::Sin;
+        /// Cosine.
+        cos => Op::Cos;
+        /// Hyperbolic tangent.
+        tanh => Op::Tanh;
+        /// Logistic sigmoid 1 / (1 + e^−x).
+        sigmoid => Op::Sigmoid;
+        /// Gauss error function.
+        erf => Op::Erf;
+        /// max(x, 0).
+        relu => Op::Relu;
+        /// GELU with the exact erf form.
+        gelu => Op::Gelu { tanh: false };
+        /// GELU with the tanh approximation.
+        gelu_tanh => Op::Gelu { tanh: true };
+        /// Absolute value.
+        abs => Op::Abs;
+        /// −1, 0 or 1 by sign.
+        sign => Op::Sign;
+        /// Logical not (bool result; non-bool inputs test `== 0`).
+        logical_not => Op::LogicalNot;
+    }
+
+    binary_methods! {
+        /// Elementwise sum with broadcasting.
+        add => Op::Add;
+        /// Elementwise difference with broadcasting.
+        sub => Op::Sub;
+        /// Elementwise product with broadcasting.
+        mul => Op::Mul;
+        /// Elementwise true division with broadcasting.
+        div => Op::Div;
+        /// Elementwise power with broadcasting.
+        pow => Op::Pow;
+        /// Elementwise maximum (NaN propagates).
+        maximum => Op::Maximum;
+        /// Elementwise minimum (NaN propagates).
+        minimum => Op::Minimum;
+    }
+
+    compare_methods! {
+        /// Elementwise `==` (bool result).
+        eq, eq_scalar => CmpOp::Eq;
+        /// Elementwise `!=` (bool result).
+        ne, ne_scalar => CmpOp::Ne;
+        /// Elementwise `<` (bool result).
+        lt, lt_scalar => CmpOp::Lt;
+        /// Elementwise `<=` (bool result).
+        le, le_scalar => CmpOp::Le;
+        /// Elementwise `>` (bool result).
+        gt, gt_scalar => CmpOp::Gt;
+        /// Elementwise `>=` (bool result).
+        ge, ge_scalar => CmpOp::Ge;
+    }
+
+    /// A 0-d tensor holding `v` in a dtype that combines with `self` without surprise:
+    /// self's dtype when it can hold `v` exactly, else f32.
+    pub(crate) fn scalar_like(&self, v: f64) -> Tensor {
+        let d = self.dtype();
+        let dtype = if d.is_float()
+            || (v.fract() == 0.0 && d != DType::Bool)
+            || (d == DType::Bool && (v == 0.0 || v == 1.0))
+        {
+            d
+        } else {
+            DType::F32
+        };
+        Tensor::scalar(v, dtype)
+    }
+
+    /// `self · mul + add` in one pass.
+    pub fn affine(&self, mul: f64, add: f64) -> Tensor {
+        dispatch(Op::Affine { mul, add }, &[self])
+    }
+
+    /// Adds a scalar.
+    pub fn add_scalar(&self, v: f64) -> Tensor {
+        self.affine(1.0, v)
+    }
+
+    /// Subtracts a scalar.
+    pub fn sub_scalar(&self, v: f64) -> Tensor {
+        self.affine(1.0, -v)
+    }
+
+    /// Multiplies by a scalar.
+    pub fn mul_scalar(&self, v: f64) -> Tensor {
+        self.affine(v, 0.0)
+    }
+
+    /// Divides by a scalar.
+    pub fn div_scalar(&self, v: f64) -> Tensor {
+        if self.dtype().is_float() {
+            self.affine(1.0 / v, 0.0)
+        } else {
+            self.div(&self.scalar_like(v))
+        }
+    }
+
+    /// Negation.
+    pub fn neg(&self) -> Tensor {
+        self.affine(-1.0, 0.0)
+    }
+
+    /// `self` raised to a scalar power.
+    pub fn pow_scalar(&self, p: f64) -> Tensor {
+        dispatch(Op::PowScalar(p), &[self])
+    }
+
+    /// Square root.
+    pub fn sqrt(&self) -> Tensor {
+        self.pow_scalar(0.5)
+    }
+
+    /// 1 / sqrt(x).
+    pub fn rsqrt(&self) -> Tensor {
+        self.pow_scalar(-0.5)
+    }
+
+    /// x².
+    pub fn square(&self) -> Tensor {
+        self.pow_scalar(2.0)
+    }
+
+    /// 1 / x.
+    pub fn recip(&self) -> Tensor {
+        self.pow_scalar(-1.0)
+    }
+
+    /// x · sigmoid(x).
+    pub fn silu(&self) -> Tensor {
+        self * &self.sigmoid()
+    }
+
+    /// log(1 + eˣ), computed stably as relu(x) + log(1 + e^−|x|).
+    pub fn softplus(&self) -> Tensor {
+        &self.relu() + &self.abs().neg().exp().add_scalar(1.0).log()
+    }
+
+    /// Clamps to `[min, max]`.
+    pub fn clamp(&self, min: f64, max: f64) -> Tensor {
+        if min > max {
+            panic!("clamp: min {min} is greater than max {max}");
+        }
+        dispatch(
+            Op::Clamp {
+                min: Some(min),
+                max: Some(max),
+            },
+            &[self],
+        )
+    }
+
+    /// Clamps from below.
+    pub fn clamp_min(&self, min: f64) -> Tensor {
+        dispatch(
+            Op::Clamp {
+                min: Some(min),
+                max: None,
+            },
+            &[self],
+        )
+    }
+
+    /// Clamps from above.
+    pub fn clamp_max(&self, max: f64) -> Tensor {
+        dispatch(
+            Op::Clamp {
+                min: None,
+                max: Some(max),
+            },
+            &[self],
+        )
+    }
+
+    /// Elementwise and of truthiness (bool result).
+    pub fn logical_and(&self, other: &Tensor) -> Tensor {
+        self.to_dtype(DType::Bool).mul(&other.to_dtype(DType::Bool))
+    }
+
+    /// Elementwise or of truthiness (bool result).
+    pub fn logical_or(&self, other: &Tensor) -> Tensor {
+        self.to_dtype(DType::Bool)
+            .maximum(&other.to_dtype(DType::Bool))
+    }
+
+    /// Elementwise exclusive or of truthiness (bool result).
+    pub fn logical_xor(&self, other: &Tensor) -> Tensor {
+        self.to_dtype(DType::Bool).ne(&other.to_dtype(DType::Bool))
+    }
+
+    /// Converts to another dtype (`self` if already that dtype).
+    pub fn to_dtype(&self, dtype: DType) -> Tensor {
+        if self.dtype() == dtype {
+            return self.clone();
+        }
+        dispatch(Op::Cast(dtype), &[self])
+    }
+
+    /// `a` where `cond` is true, else `b`, with broadcasting (like `torch.where`).
+    pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
+        dispatch(Op::Where, &[cond, a, b])
+    }
+
+    /// `value` where `mask` is true, else `self`.
+    pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Tensor {
+        Tensor::where_(mask, &Tensor::scalar(value, self.dtype()), self)
+    }
+}

@@ -1,0 +1,105 @@
+//! In-place updates. They write into the existing storage (visible through every view) and bump
+//! its version, so a tensor saved for backward that gets modified is reported, not silently
+//! differentiated wrong.
+
+use super::Tensor;
+use crate::autograd::{is_grad_enabled, no_grad};
+
+impl Tensor {
+    fn check_inplace(&self, op: &str) {
+        if is_grad_enabled() && self.requires_grad() {
+            panic!(
+                "{op}: in-place update of a tensor that requires grad (shape {:?}); run it under no_grad \
+                 (as optimizers do) or use the out-of-place form",
+                self.shape()
+            );
+        }
+    }
+
+    /// Writes `src` (broadcast and cast to `self`) into `self`'s elements.
+    pub fn copy_(&self, src: &Tensor) -> &Tensor {
+        self.check_inplace("copy_");
+        if crate::shape::broadcast_shapes(src.shape(), self.shape()).as_deref()
+            != Some(self.shape())
+        {
+            panic!(
+                "copy_: source shape {:?} cannot be broadcast to {:?}",
+                src.shape(),
+                self.shape()
+            );
+        }
+        crate::cpu::copy_into(self, src);
+        self
+    }
+
+    fn update(&self, op: &str, f: impl FnOnce(&Tensor) -> Tensor) -> &Tensor {
+        self.check_inplace(op);
+        let v = no_grad(|| f(self));
+        if v.shape() != self.shape() {
+            panic!(
+                "{op}: result shape {:?} does not match the tensor's shape {:?}",
+                v.shape(),
+                self.shape()
+            );
+        }
+        crate::cpu::copy_into(self, &v);
+        self
+    }
+
+    /// `self += other` in place.
+    pub fn add_(&self, other: &Tensor) -> &Tensor {
+        self.update("add_", |s| s + other)
+    }
+
+    /// `self -= other` in place.
+    pub fn sub_(&self, other: &Tensor) -> &Tensor {
+        self.update("sub_", |s| s - other)
+    }
+
+    /// `self *= other` in place.
+    pub fn mul_(&self, other: &Tensor) -> &Tensor {
+        self.update("mul_", |s| s * other)
+    }
+
+    /// `self /= other` in place.
+    pub fn div_(&self, other: &Tensor) -> &Tensor {
+        self.update("div_", |s| s / other)
+    }
+
+    /// `self = self · mul + add` in place.
+    pub fn affine_(&self, mul: f64, add: f64) -> &Tensor {
+        self.update("affine_", |s| s.affine(mul, add))
+    }
+
+    /// `self += v` in place.
+    pub fn add_scalar_(&self, v: f64) -> &Tensor {
+        self.affine_(1.0, v)
+    }
+
+    /// `self *= v` in place.
+    pub fn mul_scalar_(&self, v: f64) -> &Tensor {
+        self.affine_(v, 0.0)
+    }
+
+    /// `self += alpha · other` in place (like `torch.Tensor.add_(other, alpha=…)`).
+    pub fn add_scaled_(&self, other: &Tensor, alpha: f64) -> &Tensor {
+        self.update("add_", |s| s + &other.mul_scalar(alpha))
+    }
+
+    /// Clamps in place.
+    pub fn clamp_(&self, min: f64, max: f64) -> &Tensor {
+        self.update("clamp_", |s| s.clamp(min, max))
+    }
+
+    /// Sets every element to `v`.
+    pub fn fill_(&self, v: f64) -> &Tensor {
+        self.check_inplace("fill_");
+        crate::cpu::copy_into(self, &Tensor::scalar(v, self.dtype()));
+        self
+    }
+
+    /// Sets every element to zero.
+    pub fn zero_(&self) -> &Tensor {
+        self.fill_(0.0)
+    }
+}

@@ -1,0 +1,215 @@
+//! The `Tensor` handle: a cheap-to-clone reference to a strided view of shared storage, with
+//! autograd metadata.
+
+mod create;
+mod display;
+mod elementwise;
+mod index;
+mod inplace;
+mod linalg;
+mod operators;
+mod read;
+mod reduce;
+mod view;
+
+pub use index::IndexArg;
+
+use crate::autograd::Node;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::layout::Layout;
+use crate::storage::Storage;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// An n-dimensional array on a device, with optional gradient tracking.
+///
+/// Cloning is cheap (an `Arc` bump) and shares data, like a Python reference to a
+/// `torch.Tensor`.
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<TensorImpl>);
+
+pub(crate) struct TensorImpl {
+    pub(crate) storage: Arc<Storage>,
+    pub(crate) layout: Layout,
+    pub(crate) dtype: DType,
+    pub(crate) requires_grad: AtomicBool,
+    pub(crate) grad_fn: Option<Arc<Node>>,
+    pub(crate) grad: Mutex<Option<Tensor>>,
+}
+
+impl Tensor {
+    /// Wraps storage and a layout into a tensor with no autograd history.
+    pub fn from_storage(storage: Arc<Storage>, layout: Layout) -> Tensor {
+        let dtype = storage.dtype();
+        Tensor::from_parts(storage, layout, dtype, None)
+    }
+
+    pub(crate) fn from_parts(
+        storage: Arc<Storage>,
+        layout: Layout,
+        dtype: DType,
+        grad_fn: Option<Arc<Node>>,
+    ) -> Tensor {
+        let requires_grad = grad_fn.is_some();
+        Tensor(Arc::new(TensorImpl {
+            storage,
+            layout,
+            dtype,
+            requires_grad: AtomicBool::new(requires_grad),
+            grad_fn,
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// The size of each dimension.
+    pub fn shape(&self) -> &[usize] {
+        &self.0.layout.shape
+    }
+
+    /// Alias of [`Tensor::shape`].
+    pub fn dims(&self) -> &[usize] {
+        self.shape()
+    }
+
+    /// Size of dimension `dim` (negative counts from the end).
+    pub fn size(&self, dim: impl crate::shape::DimInt) -> usize {
+        self.shape()[crate::shape::resolve_dim(dim, self.rank(), "size")]
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.0.layout.shape.len()
+    }
+
+    /// Alias of [`Tensor::rank`].
+    pub fn ndim(&self) -> usize {
+        self.rank()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// The device holding the data.
+    pub fn device(&self) -> Device {
+        self.0.storage.device()
+    }
+
+    /// Strides in elements.
+    pub fn strides(&self) -> &[usize] {
+        &self.0.layout.strides
+    }
+
+    /// The full layout (shape, strides, offset).
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// The shared storage.
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.0.storage
+    }
+
+    /// True when elements are dense in row-major order.
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+
+    /// True when two handles view the same storage.
+    pub fn shares_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
+    /// True when both handles are the same tensor object.
+    pub fn same(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Moves the tensor to `device` (a no-op on the CPU, the only device today).
+    pub fn to(&self, device: Device) -> Tensor {
+        match device {
+            Device::Cpu => self.clone(),
+        }
+    }
+
+    // ---- autograd surface ----
+
+    /// Whether gradients flow to or through this tensor.
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Marks a leaf tensor as requiring grad (returns `self` for chaining).
+    ///
+    /// Panics for non-float dtypes and for non-leaf tensors being switched off.
+    pub fn requires_grad_(&self, on: bool) -> Tensor {
+        if on && !self.dtype().is_float() {
+            panic!(
+                "requires_grad_: only float tensors can require gradients, got {} with shape {:?}",
+                self.dtype(),
+                self.shape()
+            );
+        }
+        if !on && self.0.grad_fn.is_some() {
+            panic!("requires_grad_: cannot turn off gradients of a non-leaf tensor; use detach()");
+        }
+        self.0.requires_grad.store(on, Ordering::Relaxed);
+        self.clone()
+    }
+
+    /// True for tensors created by the user (not by a tracked op).
+    pub fn is_leaf(&self) -> bool {
+        self.0.grad_fn.is_none()
+    }
+
+    /// The node that produced this tensor, if tracked.
+    pub fn grad_fn(&self) -> Option<&Arc<Node>> {
+        self.0.grad_fn.as_ref()
+    }
+
+    /// The accumulated gradient of a leaf, after `backward`.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0.grad.lock().clone()
+    }
+
+    /// Replaces the stored gradient.
+    pub fn set_grad(&self, grad: Option<Tensor>) {
+        *self.0.grad.lock() = grad;
+    }
+
+    /// Clears the stored gradient (PyTorch's `set_to_none=True`).
+    pub fn zero_grad(&self) {
+        *self.0.grad.lock() = None;
+    }
+
+    pub(crate) fn accumulate_grad(&self, g: Tensor) {
+        let mut slot = self.0.grad.lock();
+        *slot = Some(match slot.take() {
+            None => g,
+            Some(prev) => crate::autograd::no_grad(|| &prev + &g),
+        });
+    }
+
+    /// A tensor sharing storage with no autograd history.
+    pub fn detach(&self) -> Tensor {
+        Tensor::from_parts(
+            self.0.storage.clone(),
+            self.0.layout.clone(),
+            self.0.dtype,
+            None,
+        )
+    }
+
+    /// Storage version (incremented by every in-place write).
+    pub fn version(&self) -> u64 {
+        self.0.storage.version()
+    }
+}

@@ -1,0 +1,154 @@
+//! Reductions over dims (an empty dim list means all dims).
+
+use super::Tensor;
+use crate::ops::{dispatch, Dims, Op};
+use crate::shape::{resolve_dim, resolve_dims, DimInt, DimList};
+
+impl Tensor {
+    fn reduce_dims(&self, dims: impl DimList, op: &str) -> Dims {
+        let d = resolve_dims(dims, self.rank(), op);
+        if d.is_empty() {
+            (0..self.rank()).collect()
+        } else {
+            d
+        }
+    }
+
+    fn check_float(&self, op: &str) {
+        if !self.dtype().is_float() {
+            panic!(
+                "{op}: needs a float tensor, got {} with shape {:?}",
+                self.dtype(),
+                self.shape()
+            );
+        }
+    }
+
+    /// Sum over `dims` (all when empty).
+    pub fn sum(&self, dims: impl DimList, keepdim: bool) -> Tensor {
+        let dims = self.reduce_dims(dims, "sum");
+        dispatch(Op::Sum { dims, keepdim }, &[self])
+    }
+
+    /// Sum of all elements (0-d).
+    pub fn sum_all(&self) -> Tensor {
+        self.sum((), false)
+    }
+
+    /// Mean over `dims` (all when empty).
+    pub fn mean(&self, dims: impl DimList, keepdim: bool) -> Tensor {
+        self.check_float("mean");
+        let dims = self.reduce_dims(dims, "mean");
+        let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
+        self.sum(dims, keepdim).mul_scalar(1.0 / n as f64)
+    }
+
+    /// Mean of all elements (0-d).
+    pub fn mean_all(&self) -> Tensor {
+        self.mean((), false)
+    }
+
+    /// Variance over `dims`; `unbiased` divides by n − 1 (Bessel's correction).
+    pub fn var(&self, dims: impl DimList, unbiased: bool, keepdim: bool) -> Tensor {
+        self.check_float("var");
+        let dims = self.reduce_dims(dims, "var");
+        let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
+        let centered = self - &self.mean(dims.clone(), true);
+        let denom = if unbiased { n as f64 - 1.0 } else { n as f64 };
+        centered.square().sum(dims, keepdim).mul_scalar(1.0 / denom)
+    }
+
+    /// Variance of all elements.
+    pub fn var_all(&self, unbiased: bool) -> Tensor {
+        self.var((), unbiased, false)
+    }
+
+    /// Standard deviation over `dims`.
+    pub fn std(&self, dims: impl DimList, unbiased: bool, keepdim: bool) -> Tensor {
+        self.var(dims, unbiased, keepdim).sqrt()
+    }
+
+    /// Standard deviation of all elements.
+    pub fn std_all(&self, unbiased: bool) -> Tensor {
+        self.var_all(unbiased).sqrt()
+    }
+
+    /// Max over `dims` (all when empty), like `torch.amax`.
+    pub fn amax(&self, dims: impl DimList, keepdim: bool) -> Tensor {
+        let dims = self.reduce_dims(dims, "amax");
+        dispatch(Op::Max { dims, keepdim }, &[self])
+    }
+
+    /// Min over `dims` (all when empty), like `torch.amin`.
+    pub fn amin(&self, dims: impl DimList, keepdim: bool) -> Tensor {
+        let dims = self.reduce_dims(dims, "amin");
+        dispatch(Op::Min { dims, keepdim }, &[self])
+    }
+
+    /// Largest element (0-d).
+    pub fn max_all(&self) -> Tensor {
+        self.amax((), false)
+    }
+
+    /// Smallest element (0-d).
+    pub fn min_all(&self) -> Tensor {
+        self.amin((), false)
+    }
+
+    /// Max along `dim`: (values, i64 indices), like `torch.max(x, dim)`.
+    pub fn max_dim(&self, dim: impl DimInt, keepdim: bool) -> (Tensor, Tensor) {
+        let d = resolve_dim(dim, self.rank(), "max");
+        (self.amax([d], keepdim), self.argmax(d, keepdim))
+    }
+
+    /// Min along `dim`: (values, i64 indices).
+    pub fn min_dim(&self, dim: impl DimInt, keepdim: bool) -> (Tensor, Tensor) {
+        let d = resolve_dim(dim, self.rank(), "min");
+        (self.amin([d], keepdim), self.argmin(d, keepdim))
+    }
+
+    /// Index of the max along `dim` (i64).
+    pub fn argmax(&self, dim: impl DimInt, keepdim: bool) -> Tensor {
+        let dim = resolve_dim(dim, self.rank(), "argmax");
+        dispatch(Op::ArgMax { dim, keepdim }, &[self])
+    }
+
+    /// Index of the min along `dim` (i64).
+    pub fn argmin(&self, dim: impl DimInt, keepdim: bool) -> Tensor {
+        let dim = resolve_dim(dim, self.rank(), "argmin");
+        dispatch(Op::ArgMin { dim, keepdim }, &[self])
+    }
+
+    /// Index of the max of the flattened tensor.
+    pub fn argmax_all(&self) -> Tensor {
+        self.flatten_all().argmax(0, false)
+    }
+
+    /// Product over `dims` (all when empty).
+    pub fn prod(&self, dims: impl DimList, keepdim: bool) -> Tensor {
+        let dims = self.reduce_dims(dims, "prod");
+        dispatch(Op::Prod { dims, keepdim }, &[self])
+    }
+
+    /// log Σ exp over `dims`, computed stably around the max.
+    pub fn logsumexp(&self, dims: impl DimList, keepdim: bool) -> Tensor {
+        self.check_float("logsumexp");
+        let dims = self.reduce_dims(dims, "logsumexp");
+        // The shift is a constant for the gradient: d/dx of the result is softmax either way.
+        let m = self.amax(dims.clone(), true).detach();
+        let m = m.masked_fill(&m.abs().eq_scalar(f64::INFINITY), 0.0);
+        let out = (self - &m).exp().sum(dims.clone(), true).log() + &m;
+        if keepdim {
+            out
+        } else {
+            let shape: Vec<usize> = self
+                .shape()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !dims.contains(i))
+                .map(|(_, &s)| s)
+                .collect();
+            out.reshape(shape)
+        }
+    }
+}
