@@ -1,0 +1,18 @@
+//! kiln-nn: the building blocks for models — the [`Module`] trait and `#[derive(Module)]`,
+//! layers with PyTorch's parameter names and default initialization, initializers, losses,
+//! optimizers with parameter groups, learning-rate schedules, and safetensors checkpoints
+//! that PyTorch reads and writes.
+
+#![warn(missing_docs)]
+
+// Lets `#[derive(Module)]` name this crate `::kiln_nn` from inside it too.
+extern crate self as kiln_nn;
+
+pub mod checkpoint;
+pub mod init;
+pub mod module;
+pub mod optim;
+
+pub use kiln_core::Tensor;
+pub use kiln_derive::Module;
+pub use module::{Module, ModuleBase, StateDict, StateDictError};
