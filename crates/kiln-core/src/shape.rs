@@ -146,7 +146,7 @@ pub fn infer_reshape(list: impl DimList, numel_in: usize, from: &[usize]) -> Sha
     }
     let mut shape: Shape = dims.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = infer_at {
-        if known == 0 || numel_in % known != 0 {
+        if known == 0 || !numel_in.is_multiple_of(known) {
             panic!("reshape: shape {dims:?} is invalid for input of shape {from:?} ({numel_in} elements)");
         }
         shape[i] = numel_in / known;

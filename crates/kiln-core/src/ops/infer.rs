@@ -463,7 +463,7 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                 dilation[1],
                 x.shape(),
             );
-            if x.rank() != 3 || x.shape()[1] % kk != 0 || x.shape()[2] != oh * ow {
+            if x.rank() != 3 || !x.shape()[1].is_multiple_of(kk) || x.shape()[2] != oh * ow {
                 panic!(
                     "fold: input {:?} does not match kernel {:?} and output size {:?} (expected [N, C·{kk}, {}])",
                     x.shape(),

@@ -59,7 +59,13 @@ fn fmt_val(v: f64, s: &Style) -> String {
         Style::Int => format!("{}", v as i64),
         Style::WholeFloat => format!("{v:.0}."),
         Style::Fixed => format!("{v:.4}"),
-        Style::Sci => format!("{v:.4e}"),
+        Style::Sci => {
+            // PyTorch writes a signed two-digit exponent: 1.0000e-05, 2.5000e+02.
+            let s = format!("{v:.4e}");
+            let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+            let exp: i32 = exp.parse().unwrap_or(0);
+            format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        }
     }
 }
 
@@ -76,15 +82,16 @@ fn shown(size: usize, elide: bool) -> Vec<Option<usize>> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_dim(
     out: &mut String,
-    vals: &[f64],
+    vals: &[String],
     shape: &[usize],
     base: usize,
     strides: &[usize],
     dim: usize,
     indent: usize,
-    cell: &dyn Fn(f64) -> String,
+    cell: &dyn Fn(&str) -> String,
     elide: bool,
 ) {
     out.push('[');
@@ -105,7 +112,7 @@ fn write_dim(
             Some(i) => {
                 let b = base + i * strides[dim];
                 if last {
-                    out.push_str(&cell(vals[b]));
+                    out.push_str(&cell(&vals[b]));
                 } else {
                     write_dim(
                         out,
@@ -130,20 +137,22 @@ impl fmt::Display for Tensor {
         let vals = self.to_f64_vec();
         let elide = vals.len() > THRESHOLD;
         let st = style(self, &vals);
-        let width = vals
-            .iter()
-            .map(|&v| fmt_val(v, &st).len())
-            .max()
-            .unwrap_or(1);
-        let cell = |v: f64| format!("{:>width$}", fmt_val(v, &st));
+        // Integers print from their exact values (f64 loses digits above 2⁵³).
+        let texts: Vec<String> = if matches!(st, Style::Int) {
+            self.to_vec::<i64>().iter().map(|v| v.to_string()).collect()
+        } else {
+            vals.iter().map(|&v| fmt_val(v, &st)).collect()
+        };
+        let width = texts.iter().map(|s| s.len()).max().unwrap_or(1);
+        let cell = |s: &str| format!("{s:>width$}");
         let mut out = String::from("tensor(");
         if self.rank() == 0 {
-            out.push_str(&fmt_val(vals[0], &st));
+            out.push_str(&texts[0]);
         } else {
             let strides = crate::layout::contiguous_strides(self.shape());
             write_dim(
                 &mut out,
-                &vals,
+                &texts,
                 self.shape(),
                 0,
                 &strides,

@@ -1,0 +1,308 @@
+//! Pooling: max and average pooling over sliding windows (im2col with a pad value, then a
+//! reduction) and adaptive average pooling (exact PyTorch windows as averaging matrices).
+
+use super::pair::{OptPair, Pair};
+use crate::dtype::DType;
+use crate::tensor::Tensor;
+
+/// Geometry of one pooling axis.
+#[derive(Clone, Copy)]
+struct Axis {
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    out: usize,
+    /// Rows/cols appended past the end so that ceil-mode windows fit.
+    extra: usize,
+}
+
+impl Axis {
+    fn new(
+        size: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        ceil: bool,
+        op: &str,
+    ) -> Axis {
+        if kernel == 0 || stride == 0 || dilation == 0 {
+            panic!("{op}: kernel size, stride and dilation must be positive");
+        }
+        let eff = dilation * (kernel - 1) + 1;
+        if padding > eff / 2 {
+            panic!(
+                "{op}: padding {padding} should be at most half of the effective kernel size {eff}"
+            );
+        }
+        if size + 2 * padding < eff {
+            panic!(
+                "{op}: input size {size} (padded by {padding}) is smaller than the kernel {eff}"
+            );
+        }
+        let span = size + 2 * padding - eff;
+        let mut out = if ceil {
+            span.div_ceil(stride)
+        } else {
+            span / stride
+        } + 1;
+        // The last window must start inside the input or its left padding.
+        if ceil && (out - 1) * stride >= size + padding {
+            out -= 1;
+        }
+        let extra = ((out - 1) * stride + eff).saturating_sub(size + 2 * padding);
+        Axis {
+            size,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            out,
+            extra,
+        }
+    }
+
+    /// Input coordinate read by output `o` at kernel tap `t` (may lie outside the input).
+    fn source(&self, o: usize, t: usize) -> i64 {
+        (o * self.stride + t * self.dilation) as i64 - self.padding as i64
+    }
+}
+
+/// Validates `[N, C, H, W]` or unbatched `[C, H, W]` input, returning it as 4-D.
+fn as_batched(input: &Tensor, op: &str) -> Tensor {
+    match input.rank() {
+        4 => input.clone(),
+        3 => input.unsqueeze(0),
+        _ => panic!(
+            "{op}: expected a [N, C, H, W] or [C, H, W] input, got {:?}",
+            input.shape()
+        ),
+    }
+}
+
+fn unbatch(out: Tensor, input: &Tensor) -> Tensor {
+    if input.rank() == 3 {
+        out.squeeze(0)
+    } else {
+        out
+    }
+}
+
+/// Appends `extra` entries of `value` at the end of `dim`.
+fn pad_end(x: Tensor, dim: usize, extra: usize, value: f64) -> Tensor {
+    if extra == 0 {
+        return x;
+    }
+    let mut shape = x.shape().to_vec();
+    shape[dim] = extra;
+    let fill = Tensor::full(shape, value, x.dtype());
+    Tensor::cat(&[x, fill], dim)
+}
+
+/// Every pooling window of every plane: `[N·C, kh·kw, H'·W']`, reading `pad_value` outside.
+fn windows(x: &Tensor, ax: [Axis; 2], pad_value: f64) -> Tensor {
+    let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
+    let planes = x.reshape([n * c, 1, h, w]);
+    let planes = pad_end(planes, 2, ax[0].extra, pad_value);
+    let planes = pad_end(planes, 3, ax[1].extra, pad_value);
+    Tensor::unfold_raw(
+        &planes,
+        [ax[0].kernel, ax[1].kernel],
+        [ax[0].stride, ax[1].stride],
+        [ax[0].padding, ax[1].padding],
+        [ax[0].dilation, ax[1].dilation],
+        pad_value,
+    )
+}
+
+fn axes(
+    x: &Tensor,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+    dilation: Pair,
+    ceil: bool,
+    op: &str,
+) -> [Axis; 2] {
+    [0, 1].map(|a| {
+        Axis::new(
+            x.shape()[2 + a],
+            kernel.0[a],
+            stride.0[a],
+            padding.0[a],
+            dilation.0[a],
+            ceil,
+            op,
+        )
+    })
+}
+
+/// 2-D max pooling of `[N, C, H, W]` (or `[C, H, W]`), like `F.max_pool2d(input, kernel_size,
+/// stride, padding, dilation, ceil_mode)`; `stride: None` means the kernel size. Padding reads
+/// −∞, so it never wins.
+pub fn max_pool2d(
+    input: &Tensor,
+    kernel_size: impl Into<Pair>,
+    stride: impl Into<OptPair>,
+    padding: impl Into<Pair>,
+    dilation: impl Into<Pair>,
+    ceil_mode: bool,
+) -> Tensor {
+    let x = as_batched(input, "max_pool2d");
+    let kernel = kernel_size.into();
+    let ax = axes(
+        &x,
+        kernel,
+        stride.into().or(kernel),
+        padding.into(),
+        dilation.into(),
+        ceil_mode,
+        "max_pool2d",
+    );
+    let cols = windows(&x, ax, f64::NEG_INFINITY);
+    let out = cols
+        .amax([1], false)
+        .reshape([x.shape()[0], x.shape()[1], ax[0].out, ax[1].out]);
+    unbatch(out, input)
+}
+
+/// [`max_pool2d`] that also returns, for each output, the flat index (into its `H·W` input
+/// plane, as i64) of the element that won, like `return_indices=True`.
+pub fn max_pool2d_with_indices(
+    input: &Tensor,
+    kernel_size: impl Into<Pair>,
+    stride: impl Into<OptPair>,
+    padding: impl Into<Pair>,
+    dilation: impl Into<Pair>,
+    ceil_mode: bool,
+) -> (Tensor, Tensor) {
+    let x = as_batched(input, "max_pool2d");
+    let kernel = kernel_size.into();
+    let ax = axes(
+        &x,
+        kernel,
+        stride.into().or(kernel),
+        padding.into(),
+        dilation.into(),
+        ceil_mode,
+        "max_pool2d",
+    );
+    let cols = windows(&x, ax, f64::NEG_INFINITY);
+    let shape = [x.shape()[0], x.shape()[1], ax[0].out, ax[1].out];
+    let out = cols.amax([1], false).reshape(shape);
+    // The winning tap per window, mapped to an input position through a table indexed by
+    // (tap, window).
+    let l = ax[0].out * ax[1].out;
+    let width = ax[1].size as i64;
+    let mut table = Vec::with_capacity(ax[0].kernel * ax[1].kernel * l);
+    for ki in 0..ax[0].kernel {
+        for kj in 0..ax[1].kernel {
+            for oy in 0..ax[0].out {
+                for ox in 0..ax[1].out {
+                    let (iy, ix) = (ax[0].source(oy, ki), ax[1].source(ox, kj));
+                    let inside = (0..ax[0].size as i64).contains(&iy) && (0..width).contains(&ix);
+                    table.push(if inside { iy * width + ix } else { -1 });
+                }
+            }
+        }
+    }
+    let table = Tensor::from_vec(table, [ax[0].kernel * ax[1].kernel * l]);
+    let window = Tensor::arange(0.0, l as f64, 1.0, DType::I64);
+    let tap = cols.argmax(1, false);
+    let flat = &tap.affine(l as f64, 0.0) + &window;
+    let indices = table.index_select(0, &flat.flatten_all()).reshape(shape);
+    (unbatch(out, input), unbatch(indices, input))
+}
+
+/// 2-D average pooling, like `F.avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
+/// count_include_pad, divisor_override)`; `stride: None` means the kernel size.
+/// `count_include_pad` counts zero padding in the divisor (PyTorch's default).
+pub fn avg_pool2d(
+    input: &Tensor,
+    kernel_size: impl Into<Pair>,
+    stride: impl Into<OptPair>,
+    padding: impl Into<Pair>,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+) -> Tensor {
+    let x = as_batched(input, "avg_pool2d");
+    let kernel = kernel_size.into();
+    let ax = axes(
+        &x,
+        kernel,
+        stride.into().or(kernel),
+        padding.into(),
+        Pair([1, 1]),
+        ceil_mode,
+        "avg_pool2d",
+    );
+    let shape = [x.shape()[0], x.shape()[1], ax[0].out, ax[1].out];
+    let sums = windows(&x, ax, 0.0).sum([1], false).reshape(shape);
+    // PyTorch's divisor: the window clipped to the padded input (count_include_pad), or to the
+    // input itself.
+    let extent = |a: &Axis, o: usize| -> (i64, i64) {
+        let start = a.source(o, 0);
+        let end = (start + a.kernel as i64).min((a.size + a.padding) as i64);
+        let padded = end - start;
+        let inner = end.min(a.size as i64) - start.max(0);
+        (padded, inner)
+    };
+    let mut divisors = Vec::with_capacity(ax[0].out * ax[1].out);
+    for oy in 0..ax[0].out {
+        let (ph, ih) = extent(&ax[0], oy);
+        for ox in 0..ax[1].out {
+            let (pw, iw) = extent(&ax[1], ox);
+            let d = match divisor_override {
+                Some(d) => d as i64,
+                None if count_include_pad => ph * pw,
+                None => ih * iw,
+            };
+            divisors.push(d as f64);
+        }
+    }
+    let out = if divisors.iter().all(|&d| d == divisors[0]) {
+        sums.div_scalar(divisors[0])
+    } else {
+        let d = Tensor::from_vec(divisors, [ax[0].out, ax[1].out]).to_dtype(x.dtype());
+        &sums / &d
+    };
+    unbatch(out, input)
+}
+
+/// The `[out, size]` matrix averaging PyTorch's adaptive windows
+/// `[⌊i·size/out⌋, ⌈(i+1)·size/out⌉)`.
+fn adaptive_matrix(size: usize, out: usize, dtype: DType) -> Tensor {
+    let mut m = vec![0.0f64; out * size];
+    for i in 0..out {
+        let start = i * size / out;
+        let end = ((i + 1) * size).div_ceil(out);
+        for j in start..end {
+            m[i * size + j] = 1.0 / (end - start) as f64;
+        }
+    }
+    Tensor::from_vec(m, [out, size]).to_dtype(dtype)
+}
+
+/// Adaptive average pooling to `output_size` (H', W'), like `F.adaptive_avg_pool2d`: output
+/// `i` averages input `[⌊i·H/H'⌋, ⌈(i+1)·H/H'⌉)`. A plain mean over equal blocks when the sizes
+/// divide.
+pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Pair>) -> Tensor {
+    let x = as_batched(input, "adaptive_avg_pool2d");
+    let [oh, ow] = output_size.into().0;
+    let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
+    if oh == 0 || ow == 0 {
+        panic!("adaptive_avg_pool2d: output size must be positive, got ({oh}, {ow})");
+    }
+    let out = if h % oh == 0 && w % ow == 0 {
+        x.reshape([n, c, oh, h / oh, ow, w / ow])
+            .mean([3, 5], false)
+    } else {
+        let ph = adaptive_matrix(h, oh, x.dtype());
+        let pw = adaptive_matrix(w, ow, x.dtype());
+        ph.matmul(&x).matmul(&pw.t())
+    };
+    unbatch(out, input)
+}
