@@ -12,7 +12,8 @@ use std::sync::Arc;
 /// Options of [`Tensor::backward_opts`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BackwardOptions {
-    /// Keep saved tensors so backward can run through the graph again.
+    /// Keep saved tensors so backward can run through the graph again (implied by
+    /// `create_graph`).
     pub retain_graph: bool,
     /// Record the backward computation itself (for higher-order gradients).
     pub create_graph: bool,
@@ -46,6 +47,14 @@ impl Tensor {
             panic!(
                 "backward: gradient shape {:?} does not match output shape {:?}",
                 grad.shape(),
+                self.shape()
+            );
+        }
+        if grad.dtype() != self.dtype() {
+            panic!(
+                "backward: gradient dtype {} does not match output dtype {} (shape {:?})",
+                grad.dtype(),
+                self.dtype(),
                 self.shape()
             );
         }
@@ -98,7 +107,9 @@ fn run_backward(root: Arc<Node>, grad: Tensor, opts: BackwardOptions) {
             .expect("backward: ready node without a gradient");
         let saved = {
             let mut slot = node.saved.lock();
-            if opts.retain_graph {
+            // Like PyTorch, create_graph implies retain_graph: the recorded backward still
+            // references the forward graph.
+            if opts.retain_graph || opts.create_graph {
                 slot.as_ref().map(|s| (s.inputs.clone(), s.output.clone()))
             } else {
                 slot.take().map(|s| (s.inputs, s.output))
@@ -136,6 +147,8 @@ fn run_backward(root: Arc<Node>, grad: Tensor, opts: BackwardOptions) {
                 "vjp of {} gave a wrong shape",
                 node.op.name()
             );
+            // Inputs promoted by the op (f32 · f64) get their gradient in their own dtype.
+            let gi = gi.to_dtype(inputs[i].dtype());
             match edge {
                 Edge::None => {}
                 Edge::Leaf(t) => {

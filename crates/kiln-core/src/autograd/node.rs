@@ -70,3 +70,33 @@ impl Node {
         })
     }
 }
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Free deep graphs (long unrolled loops) iteratively: the default drop recurses once
+        // per node through edges and saved tensors and overflows the stack on long chains.
+        let mut pending: Vec<Arc<Node>> = Vec::new();
+        release(self, &mut pending);
+        while let Some(n) = pending.pop() {
+            if let Ok(mut node) = Arc::try_unwrap(n) {
+                release(&mut node, &mut pending);
+            }
+        }
+    }
+}
+
+/// Moves the nodes `node` holds (through edges and saved tensors) into `pending`.
+fn release(node: &mut Node, pending: &mut Vec<Arc<Node>>) {
+    for e in std::mem::take(&mut node.edges) {
+        if let Edge::Node(n) = e {
+            pending.push(n);
+        }
+    }
+    if let Some(saved) = node.saved.get_mut().take() {
+        for t in saved.inputs.into_iter().chain([saved.output]) {
+            if let Ok(mut imp) = Arc::try_unwrap(t.0) {
+                pending.extend(imp.grad_fn.take());
+            }
+        }
+    }
+}

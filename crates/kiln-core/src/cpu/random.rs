@@ -64,6 +64,17 @@ pub fn random(dist: Distribution, n: usize, dtype: DType, seed: u64, offset: u64
             pair[1] = r * t.sin();
         }
     }
+    if dist == Distribution::Uniform {
+        // Samples are below 1 in f64 but can round up to 1 in a narrower dtype: clamp to the
+        // largest value below 1 so rand stays in [0, 1) (and bernoulli(p = 1) is always 1).
+        let below_one = match dtype {
+            DType::F32 => 1.0 - 2f64.powi(-24),
+            DType::BF16 => 1.0 - 2f64.powi(-8),
+            DType::F16 => 1.0 - 2f64.powi(-11),
+            _ => 1.0,
+        };
+        u.iter_mut().for_each(|v| *v = v.min(below_one));
+    }
     u.truncate(n);
     CpuStorage::from_f64s(dtype, u.into_iter())
 }

@@ -82,6 +82,17 @@ fn reduce_num<T: Num>(op: &Op, x: &Tensor, dims: &[usize]) -> Vec<T> {
 /// Applies a reduction over `dims`; the output is dense with the kept dims in order
 /// (keepdim only changes the shape, not the data).
 pub fn reduce(op: &Op, x: &Tensor, dims: &[usize], out: DType) -> CpuStorage {
+    // Long float sums accumulate in f64: a running f32 sum drifts (0.1 summed 10⁶ times is
+    // off by 1%) and stops growing at 2²⁴.
+    let reduced: usize = dims.iter().map(|&d| x.shape()[d]).product();
+    if matches!(out, DType::F32 | DType::BF16 | DType::F16)
+        && matches!(op, Op::Sum { .. })
+        && reduced > 1024
+    {
+        let r = reduce_num::<f64>(op, &cast_if(x, DType::F64), dims);
+        let n = r.len();
+        return super::copy::cast(&Tensor::from_vec(r, [n]), out);
+    }
     // Half-precision sums accumulate in f32 for accuracy, like PyTorch.
     if matches!(out, DType::BF16 | DType::F16) && matches!(op, Op::Sum { .. } | Op::Prod { .. }) {
         let r = reduce_num::<f32>(op, &cast_if(x, DType::F32), dims);

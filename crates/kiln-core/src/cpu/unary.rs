@@ -47,7 +47,7 @@ fn float_kernel<T: Erf + StorageElement>(op: &Op, x: &Tensor) -> Vec<T> {
         Op::Tanh => map(x, |v: T| v.tanh()),
         Op::Sigmoid => map(x, |v: T| one / (one + (-v).exp())),
         Op::Erf => map(x, |v: T| v.erf()),
-        Op::Relu => map(x, |v: T| if v > zero { v } else { zero }),
+        Op::Relu => map(x, |v: T| if v > zero || v.is_nan() { v } else { zero }),
         Op::Gelu { tanh: false } => {
             let r = c(std::f64::consts::FRAC_1_SQRT_2);
             map(x, move |v: T| half * v * (one + (v * r).erf()))

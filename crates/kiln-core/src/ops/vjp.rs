@@ -38,6 +38,18 @@ fn mask(t: &Tensor, like: &Tensor) -> Tensor {
 pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
     let x = inputs[0];
     let one = |t: Tensor| -> InputGrads { smallvec![Some(t)] };
+    // The saved output is detached (keeping its graph would form a cycle). Under create_graph,
+    // VJPs that use it recompute it from the inputs so the gradient stays differentiable.
+    let live;
+    let y = if crate::autograd::is_grad_enabled()
+        && matches!(op, Op::Exp | Op::Tanh | Op::Sigmoid | Op::Div | Op::Pow)
+        && inputs.iter().any(|t| t.requires_grad())
+    {
+        live = super::dispatch(op.clone(), inputs);
+        &live
+    } else {
+        y
+    };
     match op {
         Op::Exp => one(g * y),
         Op::Log => one(g / x),
@@ -136,9 +148,17 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
             one(&(&gk * &hit) / &count)
         }
         Op::Prod { dims, keepdim } => {
-            let yk = unreduce(y, x.shape(), dims, *keepdim);
+            // ∂y/∂xᵢ = Π_{j≠i} xⱼ without dividing by zero: with no zero in the slice it is
+            // y / xᵢ; with exactly one zero, the product of the others at that zero and 0
+            // elsewhere; with more zeros, 0.
             let gk = unreduce(g, x.shape(), dims, *keepdim);
-            one(&(&gk * &yk) / x)
+            let zero = x.eq_scalar(0.0);
+            let ones = x.masked_fill(&zero, 1.0);
+            let rest = ones.prod(dims.as_slice(), true);
+            let zeros = mask(&zero, x).sum(dims.as_slice(), true);
+            let z = Tensor::zeros(&[] as &[usize], x.dtype());
+            let lone = Tensor::where_(&zeros.eq_scalar(1.0).logical_and(&zero), &rest, &z);
+            one(&gk * &Tensor::where_(&zeros.eq_scalar(0.0), &(&rest / &ones), &lone))
         }
         Op::Reshape(_) => one(g.reshape(x.shape())),
         Op::Permute(p) => {

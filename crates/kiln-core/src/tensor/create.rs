@@ -93,7 +93,7 @@ impl Tensor {
         let data = CpuStorage::from_f64s(
             dtype,
             (0..steps).map(|i| {
-                if i < steps / 2 {
+                if i < steps / 2 || steps == 1 {
                     start + step * i as f64
                 } else {
                     end - step * (steps - 1 - i) as f64

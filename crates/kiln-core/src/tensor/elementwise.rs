@@ -102,10 +102,15 @@ impl Tensor {
     /// self's dtype when it can hold `v` exactly, else f32.
     pub(crate) fn scalar_like(&self, v: f64) -> Tensor {
         let d = self.dtype();
-        let dtype = if d.is_float()
-            || (v.fract() == 0.0 && d != DType::Bool)
-            || (d == DType::Bool && (v == 0.0 || v == 1.0))
-        {
+        // Whole numbers outside an integer dtype's range would saturate (u8: −1 → 0).
+        let int_fits = v.fract() == 0.0
+            && match d {
+                DType::U8 => (0.0..=255.0).contains(&v),
+                DType::I32 => (i32::MIN as f64..=i32::MAX as f64).contains(&v),
+                DType::I64 => (i64::MIN as f64..i64::MAX as f64).contains(&v),
+                _ => false,
+            };
+        let dtype = if d.is_float() || int_fits || (d == DType::Bool && (v == 0.0 || v == 1.0)) {
             d
         } else {
             DType::F32
@@ -135,8 +140,11 @@ impl Tensor {
 
     /// Divides by a scalar.
     pub fn div_scalar(&self, v: f64) -> Tensor {
-        if self.dtype().is_float() {
-            self.affine(1.0 / v, 0.0)
+        // x · (1/v) equals x / v only when 1/v is exact (v a power of two); otherwise divide,
+        // so `x / 10.0` rounds like true division (0.6, not 0.6000000000000001).
+        let r = 1.0 / v;
+        if self.dtype().is_float() && r.is_finite() && r.abs().log2().fract() == 0.0 {
+            self.affine(r, 0.0)
         } else {
             self.div(&self.scalar_like(v))
         }

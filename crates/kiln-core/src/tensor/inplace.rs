@@ -16,9 +16,22 @@ impl Tensor {
         }
     }
 
+    /// In-place ops record no graph: an operand that requires grad would silently lose its
+    /// gradient, so refuse it outside no_grad.
+    fn check_operand(op: &str, other: &Tensor) {
+        if is_grad_enabled() && other.requires_grad() {
+            panic!(
+                "{op}: in-place ops are not differentiable, but the operand (shape {:?}) requires \
+                 grad; run it under no_grad, detach() the operand, or use the out-of-place form",
+                other.shape()
+            );
+        }
+    }
+
     /// Writes `src` (broadcast and cast to `self`) into `self`'s elements.
     pub fn copy_(&self, src: &Tensor) -> &Tensor {
         self.check_inplace("copy_");
+        Tensor::check_operand("copy_", src);
         if crate::shape::broadcast_shapes(src.shape(), self.shape()).as_deref()
             != Some(self.shape())
         {
@@ -48,21 +61,25 @@ impl Tensor {
 
     /// `self += other` in place.
     pub fn add_(&self, other: &Tensor) -> &Tensor {
+        Tensor::check_operand("add_", other);
         self.update("add_", |s| s + other)
     }
 
     /// `self -= other` in place.
     pub fn sub_(&self, other: &Tensor) -> &Tensor {
+        Tensor::check_operand("sub_", other);
         self.update("sub_", |s| s - other)
     }
 
     /// `self *= other` in place.
     pub fn mul_(&self, other: &Tensor) -> &Tensor {
+        Tensor::check_operand("mul_", other);
         self.update("mul_", |s| s * other)
     }
 
     /// `self /= other` in place.
     pub fn div_(&self, other: &Tensor) -> &Tensor {
+        Tensor::check_operand("div_", other);
         self.update("div_", |s| s / other)
     }
 
@@ -83,6 +100,7 @@ impl Tensor {
 
     /// `self += alpha · other` in place (like `torch.Tensor.add_(other, alpha=…)`).
     pub fn add_scaled_(&self, other: &Tensor, alpha: f64) -> &Tensor {
+        Tensor::check_operand("add_", other);
         self.update("add_", |s| s + &other.mul_scalar(alpha))
     }
 

@@ -194,6 +194,8 @@ impl Tensor {
         let mut slot = self.0.grad.lock();
         *slot = Some(match slot.take() {
             None => g,
+            // A gradient recorded under create_graph is summed differentiably.
+            Some(prev) if g.requires_grad() => &prev + &g,
             Some(prev) => crate::autograd::no_grad(|| &prev + &g),
         });
     }

@@ -67,8 +67,8 @@ tensor_ops!(Sub, sub, sub, |t, v| t.sub_scalar(v), |v, t| t
 tensor_ops!(Mul, mul, mul, |t, v| t.mul_scalar(v), |v, t| t
     .mul_scalar(v));
 tensor_ops!(Div, div, div, |t, v| t.div_scalar(v), |v, t| t
-    .recip()
-    .mul_scalar(v));
+    .scalar_like(v)
+    .div(t));
 
 impl Neg for &Tensor {
     type Output = Tensor;

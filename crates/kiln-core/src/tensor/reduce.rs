@@ -40,7 +40,7 @@ impl Tensor {
         self.check_float("mean");
         let dims = self.reduce_dims(dims, "mean");
         let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
-        self.sum(dims, keepdim).mul_scalar(1.0 / n as f64)
+        self.sum(dims, keepdim).div_scalar(n as f64)
     }
 
     /// Mean of all elements (0-d).
@@ -55,7 +55,7 @@ impl Tensor {
         let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
         let centered = self - &self.mean(dims.clone(), true);
         let denom = if unbiased { n as f64 - 1.0 } else { n as f64 };
-        centered.square().sum(dims, keepdim).mul_scalar(1.0 / denom)
+        centered.square().sum(dims, keepdim).div_scalar(denom)
     }
 
     /// Variance of all elements.

@@ -159,6 +159,12 @@ impl Tensor {
             .map(|(i, &w)| {
                 if w == -1 && i >= lead {
                     self.shape()[i - lead]
+                } else if w < 0 {
+                    panic!(
+                        "expand: size {w} at dim {i} is not allowed (-1 only keeps an existing dim): {:?} to {:?}",
+                        self.shape(),
+                        want
+                    );
                 } else {
                     w as usize
                 }
