@@ -536,3 +536,20 @@ fn in_place_with_tracked_operand_is_fine_under_no_grad_or_detached() {
     buf.add_scaled_(&x.detach(), 2.0);
     assert_eq!(buf.to_vec::<f64>(), vec![3.0, 6.0]);
 }
+
+#[test]
+fn leaf_gradients_never_share_a_buffer() {
+    // `a + b` hands the same upstream gradient to both leaves; scaling one `.grad` in place
+    // (as gradient clipping does) must not change the other.
+    let a = Tensor::ones([3], DType::F32).requires_grad_(true);
+    let b = Tensor::ones([3], DType::F32).requires_grad_(true);
+    (&a + &b).sum_all().backward();
+    let (ga, gb) = (a.grad().unwrap(), b.grad().unwrap());
+    assert!(!ga.shares_storage(&gb));
+    ga.mul_scalar_(0.5);
+    assert_eq!(gb.to_vec::<f32>(), vec![1.0, 1.0, 1.0]);
+    // An expanded (stride-0) gradient is materialized densely.
+    let c = Tensor::ones([1], DType::F32).requires_grad_(true);
+    c.expand([4]).sum_all().backward();
+    assert!(c.grad().unwrap().is_contiguous());
+}

@@ -131,8 +131,10 @@ fn run_backward(root: Arc<Node>, grad: Tensor, opts: BackwardOptions) {
         let input_refs: SmallVec<[&Tensor; 3]> = inputs.iter().collect();
         let input_grads = vjp(&node.op, &input_refs, &output, &g, &needs);
         drop(g);
+        // Move the gradients out (no clones) so a leaf can tell whether it owns its buffer.
+        let mut input_grads = input_grads.into_iter();
         for (i, edge) in node.edges.iter().enumerate() {
-            let Some(gi) = input_grads.get(i).cloned().flatten() else {
+            let Some(gi) = input_grads.next().flatten() else {
                 if needs[i] {
                     panic!(
                         "backward: op {} returned no gradient for input {i}",

@@ -193,6 +193,14 @@ impl Tensor {
     pub(crate) fn accumulate_grad(&self, g: Tensor) {
         let mut slot = self.0.grad.lock();
         *slot = Some(match slot.take() {
+            // A gradient buffer shared with another tensor (e.g. `a + b` hands the same
+            // gradient to both) is copied, so in-place updates of one `.grad` (clipping,
+            // optimizers) never leak into another.
+            None if !g.requires_grad()
+                && (Arc::strong_count(&g.0.storage) > 1 || !g.is_contiguous()) =>
+            {
+                crate::autograd::no_grad(|| g.copy())
+            }
             None => g,
             // A gradient recorded under create_graph is summed differentiably.
             Some(prev) if g.requires_grad() => &prev + &g,
