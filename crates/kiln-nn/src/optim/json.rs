@@ -37,7 +37,8 @@ fn as_f64(v: &Value) -> Option<f64> {
 }
 
 fn field<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a Value, OptimError> {
-    m.get(key).ok_or_else(|| OptimError::Malformed(format!("missing field `{key}`")))
+    m.get(key)
+        .ok_or_else(|| OptimError::Malformed(format!("missing field `{key}`")))
 }
 
 fn bad(key: &str, want: &str) -> OptimError {
@@ -46,7 +47,8 @@ fn bad(key: &str, want: &str) -> OptimError {
 
 /// The JSON object `v`.
 pub(crate) fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, OptimError> {
-    v.as_object().ok_or_else(|| OptimError::Malformed(format!("{what} is not a JSON object")))
+    v.as_object()
+        .ok_or_else(|| OptimError::Malformed(format!("{what} is not a JSON object")))
 }
 
 /// A number field.
@@ -64,12 +66,16 @@ pub(crate) fn opt_f64_field(m: &Map<String, Value>, key: &str) -> Result<Option<
 
 /// A boolean field.
 pub(crate) fn bool_field(m: &Map<String, Value>, key: &str) -> Result<bool, OptimError> {
-    field(m, key)?.as_bool().ok_or_else(|| bad(key, "a boolean"))
+    field(m, key)?
+        .as_bool()
+        .ok_or_else(|| bad(key, "a boolean"))
 }
 
 /// An integer field.
 pub(crate) fn i64_field(m: &Map<String, Value>, key: &str) -> Result<i64, OptimError> {
-    field(m, key)?.as_i64().ok_or_else(|| bad(key, "an integer"))
+    field(m, key)?
+        .as_i64()
+        .ok_or_else(|| bad(key, "an integer"))
 }
 
 /// A non-negative integer field.
@@ -117,7 +123,10 @@ pub(crate) fn pair_field(m: &Map<String, Value>, key: &str) -> Result<(f64, f64)
 pub(crate) fn check_kind(m: &Map<String, Value>, expected: &str) -> Result<(), OptimError> {
     let found = str_field(m, "kind")?;
     if found != expected {
-        return Err(OptimError::KindMismatch { expected: expected.to_string(), found: found.to_string() });
+        return Err(OptimError::KindMismatch {
+            expected: expected.to_string(),
+            found: found.to_string(),
+        });
     }
     Ok(())
 }
