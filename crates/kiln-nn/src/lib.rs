@@ -10,9 +10,12 @@ extern crate self as kiln_nn;
 
 pub mod checkpoint;
 pub mod init;
+pub mod layers;
 pub mod module;
 pub mod optim;
 
 pub use kiln_core::Tensor;
 pub use kiln_derive::Module;
+pub use layers::*;
 pub use module::{Module, ModuleBase, StateDict, StateDictError};
+pub use optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
