@@ -517,7 +517,7 @@ fn fixtures_loss() {
         };
         let op = c.op;
         out(match op {
-            "cross_entropy" => F::cross_entropy(
+            "cross_entropy" => F::cross_entropy_with(
                 x,
                 t,
                 &CrossEntropyOptions {

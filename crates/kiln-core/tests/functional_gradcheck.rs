@@ -162,7 +162,7 @@ fn gradcheck_classification_losses() {
         };
         c.check(
             &format!("cross_entropy_{name}"),
-            |t| F::cross_entropy(&t[0], &target, &opts),
+            |t| F::cross_entropy_with(&t[0], &target, &opts),
             vec![logits.clone()],
         );
         let opts = CrossEntropyOptions {
@@ -173,7 +173,7 @@ fn gradcheck_classification_losses() {
         };
         c.check(
             &format!("cross_entropy_weight_ls_ignore_{name}"),
-            |t| F::cross_entropy(&t[0], &with_ignored, &opts),
+            |t| F::cross_entropy_with(&t[0], &with_ignored, &opts),
             vec![logits.clone()],
         );
     }
@@ -186,13 +186,13 @@ fn gradcheck_classification_losses() {
                 label_smoothing: 0.2,
                 ..Default::default()
             };
-            F::cross_entropy(&t[0], &target, &opts)
+            F::cross_entropy_with(&t[0], &target, &opts)
         },
         vec![logits.clone(), weight.clone()],
     );
     c.check(
         "cross_entropy_transposed_logits",
-        |t| F::cross_entropy(&t[0].t(), &target, &CrossEntropyOptions::default()),
+        |t| F::cross_entropy_with(&t[0].t(), &target, &CrossEntropyOptions::default()),
         vec![randn(&[4, 5], 7)],
     );
     let target4d = idx(&[0, 2, 1, 1, 2, 0, 2, 2, 1, -100, 0, 1], &[2, 3, 2]);
@@ -203,13 +203,13 @@ fn gradcheck_classification_losses() {
                 label_smoothing: 0.3,
                 ..Default::default()
             };
-            F::cross_entropy(&t[0], &target4d, &opts)
+            F::cross_entropy_with(&t[0], &target4d, &opts)
         },
         vec![randn(&[2, 3, 3, 2], 8)],
     );
     c.check(
         "cross_entropy_unbatched",
-        |t| F::cross_entropy(&t[0], &idx(&[2], &[]), &CrossEntropyOptions::default()),
+        |t| F::cross_entropy_with(&t[0], &idx(&[2], &[]), &CrossEntropyOptions::default()),
         vec![randn(&[4], 9)],
     );
     c.check(
@@ -221,7 +221,7 @@ fn gradcheck_classification_losses() {
                 label_smoothing: 0.1,
                 ..Default::default()
             };
-            F::cross_entropy(&t[0], &probs, &opts)
+            F::cross_entropy_with(&t[0], &probs, &opts)
         },
         vec![logits.clone(), randn(&[5, 4], 10)],
     );

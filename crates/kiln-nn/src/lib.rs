@@ -14,6 +14,7 @@ pub mod layers;
 pub mod module;
 pub mod optim;
 
+pub use kiln_core::nn::functional;
 pub use kiln_core::Tensor;
 pub use kiln_derive::Module;
 pub use layers::*;

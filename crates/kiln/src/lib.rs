@@ -1,14 +1,19 @@
 //! Kiln: write a model as plain Rust and run it eagerly with autograd; later, compile the same
 //! code into an optimized graph. This crate is the facade users depend on:
 //! `use kiln::prelude::*;`.
+//!
+//! - [`Tensor`] and the core (`kiln::autograd`, `kiln::ops`, …) come from `kiln-core`;
+//! - [`nn`] is `kiln-nn`: the `Module` trait and derive, layers, losses, optimizers,
+//!   schedules, checkpoints, and `nn::functional`;
+//! - [`data`] is `kiln-data`: datasets, the `DataLoader`, transforms and readers.
 
 #![warn(missing_docs)]
 
-pub use kiln_core::{
-    autograd, cpu, device, dtype, layout, nn, ops, random, shape, storage, tensor,
-};
+pub use kiln_core::{autograd, cpu, device, dtype, layout, ops, random, shape, storage, tensor};
 pub use kiln_core::{bf16, f16, manual_seed, no_grad, num_threads, set_num_threads};
 pub use kiln_core::{DType, Device, Generator, NoGradGuard, Tensor};
+pub use kiln_data as data;
+pub use kiln_nn as nn;
 
 /// Everything a model script needs in scope.
 pub mod prelude {
@@ -17,4 +22,8 @@ pub mod prelude {
     pub use kiln_core::{
         manual_seed, no_grad, set_num_threads, DType, Device, Generator, NoGradGuard, Tensor,
     };
+    pub use kiln_data::{DataLoader, Dataset, TensorDataset};
+    pub use kiln_nn::optim::lr_scheduler::LrScheduler;
+    pub use kiln_nn::optim::{Adam, AdamW, Optimizer, Sgd};
+    pub use kiln_nn::{layers::*, Module, ModuleBase};
 }

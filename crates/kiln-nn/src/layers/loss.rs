@@ -63,7 +63,7 @@ impl CrossEntropyLoss {
             weight: self.weight.clone(),
             ..self.options.clone()
         };
-        F::cross_entropy(input, target, &opts)
+        F::cross_entropy_with(input, target, &opts)
     }
 }
 weight_buffers!(CrossEntropyLoss, weight);

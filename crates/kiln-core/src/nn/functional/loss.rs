@@ -206,6 +206,13 @@ fn nll_core(
         + &finish(smooth).mul_scalar(label_smoothing / classes as f64)
 }
 
+/// Cross-entropy between logits `[N, C, ...]` and i64 class indices `[N, ...]`, averaged, with
+/// PyTorch's defaults (no weights, `ignore_index = -100`, no label smoothing). See
+/// [`cross_entropy_with`] for the options.
+pub fn cross_entropy(input: &Tensor, target: &Tensor) -> Tensor {
+    cross_entropy_with(input, target, &CrossEntropyOptions::default())
+}
+
 /// Cross entropy between logits `input` (`[N, C]`, `[N, C, d1, …]` or unbatched `[C]`) and
 /// `target`, like `F.cross_entropy`.
 ///
@@ -213,7 +220,7 @@ fn nll_core(
 /// `weight`, `ignore_index` and `label_smoothing` exactly as PyTorch defines them (the weighted
 /// mean divides by the summed weights of the non-ignored targets), or class probabilities of
 /// the input's shape.
-pub fn cross_entropy(input: &Tensor, target: &Tensor, opts: &CrossEntropyOptions) -> Tensor {
+pub fn cross_entropy_with(input: &Tensor, target: &Tensor, opts: &CrossEntropyOptions) -> Tensor {
     let ls = opts.label_smoothing;
     if !(0.0..=1.0).contains(&ls) {
         panic!("cross_entropy: label_smoothing must be in [0, 1], got {ls}");

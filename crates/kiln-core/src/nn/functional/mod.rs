@@ -25,9 +25,9 @@ pub use dropout::{dropout, dropout_with};
 pub use embedding::{embedding, one_hot};
 pub use linear::linear;
 pub use loss::{
-    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, kl_div,
-    l1_loss, mse_loss, nll_loss, smooth_l1_loss, CrossEntropyOptions, KlDivReduction,
-    NllLossOptions, Reduction,
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_with,
+    huber_loss, kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss, CrossEntropyOptions,
+    KlDivReduction, NllLossOptions, Reduction,
 };
 pub use norm::{batch_norm, group_norm, layer_norm, rms_norm};
 pub use pair::{OptPair, Pair};
