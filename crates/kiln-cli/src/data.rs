@@ -1,0 +1,147 @@
+//! `--data` sources: the bundled digits, MNIST or CIFAR-10 directories, or a CSV file; each
+//! split into train / validation / test sets deterministically.
+
+use kiln_core::Tensor;
+use kiln_data::{csv, digits, random_split, Dataset, Split, Subset, TensorDataset};
+use std::path::PathBuf;
+
+/// Where training data comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataSpec {
+    /// The UCI digits bundled in the binary.
+    Digits,
+    /// An MNIST / Fashion-MNIST IDX directory.
+    Mnist(PathBuf),
+    /// A CIFAR-10 binary-batch directory.
+    Cifar10(PathBuf),
+    /// A CSV file with a header and a `label` column (or `--label-column`).
+    Csv(PathBuf),
+}
+
+impl std::str::FromStr for DataSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DataSpec, String> {
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        let path = || {
+            if arg.is_empty() {
+                Err(format!("`--data {kind}:<path>` needs a path"))
+            } else {
+                Ok(PathBuf::from(arg))
+            }
+        };
+        match kind {
+            "digits" => Ok(DataSpec::Digits),
+            "mnist" => Ok(DataSpec::Mnist(path()?)),
+            "cifar10" => Ok(DataSpec::Cifar10(path()?)),
+            "csv" => Ok(DataSpec::Csv(path()?)),
+            _ => Err(format!(
+                "unknown data source `{s}`; use digits, mnist:<dir>, cifar10:<dir> or csv:<file>"
+            )),
+        }
+    }
+}
+
+/// A dataset split three ways, with what the model needs to know about it.
+pub struct Splits {
+    /// Training samples.
+    pub train: Subset<TensorDataset>,
+    /// Validation samples (monitored each epoch).
+    pub val: Subset<TensorDataset>,
+    /// Held-out test samples (reported at the end).
+    pub test: Subset<TensorDataset>,
+    /// Per-sample input shape.
+    pub input: Vec<usize>,
+    /// Number of classes.
+    pub classes: usize,
+    /// A short name for run directories.
+    pub name: String,
+    /// Divisor from raw values to model inputs.
+    pub scale: f64,
+}
+
+fn num_classes(labels: &Tensor) -> usize {
+    labels.max_all().item::<i64>().max(0) as usize + 1
+}
+
+fn whole(ds: TensorDataset) -> Subset<TensorDataset> {
+    let n = ds.len();
+    Subset::new(ds, (0..n).collect())
+}
+
+/// Holds out 10% of `train` for validation.
+fn with_val(train: TensorDataset, seed: u64) -> (Subset<TensorDataset>, Subset<TensorDataset>) {
+    let mut parts = random_split(train, [0.9, 0.1], seed).into_iter();
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+impl DataSpec {
+    /// Loads and splits the data; file problems come back as readable errors.
+    pub fn load(&self, seed: u64, label_column: &str) -> Result<Splits, String> {
+        match self {
+            DataSpec::Digits => {
+                let (train, test) = digits::default_split();
+                let classes = num_classes(train.labels());
+                let (tr, val) = with_val(train.image_dataset(), seed);
+                Ok(Splits {
+                    train: tr,
+                    val,
+                    test: whole(test.image_dataset()),
+                    input: vec![1, 8, 8],
+                    classes,
+                    name: "digits".into(),
+                    scale: 16.0,
+                })
+            }
+            DataSpec::Mnist(dir) | DataSpec::Cifar10(dir) => {
+                let load = |split| match self {
+                    DataSpec::Mnist(_) => kiln_data::mnist::load(dir, split),
+                    _ => kiln_data::cifar10::load(dir, split),
+                };
+                let train = load(Split::Train).map_err(|e| e.to_string())?;
+                let test = load(Split::Test).map_err(|e| e.to_string())?;
+                let input = train.images.shape()[1..].to_vec();
+                let classes = num_classes(&train.labels);
+                let (tr, val) = with_val(train.to_dataset(), seed);
+                let name = if matches!(self, DataSpec::Mnist(_)) {
+                    "mnist"
+                } else {
+                    "cifar10"
+                };
+                Ok(Splits {
+                    train: tr,
+                    val,
+                    test: whole(test.to_dataset()),
+                    input,
+                    classes,
+                    name: name.into(),
+                    scale: 255.0,
+                })
+            }
+            DataSpec::Csv(file) => {
+                let data = csv::load(file, &csv::CsvOptions::new(label_column))
+                    .map_err(|e| e.to_string())?;
+                let input = vec![data.features.shape()[1]];
+                let classes = num_classes(&data.labels);
+                let mut parts = random_split(data.to_dataset(), [0.8, 0.1, 0.1], seed).into_iter();
+                let (train, val, test) = (
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                );
+                let name = file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "csv".into());
+                Ok(Splits {
+                    train,
+                    val,
+                    test,
+                    input,
+                    classes,
+                    name,
+                    scale: 1.0,
+                })
+            }
+        }
+    }
+}

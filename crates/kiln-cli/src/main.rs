@@ -1,0 +1,74 @@
+//! `kiln`: train a model on bundled or local data, evaluate and inspect checkpoints, predict.
+
+mod commands;
+mod data;
+mod models;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Kiln: train, evaluate and inspect models"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model (default: a small CNN on the bundled digits).
+    Train(commands::train::TrainArgs),
+    /// Evaluate a checkpoint on the test split of a data source.
+    Eval {
+        /// Checkpoint directory (e.g. runs/digits-cnn/checkpoints/best) or model.safetensors.
+        checkpoint: PathBuf,
+        /// Data source: digits, mnist:<dir>, cifar10:<dir> or csv:<file>.
+        #[arg(long, default_value = "digits")]
+        data: data::DataSpec,
+        /// Label column for CSV data.
+        #[arg(long, default_value = "label")]
+        label_column: String,
+        /// Seed of the train/validation/test split (must match training for CSV data).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Predict the class of one input: a CSV row of numbers or an image file.
+    Predict {
+        /// Checkpoint directory or model.safetensors.
+        checkpoint: PathBuf,
+        /// A comma-separated row of input values (raw scale), or a PNG/JPEG path.
+        input: String,
+    },
+    /// Show a checkpoint's parameters, shapes and metadata.
+    Info {
+        /// Checkpoint directory or .safetensors file.
+        checkpoint: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval {
+            checkpoint,
+            data,
+            label_column,
+            seed,
+        } => commands::eval::run(&checkpoint, &data, &label_column, seed),
+        Command::Predict { checkpoint, input } => commands::predict::run(&checkpoint, &input),
+        Command::Info { checkpoint } => commands::info::run(&checkpoint),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

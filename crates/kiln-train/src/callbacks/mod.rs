@@ -1,0 +1,102 @@
+//! Callbacks: code that runs at the begin/end of training, each epoch and each batch
+//! (Keras' callbacks, Lightning's hooks). Each can persist its own state in checkpoints so a
+//! resumed run continues exactly.
+
+mod csv_logger;
+mod early_stopping;
+mod lr_scheduler;
+mod model_checkpoint;
+mod tensorboard;
+
+pub use csv_logger::CsvLogger;
+pub use early_stopping::{EarlyStopping, Mode};
+pub use lr_scheduler::{LrSchedulerCallback, StepInterval};
+pub use model_checkpoint::ModelCheckpoint;
+pub use tensorboard::TensorBoardCallback;
+
+use crate::checkpoint::Snapshot;
+use crate::error::TrainError;
+use crate::history::{History, Logs};
+use kiln_nn::optim::Optimizer;
+use kiln_nn::Module;
+use serde_json::Value;
+
+/// What callbacks see and may change while training.
+pub struct TrainContext<'a> {
+    /// The model being trained.
+    pub model: &'a dyn Module,
+    /// Its optimizer (schedulers change learning rates through it).
+    pub optimizer: &'a mut dyn Optimizer,
+    /// The current epoch, counting from 0.
+    pub epoch: usize,
+    /// The number of epochs `fit` was asked for.
+    pub epochs: usize,
+    /// Optimizer steps taken so far.
+    pub global_step: u64,
+    /// Set to stop after the current epoch.
+    pub stop_training: bool,
+    /// Logs of completed epochs.
+    pub history: History,
+}
+
+/// Hooks into the training loop; every method has a no-op default.
+pub trait Callback: Send {
+    /// A stable name, used as the key of this callback's state in checkpoints.
+    fn name(&self) -> String;
+
+    /// Before the first epoch.
+    fn on_train_begin(&mut self, _ctx: &mut TrainContext) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// At the start of each epoch.
+    fn on_epoch_begin(&mut self, _ctx: &mut TrainContext) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// Before each training batch.
+    fn on_batch_begin(&mut self, _ctx: &mut TrainContext, _batch: usize) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// After each training batch, with that batch's `loss` and metrics and the current `lr`.
+    fn on_batch_end(
+        &mut self,
+        _ctx: &mut TrainContext,
+        _batch: usize,
+        _logs: &Logs,
+    ) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// After each epoch's training and validation, with the epoch's logs.
+    fn on_epoch_end(&mut self, _ctx: &mut TrainContext, _logs: &Logs) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// After every callback's `on_epoch_end`, with a snapshot of the whole training state
+    /// (checkpointing callbacks write it).
+    fn on_snapshot(
+        &mut self,
+        _ctx: &mut TrainContext,
+        _snapshot: &Snapshot,
+        _logs: &Logs,
+    ) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// After the last epoch (or an early stop).
+    fn on_train_end(&mut self, _ctx: &mut TrainContext) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// State to carry across a resume (counters, best values, scheduler state).
+    fn state(&self) -> Option<Value> {
+        None
+    }
+
+    /// Restores [`Callback::state`].
+    fn load_state(&mut self, _ctx: &mut TrainContext, _state: &Value) -> Result<(), TrainError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! Save checkpoints every epoch (`last/`) and when a monitored value improves (`best/`).
+
+use super::{Callback, Mode, TrainContext};
+use crate::checkpoint::{self, Snapshot};
+use crate::error::TrainError;
+use crate::history::Logs;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Keras' `ModelCheckpoint`: writes `<dir>/last` after every epoch (unless `save_best_only`),
+/// `<dir>/best` whenever `monitor` improves, and optionally `<dir>/epoch-<n>` for every epoch. Each is a full training checkpoint (weights,
+/// optimizer state, epoch, random state) that `--resume` continues from.
+pub struct ModelCheckpoint {
+    dir: PathBuf,
+    monitor: Option<(String, Mode)>,
+    save_best_only: bool,
+    every_epoch: bool,
+    best: Option<f64>,
+    model_meta: HashMap<String, String>,
+}
+
+impl ModelCheckpoint {
+    /// Checkpoints under `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> ModelCheckpoint {
+        ModelCheckpoint {
+            dir: dir.into(),
+            monitor: None,
+            save_best_only: false,
+            every_epoch: false,
+            best: None,
+            model_meta: HashMap::new(),
+        }
+    }
+
+    /// Also keep `best/` for the best value of `key`.
+    pub fn monitor(mut self, key: impl Into<String>, mode: Mode) -> Self {
+        self.monitor = Some((key.into(), mode));
+        self
+    }
+
+    /// Write only `best/` (needs a monitor).
+    pub fn save_best_only(mut self, on: bool) -> Self {
+        self.save_best_only = on;
+        self
+    }
+
+    /// Also keep a checkpoint of every epoch in `<dir>/epoch-<n>` (n from 1).
+    pub fn every_epoch(mut self, on: bool) -> Self {
+        self.every_epoch = on;
+        self
+    }
+
+    /// Adds a key to the header metadata of every `model.safetensors` written.
+    pub fn model_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.model_meta.insert(key.into(), value.into());
+        self
+    }
+
+    /// The directory checkpoints go to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Callback for ModelCheckpoint {
+    fn name(&self) -> String {
+        "model_checkpoint".into()
+    }
+
+    fn on_snapshot(
+        &mut self,
+        ctx: &mut TrainContext,
+        snap: &Snapshot,
+        logs: &Logs,
+    ) -> Result<(), TrainError> {
+        if !self.save_best_only || self.monitor.is_none() {
+            checkpoint::save(
+                &self.dir.join("last"),
+                ctx.model,
+                ctx.optimizer,
+                snap,
+                &self.model_meta,
+            )?;
+        }
+        if self.every_epoch {
+            let dir = self.dir.join(format!("epoch-{}", snap.epochs_done));
+            checkpoint::save(&dir, ctx.model, ctx.optimizer, snap, &self.model_meta)?;
+        }
+        if let Some((key, mode)) = &self.monitor {
+            if let Some(&v) = logs.get(key.as_str()) {
+                if mode.improved(v, self.best, 0.0) {
+                    self.best = Some(v);
+                    checkpoint::save(
+                        &self.dir.join("best"),
+                        ctx.model,
+                        ctx.optimizer,
+                        snap,
+                        &self.model_meta,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Option<Value> {
+        Some(json!({ "best": self.best }))
+    }
+
+    fn load_state(&mut self, _ctx: &mut TrainContext, state: &Value) -> Result<(), TrainError> {
+        self.best = state.get("best").and_then(Value::as_f64);
+        Ok(())
+    }
+}

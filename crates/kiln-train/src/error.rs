@@ -1,0 +1,38 @@
+//! Errors of the training loop (I/O in callbacks, checkpoints, resuming).
+
+use kiln_nn::checkpoint::CheckpointError;
+use kiln_nn::optim::OptimError;
+use kiln_nn::StateDictError;
+
+/// Why training, evaluation or resuming stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading or writing a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A checkpoint's weights do not fit the model.
+    #[error(transparent)]
+    StateDict(#[from] StateDictError),
+    /// A checkpoint's optimizer or scheduler state does not fit.
+    #[error(transparent)]
+    Optim(#[from] OptimError),
+    /// Writing TensorBoard events failed.
+    #[error(transparent)]
+    TensorBoard(#[from] crate::tensorboard::TensorBoardError),
+    /// Other file-system errors (CSV logs, directories).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A checkpoint directory is incomplete or inconsistent.
+    #[error("cannot resume from {path}: {reason}")]
+    Resume {
+        /// The checkpoint directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,312 @@
+//! The `Trainer`: Keras' `fit` / `evaluate` / `predict` over a [`Module`], an optimizer and
+//! data loaders, with metrics, callbacks, gradient accumulation and clipping, and resuming.
+
+use crate::callbacks::{Callback, TrainContext};
+use crate::checkpoint::{self, Snapshot};
+use crate::error::TrainError;
+use crate::history::{History, Logs};
+use crate::metrics::{Meter, Metric};
+use crate::progress::{Progress, ProgressMode};
+use kiln_core::nn::functional as F;
+use kiln_core::random::with_global;
+use kiln_core::{no_grad, Tensor};
+use kiln_data::{Collate, DataLoader, Dataset};
+use kiln_nn::optim::{clip_grad_norm, Optimizer};
+use kiln_nn::Module;
+use serde_json::{Map, Value};
+use std::path::Path;
+
+/// Anything that yields `(inputs, targets)` batches per epoch; implemented for [`DataLoader`].
+pub trait BatchSource {
+    /// Batches per epoch.
+    fn num_batches(&self) -> usize;
+    /// The batches of `epoch` (deterministic for a given epoch).
+    fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_>;
+}
+
+impl<D, C> BatchSource for DataLoader<D, C>
+where
+    D: Dataset + Send + Sync + 'static,
+    C: Collate<D::Item, Output = (Tensor, Tensor)> + 'static,
+{
+    fn num_batches(&self) -> usize {
+        self.len()
+    }
+    fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
+        Box::new(self.iter_epoch(epoch))
+    }
+}
+
+/// A loss function of (model output, target).
+pub type LossFn = Box<dyn Fn(&Tensor, &Tensor) -> Tensor + Send + Sync>;
+
+/// Runs training loops. Defaults: cross-entropy loss, accuracy metric, automatic progress
+/// display, no accumulation or clipping.
+pub struct Trainer {
+    loss: LossFn,
+    metrics: Vec<Metric>,
+    callbacks: Vec<Box<dyn Callback>>,
+    grad_accumulation: usize,
+    clip_grad_norm: Option<f64>,
+    progress: ProgressMode,
+    history: History,
+    global_step: u64,
+    pending_states: Option<Map<String, Value>>,
+}
+
+impl Default for Trainer {
+    fn default() -> Self {
+        Trainer::new()
+    }
+}
+
+impl Trainer {
+    /// A trainer for classification (cross-entropy, accuracy).
+    pub fn new() -> Trainer {
+        Trainer {
+            loss: Box::new(F::cross_entropy),
+            metrics: vec![Metric::Accuracy],
+            callbacks: Vec::new(),
+            grad_accumulation: 1,
+            clip_grad_norm: None,
+            progress: ProgressMode::Auto,
+            history: History::default(),
+            global_step: 0,
+            pending_states: None,
+        }
+    }
+
+    /// Uses `loss(output, target)` instead of cross-entropy.
+    pub fn loss(
+        mut self,
+        loss: impl Fn(&Tensor, &Tensor) -> Tensor + Send + Sync + 'static,
+    ) -> Self {
+        self.loss = Box::new(loss);
+        self
+    }
+
+    /// Replaces the metrics.
+    pub fn metrics(mut self, metrics: &[Metric]) -> Self {
+        self.metrics = metrics.to_vec();
+        self
+    }
+
+    /// Adds a callback.
+    pub fn callback(mut self, cb: impl Callback + 'static) -> Self {
+        self.callbacks.push(Box::new(cb));
+        self
+    }
+
+    /// Steps the optimizer every `n` batches, averaging their gradients.
+    pub fn grad_accumulation(mut self, n: usize) -> Self {
+        self.grad_accumulation = n.max(1);
+        self
+    }
+
+    /// Clips the global gradient 2-norm to `max_norm` before each step.
+    pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.clip_grad_norm = Some(max_norm);
+        self
+    }
+
+    /// How progress is shown.
+    pub fn progress(mut self, mode: ProgressMode) -> Self {
+        self.progress = mode;
+        self
+    }
+
+    /// The history so far (includes epochs restored by [`Trainer::resume_from`]).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// Loads a checkpoint directory written by `ModelCheckpoint`: model weights, optimizer
+    /// state, random state, history and callback states; the next `fit` continues after the
+    /// checkpoint's epoch.
+    pub fn resume_from(
+        &mut self,
+        dir: &Path,
+        model: &dyn Module,
+        opt: &mut dyn Optimizer,
+    ) -> Result<usize, TrainError> {
+        let loaded = checkpoint::load(dir)?;
+        model.load_state_dict(&loaded.model, true)?;
+        opt.load_state_dict(&loaded.optimizer)?;
+        let s = loaded.snapshot;
+        with_global(|g| g.set_state(s.rng.0, s.rng.1));
+        self.global_step = s.global_step;
+        self.history = s.history;
+        self.pending_states = Some(s.callbacks);
+        Ok(s.epochs_done)
+    }
+
+    fn each_callback(
+        callbacks: &mut [Box<dyn Callback>],
+        ctx: &mut TrainContext,
+        mut f: impl FnMut(&mut dyn Callback, &mut TrainContext) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        for cb in callbacks.iter_mut() {
+            f(cb.as_mut(), ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Trains for `epochs` epochs in total (a resumed trainer continues from its checkpoint's
+    /// epoch), validating after each epoch when `val` is given. Returns the history.
+    pub fn fit(
+        &mut self,
+        model: &dyn Module,
+        opt: &mut dyn Optimizer,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+        epochs: usize,
+    ) -> Result<History, TrainError> {
+        let start = self.history.epochs.len();
+        let mut callbacks = std::mem::take(&mut self.callbacks);
+        let result = self.fit_inner(model, opt, train, val, epochs, start, &mut callbacks);
+        self.callbacks = callbacks;
+        result?;
+        Ok(self.history.clone())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fit_inner(
+        &mut self,
+        model: &dyn Module,
+        opt: &mut dyn Optimizer,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+        epochs: usize,
+        start: usize,
+        callbacks: &mut [Box<dyn Callback>],
+    ) -> Result<(), TrainError> {
+        let mut ctx = TrainContext {
+            model,
+            optimizer: opt,
+            epoch: start,
+            epochs,
+            global_step: self.global_step,
+            stop_training: false,
+            history: self.history.clone(),
+        };
+        if let Some(states) = self.pending_states.take() {
+            for cb in callbacks.iter_mut() {
+                if let Some(s) = states.get(&cb.name()) {
+                    cb.load_state(&mut ctx, s)?;
+                }
+            }
+        }
+        Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_begin(c))?;
+        for epoch in start..epochs {
+            ctx.epoch = epoch;
+            Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_epoch_begin(c))?;
+            let (mut logs, progress) = self.train_epoch(&mut ctx, train, callbacks)?;
+            if let Some(v) = val {
+                for (k, x) in self.evaluate(ctx.model, v) {
+                    logs.insert(format!("val_{k}"), x);
+                }
+            }
+            logs.insert("lr".into(), ctx.optimizer.lr());
+            progress.finish(epoch, epochs, &logs);
+            Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_epoch_end(c, &logs))?;
+            let mut next = ctx.history.clone();
+            next.epochs.push(logs.clone());
+            let snapshot = Snapshot {
+                epochs_done: epoch + 1,
+                global_step: ctx.global_step,
+                rng: with_global(|g| (g.seed(), g.offset())),
+                callbacks: callbacks
+                    .iter()
+                    .filter_map(|cb| Some((cb.name(), cb.state()?)))
+                    .collect(),
+                history: next.clone(),
+            };
+            Self::each_callback(callbacks, &mut ctx, |cb, c| {
+                cb.on_snapshot(c, &snapshot, &logs)
+            })?;
+            ctx.history = next;
+            if ctx.stop_training {
+                break;
+            }
+        }
+        Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_end(c))?;
+        self.global_step = ctx.global_step;
+        self.history = ctx.history.clone();
+        Ok(())
+    }
+
+    fn train_epoch(
+        &self,
+        ctx: &mut TrainContext,
+        train: &dyn BatchSource,
+        callbacks: &mut [Box<dyn Callback>],
+    ) -> Result<(Logs, Progress), TrainError> {
+        ctx.model.train();
+        let n = train.num_batches();
+        let mut progress = Progress::start(self.progress, ctx.epoch, ctx.epochs, n);
+        let mut meter = Meter::new(&self.metrics);
+        let accum = self.grad_accumulation;
+        ctx.optimizer.zero_grad();
+        for (b, (x, y)) in train.batches(ctx.epoch as u64).enumerate() {
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_batch_begin(c, b))?;
+            let out = ctx.model.forward(&x);
+            let loss = (self.loss)(&out, &y);
+            let loss_value = loss.item::<f64>();
+            if accum > 1 {
+                loss.mul_scalar(1.0 / accum as f64).backward();
+            } else {
+                loss.backward();
+            }
+            if (b + 1) % accum == 0 || b + 1 == n {
+                if let Some(max) = self.clip_grad_norm {
+                    clip_grad_norm(&ctx.model.parameters(), max, 2.0);
+                }
+                ctx.optimizer.step();
+                ctx.optimizer.zero_grad();
+                ctx.global_step += 1;
+            }
+            let out = out.detach();
+            let mut batch = Meter::new(&self.metrics);
+            batch.update(loss_value, &out, &y);
+            meter.update(loss_value, &out, &y);
+            let mut logs: Logs = batch.values().into_iter().collect();
+            logs.insert("lr".into(), ctx.optimizer.lr());
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_batch_end(c, b, &logs))?;
+            let acc = meter
+                .values()
+                .into_iter()
+                .find(|(k, _)| k == "accuracy")
+                .map(|(_, v)| v);
+            progress.batch(x.shape().first().copied().unwrap_or(1), meter.loss(), acc);
+        }
+        Ok((meter.values().into_iter().collect(), progress))
+    }
+
+    /// Loss and metrics over `data` in evaluation mode without gradients (the model's mode is
+    /// restored afterwards).
+    pub fn evaluate(&self, model: &dyn Module, data: &dyn BatchSource) -> Logs {
+        let was_training = model.is_training();
+        model.eval();
+        let mut meter = Meter::new(&self.metrics);
+        no_grad(|| {
+            for (x, y) in data.batches(0) {
+                let out = model.forward(&x);
+                let loss = (self.loss)(&out, &y).item::<f64>();
+                meter.update(loss, &out, &y);
+            }
+        });
+        model.set_training(was_training);
+        meter.values().into_iter().collect()
+    }
+
+    /// Model outputs for every batch of `data`, concatenated along dim 0 (evaluation mode, no
+    /// gradients).
+    pub fn predict(&self, model: &dyn Module, data: &dyn BatchSource) -> Tensor {
+        let was_training = model.is_training();
+        model.eval();
+        let outs: Vec<Tensor> =
+            no_grad(|| data.batches(0).map(|(x, _)| model.forward(&x)).collect());
+        model.set_training(was_training);
+        Tensor::cat(&outs, 0)
+    }
+}
