@@ -112,7 +112,9 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         | Op::Compare(_) => {
             expect_arity(op, inputs, 2);
             let (a, b) = (inputs[0], inputs[1]);
-            let shape = broadcast_shapes(a.shape(), b.shape()).unwrap_or_else(|| {
+            // Same shapes (the common case) need no broadcasting work.
+            let same = (a.shape() == b.shape()).then(|| Shape::from(a.shape()));
+            let shape = same.or_else(|| broadcast_shapes(a.shape(), b.shape())).unwrap_or_else(|| {
                 panic!(
                     "{name}: shapes {:?} and {:?} cannot be broadcast together ({}, {})",
                     a.shape(),
