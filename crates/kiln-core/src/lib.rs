@@ -14,6 +14,7 @@ pub mod dtype;
 pub mod layout;
 pub mod nn;
 pub mod ops;
+pub mod profile;
 pub mod random;
 pub mod shape;
 pub mod storage;

@@ -62,6 +62,9 @@ pub struct TrainArgs {
     /// Keep a checkpoint of every epoch (checkpoints/epoch-<n>) besides last and best.
     #[arg(long)]
     save_every_epoch: bool,
+    /// Print a per-op profile (calls, total/self time, bytes) after training.
+    #[arg(long)]
+    profile: bool,
     /// Progress display: auto, bar, plain or silent.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "plain", "silent"])]
     progress: String,
@@ -142,11 +145,18 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         model.num_parameters(),
         args.epochs
     );
+    if args.profile {
+        kiln_core::profile::enable();
+    }
     let fit_start = Instant::now();
     trainer
         .fit(&model, opt.as_mut(), &train, Some(&val), args.epochs)
         .map_err(|e| e.to_string())?;
     let fit_secs = fit_start.elapsed().as_secs_f64();
+    if args.profile || kiln_core::profile::is_enabled() {
+        kiln_core::profile::disable();
+        kiln_core::profile::print();
+    }
     let logs = trainer.evaluate(&model, &test);
     let acc = logs.get("accuracy").copied().unwrap_or(f64::NAN);
     println!(

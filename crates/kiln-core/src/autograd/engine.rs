@@ -129,7 +129,10 @@ fn run_backward(root: Arc<Node>, grad: Tensor, opts: BackwardOptions) {
             .map(|e| !matches!(e, Edge::None))
             .collect();
         let input_refs: SmallVec<[&Tensor; 3]> = inputs.iter().collect();
-        let input_grads = vjp(&node.op, &input_refs, &output, &g, &needs);
+        let input_grads = {
+            let _scope = crate::profile::scope(|| format!("backward:{}", node.op.name()));
+            vjp(&node.op, &input_refs, &output, &g, &needs)
+        };
         drop(g);
         // Move the gradients out (no clones) so a leaf can tell whether it owns its buffer.
         let mut input_grads = input_grads.into_iter();

@@ -18,9 +18,13 @@ pub fn zip<T: StorageElement, U>(
 ) -> Vec<U> {
     // Fast path: both operands dense with the output's shape (no layout building).
     if a.shape() == shape && b.shape() == shape {
-        if let (Some(ra), Some(rb)) = (a.layout().contiguous_range(), b.layout().contiguous_range()) {
+        if let (Some(ra), Some(rb)) = (a.layout().contiguous_range(), b.layout().contiguous_range())
+        {
             let (ga, gb) = (a.storage().read(), b.storage().read());
-            let (da, db) = (T::slice(&ga).expect("binary: dtype"), T::slice(&gb).expect("binary: dtype"));
+            let (da, db) = (
+                T::slice(&ga).expect("binary: dtype"),
+                T::slice(&gb).expect("binary: dtype"),
+            );
             return da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)).collect();
         }
     }

@@ -11,6 +11,7 @@ use crate::tensor::Tensor;
 ///
 /// This is the only place ops execute, so graph tracing and profiling hook in here.
 pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
+    let mut scope = crate::profile::scope(|| op.name().to_string());
     let (shape, dtype) = infer(&op, inputs);
     let device = inputs.first().map(|t| t.device()).unwrap_or(Device::Cpu);
     let (storage, layout) = match device {
@@ -22,6 +23,9 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
         "kernel of {} produced a wrong shape",
         op.name()
     );
+    if !op.is_view() {
+        scope.add_bytes((shape.iter().product::<usize>() * dtype.size_in_bytes()) as u64);
+    }
     let out = Tensor::from_parts(storage, layout, dtype, None);
     let track = dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
     if !track {

@@ -114,15 +114,17 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             let (a, b) = (inputs[0], inputs[1]);
             // Same shapes (the common case) need no broadcasting work.
             let same = (a.shape() == b.shape()).then(|| Shape::from(a.shape()));
-            let shape = same.or_else(|| broadcast_shapes(a.shape(), b.shape())).unwrap_or_else(|| {
-                panic!(
-                    "{name}: shapes {:?} and {:?} cannot be broadcast together ({}, {})",
-                    a.shape(),
-                    b.shape(),
-                    a.dtype(),
-                    b.dtype()
-                )
-            });
+            let shape = same
+                .or_else(|| broadcast_shapes(a.shape(), b.shape()))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{name}: shapes {:?} and {:?} cannot be broadcast together ({}, {})",
+                        a.shape(),
+                        b.shape(),
+                        a.dtype(),
+                        b.dtype()
+                    )
+                });
             let promoted = DType::promote(a.dtype(), b.dtype());
             let dtype = match op {
                 Op::Compare(_) => DType::Bool,
