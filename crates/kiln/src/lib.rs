@@ -5,7 +5,9 @@
 //! - [`Tensor`] and the core (`kiln::autograd`, `kiln::ops`, …) come from `kiln-core`;
 //! - [`nn`] is `kiln-nn`: the `Module` trait and derive, layers, losses, optimizers,
 //!   schedules, checkpoints, and `nn::functional`;
-//! - [`data`] is `kiln-data`: datasets, the `DataLoader`, transforms and readers.
+//! - [`data`] is `kiln-data`: datasets, the `DataLoader`, transforms and readers;
+//! - [`train`] is `kiln-train`: the `Trainer` (fit / evaluate / predict), metrics, callbacks
+//!   and TensorBoard logging.
 
 #![warn(missing_docs)]
 
@@ -14,6 +16,7 @@ pub use kiln_core::{bf16, f16, manual_seed, no_grad, num_threads, set_num_thread
 pub use kiln_core::{DType, Device, Generator, NoGradGuard, Tensor};
 pub use kiln_data as data;
 pub use kiln_nn as nn;
+pub use kiln_train as train;
 
 /// Everything a model script needs in scope.
 pub mod prelude {
@@ -26,4 +29,5 @@ pub mod prelude {
     pub use kiln_nn::optim::lr_scheduler::LrScheduler;
     pub use kiln_nn::optim::{Adam, AdamW, Optimizer, Sgd};
     pub use kiln_nn::{layers::*, Module, ModuleBase};
+    pub use kiln_train::Trainer;
 }
