@@ -10,6 +10,14 @@ use kiln_train::callbacks::{
 };
 use kiln_train::{Metric, ProgressMode, Trainer};
 
+/// The global generator is process-wide (like PyTorch's default generator): tests that seed it
+/// and expect exact draws must not interleave.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn mlp() -> Sequential {
     Sequential::new()
         .append(Flatten::new())
@@ -50,6 +58,7 @@ fn trainer(dir: &std::path::Path, opt: &mut dyn Optimizer) -> Trainer {
 
 #[test]
 fn fit_learns_digits_and_logs_every_epoch() {
+    let _serial = serial();
     manual_seed(1);
     let dir = tempfile::tempdir().unwrap();
     let (train, val) = loaders();
@@ -82,6 +91,7 @@ fn fit_learns_digits_and_logs_every_epoch() {
 
 #[test]
 fn resume_from_epoch_two_reproduces_epoch_three_exactly() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (train, val) = loaders();
     manual_seed(3);
@@ -116,6 +126,7 @@ fn resume_from_epoch_two_reproduces_epoch_three_exactly() {
 
 #[test]
 fn early_stopping_stops_and_restores_best_weights() {
+    let _serial = serial();
     manual_seed(5);
     let (train, val) = loaders();
     let model = mlp();
@@ -130,6 +141,7 @@ fn early_stopping_stops_and_restores_best_weights() {
 
 #[test]
 fn gradient_accumulation_matches_one_big_batch() {
+    let _serial = serial();
     // Two batches of 16 with accumulation 2 take the same SGD step as one batch of 32.
     let (train, _) = digits::default_split();
     let ds = || Subset::new(train.image_dataset(), (0..32).collect());
