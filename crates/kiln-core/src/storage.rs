@@ -54,6 +54,8 @@ pub trait StorageElement: Element {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     /// Mutably borrows the vector if the dtype matches.
     fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
+    /// Takes the vector out if the dtype matches.
+    fn unwrap(s: CpuStorage) -> Option<Vec<Self>>;
 }
 
 macro_rules! storage_element {
@@ -69,6 +71,12 @@ macro_rules! storage_element {
                 }
             }
             fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]> {
+                match s {
+                    CpuStorage::$v(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn unwrap(s: CpuStorage) -> Option<Vec<Self>> {
                 match s {
                     CpuStorage::$v(v) => Some(v),
                     _ => None,
@@ -104,6 +112,11 @@ impl CpuStorage {
     /// Number of elements in the buffer.
     pub fn len(&self) -> usize {
         with_storage!(self, v => v.len())
+    }
+
+    /// Allocated capacity in elements.
+    pub fn capacity(&self) -> usize {
+        with_storage!(self, v => v.capacity())
     }
 
     /// True if the buffer holds no elements.
@@ -157,6 +170,14 @@ pub struct Storage {
     data: RwLock<CpuStorage>,
     version: AtomicU64,
     device: Device,
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // Hand large buffers to the caching allocator for the next op of the same size.
+        let data = std::mem::replace(self.data.get_mut(), CpuStorage::F32(Vec::new()));
+        crate::cpu::pool::recycle(data);
+    }
 }
 
 impl Storage {

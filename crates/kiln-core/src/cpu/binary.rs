@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 use half::{bf16, f16};
 
 /// `f(a[i], b[i])` over the broadcast `shape`, in row-major order.
-pub fn zip<T: StorageElement, U>(
+pub fn zip<T: StorageElement, U: StorageElement>(
     a: &Tensor,
     b: &Tensor,
     shape: &[usize],
@@ -25,7 +25,9 @@ pub fn zip<T: StorageElement, U>(
                 T::slice(&ga).expect("binary: dtype"),
                 T::slice(&gb).expect("binary: dtype"),
             );
-            return da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)).collect();
+            let mut out = super::pool::take(ra.len());
+            out.extend(da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)));
+            return out;
         }
     }
     let la = a.layout().broadcast_to(shape);
@@ -37,10 +39,12 @@ pub fn zip<T: StorageElement, U>(
         T::slice(&gb).expect("binary: dtype"),
     );
     if let (Some(ra), Some(rb)) = (la.contiguous_range(), lb.contiguous_range()) {
-        return da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)).collect();
+        let mut out = super::pool::take(ra.len());
+        out.extend(da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)));
+        return out;
     }
     let n = shape.iter().product();
-    let mut out = Vec::with_capacity(n);
+    let mut out = super::pool::take(n);
     for_each_run(
         shape,
         [&la.strides, &lb.strides],

@@ -108,7 +108,7 @@ fn unfold_typed<T: StorageElement>(
 ) -> Vec<T> {
     let data = to_contiguous_vec::<T>(x);
     let per_in = w.c * w.h * w.w;
-    let mut out = vec![T::zero(); total];
+    let mut out = super::pool::filled(total, T::zero());
     let pad = T::from_f64(pad);
     per_batch(&mut out, n, |i, o| {
         unfold_one(&data[i * per_in..(i + 1) * per_in], o, w, pad)
@@ -158,7 +158,7 @@ pub fn unfold(
 fn fold_typed<T: super::num::Num>(x: &Tensor, w: &Window, n: usize, total: usize) -> Vec<T> {
     let cols = to_contiguous_vec::<T>(x);
     let per_in = cols.len() / n.max(1);
-    let mut out = vec![T::zero(); total];
+    let mut out = super::pool::filled(total, T::zero());
     per_batch(&mut out, n, |i, o| {
         fold_one(&cols[i * per_in..(i + 1) * per_in], o, w)
     });

@@ -75,7 +75,7 @@ impl<T> SendPtr<T> {
 
 fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
     let (m, n, k) = (g.m, g.n, g.k);
-    let mut out = vec![T::zero(); g.pairs.len() * m * n];
+    let mut out = super::pool::filled(g.pairs.len() * m * n, T::zero());
     if m * n == 0 {
         return out;
     }

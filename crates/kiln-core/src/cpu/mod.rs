@@ -7,6 +7,7 @@ mod copy;
 mod index;
 mod matmul;
 pub mod num;
+pub mod pool;
 mod random;
 mod reduce;
 pub mod strided;
@@ -150,9 +151,11 @@ pub fn to_contiguous_vec<T: StorageElement>(t: &Tensor) -> Vec<T> {
     });
     let l = t.layout();
     if let Some(r) = l.contiguous_range() {
-        return data[r].to_vec();
+        let mut out = pool::take(r.len());
+        out.extend_from_slice(&data[r]);
+        return out;
     }
-    let mut out = Vec::with_capacity(l.numel());
+    let mut out = pool::take(l.numel());
     strided::for_each_run(&l.shape, [&l.strides], [l.offset], |_, [o], [s], len| {
         if s == 1 {
             out.extend_from_slice(&data[o..o + len]);
