@@ -29,7 +29,10 @@ fn assert_uniform(t: &Tensor, bound: f64, what: &str) {
     assert!(max <= bound + 1e-7, "{what}: {max} exceeds bound {bound}");
     // P(max |x| < q·bound) = qⁿ.
     let q = 1e-6f64.powf(1.0 / n);
-    assert!(max >= q * bound, "{what}: {max} never approaches bound {bound}");
+    assert!(
+        max >= q * bound,
+        "{what}: {max} never approaches bound {bound}"
+    );
     // The mean has standard error bound / √(3n); allow 5 of them.
     let mean = v.iter().sum::<f64>() / n;
     assert!(
