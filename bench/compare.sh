@@ -5,7 +5,9 @@
 # usage: bench/compare.sh [--threads N] [--only KEY[,KEY...]]...
 #   Arguments go to both benchmarks (default threads: $KILN_NUM_THREADS, else 2).
 #   Python: $PYTHON, else /tmp/ref/bin/python, else python3. Without PyTorch, prints Kiln's
-#   JSON only and exits 0.
+#   JSON only and exits 0. The table gives each key's direction (lower/higher better), the
+#   performance issue's target (a bound on kiln/pytorch, or on Kiln's own value for
+#   eager_add16) and whether it is met.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,25 +38,66 @@ import json, os
 
 kiln, torch = json.loads(os.environ["KILN_JSON"]), json.loads(os.environ["TORCH_JSON"])
 
+# The issue's targets: key -> (kind, bound). "ratio>=" / "ratio<=" bound kiln/pytorch;
+# "abs<=" bounds Kiln's own value (in the key's unit).
+TARGETS = {
+    "matmul_256_gflops": ("ratio>=", 1.05),
+    "matmul_1024_gflops": ("ratio>=", 1.0),
+    "matmul_2048_gflops": ("ratio>=", 1.0),
+    "eager_add16_us_per_op": ("abs<=", 0.10),
+    "mlp_train_step_ms": ("ratio<=", 0.65),
+    "cnn_train_step_ms": ("ratio<=", 0.5),
+    "gpt_train_step_ms": ("ratio<=", 0.75),
+    "peak_rss_mib": ("ratio<=", 0.25),
+    "mlp_infer_b1_us": ("ratio<=", 0.5),
+}
+
+
 def higher_is_better(key):
     return key.endswith("_gflops")
 
-rows = [("key", "kiln", "pytorch", "kiln/pytorch", "better", "kiln speed vs pytorch")]
+
+def target_text(key):
+    kind, bound = TARGETS.get(key, (None, None))
+    if kind is None:
+        return "-"
+    if kind == "abs<=":
+        return "kiln <= %g %s" % (bound, "us" if "_us" in key else "")
+    return "%s %gx" % (kind[-2:], bound)
+
+
+def status(key, k, ratio):
+    kind, bound = TARGETS.get(key, (None, None))
+    if kind is None or k is None:
+        return "-"
+    if kind == "abs<=":
+        return "met" if k <= bound else "missed"
+    if ratio is None:
+        return "-"
+    return "met" if (ratio >= bound if kind == "ratio>=" else ratio <= bound) else "missed"
+
+
+fmt = lambda v: "-" if v is None else "%.3f" % v
+rows = [("key", "kiln", "pytorch", "kiln/pytorch", "better", "target", "status",
+         "kiln speed vs pytorch")]
 for key in list(kiln) + [k for k in torch if k not in kiln]:
     k, t = kiln.get(key), torch.get(key)
-    fmt = lambda v: "-" if v is None else "%.3f" % v
-    if k and t:
-        ratio = k / t
+    ratio = k / t if k and t else None
+    if ratio is not None:
         speed = ratio if higher_is_better(key) else 1 / ratio
-        rel = "%.2fx (%s)" % (speed, "faster" if speed >= 1 else "slower")
-        ratio = "%.3f" % ratio
+        noun = ("smaller", "larger") if key == "peak_rss_mib" else ("faster", "slower")
+        rel = "%.2fx (%s)" % (speed, noun[0] if speed >= 1 else noun[1])
     else:
-        ratio, rel = "-", "-"
-    rows.append((key, fmt(k), fmt(t), ratio, "higher" if higher_is_better(key) else "lower", rel))
+        rel = "-"
+    rows.append((key, fmt(k), fmt(t), fmt(ratio), "higher" if higher_is_better(key) else "lower",
+                 target_text(key).strip(), status(key, k, ratio), rel))
 
 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 for n, r in enumerate(rows):
     print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     if n == 0:
         print("  ".join("-" * w for w in widths))
+met = sum(r[6] == "met" for r in rows[1:])
+judged = sum(r[6] in ("met", "missed") for r in rows[1:])
+print("\ntargets met: %d of %d (ratio = kiln/pytorch; targets from the performance issue)" % (met, judged))
 PY

@@ -5,9 +5,15 @@
 //! and `run(&Selection, &mut Report)`; adding a family means adding a module and one entry in
 //! [`WORKLOADS`].
 
+pub mod cnn;
 pub mod eager;
+pub mod gpt;
+pub mod infer;
 pub mod matmul;
+pub mod memory;
+pub mod mlp;
 pub mod timing;
+pub mod train;
 
 /// One family of measurements.
 pub struct Workload {
@@ -30,6 +36,32 @@ pub const WORKLOADS: &[Workload] = &[
         name: "eager",
         keys: eager::KEYS,
         run: eager::run,
+    },
+    Workload {
+        name: "mlp",
+        keys: mlp::KEYS,
+        run: mlp::run,
+    },
+    Workload {
+        name: "cnn",
+        keys: cnn::KEYS,
+        run: cnn::run,
+    },
+    Workload {
+        name: "gpt",
+        keys: gpt::KEYS,
+        run: gpt::run,
+    },
+    // After the training workloads, as in the reference: the peak covers them.
+    Workload {
+        name: "memory",
+        keys: memory::KEYS,
+        run: memory::run,
+    },
+    Workload {
+        name: "infer",
+        keys: infer::KEYS,
+        run: infer::run,
     },
 ];
 
@@ -195,5 +227,32 @@ mod tests {
         let keys: Vec<_> = r.entries().iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["eager_add16_us_per_op"]);
         assert!(r.entries()[0].1 > 0.0);
+    }
+
+    #[test]
+    fn reference_keys_in_reference_order() {
+        let keys: Vec<_> = all_keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "matmul_256_gflops",
+                "matmul_1024_gflops",
+                "matmul_2048_gflops",
+                "eager_add16_us_per_op",
+                "mlp_train_step_ms",
+                "cnn_train_step_ms",
+                "gpt_train_step_ms",
+                "peak_rss_mib",
+                "mlp_infer_b1_us",
+            ]
+        );
+    }
+
+    #[test]
+    fn memory_and_infer_workloads_report() {
+        let r = run(&Selection::only(&["memory", "infer"]).unwrap());
+        let keys: Vec<_> = r.entries().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["peak_rss_mib", "mlp_infer_b1_us"]);
+        assert!(r.entries()[1].1 > 0.0);
     }
 }

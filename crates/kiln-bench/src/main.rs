@@ -1,7 +1,9 @@
-//! `cargo run --release -p kiln-bench [-- --threads N] [--only KEY[,KEY…]]…`
+//! `cargo run --release -p kiln-bench [-- --threads N] [--only KEY[,KEY…]]… [--profile]`
 //!
 //! Prints the measured workloads as JSON on stdout. Threads: `--threads`, else
-//! `KILN_NUM_THREADS`, else 2 (the setting the PyTorch reference numbers use).
+//! `KILN_NUM_THREADS`, else 2 (the setting the PyTorch reference numbers use). `--profile`
+//! (or `KILN_PROFILE=1`) turns on Kiln's per-op profiler for the selected workloads and prints
+//! its table on stderr afterwards; profiled timings include the profiler's overhead.
 
 use kiln_bench::{Selection, WORKLOADS};
 use std::process::ExitCode;
@@ -9,15 +11,17 @@ use std::process::ExitCode;
 const DEFAULT_THREADS: usize = 2;
 
 const USAGE: &str = "\
-usage: kiln-bench [--threads N] [--only KEY[,KEY...]]... [--list]
+usage: kiln-bench [--threads N] [--only KEY[,KEY...]]... [--profile] [--list]
 
   --threads N   compute threads (default: $KILN_NUM_THREADS, else 2)
   --only KEY    measure only these keys or workload families (repeatable, comma-separated)
+  --profile     profile the selected workloads per op (also KILN_PROFILE=1); table on stderr
   --list        print the workload families and their keys, then exit";
 
 struct Args {
     threads: usize,
     only: Vec<String>,
+    profile: bool,
     list: bool,
 }
 
@@ -32,6 +36,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut threads = None;
     let mut only = Vec::new();
     let mut list = false;
+    let mut profile = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -52,6 +57,7 @@ fn parse_args() -> Result<Option<Args>, String> {
                     .filter(|s| !s.is_empty())
                     .map(str::to_string),
             ),
+            "--profile" => profile = true,
             "--list" => list = true,
             "-h" | "--help" => return Ok(None),
             _ => return Err(format!("unexpected argument {arg:?}")),
@@ -67,6 +73,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     Ok(Some(Args {
         threads,
         only,
+        profile,
         list,
     }))
 }
@@ -110,6 +117,17 @@ fn main() -> ExitCode {
             ""
         }
     );
-    println!("{}", kiln_bench::run(&sel).to_json());
+    let profile = args.profile || kiln::profile::is_enabled();
+    if profile {
+        kiln::profile::reset();
+        kiln::profile::enable();
+        eprintln!("kiln-bench: per-op profiling on (timings include its overhead)");
+    }
+    let report = kiln_bench::run(&sel);
+    if profile {
+        kiln::profile::disable();
+        kiln::profile::print();
+    }
+    println!("{}", report.to_json());
     ExitCode::SUCCESS
 }

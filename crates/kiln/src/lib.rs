@@ -11,7 +11,9 @@
 
 #![warn(missing_docs)]
 
-pub use kiln_core::{autograd, cpu, device, dtype, layout, ops, random, shape, storage, tensor};
+pub use kiln_core::{
+    autograd, cpu, device, dtype, layout, ops, profile, random, shape, storage, tensor,
+};
 pub use kiln_core::{bf16, f16, manual_seed, no_grad, num_threads, set_num_threads};
 pub use kiln_core::{DType, Device, Generator, NoGradGuard, Tensor};
 pub use kiln_data as data;
