@@ -4,8 +4,9 @@ use super::cast_if;
 use super::num::Num;
 use super::strided::for_each_run;
 use crate::dtype::DType;
+use crate::layout::Layout;
 use crate::ops::Op;
-use crate::storage::CpuStorage;
+use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
 use half::{bf16, f16};
 
@@ -24,91 +25,121 @@ fn split_dims(x: &Tensor, dims: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>
     (ks, kst, rs, rst)
 }
 
-fn reduce_typed<T: Num>(
-    x: &Tensor,
+/// Folds `x` over `dims` into a dense `[kept dims]` buffer of accumulators, walking the input
+/// in memory order (each input element is read once, in cache order, whatever dims are
+/// reduced); the inner loop is a horizontal fold (reduced innermost dim) or an elementwise
+/// update of a row of accumulators (kept innermost dim), both vectorizable.
+fn reduce_into<T: Copy, A: Copy>(
+    data: &[T],
+    l: &Layout,
     dims: &[usize],
-    init: T,
-    f: impl Fn(T, T) -> T + Copy,
-) -> Vec<T> {
-    let g = x.storage().read();
-    let data = T::slice(&g).expect("reduce: dtype");
-    let l = x.layout();
-    // Leading dims of a dense tensor (bias gradients): accumulate whole rows, vectorized.
-    let k = dims.len();
-    if l.is_contiguous() && dims.iter().enumerate().all(|(i, &d)| i == d) && k < l.rank() {
-        let cols: usize = l.shape[k..].iter().product();
-        let rows: usize = l.shape[..k].iter().product();
-        let base = &data[l.offset..l.offset + rows * cols];
-        let mut acc = vec![init; cols];
-        for r in 0..rows {
-            for (a, &v) in acc.iter_mut().zip(&base[r * cols..(r + 1) * cols]) {
-                *a = f(*a, v);
-            }
+    init: A,
+    f: impl Fn(A, T) -> A + Copy,
+) -> Vec<A> {
+    let rank = l.rank();
+    let mut ostr = vec![0usize; rank];
+    let mut acc = 1usize;
+    for d in (0..rank).rev() {
+        if !dims.contains(&d) {
+            ostr[d] = acc;
+            acc *= l.shape[d];
         }
-        return acc;
     }
-    let (ks, kst, rs, rst) = split_dims(x, dims);
-    let mut out = Vec::with_capacity(ks.iter().product());
-    for_each_run(&ks, [&kst], [l.offset], |_, [o], [s], len| {
-        for i in 0..len {
-            let mut acc = init;
-            for_each_run(&rs, [&rst], [o + i * s], |_, [ro], [rs_], rlen| {
-                if rs_ == 1 {
-                    for &v in &data[ro..ro + rlen] {
-                        acc = f(acc, v);
+    let mut out = vec![init; acc];
+    for_each_run(
+        &l.shape,
+        [&l.strides, &ostr],
+        [l.offset, 0],
+        |_, [xi, oi], [xs, os], len| {
+            if os == 0 {
+                let mut a = out[oi];
+                if xs == 1 {
+                    for &v in &data[xi..xi + len] {
+                        a = f(a, v);
                     }
                 } else {
-                    for j in 0..rlen {
-                        acc = f(acc, data[ro + j * rs_]);
+                    for j in 0..len {
+                        a = f(a, data[xi + j * xs]);
                     }
                 }
-            });
-            out.push(acc);
-        }
-    });
+                out[oi] = a;
+            } else if xs == 1 && os == 1 {
+                for (o, &v) in out[oi..oi + len].iter_mut().zip(&data[xi..xi + len]) {
+                    *o = f(*o, v);
+                }
+            } else {
+                for j in 0..len {
+                    let o = &mut out[oi + j * os];
+                    *o = f(*o, data[xi + j * xs]);
+                }
+            }
+        },
+    );
     out
 }
 
-fn reduce_num<T: Num>(op: &Op, x: &Tensor, dims: &[usize]) -> Vec<T> {
-    match op {
-        Op::Sum { .. } => reduce_typed(x, dims, T::zero(), T::add),
-        Op::Prod { .. } => reduce_typed(x, dims, T::one(), T::mul),
-        Op::Max { .. } => reduce_typed(x, dims, T::lowest(), T::max_),
-        Op::Min { .. } => reduce_typed(x, dims, T::highest(), T::min_),
-        _ => unreachable!(),
+/// Float sums and products accumulate in f64 (a running f32 sum drifts: 0.1 summed 10⁶ times
+/// is off by 1%, and it stops growing at 2²⁴), then round once to the output dtype.
+fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool) -> Vec<f64> {
+    let g = x.storage().read();
+    let data = T::slice(&g).expect("reduce: dtype");
+    if prod {
+        reduce_into(data, x.layout(), dims, 1.0f64, |a, v: T| a * v.to_f64())
+    } else {
+        reduce_into(data, x.layout(), dims, 0.0f64, |a, v: T| a + v.to_f64())
+    }
+}
+
+fn extreme<T: Num>(x: &Tensor, dims: &[usize], max: bool) -> Vec<T> {
+    let g = x.storage().read();
+    let data = T::slice(&g).expect("reduce: dtype");
+    if max {
+        reduce_into(data, x.layout(), dims, T::lowest(), T::max_)
+    } else {
+        reduce_into(data, x.layout(), dims, T::highest(), T::min_)
     }
 }
 
 /// Applies a reduction over `dims`; the output is dense with the kept dims in order
 /// (keepdim only changes the shape, not the data).
 pub fn reduce(op: &Op, x: &Tensor, dims: &[usize], out: DType) -> CpuStorage {
-    // Long float sums accumulate in f64: a running f32 sum drifts (0.1 summed 10⁶ times is
-    // off by 1%) and stops growing at 2²⁴.
-    let reduced: usize = dims.iter().map(|&d| x.shape()[d]).product();
-    if matches!(out, DType::F32 | DType::BF16 | DType::F16)
-        && matches!(op, Op::Sum { .. })
-        && reduced > 1024
-    {
-        let r = reduce_num::<f64>(op, &cast_if(x, DType::F64), dims);
-        let n = r.len();
-        return super::copy::cast(&Tensor::from_vec(r, [n]), out);
-    }
-    // Half-precision sums accumulate in f32 for accuracy, like PyTorch.
-    if matches!(out, DType::BF16 | DType::F16) && matches!(op, Op::Sum { .. } | Op::Prod { .. }) {
-        let r = reduce_num::<f32>(op, &cast_if(x, DType::F32), dims);
-        let n = r.len();
-        return super::copy::cast(&Tensor::from_vec(r, [n]), out);
-    }
-    let x = cast_if(x, out);
-    match out {
-        DType::F32 => CpuStorage::F32(reduce_num(op, &x, dims)),
-        DType::F64 => CpuStorage::F64(reduce_num(op, &x, dims)),
-        DType::BF16 => CpuStorage::BF16(reduce_num(op, &x, dims)),
-        DType::F16 => CpuStorage::F16(reduce_num(op, &x, dims)),
-        DType::I64 => CpuStorage::I64(reduce_num(op, &x, dims)),
-        DType::I32 => CpuStorage::I32(reduce_num(op, &x, dims)),
-        DType::U8 => CpuStorage::U8(reduce_num(op, &x, dims)),
-        DType::Bool => CpuStorage::Bool(reduce_num(op, &x, dims)),
+    match op {
+        Op::Sum { .. } | Op::Prod { .. } if out.is_float() => {
+            let prod = matches!(op, Op::Prod { .. });
+            let acc = match x.dtype() {
+                DType::F32 => float_fold::<f32>(x, dims, prod),
+                DType::F64 => float_fold::<f64>(x, dims, prod),
+                DType::BF16 => float_fold::<bf16>(x, dims, prod),
+                DType::F16 => float_fold::<f16>(x, dims, prod),
+                d => unreachable!("reduce: float output from {d}"),
+            };
+            CpuStorage::from_f64s(out, acc.into_iter())
+        }
+        Op::Sum { .. } | Op::Prod { .. } => {
+            let x = cast_if(x, DType::I64);
+            let g = x.storage().read();
+            let data = i64::slice(&g).expect("reduce: dtype");
+            let r = if matches!(op, Op::Prod { .. }) {
+                reduce_into(data, x.layout(), dims, 1i64, |a, v| a.wrapping_mul(v))
+            } else {
+                reduce_into(data, x.layout(), dims, 0i64, |a, v| a.wrapping_add(v))
+            };
+            CpuStorage::I64(r)
+        }
+        Op::Max { .. } | Op::Min { .. } => {
+            let max = matches!(op, Op::Max { .. });
+            match x.dtype() {
+                DType::F32 => CpuStorage::F32(extreme(x, dims, max)),
+                DType::F64 => CpuStorage::F64(extreme(x, dims, max)),
+                DType::BF16 => CpuStorage::BF16(extreme(x, dims, max)),
+                DType::F16 => CpuStorage::F16(extreme(x, dims, max)),
+                DType::I64 => CpuStorage::I64(extreme(x, dims, max)),
+                DType::I32 => CpuStorage::I32(extreme(x, dims, max)),
+                DType::U8 => CpuStorage::U8(extreme(x, dims, max)),
+                DType::Bool => CpuStorage::Bool(extreme(x, dims, max)),
+            }
+        }
+        _ => unreachable!("reduce: {}", op.name()),
     }
 }
 
