@@ -30,6 +30,27 @@ impl Window {
         let size = if a == 0 { self.h } else { self.w };
         (v >= 0 && (v as usize) < size).then_some(v as usize)
     }
+
+    /// For kernel column `kj`: the range of output columns that read inside the input, and
+    /// the input column the first of them reads (later ones step by the stride).
+    #[inline]
+    fn cols(&self, kj: usize) -> (std::ops::Range<usize>, usize) {
+        let (s, off) = (
+            self.s[1] as isize,
+            (kj * self.d[1]) as isize - self.p[1] as isize,
+        );
+        // ox·s + off ∈ [0, w)  ⇔  ox ∈ [ceil(−off / s), ceil((w − off) / s))
+        let ceil_div = |a: isize| {
+            if a <= 0 {
+                0
+            } else {
+                ((a + s - 1) / s) as usize
+            }
+        };
+        let lo = ceil_div(-off).min(self.ow);
+        let hi = ceil_div(self.w as isize - off).min(self.ow).max(lo);
+        (lo..hi, (lo as isize * s + off).max(0) as usize)
+    }
 }
 
 fn unfold_one<T: Copy>(x: &[T], out: &mut [T], w: &Window, pad: T) {
@@ -45,12 +66,20 @@ fn unfold_one<T: Copy>(x: &[T], out: &mut [T], w: &Window, pad: T) {
                     match w.src(0, oy, ki) {
                         None => line.fill(pad),
                         Some(iy) => {
+                            // Valid columns form one range: pad, copy (contiguous at
+                            // stride 1), pad.
                             let src = &plane[iy * w.w..(iy + 1) * w.w];
-                            for (ox, v) in line.iter_mut().enumerate() {
-                                *v = match w.src(1, ox, kj) {
-                                    Some(ix) => src[ix],
-                                    None => pad,
-                                };
+                            let (r, ix0) = w.cols(kj);
+                            line[..r.start].fill(pad);
+                            line[r.end..].fill(pad);
+                            if r.is_empty() {
+                                // Every column reads padding.
+                            } else if w.s[1] == 1 {
+                                line[r.clone()].copy_from_slice(&src[ix0..ix0 + r.len()]);
+                            } else {
+                                for (j, v) in line[r].iter_mut().enumerate() {
+                                    *v = src[ix0 + j * w.s[1]];
+                                }
                             }
                         }
                     }
@@ -70,10 +99,20 @@ fn fold_one<T: super::num::Num>(cols: &[T], out: &mut [T], w: &Window) {
                 let src = &cols[row..row + l];
                 for oy in 0..w.oh {
                     let Some(iy) = w.src(0, oy, ki) else { continue };
-                    for ox in 0..w.ow {
-                        if let Some(ix) = w.src(1, ox, kj) {
-                            let dst = &mut plane[iy * w.w + ix];
-                            *dst = dst.add(src[oy * w.ow + ox]);
+                    let (r, ix0) = w.cols(kj);
+                    if r.is_empty() {
+                        continue;
+                    }
+                    let line = &src[oy * w.ow + r.start..oy * w.ow + r.end];
+                    let dst = &mut plane[iy * w.w..(iy + 1) * w.w];
+                    if w.s[1] == 1 {
+                        for (d, &v) in dst[ix0..ix0 + line.len()].iter_mut().zip(line) {
+                            *d = d.add(v);
+                        }
+                    } else {
+                        for (j, &v) in line.iter().enumerate() {
+                            let d = &mut dst[ix0 + j * w.s[1]];
+                            *d = d.add(v);
                         }
                     }
                 }
@@ -199,5 +238,80 @@ pub fn fold(
         DType::I32 => CpuStorage::I32(fold_typed(x, &w, n, total)),
         DType::U8 => CpuStorage::U8(fold_typed(x, &w, n, total)),
         DType::Bool => CpuStorage::Bool(fold_typed(x, &w, n, total)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-element definition of im2col, to check the row-range fast path against.
+    fn naive_unfold(x: &[f64], w: &Window, pad: f64) -> Vec<f64> {
+        let l = w.oh * w.ow;
+        let mut out = vec![0.0; w.c * w.k[0] * w.k[1] * l];
+        for c in 0..w.c {
+            for ki in 0..w.k[0] {
+                for kj in 0..w.k[1] {
+                    for oy in 0..w.oh {
+                        for ox in 0..w.ow {
+                            let v = match (w.src(0, oy, ki), w.src(1, ox, kj)) {
+                                (Some(iy), Some(ix)) => x[(c * w.h + iy) * w.w + ix],
+                                _ => pad,
+                            };
+                            out[((c * w.k[0] + ki) * w.k[1] + kj) * l + oy * w.ow + ox] = v;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn row_ranges_match_the_definition_including_padding_wider_than_the_input() {
+        for (k, s, p, d) in [
+            (3, 1, 1, 1),
+            (3, 2, 1, 1),
+            (2, 3, 4, 1),
+            (3, 1, 5, 2),
+            (1, 1, 0, 1),
+            (3, 2, 6, 3),
+        ] {
+            let (c, h, wd) = (2, 5, 4);
+            let oh = crate::ops::infer::conv_out(h, k, s, p, d, &[]);
+            let ow = crate::ops::infer::conv_out(wd, k, s, p, d, &[]);
+            let win = Window {
+                c,
+                h,
+                w: wd,
+                oh,
+                ow,
+                k: [k, k],
+                s: [s, s],
+                p: [p, p],
+                d: [d, d],
+            };
+            let x: Vec<f64> = (0..c * h * wd).map(|i| i as f64 + 1.0).collect();
+            let mut got = vec![0.0; c * k * k * oh * ow];
+            unfold_one(&x, &mut got, &win, -7.0);
+            assert_eq!(got, naive_unfold(&x, &win, -7.0), "k{k} s{s} p{p} d{d}");
+            // fold is the adjoint: <unfold(x), y> == <x, fold(y)>.
+            let y: Vec<f64> = (0..got.len())
+                .map(|i| ((i * 7) % 11) as f64 - 5.0)
+                .collect();
+            let mut fy = vec![0.0; x.len()];
+            fold_one(&y, &mut fy, &win);
+            let zero_pad = {
+                let mut z = vec![0.0; got.len()];
+                unfold_one(&x, &mut z, &win, 0.0);
+                z
+            };
+            let lhs: f64 = zero_pad.iter().zip(&y).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(&fy).map(|(a, b)| a * b).sum();
+            assert!(
+                (lhs - rhs).abs() < 1e-9,
+                "adjoint k{k} s{s} p{p} d{d}: {lhs} vs {rhs}"
+            );
+        }
     }
 }
