@@ -56,15 +56,35 @@ impl Node {
                 }
             })
             .collect();
-        let mut versions: SmallVec<[u64; 4]> = inputs.iter().map(|t| t.version()).collect();
-        versions.push(output.version());
+        // Keep only the data the VJP reads; other tensors are saved as shape-only stand-ins so
+        // temporaries (e.g. both operands of every `add`) are freed as soon as the forward pass
+        // is done with them.
+        let keep = crate::ops::vjp::saves(&op);
+        let saved_inputs: SmallVec<[Tensor; 3]> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if keep.input(i) {
+                    (*t).clone()
+                } else {
+                    t.shape_only()
+                }
+            })
+            .collect();
+        // The output is saved detached: a strong link back to its own node would cycle.
+        let saved_output = if keep.output {
+            output.detach()
+        } else {
+            output.shape_only()
+        };
+        let mut versions: SmallVec<[u64; 4]> = saved_inputs.iter().map(|t| t.version()).collect();
+        versions.push(saved_output.version());
         Arc::new(Node {
             op,
             edges,
             saved: Mutex::new(Some(Saved {
-                inputs: inputs.iter().map(|t| (*t).clone()).collect(),
-                // The output is saved detached: a strong link back to its own node would cycle.
-                output: output.detach(),
+                inputs: saved_inputs,
+                output: saved_output,
             })),
             versions,
         })

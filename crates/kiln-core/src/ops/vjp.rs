@@ -9,6 +9,67 @@ use std::f64::consts::PI;
 /// Gradients for each input (`None` where not needed or not differentiable).
 pub type InputGrads = SmallVec<[Option<Tensor>; 3]>;
 
+/// Which of an op's tensors its VJP reads the data of (shapes and dtypes are always kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Saves {
+    /// Bit `i` set: input `i`'s data is needed.
+    pub inputs: u8,
+    /// The output's data is needed.
+    pub output: bool,
+}
+
+impl Saves {
+    /// True when input `i`'s data is needed.
+    pub fn input(&self, i: usize) -> bool {
+        i < 8 && self.inputs & (1 << i) != 0
+    }
+}
+
+/// What [`vjp`] reads for `op`. Keep in step with `vjp`: a VJP that reads data not listed here
+/// reads an empty stand-in and fails loudly (every op is gradchecked).
+pub fn saves(op: &Op) -> Saves {
+    let s = |inputs: u8, output: bool| Saves { inputs, output };
+    match op {
+        // Output-based VJPs also keep inputs: under create_graph the output is recomputed.
+        Op::Exp | Op::Tanh | Op::Sigmoid => s(0b1, true),
+        Op::Div | Op::Pow => s(0b11, true),
+        Op::Log
+        | Op::Sin
+        | Op::Cos
+        | Op::Erf
+        | Op::Relu
+        | Op::Gelu { .. }
+        | Op::Abs
+        | Op::PowScalar(_) => s(0b1, false),
+        Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
+        Op::Max { .. } | Op::Min { .. } => s(0b1, true),
+        Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul => s(0b11, false),
+        Op::Where => s(0b1, false),
+        Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => s(0b10, false),
+        Op::Sign
+        | Op::Affine { .. }
+        | Op::Add
+        | Op::Sub
+        | Op::Sum { .. }
+        | Op::Reshape(_)
+        | Op::Permute(_)
+        | Op::Expand(_)
+        | Op::Slice { .. }
+        | Op::SliceScatter { .. }
+        | Op::Contiguous
+        | Op::Cast(_)
+        | Op::Cat(_)
+        | Op::Unfold { .. }
+        | Op::Fold { .. } => s(0, false),
+        // Never differentiated (bool/int outputs or no inputs); keep everything.
+        Op::Compare(_)
+        | Op::LogicalNot
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::Random { .. } => s(0xff, true),
+    }
+}
+
 /// Sums a broadcast gradient back down to `shape`.
 pub fn sum_to(g: &Tensor, shape: &[usize]) -> Tensor {
     if g.shape() == shape {

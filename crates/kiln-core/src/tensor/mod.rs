@@ -46,6 +46,7 @@ impl Tensor {
         Tensor::from_parts(storage, layout, dtype, None)
     }
 
+    #[inline]
     pub(crate) fn from_parts(
         storage: Arc<Storage>,
         layout: Layout,
@@ -206,6 +207,15 @@ impl Tensor {
             Some(prev) if g.requires_grad() => &prev + &g,
             Some(prev) => crate::autograd::no_grad(|| &prev + &g),
         });
+    }
+
+    /// A stand-in with this tensor's shape, strides and dtype but no data (an empty storage);
+    /// autograd saves these for tensors whose values a VJP does not read.
+    pub(crate) fn shape_only(&self) -> Tensor {
+        static EMPTY: std::sync::OnceLock<Arc<Storage>> = std::sync::OnceLock::new();
+        let empty = EMPTY
+            .get_or_init(|| Arc::new(Storage::cpu(crate::storage::CpuStorage::F32(Vec::new()))));
+        Tensor::from_parts(empty.clone(), self.0.layout.clone(), self.0.dtype, None)
     }
 
     /// A tensor sharing storage with no autograd history.
