@@ -1,6 +1,6 @@
 //! Strided layouts: how a tensor's logical indices map onto its storage.
 
-use crate::shape::{numel, Shape};
+use crate::shape::{numel, padded6, shape_of, Shape};
 use smallvec::SmallVec;
 
 /// Strides in elements, one per dimension.
@@ -19,7 +19,21 @@ pub struct Layout {
 }
 
 /// Row-major (C order) strides for `shape`.
+#[inline(always)]
 pub fn contiguous_strides(shape: &[usize]) -> Strides {
+    let n = shape.len();
+    if n <= 6 {
+        // Suffix products over the shape padded with 1s, from constant indices (kept in
+        // registers; entries past `n` are ignored).
+        let d = padded6(shape, 1);
+        let s5 = 1;
+        let s4 = d[5];
+        let s3 = s4 * d[4];
+        let s2 = s3 * d[3];
+        let s1 = s2 * d[2];
+        let s0 = s1 * d[1];
+        return Strides::from_buf_and_len([s0, s1, s2, s3, s4, s5], n);
+    }
     let mut s: Strides = SmallVec::from_elem(0, shape.len());
     let mut acc = 1;
     for i in (0..shape.len()).rev() {
@@ -32,9 +46,15 @@ pub fn contiguous_strides(shape: &[usize]) -> Strides {
 impl Layout {
     /// A dense row-major layout starting at offset 0.
     pub fn contiguous(shape: &[usize]) -> Layout {
+        Layout::contiguous_owned(shape_of(shape))
+    }
+
+    /// A dense row-major layout over an already-built `shape` (no copy of the dims).
+    #[inline(always)]
+    pub fn contiguous_owned(shape: Shape) -> Layout {
         Layout {
-            shape: shape.into(),
-            strides: contiguous_strides(shape),
+            strides: contiguous_strides(&shape),
+            shape,
             offset: 0,
         }
     }

@@ -7,12 +7,15 @@ use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
-/// 0 = env not read yet, 1 = read.
-static ENV_READ: AtomicU8 = AtomicU8::new(0);
+/// `UNKNOWN` until `KILN_PROFILE` is read (or [`enable`]/[`disable`] is called), then `OFF`
+/// or `ON`: the hot path is one relaxed load and a compare.
+static STATE: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const OFF: u8 = 1;
+const ON: u8 = 2;
 static STATS: Mutex<Option<HashMap<String, Stat>>> = Mutex::new(None);
 
 thread_local! {
@@ -36,27 +39,36 @@ pub struct Stat {
 /// True when profiling (reads `KILN_PROFILE` once).
 #[inline]
 pub fn is_enabled() -> bool {
-    if ENV_READ.load(Ordering::Relaxed) == 0 {
-        ENV_READ.store(1, Ordering::Relaxed);
-        if std::env::var("KILN_PROFILE")
-            .map(|v| !v.is_empty() && v != "0")
-            .unwrap_or(false)
-        {
-            ENABLED.store(true, Ordering::Relaxed);
-        }
+    match STATE.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => read_env(),
     }
-    ENABLED.load(Ordering::Relaxed)
+}
+
+#[cold]
+fn read_env() -> bool {
+    let on = std::env::var("KILN_PROFILE")
+        .map(|v| !v.is_empty() && v != "0")
+        .unwrap_or(false);
+    // An `enable`/`disable` racing with this first read wins.
+    let _ = STATE.compare_exchange(
+        UNKNOWN,
+        if on { ON } else { OFF },
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    STATE.load(Ordering::Relaxed) == ON
 }
 
 /// Starts collecting (keeps what was collected before).
 pub fn enable() {
-    ENV_READ.store(1, Ordering::Relaxed);
-    ENABLED.store(true, Ordering::Relaxed);
+    STATE.store(ON, Ordering::Relaxed);
 }
 
 /// Stops collecting.
 pub fn disable() {
-    ENABLED.store(false, Ordering::Relaxed);
+    STATE.store(OFF, Ordering::Relaxed);
 }
 
 /// Clears collected numbers.
@@ -72,6 +84,7 @@ pub struct Scope {
 
 /// Opens a timed region named `name` (a no-op when profiling is off). Nested scopes count
 /// toward this one's total but not its self time.
+#[inline]
 pub fn scope(name: impl FnOnce() -> String) -> Scope {
     if !is_enabled() {
         return Scope {
@@ -87,6 +100,12 @@ pub fn scope(name: impl FnOnce() -> String) -> Scope {
 }
 
 impl Scope {
+    /// True when this scope is being recorded (profiling was on when it opened).
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.name.is_some()
+    }
+
     /// Records `bytes` allocated by this scope.
     pub fn add_bytes(&mut self, bytes: u64) {
         self.bytes += bytes;

@@ -10,6 +10,32 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// The first six entries of `dims`, padded with `fill`; built from constant indices so the
+/// result stays in registers (no per-element stores followed by a wide copy).
+#[inline(always)]
+pub(crate) fn padded6(dims: &[usize], fill: usize) -> [usize; 6] {
+    let n = dims.len();
+    let g = |i: usize| if i < n { dims[i] } else { fill };
+    [g(0), g(1), g(2), g(3), g(4), g(5)]
+}
+
+/// A [`Shape`] copied from a slice (straight into the inline buffer up to rank 6).
+#[inline]
+pub fn shape_of(dims: &[usize]) -> Shape {
+    let n = dims.len();
+    if n <= 6 {
+        Shape::from_buf_and_len(padded6(dims, 0), n)
+    } else {
+        Shape::from_slice(dims)
+    }
+}
+
+/// Shape equality as a short inline loop (ranks are tiny; avoids a `memcmp` call).
+#[inline]
+pub fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Integer types accepted where Kiln takes a dimension index or size
 /// (`usize`, `isize`, `i32`, `i64`, `u32`); negative dims count from the end.
 pub trait DimInt: Copy {

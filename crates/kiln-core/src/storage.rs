@@ -182,6 +182,7 @@ impl Drop for Storage {
 
 impl Storage {
     /// Wraps a host buffer.
+    #[inline]
     pub fn cpu(data: CpuStorage) -> Storage {
         Storage {
             data: RwLock::new(data),

@@ -5,6 +5,7 @@ use super::num::Num;
 use super::strided::for_each_run;
 use crate::dtype::DType;
 use crate::ops::{CmpOp, Op};
+use crate::shape::same_shape;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
 use half::{bf16, f16};
@@ -17,7 +18,7 @@ pub fn zip<T: StorageElement, U: StorageElement>(
     f: impl Fn(T, T) -> U,
 ) -> Vec<U> {
     // Fast path: both operands dense with the output's shape (no layout building).
-    if a.shape() == shape && b.shape() == shape {
+    if same_shape(a.shape(), shape) && same_shape(b.shape(), shape) {
         if let (Some(ra), Some(rb)) = (a.layout().contiguous_range(), b.layout().contiguous_range())
         {
             let (ga, gb) = (a.storage().read(), b.storage().read());

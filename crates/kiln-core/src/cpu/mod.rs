@@ -20,8 +20,10 @@ pub use random::{counters_for as random_counters, philox_uniforms};
 use crate::dtype::DType;
 use crate::layout::Layout;
 use crate::ops::Op;
+use crate::shape::{shape_of, Shape};
 use crate::storage::{CpuStorage, Storage, StorageElement};
 use crate::tensor::Tensor;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Runs `op` on CPU tensors.
@@ -31,87 +33,92 @@ pub fn execute(
     shape: &[usize],
     dtype: DType,
 ) -> (Arc<Storage>, Layout) {
+    execute_shape(op, inputs, shape_of(shape), dtype)
+}
+
+/// [`execute`] taking the inferred output shape by value, so a dense output's layout reuses it.
+#[inline(always)]
+pub fn execute_shape(
+    op: &Op,
+    inputs: &[&Tensor],
+    shape: Shape,
+    dtype: DType,
+) -> (Arc<Storage>, Layout) {
+    // The output layout is built before the kernel runs: by the time it is moved into the
+    // tensor its stores have long retired (building it after measured slower).
+    let dense_layout = Layout::contiguous_owned(shape);
+    match run_kernel(op, inputs, &dense_layout.shape, dtype) {
+        Out::Dense(data) => dense(data, dense_layout),
+        Out::View(layout) => (inputs[0].storage().clone(), layout),
+    }
+}
+
+/// What a kernel produced: a new dense buffer of the output shape, or a view of `inputs[0]`.
+enum Out {
+    Dense(CpuStorage),
+    View(Layout),
+}
+
+fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out {
     let x = inputs.first();
     match op {
-        Op::Permute(p) => view(inputs[0], inputs[0].layout().permute(p)),
-        Op::Expand(s) => view(inputs[0], inputs[0].layout().broadcast_to(s)),
+        Op::Permute(p) => Out::View(inputs[0].layout().permute(p)),
+        Op::Expand(s) => Out::View(inputs[0].layout().broadcast_to(s)),
         Op::Slice {
             dim,
             start,
             len,
             step,
-        } => view(
-            inputs[0],
-            inputs[0].layout().slice(*dim, *start, *len, *step),
-        ),
+        } => Out::View(inputs[0].layout().slice(*dim, *start, *len, *step)),
         Op::Reshape(s) => match inputs[0].layout().reshape_view(s) {
-            Some(l) => view(inputs[0], l),
-            None => dense(copy::contiguous(inputs[0]), shape),
+            Some(l) => Out::View(l),
+            None => Out::Dense(copy::contiguous(inputs[0])),
         },
-        Op::Contiguous => dense(copy::contiguous(inputs[0]), shape),
-        Op::Cast(d) => dense(copy::cast(inputs[0], *d), shape),
-        Op::Cat(dim) => dense(copy::cat(inputs, *dim, shape), shape),
+        Op::Contiguous => Out::Dense(copy::contiguous(inputs[0])),
+        Op::Cast(d) => Out::Dense(copy::cast(inputs[0], *d)),
+        Op::Cat(dim) => Out::Dense(copy::cat(inputs, *dim, shape)),
         Op::SliceScatter {
             dim, start, step, ..
-        } => dense(
-            copy::slice_scatter(inputs[0], *dim, *start, *step, shape),
-            shape,
-        ),
-        _ if op.is_unary() => dense(unary::unary(op, inputs[0], dtype), shape),
-        _ if op.is_binary() => dense(
-            binary::binary(op, inputs[0], inputs[1], shape, dtype),
-            shape,
-        ),
-        Op::Where => dense(
-            binary::where_(inputs[0], inputs[1], inputs[2], shape, dtype),
-            shape,
-        ),
+        } => Out::Dense(copy::slice_scatter(inputs[0], *dim, *start, *step, shape)),
+        _ if op.is_unary() => Out::Dense(unary::unary(op, inputs[0], dtype)),
+        _ if op.is_binary() => Out::Dense(binary::binary(op, inputs[0], inputs[1], shape, dtype)),
+        Op::Where => Out::Dense(binary::where_(
+            inputs[0], inputs[1], inputs[2], shape, dtype,
+        )),
         Op::Sum { dims, .. }
         | Op::Max { dims, .. }
         | Op::Min { dims, .. }
-        | Op::Prod { dims, .. } => dense(reduce::reduce(op, inputs[0], dims, dtype), shape),
-        Op::ArgMax { dim, .. } | Op::ArgMin { dim, .. } => dense(
-            reduce::arg_reduce(inputs[0], *dim, matches!(op, Op::ArgMax { .. })),
-            shape,
-        ),
-        Op::IndexSelect(dim) => dense(
-            index::index_select(inputs[0], inputs[1], *dim, shape),
-            shape,
-        ),
-        Op::IndexAdd(dim) => dense(
-            index::index_add(inputs[0], inputs[1], inputs[2], *dim),
-            shape,
-        ),
-        Op::Gather(dim) => dense(index::gather(inputs[0], inputs[1], *dim), shape),
-        Op::ScatterAdd(dim) => dense(
-            index::scatter_add(inputs[0], inputs[1], inputs[2], *dim),
-            shape,
-        ),
-        Op::Matmul => dense(matmul::matmul(inputs[0], inputs[1], shape), shape),
+        | Op::Prod { dims, .. } => Out::Dense(reduce::reduce(op, inputs[0], dims, dtype)),
+        Op::ArgMax { dim, .. } | Op::ArgMin { dim, .. } => Out::Dense(reduce::arg_reduce(
+            inputs[0],
+            *dim,
+            matches!(op, Op::ArgMax { .. }),
+        )),
+        Op::IndexSelect(dim) => Out::Dense(index::index_select(inputs[0], inputs[1], *dim, shape)),
+        Op::IndexAdd(dim) => Out::Dense(index::index_add(inputs[0], inputs[1], inputs[2], *dim)),
+        Op::Gather(dim) => Out::Dense(index::gather(inputs[0], inputs[1], *dim)),
+        Op::ScatterAdd(dim) => {
+            Out::Dense(index::scatter_add(inputs[0], inputs[1], inputs[2], *dim))
+        }
+        Op::Matmul => Out::Dense(matmul::matmul(inputs[0], inputs[1], shape)),
         Op::Unfold {
             kernel,
             stride,
             padding,
             dilation,
             pad_value,
-        } => dense(
-            conv::unfold(
-                inputs[0], *kernel, *stride, *padding, *dilation, *pad_value, shape,
-            ),
-            shape,
-        ),
+        } => Out::Dense(conv::unfold(
+            inputs[0], *kernel, *stride, *padding, *dilation, *pad_value, shape,
+        )),
         Op::Fold {
             output,
             kernel,
             stride,
             padding,
             dilation,
-        } => dense(
-            conv::fold(
-                inputs[0], *output, *kernel, *stride, *padding, *dilation, shape,
-            ),
-            shape,
-        ),
+        } => Out::Dense(conv::fold(
+            inputs[0], *output, *kernel, *stride, *padding, *dilation, shape,
+        )),
         Op::Random {
             dist,
             dtype,
@@ -120,7 +127,7 @@ pub fn execute(
             ..
         } => {
             let n = shape.iter().product();
-            dense(random::random(*dist, n, *dtype, *seed, *offset), shape)
+            Out::Dense(random::random(*dist, n, *dtype, *seed, *offset))
         }
         _ => unreachable!(
             "cpu: no kernel for {} ({:?})",
@@ -130,13 +137,10 @@ pub fn execute(
     }
 }
 
-fn view(x: &Tensor, layout: Layout) -> (Arc<Storage>, Layout) {
-    (x.storage().clone(), layout)
-}
-
-fn dense(data: CpuStorage, shape: &[usize]) -> (Arc<Storage>, Layout) {
-    debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-    (Arc::new(Storage::cpu(data)), Layout::contiguous(shape))
+#[inline(always)]
+fn dense(data: CpuStorage, layout: Layout) -> (Arc<Storage>, Layout) {
+    debug_assert_eq!(data.len(), layout.numel());
+    (Arc::new(Storage::cpu(data)), layout)
 }
 
 /// Reads a tensor's elements of type `T` in row-major order into a new vector.
@@ -166,12 +170,16 @@ pub fn to_contiguous_vec<T: StorageElement>(t: &Tensor) -> Vec<T> {
     out
 }
 
-/// Casts `t` to `dtype` if needed (a new tensor, no autograd).
-pub(crate) fn cast_if(t: &Tensor, dtype: DType) -> Tensor {
+/// Casts `t` to `dtype` if needed (a new tensor, no autograd); borrows `t` when it already has
+/// that dtype.
+pub(crate) fn cast_if(t: &Tensor, dtype: DType) -> Cow<'_, Tensor> {
     if t.dtype() == dtype {
-        t.clone()
+        Cow::Borrowed(t)
     } else {
         let data = copy::cast(t, dtype);
-        Tensor::from_storage(Arc::new(Storage::cpu(data)), Layout::contiguous(t.shape()))
+        Cow::Owned(Tensor::from_storage(
+            Arc::new(Storage::cpu(data)),
+            Layout::contiguous(t.shape()),
+        ))
     }
 }

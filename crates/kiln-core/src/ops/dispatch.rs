@@ -13,18 +13,22 @@ use crate::tensor::Tensor;
 pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
     let mut scope = crate::profile::scope(|| op.name().to_string());
     let (shape, dtype) = infer(&op, inputs);
+    #[cfg(debug_assertions)]
+    let expected = shape.clone();
     let device = inputs.first().map(|t| t.device()).unwrap_or(Device::Cpu);
+    // The inferred shape moves into the output layout (no second copy of the dims).
     let (storage, layout) = match device {
-        Device::Cpu => crate::cpu::execute(&op, inputs, &shape, dtype),
+        Device::Cpu => crate::cpu::execute_shape(&op, inputs, shape, dtype),
     };
-    debug_assert_eq!(
+    #[cfg(debug_assertions)]
+    assert_eq!(
         layout.shape,
-        shape,
+        expected,
         "kernel of {} produced a wrong shape",
         op.name()
     );
-    if !op.is_view() {
-        scope.add_bytes((shape.iter().product::<usize>() * dtype.size_in_bytes()) as u64);
+    if scope.is_active() && !op.is_view() {
+        scope.add_bytes((layout.numel() * dtype.size_in_bytes()) as u64);
     }
     let out = Tensor::from_parts(storage, layout, dtype, None);
     let track = dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());

@@ -3,7 +3,7 @@
 
 use super::{Distribution, Op};
 use crate::dtype::DType;
-use crate::shape::{broadcast_shapes, numel, Shape};
+use crate::shape::{broadcast_shapes, numel, same_shape, shape_of, Shape};
 use crate::tensor::Tensor;
 
 fn shapes(inputs: &[&Tensor]) -> String {
@@ -66,8 +66,35 @@ fn expect_index(op: &Op, t: &Tensor, what: &str) {
     }
 }
 
+/// Output dtype of a binary elementwise op (`op.is_binary()`).
+fn binary_dtype(op: &Op, a: &Tensor, b: &Tensor) -> DType {
+    let promoted = DType::promote(a.dtype(), b.dtype());
+    match op {
+        Op::Compare(_) => DType::Bool,
+        Op::Div | Op::Pow => float_dtype(promoted),
+        Op::Sub if promoted == DType::Bool => {
+            panic!(
+                "sub: subtraction of bool tensors is not supported; use logical_xor or cast first"
+            )
+        }
+        _ => promoted,
+    }
+}
+
 /// Output shape and dtype of `op` applied to `inputs`; panics on misuse.
+#[inline]
 pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
+    // The common eager case, a binary op on two same-shape operands, stays small enough to
+    // inline into `dispatch` (the output shape is built once, in place).
+    if let [a, b] = inputs {
+        if op.is_binary() && same_shape(a.shape(), b.shape()) {
+            return (shape_of(a.shape()), binary_dtype(op, a, b));
+        }
+    }
+    infer_general(op, inputs)
+}
+
+fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
     let name = op.name();
     if op.is_unary() {
         expect_arity(op, inputs, 1);
@@ -99,7 +126,7 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             Op::LogicalNot => DType::Bool,
             _ => float_dtype(d),
         };
-        return (x.shape().into(), out);
+        return (shape_of(x.shape()), out);
     }
     match op {
         Op::Add
@@ -113,7 +140,7 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             expect_arity(op, inputs, 2);
             let (a, b) = (inputs[0], inputs[1]);
             // Same shapes (the common case) need no broadcasting work.
-            let same = (a.shape() == b.shape()).then(|| Shape::from(a.shape()));
+            let same = same_shape(a.shape(), b.shape()).then(|| shape_of(a.shape()));
             let shape = same
                 .or_else(|| broadcast_shapes(a.shape(), b.shape()))
                 .unwrap_or_else(|| {
@@ -125,16 +152,7 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                         b.dtype()
                     )
                 });
-            let promoted = DType::promote(a.dtype(), b.dtype());
-            let dtype = match op {
-                Op::Compare(_) => DType::Bool,
-                Op::Div | Op::Pow => float_dtype(promoted),
-                Op::Sub if promoted == DType::Bool => {
-                    panic!("sub: subtraction of bool tensors is not supported; use logical_xor or cast first")
-                }
-                _ => promoted,
-            };
-            (shape, dtype)
+            (shape, binary_dtype(op, a, b))
         }
         Op::Where => {
             expect_arity(op, inputs, 3);

@@ -7,11 +7,7 @@ use crate::storage::StorageElement;
 impl Tensor {
     /// All elements in row-major order, converted to `T`.
     pub fn to_vec<T: StorageElement>(&self) -> Vec<T> {
-        let t = if self.dtype() == T::DTYPE {
-            self.clone()
-        } else {
-            crate::cpu::cast_if(self, T::DTYPE)
-        };
+        let t = crate::cpu::cast_if(self, T::DTYPE);
         to_contiguous_vec::<T>(&t)
     }
 
