@@ -290,9 +290,26 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         }
         Op::Matmul => {
             let b = inputs[1];
+            // For an operand that is a transposed view (`x @ w.t()` in every Linear), produce its
+            // gradient in the same transposed layout, so that the view's own VJP (transposing
+            // back) hands the parameter a dense gradient instead of one that must be copied.
+            let ga = || {
+                if is_transposed(x) {
+                    b.matmul(&g.transpose(-2, -1)).transpose(-2, -1)
+                } else {
+                    g.matmul(&b.transpose(-2, -1))
+                }
+            };
+            let gb = || {
+                if is_transposed(b) {
+                    g.transpose(-2, -1).matmul(x).transpose(-2, -1)
+                } else {
+                    x.transpose(-2, -1).matmul(g)
+                }
+            };
             smallvec![
-                needs[0].then(|| sum_to(&g.matmul(&b.transpose(-2, -1)), x.shape())),
-                needs[1].then(|| sum_to(&x.transpose(-2, -1).matmul(g), b.shape()))
+                needs[0].then(|| sum_to(&ga(), x.shape())),
+                needs[1].then(|| sum_to(&gb(), b.shape()))
             ]
         }
         Op::Unfold {
@@ -334,6 +351,13 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
             )
         }
     }
+}
+
+/// True for a matrix (batch) whose last two dims are stored column-major, i.e. a transposed
+/// view of a dense matrix.
+fn is_transposed(t: &Tensor) -> bool {
+    let (r, st, sh) = (t.rank(), t.strides(), t.shape());
+    r >= 2 && st[r - 2] == 1 && st[r - 1] != 1 && sh[r - 2] > 1 && sh[r - 1] > 1
 }
 
 /// Re-inserts reduced dims of size 1 so a reduced tensor broadcasts against the input again.
