@@ -89,6 +89,18 @@ impl Meter {
         }
     }
 
+    /// Adds everything `other` has seen (same metrics), so a batch's numbers are computed once
+    /// and counted in both the batch logs and the epoch totals.
+    pub fn merge(&mut self, other: &Meter) {
+        debug_assert_eq!(self.metrics, other.metrics);
+        self.loss_sum += other.loss_sum;
+        self.samples += other.samples;
+        for i in 0..self.sums.len() {
+            self.sums[i] += other.sums[i];
+            self.counts[i] += other.counts[i];
+        }
+    }
+
     /// Mean loss so far.
     pub fn loss(&self) -> f64 {
         self.loss_sum / self.samples.max(1) as f64
@@ -125,5 +137,32 @@ mod tests {
             &Tensor::from_vec(vec![1.5f32, 1.0], [2]),
         );
         assert_eq!(mae, (1.5, 2));
+    }
+
+    #[test]
+    fn merged_meters_equal_one_meter_over_both_batches() {
+        let out = Tensor::from_vec(vec![0.1f32, 0.7, 0.2, 0.5, 0.3, 0.2], [2, 3]);
+        let y = Tensor::from_vec(vec![1i64, 1], [2]);
+        let mut whole = Meter::new(&[Metric::Accuracy]);
+        whole.update(0.5, &out, &y);
+        whole.update(1.5, &out.narrow(0, 0, 1), &y.narrow(0, 0, 1));
+        let mut merged = Meter::new(&[Metric::Accuracy]);
+        for (l, o, t) in [
+            (0.5, out.clone(), y.clone()),
+            (1.5, out.narrow(0, 0, 1), y.narrow(0, 0, 1)),
+        ] {
+            let mut b = Meter::new(&[Metric::Accuracy]);
+            b.update(l, &o, &t);
+            merged.merge(&b);
+        }
+        assert_eq!(merged.values(), whole.values());
+        // (0.5·2 + 1.5·1) / 3 and 2 hits of 3.
+        assert_eq!(
+            whole.values(),
+            vec![
+                ("loss".to_string(), 2.5 / 3.0),
+                ("accuracy".to_string(), 2.0 / 3.0)
+            ]
+        );
     }
 }

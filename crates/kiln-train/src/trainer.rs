@@ -268,7 +268,7 @@ impl Trainer {
             let out = out.detach();
             let mut batch = Meter::new(&self.metrics);
             batch.update(loss_value, &out, &y);
-            meter.update(loss_value, &out, &y);
+            meter.merge(&batch);
             let mut logs: Logs = batch.values().into_iter().collect();
             logs.insert("lr".into(), ctx.optimizer.lr());
             Self::each_callback(callbacks, ctx, |cb, c| cb.on_batch_end(c, b, &logs))?;
