@@ -159,11 +159,6 @@ pub fn run(sel: &Selection) -> Report {
     report
 }
 
-// The README's Rust example, compiled and run by `cargo test --workspace` so it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,25 +186,6 @@ mod tests {
         assert!(!s.wants("eager_add16_us_per_op"));
         assert!(Selection::only(&["nope"]).is_err());
         assert!(Selection::all().wants("anything"));
-    }
-
-    #[test]
-    fn readme_example_is_the_eager_example() {
-        let readme = include_str!("../../../README.md");
-        let block = readme
-            .split("```rust\n")
-            .nth(1)
-            .and_then(|rest| rest.split("```").next())
-            .expect("README has a ```rust block");
-        let example: String = include_str!("../../kiln/examples/eager.rs")
-            .lines()
-            .filter(|l| !l.starts_with("//!"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        assert_eq!(
-            block, example,
-            "README example and examples/eager.rs differ"
-        );
     }
 
     #[test]

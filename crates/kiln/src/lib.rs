@@ -33,3 +33,8 @@ pub mod prelude {
     pub use kiln_nn::{layers::*, Module, ModuleBase};
     pub use kiln_train::Trainer;
 }
+
+// The README's Rust code, compiled and run by `cargo test --workspace` so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

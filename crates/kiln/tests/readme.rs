@@ -1,0 +1,20 @@
+//! The README's eager example is `examples/eager.rs`, word for word.
+
+#[test]
+fn readme_example_is_the_eager_example() {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("```rust\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has a ```rust block");
+    let example: String = include_str!("../examples/eager.rs")
+        .lines()
+        .filter(|l| !l.starts_with("//!"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        block, example,
+        "README example and examples/eager.rs differ"
+    );
+}
