@@ -19,6 +19,7 @@ pub mod random;
 pub mod shape;
 pub mod storage;
 pub mod tensor;
+pub mod trace;
 
 pub use autograd::{no_grad, NoGradGuard};
 pub use cpu::threads::{num_threads, set_num_threads};
