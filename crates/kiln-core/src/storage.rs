@@ -5,7 +5,7 @@ use crate::device::Device;
 use crate::dtype::{DType, Element};
 use half::{bf16, f16};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A host buffer of one dtype.
 #[derive(Clone, Debug)]
@@ -170,7 +170,15 @@ pub struct Storage {
     data: RwLock<CpuStorage>,
     version: AtomicU64,
     device: Device,
+    /// The traced value this storage stands for while compiling ([`NOT_TRACED`] for real
+    /// data); atomic because an in-place write during tracing rebinds it for every handle.
+    tracer: AtomicU32,
+    /// Created while a trace was active: a constant of that trace, not captured state.
+    born_in_trace: bool,
 }
+
+/// `Storage::tracer` value of storages that hold real data.
+const NOT_TRACED: u32 = u32::MAX;
 
 impl Drop for Storage {
     fn drop(&mut self) {
@@ -188,7 +196,39 @@ impl Storage {
             data: RwLock::new(data),
             version: AtomicU64::new(0),
             device: Device::Cpu,
+            tracer: AtomicU32::new(NOT_TRACED),
+            born_in_trace: crate::trace::is_tracing(),
         }
+    }
+
+    /// A data-less stand-in for traced value `id` (see [`crate::trace`]).
+    pub(crate) fn tracer(dtype: DType, id: u32) -> Storage {
+        Storage {
+            data: RwLock::new(CpuStorage::filled(dtype, 0, 0.0)),
+            version: AtomicU64::new(0),
+            device: Device::Cpu,
+            tracer: AtomicU32::new(id),
+            born_in_trace: true,
+        }
+    }
+
+    /// The traced value this storage stands for, if it is a tracer.
+    #[inline]
+    pub fn tracer_id(&self) -> Option<u32> {
+        match self.tracer.load(Ordering::Relaxed) {
+            NOT_TRACED => None,
+            id => Some(id),
+        }
+    }
+
+    /// Rebinds a tracer to a new value (an in-place write recorded during tracing).
+    pub(crate) fn set_tracer_id(&self, id: u32) {
+        self.tracer.store(id, Ordering::Relaxed);
+    }
+
+    /// True for real-data storages created while a trace was running (that trace's constants).
+    pub fn born_in_trace(&self) -> bool {
+        self.born_in_trace
     }
 
     /// Shared read access to the buffer.

@@ -16,6 +16,14 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
     #[cfg(debug_assertions)]
     let expected = shape.clone();
     let device = inputs.first().map(|t| t.device()).unwrap_or(Device::Cpu);
+    if crate::trace::is_tracing() {
+        let (storage, layout) = crate::trace::record(op.clone(), inputs, shape, dtype);
+        let out = Tensor::from_parts(storage, layout, dtype, None);
+        return attach_grad(op, inputs, out);
+    }
+    for t in inputs {
+        crate::trace::check_readable(t, op.name());
+    }
     // The inferred shape moves into the output layout (no second copy of the dims).
     let (storage, layout) = match device {
         Device::Cpu => crate::cpu::execute_shape(&op, inputs, shape, dtype),
@@ -31,6 +39,13 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
         scope.add_bytes((layout.numel() * dtype.size_in_bytes()) as u64);
     }
     let out = Tensor::from_parts(storage, layout, dtype, None);
+    attach_grad(op, inputs, out)
+}
+
+/// Records an autograd node for `out` when grad mode is on and an input requires grad.
+#[inline]
+fn attach_grad(op: Op, inputs: &[&Tensor], out: Tensor) -> Tensor {
+    let dtype = out.dtype();
     let track = dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
     if !track {
         return out;

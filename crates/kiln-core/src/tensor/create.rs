@@ -120,6 +120,17 @@ impl Tensor {
     ) -> Tensor {
         let shape = to_shape(shape, "random");
         let n = shape.iter().product();
+        if crate::trace::is_tracing() {
+            if gen.is_some() {
+                panic!(
+                    "random: an explicit Generator cannot be traced for compile (its draws would \
+                     be frozen into the graph); use the global generator (manual_seed) inside \
+                     compiled functions, shape {shape:?}"
+                );
+            }
+            // Drawn at each call of the compiled graph, like eager code would.
+            return crate::trace::record_fresh_random(dist, shape, dtype);
+        }
         let (seed, offset) = match gen {
             Some(g) => g.reserve(n),
             None => with_global(|g| g.reserve(n)),

@@ -134,6 +134,15 @@ fn write_dim(
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(id) = self.storage().tracer_id() {
+            // No values while tracing; say which graph value it is instead.
+            return write!(
+                f,
+                "tensor(<traced %{id}>, shape={:?}, dtype={})",
+                self.shape(),
+                self.dtype()
+            );
+        }
         let vals = self.to_f64_vec();
         let elide = vals.len() > THRESHOLD;
         let st = style(self, &vals);

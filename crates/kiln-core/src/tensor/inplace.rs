@@ -41,8 +41,30 @@ impl Tensor {
                 self.shape()
             );
         }
-        crate::cpu::copy_into(self, src);
+        self.write_from("copy_", src);
         self
+    }
+
+    /// Writes `src` (broadcastable to `self`) into `self`; while tracing, records the write.
+    fn write_from(&self, op: &str, src: &Tensor) {
+        if crate::trace::is_tracing() {
+            let v = no_grad(|| {
+                let v = if src.dtype() != self.dtype() {
+                    src.to_dtype(self.dtype())
+                } else {
+                    src.clone()
+                };
+                if v.shape() != self.shape() {
+                    v.broadcast_to(self.shape())
+                } else {
+                    v
+                }
+            });
+            crate::trace::assign(op, self, &v);
+            return;
+        }
+        crate::trace::check_readable(self, op);
+        crate::cpu::copy_into(self, src);
     }
 
     fn update(&self, op: &str, f: impl FnOnce(&Tensor) -> Tensor) -> &Tensor {
@@ -55,7 +77,7 @@ impl Tensor {
                 self.shape()
             );
         }
-        crate::cpu::copy_into(self, &v);
+        self.write_from(op, &v);
         self
     }
 
@@ -112,7 +134,7 @@ impl Tensor {
     /// Sets every element to `v`.
     pub fn fill_(&self, v: f64) -> &Tensor {
         self.check_inplace("fill_");
-        crate::cpu::copy_into(self, &Tensor::scalar(v, self.dtype()));
+        self.write_from("fill_", &Tensor::scalar(v, self.dtype()));
         self
     }
 

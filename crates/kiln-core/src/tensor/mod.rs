@@ -178,21 +178,32 @@ impl Tensor {
 
     /// The accumulated gradient of a leaf, after `backward`.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.lock().clone()
+        let mut slot = self.0.grad.lock();
+        if crate::trace::is_tracing() {
+            crate::trace::touch_grad(self, &mut slot, true);
+        }
+        slot.clone()
     }
 
     /// Replaces the stored gradient.
     pub fn set_grad(&self, grad: Option<Tensor>) {
-        *self.0.grad.lock() = grad;
+        let mut slot = self.0.grad.lock();
+        if crate::trace::is_tracing() {
+            crate::trace::touch_grad(self, &mut slot, false);
+        }
+        *slot = grad;
     }
 
     /// Clears the stored gradient (PyTorch's `set_to_none=True`).
     pub fn zero_grad(&self) {
-        *self.0.grad.lock() = None;
+        self.set_grad(None);
     }
 
     pub(crate) fn accumulate_grad(&self, g: Tensor) {
         let mut slot = self.0.grad.lock();
+        if crate::trace::is_tracing() {
+            crate::trace::touch_grad(self, &mut slot, true);
+        }
         *slot = Some(match slot.take() {
             // A gradient buffer shared with another tensor (e.g. `a + b` hands the same
             // gradient to both) is copied, so in-place updates of one `.grad` (clipping,

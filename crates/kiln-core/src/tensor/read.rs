@@ -7,6 +7,7 @@ use crate::storage::StorageElement;
 impl Tensor {
     /// All elements in row-major order, converted to `T`.
     pub fn to_vec<T: StorageElement>(&self) -> Vec<T> {
+        crate::trace::check_readable(self, "to_vec");
         let t = crate::cpu::cast_if(self, T::DTYPE);
         to_contiguous_vec::<T>(&t)
     }
@@ -28,6 +29,7 @@ impl Tensor {
 
     /// The value of a one-element tensor, converted to `T`.
     pub fn item<T: StorageElement>(&self) -> T {
+        crate::trace::check_readable(self, "item");
         if self.numel() != 1 {
             panic!(
                 "item: only one-element tensors can be converted to a scalar, got shape {:?}",

@@ -1,0 +1,270 @@
+//! The graph IR: an SSA list of primitive-op nodes over numbered values, with the inputs it
+//! reads at each call and the state it writes back. Printable as text (like a jaxpr) and as
+//! Graphviz DOT.
+
+use crate::dtype::DType;
+use crate::ops::Op;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use smallvec::SmallVec;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+/// The number of one value (an input or a node's output). Ids are unique within a graph but
+/// not dense once passes have removed nodes.
+pub type ValueId = u32;
+
+/// Where a graph input's value comes from at each call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// The i-th positional argument of the compiled function.
+    Arg(usize),
+    /// A captured tensor (parameter, buffer, optimizer state), read at each call.
+    State,
+    /// A tensor created while tracing (a literal such as a scalar or a mask): fixed.
+    Const,
+    /// The `.grad` of a captured leaf, read at each call.
+    Grad,
+}
+
+/// One graph input.
+#[derive(Clone)]
+pub struct Input {
+    /// Its value id.
+    pub id: ValueId,
+    /// Where its value comes from.
+    pub kind: InputKind,
+    /// The bound tensor: the state or constant itself, or the leaf whose `.grad` is read.
+    /// `None` for arguments.
+    pub tensor: Option<Tensor>,
+    /// Shape.
+    pub shape: Shape,
+    /// Element type.
+    pub dtype: DType,
+}
+
+/// One op application.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The value it defines.
+    pub id: ValueId,
+    /// The primitive op.
+    pub op: Op,
+    /// Operand values.
+    pub args: SmallVec<[ValueId; 3]>,
+    /// Output shape.
+    pub shape: Shape,
+    /// Output dtype.
+    pub dtype: DType,
+    /// A random op that draws fresh (seed, offset) from the global generator at each call
+    /// rather than replaying the ones in `op`.
+    pub fresh_random: bool,
+}
+
+/// Where a computed gradient goes after each call.
+#[derive(Clone)]
+pub enum GradTarget {
+    /// A captured leaf tensor (a parameter).
+    Leaf(Tensor),
+    /// The i-th positional argument.
+    Arg(usize),
+}
+
+/// A `.grad` slot the function leaves set (or cleared).
+#[derive(Clone)]
+pub struct GradOutput {
+    /// Whose gradient.
+    pub target: GradTarget,
+    /// The gradient value, or `None` when the function leaves the slot empty.
+    pub value: Option<ValueId>,
+}
+
+/// An in-place write the function made to a captured tensor: after each call `value` is
+/// copied into `target` (an optimizer step updating parameters and moments).
+#[derive(Clone)]
+pub struct Update {
+    /// The input id of the written tensor.
+    pub input: ValueId,
+    /// Its new value.
+    pub value: ValueId,
+}
+
+/// A traced function.
+#[derive(Clone, Default)]
+pub struct Graph {
+    /// Inputs in order of first use.
+    pub inputs: Vec<Input>,
+    /// Nodes in execution order (every operand is defined earlier).
+    pub nodes: Vec<Node>,
+    /// Values returned by the function.
+    pub outputs: Vec<ValueId>,
+    /// State written back after each call.
+    pub updates: Vec<Update>,
+    /// Gradient slots set after each call.
+    pub grads: Vec<GradOutput>,
+    pub(crate) next_id: ValueId,
+}
+
+impl Graph {
+    /// A fresh value id.
+    pub fn new_id(&mut self) -> ValueId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// One more than the largest id in use (size of an id-indexed table).
+    pub fn id_bound(&self) -> usize {
+        self.next_id as usize
+    }
+
+    /// The input with id `id`, if any.
+    pub fn input(&self, id: ValueId) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.id == id)
+    }
+
+    /// Shape and dtype of a value.
+    pub fn value_type(&self, id: ValueId) -> Option<(&[usize], DType)> {
+        if let Some(i) = self.input(id) {
+            return Some((&i.shape, i.dtype));
+        }
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| (&n.shape[..], n.dtype))
+    }
+
+    /// Values whose results the graph must produce: outputs, state updates and gradients.
+    pub fn roots(&self) -> Vec<ValueId> {
+        let mut r = self.outputs.clone();
+        r.extend(self.updates.iter().map(|u| u.value));
+        r.extend(self.grads.iter().filter_map(|g| g.value));
+        r
+    }
+
+    /// Node count per op name, sorted by name.
+    pub fn op_counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for n in &self.nodes {
+            *m.entry(n.op.name()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Graphviz DOT: inputs as ellipses, ops as boxes, outputs/updates/grads as sinks.
+    pub fn to_dot(&self) -> String {
+        let mut s = String::from("digraph kiln {\n  rankdir=TB;\n  node [fontname=\"monospace\"];\n");
+        for i in &self.inputs {
+            let _ = writeln!(
+                s,
+                "  v{} [shape=ellipse,label=\"%{} {}\\n{}\"];",
+                i.id,
+                i.id,
+                kind_label(&i.kind),
+                type_label(&i.shape, i.dtype)
+            );
+        }
+        for n in &self.nodes {
+            let _ = writeln!(
+                s,
+                "  v{} [shape=box,label=\"%{} = {}\\n{}\"];",
+                n.id,
+                n.id,
+                op_label(&n.op).replace('"', "'"),
+                type_label(&n.shape, n.dtype)
+            );
+            for a in &n.args {
+                let _ = writeln!(s, "  v{a} -> v{};", n.id);
+            }
+        }
+        for (k, o) in self.outputs.iter().enumerate() {
+            let _ = writeln!(s, "  out{k} [shape=doublecircle,label=\"out{k}\"];\n  v{o} -> out{k};");
+        }
+        for u in &self.updates {
+            let _ = writeln!(
+                s,
+                "  v{} -> v{} [style=dashed,label=\"update\"];",
+                u.value, u.input
+            );
+        }
+        for (k, g) in self.grads.iter().enumerate() {
+            if let Some(v) = g.value {
+                let _ = writeln!(s, "  grad{k} [shape=note,label=\"grad{k}\"];\n  v{v} -> grad{k};");
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+fn kind_label(k: &InputKind) -> String {
+    match k {
+        InputKind::Arg(i) => format!("arg{i}"),
+        InputKind::State => "state".into(),
+        InputKind::Const => "const".into(),
+        InputKind::Grad => "grad".into(),
+    }
+}
+
+fn type_label(shape: &[usize], dtype: DType) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("{dtype}[{}]", dims.join(","))
+}
+
+/// `name` or `name{params}` for an op, parameters as in its Debug form.
+pub fn op_label(op: &Op) -> String {
+    let dbg = format!("{op:?}");
+    match dbg.find(['(', '{']) {
+        Some(i) => format!("{}{}", op.name(), dbg[i..].trim()),
+        None => op.name().to_string(),
+    }
+}
+
+impl fmt::Display for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "graph(")?;
+        for i in &self.inputs {
+            writeln!(
+                f,
+                "  %{}: {} {}",
+                i.id,
+                type_label(&i.shape, i.dtype),
+                kind_label(&i.kind)
+            )?;
+        }
+        writeln!(f, ") {{")?;
+        for n in &self.nodes {
+            let args: Vec<String> = n.args.iter().map(|a| format!("%{a}")).collect();
+            writeln!(
+                f,
+                "  %{} = {}({}) : {}{}",
+                n.id,
+                op_label(&n.op),
+                args.join(", "),
+                type_label(&n.shape, n.dtype),
+                if n.fresh_random { "  # fresh draw" } else { "" }
+            )?;
+        }
+        let outs: Vec<String> = self.outputs.iter().map(|o| format!("%{o}")).collect();
+        writeln!(f, "  return ({})", outs.join(", "))?;
+        for u in &self.updates {
+            writeln!(f, "  update %{} <- %{}", u.input, u.value)?;
+        }
+        for (k, g) in self.grads.iter().enumerate() {
+            let target = match &g.target {
+                GradTarget::Leaf(t) => format!("leaf{k}{:?}", t.shape()),
+                GradTarget::Arg(i) => format!("arg{i}"),
+            };
+            match g.value {
+                Some(v) => writeln!(f, "  grad {target} <- %{v}")?,
+                None => writeln!(f, "  grad {target} <- none")?,
+            }
+        }
+        let counts: Vec<String> = self
+            .op_counts()
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        writeln!(f, "}}  # {} nodes ({})", self.nodes.len(), counts.join(", "))
+    }
+}

@@ -1,0 +1,152 @@
+//! Runs a graph: reads its inputs (arguments, captured state, gradients), applies each node's
+//! primitive op with the eager CPU kernels in a fixed order, frees every intermediate after its
+//! last use, then writes state updates and gradient slots back.
+
+use kiln_core::ops::{dispatch, Op};
+use kiln_core::trace::{GradTarget, Graph, InputKind, ValueId};
+use kiln_core::{no_grad, Tensor};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// A graph prepared for repeated execution: operand lists and last uses computed once.
+pub struct Executable {
+    graph: Graph,
+    /// For each node, the values that die right after it runs.
+    frees: Vec<Vec<ValueId>>,
+    /// Inputs the nodes or results actually read (unused inputs are never loaded).
+    live_inputs: Vec<usize>,
+}
+
+impl Executable {
+    /// Prepares `graph` for execution.
+    pub fn new(graph: Graph) -> Executable {
+        let n = graph.id_bound();
+        let mut last_use = vec![usize::MAX; n];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            for &a in &node.args {
+                last_use[a as usize] = i;
+            }
+        }
+        let roots: HashSet<ValueId> = graph.roots().into_iter().collect();
+        let mut frees = vec![Vec::new(); graph.nodes.len()];
+        for (id, &i) in last_use.iter().enumerate() {
+            if i != usize::MAX && !roots.contains(&(id as ValueId)) {
+                frees[i].push(id as ValueId);
+            }
+        }
+        let live_inputs = graph
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, inp)| last_use[inp.id as usize] != usize::MAX || roots.contains(&inp.id))
+            .map(|(k, _)| k)
+            .collect();
+        Executable {
+            graph,
+            frees,
+            live_inputs,
+        }
+    }
+
+    /// The graph this runs.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs the graph on `args` and returns its outputs. State updates and gradient slots are
+    /// written before it returns.
+    pub fn run(&self, args: &[Tensor]) -> Vec<Tensor> {
+        let g = &self.graph;
+        let mut values: Vec<Option<Tensor>> = vec![None; g.id_bound()];
+        for &k in &self.live_inputs {
+            let inp = &g.inputs[k];
+            let t = match &inp.kind {
+                InputKind::Arg(i) => args[*i].clone(),
+                InputKind::State | InputKind::Const => {
+                    inp.tensor.clone().expect("bound input has its tensor")
+                }
+                InputKind::Grad => {
+                    let leaf = inp.tensor.as_ref().expect("grad input has its leaf");
+                    leaf.grad().unwrap_or_else(|| {
+                        panic!(
+                            "compiled function: the gradient of a tensor of shape {:?} was set \
+                             when the function was traced but is empty now; zero_grad inside the \
+                             compiled function, or keep the gradients set between calls",
+                            leaf.shape()
+                        )
+                    })
+                }
+            };
+            values[inp.id as usize] = Some(t);
+        }
+        no_grad(|| {
+            for (node, dead) in g.nodes.iter().zip(&self.frees) {
+                let out = if node.fresh_random {
+                    fresh_random(&node.op)
+                } else {
+                    let ins: smallvec::SmallVec<[&Tensor; 3]> = node
+                        .args
+                        .iter()
+                        .map(|a| values[*a as usize].as_ref().expect("operand computed"))
+                        .collect();
+                    dispatch(node.op.clone(), &ins)
+                };
+                values[node.id as usize] = Some(out);
+                for d in dead {
+                    values[*d as usize] = None;
+                }
+            }
+            for u in &g.updates {
+                let target = g
+                    .input(u.input)
+                    .and_then(|i| i.tensor.as_ref())
+                    .expect("updated input is bound");
+                let v = values[u.value as usize].as_ref().expect("update computed");
+                target.copy_(v);
+            }
+        });
+        let mut handed_out: HashSet<usize> = HashSet::new();
+        for go in &g.grads {
+            let value = go.value.map(|v| {
+                let t = values[v as usize].clone().expect("gradient computed");
+                // Two slots never share a buffer (in-place clipping of one must not change the
+                // other), as in eager mode.
+                if !handed_out.insert(Arc::as_ptr(t.storage()) as usize) {
+                    no_grad(|| t.copy())
+                } else {
+                    t
+                }
+            });
+            match &go.target {
+                GradTarget::Leaf(leaf) => leaf.set_grad(value),
+                GradTarget::Arg(i) => args[*i].set_grad(value),
+            }
+        }
+        g.outputs
+            .iter()
+            .map(|o| values[*o as usize].clone().expect("output computed"))
+            .collect()
+    }
+}
+
+/// A random node draws its counters from the global generator now, as the eager op would.
+fn fresh_random(op: &Op) -> Tensor {
+    let Op::Random {
+        dist, shape, dtype, ..
+    } = op
+    else {
+        unreachable!("fresh_random on a non-random op")
+    };
+    let n = shape.iter().product();
+    let (seed, offset) = kiln_core::random::with_global(|g| g.reserve(n));
+    dispatch(
+        Op::Random {
+            dist: *dist,
+            shape: shape.clone(),
+            dtype: *dtype,
+            seed,
+            offset,
+        },
+        &[],
+    )
+}

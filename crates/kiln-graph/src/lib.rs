@@ -1,0 +1,17 @@
+//! kiln-graph: Kiln's graph mode. [`compile`] wraps a function over tensors; its first call per
+//! input signature traces the function through `kiln-core`'s single dispatch into a
+//! [`Graph`] (an SSA list of primitive ops, with parameters and optimizer state as inputs and
+//! in-place updates as state writes), runs the optimization [`passes`], and later calls run the
+//! graph with the [`executor`].
+//!
+//! Layering: this crate sits on `kiln-core` only; models (`kiln-nn`) are plain functions to it.
+
+#![warn(missing_docs)]
+
+pub mod compile;
+pub mod executor;
+pub mod log;
+pub mod passes;
+
+pub use compile::{compile, CompileOptions, Compiled};
+pub use kiln_core::trace::{ArgSpec, Graph, InputKind, Node, ValueId};

@@ -1,0 +1,73 @@
+//! Graph-to-graph optimizations, each a small struct behind the [`Pass`] trait, and the
+//! default pipeline [`compile`](crate::compile) runs.
+
+mod algebraic;
+mod constant_fold;
+mod cse;
+mod dce;
+
+pub use algebraic::AlgebraicSimplify;
+pub use constant_fold::ConstantFold;
+pub use cse::CommonSubexpressions;
+pub use dce::DeadCode;
+
+use kiln_core::trace::{Graph, ValueId};
+use std::collections::HashMap;
+
+/// One optimization over a graph.
+pub trait Pass: Send + Sync {
+    /// Short name for logs.
+    fn name(&self) -> &'static str;
+    /// Rewrites `g`; returns true if anything changed.
+    fn run(&self, g: &mut Graph) -> bool;
+}
+
+/// The passes `compile` runs, in order.
+pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
+    vec![
+        Box::new(DeadCode),
+        Box::new(ConstantFold::default()),
+        Box::new(AlgebraicSimplify),
+        Box::new(CommonSubexpressions),
+        Box::new(DeadCode),
+    ]
+}
+
+/// Points every use of a key of `map` (operands, outputs, updates, gradients) at its value,
+/// following chains (a → b → c).
+pub fn replace_uses(g: &mut Graph, map: &HashMap<ValueId, ValueId>) {
+    if map.is_empty() {
+        return;
+    }
+    let resolve = |mut v: ValueId| {
+        while let Some(&n) = map.get(&v) {
+            v = n;
+        }
+        v
+    };
+    for n in &mut g.nodes {
+        for a in n.args.iter_mut() {
+            *a = resolve(*a);
+        }
+    }
+    for o in &mut g.outputs {
+        *o = resolve(*o);
+    }
+    for u in &mut g.updates {
+        u.value = resolve(u.value);
+    }
+    for gr in &mut g.grads {
+        if let Some(v) = gr.value.as_mut() {
+            *v = resolve(*v);
+        }
+    }
+}
+
+/// Index of the node defining each value (`None` for inputs), by id.
+pub(crate) fn producers(g: &Graph) -> Vec<Option<usize>> {
+    let mut p = vec![None; g.id_bound()];
+    for (i, n) in g.nodes.iter().enumerate() {
+        p[n.id as usize] = Some(i);
+    }
+    p
+}

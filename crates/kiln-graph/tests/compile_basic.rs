@@ -1,0 +1,128 @@
+//! compile on plain functions and an SGD train step: compiled results equal eager ones, the
+//! cache retraces only for new signatures, and value reads during tracing fail clearly.
+
+use kiln_core::nn::functional as F;
+use kiln_core::{no_grad, DType, Tensor};
+use kiln_graph::compile;
+use kiln_nn::layers::{Linear, ReLU, Sequential};
+use kiln_nn::optim::{Optimizer, Sgd};
+use kiln_nn::{Module, ModuleBase};
+use std::sync::Mutex;
+
+/// Tests that draw from the global generator run one at a time.
+static RNG: Mutex<()> = Mutex::new(());
+
+fn max_rel_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() / (1e-6 + x.abs().max(y.abs())))
+        .fold(0.0, f64::max)
+}
+
+fn function(x: &Tensor, y: &Tensor) -> Tensor {
+    let h = &(x * y) + &x.exp();
+    (&h.sum([1], true) * 2.0).tanh()
+}
+
+#[test]
+fn pure_function_matches_eager_and_caches_per_signature() {
+    let _g = RNG.lock().unwrap();
+    let mut f = compile(|xs: &[Tensor]| vec![function(&xs[0], &xs[1])]);
+    let x = Tensor::randn([4, 5], DType::F32);
+    let y = Tensor::randn([4, 5], DType::F32);
+    let got = f.call(&[x.clone(), y.clone()]);
+    assert!(max_rel_diff(&got[0], &function(&x, &y)) < 1e-6);
+    let x2 = Tensor::randn([4, 5], DType::F32);
+    let got2 = f.call(&[x2.clone(), y.clone()]);
+    assert!(max_rel_diff(&got2[0], &function(&x2, &y)) < 1e-6);
+    assert_eq!(f.trace_count(), 1, "same signature must not retrace");
+    let x3 = Tensor::randn([3, 5], DType::F32);
+    let y3 = Tensor::randn([3, 5], DType::F32);
+    let got3 = f.call(&[x3.clone(), y3.clone()]);
+    assert!(max_rel_diff(&got3[0], &function(&x3, &y3)) < 1e-6);
+    assert_eq!(f.trace_count(), 2, "a new shape traces again");
+    // The graph prints as text with its ops.
+    let text = f.graph(&[x, y]).to_string();
+    assert!(text.contains("exp("), "{text}");
+    assert!(text.contains("tanh("), "{text}");
+}
+
+#[test]
+fn reading_a_value_while_tracing_is_a_clear_error() {
+    let mut f = compile(|xs: &[Tensor]| {
+        let s = xs[0].sum_all().item::<f32>();
+        vec![&xs[0] * s as f64]
+    });
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        f.call(&[Tensor::ones([2], DType::F32)])
+    }))
+    .unwrap_err();
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(msg.contains("item: cannot read the value of a traced tensor"), "{msg}");
+    assert!(msg.contains("where_"), "{msg}");
+    // The failed trace left no tracing state behind: eager code works.
+    let t = Tensor::ones([2], DType::F32);
+    assert_eq!((&t + &t).to_vec::<f32>(), vec![2.0, 2.0]);
+}
+
+fn mlp() -> Sequential {
+    Sequential::new()
+        .append(Linear::new(12, 16))
+        .append(ReLU::new())
+        .append(Linear::new(16, 3))
+}
+
+fn copy_params(from: &Sequential, to: &Sequential) {
+    no_grad(|| {
+        for (a, b) in from.parameters().iter().zip(to.parameters()) {
+            b.copy_(a);
+        }
+    });
+}
+
+#[test]
+fn sgd_train_step_matches_eager_after_five_steps() {
+    let _g = RNG.lock().unwrap();
+    let eager_model = mlp();
+    let model = mlp();
+    copy_params(&eager_model, &model);
+    let xs = Tensor::randn([8, 12], DType::F32);
+    let ys = Tensor::randint(0, 3, [8]);
+
+    let mut eager_opt = Sgd::new(eager_model.parameters(), 0.1);
+    let mut eager_losses = Vec::new();
+    for _ in 0..5 {
+        eager_opt.zero_grad();
+        let loss = F::cross_entropy(&eager_model.forward(&xs), &ys);
+        loss.backward();
+        eager_opt.step();
+        eager_losses.push(loss.item::<f32>());
+    }
+
+    let mut opt = Sgd::new(model.parameters(), 0.1);
+    let mut step = compile(|b: &[Tensor]| {
+        opt.zero_grad();
+        let loss = F::cross_entropy(&model.forward(&b[0]), &b[1]);
+        loss.backward();
+        opt.step();
+        vec![loss]
+    });
+    let mut losses = Vec::new();
+    for _ in 0..5 {
+        losses.push(step.call(&[xs.clone(), ys.clone()])[0].item::<f32>());
+    }
+    assert_eq!(step.trace_count(), 1);
+    for (a, b) in losses.iter().zip(&eager_losses) {
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{losses:?} vs {eager_losses:?}");
+    }
+    for (a, b) in model.parameters().iter().zip(eager_model.parameters()) {
+        assert!(max_rel_diff(a, &b) < 1e-5);
+        // Gradients are set after each call, like eager backward.
+        assert!(max_rel_diff(&a.grad().unwrap(), &b.grad().unwrap()) < 1e-5);
+    }
+}
