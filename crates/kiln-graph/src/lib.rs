@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod artifact;
 pub mod compile;
 pub mod executor;
 pub mod log;

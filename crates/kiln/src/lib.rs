@@ -7,16 +7,20 @@
 //!   schedules, checkpoints, and `nn::functional`;
 //! - [`data`] is `kiln-data`: datasets, the `DataLoader`, transforms and readers;
 //! - [`train`] is `kiln-train`: the `Trainer` (fit / evaluate / predict), metrics, callbacks
-//!   and TensorBoard logging.
+//!   and TensorBoard logging;
+//! - [`compile`] and [`graph`] are `kiln-graph`: graph mode (trace a function — forward,
+//!   backward and optimizer step — into an optimized graph and run it).
 
 #![warn(missing_docs)]
 
 pub use kiln_core::{
-    autograd, cpu, device, dtype, layout, ops, profile, random, shape, storage, tensor,
+    autograd, cpu, device, dtype, layout, ops, profile, random, shape, storage, tensor, trace,
 };
 pub use kiln_core::{bf16, f16, manual_seed, no_grad, num_threads, set_num_threads};
 pub use kiln_core::{DType, Device, Generator, NoGradGuard, Tensor};
 pub use kiln_data as data;
+pub use kiln_graph as graph;
+pub use kiln_graph::compile;
 pub use kiln_nn as nn;
 pub use kiln_train as train;
 
@@ -28,6 +32,7 @@ pub mod prelude {
         manual_seed, no_grad, set_num_threads, DType, Device, Generator, NoGradGuard, Tensor,
     };
     pub use kiln_data::{DataLoader, Dataset, TensorDataset};
+    pub use kiln_graph::compile;
     pub use kiln_nn::optim::lr_scheduler::LrScheduler;
     pub use kiln_nn::optim::{Adam, AdamW, Optimizer, Sgd};
     pub use kiln_nn::{layers::*, Module, ModuleBase};

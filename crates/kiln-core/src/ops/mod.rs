@@ -13,7 +13,7 @@ use crate::shape::Shape;
 use smallvec::SmallVec;
 
 /// Comparison kinds of [`Op::Compare`]; the result is a bool tensor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CmpOp {
     /// `==`
     Eq,
@@ -30,7 +30,7 @@ pub enum CmpOp {
 }
 
 /// Distributions of [`Op::Random`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Distribution {
     /// Uniform on (0, 1).
     Uniform,
@@ -42,7 +42,7 @@ pub enum Distribution {
 pub type Dims = SmallVec<[usize; 6]>;
 
 /// One primitive operation. Composite ops (softmax, losses, conv, …) are functions over these.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     // ---- elementwise unary (float dtypes unless noted) ----
     /// e^x

@@ -106,6 +106,25 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// A graph without state updates or gradient outputs (an inference graph), e.g. loaded
+    /// from a file. Ids must be unique; operands must be defined before use (not checked here).
+    pub fn inference(inputs: Vec<Input>, nodes: Vec<Node>, outputs: Vec<ValueId>) -> Graph {
+        let next_id = inputs
+            .iter()
+            .map(|i| i.id)
+            .chain(nodes.iter().map(|n| n.id))
+            .max()
+            .map_or(0, |m| m + 1);
+        Graph {
+            inputs,
+            nodes,
+            outputs,
+            updates: Vec::new(),
+            grads: Vec::new(),
+            next_id,
+        }
+    }
+
     /// A fresh value id.
     pub fn new_id(&mut self) -> ValueId {
         let id = self.next_id;

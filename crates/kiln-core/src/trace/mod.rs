@@ -389,3 +389,22 @@ pub fn argument_tracers() -> Vec<Tensor> {
     }
     with_state(|st| st.args.clone())
 }
+
+/// The output shape and dtype `op` would give on operands of these types, or the message it
+/// would panic with (for validating graphs read from files).
+pub fn infer_checked(op: &Op, args: &[(&[usize], DType)]) -> Result<(Shape, DType), String> {
+    let tensors: Vec<Tensor> = args
+        .iter()
+        .map(|(shape, dtype)| tracer_tensor(0, shape, *dtype))
+        .collect();
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::ops::infer::infer(op, &refs)
+    }))
+    .map_err(|e| {
+        e.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "invalid op".into())
+    })
+}

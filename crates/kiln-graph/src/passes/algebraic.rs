@@ -16,9 +16,42 @@ impl Pass for AlgebraicSimplify {
     }
 
     fn run(&self, g: &mut Graph) -> bool {
+        // A rewrite can expose another (permute∘permute → identity permute): sweep to a
+        // fixed point (bounded; each sweep only shortens chains).
+        let mut any = false;
+        for _ in 0..8 {
+            if !sweep(g) {
+                break;
+            }
+            any = true;
+        }
+        any
+    }
+}
+
+/// Values known to be dense row-major buffers: results of non-view kernels, reshapes of dense
+/// values, and contiguous captured tensors. Arguments may arrive strided, so they are not.
+fn dense_values(g: &Graph, prod: &[Option<usize>]) -> Vec<bool> {
+    let mut dense = vec![false; g.id_bound()];
+    for i in &g.inputs {
+        dense[i.id as usize] = i.tensor.as_ref().is_some_and(|t| t.is_contiguous());
+    }
+    for n in &g.nodes {
+        dense[n.id as usize] = match &n.op {
+            Op::Reshape(_) => dense[n.args[0] as usize],
+            op => !op.is_view(),
+        };
+    }
+    let _ = prod;
+    dense
+}
+
+fn sweep(g: &mut Graph) -> bool {
+    {
         let mut map: HashMap<ValueId, ValueId> = HashMap::new();
         let mut changed = false;
         let prod = producers(g);
+        let dense = dense_values(g, &prod);
         for i in 0..g.nodes.len() {
             let n = &g.nodes[i];
             let x = n.args.first().copied();
@@ -31,13 +64,7 @@ impl Pass for AlgebraicSimplify {
                 Op::PowScalar(p) if *p == 1.0 => x,
                 Op::Permute(p) if p.iter().enumerate().all(|(k, &d)| k == d) => x,
                 Op::Reshape(_) | Op::Expand(_) | Op::Cast(_) if same_type(x.unwrap()) => x,
-                Op::Contiguous => x.filter(|&v| {
-                    // Every non-view kernel writes a dense buffer.
-                    prod[v as usize].is_some_and(|p| {
-                        let op = &g.nodes[p].op;
-                        !op.is_view() && !matches!(op, Op::Reshape(_))
-                    })
-                }),
+                Op::Contiguous => x.filter(|&v| dense[v as usize]),
                 Op::Mul => scalar_identity(g, n.args[0], n.args[1], 1.0, true),
                 Op::Div => scalar_identity(g, n.args[0], n.args[1], 1.0, false),
                 Op::Add => scalar_identity(g, n.args[0], n.args[1], 0.0, true),
