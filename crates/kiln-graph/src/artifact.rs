@@ -271,16 +271,15 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedGraph, ArtifactError> {
         if types.contains_key(&r.id) {
             return Err(malformed(format!("value %{} defined twice", r.id)));
         }
-        let operand_types = r
-            .args
-            .iter()
-            .map(|a| {
-                types
-                    .get(a)
-                    .map(|(s, d)| (&s[..], *d))
-                    .ok_or_else(|| malformed(format!("%{} uses %{a} before it is defined", r.id)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let operand_types =
+            r.args
+                .iter()
+                .map(|a| {
+                    types.get(a).map(|(s, d)| (&s[..], *d)).ok_or_else(|| {
+                        malformed(format!("%{} uses %{a} before it is defined", r.id))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
         if r.fresh_random && !matches!(r.op, Op::Random { .. }) {
             return Err(malformed(format!("%{}: only random ops draw fresh", r.id)));
         }

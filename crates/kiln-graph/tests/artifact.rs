@@ -1,11 +1,11 @@
 //! Shipping a compiled inference graph: save with weights, load with no model code, run;
 //! malformed files give typed errors.
 
+use kiln_core::nn::functional as F;
 use kiln_core::{no_grad, DType, Tensor};
 use kiln_graph::artifact::{self, ArtifactError};
 use kiln_graph::compile;
 use kiln_nn::layers::{Linear, ReLU, Sequential};
-use kiln_core::nn::functional as F;
 use kiln_nn::{Module, ModuleBase};
 
 fn model() -> Sequential {
@@ -44,7 +44,10 @@ fn saved_graph_runs_without_the_model() {
     let err = loaded
         .run(&[Tensor::zeros([3, 6], DType::F32)])
         .unwrap_err();
-    assert!(matches!(err, ArtifactError::BadArgument { index: 0, .. }), "{err}");
+    assert!(
+        matches!(err, ArtifactError::BadArgument { index: 0, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -78,12 +81,18 @@ fn malformed_files_are_errors() {
     // Truncated.
     let p = dir.path().join("truncated.kgraph");
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-    assert!(matches!(artifact::load(&p), Err(ArtifactError::Checkpoint(_))));
+    assert!(matches!(
+        artifact::load(&p),
+        Err(ArtifactError::Checkpoint(_))
+    ));
 
     // A plain checkpoint, not a graph.
     let p = dir.path().join("plain.safetensors");
     kiln_nn::checkpoint::save(&model().state_dict(), &p).unwrap();
-    assert!(matches!(artifact::load(&p), Err(ArtifactError::NotAGraph { .. })));
+    assert!(matches!(
+        artifact::load(&p),
+        Err(ArtifactError::NotAGraph { .. })
+    ));
 
     // Broken JSON.
     let p = dir.path().join("json.kgraph");

@@ -59,11 +59,11 @@ fn reading_a_value_while_tracing_is_a_clear_error() {
         f.call(&[Tensor::ones([2], DType::F32)])
     }))
     .unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
-    assert!(msg.contains("item: cannot read the value of a traced tensor"), "{msg}");
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("item: cannot read the value of a traced tensor"),
+        "{msg}"
+    );
     assert!(msg.contains("where_"), "{msg}");
     // The failed trace left no tracing state behind: eager code works.
     let t = Tensor::ones([2], DType::F32);
@@ -118,7 +118,10 @@ fn sgd_train_step_matches_eager_after_five_steps() {
     }
     assert_eq!(step.trace_count(), 1);
     for (a, b) in losses.iter().zip(&eager_losses) {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{losses:?} vs {eager_losses:?}");
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{losses:?} vs {eager_losses:?}"
+        );
     }
     for (a, b) in model.parameters().iter().zip(eager_model.parameters()) {
         assert!(max_rel_diff(a, &b) < 1e-5);

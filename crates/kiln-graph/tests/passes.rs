@@ -4,7 +4,7 @@ use kiln_core::trace::{trace, ArgSpec, Graph};
 use kiln_core::{DType, Tensor};
 use kiln_graph::executor::Executable;
 use kiln_graph::passes::{
-    AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, Pass,
+    AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, ElementwiseFusion, Pass,
 };
 
 fn spec(shape: &[usize]) -> ArgSpec {
@@ -33,7 +33,11 @@ fn dce_removes_unused_nodes_but_keeps_random_draws() {
     assert_eq!(g.nodes.len(), 3);
     assert!(DeadCode.run(&mut g));
     assert_eq!(count(&g, "exp"), 0);
-    assert_eq!(count(&g, "random"), 1, "a skipped draw would shift later ones");
+    assert_eq!(
+        count(&g, "random"),
+        1,
+        "a skipped draw would shift later ones"
+    );
     assert_eq!(count(&g, "sin"), 1);
 }
 
@@ -45,7 +49,7 @@ fn cse_merges_repeated_expressions() {
         vec![&a + &b]
     });
     let x = Tensor::randn([4], DType::F64);
-    let before = run(&g, &[x.clone()]);
+    let before = run(&g, std::slice::from_ref(&x));
     assert!(CommonSubexpressions.run(&mut g));
     DeadCode.run(&mut g);
     assert_eq!(count(&g, "exp"), 1);
@@ -60,7 +64,7 @@ fn constant_folding_evaluates_literal_subgraphs() {
         vec![&x[0] + &k]
     });
     let x = Tensor::randn([2, 2], DType::F64);
-    let before = run(&g, &[x.clone()]);
+    let before = run(&g, std::slice::from_ref(&x));
     assert!(ConstantFold::default().run(&mut g));
     DeadCode.run(&mut g);
     assert_eq!(g.nodes.len(), 1, "{g}");
@@ -78,7 +82,7 @@ fn algebraic_identities_and_layout_chains() {
         vec![(&r * &one).exp()]
     });
     let x = Tensor::randn([2, 3, 4], DType::F64);
-    let before = run(&g, &[x.clone()]);
+    let before = run(&g, std::slice::from_ref(&x));
     assert!(AlgebraicSimplify.run(&mut g));
     DeadCode.run(&mut g);
     assert_eq!(count(&g, "permute"), 0, "{g}");
@@ -86,4 +90,56 @@ fn algebraic_identities_and_layout_chains() {
     assert_eq!(count(&g, "mul"), 0, "{g}");
     assert_eq!(count(&g, "reshape"), 1, "{g}");
     assert_eq!(run(&g, &[x]), before);
+}
+
+#[test]
+fn fusion_turns_elementwise_chains_into_one_node() {
+    let f32spec = |s: &[usize]| ArgSpec {
+        shape: s.to_vec(),
+        dtype: DType::F32,
+        requires_grad: false,
+    };
+    // A softmax-like chain with a broadcast operand, a mask and a where.
+    let mut g = trace(&[f32spec(&[64, 700]), f32spec(&[64, 1])], |x| {
+        let centered = &x[0] - &x[1];
+        let e = centered.exp();
+        let mask = centered.gt_scalar(0.0);
+        let y = Tensor::where_(&mask, &e, &(&e * 0.5));
+        vec![(&y.relu() + 1.0).sqrt()]
+    });
+    let a = Tensor::randn([64, 700], DType::F32);
+    let b = Tensor::randn([64, 1], DType::F32);
+    let before = Executable::new(g.clone()).run(&[a.clone(), b.clone()])[0].to_vec::<f32>();
+    let nodes = g.nodes.len();
+    assert!(ElementwiseFusion.run(&mut g));
+    // `centered` and `e` have two uses each, so they stay materialized: sub, exp, and the
+    // gt→where→relu→add→sqrt chain (mask and where fused) as one node.
+    assert_eq!((nodes, g.nodes.len()), (8, 3), "{g}");
+    assert_eq!(count(&g, "fused"), 1);
+    // Large enough (44,800 elements) to run on several threads in tiles.
+    let after = Executable::new(g.clone()).run(&[a, b])[0].to_vec::<f32>();
+    for (p, q) in before.iter().zip(&after) {
+        assert!((p - q).abs() <= 1e-6 * q.abs().max(1.0), "{p} vs {q}");
+    }
+}
+
+#[test]
+fn fusion_keeps_values_used_elsewhere() {
+    let f32spec = ArgSpec {
+        shape: vec![5, 3],
+        dtype: DType::F32,
+        requires_grad: false,
+    };
+    let mut g = trace(&[f32spec], |x| {
+        let e = x[0].exp(); // used twice: stays materialized
+        let s = e.sum([1], true);
+        vec![&(&e * 2.0) + &s, s]
+    });
+    let x = Tensor::randn([5, 3], DType::F32);
+    let before = Executable::new(g.clone()).run(std::slice::from_ref(&x));
+    ElementwiseFusion.run(&mut g);
+    assert_eq!(count(&g, "exp"), 1, "{g}");
+    let after = Executable::new(g.clone()).run(&[x]);
+    assert_eq!(before[0].to_vec::<f32>(), after[0].to_vec::<f32>());
+    assert_eq!(before[1].to_vec::<f32>(), after[1].to_vec::<f32>());
 }

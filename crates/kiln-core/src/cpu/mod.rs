@@ -4,6 +4,7 @@
 mod binary;
 mod conv;
 mod copy;
+mod fused;
 mod index;
 mod matmul;
 pub mod num;
@@ -129,6 +130,7 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
             let n = shape.iter().product();
             Out::Dense(random::random(*dist, n, *dtype, *seed, *offset))
         }
+        Op::Fused(program) => Out::Dense(fused::fused(program, inputs, shape)),
         _ => unreachable!(
             "cpu: no kernel for {} ({:?})",
             op.name(),

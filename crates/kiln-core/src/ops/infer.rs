@@ -510,6 +510,32 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             let _ = Distribution::Uniform;
             (shape.clone(), *dtype)
         }
+        Op::Fused(program) => {
+            if let Err(e) = program.validate() {
+                panic!("{e}");
+            }
+            if inputs.len() != program.n_inputs as usize {
+                panic!(
+                    "fused: program takes {} inputs, got {}",
+                    program.n_inputs,
+                    inputs.len()
+                );
+            }
+            let mut shape = Shape::new();
+            for t in inputs {
+                if !matches!(t.dtype(), DType::F32 | DType::Bool) {
+                    panic!(
+                        "fused: inputs must be f32 or bool, got {} ({:?})",
+                        t.dtype(),
+                        t.shape()
+                    );
+                }
+                shape = broadcast_shapes(&shape, t.shape()).unwrap_or_else(|| {
+                    panic!("fused: input shapes {} do not broadcast", shapes(inputs))
+                });
+            }
+            (shape, DType::F32)
+        }
         _ => unreachable!("infer: unhandled op {}", name),
     }
 }

@@ -3,6 +3,7 @@
 //! vector-Jacobian product written with tensor ops ([`vjp`]). [`dispatch`] is the single entry.
 
 mod dispatch;
+pub mod fused;
 pub mod infer;
 pub mod vjp;
 
@@ -244,6 +245,11 @@ pub enum Op {
         /// generator counter offset
         offset: u64,
     },
+
+    // ---- produced by the graph compiler only ----
+    /// a chain of elementwise ops run as one loop (see [`fused::FusedProgram`]); f32 output
+    /// with the broadcast shape of the inputs; not differentiable
+    Fused(Box<fused::FusedProgram>),
 }
 
 impl Op {
@@ -296,11 +302,12 @@ impl Op {
             Op::Unfold { .. } => "unfold",
             Op::Fold { .. } => "fold",
             Op::Random { .. } => "random",
+            Op::Fused(_) => "fused",
         }
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 46;
+    pub const COUNT: usize = 47;
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

@@ -66,7 +66,8 @@ pub fn saves(op: &Op) -> Saves {
         | Op::LogicalNot
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
-        | Op::Random { .. } => s(0xff, true),
+        | Op::Random { .. }
+        | Op::Fused(_) => s(0xff, true),
     }
 }
 
@@ -340,7 +341,8 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         | Op::LogicalNot
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
-        | Op::Random { .. } => {
+        | Op::Random { .. }
+        | Op::Fused(_) => {
             panic!(
                 "backward: op {} is not differentiable but an input requires grad (shapes {:?})",
                 op.name(),

@@ -172,7 +172,8 @@ impl Graph {
 
     /// Graphviz DOT: inputs as ellipses, ops as boxes, outputs/updates/grads as sinks.
     pub fn to_dot(&self) -> String {
-        let mut s = String::from("digraph kiln {\n  rankdir=TB;\n  node [fontname=\"monospace\"];\n");
+        let mut s =
+            String::from("digraph kiln {\n  rankdir=TB;\n  node [fontname=\"monospace\"];\n");
         for i in &self.inputs {
             let _ = writeln!(
                 s,
@@ -197,7 +198,10 @@ impl Graph {
             }
         }
         for (k, o) in self.outputs.iter().enumerate() {
-            let _ = writeln!(s, "  out{k} [shape=doublecircle,label=\"out{k}\"];\n  v{o} -> out{k};");
+            let _ = writeln!(
+                s,
+                "  out{k} [shape=doublecircle,label=\"out{k}\"];\n  v{o} -> out{k};"
+            );
         }
         for u in &self.updates {
             let _ = writeln!(
@@ -208,7 +212,10 @@ impl Graph {
         }
         for (k, g) in self.grads.iter().enumerate() {
             if let Some(v) = g.value {
-                let _ = writeln!(s, "  grad{k} [shape=note,label=\"grad{k}\"];\n  v{v} -> grad{k};");
+                let _ = writeln!(
+                    s,
+                    "  grad{k} [shape=note,label=\"grad{k}\"];\n  v{v} -> grad{k};"
+                );
             }
         }
         s.push_str("}\n");
@@ -232,6 +239,20 @@ fn type_label(shape: &[usize], dtype: DType) -> String {
 
 /// `name` or `name{params}` for an op, parameters as in its Debug form.
 pub fn op_label(op: &Op) -> String {
+    if let Op::Fused(p) = op {
+        use crate::ops::fused::FusedStep;
+        let steps: Vec<String> = p
+            .steps
+            .iter()
+            .map(|s| match s {
+                FusedStep::Unary { op, x } => format!("{}(r{x})", op_label(op)),
+                FusedStep::Binary { op, a, b } => format!("{}(r{a}, r{b})", op_label(op)),
+                FusedStep::Where { c, a, b } => format!("where(r{c}, r{a}, r{b})"),
+                FusedStep::Copy { x } => format!("copy(r{x})"),
+            })
+            .collect();
+        return format!("fused[{}]", steps.join("; "));
+    }
     let dbg = format!("{op:?}");
     match dbg.find(['(', '{']) {
         Some(i) => format!("{}{}", op.name(), dbg[i..].trim()),
@@ -284,6 +305,11 @@ impl fmt::Display for Graph {
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
-        writeln!(f, "}}  # {} nodes ({})", self.nodes.len(), counts.join(", "))
+        writeln!(
+            f,
+            "}}  # {} nodes ({})",
+            self.nodes.len(),
+            counts.join(", ")
+        )
     }
 }

@@ -16,7 +16,7 @@
 
 mod ir;
 
-pub use ir::{op_label, Graph, GradOutput, GradTarget, Input, InputKind, Node, Update, ValueId};
+pub use ir::{op_label, GradOutput, GradTarget, Graph, Input, InputKind, Node, Update, ValueId};
 
 use crate::dtype::DType;
 use crate::layout::Layout;

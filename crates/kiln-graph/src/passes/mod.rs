@@ -5,11 +5,13 @@ mod algebraic;
 mod constant_fold;
 mod cse;
 mod dce;
+mod fusion;
 
 pub use algebraic::AlgebraicSimplify;
 pub use constant_fold::ConstantFold;
 pub use cse::CommonSubexpressions;
 pub use dce::DeadCode;
+pub use fusion::ElementwiseFusion;
 
 use kiln_core::trace::{Graph, ValueId};
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(AlgebraicSimplify),
         Box::new(CommonSubexpressions),
         Box::new(DeadCode),
+        Box::new(ElementwiseFusion),
     ]
 }
 

@@ -1,0 +1,88 @@
+//! The program of a fused elementwise op ([`super::Op::Fused`]): a straight-line sequence of
+//! elementwise steps over registers, produced by the graph compiler's fusion pass (eager code
+//! never builds one). Registers `0..n_inputs` hold the op's inputs, each broadcast to the output
+//! shape; step `k` writes register `n_inputs + k`; the last register is the result.
+//! All arithmetic is f32; bool inputs and comparison results are 0.0 / 1.0.
+
+use super::Op;
+
+/// One step of a [`FusedProgram`].
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FusedStep {
+    /// An elementwise unary primitive (exp, affine, relu, …) of register `x`.
+    Unary {
+        /// The primitive (must satisfy `Op::is_unary`).
+        op: Op,
+        /// Operand register.
+        x: u16,
+    },
+    /// An elementwise binary primitive (add, mul, compare, …) of registers `a`, `b`.
+    Binary {
+        /// The primitive (must satisfy `Op::is_binary`).
+        op: Op,
+        /// Left operand register.
+        a: u16,
+        /// Right operand register.
+        b: u16,
+    },
+    /// `where(c, a, b)` over registers.
+    Where {
+        /// Condition register (non-zero = true).
+        c: u16,
+        /// Value where true.
+        a: u16,
+        /// Value where false.
+        b: u16,
+    },
+    /// A copy of register `x` (a cast to f32 of an f32 or bool value).
+    Copy {
+        /// Operand register.
+        x: u16,
+    },
+}
+
+/// A fused elementwise computation; see the module docs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FusedProgram {
+    /// Number of input registers.
+    pub n_inputs: u16,
+    /// Steps in order.
+    pub steps: Vec<FusedStep>,
+}
+
+impl FusedProgram {
+    /// Checks register references and step ops; the message names the first problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.steps.is_empty() {
+            return Err("fused: empty program".into());
+        }
+        for (k, s) in self.steps.iter().enumerate() {
+            let defined = self.n_inputs as usize + k;
+            let regs: [u16; 3] = match s {
+                FusedStep::Unary { op, x } => {
+                    if !op.is_unary() || matches!(op, Op::LogicalNot) {
+                        return Err(format!(
+                            "fused: step {k}: {} is not a fusible unary op",
+                            op.name()
+                        ));
+                    }
+                    [*x; 3]
+                }
+                FusedStep::Binary { op, a, b } => {
+                    if !op.is_binary() {
+                        return Err(format!("fused: step {k}: {} is not a binary op", op.name()));
+                    }
+                    [*a, *b, *b]
+                }
+                FusedStep::Where { c, a, b } => [*c, *a, *b],
+                FusedStep::Copy { x } => [*x; 3],
+            };
+            if let Some(r) = regs.iter().find(|&&r| r as usize >= defined) {
+                return Err(format!(
+                    "fused: step {k} reads register {r} before it is written"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! Elementwise fusion: chains of elementwise ops become one `fused` node whose kernel runs the
+//! whole chain tile by tile in cache (no full-size intermediates).
+
+use super::Pass;
+use kiln_core::ops::fused::{FusedProgram, FusedStep};
+use kiln_core::ops::Op;
+use kiln_core::trace::{Graph, ValueId};
+use kiln_core::DType;
+use std::collections::HashMap;
+
+/// Groups f32 elementwise nodes (unary, binary, compare, where, casts to f32) along
+/// single-use edges between values of the same shape, and replaces each group of two or more
+/// by one [`Op::Fused`] node. Values used outside their group stay materialized.
+pub struct ElementwiseFusion;
+
+fn fusible(g: &Graph, types: &HashMap<ValueId, DType>, n: &kiln_core::trace::Node) -> bool {
+    let arg = |k: usize| types.get(&n.args[k]).copied();
+    let f32_args = n.args.iter().all(|a| types.get(a) == Some(&DType::F32));
+    let _ = g;
+    match &n.op {
+        Op::LogicalNot => false,
+        op if op.is_unary() => n.dtype == DType::F32 && f32_args,
+        Op::Compare(_) => n.dtype == DType::Bool && f32_args,
+        op if op.is_binary() => n.dtype == DType::F32 && f32_args,
+        Op::Where => {
+            n.dtype == DType::F32
+                && arg(0) == Some(DType::Bool)
+                && arg(1) == Some(DType::F32)
+                && arg(2) == Some(DType::F32)
+        }
+        Op::Cast(DType::F32) => matches!(arg(0), Some(DType::F32 | DType::Bool)),
+        _ => false,
+    }
+}
+
+impl Pass for ElementwiseFusion {
+    fn name(&self) -> &'static str {
+        "fusion"
+    }
+
+    fn run(&self, g: &mut Graph) -> bool {
+        let mut types: HashMap<ValueId, DType> = g.inputs.iter().map(|i| (i.id, i.dtype)).collect();
+        types.extend(g.nodes.iter().map(|n| (n.id, n.dtype)));
+        let mut uses: HashMap<ValueId, usize> = HashMap::new();
+        for n in &g.nodes {
+            for &a in &n.args {
+                *uses.entry(a).or_default() += 1;
+            }
+        }
+        for r in g.roots() {
+            *uses.entry(r).or_default() += 1;
+        }
+        // group id per node index; groups as member lists (in node order).
+        let mut group_of: Vec<Option<usize>> = vec![None; g.nodes.len()];
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let index_of: HashMap<ValueId, usize> =
+            g.nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
+        for i in 0..g.nodes.len() {
+            let n = &g.nodes[i];
+            if !fusible(g, &types, n) {
+                continue;
+            }
+            let mut joined: Option<usize> = None;
+            for a in n.args.clone() {
+                let Some(&p) = index_of.get(&a) else { continue };
+                let Some(pg) = group_of[p] else { continue };
+                if uses.get(&a) != Some(&1) || g.nodes[p].shape != g.nodes[i].shape {
+                    continue;
+                }
+                match joined {
+                    None => joined = Some(pg),
+                    Some(j) if j != pg => {
+                        // Two chains meet here: merge the later group into the first.
+                        let moved = std::mem::take(&mut groups[pg]);
+                        for &m in &moved {
+                            group_of[m] = Some(j);
+                        }
+                        groups[j].extend(moved);
+                        groups[j].sort_unstable();
+                    }
+                    _ => {}
+                }
+            }
+            let gid = joined.unwrap_or_else(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[gid].push(i);
+            group_of[i] = Some(gid);
+        }
+        let mut replaced: HashMap<usize, kiln_core::trace::Node> = HashMap::new();
+        let mut removed = vec![false; g.nodes.len()];
+        for members in groups.iter().filter(|m| m.len() >= 2) {
+            let root = *members.last().expect("non-empty");
+            if g.nodes[root].dtype != DType::F32 {
+                continue;
+            }
+            let member_ids: HashMap<ValueId, usize> = members
+                .iter()
+                .enumerate()
+                .map(|(k, &m)| (g.nodes[m].id, k))
+                .collect();
+            let mut inputs: Vec<ValueId> = Vec::new();
+            for &m in members {
+                for &a in &g.nodes[m].args {
+                    if !member_ids.contains_key(&a) && !inputs.contains(&a) {
+                        inputs.push(a);
+                    }
+                }
+            }
+            let n_in = inputs.len();
+            let reg = |v: ValueId| -> u16 {
+                match member_ids.get(&v) {
+                    Some(&k) => (n_in + k) as u16,
+                    None => inputs.iter().position(|&x| x == v).expect("input") as u16,
+                }
+            };
+            let steps = members
+                .iter()
+                .map(|&m| {
+                    let n = &g.nodes[m];
+                    match &n.op {
+                        Op::Where => FusedStep::Where {
+                            c: reg(n.args[0]),
+                            a: reg(n.args[1]),
+                            b: reg(n.args[2]),
+                        },
+                        Op::Cast(_) => FusedStep::Copy { x: reg(n.args[0]) },
+                        op if op.is_unary() => FusedStep::Unary {
+                            op: op.clone(),
+                            x: reg(n.args[0]),
+                        },
+                        op => FusedStep::Binary {
+                            op: op.clone(),
+                            a: reg(n.args[0]),
+                            b: reg(n.args[1]),
+                        },
+                    }
+                })
+                .collect();
+            let program = FusedProgram {
+                n_inputs: n_in as u16,
+                steps,
+            };
+            let mut node = g.nodes[root].clone();
+            node.op = Op::Fused(Box::new(program));
+            node.args = inputs.into_iter().collect();
+            replaced.insert(root, node);
+            for &m in &members[..members.len() - 1] {
+                removed[m] = true;
+            }
+        }
+        if replaced.is_empty() {
+            return false;
+        }
+        let old = std::mem::take(&mut g.nodes);
+        g.nodes = old
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !removed[*i])
+            .map(|(i, n)| replaced.remove(&i).unwrap_or(n))
+            .collect();
+        true
+    }
+}
