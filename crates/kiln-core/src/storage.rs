@@ -173,6 +173,8 @@ pub struct Storage {
     /// The traced value this storage stands for while compiling ([`NOT_TRACED`] for real
     /// data); atomic because an in-place write during tracing rebinds it for every handle.
     tracer: AtomicU32,
+    /// Which trace a tracer belongs to (tracers that outlive their trace are caught).
+    trace_generation: u32,
     /// Created while a trace was active: a constant of that trace, not captured state.
     born_in_trace: bool,
 }
@@ -197,17 +199,19 @@ impl Storage {
             version: AtomicU64::new(0),
             device: Device::Cpu,
             tracer: AtomicU32::new(NOT_TRACED),
+            trace_generation: 0,
             born_in_trace: crate::trace::is_tracing(),
         }
     }
 
     /// A data-less stand-in for traced value `id` (see [`crate::trace`]).
-    pub(crate) fn tracer(dtype: DType, id: u32) -> Storage {
+    pub(crate) fn tracer(dtype: DType, id: u32, generation: u32) -> Storage {
         Storage {
             data: RwLock::new(CpuStorage::filled(dtype, 0, 0.0)),
             version: AtomicU64::new(0),
             device: Device::Cpu,
             tracer: AtomicU32::new(id),
+            trace_generation: generation,
             born_in_trace: true,
         }
     }
@@ -219,6 +223,11 @@ impl Storage {
             NOT_TRACED => None,
             id => Some(id),
         }
+    }
+
+    /// The trace a tracer storage was made by.
+    pub(crate) fn trace_generation(&self) -> u32 {
+        self.trace_generation
     }
 
     /// Rebinds a tracer to a new value (an in-place write recorded during tracing).

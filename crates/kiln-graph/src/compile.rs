@@ -39,13 +39,114 @@ struct Entry {
     report: CompileReport,
 }
 
-/// A compiled function: call it like the original; see [`compile`].
-pub struct Compiled<F> {
-    f: F,
+/// The compiled graphs of one function, keyed by input signature. [`Compiled`] pairs it with
+/// its function; use it directly when the traced code needs borrows that only exist at call
+/// time (a training loop passing its optimizer in).
+pub struct GraphCache {
     options: CompileOptions,
     /// Most recently used first.
     cache: Vec<Entry>,
     traces: usize,
+}
+
+impl GraphCache {
+    /// An empty cache.
+    pub fn new(options: CompileOptions) -> GraphCache {
+        GraphCache {
+            options,
+            cache: Vec::new(),
+            traces: 0,
+        }
+    }
+
+    /// Runs `f`'s graph for `args`' signature, tracing `f` first if there is none.
+    pub fn call(
+        &mut self,
+        args: &[Tensor],
+        f: &mut dyn FnMut(&[Tensor]) -> Vec<Tensor>,
+    ) -> Vec<Tensor> {
+        self.executable(args, f).run(args)
+    }
+
+    /// Reports of the compilations still cached, most recently used first.
+    pub fn reports(&self) -> Vec<&CompileReport> {
+        self.cache.iter().map(|e| &e.report).collect()
+    }
+
+    /// How many times the function was traced so far.
+    pub fn trace_count(&self) -> usize {
+        self.traces
+    }
+
+    /// The executable for `args`' signature, compiling `f` if needed.
+    pub fn executable(
+        &mut self,
+        args: &[Tensor],
+        f: &mut dyn FnMut(&[Tensor]) -> Vec<Tensor>,
+    ) -> Arc<Executable> {
+        let signature = Signature {
+            args: args.iter().map(ArgSpec::of).collect(),
+            grad_enabled: is_grad_enabled(),
+        };
+        if let Some(pos) = self.cache.iter().position(|e| e.signature == signature) {
+            let entry = self.cache.remove(pos);
+            let exe = entry.executable.clone();
+            self.cache.insert(0, entry);
+            return exe;
+        }
+        let (graph, report) = self.build(&signature.args, f);
+        if enabled_log() {
+            eprintln!("{report}");
+        }
+        let executable = Arc::new(Executable::new(graph));
+        self.cache.insert(
+            0,
+            Entry {
+                signature,
+                executable: executable.clone(),
+                report,
+            },
+        );
+        self.cache.truncate(self.options.cache_size.max(1));
+        executable
+    }
+
+    fn build(
+        &mut self,
+        specs: &[ArgSpec],
+        f: &mut dyn FnMut(&[Tensor]) -> Vec<Tensor>,
+    ) -> (Graph, CompileReport) {
+        let start = Instant::now();
+        let mut graph = trace(specs, f);
+        self.traces += 1;
+        let mut report = CompileReport {
+            trace_time: start.elapsed(),
+            traced_nodes: graph.nodes.len(),
+            ..Default::default()
+        };
+        for pass in &self.options.passes {
+            let t = Instant::now();
+            let before = graph.nodes.len();
+            pass.run(&mut graph);
+            report.passes.push(PassReport {
+                name: pass.name(),
+                time: t.elapsed(),
+                nodes_before: before,
+                nodes_after: graph.nodes.len(),
+            });
+        }
+        report.final_nodes = graph.nodes.len();
+        let (sum, peak) = memory_profile(&graph);
+        report.intermediate_bytes = sum;
+        report.peak_live_bytes = peak;
+        (graph, report)
+    }
+}
+
+/// A compiled function: call it like the original; see [`compile`].
+pub struct Compiled<F> {
+    f: F,
+    cache: GraphCache,
 }
 
 /// Compiles `f`, a function from tensors to tensors. The first call with a given input
@@ -70,87 +171,28 @@ where
     pub fn with_options(f: F, options: CompileOptions) -> Compiled<F> {
         Compiled {
             f,
-            options,
-            cache: Vec::new(),
-            traces: 0,
+            cache: GraphCache::new(options),
         }
     }
 
     /// Runs the function on `args` (tracing and compiling first for a new signature).
     pub fn call(&mut self, args: &[Tensor]) -> Vec<Tensor> {
-        let exe = self.executable(args);
-        exe.run(args)
+        self.cache.call(args, &mut self.f)
     }
 
     /// The optimized graph for `args`' signature (compiling it if needed).
     pub fn graph(&mut self, args: &[Tensor]) -> Graph {
-        self.executable(args).graph().clone()
+        self.cache.executable(args, &mut self.f).graph().clone()
     }
 
     /// Reports of the compilations still cached, most recently used first.
     pub fn reports(&self) -> Vec<&CompileReport> {
-        self.cache.iter().map(|e| &e.report).collect()
+        self.cache.reports()
     }
 
     /// How many times the function was traced so far.
     pub fn trace_count(&self) -> usize {
-        self.traces
-    }
-
-    fn executable(&mut self, args: &[Tensor]) -> Arc<Executable> {
-        let signature = Signature {
-            args: args.iter().map(ArgSpec::of).collect(),
-            grad_enabled: is_grad_enabled(),
-        };
-        if let Some(pos) = self.cache.iter().position(|e| e.signature == signature) {
-            let entry = self.cache.remove(pos);
-            let exe = entry.executable.clone();
-            self.cache.insert(0, entry);
-            return exe;
-        }
-        let (graph, report) = self.build(&signature.args);
-        if enabled_log() {
-            eprintln!("{report}");
-        }
-        let executable = Arc::new(Executable::new(graph));
-        self.cache.insert(
-            0,
-            Entry {
-                signature,
-                executable: executable.clone(),
-                report,
-            },
-        );
-        self.cache.truncate(self.options.cache_size.max(1));
-        executable
-    }
-
-    fn build(&mut self, specs: &[ArgSpec]) -> (Graph, CompileReport) {
-        let start = Instant::now();
-        let f = &mut self.f;
-        let mut graph = trace(specs, |xs| f(xs));
-        self.traces += 1;
-        let mut report = CompileReport {
-            trace_time: start.elapsed(),
-            traced_nodes: graph.nodes.len(),
-            ..Default::default()
-        };
-        for pass in &self.options.passes {
-            let t = Instant::now();
-            let before = graph.nodes.len();
-            pass.run(&mut graph);
-            report.passes.push(PassReport {
-                name: pass.name(),
-                time: t.elapsed(),
-                nodes_before: before,
-                nodes_after: graph.nodes.len(),
-            });
-        }
-        report.final_nodes = graph.nodes.len();
-        let (sum, peak) = memory_profile(&graph);
-        report.intermediate_bytes = sum;
-        report.peak_live_bytes = peak;
-        (graph, report)
+        self.cache.trace_count()
     }
 }
 

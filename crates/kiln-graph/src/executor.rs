@@ -87,7 +87,15 @@ impl Executable {
                     let ins: smallvec::SmallVec<[&Tensor; 3]> = node
                         .args
                         .iter()
-                        .map(|a| values[*a as usize].as_ref().expect("operand computed"))
+                        .map(|a| {
+                            values[*a as usize].as_ref().unwrap_or_else(|| {
+                                panic!(
+                                    "executor: operand %{a} of %{} ({}) is not available",
+                                    node.id,
+                                    node.op.name()
+                                )
+                            })
+                        })
                         .collect();
                     dispatch(node.op.clone(), &ins)
                 };

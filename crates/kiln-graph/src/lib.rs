@@ -14,5 +14,5 @@ pub mod executor;
 pub mod log;
 pub mod passes;
 
-pub use compile::{compile, CompileOptions, Compiled};
+pub use compile::{compile, CompileOptions, Compiled, GraphCache};
 pub use kiln_core::trace::{ArgSpec, Graph, InputKind, Node, ValueId};

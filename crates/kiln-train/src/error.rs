@@ -35,4 +35,7 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
+    /// The trainer's options cannot be combined.
+    #[error("invalid trainer configuration: {0}")]
+    Config(String),
 }

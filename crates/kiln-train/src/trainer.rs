@@ -11,6 +11,7 @@ use kiln_core::nn::functional as F;
 use kiln_core::random::with_global;
 use kiln_core::{no_grad, Tensor};
 use kiln_data::{Collate, DataLoader, Dataset};
+use kiln_graph::{CompileOptions, GraphCache};
 use kiln_nn::optim::{clip_grad_norm, Optimizer};
 use kiln_nn::Module;
 use serde_json::{Map, Value};
@@ -52,6 +53,7 @@ pub struct Trainer {
     history: History,
     global_step: u64,
     pending_states: Option<Map<String, Value>>,
+    compile: bool,
 }
 
 impl Default for Trainer {
@@ -73,7 +75,16 @@ impl Trainer {
             history: History::default(),
             global_step: 0,
             pending_states: None,
+            compile: false,
         }
+    }
+
+    /// Runs each training step (forward, loss, backward, optimizer step) as one
+    /// compiled graph (`kiln::compile`), traced on the first batch of each shape. Needs
+    /// `grad_accumulation(1)`; evaluation stays eager.
+    pub fn compile(mut self, on: bool) -> Self {
+        self.compile = on;
+        self
     }
 
     /// Uses `loss(output, target)` instead of cross-entropy.
@@ -246,25 +257,53 @@ impl Trainer {
         let mut progress = Progress::start(self.progress, ctx.epoch, ctx.epochs, n);
         let mut meter = Meter::new(&self.metrics);
         let accum = self.grad_accumulation;
+        if self.compile && accum > 1 {
+            return Err(TrainError::Config(
+                "compile: gradient accumulation is not supported in compiled steps; use \
+                 grad_accumulation(1) or train eagerly"
+                    .into(),
+            ));
+        }
+        if self.compile && self.clip_grad_norm.is_some() {
+            return Err(TrainError::Config(
+                "compile: clip_grad_norm reads the gradient norm on the host and cannot be \
+                 traced yet; train eagerly to clip"
+                    .into(),
+            ));
+        }
+        let mut graphs = self.compile.then(|| GraphCache::new(CompileOptions::default()));
         ctx.optimizer.zero_grad();
         for (b, (x, y)) in train.batches(ctx.epoch as u64).enumerate() {
             Self::each_callback(callbacks, ctx, |cb, c| cb.on_batch_begin(c, b))?;
-            let out = ctx.model.forward(&x);
-            let loss = (self.loss)(&out, &y);
-            let loss_value = loss.item::<f64>();
-            if accum > 1 {
-                loss.mul_scalar(1.0 / accum as f64).backward();
-            } else {
-                loss.backward();
-            }
-            if (b + 1) % accum == 0 || b + 1 == n {
-                if let Some(max) = self.clip_grad_norm {
-                    clip_grad_norm(&ctx.model.parameters(), max, 2.0);
+            let (loss, out) = match graphs.as_mut() {
+                Some(graphs) => {
+                    let outs = graphs.call(&[x.clone(), y.clone()], &mut |batch| {
+                        let (loss, out) = self.step(ctx, &batch[0], &batch[1]);
+                        vec![loss, out]
+                    });
+                    ctx.global_step += 1;
+                    (outs[0].clone(), outs[1].clone())
                 }
-                ctx.optimizer.step();
-                ctx.optimizer.zero_grad();
-                ctx.global_step += 1;
-            }
+                None => {
+                    let out = ctx.model.forward(&x);
+                    let loss = (self.loss)(&out, &y);
+                    if accum > 1 {
+                        loss.mul_scalar(1.0 / accum as f64).backward();
+                    } else {
+                        loss.backward();
+                    }
+                    if (b + 1) % accum == 0 || b + 1 == n {
+                        if let Some(max) = self.clip_grad_norm {
+                            clip_grad_norm(&ctx.model.parameters(), max, 2.0);
+                        }
+                        ctx.optimizer.step();
+                        ctx.optimizer.zero_grad();
+                        ctx.global_step += 1;
+                    }
+                    (loss, out)
+                }
+            };
+            let loss_value = loss.item::<f64>();
             let out = out.detach();
             let mut batch = Meter::new(&self.metrics);
             batch.update(loss_value, &out, &y);
@@ -280,6 +319,17 @@ impl Trainer {
             progress.batch(x.shape().first().copied().unwrap_or(1), meter.loss(), acc);
         }
         Ok((meter.values().into_iter().collect(), progress))
+    }
+
+    /// One whole training step (what a compiled step traces): forward, loss, backward,
+    /// update, gradients cleared. Returns the loss and the detached output.
+    fn step(&self, ctx: &mut TrainContext, x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
+        let out = ctx.model.forward(x);
+        let loss = (self.loss)(&out, y);
+        loss.backward();
+        ctx.optimizer.step();
+        ctx.optimizer.zero_grad();
+        (loss.detach(), out.detach())
     }
 
     /// Loss and metrics over `data` in evaluation mode without gradients (the model's mode is

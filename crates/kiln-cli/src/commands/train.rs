@@ -68,6 +68,9 @@ pub struct TrainArgs {
     /// Progress display: auto, bar, plain or silent.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "plain", "silent"])]
     progress: String,
+    /// Run each training step as one compiled graph (forward, backward and update).
+    #[arg(long)]
+    compile: bool,
 }
 
 fn optimizer(name: &str, params: Vec<kiln_core::Tensor>, lr: f64) -> Box<dyn Optimizer> {
@@ -122,6 +125,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     };
     let mut trainer = Trainer::new()
         .progress(progress)
+        .compile(args.compile)
         .callback(LrSchedulerCallback::new(schedule, StepInterval::Epoch))
         .callback(
             ModelCheckpoint::new(run_dir.join("checkpoints"))

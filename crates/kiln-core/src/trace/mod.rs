@@ -30,6 +30,8 @@ use std::sync::Arc;
 
 thread_local! {
     static ACTIVE: Cell<bool> = const { Cell::new(false) };
+    /// Number of the current (or last) trace on this thread; tracers carry theirs.
+    static GENERATION: Cell<u32> = const { Cell::new(0) };
     static STATE: RefCell<Option<TraceState>> = const { RefCell::new(None) };
 }
 
@@ -101,6 +103,7 @@ pub fn trace(args: &[ArgSpec], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> Grap
     if is_tracing() {
         panic!("trace: already tracing on this thread (nested compile is not supported)");
     }
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     let mut graph = Graph::default();
     let tracers: Vec<Tensor> = args
         .iter()
@@ -195,9 +198,13 @@ fn finish(outputs: Vec<ValueId>) -> Graph {
     })
 }
 
+fn generation() -> u32 {
+    GENERATION.with(|g| g.get())
+}
+
 fn tracer_tensor(id: ValueId, shape: &[usize], dtype: DType) -> Tensor {
     Tensor::from_parts(
-        Arc::new(Storage::tracer(dtype, id)),
+        Arc::new(Storage::tracer(dtype, id, generation())),
         Layout::contiguous(shape),
         dtype,
         None,
@@ -207,6 +214,7 @@ fn tracer_tensor(id: ValueId, shape: &[usize], dtype: DType) -> Tensor {
 /// The graph value a tensor stands for, binding captured tensors as inputs on first use.
 fn value_of(t: &Tensor) -> ValueId {
     if let Some(id) = t.storage().tracer_id() {
+        check_generation(t);
         return id;
     }
     with_state(|st| bind(st, t))
@@ -239,6 +247,20 @@ fn bind(st: &mut TraceState, t: &Tensor) -> ValueId {
     id
 }
 
+/// Panics when a tracer from an earlier trace (kept in a struct field during that trace) is
+/// used in this one.
+fn check_generation(t: &Tensor) {
+    if t.storage().trace_generation() != generation() {
+        panic!(
+            "compile: a tensor (shape {:?}, {}) made while tracing an earlier call escaped into \
+             this one — traced code stored a computed tensor in a struct (e.g. optimizer state \
+             created out of place); state must be created as real tensors and updated in place",
+            t.shape(),
+            t.dtype()
+        );
+    }
+}
+
 /// Records `op` on `inputs` and returns the tracer storage and layout of its result.
 pub(crate) fn record(
     op: Op,
@@ -264,7 +286,7 @@ pub(crate) fn record(
         id
     });
     (
-        Arc::new(Storage::tracer(dtype, id)),
+        Arc::new(Storage::tracer(dtype, id, generation())),
         Layout::contiguous_owned(shape),
     )
 }
@@ -296,6 +318,7 @@ pub(crate) fn record_fresh_random(dist: Distribution, shape: Shape, dtype: DType
 pub(crate) fn assign(op_name: &str, dst: &Tensor, value: &Tensor) {
     let v = value_of(value);
     if let Some(id) = dst.storage().tracer_id() {
+        check_generation(dst);
         if with_state(|st| st.views.contains(&id)) {
             panic!(
                 "{op_name}: in-place write into a view (shape {:?}) while tracing for compile is \
