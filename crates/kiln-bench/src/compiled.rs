@@ -17,6 +17,8 @@ pub const KEYS: &[&str] = &[
     "compile_gpt_trace_passes_ms",
     "compiled_gpt_train_step_ms",
     "compiled_mlp_infer_b1_us",
+    "gpt_step_peak_mib_eager",
+    "gpt_step_peak_mib_compiled",
 ];
 
 /// Runs the selected measurements.
@@ -24,7 +26,7 @@ pub fn run(sel: &Selection, out: &mut Report) {
     if KEYS[..3].iter().any(|k| sel.wants(k)) {
         mlp_step(sel, out);
     }
-    if KEYS[3..5].iter().any(|k| sel.wants(k)) {
+    if KEYS[3..5].iter().chain(&KEYS[6..8]).any(|k| sel.wants(k)) {
         gpt_step(sel, out);
     }
     if sel.wants(KEYS[5]) {
@@ -68,19 +70,34 @@ fn gpt_step(sel: &Selection, out: &mut Report) {
     let mut opt = AdamW::new(model.parameters(), 3e-4);
     let idx = Tensor::randint(0, 256, [16, 128]);
     let tgt = Tensor::randint(0, 256, [16, 128]).reshape([-1]);
-    let mut step = compile(|b: &[Tensor]| {
+    let mut train_step = |b: &[Tensor]| {
         opt.zero_grad();
         let logits = model.forward(&b[0]).reshape([-1, 256]);
         let loss = F::cross_entropy(&logits, &b[1]);
         loss.backward();
         opt.step();
         vec![loss]
-    });
+    };
     let batch = [idx, tgt];
+    // Bytes of tensors a step creates that are alive at once at its peak (parameters and
+    // optimizer state created before are not counted), eager first, then compiled.
+    train_step(&batch);
+    kiln::memory::start();
+    train_step(&batch);
+    let eager_peak = kiln::memory::stop() as f64 / (1 << 20) as f64;
+    let mut step = compile(train_step);
     step.call(&batch);
     let compile_ms = step.reports()[0].total_time().as_secs_f64() * 1e3;
+    kiln::memory::start();
+    step.call(&batch);
+    let compiled_peak = kiln::memory::stop() as f64 / (1 << 20) as f64;
     let ms = bench(WARM, 10, || step.call(&batch)) * 1e3;
-    for (key, v) in [(KEYS[3], compile_ms), (KEYS[4], ms)] {
+    for (key, v) in [
+        (KEYS[3], compile_ms),
+        (KEYS[4], ms),
+        (KEYS[6], eager_peak),
+        (KEYS[7], compiled_peak),
+    ] {
         if sel.wants(key) {
             out.push(key, v);
         }

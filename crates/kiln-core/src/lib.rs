@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod device;
 pub mod dtype;
 pub mod layout;
+pub mod memory;
 pub mod nn;
 pub mod ops;
 pub mod profile;

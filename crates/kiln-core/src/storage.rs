@@ -177,6 +177,8 @@ pub struct Storage {
     trace_generation: u32,
     /// Created while a trace was active: a constant of that trace, not captured state.
     born_in_trace: bool,
+    /// Bytes reported to [`crate::memory`] at creation (0 when not counted).
+    counted_bytes: usize,
 }
 
 /// `Storage::tracer` value of storages that hold real data.
@@ -184,6 +186,9 @@ const NOT_TRACED: u32 = u32::MAX;
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        if self.counted_bytes > 0 {
+            crate::memory::on_free(self.counted_bytes);
+        }
         // Hand large buffers to the caching allocator for the next op of the same size.
         let data = std::mem::replace(self.data.get_mut(), CpuStorage::F32(Vec::new()));
         crate::cpu::pool::recycle(data);
@@ -194,7 +199,14 @@ impl Storage {
     /// Wraps a host buffer.
     #[inline]
     pub fn cpu(data: CpuStorage) -> Storage {
+        let bytes = data.len() * data.dtype().size_in_bytes();
+        let counted_bytes = if crate::memory::on_alloc(bytes) {
+            bytes
+        } else {
+            0
+        };
         Storage {
+            counted_bytes,
             data: RwLock::new(data),
             version: AtomicU64::new(0),
             device: Device::Cpu,
@@ -212,6 +224,7 @@ impl Storage {
             device: Device::Cpu,
             tracer: AtomicU32::new(id),
             trace_generation: generation,
+            counted_bytes: 0,
             born_in_trace: true,
         }
     }

@@ -54,7 +54,10 @@ fn dropout_training_matches_eager_with_the_same_seed() {
         .map(|_| step.call(&[xs.clone(), ys.clone()])[0].item::<f32>())
         .collect();
     for (a, b) in losses.iter().zip(&eager_losses) {
-        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{losses:?} vs {eager_losses:?}");
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+            "{losses:?} vs {eager_losses:?}"
+        );
     }
     // Different masks per call: the losses are not all the same.
     assert!(losses.windows(2).any(|w| w[0] != w[1]));

@@ -271,7 +271,9 @@ impl Trainer {
                     .into(),
             ));
         }
-        let mut graphs = self.compile.then(|| GraphCache::new(CompileOptions::default()));
+        let mut graphs = self
+            .compile
+            .then(|| GraphCache::new(CompileOptions::default()));
         ctx.optimizer.zero_grad();
         for (b, (x, y)) in train.batches(ctx.epoch as u64).enumerate() {
             Self::each_callback(callbacks, ctx, |cb, c| cb.on_batch_begin(c, b))?;

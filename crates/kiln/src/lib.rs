@@ -14,7 +14,8 @@
 #![warn(missing_docs)]
 
 pub use kiln_core::{
-    autograd, cpu, device, dtype, layout, ops, profile, random, shape, storage, tensor, trace,
+    autograd, cpu, device, dtype, layout, memory, ops, profile, random, shape, storage, tensor,
+    trace,
 };
 pub use kiln_core::{bf16, f16, manual_seed, no_grad, num_threads, set_num_threads};
 pub use kiln_core::{DType, Device, Generator, NoGradGuard, Tensor};
