@@ -137,7 +137,18 @@ fn per_batch<T: Send>(out: &mut [T], n: usize, f: impl Fn(usize, &mut [T]) + Syn
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs `f` on `t`'s elements in row-major order: borrowed in place when `t` is dense (a conv
+/// backward's columns are tens of MiB, copying them was a full extra pass), else copied.
+fn with_dense<T: StorageElement, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
+    if let Some(r) = t.layout().contiguous_range() {
+        let guard = t.storage().read();
+        let data = T::slice(&guard).expect("internal: storage dtype");
+        f(&data[r])
+    } else {
+        f(&to_contiguous_vec::<T>(t))
+    }
+}
+
 fn unfold_typed<T: StorageElement>(
     x: &Tensor,
     w: &Window,
@@ -145,12 +156,22 @@ fn unfold_typed<T: StorageElement>(
     pad: f64,
     total: usize,
 ) -> Vec<T> {
-    let data = to_contiguous_vec::<T>(x);
     let per_in = w.c * w.h * w.w;
-    let mut out = super::pool::filled(total, T::zero());
+    // Every output element is written (copied or padded), so f32/f64 outputs skip the zero
+    // fill; other dtypes (bool has invalid bit patterns) keep it.
+    let mut out = if matches!(T::DTYPE, DType::F32 | DType::F64) {
+        let mut v = super::pool::take::<T>(total);
+        // SAFETY: any bit pattern is a valid f32/f64, and unfold_one writes every element.
+        unsafe { v.set_len(total) };
+        v
+    } else {
+        super::pool::filled(total, T::zero())
+    };
     let pad = T::from_f64(pad);
-    per_batch(&mut out, n, |i, o| {
-        unfold_one(&data[i * per_in..(i + 1) * per_in], o, w, pad)
+    with_dense::<T, _>(x, |data| {
+        per_batch(&mut out, n, |i, o| {
+            unfold_one(&data[i * per_in..(i + 1) * per_in], o, w, pad)
+        })
     });
     out
 }
@@ -195,11 +216,12 @@ pub fn unfold(
 }
 
 fn fold_typed<T: super::num::Num>(x: &Tensor, w: &Window, n: usize, total: usize) -> Vec<T> {
-    let cols = to_contiguous_vec::<T>(x);
-    let per_in = cols.len() / n.max(1);
+    let per_in = x.numel() / n.max(1);
     let mut out = super::pool::filled(total, T::zero());
-    per_batch(&mut out, n, |i, o| {
-        fold_one(&cols[i * per_in..(i + 1) * per_in], o, w)
+    with_dense::<T, _>(x, |cols| {
+        per_batch(&mut out, n, |i, o| {
+            fold_one(&cols[i * per_in..(i + 1) * per_in], o, w)
+        })
     });
     out
 }

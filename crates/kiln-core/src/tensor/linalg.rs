@@ -3,6 +3,21 @@
 use super::Tensor;
 use crate::ops::{dispatch, Op};
 
+/// `[.., M, K] @ [K, N]` as one `[B·M, K] @ [K, N]` product when the lhs batch and row dims
+/// merge into one without a copy: in backward the rhs (a weight) then gets its gradient from
+/// one product over all B·M rows, instead of B products and a sum over them.
+fn fold_batch_into_rows(a: &Tensor, b: &Tensor) -> Option<Tensor> {
+    if a.rank() <= 2 || b.rank() != 2 {
+        return None;
+    }
+    let k = a.shape()[a.rank() - 1];
+    let rows = a.shape()[..a.rank() - 1].iter().product::<usize>();
+    a.layout().reshape_view(&[rows, k])?;
+    let mut shape = a.shape()[..a.rank() - 1].to_vec();
+    shape.push(b.shape()[1]);
+    Some(dispatch(Op::Matmul, &[&a.reshape([rows, k]), b]).reshape(shape))
+}
+
 impl Tensor {
     /// Matrix product with `torch.matmul` semantics: 1-D operands are promoted and the added
     /// dim removed; batch dims broadcast.
@@ -30,7 +45,10 @@ impl Tensor {
                 b.shape()[b.rank() - 2]
             );
         }
-        let out = dispatch(Op::Matmul, &[&a, &b]);
+        let out = match fold_batch_into_rows(&a, &b) {
+            Some(out) => out,
+            None => dispatch(Op::Matmul, &[&a, &b]),
+        };
         match (a1, b1) {
             (true, true) => out.reshape([0usize; 0]),
             (true, false) => out.squeeze(-2),
@@ -79,5 +97,44 @@ impl Tensor {
             },
             &[x],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+
+    fn close(a: &Tensor, b: &Tensor) {
+        assert_eq!(a.shape(), b.shape());
+        for (x, y) in a.to_vec::<f64>().iter().zip(b.to_vec::<f64>()) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn batched_lhs_times_matrix_folds_into_rows_with_the_same_values_and_gradients() {
+        let w = Tensor::randn([5, 3], DType::F64);
+        // Mergeable (dense) lhs: folded; a transposed batch: not a view, left batched.
+        let dense = Tensor::randn([2, 4, 6, 5], DType::F64);
+        let strided = Tensor::randn([6, 4, 2, 5], DType::F64).permute([2, 1, 0, 3]);
+        for x in [dense, strided] {
+            assert_eq!(
+                fold_batch_into_rows(&x, &w).is_some(),
+                x.layout().reshape_view(&[48, 5]).is_some()
+            );
+            let x = x.detach().requires_grad_(true);
+            let wg = w.detach().requires_grad_(true);
+            let y = x.matmul(&wg);
+            assert_eq!(y.shape(), &[2, 4, 6, 3]);
+            let plain = dispatch(Op::Matmul, &[&x.detach(), &w]);
+            close(&y.detach(), &plain);
+            let g = Tensor::randn([2, 4, 6, 3], DType::F64);
+            (&y * &g).sum_all().backward();
+            // d/dW Σ g·(x W) = Σ_batch xᵀ g; d/dx = g Wᵀ.
+            let gw = x.detach().reshape([48, 5]).t().matmul(&g.reshape([48, 3]));
+            close(&wg.grad().unwrap(), &gw);
+            close(&x.grad().unwrap(), &g.matmul(&w.t()));
+        }
     }
 }
