@@ -140,19 +140,46 @@ fn where_typed<T: StorageElement>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[u
         T::slice(&ga).expect("where: dtype"),
         T::slice(&gb).expect("where: dtype"),
     );
-    let mut out = Vec::with_capacity(shape.iter().product());
+    let mut out = super::pool::take(shape.iter().product());
     for_each_run(
         shape,
         [&lc.strides, &la.strides, &lb.strides],
         [lc.offset, la.offset, lb.offset],
         |_, [oc, oa, ob], [sc, sa, sb], len| {
-            out.extend((0..len).map(|i| {
-                if dc[oc + i * sc] {
-                    da[oa + i * sa]
-                } else {
-                    db[ob + i * sb]
+            // Dense runs against a dense or scalar branch (masks, masked_fill and the where
+            // VJP) as straight selects.
+            let c = &dc[oc..oc + if sc == 1 { len } else { 1 }];
+            match (sc, sa, sb) {
+                (1, 1, 1) => out.extend(
+                    c.iter()
+                        .zip(&da[oa..oa + len])
+                        .zip(&db[ob..ob + len])
+                        .map(|((&c, &a), &b)| if c { a } else { b }),
+                ),
+                (1, 1, 0) => {
+                    let b = db[ob];
+                    out.extend(
+                        c.iter()
+                            .zip(&da[oa..oa + len])
+                            .map(|(&c, &a)| if c { a } else { b }),
+                    )
                 }
-            }));
+                (1, 0, 1) => {
+                    let a = da[oa];
+                    out.extend(
+                        c.iter()
+                            .zip(&db[ob..ob + len])
+                            .map(|(&c, &b)| if c { a } else { b }),
+                    )
+                }
+                _ => out.extend((0..len).map(|i| {
+                    if dc[oc + i * sc] {
+                        da[oa + i * sa]
+                    } else {
+                        db[ob + i * sb]
+                    }
+                })),
+            }
         },
     );
     out

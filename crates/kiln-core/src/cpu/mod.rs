@@ -10,6 +10,8 @@ pub mod num;
 pub mod pool;
 mod random;
 mod reduce;
+mod simd;
+mod softmax;
 pub mod strided;
 pub mod threads;
 mod unary;
@@ -119,6 +121,7 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         } => Out::Dense(conv::fold(
             inputs[0], *output, *kernel, *stride, *padding, *dilation, shape,
         )),
+        Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype)),
         Op::Random {
             dist,
             dtype,

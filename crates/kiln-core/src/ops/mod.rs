@@ -230,6 +230,15 @@ pub enum Op {
         dilation: [usize; 2],
     },
 
+    // ---- fused composites (primitives only because one pass per row is much faster) ----
+    /// `softmax` along `dim`, or `log_softmax` when `log`, shifted by the row max
+    Softmax {
+        /// the normalized dim
+        dim: usize,
+        /// log-softmax instead of softmax
+        log: bool,
+    },
+
     // ---- random ----
     /// samples from a counter-based generator: stream `seed`, starting at counter `offset`
     Random {
@@ -295,12 +304,14 @@ impl Op {
             Op::Matmul => "matmul",
             Op::Unfold { .. } => "unfold",
             Op::Fold { .. } => "fold",
+            Op::Softmax { log: false, .. } => "softmax",
+            Op::Softmax { log: true, .. } => "log_softmax",
             Op::Random { .. } => "random",
         }
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 46;
+    pub const COUNT: usize = 47;
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

@@ -31,7 +31,7 @@ pub fn saves(op: &Op) -> Saves {
     let s = |inputs: u8, output: bool| Saves { inputs, output };
     match op {
         // Output-based VJPs also keep inputs: under create_graph the output is recomputed.
-        Op::Exp | Op::Tanh | Op::Sigmoid => s(0b1, true),
+        Op::Exp | Op::Tanh | Op::Sigmoid | Op::Softmax { .. } => s(0b1, true),
         Op::Div | Op::Pow => s(0b11, true),
         Op::Log
         | Op::Sin
@@ -103,7 +103,10 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
     // VJPs that use it recompute it from the inputs so the gradient stays differentiable.
     let live;
     let y = if crate::autograd::is_grad_enabled()
-        && matches!(op, Op::Exp | Op::Tanh | Op::Sigmoid | Op::Div | Op::Pow)
+        && matches!(
+            op,
+            Op::Exp | Op::Tanh | Op::Sigmoid | Op::Softmax { .. } | Op::Div | Op::Pow
+        )
         && inputs.iter().any(|t| t.requires_grad())
     {
         live = super::dispatch(op.clone(), inputs);
@@ -221,6 +224,10 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
             let lone = Tensor::where_(&zeros.eq_scalar(1.0).logical_and(&zero), &rest, &z);
             one(&gk * &Tensor::where_(&zeros.eq_scalar(0.0), &(&rest / &ones), &lone))
         }
+        // y·(g − Σ g·y), as PyTorch's softmax_backward.
+        Op::Softmax { dim, log: false } => one(y * &(g - &(g * y).sum([*dim], true))),
+        // g − softmax·Σ g, with softmax = exp(y).
+        Op::Softmax { dim, log: true } => one(g - &(&y.exp() * &g.sum([*dim], true))),
         Op::Reshape(_) => one(g.reshape(x.shape())),
         Op::Permute(p) => {
             let mut inv = vec![0usize; p.len()];
