@@ -478,6 +478,12 @@ fn double_backward_through_ops_that_save_their_output() {
         &second_derivative(&v, |x| x.pow(&three)),
         &v.map(|a| 6.0 * a),
     );
+    // gelu'' = φ(x)·(2 − x²) (through the gelu_backward primitive)
+    let phi = |a: f64| (-0.5 * a * a).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    assert_close(
+        &second_derivative(&v, |x| x.gelu()),
+        &v.map(|a| phi(a) * (2.0 - a * a)),
+    );
     // (e^{2x})'' = 4e^{2x}
     assert_close(
         &second_derivative(&v, |x| x.mul_scalar(2.0).exp()),

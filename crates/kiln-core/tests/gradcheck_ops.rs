@@ -285,6 +285,20 @@ fn where_and_masked_fill() {
 }
 
 #[test]
+fn gelu_backward_primitive() {
+    use kiln_core::ops::{dispatch, Op};
+    // The VJP of GELU is a primitive; its own VJP (the second derivative) is checked here, with
+    // a transposed x and an expanded g.
+    let x = randn(&[4, 3], 40);
+    let g = randn(&[4], 41);
+    check(
+        "gelu_backward",
+        |xs| dispatch(Op::GeluBackward, &[&xs[0].t(), &xs[1].expand([3, 4])]),
+        &[x, g],
+    );
+}
+
+#[test]
 fn softmax_primitive() {
     use kiln_core::nn::functional as F;
     // Broadcast (stride-0) and permuted inputs, every dim, and a 0-d tensor.
@@ -298,9 +312,7 @@ fn softmax_primitive() {
         });
     }
     check1("softmax 0-d", &randn(&[], 37), |t| F::softmax(t, 0));
-    check1("log_softmax 0-d", &randn(&[], 38), |t| {
-        F::log_softmax(t, 0)
-    });
+    check1("log_softmax 0-d", &randn(&[], 38), |t| F::log_softmax(t, 0));
     // Masked (−∞) entries, as causal attention produces: no gradient leaks through them.
     let keep = Tensor::ones([4, 4], DType::Bool).tril(0);
     let neg_inf = Tensor::scalar(f64::NEG_INFINITY, DType::F64);

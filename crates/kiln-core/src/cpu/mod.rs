@@ -122,6 +122,7 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
             inputs[0], *output, *kernel, *stride, *padding, *dilation, shape,
         )),
         Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype)),
+        Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype)),
         Op::Random {
             dist,
             dtype,

@@ -74,7 +74,7 @@ fn erf_f64_poly(x: f64) -> f64 {
     q = q * x2 + -1.682_826_974_382_03e-3;
     q = q * x2 + -7.373_329_167_204_68e-3;
     q = q * x2 + -1.426_473_905_141_89e-2;
-    let e = xc * p / q;
+    let e = xc * p * recip_f64(q);
     if x >= 4.0 {
         1.0
     } else if x <= -4.0 {
@@ -82,6 +82,14 @@ fn erf_f64_poly(x: f64) -> f64 {
     } else {
         e
     }
+}
+
+/// `1 / q` to ~46 bits: an f32 division (several times cheaper than an f64 one, which
+/// dominated erf) refined by one Newton step.
+#[inline(always)]
+fn recip_f64(q: f64) -> f64 {
+    let r0 = (1.0f32 / q as f32) as f64;
+    r0 * (2.0 - q * r0)
 }
 
 /// erf within 1e−7 absolute (1.3e−7 relative near 0).
@@ -95,6 +103,41 @@ pub fn erf_f32(x: f32) -> f32 {
 pub fn gelu_f32(x: f32) -> f32 {
     let xd = x as f64;
     (0.5 * xd * (1.0 + erf_f64_poly(xd * std::f64::consts::FRAC_1_SQRT_2))) as f32
+}
+
+/// `g · gelu′(x)` for the exact GELU: `g · (Φ(x) + x·φ(x))`.
+#[inline(always)]
+pub fn gelu_backward_f32(x: f32, g: f32) -> f32 {
+    const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+    let xd = x as f64;
+    let cdf = 0.5 + 0.5 * erf_f64_poly(xd * std::f64::consts::FRAC_1_SQRT_2);
+    let pdf = INV_SQRT_2PI * exp_f32(-0.5 * x * x) as f64;
+    (g as f64 * (cdf + xd * pdf)) as f32
+}
+
+/// `dst[i] = g[i] · gelu′(x[i])` (exact GELU).
+pub fn gelu_backward(x: &[f32], g: &[f32], dst: &mut [f32]) {
+    assert!(
+        x.len() == dst.len() && g.len() == dst.len(),
+        "simd: length mismatch"
+    );
+    #[inline(always)]
+    fn body(x: &[f32], g: &[f32], dst: &mut [f32]) {
+        for ((d, &x), &g) in dst.iter_mut().zip(x).zip(g) {
+            *d = gelu_backward_f32(x, g);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn wide(x: &[f32], g: &[f32], dst: &mut [f32]) {
+        body(x, g, dst)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU supports AVX-512F (checked at run time).
+        return unsafe { wide(x, g, dst) };
+    }
+    body(x, g, dst)
 }
 
 /// True when the AVX-512 builds of the kernels can run (checked once).
@@ -312,6 +355,20 @@ mod tests {
             assert!(
                 (got - want).abs() <= 1e-7 * (1.0 + xd.abs()),
                 "gelu({x}) = {got}, want {want}"
+            );
+        }
+        let mut d = [0.0f32; 1];
+        let xs = inputs(-12.0, 12.0);
+        for &x in xs.iter().filter(|x| x.abs() < 20.0) {
+            gelu_backward(&[x], &[1.5], &mut d);
+            let xd = x as f64;
+            let cdf = 0.5 * (1.0 + libm::erf(xd / 2f64.sqrt()));
+            let pdf = (-0.5 * xd * xd).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            let want = 1.5 * (cdf + xd * pdf);
+            assert!(
+                (d[0] as f64 - want).abs() <= 3e-7,
+                "gelu'({x}) = {}, want {want}",
+                d[0] / 1.5
             );
         }
         let mut v = [1.0f32, -1.0, 3.0];

@@ -150,6 +150,73 @@ fn f32_fast(op: &Op, x: &Tensor) -> Option<Vec<f32>> {
     Some(simd_map(x, f))
 }
 
+/// `g · gelu′(x)` (exact GELU), the VJP of GELU in one pass.
+pub fn gelu_backward(x: &Tensor, g: &Tensor, out: DType) -> CpuStorage {
+    let (x, g) = (super::cast_if(x, out), super::cast_if(g, out));
+    if out == DType::F64 {
+        let (xs, gs) = (to_contiguous_vec::<f64>(&x), to_contiguous_vec::<f64>(&g));
+        let r = std::f64::consts::FRAC_1_SQRT_2;
+        let k = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
+        let mut o = super::pool::take(xs.len());
+        o.extend(
+            xs.iter().zip(&gs).map(|(&x, &g)| {
+                g * (0.5 * (1.0 + libm::erf(x * r)) + x * k * (-0.5 * x * x).exp())
+            }),
+        );
+        return CpuStorage::F64(o);
+    }
+    let (x32, g32) = (
+        super::cast_if(&x, DType::F32),
+        super::cast_if(&g, DType::F32),
+    );
+    let (xs, gs) = (dense_f32(&x32), dense_f32(&g32));
+    let n = xs.len();
+    let mut o = super::pool::take(n);
+    o.resize(n, 0.0);
+    if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
+        use rayon::prelude::*;
+        super::threads::install(|| {
+            o.par_chunks_mut(PAR_CHUNK)
+                .zip(xs.par_chunks(PAR_CHUNK).zip(gs.par_chunks(PAR_CHUNK)))
+                .for_each(|(d, (x, g))| super::simd::gelu_backward(x, g, d))
+        });
+    } else {
+        super::simd::gelu_backward(&xs, &gs, &mut o);
+    }
+    match out {
+        DType::F32 => CpuStorage::F32(o),
+        DType::BF16 => CpuStorage::BF16(o.into_iter().map(bf16::from_f32).collect()),
+        DType::F16 => CpuStorage::F16(o.into_iter().map(f16::from_f32).collect()),
+        d => unreachable!("gelu_backward: non-float dtype {d}"),
+    }
+}
+
+/// The elements of an f32 tensor in row-major order: borrowed when dense, else copied.
+fn dense_f32(t: &Tensor) -> DenseF32<'_> {
+    match t.layout().contiguous_range() {
+        Some(r) => DenseF32::Borrowed(t.storage().read(), r),
+        None => DenseF32::Owned(to_contiguous_vec::<f32>(t)),
+    }
+}
+
+enum DenseF32<'a> {
+    Borrowed(
+        parking_lot::RwLockReadGuard<'a, CpuStorage>,
+        std::ops::Range<usize>,
+    ),
+    Owned(Vec<f32>),
+}
+
+impl std::ops::Deref for DenseF32<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            DenseF32::Borrowed(g, r) => &f32::slice(g).expect("gelu_backward: dtype")[r.clone()],
+            DenseF32::Owned(v) => v,
+        }
+    }
+}
+
 /// Integer / generic path through f64 (Relu, Abs, Sign, Affine, Clamp on integer tensors).
 fn generic_kernel(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
     let vals = super::copy::cast(x, DType::F64);

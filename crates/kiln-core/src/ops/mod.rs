@@ -239,6 +239,10 @@ pub enum Op {
         log: bool,
     },
 
+    /// `g · gelu′(x)` for the exact GELU, its VJP in one pass (instead of ten ops, two of them
+    /// transcendental); inputs: x, g (same shape)
+    GeluBackward,
+
     // ---- random ----
     /// samples from a counter-based generator: stream `seed`, starting at counter `offset`
     Random {
@@ -306,12 +310,13 @@ impl Op {
             Op::Fold { .. } => "fold",
             Op::Softmax { log: false, .. } => "softmax",
             Op::Softmax { log: true, .. } => "log_softmax",
+            Op::GeluBackward => "gelu_backward",
             Op::Random { .. } => "random",
         }
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 47;
+    pub const COUNT: usize = 48;
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

@@ -43,7 +43,7 @@ pub fn saves(op: &Op) -> Saves {
         | Op::PowScalar(_) => s(0b1, false),
         Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
-        Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul => s(0b11, false),
+        Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
         Op::Where => s(0b1, false),
         Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => s(0b10, false),
         Op::Sign
@@ -123,13 +123,20 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         Op::Sigmoid => one(g * &(y * &y.affine(-1.0, 1.0))),
         Op::Erf => one(g * &(x * x).affine(-1.0, 0.0).exp().affine(2.0 / PI.sqrt(), 0.0)),
         Op::Relu => one(g * &mask(&x.gt_scalar(0.0), g)),
-        Op::Gelu { tanh: false } => {
-            let cdf = x.affine(1.0 / 2f64.sqrt(), 0.0).erf().affine(0.5, 0.5);
-            let pdf = (x * x)
+        Op::Gelu { tanh: false } => one(super::dispatch(Op::GeluBackward, &[x, g])),
+        Op::GeluBackward => {
+            // y = g·gelu′(x): ∂/∂g is gelu′(x), ∂/∂x is g·gelu″(x) = g·φ(x)·(2 − x²).
+            let gg = g;
+            let dg = inputs[1];
+            let x2 = x * x;
+            let pdf = x2
                 .affine(-0.5, 0.0)
                 .exp()
                 .affine(1.0 / (2.0 * PI).sqrt(), 0.0);
-            one(g * &(&cdf + &(x * &pdf)))
+            smallvec![
+                needs[0].then(|| &(gg * dg) * &(&pdf * &x2.affine(-1.0, 2.0))),
+                needs[1].then(|| super::dispatch(Op::GeluBackward, &[x, gg]))
+            ]
         }
         Op::Gelu { tanh: true } => {
             let c = (2.0 / PI).sqrt();
