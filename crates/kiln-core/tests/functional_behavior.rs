@@ -68,6 +68,31 @@ fn softmax_kernel_matches_the_definition() {
     assert!((l[4] + 1.313_261_7).abs() < 1e-6);
 }
 
+/// Tensors above the parallel threshold (split into pool tasks) give the serial results.
+#[test]
+fn large_elementwise_kernels_match_the_serial_path() {
+    let x = randn(&[700, 600], 12).to_dtype(DType::F32);
+    let y = randn(&[700, 600], 13).to_dtype(DType::F32);
+    let (xv, yv) = (x.to_vec::<f32>(), y.to_vec::<f32>());
+    let sum = (&x + &y).to_vec::<f32>();
+    let aff = x.affine(2.0, -1.0).to_vec::<f32>();
+    for i in 0..xv.len() {
+        assert_eq!(sum[i], xv[i] + yv[i]);
+        assert_eq!(aff[i], xv[i] * 2.0 - 1.0);
+    }
+    // Vectorized transcendental kernels: the same value per element as on a small tensor.
+    let small = |i: usize| Tensor::from_vec(vec![xv[i]], [1]);
+    let gelu = F::gelu(&x, false).to_vec::<f32>();
+    let exp = x.exp().to_vec::<f32>();
+    for i in (0..xv.len()).step_by(997) {
+        assert_eq!(gelu[i], F::gelu(&small(i), false).to_vec::<f32>()[0]);
+        assert_eq!(exp[i], small(i).exp().to_vec::<f32>()[0]);
+    }
+    let soft = F::softmax(&x, 1).to_vec::<f32>();
+    let row = F::softmax(&x.narrow(0, 350, 1), 1).to_vec::<f32>();
+    assert_eq!(&soft[350 * 600..351 * 600], row.as_slice());
+}
+
 #[test]
 fn dropout_zeroes_p_and_rescales_survivors() {
     let x = Tensor::ones([100, 100], DType::F32);

@@ -23,12 +23,31 @@ impl Erf for f64 {
     }
 }
 
-fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T) -> Vec<T> {
+fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Vec<T> {
     if let Some(r) = x.layout().contiguous_range() {
         let g = x.storage().read();
         let src = &T::slice(&g).expect("unary: dtype")[r];
-        let mut out = super::pool::take(src.len());
-        out.extend(src.iter().map(|&v| f(v)));
+        let n = src.len();
+        let mut out = super::pool::take(n);
+        if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
+            // Large maps run on both cores (one core's memory bandwidth is the limit).
+            use rayon::prelude::*;
+            let spare = &mut out.spare_capacity_mut()[..n];
+            super::threads::install(|| {
+                spare
+                    .par_chunks_mut(PAR_CHUNK)
+                    .zip(src.par_chunks(PAR_CHUNK))
+                    .for_each(|(o, s)| {
+                        for (o, &v) in o.iter_mut().zip(s) {
+                            o.write(f(v));
+                        }
+                    })
+            });
+            // SAFETY: the chunks above cover all `n` slots and each was written.
+            unsafe { out.set_len(n) };
+        } else {
+            out.extend(src.iter().map(|&v| f(v)));
+        }
         return out;
     }
     let mut v = to_contiguous_vec::<T>(x);
