@@ -23,13 +23,7 @@ pub fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Below −104 the result rounds to 0; above 89 it overflows to ∞ (NaN passes through).
-    let xc = if x < -104.0 {
-        -104.0
-    } else if x > 89.0 {
-        89.0
-    } else {
-        x
-    };
+    let xc = x.clamp(-104.0, 89.0);
     let j = xc * LOG2E + MAGIC;
     let nf = j - MAGIC;
     let n = (j.to_bits() as i32).wrapping_sub(0x4B40_0000);
@@ -39,7 +33,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let n1 = n >> 1;
     let n2 = n.wrapping_sub(n1);
@@ -54,13 +48,7 @@ pub fn exp_f32(x: f32) -> f32 {
 /// for large negative x.
 #[inline(always)]
 fn erf_f64_poly(x: f64) -> f64 {
-    let xc = if x < -4.0 {
-        -4.0
-    } else if x > 4.0 {
-        4.0
-    } else {
-        x
-    };
+    let xc = x.clamp(-4.0, 4.0);
     let x2 = xc * xc;
     let mut p = -2.726_142_258_013_06e-10f64;
     p = p * x2 + 2.770_681_424_959_02e-8;
