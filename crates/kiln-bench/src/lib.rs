@@ -6,6 +6,7 @@
 //! [`WORKLOADS`].
 
 pub mod cnn;
+pub mod compiled;
 pub mod eager;
 pub mod gpt;
 pub mod infer;
@@ -62,6 +63,12 @@ pub const WORKLOADS: &[Workload] = &[
         name: "infer",
         keys: infer::KEYS,
         run: infer::run,
+    },
+    // Graph mode, after the eager keys so it does not change the eager peak RSS.
+    Workload {
+        name: "compiled",
+        keys: compiled::KEYS,
+        run: compiled::run,
     },
 ];
 

@@ -395,6 +395,68 @@ fn second_derivative(v: &[f64], f: impl Fn(&Tensor) -> Tensor) -> Vec<f64> {
     grad(&x)
 }
 
+/// `∂/∂x Σⱼ uⱼ·(∂f/∂xⱼ)` at `v`, through create_graph (sums of softmax gradients are 0, so the
+/// first gradient is weighted).
+fn weighted_second_derivative(v: &[f64], u: &[f64], f: impl Fn(&Tensor) -> Tensor) -> Vec<f64> {
+    let x = leaf(v);
+    f(&x)
+        .sum_all()
+        .backward_opts(&Tensor::ones([0usize; 0], DType::F64), CREATE);
+    let g = x.grad().unwrap();
+    x.zero_grad();
+    (&g * &Tensor::from_vec(u.to_vec(), [u.len()]))
+        .sum_all()
+        .backward();
+    grad(&x)
+}
+
+#[test]
+fn double_backward_of_softmax_and_log_softmax() {
+    use kiln_core::nn::functional as F;
+    let (v, w, u) = ([0.7, -1.3, 2.0], [0.5, -2.0, 1.5], [1.0, 3.0, -0.5]);
+    let softmax = |x: &[f64]| {
+        let e: Vec<f64> = x.iter().map(|a| a.exp()).collect();
+        let s: f64 = e.iter().sum();
+        e.iter().map(|a| a / s).collect::<Vec<_>>()
+    };
+    // Closed-form first gradients of Σ wᵢ·softmax(x)ᵢ and Σ wᵢ·log_softmax(x)ᵢ, weighted by u;
+    // their derivatives by central differences.
+    let h_soft = |x: &[f64]| {
+        let s = softmax(x);
+        let ws: f64 = w.iter().zip(&s).map(|(a, b)| a * b).sum();
+        (0..3).map(|j| u[j] * s[j] * (w[j] - ws)).sum::<f64>()
+    };
+    let h_log = |x: &[f64]| {
+        let s = softmax(x);
+        let sw: f64 = w.iter().sum();
+        (0..3).map(|j| u[j] * (w[j] - s[j] * sw)).sum::<f64>()
+    };
+    let numeric = |h: &dyn Fn(&[f64]) -> f64| {
+        (0..3)
+            .map(|k| {
+                let (mut a, mut b) = (v, v);
+                a[k] += 1e-5;
+                b[k] -= 1e-5;
+                (h(&a) - h(&b)) / 2e-5
+            })
+            .collect::<Vec<f64>>()
+    };
+    let wt = Tensor::from_vec(w.to_vec(), [3]);
+    let close = |got: Vec<f64>, want: Vec<f64>| {
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-8, "{got:?} vs {want:?}");
+        }
+    };
+    close(
+        weighted_second_derivative(&v, &u, |x| &F::softmax(x, 0) * &wt),
+        numeric(&h_soft),
+    );
+    close(
+        weighted_second_derivative(&v, &u, |x| &F::log_softmax(x, 0) * &wt),
+        numeric(&h_log),
+    );
+}
+
 #[test]
 fn double_backward_through_ops_that_save_their_output() {
     let v = [0.7, -1.3, 2.0];
@@ -415,6 +477,12 @@ fn double_backward_through_ops_that_save_their_output() {
     assert_close(
         &second_derivative(&v, |x| x.pow(&three)),
         &v.map(|a| 6.0 * a),
+    );
+    // gelu'' = φ(x)·(2 − x²) (through the gelu_backward primitive)
+    let phi = |a: f64| (-0.5 * a * a).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    assert_close(
+        &second_derivative(&v, |x| x.gelu()),
+        &v.map(|a| phi(a) * (2.0 - a * a)),
     );
     // (e^{2x})'' = 4e^{2x}
     assert_close(

@@ -9,6 +9,90 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn_with(shape, DType::F64, &mut Generator::new(seed))
 }
 
+/// The fused softmax kernels (vectorized f32 exp, strided dims, parallel blocks) against the
+/// definition computed in f64 with plain ops.
+#[test]
+fn softmax_kernel_matches_the_definition() {
+    for shape in [
+        vec![7usize, 300],
+        vec![3, 5, 33],
+        vec![600, 128],
+        vec![2, 130, 3],
+    ] {
+        let x64 = randn(&shape, 11).mul_scalar(4.0);
+        let x32 = x64.to_dtype(DType::F32);
+        for dim in 0..shape.len() {
+            let m = x64.amax([dim], true);
+            let e = (&x64 - &m).exp();
+            let s = e.sum([dim], true);
+            let want_soft = (&e / &s).to_vec::<f64>();
+            let want_log = (&(&x64 - &m) - &s.log()).to_vec::<f64>();
+            for (x, tol) in [(&x64, 1e-12), (&x32, 1e-6)] {
+                let soft = F::softmax(x, dim).to_dtype(DType::F64).to_vec::<f64>();
+                let log = F::log_softmax(x, dim).to_dtype(DType::F64).to_vec::<f64>();
+                for i in 0..soft.len() {
+                    assert!(
+                        (soft[i] - want_soft[i]).abs() <= tol,
+                        "softmax {shape:?} dim {dim}"
+                    );
+                    assert!(
+                        (log[i] - want_log[i]).abs() <= tol * (1.0 + want_log[i].abs()) * 4.0,
+                        "log_softmax {shape:?} dim {dim}: {} vs {}",
+                        log[i],
+                        want_log[i]
+                    );
+                }
+            }
+        }
+    }
+    // Rows of −∞ give NaN (as in PyTorch); a NaN poisons its row only; +∞ gives NaN.
+    let x = Tensor::from_vec(
+        vec![
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+            1.0,
+            f32::NAN,
+            0.0,
+            1.0,
+            2.0,
+            f32::INFINITY,
+        ],
+        [4, 2],
+    );
+    let y = F::softmax(&x, 1).to_vec::<f32>();
+    assert!(y[0].is_nan() && y[1].is_nan() && y[2].is_nan() && y[3].is_nan());
+    assert!((y[4] - 0.268_941_43).abs() < 1e-6 && (y[5] - 0.731_058_6).abs() < 1e-6);
+    assert!(y[7].is_nan());
+    let l = F::log_softmax(&x, 1).to_vec::<f32>();
+    assert!(l[0].is_nan() && l[3].is_nan());
+    assert!((l[4] + 1.313_261_7).abs() < 1e-6);
+}
+
+/// Tensors above the parallel threshold (split into pool tasks) give the serial results.
+#[test]
+fn large_elementwise_kernels_match_the_serial_path() {
+    let x = randn(&[700, 600], 12).to_dtype(DType::F32);
+    let y = randn(&[700, 600], 13).to_dtype(DType::F32);
+    let (xv, yv) = (x.to_vec::<f32>(), y.to_vec::<f32>());
+    let sum = (&x + &y).to_vec::<f32>();
+    let aff = x.affine(2.0, -1.0).to_vec::<f32>();
+    for i in 0..xv.len() {
+        assert_eq!(sum[i], xv[i] + yv[i]);
+        assert_eq!(aff[i], xv[i] * 2.0 - 1.0);
+    }
+    // Vectorized transcendental kernels: the same value per element as on a small tensor.
+    let small = |i: usize| Tensor::from_vec(vec![xv[i]], [1]);
+    let gelu = F::gelu(&x, false).to_vec::<f32>();
+    let exp = x.exp().to_vec::<f32>();
+    for i in (0..xv.len()).step_by(997) {
+        assert_eq!(gelu[i], F::gelu(&small(i), false).to_vec::<f32>()[0]);
+        assert_eq!(exp[i], small(i).exp().to_vec::<f32>()[0]);
+    }
+    let soft = F::softmax(&x, 1).to_vec::<f32>();
+    let row = F::softmax(&x.narrow(0, 350, 1), 1).to_vec::<f32>();
+    assert_eq!(&soft[350 * 600..351 * 600], row.as_slice());
+}
+
 #[test]
 fn dropout_zeroes_p_and_rescales_survivors() {
     let x = Tensor::ones([100, 100], DType::F32);

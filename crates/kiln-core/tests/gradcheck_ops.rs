@@ -269,8 +269,61 @@ fn where_and_masked_fill() {
     check(
         "masked_fill",
         |xs| xs[0].masked_fill(&xs[1], -2.5),
-        &[a, mask],
+        &[a.clone(), mask.clone()],
     );
+    // Dense condition and branches, and a dense branch against a 0-d one (the fast paths).
+    check(
+        "where dense",
+        |xs| Tensor::where_(&xs[0], &xs[1], &xs[2]),
+        &[mask.clone(), a.clone(), randn(&[3, 4], 34)],
+    );
+    check(
+        "where dense-scalar",
+        |xs| Tensor::where_(&xs[0], &xs[1], &xs[2]),
+        &[mask, a, randn(&[], 35)],
+    );
+}
+
+#[test]
+fn gelu_backward_primitive() {
+    use kiln_core::ops::{dispatch, Op};
+    // The VJP of GELU is a primitive; its own VJP (the second derivative) is checked here, with
+    // a transposed x and an expanded g.
+    let x = randn(&[4, 3], 40);
+    let g = randn(&[4], 41);
+    check(
+        "gelu_backward",
+        |xs| dispatch(Op::GeluBackward, &[&xs[0].t(), &xs[1].expand([3, 4])]),
+        &[x, g],
+    );
+}
+
+#[test]
+fn softmax_primitive() {
+    use kiln_core::nn::functional as F;
+    // Broadcast (stride-0) and permuted inputs, every dim, and a 0-d tensor.
+    let x = randn(&[3, 1, 4], 36);
+    for dim in 0..3 {
+        check1("softmax of expanded", &x, |t| {
+            F::softmax(&t.expand([3, 2, 4]), dim)
+        });
+        check1("log_softmax of expanded", &x, |t| {
+            F::log_softmax(&t.expand([3, 2, 4]).permute([2, 0, 1]), dim)
+        });
+    }
+    check1("softmax 0-d", &randn(&[], 37), |t| F::softmax(t, 0));
+    check1("log_softmax 0-d", &randn(&[], 38), |t| F::log_softmax(t, 0));
+    // Masked (−∞) entries, as causal attention produces: no gradient leaks through them.
+    let keep = Tensor::ones([4, 4], DType::Bool).tril(0);
+    let neg_inf = Tensor::scalar(f64::NEG_INFINITY, DType::F64);
+    let s = randn(&[2, 4, 4], 39);
+    check1("causal softmax", &s, |t| {
+        F::softmax(&Tensor::where_(&keep, t, &neg_inf), -1)
+    });
+    check1("causal log_softmax then mask", &s, |t| {
+        let l = F::log_softmax(&Tensor::where_(&keep, t, &neg_inf), -1);
+        Tensor::where_(&keep, &l, &Tensor::scalar(0.0, DType::F64))
+    });
 }
 
 /// A [2, 3, 4] leaf with distinct entries (for max/min) and no zeros (for prod).

@@ -10,12 +10,45 @@ use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
 use half::{bf16, f16};
 
+/// Elements per pool task for large dense elementwise ops.
+pub(crate) const PAR_CHUNK: usize = 64 * 1024;
+
+/// `f(a[i], b[i])` for dense operands, split across the pool's threads when large (memory
+/// bandwidth of one core does not saturate the machine's).
+fn dense_zip<T: StorageElement, U: StorageElement>(
+    da: &[T],
+    db: &[T],
+    f: impl Fn(T, T) -> U + Sync,
+) -> Vec<U> {
+    let n = da.len();
+    let mut out = super::pool::take(n);
+    if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
+        use rayon::prelude::*;
+        let spare = &mut out.spare_capacity_mut()[..n];
+        super::threads::install(|| {
+            spare
+                .par_chunks_mut(PAR_CHUNK)
+                .zip(da.par_chunks(PAR_CHUNK).zip(db.par_chunks(PAR_CHUNK)))
+                .for_each(|(o, (a, b))| {
+                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                        o.write(f(x, y));
+                    }
+                })
+        });
+        // SAFETY: the chunks above cover all `n` slots and each was written.
+        unsafe { out.set_len(n) };
+    } else {
+        out.extend(da.iter().zip(db).map(|(&x, &y)| f(x, y)));
+    }
+    out
+}
+
 /// `f(a[i], b[i])` over the broadcast `shape`, in row-major order.
 pub fn zip<T: StorageElement, U: StorageElement>(
     a: &Tensor,
     b: &Tensor,
     shape: &[usize],
-    f: impl Fn(T, T) -> U,
+    f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     // Fast path: both operands dense with the output's shape (no layout building).
     if same_shape(a.shape(), shape) && same_shape(b.shape(), shape) {
@@ -26,9 +59,7 @@ pub fn zip<T: StorageElement, U: StorageElement>(
                 T::slice(&ga).expect("binary: dtype"),
                 T::slice(&gb).expect("binary: dtype"),
             );
-            let mut out = super::pool::take(ra.len());
-            out.extend(da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)));
-            return out;
+            return dense_zip(&da[ra], &db[rb], f);
         }
     }
     let la = a.layout().broadcast_to(shape);
@@ -140,19 +171,46 @@ fn where_typed<T: StorageElement>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[u
         T::slice(&ga).expect("where: dtype"),
         T::slice(&gb).expect("where: dtype"),
     );
-    let mut out = Vec::with_capacity(shape.iter().product());
+    let mut out = super::pool::take(shape.iter().product());
     for_each_run(
         shape,
         [&lc.strides, &la.strides, &lb.strides],
         [lc.offset, la.offset, lb.offset],
         |_, [oc, oa, ob], [sc, sa, sb], len| {
-            out.extend((0..len).map(|i| {
-                if dc[oc + i * sc] {
-                    da[oa + i * sa]
-                } else {
-                    db[ob + i * sb]
+            // Dense runs against a dense or scalar branch (masks, masked_fill and the where
+            // VJP) as straight selects.
+            let c = &dc[oc..oc + if sc == 1 { len } else { 1 }];
+            match (sc, sa, sb) {
+                (1, 1, 1) => out.extend(
+                    c.iter()
+                        .zip(&da[oa..oa + len])
+                        .zip(&db[ob..ob + len])
+                        .map(|((&c, &a), &b)| if c { a } else { b }),
+                ),
+                (1, 1, 0) => {
+                    let b = db[ob];
+                    out.extend(
+                        c.iter()
+                            .zip(&da[oa..oa + len])
+                            .map(|(&c, &a)| if c { a } else { b }),
+                    )
                 }
-            }));
+                (1, 0, 1) => {
+                    let a = da[oa];
+                    out.extend(
+                        c.iter()
+                            .zip(&db[ob..ob + len])
+                            .map(|(&c, &b)| if c { a } else { b }),
+                    )
+                }
+                _ => out.extend((0..len).map(|i| {
+                    if dc[oc + i * sc] {
+                        da[oa + i * sa]
+                    } else {
+                        db[ob + i * sb]
+                    }
+                })),
+            }
         },
     );
     out

@@ -193,17 +193,16 @@ fn unary(op: &Op, x: &[f32], out: &mut [f32]) {
         };
     }
     match op {
-        Op::Exp => map!(|v: f32| v.exp()),
+        // The same vectorized kernels the eager ops use, so fused and eager results agree.
+        Op::Exp => super::simd::exp(x, out),
         Op::Log => map!(|v: f32| v.ln()),
         Op::Sin => map!(|v: f32| v.sin()),
         Op::Cos => map!(|v: f32| v.cos()),
         Op::Tanh => map!(|v: f32| v.tanh()),
         Op::Sigmoid => map!(|v: f32| 1.0 / (1.0 + (-v).exp())),
-        Op::Erf => map!(libm::erff),
+        Op::Erf => super::simd::erf(x, out),
         Op::Relu => map!(|v: f32| if v > 0.0 || v.is_nan() { v } else { 0.0 }),
-        Op::Gelu { tanh: false } => {
-            map!(|v: f32| 0.5 * v * (1.0 + libm::erff(v * std::f32::consts::FRAC_1_SQRT_2)))
-        }
+        Op::Gelu { tanh: false } => super::simd::gelu(x, out),
         Op::Gelu { tanh: true } => {
             let k = (2.0f64 / std::f64::consts::PI).sqrt() as f32;
             map!(|v: f32| 0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh()))

@@ -11,6 +11,8 @@ pub mod num;
 pub mod pool;
 mod random;
 mod reduce;
+mod simd;
+mod softmax;
 pub mod strided;
 pub mod threads;
 mod unary;
@@ -120,6 +122,8 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         } => Out::Dense(conv::fold(
             inputs[0], *output, *kernel, *stride, *padding, *dilation, shape,
         )),
+        Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype)),
+        Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype)),
         Op::Random {
             dist,
             dtype,

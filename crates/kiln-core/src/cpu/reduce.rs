@@ -36,6 +36,21 @@ fn reduce_into<T: Copy, A: Copy>(
     init: A,
     f: impl Fn(A, T) -> A + Copy,
 ) -> Vec<A> {
+    reduce_runs(data, l, dims, init, f, |a, run| {
+        run.iter().fold(a, |a, &v| f(a, v))
+    })
+}
+
+/// [`reduce_into`] with `fold_run(acc, run)` folding a dense run of a reduced innermost dim
+/// (sums pass a multi-accumulator fold there, which vectorizes).
+fn reduce_runs<T: Copy, A: Copy>(
+    data: &[T],
+    l: &Layout,
+    dims: &[usize],
+    init: A,
+    f: impl Fn(A, T) -> A + Copy,
+    fold_run: impl Fn(A, &[T]) -> A,
+) -> Vec<A> {
     let rank = l.rank();
     let mut ostr = vec![0usize; rank];
     let mut acc = 1usize;
@@ -54,9 +69,7 @@ fn reduce_into<T: Copy, A: Copy>(
             if os == 0 {
                 let mut a = out[oi];
                 if xs == 1 {
-                    for &v in &data[xi..xi + len] {
-                        a = f(a, v);
-                    }
+                    a = fold_run(a, &data[xi..xi + len]);
                 } else {
                     for j in 0..len {
                         a = f(a, data[xi + j * xs]);
@@ -86,7 +99,10 @@ fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool) -> Vec<
     if prod {
         reduce_into(data, x.layout(), dims, 1.0f64, |a, v: T| a * v.to_f64())
     } else {
-        reduce_into(data, x.layout(), dims, 0.0f64, |a, v: T| a + v.to_f64())
+        let add = |a, v: T| a + v.to_f64();
+        reduce_runs(data, x.layout(), dims, 0.0f64, add, |a, run| {
+            a + super::simd::sum_f64(run, |v: T| v.to_f64())
+        })
     }
 }
 

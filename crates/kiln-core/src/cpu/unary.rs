@@ -23,13 +23,32 @@ impl Erf for f64 {
     }
 }
 
-fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T) -> Vec<T> {
+fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Vec<T> {
     if let Some(r) = x.layout().contiguous_range() {
         let g = x.storage().read();
-        return T::slice(&g).expect("unary: dtype")[r]
-            .iter()
-            .map(|&v| f(v))
-            .collect();
+        let src = &T::slice(&g).expect("unary: dtype")[r];
+        let n = src.len();
+        let mut out = super::pool::take(n);
+        if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
+            // Large maps run on both cores (one core's memory bandwidth is the limit).
+            use rayon::prelude::*;
+            let spare = &mut out.spare_capacity_mut()[..n];
+            super::threads::install(|| {
+                spare
+                    .par_chunks_mut(PAR_CHUNK)
+                    .zip(src.par_chunks(PAR_CHUNK))
+                    .for_each(|(o, s)| {
+                        for (o, &v) in o.iter_mut().zip(s) {
+                            o.write(f(v));
+                        }
+                    })
+            });
+            // SAFETY: the chunks above cover all `n` slots and each was written.
+            unsafe { out.set_len(n) };
+        } else {
+            out.extend(src.iter().map(|&v| f(v)));
+        }
+        return out;
     }
     let mut v = to_contiguous_vec::<T>(x);
     v.iter_mut().for_each(|e| *e = f(*e));
@@ -110,6 +129,113 @@ fn float_kernel<T: Erf + StorageElement>(op: &Op, x: &Tensor) -> Vec<T> {
     }
 }
 
+/// Elements per task when a vectorized map is split across the pool (large enough that the
+/// ~14 µs hand-off is small next to the work).
+const PAR_CHUNK: usize = 64 * 1024;
+
+/// Runs a vectorized f32 slice kernel over `x` into a new dense buffer, on the pool's threads
+/// when the tensor is large.
+fn simd_map(x: &Tensor, f: fn(&[f32], &mut [f32])) -> Vec<f32> {
+    let run = |src: &[f32]| {
+        let mut out = super::pool::take(src.len());
+        out.resize(src.len(), 0.0);
+        if src.len() >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
+            use rayon::prelude::*;
+            super::threads::install(|| {
+                out.par_chunks_mut(PAR_CHUNK)
+                    .zip(src.par_chunks(PAR_CHUNK))
+                    .for_each(|(d, s)| f(s, d))
+            });
+        } else {
+            f(src, &mut out);
+        }
+        out
+    };
+    if let Some(r) = x.layout().contiguous_range() {
+        let g = x.storage().read();
+        return run(&f32::slice(&g).expect("unary: dtype")[r]);
+    }
+    run(&to_contiguous_vec::<f32>(x))
+}
+
+/// The f32 ops with a vectorized kernel (libm's are scalar calls).
+fn f32_fast(op: &Op, x: &Tensor) -> Option<Vec<f32>> {
+    let f: fn(&[f32], &mut [f32]) = match op {
+        Op::Exp => super::simd::exp,
+        Op::Erf => super::simd::erf,
+        Op::Gelu { tanh: false } => super::simd::gelu,
+        _ => return None,
+    };
+    Some(simd_map(x, f))
+}
+
+/// `g · gelu′(x)` (exact GELU), the VJP of GELU in one pass.
+pub fn gelu_backward(x: &Tensor, g: &Tensor, out: DType) -> CpuStorage {
+    let (x, g) = (super::cast_if(x, out), super::cast_if(g, out));
+    if out == DType::F64 {
+        let (xs, gs) = (to_contiguous_vec::<f64>(&x), to_contiguous_vec::<f64>(&g));
+        let r = std::f64::consts::FRAC_1_SQRT_2;
+        let k = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
+        let mut o = super::pool::take(xs.len());
+        o.extend(
+            xs.iter().zip(&gs).map(|(&x, &g)| {
+                g * (0.5 * (1.0 + libm::erf(x * r)) + x * k * (-0.5 * x * x).exp())
+            }),
+        );
+        return CpuStorage::F64(o);
+    }
+    let (x32, g32) = (
+        super::cast_if(&x, DType::F32),
+        super::cast_if(&g, DType::F32),
+    );
+    let (xs, gs) = (dense_f32(&x32), dense_f32(&g32));
+    let n = xs.len();
+    let mut o = super::pool::take(n);
+    o.resize(n, 0.0);
+    if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
+        use rayon::prelude::*;
+        super::threads::install(|| {
+            o.par_chunks_mut(PAR_CHUNK)
+                .zip(xs.par_chunks(PAR_CHUNK).zip(gs.par_chunks(PAR_CHUNK)))
+                .for_each(|(d, (x, g))| super::simd::gelu_backward(x, g, d))
+        });
+    } else {
+        super::simd::gelu_backward(&xs, &gs, &mut o);
+    }
+    match out {
+        DType::F32 => CpuStorage::F32(o),
+        DType::BF16 => CpuStorage::BF16(o.into_iter().map(bf16::from_f32).collect()),
+        DType::F16 => CpuStorage::F16(o.into_iter().map(f16::from_f32).collect()),
+        d => unreachable!("gelu_backward: non-float dtype {d}"),
+    }
+}
+
+/// The elements of an f32 tensor in row-major order: borrowed when dense, else copied.
+fn dense_f32(t: &Tensor) -> DenseF32<'_> {
+    match t.layout().contiguous_range() {
+        Some(r) => DenseF32::Borrowed(t.storage().read(), r),
+        None => DenseF32::Owned(to_contiguous_vec::<f32>(t)),
+    }
+}
+
+enum DenseF32<'a> {
+    Borrowed(
+        parking_lot::RwLockReadGuard<'a, CpuStorage>,
+        std::ops::Range<usize>,
+    ),
+    Owned(Vec<f32>),
+}
+
+impl std::ops::Deref for DenseF32<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            DenseF32::Borrowed(g, r) => &f32::slice(g).expect("gelu_backward: dtype")[r.clone()],
+            DenseF32::Owned(v) => v,
+        }
+    }
+}
+
 /// Integer / generic path through f64 (Relu, Abs, Sign, Affine, Clamp on integer tensors).
 fn generic_kernel(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
     let vals = super::copy::cast(x, DType::F64);
@@ -145,11 +271,13 @@ pub fn unary(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
     }
     let x = super::cast_if(x, out);
     match out {
-        DType::F32 => CpuStorage::F32(float_kernel::<f32>(op, &x)),
+        DType::F32 => {
+            CpuStorage::F32(f32_fast(op, &x).unwrap_or_else(|| float_kernel::<f32>(op, &x)))
+        }
         DType::F64 => CpuStorage::F64(float_kernel::<f64>(op, &x)),
         DType::BF16 | DType::F16 => {
             let x32 = super::cast_if(&x, DType::F32);
-            let r = float_kernel::<f32>(op, &x32);
+            let r = f32_fast(op, &x32).unwrap_or_else(|| float_kernel::<f32>(op, &x32));
             if out == DType::BF16 {
                 CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())
             } else {

@@ -286,6 +286,30 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (s, x.dtype())
         }
         Op::Contiguous => (inputs[0].shape().into(), inputs[0].dtype()),
+        Op::GeluBackward => {
+            expect_arity(op, inputs, 2);
+            let (x, g) = (inputs[0], inputs[1]);
+            if x.shape() != g.shape() || x.dtype() != g.dtype() || !x.dtype().is_float() {
+                panic!(
+                    "{name}: x and g must be float tensors of one shape and dtype, got {} ({})",
+                    shapes(inputs),
+                    dtypes(inputs)
+                );
+            }
+            (x.shape().into(), x.dtype())
+        }
+        Op::Softmax { dim, .. } => {
+            expect_arity(op, inputs, 1);
+            let x = inputs[0];
+            if *dim >= x.rank().max(1) {
+                panic!(
+                    "{name}: dim {dim} is out of range for a tensor of shape {:?} ({})",
+                    x.shape(),
+                    x.dtype()
+                );
+            }
+            (x.shape().into(), float_dtype(x.dtype()))
+        }
         Op::Cast(d) => (inputs[0].shape().into(), *d),
         Op::Cat(dim) => {
             if inputs.is_empty() {

@@ -231,6 +231,19 @@ pub enum Op {
         dilation: [usize; 2],
     },
 
+    // ---- fused composites (primitives only because one pass per row is much faster) ----
+    /// `softmax` along `dim`, or `log_softmax` when `log`, shifted by the row max
+    Softmax {
+        /// the normalized dim
+        dim: usize,
+        /// log-softmax instead of softmax
+        log: bool,
+    },
+
+    /// `g · gelu′(x)` for the exact GELU, its VJP in one pass (instead of ten ops, two of them
+    /// transcendental); inputs: x, g (same shape)
+    GeluBackward,
+
     // ---- random ----
     /// samples from a counter-based generator: stream `seed`, starting at counter `offset`
     Random {
@@ -301,13 +314,16 @@ impl Op {
             Op::Matmul => "matmul",
             Op::Unfold { .. } => "unfold",
             Op::Fold { .. } => "fold",
+            Op::Softmax { log: false, .. } => "softmax",
+            Op::Softmax { log: true, .. } => "log_softmax",
+            Op::GeluBackward => "gelu_backward",
             Op::Random { .. } => "random",
             Op::Fused(_) => "fused",
         }
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 47;
+    pub const COUNT: usize = 49;
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

@@ -31,7 +31,7 @@ pub fn saves(op: &Op) -> Saves {
     let s = |inputs: u8, output: bool| Saves { inputs, output };
     match op {
         // Output-based VJPs also keep inputs: under create_graph the output is recomputed.
-        Op::Exp | Op::Tanh | Op::Sigmoid => s(0b1, true),
+        Op::Exp | Op::Tanh | Op::Sigmoid | Op::Softmax { .. } => s(0b1, true),
         Op::Div | Op::Pow => s(0b11, true),
         Op::Log
         | Op::Sin
@@ -43,7 +43,7 @@ pub fn saves(op: &Op) -> Saves {
         | Op::PowScalar(_) => s(0b1, false),
         Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
-        Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul => s(0b11, false),
+        Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
         Op::Where => s(0b1, false),
         Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => s(0b10, false),
         Op::Sign
@@ -104,7 +104,10 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
     // VJPs that use it recompute it from the inputs so the gradient stays differentiable.
     let live;
     let y = if crate::autograd::is_grad_enabled()
-        && matches!(op, Op::Exp | Op::Tanh | Op::Sigmoid | Op::Div | Op::Pow)
+        && matches!(
+            op,
+            Op::Exp | Op::Tanh | Op::Sigmoid | Op::Softmax { .. } | Op::Div | Op::Pow
+        )
         && inputs.iter().any(|t| t.requires_grad())
     {
         live = super::dispatch(op.clone(), inputs);
@@ -121,13 +124,20 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         Op::Sigmoid => one(g * &(y * &y.affine(-1.0, 1.0))),
         Op::Erf => one(g * &(x * x).affine(-1.0, 0.0).exp().affine(2.0 / PI.sqrt(), 0.0)),
         Op::Relu => one(g * &mask(&x.gt_scalar(0.0), g)),
-        Op::Gelu { tanh: false } => {
-            let cdf = x.affine(1.0 / 2f64.sqrt(), 0.0).erf().affine(0.5, 0.5);
-            let pdf = (x * x)
+        Op::Gelu { tanh: false } => one(super::dispatch(Op::GeluBackward, &[x, g])),
+        Op::GeluBackward => {
+            // y = g·gelu′(x): ∂/∂g is gelu′(x), ∂/∂x is g·gelu″(x) = g·φ(x)·(2 − x²).
+            let gg = g;
+            let dg = inputs[1];
+            let x2 = x * x;
+            let pdf = x2
                 .affine(-0.5, 0.0)
                 .exp()
                 .affine(1.0 / (2.0 * PI).sqrt(), 0.0);
-            one(g * &(&cdf + &(x * &pdf)))
+            smallvec![
+                needs[0].then(|| &(gg * dg) * &(&pdf * &x2.affine(-1.0, 2.0))),
+                needs[1].then(|| super::dispatch(Op::GeluBackward, &[x, gg]))
+            ]
         }
         Op::Gelu { tanh: true } => {
             let c = (2.0 / PI).sqrt();
@@ -222,6 +232,10 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
             let lone = Tensor::where_(&zeros.eq_scalar(1.0).logical_and(&zero), &rest, &z);
             one(&gk * &Tensor::where_(&zeros.eq_scalar(0.0), &(&rest / &ones), &lone))
         }
+        // y·(g − Σ g·y), as PyTorch's softmax_backward.
+        Op::Softmax { dim, log: false } => one(y * &(g - &(g * y).sum([*dim], true))),
+        // g − softmax·Σ g, with softmax = exp(y).
+        Op::Softmax { dim, log: true } => one(g - &(&y.exp() * &g.sum([*dim], true))),
         Op::Reshape(_) => one(g.reshape(x.shape())),
         Op::Permute(p) => {
             let mut inv = vec![0usize; p.len()];

@@ -270,6 +270,20 @@ pub(crate) fn record(
 ) -> (Arc<Storage>, Layout) {
     let args = inputs.iter().map(|t| value_of(t)).collect();
     let is_view = op.is_view() || matches!(op, Op::Reshape(_));
+    // Views get the layout the kernel would give them, so code that checks
+    // `is_contiguous()` (and copies) traces the same ops it runs eagerly.
+    let view_layout = match &op {
+        Op::Permute(p) => Some(inputs[0].layout().permute(p)),
+        Op::Expand(s) => Some(inputs[0].layout().broadcast_to(s)),
+        Op::Slice {
+            dim,
+            start,
+            len,
+            step,
+        } => Some(inputs[0].layout().slice(*dim, *start, *len, *step)),
+        Op::Reshape(s) => inputs[0].layout().reshape_view(s),
+        _ => None,
+    };
     let id = with_state(|st| {
         let id = st.graph.new_id();
         if is_view {
@@ -285,10 +299,8 @@ pub(crate) fn record(
         });
         id
     });
-    (
-        Arc::new(Storage::tracer(dtype, id, generation())),
-        Layout::contiguous_owned(shape),
-    )
+    let layout = view_layout.unwrap_or_else(|| Layout::contiguous_owned(shape));
+    (Arc::new(Storage::tracer(dtype, id, generation())), layout)
 }
 
 /// Records a draw from the global generator that happens at each call of the graph.

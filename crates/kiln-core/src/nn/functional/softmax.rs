@@ -1,26 +1,26 @@
-//! Softmax and log-softmax along a dim, shifted by the (detached) max for numerical stability.
+//! Softmax and log-softmax along a dim: one fused primitive ([`Op::Softmax`]) that shifts each
+//! row by its max for numerical stability (an all-`−∞` row gives NaN, as in PyTorch).
 
+use crate::ops::{dispatch, Op};
 use crate::shape::{resolve_dim, DimInt};
 use crate::tensor::Tensor;
 
-/// The max along `dim` (kept), detached: a constant shift does not change the result or its
-/// gradient. Infinite maxima (all `−∞` rows) shift by 0 so they do not turn into NaN early.
-fn shift(x: &Tensor, dim: usize) -> Tensor {
-    let m = x.amax([dim], true).detach();
-    m.masked_fill(&m.abs().eq_scalar(f64::INFINITY), 0.0)
+fn fused(x: &Tensor, dim: usize, log: bool) -> Tensor {
+    if x.rank() == 0 {
+        // The VJP reduces over `dim`; a 0-d tensor goes through as one element.
+        return fused(&x.reshape([1]), 0, log).reshape(x.shape());
+    }
+    dispatch(Op::Softmax { dim, log }, &[x])
 }
 
 /// `exp(x) / Σ exp(x)` along `dim`, like `F.softmax(x, dim)`.
 pub fn softmax(x: &Tensor, dim: impl DimInt) -> Tensor {
     let d = resolve_dim(dim, x.rank(), "softmax");
-    let e = (x - &shift(x, d)).exp();
-    &e / &e.sum([d], true)
+    fused(x, d, false)
 }
 
 /// `x − log Σ exp(x)` along `dim`, like `F.log_softmax(x, dim)`.
 pub fn log_softmax(x: &Tensor, dim: impl DimInt) -> Tensor {
     let d = resolve_dim(dim, x.rank(), "log_softmax");
-    let z = x - &shift(x, d);
-    let lse = z.exp().sum([d], true).log();
-    &z - &lse
+    fused(x, d, true)
 }
