@@ -171,6 +171,7 @@ macro_rules! simd_map {
 
         /// In-place form of the function above.
         $(#[$doc])*
+        #[allow(dead_code)]
         pub fn $inplace(x: &mut [f32]) {
             #[inline(always)]
             fn body(x: &mut [f32]) {
