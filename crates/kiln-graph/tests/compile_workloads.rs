@@ -11,7 +11,7 @@ use kiln_nn::layers::{
     ReLU, Sequential,
 };
 use kiln_nn::optim::{Adam, AdamW, Optimizer, Sgd, SgdConfig};
-use kiln_nn::{Module, ModuleBase};
+use kiln_nn::Module;
 use std::sync::Mutex;
 
 static RNG: Mutex<()> = Mutex::new(());
