@@ -4,6 +4,7 @@
 mod binary;
 mod conv;
 mod copy;
+pub mod fused_optim;
 mod index;
 mod matmul;
 pub mod num;
