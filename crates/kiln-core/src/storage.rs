@@ -170,13 +170,15 @@ pub struct Storage {
     data: RwLock<CpuStorage>,
     version: AtomicU64,
     device: Device,
+    /// Bytes the caching allocator counts as live for this buffer (0 for small buffers).
+    tracked: usize,
 }
 
 impl Drop for Storage {
     fn drop(&mut self) {
         // Hand large buffers to the caching allocator for the next op of the same size.
         let data = std::mem::replace(self.data.get_mut(), CpuStorage::F32(Vec::new()));
-        crate::cpu::pool::recycle(data);
+        crate::cpu::pool::recycle(data, self.tracked);
     }
 }
 
@@ -184,10 +186,13 @@ impl Storage {
     /// Wraps a host buffer.
     #[inline]
     pub fn cpu(data: CpuStorage) -> Storage {
+        let tracked = crate::cpu::pool::tracked_bytes(&data);
+        crate::cpu::pool::on_alloc(tracked);
         Storage {
             data: RwLock::new(data),
             version: AtomicU64::new(0),
             device: Device::Cpu,
+            tracked,
         }
     }
 
