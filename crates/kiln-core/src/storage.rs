@@ -179,6 +179,8 @@ pub struct Storage {
     born_in_trace: bool,
     /// Bytes reported to [`crate::memory`] at creation (0 when not counted).
     counted_bytes: usize,
+    /// Bytes the caching allocator counts as live for this buffer (0 for small buffers).
+    tracked: usize,
 }
 
 /// `Storage::tracer` value of storages that hold real data.
@@ -191,7 +193,7 @@ impl Drop for Storage {
         }
         // Hand large buffers to the caching allocator for the next op of the same size.
         let data = std::mem::replace(self.data.get_mut(), CpuStorage::F32(Vec::new()));
-        crate::cpu::pool::recycle(data);
+        crate::cpu::pool::recycle(data, self.tracked);
     }
 }
 
@@ -205,6 +207,8 @@ impl Storage {
         } else {
             0
         };
+        let tracked = crate::cpu::pool::tracked_bytes(&data);
+        crate::cpu::pool::on_alloc(tracked);
         Storage {
             counted_bytes,
             data: RwLock::new(data),
@@ -213,6 +217,7 @@ impl Storage {
             tracer: AtomicU32::new(NOT_TRACED),
             trace_generation: 0,
             born_in_trace: crate::trace::is_tracing(),
+            tracked,
         }
     }
 
@@ -226,6 +231,7 @@ impl Storage {
             trace_generation: generation,
             counted_bytes: 0,
             born_in_trace: true,
+            tracked: 0,
         }
     }
 

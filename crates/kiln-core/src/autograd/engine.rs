@@ -153,11 +153,27 @@ fn run_backward(root: Arc<Node>, grad: Tensor, opts: BackwardOptions) {
                 node.op.name()
             );
             // Inputs promoted by the op (f32 · f64) get their gradient in their own dtype.
-            let gi = gi.to_dtype(inputs[i].dtype());
+            // (Moved, not cloned, when the dtype already matches: a leftover handle would make
+            // the buffer look shared to `accumulate_grad`.)
+            let want = inputs[i].dtype();
+            let gi = if gi.dtype() == want {
+                gi
+            } else {
+                gi.to_dtype(want)
+            };
             match edge {
                 Edge::None => {}
                 Edge::Leaf(t) => {
-                    let gi = if opts.create_graph { gi } else { gi.detach() };
+                    // A gradient without history that nothing else holds becomes `.grad` as
+                    // is. Otherwise hand over a detached handle: while another handle (say the
+                    // same gradient going to the other operand of an `add`) is alive, the
+                    // buffer counts as shared and `accumulate_grad` copies it.
+                    let owned = gi.grad_fn().is_none() && Arc::strong_count(&gi.0) == 1;
+                    let gi = if opts.create_graph || owned {
+                        gi
+                    } else {
+                        gi.detach()
+                    };
                     t.accumulate_grad(gi);
                 }
                 Edge::Node(child) => {

@@ -5,6 +5,7 @@ mod binary;
 mod conv;
 mod copy;
 mod fused;
+pub mod fused_optim;
 mod index;
 mod matmul;
 pub mod num;

@@ -1,11 +1,12 @@
 //! Adagrad (`torch.optim.Adagrad`).
 
 use super::core::{
-    add_scaled, addcdiv_, addcmul_, check, need_step, optimizer_common, signed_grad, take, Core,
-    GroupOptions, ParamState,
+    add_scaled, addcdiv_, addcmul_, check, need_step, optimizer_common, signed_grad, take,
+    use_fused, Core, GroupOptions, ParamState,
 };
 use super::json;
 use super::OptimError;
+use kiln_core::cpu::fused_optim::{self, AdagradStep};
 use kiln_core::Tensor;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -140,11 +141,22 @@ impl Adagrad {
                 sum: p.full_like(c.initial_accumulator_value),
             });
             st.step += 1.0;
+            let clr = c.lr / (1.0 + (st.step - 1.0) * c.lr_decay);
+            if use_fused() {
+                let step = AdagradStep {
+                    clr,
+                    eps: c.eps,
+                    weight_decay: c.weight_decay,
+                    maximize: c.maximize,
+                };
+                if fused_optim::adagrad_step(p, grad, &st.sum, &step) {
+                    return;
+                }
+            }
             let mut g = signed_grad(grad, c.maximize);
             if c.weight_decay != 0.0 {
                 g = add_scaled(&g, p, c.weight_decay);
             }
-            let clr = c.lr / (1.0 + (st.step - 1.0) * c.lr_decay);
             addcmul_(&st.sum, &g, &g, 1.0);
             let std = st.sum.sqrt().add_scalar(c.eps);
             addcdiv_(p, &g, &std, -clr);

@@ -2,10 +2,11 @@
 
 use super::core::{
     add_scaled, addcdiv_, addcmul_, check, div_scalar, lerp_, need_step, optimizer_common,
-    signed_grad, take, Core, GroupOptions, ParamState,
+    signed_grad, take, use_fused, Core, GroupOptions, ParamState,
 };
 use super::json;
 use super::OptimError;
+use kiln_core::cpu::fused_optim::{self, AdamStep};
 use kiln_core::Tensor;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -172,7 +173,8 @@ struct Hyper {
     decoupled: bool,
 }
 
-/// PyTorch's `_single_tensor_adam` for one parameter.
+/// PyTorch's `_single_tensor_adam` for one parameter: the fused kernel in eager mode, else
+/// (tracing, or a case the kernel declines) the same formulas as tensor ops.
 fn adam_update(h: &Hyper, p: &Tensor, grad: &Tensor, state: &mut Option<AdamState>) {
     let st = state.get_or_insert_with(|| AdamState {
         step: 0.0,
@@ -181,8 +183,31 @@ fn adam_update(h: &Hyper, p: &Tensor, grad: &Tensor, state: &mut Option<AdamStat
         max_exp_avg_sq: h.amsgrad.then(|| p.zeros_like()),
     });
     let (beta1, beta2) = h.betas;
-    let mut g = signed_grad(grad, h.maximize);
     st.step += 1.0;
+    if use_fused() {
+        if h.amsgrad && st.max_exp_avg_sq.is_none() {
+            st.max_exp_avg_sq = Some(p.zeros_like());
+        }
+        let step = AdamStep {
+            lr: h.lr,
+            beta1,
+            beta2,
+            eps: h.eps,
+            weight_decay: h.weight_decay,
+            decoupled: h.decoupled,
+            maximize: h.maximize,
+            step: st.step,
+        };
+        let max_sq = if h.amsgrad {
+            st.max_exp_avg_sq.as_ref()
+        } else {
+            None
+        };
+        if fused_optim::adam_step(p, grad, &st.exp_avg, &st.exp_avg_sq, max_sq, &step) {
+            return;
+        }
+    }
+    let mut g = signed_grad(grad, h.maximize);
     if h.weight_decay != 0.0 {
         if h.decoupled {
             p.mul_scalar_(1.0 - h.lr * h.weight_decay);

@@ -289,6 +289,34 @@ pub(crate) fn need_step(
     step.ok_or_else(|| OptimError::Malformed(format!("missing step count for {}", name("step"))))
 }
 
+// ---- fused fast path ----
+
+#[cfg(test)]
+thread_local! {
+    static FORCE_COMPOSITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether an update may take the fused single-pass kernel of `kiln_core::cpu::fused_optim`:
+/// never while tracing, since a traced step must record the update as tensor ops (the
+/// composite path below). The kernels themselves decline other cases (views, aliasing, half
+/// dtypes) and the caller then runs the composite path too.
+pub(crate) fn use_fused() -> bool {
+    #[cfg(test)]
+    if FORCE_COMPOSITE.with(|c| c.get()) {
+        return false;
+    }
+    !kiln_core::trace::is_tracing()
+}
+
+/// Runs `f` with the fused path off on this thread (tests compare the two paths).
+#[cfg(test)]
+pub(crate) fn composite_only<R>(f: impl FnOnce() -> R) -> R {
+    FORCE_COMPOSITE.with(|c| c.set(true));
+    let r = f();
+    FORCE_COMPOSITE.with(|c| c.set(false));
+    r
+}
+
 // ---- torch-style primitives (exact operation order of ATen's CPU kernels) ----
 
 /// `v` rounded to the precision of `dtype`, so scalar arithmetic done in f64 here matches

@@ -30,6 +30,8 @@ mod adam;
 mod clip;
 pub(crate) mod core;
 mod error;
+#[cfg(test)]
+mod fused_tests;
 mod json;
 pub mod lr_scheduler;
 mod rmsprop;

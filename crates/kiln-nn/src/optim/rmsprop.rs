@@ -2,10 +2,11 @@
 
 use super::core::{
     add_scaled, addcdiv_, addcmul_, check, lerp_, need_step, optimizer_common, signed_grad, take,
-    Core, GroupOptions, ParamState,
+    use_fused, Core, GroupOptions, ParamState,
 };
 use super::json;
 use super::OptimError;
+use kiln_core::cpu::fused_optim::{self, RmsPropStep};
 use kiln_core::Tensor;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -151,8 +152,30 @@ impl RmsProp {
                 momentum_buffer: (c.momentum > 0.0).then(|| p.zeros_like()),
                 grad_avg: c.centered.then(|| p.zeros_like()),
             });
-            let mut g = signed_grad(grad, c.maximize);
             st.step += 1.0;
+            if use_fused() {
+                // Buffers switched on mid-training start at zero, as in the composite path.
+                if c.momentum > 0.0 && st.momentum_buffer.is_none() {
+                    st.momentum_buffer = Some(p.zeros_like());
+                }
+                if c.centered && st.grad_avg.is_none() {
+                    st.grad_avg = Some(p.zeros_like());
+                }
+                let step = RmsPropStep {
+                    lr: c.lr,
+                    alpha: c.alpha,
+                    eps: c.eps,
+                    weight_decay: c.weight_decay,
+                    momentum: c.momentum,
+                    maximize: c.maximize,
+                };
+                let buf = st.momentum_buffer.as_ref().filter(|_| c.momentum > 0.0);
+                let grad_avg = st.grad_avg.as_ref().filter(|_| c.centered);
+                if fused_optim::rmsprop_step(p, grad, &st.square_avg, buf, grad_avg, &step) {
+                    return;
+                }
+            }
+            let mut g = signed_grad(grad, c.maximize);
             if c.weight_decay != 0.0 {
                 g = add_scaled(&g, p, c.weight_decay);
             }

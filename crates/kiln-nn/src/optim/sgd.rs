@@ -2,10 +2,11 @@
 //! (`torch.optim.SGD`).
 
 use super::core::{
-    add_scaled, check, optimizer_common, signed_grad, Core, GroupOptions, ParamState,
+    add_scaled, check, optimizer_common, signed_grad, use_fused, Core, GroupOptions, ParamState,
 };
 use super::json;
 use super::OptimError;
+use kiln_core::cpu::fused_optim::{self, SgdStep};
 use kiln_core::{no_grad, Tensor};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -127,6 +128,9 @@ impl Sgd {
 
     fn update(&mut self) {
         self.core.for_each_with_grad(|c, p, grad, state| {
+            if use_fused() && sgd_fused(c, p, grad, state) {
+                return;
+            }
             let mut g = signed_grad(grad, c.maximize);
             if c.weight_decay != 0.0 {
                 g = add_scaled(&g, p, c.weight_decay);
@@ -156,4 +160,32 @@ impl Sgd {
             p.add_scaled_(&g, -c.lr);
         });
     }
+}
+
+/// The fused single-pass update; `false` (nothing changed) when the kernel declines.
+fn sgd_fused(c: &SgdConfig, p: &Tensor, grad: &Tensor, state: &mut Option<SgdState>) -> bool {
+    let step = SgdStep {
+        lr: c.lr,
+        momentum: c.momentum,
+        dampening: c.dampening,
+        weight_decay: c.weight_decay,
+        nesterov: c.nesterov,
+        maximize: c.maximize,
+    };
+    if c.momentum == 0.0 {
+        return fused_optim::sgd_step(p, grad, None, false, &step);
+    }
+    let existing = state.as_ref().and_then(|s| s.momentum_buffer.clone());
+    let first = existing.is_none();
+    // The first step fills a fresh buffer with the gradient (PyTorch's `clone(grad)`).
+    let buf = existing.unwrap_or_else(|| p.zeros_like());
+    if !fused_optim::sgd_step(p, grad, Some(&buf), first, &step) {
+        return false;
+    }
+    state
+        .get_or_insert(SgdState {
+            momentum_buffer: None,
+        })
+        .momentum_buffer = Some(buf);
+    true
 }
