@@ -214,7 +214,8 @@ mod tests {
 
     #[test]
     fn reference_keys_in_reference_order() {
-        let keys: Vec<_> = all_keys().collect();
+        // The reference's keys first, in its order; graph-mode keys follow.
+        let keys: Vec<_> = all_keys().take(9).collect();
         assert_eq!(
             keys,
             [

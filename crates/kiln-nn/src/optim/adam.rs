@@ -1,13 +1,13 @@
 //! Adam and AdamW, with AMSGrad (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use super::core::{
-    add_scaled, addcdiv_, addcmul_, check, div_scalar, lerp_, need_step, optimizer_common,
-    signed_grad, take, use_fused, Core, GroupOptions, ParamState,
+    add_scaled, addcdiv_, addcmul_, check, div_scalar, lerp_, lit, lr_times, need_step,
+    optimizer_common, signed_grad, take, use_fused, Core, GroupOptions, ParamState,
 };
 use super::json;
 use super::OptimError;
 use kiln_core::cpu::fused_optim::{self, AdamStep};
-use kiln_core::Tensor;
+use kiln_core::{DType, Tensor};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -131,6 +131,9 @@ adam_options!(AdamWConfig);
 /// Per-parameter Adam/AdamW state.
 pub(crate) struct AdamState {
     step: f64,
+    /// The step count as a 0-d f64 tensor, created when a step is first traced: compiled
+    /// steps increment it, and from then on it is the count (eager steps keep both equal).
+    step_t: Option<Tensor>,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     max_exp_avg_sq: Option<Tensor>,
@@ -139,7 +142,7 @@ pub(crate) struct AdamState {
 impl ParamState for AdamState {
     const NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
     fn step(&self) -> Option<f64> {
-        Some(self.step)
+        Some(self.step_t.as_ref().map_or(self.step, |t| t.item::<f64>()))
     }
     fn tensors(&self) -> Vec<(&'static str, &Tensor)> {
         let mut v = vec![("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)];
@@ -155,6 +158,7 @@ impl ParamState for AdamState {
     ) -> Result<Self, OptimError> {
         Ok(AdamState {
             step: need_step(step, name)?,
+            step_t: None,
             exp_avg: take(parts, "exp_avg", name)?,
             exp_avg_sq: take(parts, "exp_avg_sq", name)?,
             max_exp_avg_sq: parts.remove("max_exp_avg_sq"),
@@ -175,14 +179,23 @@ struct Hyper {
 
 /// PyTorch's `_single_tensor_adam` for one parameter: the fused kernel in eager mode, else
 /// (tracing, or a case the kernel declines) the same formulas as tensor ops.
-fn adam_update(h: &Hyper, p: &Tensor, grad: &Tensor, state: &mut Option<AdamState>) {
+fn adam_update(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, state: &mut Option<AdamState>) {
     let st = state.get_or_insert_with(|| AdamState {
         step: 0.0,
+        step_t: None,
         exp_avg: p.zeros_like(),
         exp_avg_sq: p.zeros_like(),
         max_exp_avg_sq: h.amsgrad.then(|| p.zeros_like()),
     });
     let (beta1, beta2) = h.betas;
+    if kiln_core::trace::is_tracing() {
+        return adam_update_traced(h, lr_t, p, grad, st);
+    }
+    if let Some(t) = &st.step_t {
+        // Compiled steps advanced the tensor count.
+        st.step = t.item::<f64>();
+        t.fill_(st.step + 1.0);
+    }
     st.step += 1.0;
     if use_fused() {
         if h.amsgrad && st.max_exp_avg_sq.is_none() {
@@ -235,6 +248,46 @@ fn adam_update(h: &Hyper, p: &Tensor, grad: &Tensor, state: &mut Option<AdamStat
     addcdiv_(p, &st.exp_avg, &denom, -step_size);
 }
 
+/// The same update with the step count and the learning rate as tensors, so a compiled step
+/// recomputes the bias corrections and step size at each call instead of freezing the values
+/// of the step it was traced on.
+fn adam_update_traced(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, st: &mut AdamState) {
+    let (beta1, beta2) = h.betas;
+    let dt = p.dtype();
+    let step = st
+        .step_t
+        .get_or_insert_with(|| Tensor::scalar(st.step, DType::F64));
+    step.add_scalar_(1.0);
+    let mut g = signed_grad(grad, h.maximize);
+    if h.weight_decay != 0.0 {
+        if h.decoupled {
+            p.mul_(
+                &lr_times(lr_t, -h.weight_decay, DType::F64)
+                    .add_scalar(1.0)
+                    .to_dtype(dt),
+            );
+        } else {
+            g = add_scaled(&g, p, h.weight_decay);
+        }
+    }
+    lerp_(&st.exp_avg, &g, 1.0 - beta1);
+    st.exp_avg_sq.mul_scalar_(beta2);
+    addcmul_(&st.exp_avg_sq, &g, &g, 1.0 - beta2);
+    // 1 − βᵗ for the current t, on 0-d f64 tensors.
+    let correction = |beta: f64| lit(beta, DType::F64).pow(step).affine(-1.0, 1.0);
+    let step_size = (lr_t / &correction(beta1)).to_dtype(dt);
+    let bias_correction2_sqrt = correction(beta2).sqrt().to_dtype(dt);
+    let second = if h.amsgrad {
+        let m = st.max_exp_avg_sq.get_or_insert_with(|| p.zeros_like());
+        m.copy_(&m.maximum(&st.exp_avg_sq));
+        m.clone()
+    } else {
+        st.exp_avg_sq.clone()
+    };
+    let denom = (&second.sqrt() / &bias_correction2_sqrt).add_scalar(h.eps);
+    p.sub_(&(&(&st.exp_avg * &step_size) / &denom));
+}
+
 /// Adam, `torch.optim.Adam`:
 ///
 /// ```text
@@ -251,7 +304,7 @@ impl Adam {
     fn after_add(&mut self) {}
 
     fn update(&mut self) {
-        self.core.for_each_with_grad(|c, p, grad, state| {
+        self.core.for_each_with_grad_lr(|c, lr_t, p, grad, state| {
             let h = Hyper {
                 lr: c.lr,
                 betas: c.betas,
@@ -261,7 +314,7 @@ impl Adam {
                 maximize: c.maximize,
                 decoupled: false,
             };
-            adam_update(&h, p, grad, state);
+            adam_update(&h, lr_t, p, grad, state);
         });
     }
 }
@@ -278,7 +331,7 @@ impl AdamW {
     fn after_add(&mut self) {}
 
     fn update(&mut self) {
-        self.core.for_each_with_grad(|c, p, grad, state| {
+        self.core.for_each_with_grad_lr(|c, lr_t, p, grad, state| {
             let h = Hyper {
                 lr: c.lr,
                 betas: c.betas,
@@ -288,7 +341,7 @@ impl AdamW {
                 maximize: c.maximize,
                 decoupled: true,
             };
-            adam_update(&h, p, grad, state);
+            adam_update(&h, lr_t, p, grad, state);
         });
     }
 }

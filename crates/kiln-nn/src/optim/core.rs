@@ -56,6 +56,9 @@ pub(crate) trait ParamState: Send + Sized + 'static {
 pub(crate) struct Core<C, S> {
     pub groups: Vec<ParamGroup<C>>,
     pub state: Vec<Option<S>>,
+    /// Each group's learning rate as a 0-d f64 tensor, kept equal to its options' lr: a
+    /// compiled step reads it at each call, so schedules keep working under `compile`.
+    pub lr_tensors: Vec<Tensor>,
 }
 
 impl<C: GroupOptions, S: ParamState> Core<C, S> {
@@ -66,6 +69,7 @@ impl<C: GroupOptions, S: ParamState> Core<C, S> {
         let mut core = Core {
             groups: Vec::new(),
             state: Vec::new(),
+            lr_tensors: Vec::new(),
         };
         for (params, options) in groups {
             core.add_group(params, options);
@@ -92,11 +96,53 @@ impl<C: GroupOptions, S: ParamState> Core<C, S> {
             }
         }
         self.state.extend((0..params.len()).map(|_| None));
+        self.lr_tensors
+            .push(Tensor::scalar(options.lr(), kiln_core::DType::F64));
         self.groups.push(ParamGroup {
             params,
             options,
             initial_lr: None,
         });
+    }
+
+    /// Sets group `group`'s learning rate (options and the tensor compiled steps read).
+    pub fn set_lr(&mut self, group: usize, lr: f64) {
+        self.groups[group].options.set_lr(lr);
+        self.sync_lr(group);
+    }
+
+    /// Copies group `group`'s option lr into its lr tensor (outside traces only: inside one
+    /// the tensor is what the graph reads).
+    pub fn sync_lr(&self, group: usize) {
+        if kiln_core::trace::is_tracing() {
+            return;
+        }
+        let lr = self.groups[group].options.lr();
+        let t = &self.lr_tensors[group];
+        if t.item::<f64>() != lr {
+            kiln_core::no_grad(|| t.fill_(lr));
+        }
+    }
+
+    /// Like [`Core::for_each_with_grad`], also passing the group's lr tensor (for the traced
+    /// update path).
+    pub fn for_each_with_grad_lr(
+        &mut self,
+        mut f: impl FnMut(&C, &Tensor, &Tensor, &Tensor, &mut Option<S>),
+    ) {
+        for g in 0..self.groups.len() {
+            self.sync_lr(g);
+        }
+        let _guard = NoGradGuard::new();
+        let mut idx = 0;
+        for (g, lr) in self.groups.iter().zip(&self.lr_tensors) {
+            for p in &g.params {
+                if let Some(grad) = p.grad() {
+                    f(&g.options, lr, p, &grad, &mut self.state[idx]);
+                }
+                idx += 1;
+            }
+        }
     }
 
     /// Calls `f(options, param, grad, state)` for every parameter that has a gradient, in
@@ -317,6 +363,19 @@ pub(crate) fn composite_only<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+// ---- the traced (compile) path ----
+
+/// A 0-d tensor of `v` in `dtype` (a literal of the traced graph).
+pub(crate) fn lit(v: f64, dtype: kiln_core::DType) -> Tensor {
+    Tensor::scalar(v, dtype)
+}
+
+/// `lr` (a 0-d f64 tensor) times `k`, as a 0-d tensor in `dtype`: a step size that the
+/// compiled graph recomputes from the current lr at each call.
+pub(crate) fn lr_times(lr: &Tensor, k: f64, dtype: kiln_core::DType) -> Tensor {
+    lr.mul_scalar(k).to_dtype(dtype)
+}
+
 // ---- torch-style primitives (exact operation order of ATen's CPU kernels) ----
 
 /// `v` rounded to the precision of `dtype`, so scalar arithmetic done in f64 here matches
@@ -459,7 +518,7 @@ macro_rules! optimizer_common {
             }
 
             fn set_group_lr(&mut self, group: usize, lr: f64) {
-                $crate::optim::core::GroupOptions::set_lr(&mut self.core.groups[group].options, lr)
+                self.core.set_lr(group, lr)
             }
 
             fn group_initial_lr(&self, group: usize) -> Option<f64> {

@@ -127,7 +127,8 @@ impl Sgd {
     fn after_add(&mut self) {}
 
     fn update(&mut self) {
-        self.core.for_each_with_grad(|c, p, grad, state| {
+        self.core.for_each_with_grad_lr(|c, lr_t, p, grad, state| {
+            let tracing = kiln_core::trace::is_tracing();
             if use_fused() && sgd_fused(c, p, grad, state) {
                 return;
             }
@@ -139,6 +140,20 @@ impl Sgd {
                 let st = state.get_or_insert(SgdState {
                     momentum_buffer: None,
                 });
+                if tracing && st.momentum_buffer.is_none() {
+                    // A compiled step must be the same code on every call: start from a real
+                    // zero buffer, so `m·0 + g` is the first step's `buf = g` (PyTorch's clone)
+                    // and later calls run the general update. Dampening applies from the
+                    // first step that way, which PyTorch skips, so it is refused.
+                    if c.dampening != 0.0 {
+                        panic!(
+                            "SGD: momentum with dampening cannot be compiled before its first \
+                             step; take one eager step first (shape {:?})",
+                            p.shape()
+                        );
+                    }
+                    st.momentum_buffer = Some(p.zeros_like());
+                }
                 let buf = match &st.momentum_buffer {
                     None => {
                         let b = no_grad(|| g.copy());
@@ -157,7 +172,12 @@ impl Sgd {
                     buf
                 };
             }
-            p.add_scaled_(&g, -c.lr);
+            if tracing {
+                // The lr the graph reads at each call.
+                p.sub_(&(&g * &lr_t.to_dtype(p.dtype())));
+            } else {
+                p.add_scaled_(&g, -c.lr);
+            }
         });
     }
 }
