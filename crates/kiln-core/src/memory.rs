@@ -36,15 +36,17 @@ pub fn peak_bytes() -> usize {
     PEAK.load(Ordering::Relaxed)
 }
 
-/// Records a new storage of `bytes`; returns whether it is counted (its drop must say so).
+/// Records a new storage holding `data`; returns the bytes counted (0 when off), which its
+/// drop must report back.
 #[inline]
-pub(crate) fn on_alloc(bytes: usize) -> bool {
+pub(crate) fn on_alloc(data: &crate::storage::CpuStorage) -> usize {
     if !ON.load(Ordering::Relaxed) {
-        return false;
+        return 0;
     }
+    let bytes = data.len() * data.dtype().size_in_bytes();
     let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
     PEAK.fetch_max(now, Ordering::Relaxed);
-    true
+    bytes
 }
 
 /// Records the drop of a counted storage.

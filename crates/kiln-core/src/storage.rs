@@ -201,12 +201,7 @@ impl Storage {
     /// Wraps a host buffer.
     #[inline]
     pub fn cpu(data: CpuStorage) -> Storage {
-        let bytes = data.len() * data.dtype().size_in_bytes();
-        let counted_bytes = if crate::memory::on_alloc(bytes) {
-            bytes
-        } else {
-            0
-        };
+        let counted_bytes = crate::memory::on_alloc(&data);
         let tracked = crate::cpu::pool::tracked_bytes(&data);
         crate::cpu::pool::on_alloc(tracked);
         Storage {

@@ -17,12 +17,12 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
     let expected = shape.clone();
     let device = inputs.first().map(|t| t.device()).unwrap_or(Device::Cpu);
     if crate::trace::is_tracing() {
-        let (storage, layout) = crate::trace::record(op.clone(), inputs, shape, dtype);
-        let out = Tensor::from_parts(storage, layout, dtype, None);
-        return attach_grad(op, inputs, out);
+        return dispatch_traced(op, inputs, shape, dtype);
     }
-    for t in inputs {
-        crate::trace::check_readable(t, op.name());
+    if crate::trace::ever_traced() {
+        for t in inputs {
+            crate::trace::check_readable(t, op.name());
+        }
     }
     // The inferred shape moves into the output layout (no second copy of the dims).
     let (storage, layout) = match device {
@@ -39,17 +39,39 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
         scope.add_bytes((layout.numel() * dtype.size_in_bytes()) as u64);
     }
     let out = Tensor::from_parts(storage, layout, dtype, None);
+    if !tracks_grad(dtype, inputs) {
+        return out;
+    }
     attach_grad(op, inputs, out)
 }
 
-/// Records an autograd node for `out` when grad mode is on and an input requires grad.
-#[inline]
-fn attach_grad(op: Op, inputs: &[&Tensor], out: Tensor) -> Tensor {
-    let dtype = out.dtype();
-    let track = dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
-    if !track {
+/// The tracing path, out of line so the eager path stays small.
+#[cold]
+#[inline(never)]
+fn dispatch_traced(
+    op: Op,
+    inputs: &[&Tensor],
+    shape: crate::shape::Shape,
+    dtype: crate::dtype::DType,
+) -> Tensor {
+    let (storage, layout) = crate::trace::record(op.clone(), inputs, shape, dtype);
+    let out = Tensor::from_parts(storage, layout, dtype, None);
+    if !tracks_grad(dtype, inputs) {
         return out;
     }
+    attach_grad(op, inputs, out)
+}
+
+/// Whether the result gets an autograd node: grad mode on and an input requires grad.
+#[inline(always)]
+fn tracks_grad(dtype: crate::dtype::DType, inputs: &[&Tensor]) -> bool {
+    dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.requires_grad())
+}
+
+/// Records an autograd node for `out` (the op moves into the node only on this path).
+#[inline(never)]
+fn attach_grad(op: Op, inputs: &[&Tensor], out: Tensor) -> Tensor {
+    let dtype = out.dtype();
     let node = Node::record(op, inputs, &out);
     Tensor::from_parts(
         out.storage().clone(),

@@ -82,7 +82,7 @@ fn binary_dtype(op: &Op, a: &Tensor, b: &Tensor) -> DType {
 }
 
 /// Output shape and dtype of `op` applied to `inputs`; panics on misuse.
-#[inline]
+#[inline(always)]
 pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
     // The common eager case, a binary op on two same-shape operands, stays small enough to
     // inline into `dispatch` (the output shape is built once, in place).
@@ -534,32 +534,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             let _ = Distribution::Uniform;
             (shape.clone(), *dtype)
         }
-        Op::Fused(program) => {
-            if let Err(e) = program.validate() {
-                panic!("{e}");
-            }
-            if inputs.len() != program.n_inputs as usize {
-                panic!(
-                    "fused: program takes {} inputs, got {}",
-                    program.n_inputs,
-                    inputs.len()
-                );
-            }
-            let mut shape = Shape::new();
-            for t in inputs {
-                if !matches!(t.dtype(), DType::F32 | DType::Bool) {
-                    panic!(
-                        "fused: inputs must be f32 or bool, got {} ({:?})",
-                        t.dtype(),
-                        t.shape()
-                    );
-                }
-                shape = broadcast_shapes(&shape, t.shape()).unwrap_or_else(|| {
-                    panic!("fused: input shapes {} do not broadcast", shapes(inputs))
-                });
-            }
-            (shape, DType::F32)
-        }
+        Op::Fused(program) => infer_fused(program, inputs),
         _ => unreachable!("infer: unhandled op {}", name),
     }
 }
@@ -573,4 +548,34 @@ pub fn conv_out(size: usize, k: usize, s: usize, p: usize, d: usize, shape: &[us
         );
     }
     (size + 2 * p - eff) / s + 1
+}
+
+/// Shape and dtype of a fused elementwise op (kept out of `infer` so the eager path stays
+/// small enough to inline).
+#[cold]
+#[inline(never)]
+fn infer_fused(program: &super::fused::FusedProgram, inputs: &[&Tensor]) -> (Shape, DType) {
+    if let Err(e) = program.validate() {
+        panic!("{e}");
+    }
+    if inputs.len() != program.n_inputs as usize {
+        panic!(
+            "fused: program takes {} inputs, got {}",
+            program.n_inputs,
+            inputs.len()
+        );
+    }
+    let mut shape = Shape::new();
+    for t in inputs {
+        if !matches!(t.dtype(), DType::F32 | DType::Bool) {
+            panic!(
+                "fused: inputs must be f32 or bool, got {} ({:?})",
+                t.dtype(),
+                t.shape()
+            );
+        }
+        shape = broadcast_shapes(&shape, t.shape())
+            .unwrap_or_else(|| panic!("fused: input shapes {} do not broadcast", shapes(inputs)));
+    }
+    (shape, DType::F32)
 }

@@ -35,10 +35,20 @@ thread_local! {
     static STATE: RefCell<Option<TraceState>> = const { RefCell::new(None) };
 }
 
+/// Set once any thread has started a trace: until then the hot eager paths skip every
+/// tracing check with one plain load instead of a thread-local access.
+static EVER_TRACED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// True while the current thread is tracing a function for `compile`.
 #[inline]
 pub fn is_tracing() -> bool {
-    ACTIVE.with(|a| a.get())
+    EVER_TRACED.load(std::sync::atomic::Ordering::Relaxed) && ACTIVE.with(|a| a.get())
+}
+
+/// False until the first trace in this process (no tracer can exist before it).
+#[inline]
+pub(crate) fn ever_traced() -> bool {
+    EVER_TRACED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Shape, dtype and gradient flag of one argument of a traced function.
@@ -103,6 +113,7 @@ pub fn trace(args: &[ArgSpec], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> Grap
     if is_tracing() {
         panic!("trace: already tracing on this thread (nested compile is not supported)");
     }
+    EVER_TRACED.store(true, std::sync::atomic::Ordering::Relaxed);
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     let mut graph = Graph::default();
     let tracers: Vec<Tensor> = args
@@ -391,7 +402,7 @@ pub fn is_tracer(t: &Tensor) -> bool {
 /// Panics with a clear message when `op` would read the data of a tracer.
 #[inline]
 pub(crate) fn check_readable(t: &Tensor, op: &str) {
-    if is_tracer(t) {
+    if ever_traced() && is_tracer(t) {
         tracer_read_panic(t, op);
     }
 }
