@@ -26,7 +26,9 @@ enum Data<'a> {
     Bool(&'a [bool]),
 }
 
-/// Runs `program` over `inputs` into a new f32 buffer of `shape`.
+/// Runs `program` over `inputs` into a new f32 buffer of `shape`. Never inlined: the eager
+/// kernel dispatch stays small.
+#[inline(never)]
 pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> CpuStorage {
     let guards: Vec<_> = inputs.iter().map(|t| t.storage().read()).collect();
     let sources: Vec<Source<'_>> = inputs

@@ -31,7 +31,7 @@ impl Pass for AlgebraicSimplify {
 
 /// Values known to be dense row-major buffers: results of non-view kernels, reshapes of dense
 /// values, and contiguous captured tensors. Arguments may arrive strided, so they are not.
-fn dense_values(g: &Graph, prod: &[Option<usize>]) -> Vec<bool> {
+fn dense_values(g: &Graph) -> Vec<bool> {
     let mut dense = vec![false; g.id_bound()];
     for i in &g.inputs {
         dense[i.id as usize] = i.tensor.as_ref().is_some_and(|t| t.is_contiguous());
@@ -42,65 +42,63 @@ fn dense_values(g: &Graph, prod: &[Option<usize>]) -> Vec<bool> {
             op => !op.is_view(),
         };
     }
-    let _ = prod;
     dense
 }
 
+/// One pass over the nodes; true if anything changed.
 fn sweep(g: &mut Graph) -> bool {
-    {
-        let mut map: HashMap<ValueId, ValueId> = HashMap::new();
-        let mut changed = false;
-        let prod = producers(g);
-        let dense = dense_values(g, &prod);
-        for i in 0..g.nodes.len() {
-            let n = &g.nodes[i];
-            let x = n.args.first().copied();
-            let same_type = |v: ValueId| {
-                g.value_type(v)
-                    .is_some_and(|(s, d)| s == &n.shape[..] && d == n.dtype)
-            };
-            let identity_of = match &n.op {
-                Op::Affine { mul, add } if *mul == 1.0 && *add == 0.0 => x,
-                Op::PowScalar(p) if *p == 1.0 => x,
-                Op::Permute(p) if p.iter().enumerate().all(|(k, &d)| k == d) => x,
-                Op::Reshape(_) | Op::Expand(_) | Op::Cast(_) if same_type(x.unwrap()) => x,
-                Op::Contiguous => x.filter(|&v| dense[v as usize]),
-                Op::Mul => scalar_identity(g, n.args[0], n.args[1], 1.0, true),
-                Op::Div => scalar_identity(g, n.args[0], n.args[1], 1.0, false),
-                Op::Add => scalar_identity(g, n.args[0], n.args[1], 0.0, true),
-                Op::Sub => scalar_identity(g, n.args[0], n.args[1], 0.0, false),
-                _ => None,
-            };
-            if let Some(v) = identity_of.filter(|&v| same_type(v)) {
-                map.insert(n.id, v);
-                continue;
-            }
-            // Chains: the op applied to the result of the same kind of layout op.
-            let inner = x.and_then(|v| prod[v as usize]).map(|p| g.nodes[p].clone());
-            let rewritten = match (&n.op, inner) {
-                (Op::Permute(outer), Some(inner)) => match &inner.op {
-                    Op::Permute(first) => Some((
-                        Op::Permute(outer.iter().map(|&d| first[d]).collect()),
-                        inner.args[0],
-                    )),
-                    _ => None,
-                },
-                (Op::Reshape(shape), Some(inner)) => match &inner.op {
-                    Op::Reshape(_) => Some((Op::Reshape(shape.clone()), inner.args[0])),
-                    _ => None,
-                },
-                _ => None,
-            };
-            if let Some((op, arg)) = rewritten {
-                let n = &mut g.nodes[i];
-                n.op = op;
-                n.args[0] = arg;
-                changed = true;
-            }
+    let mut map: HashMap<ValueId, ValueId> = HashMap::new();
+    let mut changed = false;
+    let prod = producers(g);
+    let dense = dense_values(g);
+    for i in 0..g.nodes.len() {
+        let n = &g.nodes[i];
+        let x = n.args.first().copied();
+        let same_type = |v: ValueId| {
+            g.value_type(v)
+                .is_some_and(|(s, d)| s == &n.shape[..] && d == n.dtype)
+        };
+        let identity_of = match &n.op {
+            Op::Affine { mul, add } if *mul == 1.0 && *add == 0.0 => x,
+            Op::PowScalar(p) if *p == 1.0 => x,
+            Op::Permute(p) if p.iter().enumerate().all(|(k, &d)| k == d) => x,
+            Op::Reshape(_) | Op::Expand(_) | Op::Cast(_) if same_type(x.unwrap()) => x,
+            Op::Contiguous => x.filter(|&v| dense[v as usize]),
+            Op::Mul => scalar_identity(g, n.args[0], n.args[1], 1.0, true),
+            Op::Div => scalar_identity(g, n.args[0], n.args[1], 1.0, false),
+            Op::Add => scalar_identity(g, n.args[0], n.args[1], 0.0, true),
+            Op::Sub => scalar_identity(g, n.args[0], n.args[1], 0.0, false),
+            _ => None,
+        };
+        if let Some(v) = identity_of.filter(|&v| same_type(v)) {
+            map.insert(n.id, v);
+            continue;
         }
-        replace_uses(g, &map);
-        changed || !map.is_empty()
+        // Chains: the op applied to the result of the same kind of layout op.
+        let inner = x.and_then(|v| prod[v as usize]).map(|p| g.nodes[p].clone());
+        let rewritten = match (&n.op, inner) {
+            (Op::Permute(outer), Some(inner)) => match &inner.op {
+                Op::Permute(first) => Some((
+                    Op::Permute(outer.iter().map(|&d| first[d]).collect()),
+                    inner.args[0],
+                )),
+                _ => None,
+            },
+            (Op::Reshape(shape), Some(inner)) => match &inner.op {
+                Op::Reshape(_) => Some((Op::Reshape(shape.clone()), inner.args[0])),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((op, arg)) = rewritten {
+            let n = &mut g.nodes[i];
+            n.op = op;
+            n.args[0] = arg;
+            changed = true;
+        }
     }
+    replace_uses(g, &map);
+    changed || !map.is_empty()
 }
 
 /// For `x ∘ c` with `c` a constant scalar equal to `neutral`: `Some(x)`. With `commutes`, the

@@ -13,10 +13,9 @@ use std::collections::HashMap;
 /// by one [`Op::Fused`] node. Values used outside their group stay materialized.
 pub struct ElementwiseFusion;
 
-fn fusible(g: &Graph, types: &HashMap<ValueId, DType>, n: &kiln_core::trace::Node) -> bool {
+fn fusible(types: &HashMap<ValueId, DType>, n: &kiln_core::trace::Node) -> bool {
     let arg = |k: usize| types.get(&n.args[k]).copied();
     let f32_args = n.args.iter().all(|a| types.get(a) == Some(&DType::F32));
-    let _ = g;
     match &n.op {
         Op::LogicalNot => false,
         op if op.is_unary() => n.dtype == DType::F32 && f32_args,
@@ -57,7 +56,7 @@ impl Pass for ElementwiseFusion {
             g.nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
         for i in 0..g.nodes.len() {
             let n = &g.nodes[i];
-            if !fusible(g, &types, n) {
+            if !fusible(&types, n) {
                 continue;
             }
             let mut joined: Option<usize> = None;
