@@ -2,6 +2,7 @@
 //! primitive op with the eager CPU kernels in a fixed order, frees every intermediate after its
 //! last use, then writes state updates and gradient slots back.
 
+use crate::inplace::InPlace;
 use kiln_core::ops::{dispatch, Op};
 use kiln_core::trace::{GradTarget, Graph, InputKind, ValueId};
 use kiln_core::{no_grad, Tensor};
@@ -15,6 +16,8 @@ pub struct Executable {
     frees: Vec<Vec<ValueId>>,
     /// Inputs the nodes or results actually read (unused inputs are never loaded).
     live_inputs: Vec<usize>,
+    /// Per node: write the result into an existing buffer (see [`crate::inplace`]).
+    in_place: Vec<Option<InPlace>>,
 }
 
 impl Executable {
@@ -41,16 +44,23 @@ impl Executable {
             .filter(|(_, inp)| last_use[inp.id as usize] != usize::MAX || roots.contains(&inp.id))
             .map(|(k, _)| k)
             .collect();
+        let in_place = crate::inplace::plan(&graph, &last_use);
         Executable {
             graph,
             frees,
             live_inputs,
+            in_place,
         }
     }
 
     /// The graph this runs.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// Per node, the buffer it writes in place, if any.
+    pub fn in_place(&self) -> &[Option<InPlace>] {
+        &self.in_place
     }
 
     /// Runs the graph on `args` and returns its outputs. State updates and gradient slots are
@@ -80,9 +90,11 @@ impl Executable {
             values[inp.id as usize] = Some(t);
         }
         no_grad(|| {
-            for (node, dead) in g.nodes.iter().zip(&self.frees) {
+            for ((node, dead), place) in g.nodes.iter().zip(&self.frees).zip(&self.in_place) {
                 let out = if node.fresh_random {
                     fresh_random(&node.op)
+                } else if let Some(out) = place.and_then(|p| self.run_in_place(node, p, &values)) {
+                    out
                 } else {
                     let ins: smallvec::SmallVec<[&Tensor; 3]> = node
                         .args
@@ -110,7 +122,10 @@ impl Executable {
                     .and_then(|i| i.tensor.as_ref())
                     .expect("updated input is bound");
                 let v = values[u.value as usize].as_ref().expect("update computed");
-                target.copy_(v);
+                // A node that ran in place already wrote the target.
+                if !(v.shares_storage(target) && v.layout() == target.layout()) {
+                    target.copy_(v);
+                }
             }
         });
         let mut handed_out: HashSet<usize> = HashSet::new();
@@ -134,6 +149,46 @@ impl Executable {
             .iter()
             .map(|o| values[*o as usize].clone().expect("output computed"))
             .collect()
+    }
+}
+
+impl Executable {
+    /// Runs a fused node into the buffer its plan names, if that buffer is a dense f32 tensor
+    /// of the node's shape right now; `None` falls back to a fresh output.
+    fn run_in_place(
+        &self,
+        node: &kiln_core::trace::Node,
+        place: InPlace,
+        values: &[Option<Tensor>],
+    ) -> Option<Tensor> {
+        let Op::Fused(program) = &node.op else {
+            return None;
+        };
+        let target = match place {
+            InPlace::Operand(v) => values[v as usize].clone()?,
+            InPlace::State(v) => self.graph.input(v)?.tensor.clone()?,
+        };
+        let dense = target.is_contiguous()
+            && target.layout().offset == 0
+            && target.storage().read().len() == target.numel()
+            && target.shape() == &node.shape[..];
+        if !dense {
+            return None;
+        }
+        let ins: smallvec::SmallVec<[&Tensor; 3]> = node
+            .args
+            .iter()
+            .map(|a| values[*a as usize].as_ref().expect("operand computed"))
+            .collect();
+        // Any other view of the buffer among the operands would be read at other positions.
+        if ins
+            .iter()
+            .any(|t| t.shares_storage(&target) && t.layout() != target.layout())
+        {
+            return None;
+        }
+        kiln_core::cpu::fused_into(program, &ins, &target);
+        Some(target)
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod artifact;
 pub mod compile;
 pub mod executor;
+pub mod inplace;
 pub mod log;
 pub mod passes;
 

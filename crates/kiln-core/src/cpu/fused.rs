@@ -11,9 +11,11 @@ use rayon::prelude::*;
 /// Elements per tile: registers of this many f32 stay in L1 for programs of ~20 steps.
 const TILE: usize = 512;
 
-/// One input, readable as f32 at any output position.
-struct Source<'a> {
-    data: Data<'a>,
+/// One input, readable as f32 at any output position. Raw pointers, not slices: with
+/// [`fused_into`] the output may be one of the inputs, written tile by tile after that tile
+/// is read (the storage guards are held for the whole kernel).
+struct Source {
+    data: Data,
     offset: usize,
     /// Strides against the output shape (0 along broadcast dims).
     strides: Vec<usize>,
@@ -21,25 +23,96 @@ struct Source<'a> {
     dense: bool,
 }
 
-enum Data<'a> {
-    F32(&'a [f32]),
-    Bool(&'a [bool]),
+#[derive(Clone, Copy)]
+enum Data {
+    F32(*const f32, usize),
+    Bool(*const bool, usize),
+}
+
+// SAFETY: the pointers refer to storages the caller keeps alive and read-locked (or, for the
+// aliased output, owned) for the whole kernel; threads read disjoint-or-shared data and write
+// disjoint output ranges.
+unsafe impl Sync for Source {}
+unsafe impl Send for Source {}
+
+/// The output pointer, shared by the worker threads (each writes its own range).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+unsafe impl Sync for OutPtr {}
+unsafe impl Send for OutPtr {}
+
+impl OutPtr {
+    /// The address of element `i` (a method, so closures capture the whole `Send` wrapper).
+    fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the output buffer.
+        unsafe { self.0.add(i) }
+    }
 }
 
 /// Runs `program` over `inputs` into a new f32 buffer of `shape`. Never inlined: the eager
 /// kernel dispatch stays small.
 #[inline(never)]
 pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> CpuStorage {
+    let numel: usize = shape.iter().product();
+    let mut out: Vec<f32> = super::pool::take(numel);
+    // SAFETY: every element is written by `run` before the buffer is read.
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        out.set_len(numel)
+    };
     let guards: Vec<_> = inputs.iter().map(|t| t.storage().read()).collect();
-    let sources: Vec<Source<'_>> = inputs
+    let sources = sources(inputs, &guards, shape);
+    run(program, &sources, shape, OutPtr(out.as_mut_ptr()));
+    drop(guards);
+    CpuStorage::F32(out)
+}
+
+/// Runs `program` writing into `out` (dense f32 of the broadcast shape, offset 0), which may
+/// be one of the inputs — the graph executor's in-place update of a value that dies here.
+/// Panics unless every input sharing `out`'s storage is `out` itself (same dense layout).
+#[inline(never)]
+pub fn fused_into(program: &FusedProgram, inputs: &[&Tensor], out: &Tensor) {
+    let shape = out.shape().to_vec();
+    assert!(
+        out.dtype() == crate::dtype::DType::F32 && out.is_contiguous() && out.layout().offset == 0,
+        "fused_into: the output must be a dense f32 tensor"
+    );
+    for t in inputs {
+        if t.shares_storage(out) && (t.layout() != out.layout()) {
+            panic!("fused_into: an input aliases the output with another layout");
+        }
+    }
+    let out_ptr = {
+        // Bump the version (the buffer changes) and take the address; the buffer itself stays
+        // put while `out` is alive.
+        let mut guard = out.storage().write();
+        match &mut *guard {
+            CpuStorage::F32(v) => {
+                assert_eq!(v.len(), out.numel(), "fused_into: output storage size");
+                OutPtr(v.as_mut_ptr())
+            }
+            other => unreachable!("fused_into: output dtype {}", other.dtype()),
+        }
+    };
+    let guards: Vec<_> = inputs.iter().map(|t| t.storage().read()).collect();
+    let sources = sources(inputs, &guards, &shape);
+    run(program, &sources, &shape, out_ptr);
+}
+
+fn sources(
+    inputs: &[&Tensor],
+    guards: &[parking_lot::RwLockReadGuard<'_, CpuStorage>],
+    shape: &[usize],
+) -> Vec<Source> {
+    inputs
         .iter()
-        .zip(&guards)
+        .zip(guards)
         .map(|(t, g)| {
             let layout = t.layout().broadcast_to(shape);
             let dense = t.shape() == shape && t.is_contiguous();
             let data = match &**g {
-                CpuStorage::F32(v) => Data::F32(v),
-                CpuStorage::Bool(v) => Data::Bool(v),
+                CpuStorage::F32(v) => Data::F32(v.as_ptr(), v.len()),
+                CpuStorage::Bool(v) => Data::Bool(v.as_ptr(), v.len()),
                 other => unreachable!("fused: input dtype {}", other.dtype()),
             };
             Source {
@@ -49,44 +122,46 @@ pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> Cpu
                 dense,
             }
         })
-        .collect();
+        .collect()
+}
+
+fn run(program: &FusedProgram, sources: &[Source], shape: &[usize], out: OutPtr) {
     let numel: usize = shape.iter().product();
-    let mut out: Vec<f32> = super::pool::take(numel);
-    // SAFETY: every element is written below before the buffer is read.
-    #[allow(clippy::uninit_vec)]
-    unsafe {
-        out.set_len(numel)
-    };
-    let run_tiles = |start: usize, chunk: &mut [f32]| {
+    let run_tiles = |start: usize, len: usize| {
         let n_regs = program.n_inputs as usize + program.steps.len();
         let mut regs = vec![[0f32; TILE]; n_regs];
-        for (k, tile) in chunk.chunks_mut(TILE).enumerate() {
-            run_tile(program, &sources, shape, start + k * TILE, tile, &mut regs);
+        let mut at = start;
+        while at < start + len {
+            let n = TILE.min(start + len - at);
+            let result = run_tile(program, sources, shape, at, n, &mut regs);
+            // SAFETY: `at..at + n` is inside the output and owned by this task; the tile's
+            // inputs were read into registers above.
+            unsafe { std::ptr::copy_nonoverlapping(result.as_ptr(), out.at(at), n) };
+            at += n;
         }
     };
     if numel >= threads::GRAIN {
         // Chunks of whole tiles, a few per thread for balance.
         let per = (numel / (threads::num_threads() * 4)).div_ceil(TILE).max(1) * TILE;
+        let chunks = numel.div_ceil(per);
         threads::install(|| {
-            out.par_chunks_mut(per)
-                .enumerate()
-                .for_each(|(i, c)| run_tiles(i * per, c))
+            (0..chunks)
+                .into_par_iter()
+                .for_each(|c| run_tiles(c * per, per.min(numel - c * per)))
         });
     } else {
-        run_tiles(0, &mut out);
+        run_tiles(0, numel);
     }
-    CpuStorage::F32(out)
 }
 
-fn run_tile(
+fn run_tile<'r>(
     program: &FusedProgram,
-    sources: &[Source<'_>],
+    sources: &[Source],
     shape: &[usize],
     start: usize,
-    dst: &mut [f32],
-    regs: &mut [[f32; TILE]],
-) {
-    let len = dst.len();
+    len: usize,
+    regs: &'r mut [[f32; TILE]],
+) -> &'r [f32] {
     for (r, src) in sources.iter().enumerate() {
         load(src, shape, start, &mut regs[r][..len]);
     }
@@ -111,18 +186,27 @@ fn run_tile(
             FusedStep::Copy { x } => out.copy_from_slice(&done[*x as usize][..len]),
         }
     }
-    dst.copy_from_slice(&regs[base + program.steps.len() - 1][..len]);
+    &regs[base + program.steps.len() - 1][..len]
 }
 
 /// Reads the source's values at output positions `start..start + dst.len()`.
-fn load(src: &Source<'_>, shape: &[usize], start: usize, dst: &mut [f32]) {
+fn load(src: &Source, shape: &[usize], start: usize, dst: &mut [f32]) {
     if src.dense {
         let at = src.offset + start;
         let n = dst.len();
         match src.data {
-            Data::F32(v) => dst.copy_from_slice(&v[at..at + n]),
-            Data::Bool(v) => {
-                for (d, &b) in dst.iter_mut().zip(&v[at..at + n]) {
+            Data::F32(p, len) => {
+                assert!(at + n <= len, "fused: read out of bounds");
+                // SAFETY: in bounds (checked); nothing writes these positions until this
+                // tile's result is stored.
+                let v = unsafe { std::slice::from_raw_parts(p.add(at), n) };
+                dst.copy_from_slice(v)
+            }
+            Data::Bool(p, len) => {
+                assert!(at + n <= len, "fused: read out of bounds");
+                // SAFETY: as above.
+                let v = unsafe { std::slice::from_raw_parts(p.add(at), n) };
+                for (d, &b) in dst.iter_mut().zip(v) {
                     *d = b as u8 as f32;
                 }
             }
@@ -153,9 +237,12 @@ fn load(src: &Source<'_>, shape: &[usize], start: usize, dst: &mut [f32]) {
     while written < dst.len() {
         let run = (inner - idx[rank - 1]).min(dst.len() - written);
         match src.data {
-            Data::F32(v) if inner_stride == 0 => dst[written..written + run].fill(v[pos]),
-            Data::F32(v) if inner_stride == 1 => {
-                dst[written..written + run].copy_from_slice(&v[pos..pos + run])
+            Data::F32(..) if inner_stride == 0 => dst[written..written + run].fill(get(src, pos)),
+            Data::F32(p, len) if inner_stride == 1 => {
+                assert!(pos + run <= len, "fused: read out of bounds");
+                // SAFETY: in bounds (checked).
+                let v = unsafe { std::slice::from_raw_parts(p.add(pos), run) };
+                dst[written..written + run].copy_from_slice(v)
             }
             _ => {
                 for (i, d) in dst[written..written + run].iter_mut().enumerate() {
@@ -179,10 +266,18 @@ fn load(src: &Source<'_>, shape: &[usize], start: usize, dst: &mut [f32]) {
 }
 
 #[inline]
-fn get(src: &Source<'_>, i: usize) -> f32 {
+fn get(src: &Source, i: usize) -> f32 {
     match src.data {
-        Data::F32(v) => v[i],
-        Data::Bool(v) => v[i] as u8 as f32,
+        Data::F32(p, len) => {
+            assert!(i < len, "fused: read out of bounds");
+            // SAFETY: in bounds (checked).
+            unsafe { *p.add(i) }
+        }
+        Data::Bool(p, len) => {
+            assert!(i < len, "fused: read out of bounds");
+            // SAFETY: in bounds (checked).
+            (unsafe { *p.add(i) }) as u8 as f32
+        }
     }
 }
 

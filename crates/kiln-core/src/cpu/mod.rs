@@ -5,6 +5,7 @@ mod binary;
 mod conv;
 mod copy;
 mod fused;
+pub use fused::fused_into;
 pub mod fused_optim;
 mod index;
 mod matmul;

@@ -1,0 +1,98 @@
+//! In-place planning for the executor: which fused nodes may write their result straight
+//! into the buffer of a value that dies at that node, or into the state tensor their result
+//! is written back to (an optimizer update), instead of a fresh buffer plus a copy.
+
+use kiln_core::ops::Op;
+use kiln_core::trace::{Graph, InputKind, ValueId};
+use kiln_core::DType;
+use std::collections::HashSet;
+
+/// Where a node writes its result when it runs in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// Into the buffer of operand value `v`, which dies at this node.
+    Operand(ValueId),
+    /// Into the captured state tensor of input `v`, which this node's result updates.
+    State(ValueId),
+}
+
+fn is_view_like(op: &Op) -> bool {
+    op.is_view() || matches!(op, Op::Reshape(_))
+}
+
+/// For each node, whether and where its result may be written in place (only fused nodes,
+/// whose kernel reads each tile before writing it). A buffer is reused only when nothing
+/// reads it — directly or through a view — after this node, and no view of it is read by
+/// this node (a view's elements sit at other positions).
+pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
+    let n = g.id_bound();
+    let producer: Vec<Option<usize>> = {
+        let mut p = vec![None; n];
+        for (i, node) in g.nodes.iter().enumerate() {
+            p[node.id as usize] = Some(i);
+        }
+        p
+    };
+    // The value whose buffer each value's elements live in (views share their base's).
+    let mut base: Vec<ValueId> = (0..n as ValueId).collect();
+    for node in &g.nodes {
+        if is_view_like(&node.op) {
+            base[node.id as usize] = base[node.args[0] as usize];
+        }
+    }
+    // Per base buffer: the last node reading a view of it (not the base value itself).
+    let mut view_last_use = vec![None::<usize>; n];
+    for (v, &b) in base.iter().enumerate() {
+        if b as usize != v && last_use[v] != usize::MAX {
+            let e = &mut view_last_use[b as usize];
+            *e = Some(e.map_or(last_use[v], |x: usize| x.max(last_use[v])));
+        }
+    }
+    let roots: Vec<ValueId> = g.roots();
+    let count_in_roots = |v: ValueId| roots.iter().filter(|&&r| r == v).count();
+    let updated: HashSet<ValueId> = g.updates.iter().map(|u| u.input).collect();
+    let fresh = |v: ValueId| producer[v as usize].is_some_and(|p| !is_view_like(&g.nodes[p].op));
+    let views_done_before = |b: ValueId, i: usize| view_last_use[b as usize].is_none_or(|l| l < i);
+
+    g.nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            if !matches!(node.op, Op::Fused(_)) || node.dtype != DType::F32 {
+                return None;
+            }
+            let same_type = |v: ValueId| {
+                g.value_type(v)
+                    .is_some_and(|(s, d)| s == &node.shape[..] && d == DType::F32)
+            };
+            // A state this node's value is written back to, and nothing else.
+            if count_in_roots(node.id) == 1 {
+                if let Some(u) = g.updates.iter().find(|u| u.value == node.id) {
+                    let t = u.input;
+                    let is_state = g.input(t).is_some_and(|inp| {
+                        inp.kind == InputKind::State || inp.kind == InputKind::Const
+                    });
+                    let read_later = last_use[t as usize] != usize::MAX && last_use[t as usize] > i;
+                    if is_state
+                        && same_type(t)
+                        && !read_later
+                        && count_in_roots(t) == 0
+                        && views_done_before(t, i)
+                    {
+                        return Some(InPlace::State(t));
+                    }
+                }
+            }
+            // An operand that dies here.
+            node.args.iter().copied().find_map(|a| {
+                let ok = fresh(a)
+                    && last_use[a as usize] == i
+                    && count_in_roots(a) == 0
+                    && !updated.contains(&a)
+                    && same_type(a)
+                    && views_done_before(a, i);
+                ok.then_some(InPlace::Operand(a))
+            })
+        })
+        .collect()
+}
