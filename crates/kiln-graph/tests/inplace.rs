@@ -57,7 +57,12 @@ fn sgd_updates_run_in_place_and_match_eager() {
         F::cross_entropy(&eager.forward(&xs), &ys).backward();
         eager_opt.step();
     }
-    for ((p, q), s) in model.parameters().iter().zip(eager.parameters()).zip(storages) {
+    for ((p, q), s) in model
+        .parameters()
+        .iter()
+        .zip(eager.parameters())
+        .zip(storages)
+    {
         // Same buffers as before (written in place), same values as eager.
         assert_eq!(std::sync::Arc::as_ptr(p.storage()) as usize, s);
         for (a, b) in p.to_vec::<f32>().iter().zip(q.to_vec::<f32>()) {
