@@ -187,6 +187,7 @@ impl Executable {
         {
             return None;
         }
+        let _scope = kiln_core::profile::scope(|| "fused(in place)".to_string());
         kiln_core::cpu::fused_into(program, &ins, &target);
         Some(target)
     }
