@@ -162,31 +162,51 @@ fn run_tile<'r>(
     len: usize,
     regs: &'r mut [[f32; TILE]],
 ) -> &'r [f32] {
-    for (r, src) in sources.iter().enumerate() {
-        load(src, shape, start, &mut regs[r][..len]);
-    }
     let base = program.n_inputs as usize;
+    let (in_regs, step_regs) = regs.split_at_mut(base);
+    // Dense f32 inputs are read where they are; the others are gathered into registers.
+    let inputs: smallvec::SmallVec<[&[f32]; 8]> = sources
+        .iter()
+        .zip(in_regs.iter_mut())
+        .map(|(src, reg)| match src.data {
+            Data::F32(p, n) if src.dense => {
+                let at = src.offset + start;
+                assert!(at + len <= n, "fused: read out of bounds");
+                // SAFETY: in bounds (checked); an output aliasing this input is written only
+                // after this tile's steps are done (by the caller, once `inputs` is gone).
+                unsafe { std::slice::from_raw_parts(p.add(at), len) }
+            }
+            _ => {
+                load(src, shape, start, &mut reg[..len]);
+                &reg[..len]
+            }
+        })
+        .collect();
     for (k, step) in program.steps.iter().enumerate() {
-        let (done, rest) = regs.split_at_mut(base + k);
+        let (done, rest) = step_regs.split_at_mut(k);
         let out = &mut rest[0][..len];
+        let r = |i: u16| -> &[f32] {
+            let i = i as usize;
+            if i < base {
+                inputs[i]
+            } else {
+                &done[i - base][..len]
+            }
+        };
         match step {
-            FusedStep::Unary { op, x } => unary(op, &done[*x as usize][..len], out),
-            FusedStep::Binary { op, a, b } => binary(
-                op,
-                &done[*a as usize][..len],
-                &done[*b as usize][..len],
-                out,
-            ),
+            FusedStep::Unary { op, x } => unary(op, r(*x), out),
+            FusedStep::Binary { op, a, b } => binary(op, r(*a), r(*b), out),
             FusedStep::Where { c, a, b } => {
-                let (c, a, b) = (&done[*c as usize], &done[*a as usize], &done[*b as usize]);
+                let (c, a, b) = (r(*c), r(*a), r(*b));
                 for i in 0..len {
                     out[i] = if c[i] != 0.0 { a[i] } else { b[i] };
                 }
             }
-            FusedStep::Copy { x } => out.copy_from_slice(&done[*x as usize][..len]),
+            FusedStep::Copy { x } => out.copy_from_slice(r(*x)),
         }
     }
-    &regs[base + program.steps.len() - 1][..len]
+    drop(inputs);
+    &step_regs[program.steps.len() - 1][..len]
 }
 
 /// Reads the source's values at output positions `start..start + dst.len()`.
