@@ -133,7 +133,7 @@ fn run(program: &FusedProgram, sources: &[Source], shape: &[usize], out: OutPtr)
         let mut at = start;
         while at < start + len {
             let n = TILE.min(start + len - at);
-            let result = run_tile(program, sources, shape, at, n, &mut regs);
+            let result = run_tile_best(program, sources, shape, at, n, &mut regs);
             // SAFETY: `at..at + n` is inside the output and owned by this task; the tile's
             // inputs were read into registers above.
             unsafe { std::ptr::copy_nonoverlapping(result.as_ptr(), out.at(at), n) };
@@ -154,6 +154,38 @@ fn run(program: &FusedProgram, sources: &[Source], shape: &[usize], out: OutPtr)
     }
 }
 
+/// [`run_tile`] compiled for AVX-512 when the CPU has it (the steps' loops then run 16 lanes
+/// wide instead of the baseline's 4); the same IEEE operations either way, so the same bits.
+fn run_tile_best<'r>(
+    program: &FusedProgram,
+    sources: &[Source],
+    shape: &[usize],
+    start: usize,
+    len: usize,
+    regs: &'r mut [[f32; TILE]],
+) -> &'r [f32] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the feature was detected at run time.
+        return unsafe { run_tile_avx512(program, sources, shape, start, len, regs) };
+    }
+    run_tile(program, sources, shape, start, len, regs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_tile_avx512<'r>(
+    program: &FusedProgram,
+    sources: &[Source],
+    shape: &[usize],
+    start: usize,
+    len: usize,
+    regs: &'r mut [[f32; TILE]],
+) -> &'r [f32] {
+    run_tile(program, sources, shape, start, len, regs)
+}
+
+#[inline(always)]
 fn run_tile<'r>(
     program: &FusedProgram,
     sources: &[Source],
@@ -210,6 +242,7 @@ fn run_tile<'r>(
 }
 
 /// Reads the source's values at output positions `start..start + dst.len()`.
+#[inline(always)]
 fn load(src: &Source, shape: &[usize], start: usize, dst: &mut [f32]) {
     if src.dense {
         let at = src.offset + start;
@@ -285,7 +318,7 @@ fn load(src: &Source, shape: &[usize], start: usize, dst: &mut [f32]) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn get(src: &Source, i: usize) -> f32 {
     match src.data {
         Data::F32(p, len) => {
@@ -301,6 +334,7 @@ fn get(src: &Source, i: usize) -> f32 {
     }
 }
 
+#[inline(always)]
 fn unary(op: &Op, x: &[f32], out: &mut [f32]) {
     macro_rules! map {
         ($f:expr) => {
@@ -361,6 +395,7 @@ fn unary(op: &Op, x: &[f32], out: &mut [f32]) {
     }
 }
 
+#[inline(always)]
 fn binary(op: &Op, a: &[f32], b: &[f32], out: &mut [f32]) {
     macro_rules! zip {
         ($f:expr) => {
