@@ -18,6 +18,10 @@ pub struct Executable {
     live_inputs: Vec<usize>,
     /// Per node: write the result into an existing buffer (see [`crate::inplace`]).
     in_place: Vec<Option<InPlace>>,
+    /// The tensor each update writes back to, in `graph.updates` order.
+    update_targets: Vec<Tensor>,
+    /// Captured (state or constant) tensors by input id.
+    bound: Vec<Option<Tensor>>,
 }
 
 impl Executable {
@@ -45,11 +49,28 @@ impl Executable {
             .map(|(k, _)| k)
             .collect();
         let in_place = crate::inplace::plan(&graph, &last_use);
+        let mut bound = vec![None; n];
+        for i in &graph.inputs {
+            if matches!(i.kind, InputKind::State | InputKind::Const) {
+                bound[i.id as usize] = i.tensor.clone();
+            }
+        }
+        let update_targets = graph
+            .updates
+            .iter()
+            .map(|u| {
+                bound[u.input as usize]
+                    .clone()
+                    .expect("updated input is bound")
+            })
+            .collect();
         Executable {
             graph,
             frees,
             live_inputs,
             in_place,
+            update_targets,
+            bound,
         }
     }
 
@@ -116,11 +137,7 @@ impl Executable {
                     values[*d as usize] = None;
                 }
             }
-            for u in &g.updates {
-                let target = g
-                    .input(u.input)
-                    .and_then(|i| i.tensor.as_ref())
-                    .expect("updated input is bound");
+            for (u, target) in g.updates.iter().zip(&self.update_targets) {
                 let v = values[u.value as usize].as_ref().expect("update computed");
                 // A node that ran in place already wrote the target.
                 if !(v.shares_storage(target) && v.layout() == target.layout()) {
@@ -166,7 +183,7 @@ impl Executable {
         };
         let target = match place {
             InPlace::Operand(v) => values[v as usize].clone()?,
-            InPlace::State(v) => self.graph.input(v)?.tensor.clone()?,
+            InPlace::State(v) => self.bound[v as usize].clone()?,
         };
         let dense = target.is_contiguous()
             && target.layout().offset == 0

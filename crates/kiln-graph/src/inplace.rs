@@ -5,7 +5,6 @@
 use kiln_core::ops::Op;
 use kiln_core::trace::{Graph, InputKind, ValueId};
 use kiln_core::DType;
-use std::collections::HashSet;
 
 /// Where a node writes its result when it runs in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +47,20 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
             *e = Some(e.map_or(last_use[v], |x: usize| x.max(last_use[v])));
         }
     }
-    let roots: Vec<ValueId> = g.roots();
-    let count_in_roots = |v: ValueId| roots.iter().filter(|&&r| r == v).count();
-    let updated: HashSet<ValueId> = g.updates.iter().map(|u| u.input).collect();
+    // How often each value is a result (output, update or gradient), and which input each
+    // update value is written back to.
+    let mut root_count = vec![0usize; n];
+    for r in g.roots() {
+        root_count[r as usize] += 1;
+    }
+    let mut updates_input = vec![None::<ValueId>; n];
+    let mut updated = vec![false; n];
+    for u in &g.updates {
+        updates_input[u.value as usize] = Some(u.input);
+        updated[u.input as usize] = true;
+    }
+    let types = g.types();
+    let positions = g.input_positions();
     let fresh = |v: ValueId| producer[v as usize].is_some_and(|p| !is_view_like(&g.nodes[p].op));
     let views_done_before = |b: ValueId, i: usize| view_last_use[b as usize].is_none_or(|l| l < i);
 
@@ -62,21 +72,22 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
                 return None;
             }
             let same_type = |v: ValueId| {
-                g.value_type(v)
-                    .is_some_and(|(s, d)| s == &node.shape[..] && d == DType::F32)
+                types[v as usize]
+                    .as_ref()
+                    .is_some_and(|(s, d)| s[..] == node.shape[..] && *d == DType::F32)
             };
             // A state this node's value is written back to, and nothing else.
-            if count_in_roots(node.id) == 1 {
-                if let Some(u) = g.updates.iter().find(|u| u.value == node.id) {
-                    let t = u.input;
-                    let is_state = g.input(t).is_some_and(|inp| {
+            if root_count[node.id as usize] == 1 {
+                if let Some(t) = updates_input[node.id as usize] {
+                    let is_state = positions[t as usize].is_some_and(|k| {
+                        let inp = &g.inputs[k];
                         inp.kind == InputKind::State || inp.kind == InputKind::Const
                     });
                     let read_later = last_use[t as usize] != usize::MAX && last_use[t as usize] > i;
                     if is_state
                         && same_type(t)
                         && !read_later
-                        && count_in_roots(t) == 0
+                        && root_count[t as usize] == 0
                         && views_done_before(t, i)
                     {
                         return Some(InPlace::State(t));
@@ -87,8 +98,8 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
             node.args.iter().copied().find_map(|a| {
                 let ok = fresh(a)
                     && last_use[a as usize] == i
-                    && count_in_roots(a) == 0
-                    && !updated.contains(&a)
+                    && root_count[a as usize] == 0
+                    && !updated[a as usize]
                     && same_type(a)
                     && views_done_before(a, i);
                 ok.then_some(InPlace::Operand(a))

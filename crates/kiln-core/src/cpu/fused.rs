@@ -272,7 +272,7 @@ fn load(src: &Source, shape: &[usize], start: usize, dst: &mut [f32]) {
         dst[0] = get(src, src.offset);
         return;
     }
-    let mut idx = vec![0usize; rank];
+    let mut idx: smallvec::SmallVec<[usize; 6]> = smallvec::smallvec![0; rank];
     let mut rem = start;
     for d in (0..rank).rev() {
         idx[d] = rem % shape[d];

@@ -142,15 +142,26 @@ impl Graph {
         self.inputs.iter().find(|i| i.id == id)
     }
 
-    /// Shape and dtype of a value.
-    pub fn value_type(&self, id: ValueId) -> Option<(&[usize], DType)> {
-        if let Some(i) = self.input(id) {
-            return Some((&i.shape, i.dtype));
+    /// Shape and dtype of every value, indexed by id (one pass; passes look types up per
+    /// node, and a search per lookup would make them quadratic).
+    pub fn types(&self) -> Vec<Option<(Shape, DType)>> {
+        let mut t = vec![None; self.id_bound()];
+        for i in &self.inputs {
+            t[i.id as usize] = Some((i.shape.clone(), i.dtype));
         }
-        self.nodes
-            .iter()
-            .find(|n| n.id == id)
-            .map(|n| (&n.shape[..], n.dtype))
+        for n in &self.nodes {
+            t[n.id as usize] = Some((n.shape.clone(), n.dtype));
+        }
+        t
+    }
+
+    /// The position in `inputs` of every input, indexed by id.
+    pub fn input_positions(&self) -> Vec<Option<usize>> {
+        let mut p = vec![None; self.id_bound()];
+        for (k, i) in self.inputs.iter().enumerate() {
+            p[i.id as usize] = Some(k);
+        }
+        p
     }
 
     /// Values whose results the graph must produce: outputs, state updates and gradients.

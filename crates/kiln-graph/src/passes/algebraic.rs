@@ -51,12 +51,15 @@ fn sweep(g: &mut Graph) -> bool {
     let mut changed = false;
     let prod = producers(g);
     let dense = dense_values(g);
+    let types = g.types();
+    let scalars = constant_scalars(g);
     for i in 0..g.nodes.len() {
         let n = &g.nodes[i];
         let x = n.args.first().copied();
         let same_type = |v: ValueId| {
-            g.value_type(v)
-                .is_some_and(|(s, d)| s == &n.shape[..] && d == n.dtype)
+            types[v as usize]
+                .as_ref()
+                .is_some_and(|(s, d)| s[..] == n.shape[..] && *d == n.dtype)
         };
         let identity_of = match &n.op {
             Op::Affine { mul, add } if *mul == 1.0 && *add == 0.0 => x,
@@ -64,10 +67,10 @@ fn sweep(g: &mut Graph) -> bool {
             Op::Permute(p) if p.iter().enumerate().all(|(k, &d)| k == d) => x,
             Op::Reshape(_) | Op::Expand(_) | Op::Cast(_) if same_type(x.unwrap()) => x,
             Op::Contiguous => x.filter(|&v| dense[v as usize]),
-            Op::Mul => scalar_identity(g, n.args[0], n.args[1], 1.0, true),
-            Op::Div => scalar_identity(g, n.args[0], n.args[1], 1.0, false),
-            Op::Add => scalar_identity(g, n.args[0], n.args[1], 0.0, true),
-            Op::Sub => scalar_identity(g, n.args[0], n.args[1], 0.0, false),
+            Op::Mul => scalar_identity(&scalars, n.args[0], n.args[1], 1.0, true),
+            Op::Div => scalar_identity(&scalars, n.args[0], n.args[1], 1.0, false),
+            Op::Add => scalar_identity(&scalars, n.args[0], n.args[1], 0.0, true),
+            Op::Sub => scalar_identity(&scalars, n.args[0], n.args[1], 0.0, false),
             _ => None,
         };
         if let Some(v) = identity_of.filter(|&v| same_type(v)) {
@@ -101,23 +104,29 @@ fn sweep(g: &mut Graph) -> bool {
     changed || !map.is_empty()
 }
 
+/// The value of every one-element constant input, indexed by id.
+fn constant_scalars(g: &Graph) -> Vec<Option<f64>> {
+    let mut c = vec![None; g.id_bound()];
+    for i in &g.inputs {
+        if let (InputKind::Const, Some(t)) = (&i.kind, &i.tensor) {
+            if t.numel() == 1 {
+                c[i.id as usize] = Some(t.to_f64_vec()[0]);
+            }
+        }
+    }
+    c
+}
+
 /// For `x ∘ c` with `c` a constant scalar equal to `neutral`: `Some(x)`. With `commutes`, the
 /// constant may be on either side.
 fn scalar_identity(
-    g: &Graph,
+    scalars: &[Option<f64>],
     a: ValueId,
     b: ValueId,
     neutral: f64,
     commutes: bool,
 ) -> Option<ValueId> {
-    let is_neutral = |v: ValueId| {
-        g.input(v).is_some_and(|i| {
-            i.kind == InputKind::Const
-                && i.tensor
-                    .as_ref()
-                    .is_some_and(|t| t.numel() == 1 && t.to_f64_vec()[0] == neutral)
-        })
-    };
+    let is_neutral = |v: ValueId| scalars[v as usize] == Some(neutral);
     if is_neutral(b) {
         Some(a)
     } else if commutes && is_neutral(a) {
