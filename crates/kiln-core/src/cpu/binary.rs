@@ -126,6 +126,31 @@ fn typed<T: Num>(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize]) -> CpuStorage
     }
 }
 
+/// `out[i] = op(a[i], b[i])` for an f32 binary op, comparisons giving 1.0 / 0.0: the eager
+/// kernels' element functions on slices (the fused graph kernel's binary steps).
+#[inline(always)]
+pub(crate) fn binary_f32_slice(op: &Op, a: &[f32], b: &[f32], out: &mut [f32]) {
+    fn each(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    }
+    match op {
+        Op::Add => each(a, b, out, f32::add),
+        Op::Sub => each(a, b, out, f32::sub),
+        Op::Mul => each(a, b, out, f32::mul),
+        Op::Div => each(a, b, out, f32::div),
+        Op::Pow => each(a, b, out, f32::powf),
+        Op::Maximum => each(a, b, out, f32::max_),
+        Op::Minimum => each(a, b, out, f32::min_),
+        Op::Compare(c) => {
+            let cmp = compare::<f32>(*c);
+            each(a, b, out, |x, y| cmp(x, y) as u8 as f32)
+        }
+        _ => unreachable!("binary: {} is not an f32 binary op", op.name()),
+    }
+}
+
 /// Applies a broadcasting binary op; operands are promoted to a common dtype first.
 pub fn binary(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], out: DType) -> CpuStorage {
     let compute = match op {

@@ -1,9 +1,10 @@
-//! Kernel of [`Op::Fused`]: runs a fused elementwise program tile by tile, so every
+//! Kernel of [`crate::ops::Op::Fused`]: runs a fused elementwise program tile by tile, so every
 //! intermediate of the chain lives in a small buffer in L1 instead of a full-size tensor.
 
+use super::binary::binary_f32_slice;
 use super::threads;
+use super::unary::unary_f32_slice;
 use crate::ops::fused::{FusedProgram, FusedStep};
-use crate::ops::{CmpOp, Op};
 use crate::storage::CpuStorage;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -226,8 +227,8 @@ fn run_tile<'r>(
             }
         };
         match step {
-            FusedStep::Unary { op, x } => unary(op, r(*x), out),
-            FusedStep::Binary { op, a, b } => binary(op, r(*a), r(*b), out),
+            FusedStep::Unary { op, x } => unary_f32_slice(op, r(*x), out),
+            FusedStep::Binary { op, a, b } => binary_f32_slice(op, r(*a), r(*b), out),
             FusedStep::Where { c, a, b } => {
                 let (c, a, b) = (r(*c), r(*a), r(*b));
                 for i in 0..len {
@@ -331,96 +332,5 @@ fn get(src: &Source, i: usize) -> f32 {
             // SAFETY: in bounds (checked).
             (unsafe { *p.add(i) }) as u8 as f32
         }
-    }
-}
-
-#[inline(always)]
-fn unary(op: &Op, x: &[f32], out: &mut [f32]) {
-    macro_rules! map {
-        ($f:expr) => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = $f(v);
-            }
-        };
-    }
-    match op {
-        // The same vectorized kernels the eager ops use, so fused and eager results agree.
-        Op::Exp => super::simd::exp(x, out),
-        Op::Log => map!(|v: f32| v.ln()),
-        Op::Sin => map!(|v: f32| v.sin()),
-        Op::Cos => map!(|v: f32| v.cos()),
-        Op::Tanh => map!(|v: f32| v.tanh()),
-        Op::Sigmoid => map!(|v: f32| 1.0 / (1.0 + (-v).exp())),
-        Op::Erf => super::simd::erf(x, out),
-        Op::Relu => map!(|v: f32| if v > 0.0 || v.is_nan() { v } else { 0.0 }),
-        Op::Gelu { tanh: false } => super::simd::gelu(x, out),
-        Op::Gelu { tanh: true } => {
-            let k = (2.0f64 / std::f64::consts::PI).sqrt() as f32;
-            map!(|v: f32| 0.5 * v * (1.0 + (k * (v + 0.044715 * v * v * v)).tanh()))
-        }
-        Op::Abs => map!(|v: f32| v.abs()),
-        Op::Sign => map!(|v: f32| if v > 0.0 {
-            1.0
-        } else if v < 0.0 {
-            -1.0
-        } else {
-            v
-        }),
-        Op::Affine { mul, add } => {
-            let (m, a) = (*mul as f32, *add as f32);
-            map!(|v: f32| v * m + a)
-        }
-        Op::PowScalar(p) => match *p {
-            2.0 => map!(|v: f32| v * v),
-            0.5 => map!(|v: f32| v.sqrt()),
-            -0.5 => map!(|v: f32| 1.0 / v.sqrt()),
-            -1.0 => map!(|v: f32| 1.0 / v),
-            p => {
-                let p = p as f32;
-                map!(|v: f32| v.powf(p))
-            }
-        },
-        Op::Clamp { min, max } => {
-            let lo = min.map_or(f32::NEG_INFINITY, |m| m as f32);
-            let hi = max.map_or(f32::INFINITY, |m| m as f32);
-            map!(|v: f32| if v < lo {
-                lo
-            } else if v > hi {
-                hi
-            } else {
-                v
-            })
-        }
-        _ => unreachable!("fused: {} is not a unary step", op.name()),
-    }
-}
-
-#[inline(always)]
-fn binary(op: &Op, a: &[f32], b: &[f32], out: &mut [f32]) {
-    macro_rules! zip {
-        ($f:expr) => {
-            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                *o = $f(x, y);
-            }
-        };
-    }
-    let flag = |c: bool| c as u8 as f32;
-    match op {
-        Op::Add => zip!(|x: f32, y: f32| x + y),
-        Op::Sub => zip!(|x: f32, y: f32| x - y),
-        Op::Mul => zip!(|x: f32, y: f32| x * y),
-        Op::Div => zip!(|x: f32, y: f32| x / y),
-        Op::Pow => zip!(|x: f32, y: f32| x.powf(y)),
-        Op::Maximum => zip!(|x: f32, y: f32| if x.is_nan() || x >= y { x } else { y }),
-        Op::Minimum => zip!(|x: f32, y: f32| if x.is_nan() || x <= y { x } else { y }),
-        Op::Compare(c) => match c {
-            CmpOp::Eq => zip!(|x: f32, y: f32| flag(x == y)),
-            CmpOp::Ne => zip!(|x: f32, y: f32| flag(x != y)),
-            CmpOp::Lt => zip!(|x: f32, y: f32| flag(x < y)),
-            CmpOp::Le => zip!(|x: f32, y: f32| flag(x <= y)),
-            CmpOp::Gt => zip!(|x: f32, y: f32| flag(x > y)),
-            CmpOp::Ge => zip!(|x: f32, y: f32| flag(x >= y)),
-        },
-        _ => unreachable!("fused: {} is not a binary step", op.name()),
     }
 }

@@ -55,78 +55,107 @@ fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Vec<T> {
     v
 }
 
+/// Expands `$body` once per float unary op with `$f` bound to the op's element function on
+/// `$T` — the one definition of each op's arithmetic, shared by the eager kernels here and the
+/// graph compiler's fused kernel (`cpu/fused.rs`), each instantiated with its own tight loop.
+macro_rules! with_float_unary {
+    ($op:expr, $T:ty, |$f:ident| $body:expr) => {{
+        #[allow(unused_macros)]
+        macro_rules! run {
+            ($g:expr) => {{
+                let $f = $g;
+                $body
+            }};
+        }
+        let c = |v: f64| -> $T { <$T as num_traits::NumCast>::from(v).unwrap() };
+        let (zero, one, half): ($T, $T, $T) = (c(0.0), c(1.0), c(0.5));
+        let op: &Op = $op;
+        match op {
+            Op::Exp => run!(|v: $T| v.exp()),
+            Op::Log => run!(|v: $T| v.ln()),
+            Op::Sin => run!(|v: $T| v.sin()),
+            Op::Cos => run!(|v: $T| v.cos()),
+            Op::Tanh => run!(|v: $T| v.tanh()),
+            Op::Sigmoid => run!(|v: $T| one / (one + (-v).exp())),
+            Op::Erf => run!(|v: $T| Erf::erf(v)),
+            Op::Relu => run!(|v: $T| if v > zero || v.is_nan() { v } else { zero }),
+            Op::Gelu { tanh: false } => {
+                let r = c(std::f64::consts::FRAC_1_SQRT_2);
+                run!(move |v: $T| half * v * (one + Erf::erf(v * r)))
+            }
+            Op::Gelu { tanh: true } => {
+                let k = c((2.0 / std::f64::consts::PI).sqrt());
+                let a = c(0.044715);
+                run!(move |v: $T| { half * v * (one + (k * (v + a * v * v * v)).tanh()) })
+            }
+            Op::Abs => run!(|v: $T| v.abs()),
+            Op::Sign => run!(|v: $T| {
+                if v > zero {
+                    one
+                } else if v < zero {
+                    -one
+                } else {
+                    v
+                }
+            }),
+            Op::Affine { mul, add } => {
+                let (m, a) = (c(*mul), c(*add));
+                run!(move |v: $T| v * m + a)
+            }
+            Op::PowScalar(p) => {
+                let p = *p;
+                if p == 2.0 {
+                    run!(|v: $T| v * v)
+                } else if p == 0.5 {
+                    run!(|v: $T| v.sqrt())
+                } else if p == -0.5 {
+                    run!(|v: $T| one / v.sqrt())
+                } else if p == -1.0 {
+                    run!(|v: $T| one / v)
+                } else if p == 1.0 {
+                    run!(|v: $T| v)
+                } else {
+                    let pt = c(p);
+                    run!(move |v: $T| v.powf(pt))
+                }
+            }
+            Op::Clamp { min, max } => {
+                let (lo, hi) = (min.map(c), max.map(c));
+                run!(move |mut v: $T| {
+                    if let Some(lo) = lo {
+                        if v < lo {
+                            v = lo
+                        }
+                    }
+                    if let Some(hi) = hi {
+                        if v > hi {
+                            v = hi
+                        }
+                    }
+                    v
+                })
+            }
+            _ => unreachable!("unary: {} is not a float unary op", op.name()),
+        }
+    }};
+}
+
 fn float_kernel<T: Erf + StorageElement>(op: &Op, x: &Tensor) -> Vec<T> {
-    let c = |v: f64| T::from(v).unwrap();
-    let (zero, one, half) = (c(0.0), c(1.0), c(0.5));
-    match op {
-        Op::Exp => map(x, |v: T| v.exp()),
-        Op::Log => map(x, |v: T| v.ln()),
-        Op::Sin => map(x, |v: T| v.sin()),
-        Op::Cos => map(x, |v: T| v.cos()),
-        Op::Tanh => map(x, |v: T| v.tanh()),
-        Op::Sigmoid => map(x, |v: T| one / (one + (-v).exp())),
-        Op::Erf => map(x, |v: T| v.erf()),
-        Op::Relu => map(x, |v: T| if v > zero || v.is_nan() { v } else { zero }),
-        Op::Gelu { tanh: false } => {
-            let r = c(std::f64::consts::FRAC_1_SQRT_2);
-            map(x, move |v: T| half * v * (one + (v * r).erf()))
-        }
-        Op::Gelu { tanh: true } => {
-            let k = c((2.0 / std::f64::consts::PI).sqrt());
-            let a = c(0.044715);
-            map(x, move |v: T| {
-                half * v * (one + (k * (v + a * v * v * v)).tanh())
-            })
-        }
-        Op::Abs => map(x, |v: T| v.abs()),
-        Op::Sign => map(x, |v: T| {
-            if v > zero {
-                one
-            } else if v < zero {
-                -one
-            } else {
-                v
-            }
-        }),
-        Op::Affine { mul, add } => {
-            let (m, a) = (c(*mul), c(*add));
-            map(x, move |v: T| v * m + a)
-        }
-        Op::PowScalar(p) => {
-            let p = *p;
-            if p == 2.0 {
-                map(x, |v: T| v * v)
-            } else if p == 0.5 {
-                map(x, |v: T| v.sqrt())
-            } else if p == -0.5 {
-                map(x, |v: T| one / v.sqrt())
-            } else if p == -1.0 {
-                map(x, |v: T| one / v)
-            } else if p == 1.0 {
-                map(x, |v: T| v)
-            } else {
-                let pt = c(p);
-                map(x, move |v: T| v.powf(pt))
-            }
-        }
-        Op::Clamp { min, max } => {
-            let (lo, hi) = (min.map(c), max.map(c));
-            map(x, move |mut v: T| {
-                if let Some(lo) = lo {
-                    if v < lo {
-                        v = lo
-                    }
-                }
-                if let Some(hi) = hi {
-                    if v > hi {
-                        v = hi
-                    }
-                }
-                v
-            })
-        }
-        _ => unreachable!("unary: {} is not a float unary op", op.name()),
+    with_float_unary!(op, T, |f| map(x, f))
+}
+
+/// `dst[i] = op(src[i])` for an f32 unary op: the vectorized kernels where there is one, else
+/// the element functions of [`with_float_unary`] (used by the fused graph kernel).
+#[inline(always)]
+pub(crate) fn unary_f32_slice(op: &Op, src: &[f32], dst: &mut [f32]) {
+    if let Some(f) = f32_slice_fast(op) {
+        return f(src, dst);
     }
+    with_float_unary!(op, f32, |f| {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = f(s);
+        }
+    })
 }
 
 /// Elements per task when a vectorized map is split across the pool (large enough that the
@@ -135,7 +164,7 @@ const PAR_CHUNK: usize = 64 * 1024;
 
 /// Runs a vectorized f32 slice kernel over `x` into a new dense buffer, on the pool's threads
 /// when the tensor is large.
-fn simd_map(x: &Tensor, f: fn(&[f32], &mut [f32])) -> Vec<f32> {
+fn simd_map(x: &Tensor, f: SliceKernel) -> Vec<f32> {
     let run = |src: &[f32]| {
         let mut out = super::pool::take(src.len());
         out.resize(src.len(), 0.0);
@@ -158,15 +187,22 @@ fn simd_map(x: &Tensor, f: fn(&[f32], &mut [f32])) -> Vec<f32> {
     run(&to_contiguous_vec::<f32>(x))
 }
 
-/// The f32 ops with a vectorized kernel (libm's are scalar calls).
+/// A kernel from one f32 slice into another of the same length.
+type SliceKernel = fn(&[f32], &mut [f32]);
+
+/// The f32 ops with a vectorized slice kernel (libm's are scalar calls).
+fn f32_slice_fast(op: &Op) -> Option<SliceKernel> {
+    match op {
+        Op::Exp => Some(super::simd::exp),
+        Op::Erf => Some(super::simd::erf),
+        Op::Gelu { tanh: false } => Some(super::simd::gelu),
+        _ => None,
+    }
+}
+
+/// An f32 unary op through its vectorized kernel, if it has one.
 fn f32_fast(op: &Op, x: &Tensor) -> Option<Vec<f32>> {
-    let f: fn(&[f32], &mut [f32]) = match op {
-        Op::Exp => super::simd::exp,
-        Op::Erf => super::simd::erf,
-        Op::Gelu { tanh: false } => super::simd::gelu,
-        _ => return None,
-    };
-    Some(simd_map(x, f))
+    f32_slice_fast(op).map(|f| simd_map(x, f))
 }
 
 /// `g · gelu′(x)` (exact GELU), the VJP of GELU in one pass.
