@@ -3,6 +3,7 @@
 use super::cast_if;
 use super::num::Num;
 use super::strided::for_each_run;
+use super::threads::MAP_CHUNK;
 use crate::dtype::DType;
 use crate::ops::{CmpOp, Op};
 use crate::shape::same_shape;
@@ -10,11 +11,7 @@ use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
 use half::{bf16, f16};
 
-/// Elements per pool task for large dense elementwise ops.
-pub(crate) const PAR_CHUNK: usize = 64 * 1024;
-
-/// `f(a[i], b[i])` for dense operands, split across the pool's threads when large (memory
-/// bandwidth of one core does not saturate the machine's).
+/// `f(a[i], b[i])` for dense operands, split across the pool's threads when large.
 fn dense_zip<T: StorageElement, U: StorageElement>(
     da: &[T],
     db: &[T],
@@ -22,24 +19,13 @@ fn dense_zip<T: StorageElement, U: StorageElement>(
 ) -> Vec<U> {
     let n = da.len();
     let mut out = super::pool::take(n);
-    if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
-        use rayon::prelude::*;
-        let spare = &mut out.spare_capacity_mut()[..n];
-        super::threads::install(|| {
-            spare
-                .par_chunks_mut(PAR_CHUNK)
-                .zip(da.par_chunks(PAR_CHUNK).zip(db.par_chunks(PAR_CHUNK)))
-                .for_each(|(o, (a, b))| {
-                    for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                        o.write(f(x, y));
-                    }
-                })
-        });
-        // SAFETY: the chunks above cover all `n` slots and each was written.
-        unsafe { out.set_len(n) };
-    } else {
-        out.extend(da.iter().zip(db).map(|(&x, &y)| f(x, y)));
-    }
+    super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, |s, o| {
+        for ((o, &x), &y) in o.iter_mut().zip(&da[s..]).zip(&db[s..]) {
+            o.write(f(x, y));
+        }
+    });
+    // SAFETY: the pieces above cover all `n` slots and each was written.
+    unsafe { out.set_len(n) };
     out
 }
 

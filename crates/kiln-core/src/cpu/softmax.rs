@@ -125,9 +125,6 @@ fn block<T: Elem>(src: &[T], dst: &mut [T], inner: usize, log: bool, scratch: &m
     }
 }
 
-/// Elements per pool task.
-const PAR_CHUNK: usize = 64 * 1024;
-
 fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool) -> Vec<T> {
     let shape = x.shape();
     let (n, inner) = if shape.is_empty() {
@@ -143,23 +140,15 @@ fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool) -> Vec<T> {
         if len == 0 {
             return out;
         }
-        let per_task = len * (PAR_CHUNK / len).max(1);
-        let work = |(d, s): (&mut [T], &[T])| {
+        // Whole rows per task.
+        let per_task = len * (super::threads::MAP_CHUNK / len).max(1);
+        super::threads::for_each_chunk(&mut out, per_task, |start, d| {
             let mut scratch = Vec::new();
+            let s = &src[start..start + d.len()];
             for (d, s) in d.chunks_exact_mut(len).zip(s.chunks_exact(len)) {
                 block(s, d, inner, log, &mut scratch);
             }
-        };
-        if numel >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
-            use rayon::prelude::*;
-            super::threads::install(|| {
-                out.par_chunks_mut(per_task)
-                    .zip(src.par_chunks(per_task))
-                    .for_each(work)
-            });
-        } else {
-            work((&mut out[..], src));
-        }
+        });
         out
     };
     if let Some(r) = x.layout().contiguous_range() {

@@ -8,6 +8,32 @@ use std::sync::Arc;
 /// Elements below which elementwise work never leaves the calling thread.
 pub const GRAIN: usize = 32 * 1024;
 
+/// Elements per pool task when a large dense map is split across threads (large enough that
+/// the hand-off is small next to the work).
+pub const MAP_CHUNK: usize = 64 * 1024;
+
+/// Calls `f(start, piece)` over `out` cut into pieces of `size` elements, on the pool's
+/// threads when `out` holds at least two [`MAP_CHUNK`]s and there is more than one thread (one
+/// core's memory bandwidth does not saturate the machine), else once over all of `out` on this
+/// thread. `start` is the piece's index in `out`, for reading the matching inputs. Elementwise
+/// maps pass [`MAP_CHUNK`]; row-wise kernels a whole number of rows.
+pub fn for_each_chunk<T: Send>(
+    out: &mut [T],
+    size: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    if out.len() >= 2 * MAP_CHUNK && out.len() > size && num_threads() > 1 {
+        use rayon::prelude::*;
+        install(|| {
+            out.par_chunks_mut(size)
+                .enumerate()
+                .for_each(|(i, piece)| f(i * size, piece))
+        });
+    } else {
+        f(0, out);
+    }
+}
+
 static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
 
 fn default_threads() -> usize {

@@ -1,5 +1,6 @@
 //! Elementwise unary kernels.
 
+use super::threads::MAP_CHUNK;
 use super::to_contiguous_vec;
 use crate::dtype::DType;
 use crate::ops::Op;
@@ -29,25 +30,13 @@ fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Vec<T> {
         let src = &T::slice(&g).expect("unary: dtype")[r];
         let n = src.len();
         let mut out = super::pool::take(n);
-        if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
-            // Large maps run on both cores (one core's memory bandwidth is the limit).
-            use rayon::prelude::*;
-            let spare = &mut out.spare_capacity_mut()[..n];
-            super::threads::install(|| {
-                spare
-                    .par_chunks_mut(PAR_CHUNK)
-                    .zip(src.par_chunks(PAR_CHUNK))
-                    .for_each(|(o, s)| {
-                        for (o, &v) in o.iter_mut().zip(s) {
-                            o.write(f(v));
-                        }
-                    })
-            });
-            // SAFETY: the chunks above cover all `n` slots and each was written.
-            unsafe { out.set_len(n) };
-        } else {
-            out.extend(src.iter().map(|&v| f(v)));
-        }
+        super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, |s, o| {
+            for (o, &v) in o.iter_mut().zip(&src[s..]) {
+                o.write(f(v));
+            }
+        });
+        // SAFETY: the pieces above cover all `n` slots and each was written.
+        unsafe { out.set_len(n) };
         return out;
     }
     let mut v = to_contiguous_vec::<T>(x);
@@ -158,26 +147,13 @@ pub(crate) fn unary_f32_slice(op: &Op, src: &[f32], dst: &mut [f32]) {
     })
 }
 
-/// Elements per task when a vectorized map is split across the pool (large enough that the
-/// ~14 µs hand-off is small next to the work).
-const PAR_CHUNK: usize = 64 * 1024;
-
 /// Runs a vectorized f32 slice kernel over `x` into a new dense buffer, on the pool's threads
 /// when the tensor is large.
 fn simd_map(x: &Tensor, f: SliceKernel) -> Vec<f32> {
     let run = |src: &[f32]| {
         let mut out = super::pool::take(src.len());
         out.resize(src.len(), 0.0);
-        if src.len() >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
-            use rayon::prelude::*;
-            super::threads::install(|| {
-                out.par_chunks_mut(PAR_CHUNK)
-                    .zip(src.par_chunks(PAR_CHUNK))
-                    .for_each(|(d, s)| f(s, d))
-            });
-        } else {
-            f(src, &mut out);
-        }
+        super::threads::for_each_chunk(&mut out, MAP_CHUNK, |s, d| f(&src[s..s + d.len()], d));
         out
     };
     if let Some(r) = x.layout().contiguous_range() {
@@ -228,16 +204,10 @@ pub fn gelu_backward(x: &Tensor, g: &Tensor, out: DType) -> CpuStorage {
     let n = xs.len();
     let mut o = super::pool::take(n);
     o.resize(n, 0.0);
-    if n >= 2 * PAR_CHUNK && super::threads::num_threads() > 1 {
-        use rayon::prelude::*;
-        super::threads::install(|| {
-            o.par_chunks_mut(PAR_CHUNK)
-                .zip(xs.par_chunks(PAR_CHUNK).zip(gs.par_chunks(PAR_CHUNK)))
-                .for_each(|(d, (x, g))| super::simd::gelu_backward(x, g, d))
-        });
-    } else {
-        super::simd::gelu_backward(&xs, &gs, &mut o);
-    }
+    super::threads::for_each_chunk(&mut o, MAP_CHUNK, |s, d| {
+        let e = s + d.len();
+        super::simd::gelu_backward(&xs[s..e], &gs[s..e], d)
+    });
     match out {
         DType::F32 => CpuStorage::F32(o),
         DType::BF16 => CpuStorage::BF16(o.into_iter().map(bf16::from_f32).collect()),
