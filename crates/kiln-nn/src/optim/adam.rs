@@ -1,8 +1,8 @@
 //! Adam and AdamW, with AMSGrad (`torch.optim.Adam`, `torch.optim.AdamW`).
 
 use super::core::{
-    add_scaled, addcdiv_, addcmul_, check, div_scalar, lerp_, lit, lr_times, need_step,
-    optimizer_common, signed_grad, take, use_fused, Core, GroupOptions, ParamState,
+    add_scaled, addcmul_, check, lerp_, lit, lr_times, need_step, optimizer_common, signed_grad,
+    take, use_fused, Core, GroupOptions, ParamState,
 };
 use super::json;
 use super::OptimError;
@@ -130,10 +130,9 @@ adam_options!(AdamWConfig);
 
 /// Per-parameter Adam/AdamW state.
 pub(crate) struct AdamState {
-    step: f64,
-    /// The step count as a 0-d f64 tensor, created when a step is first traced: compiled
-    /// steps increment it, and from then on it is the count (eager steps keep both equal).
-    step_t: Option<Tensor>,
+    /// The step count as a 0-d f64 tensor (like PyTorch's): a compiled step reads and
+    /// increments it at each call, so one representation serves eager and compiled steps.
+    step: Tensor,
     exp_avg: Tensor,
     exp_avg_sq: Tensor,
     max_exp_avg_sq: Option<Tensor>,
@@ -142,7 +141,7 @@ pub(crate) struct AdamState {
 impl ParamState for AdamState {
     const NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
     fn step(&self) -> Option<f64> {
-        Some(self.step_t.as_ref().map_or(self.step, |t| t.item::<f64>()))
+        Some(self.step.item::<f64>())
     }
     fn tensors(&self) -> Vec<(&'static str, &Tensor)> {
         let mut v = vec![("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)];
@@ -157,8 +156,7 @@ impl ParamState for AdamState {
         name: &dyn Fn(&str) -> String,
     ) -> Result<Self, OptimError> {
         Ok(AdamState {
-            step: need_step(step, name)?,
-            step_t: None,
+            step: Tensor::scalar(need_step(step, name)?, DType::F64),
             exp_avg: take(parts, "exp_avg", name)?,
             exp_avg_sq: take(parts, "exp_avg_sq", name)?,
             max_exp_avg_sq: parts.remove("max_exp_avg_sq"),
@@ -181,83 +179,54 @@ struct Hyper {
 /// (tracing, or a case the kernel declines) the same formulas as tensor ops.
 fn adam_update(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, state: &mut Option<AdamState>) {
     let st = state.get_or_insert_with(|| AdamState {
-        step: 0.0,
-        step_t: None,
+        step: Tensor::scalar(0.0, DType::F64),
         exp_avg: p.zeros_like(),
         exp_avg_sq: p.zeros_like(),
         max_exp_avg_sq: h.amsgrad.then(|| p.zeros_like()),
     });
-    let (beta1, beta2) = h.betas;
-    if kiln_core::trace::is_tracing() {
-        return adam_update_traced(h, lr_t, p, grad, st);
+    if h.amsgrad && st.max_exp_avg_sq.is_none() {
+        st.max_exp_avg_sq = Some(p.zeros_like());
     }
-    if let Some(t) = &st.step_t {
-        // Compiled steps advanced the tensor count.
-        st.step = t.item::<f64>();
-        t.fill_(st.step + 1.0);
+    if use_fused() && adam_fused(h, p, grad, st) {
+        return;
     }
-    st.step += 1.0;
-    if use_fused() {
-        if h.amsgrad && st.max_exp_avg_sq.is_none() {
-            st.max_exp_avg_sq = Some(p.zeros_like());
-        }
-        let step = AdamStep {
-            lr: h.lr,
-            beta1,
-            beta2,
-            eps: h.eps,
-            weight_decay: h.weight_decay,
-            decoupled: h.decoupled,
-            maximize: h.maximize,
-            step: st.step,
-        };
-        let max_sq = if h.amsgrad {
-            st.max_exp_avg_sq.as_ref()
-        } else {
-            None
-        };
-        if fused_optim::adam_step(p, grad, &st.exp_avg, &st.exp_avg_sq, max_sq, &step) {
-            return;
-        }
-    }
-    let mut g = signed_grad(grad, h.maximize);
-    if h.weight_decay != 0.0 {
-        if h.decoupled {
-            p.mul_scalar_(1.0 - h.lr * h.weight_decay);
-        } else {
-            g = add_scaled(&g, p, h.weight_decay);
-        }
-    }
-    lerp_(&st.exp_avg, &g, 1.0 - beta1);
-    st.exp_avg_sq.mul_scalar_(beta2);
-    addcmul_(&st.exp_avg_sq, &g, &g, 1.0 - beta2);
-
-    let bias_correction1 = 1.0 - beta1.powf(st.step);
-    let bias_correction2 = 1.0 - beta2.powf(st.step);
-    let step_size = h.lr / bias_correction1;
-    let bias_correction2_sqrt = bias_correction2.powf(0.5);
-
-    let second = if h.amsgrad {
-        let m = st.max_exp_avg_sq.get_or_insert_with(|| p.zeros_like());
-        m.copy_(&m.maximum(&st.exp_avg_sq));
-        m.clone()
-    } else {
-        st.exp_avg_sq.clone()
-    };
-    let denom = div_scalar(&second.sqrt(), bias_correction2_sqrt).add_scalar(h.eps);
-    addcdiv_(p, &st.exp_avg, &denom, -step_size);
+    adam_composite(h, lr_t, p, grad, st);
 }
 
-/// The same update with the step count and the learning rate as tensors, so a compiled step
-/// recomputes the bias corrections and step size at each call instead of freezing the values
-/// of the step it was traced on.
-fn adam_update_traced(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, st: &mut AdamState) {
+/// The fused single-pass update; `false` (nothing changed) when the kernel declines.
+fn adam_fused(h: &Hyper, p: &Tensor, grad: &Tensor, st: &AdamState) -> bool {
+    let step = st.step.item::<f64>() + 1.0;
+    let settings = AdamStep {
+        lr: h.lr,
+        beta1: h.betas.0,
+        beta2: h.betas.1,
+        eps: h.eps,
+        weight_decay: h.weight_decay,
+        decoupled: h.decoupled,
+        maximize: h.maximize,
+        step,
+    };
+    let done = fused_optim::adam_step(
+        p,
+        grad,
+        &st.exp_avg,
+        &st.exp_avg_sq,
+        st.max_exp_avg_sq.as_ref().filter(|_| h.amsgrad),
+        &settings,
+    );
+    if done {
+        st.step.fill_(step);
+    }
+    done
+}
+
+/// The update as tensor ops, in PyTorch's order. The step count and the learning rate are
+/// tensors, so a compiled step recomputes the bias corrections and step size at each call
+/// instead of freezing those of the step it was traced on.
+fn adam_composite(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, st: &AdamState) {
     let (beta1, beta2) = h.betas;
     let dt = p.dtype();
-    let step = st
-        .step_t
-        .get_or_insert_with(|| Tensor::scalar(st.step, DType::F64));
-    step.add_scalar_(1.0);
+    st.step.add_scalar_(1.0);
     let mut g = signed_grad(grad, h.maximize);
     if h.weight_decay != 0.0 {
         if h.decoupled {
@@ -274,15 +243,15 @@ fn adam_update_traced(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, st: &
     st.exp_avg_sq.mul_scalar_(beta2);
     addcmul_(&st.exp_avg_sq, &g, &g, 1.0 - beta2);
     // 1 − βᵗ for the current t, on 0-d f64 tensors.
-    let correction = |beta: f64| lit(beta, DType::F64).pow(step).affine(-1.0, 1.0);
+    let correction = |beta: f64| lit(beta, DType::F64).pow(&st.step).affine(-1.0, 1.0);
     let step_size = (lr_t / &correction(beta1)).to_dtype(dt);
     let bias_correction2_sqrt = correction(beta2).sqrt().to_dtype(dt);
-    let second = if h.amsgrad {
-        let m = st.max_exp_avg_sq.get_or_insert_with(|| p.zeros_like());
-        m.copy_(&m.maximum(&st.exp_avg_sq));
-        m.clone()
-    } else {
-        st.exp_avg_sq.clone()
+    let second = match &st.max_exp_avg_sq {
+        Some(m) if h.amsgrad => {
+            m.copy_(&m.maximum(&st.exp_avg_sq));
+            m
+        }
+        _ => &st.exp_avg_sq,
     };
     let denom = (&second.sqrt() / &bias_correction2_sqrt).add_scalar(h.eps);
     p.sub_(&(&(&st.exp_avg * &step_size) / &denom));

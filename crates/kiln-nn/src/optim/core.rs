@@ -425,11 +425,6 @@ pub(crate) fn addcdiv_(x: &Tensor, t1: &Tensor, t2: &Tensor, value: f64) {
     }
 }
 
-/// `t / v` as a true division by the scalar (not a multiplication by its reciprocal).
-pub(crate) fn div_scalar(t: &Tensor, v: f64) -> Tensor {
-    t / &Tensor::scalar(v, t.dtype())
-}
-
 /// The gradient the update rule sees: negated when maximizing.
 pub(crate) fn signed_grad(grad: &Tensor, maximize: bool) -> Tensor {
     if maximize {

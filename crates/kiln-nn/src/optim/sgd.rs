@@ -172,12 +172,8 @@ impl Sgd {
                     buf
                 };
             }
-            if tracing {
-                // The lr the graph reads at each call.
-                p.sub_(&(&g * &lr_t.to_dtype(p.dtype())));
-            } else {
-                p.add_scaled_(&g, -c.lr);
-            }
+            // The group's lr tensor (equal to `c.lr`): a compiled step reads it at each call.
+            p.sub_(&(&g * &lr_t.to_dtype(p.dtype())));
         });
     }
 }
