@@ -1,25 +1,18 @@
 //! compile on plain functions and an SGD train step: compiled results equal eager ones, the
 //! cache retraces only for new signatures, and value reads during tracing fail clearly.
 
-use kiln_core::nn::functional as F;
-use kiln_core::{no_grad, DType, Tensor};
+mod common;
+
+use common::{copy_params, max_rel_diff, train_step};
+use kiln_core::{DType, Tensor};
 use kiln_graph::compile;
 use kiln_nn::layers::{Linear, ReLU, Sequential};
 use kiln_nn::optim::{Optimizer, Sgd};
-use kiln_nn::{Module, ModuleBase};
+use kiln_nn::ModuleBase;
 use std::sync::Mutex;
 
 /// Tests that draw from the global generator run one at a time.
 static RNG: Mutex<()> = Mutex::new(());
-
-fn max_rel_diff(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.shape(), b.shape());
-    let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs() / (1e-6 + x.abs().max(y.abs())))
-        .fold(0.0, f64::max)
-}
 
 fn function(x: &Tensor, y: &Tensor) -> Tensor {
     let h = &(x * y) + &x.exp();
@@ -77,14 +70,6 @@ fn mlp() -> Sequential {
         .append(Linear::new(16, 3))
 }
 
-fn copy_params(from: &Sequential, to: &Sequential) {
-    no_grad(|| {
-        for (a, b) in from.parameters().iter().zip(to.parameters()) {
-            b.copy_(a);
-        }
-    });
-}
-
 #[test]
 fn sgd_train_step_matches_eager_after_five_steps() {
     let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
@@ -97,19 +82,13 @@ fn sgd_train_step_matches_eager_after_five_steps() {
     let mut eager_opt = Sgd::new(eager_model.parameters(), 0.1);
     let mut eager_losses = Vec::new();
     for _ in 0..5 {
-        eager_opt.zero_grad();
-        let loss = F::cross_entropy(&eager_model.forward(&xs), &ys);
-        loss.backward();
-        eager_opt.step();
+        let loss = train_step(&eager_model, &mut eager_opt, &xs, &ys);
         eager_losses.push(loss.item::<f32>());
     }
 
     let mut opt = Sgd::new(model.parameters(), 0.1);
     let mut step = compile(|b: &[Tensor]| {
-        opt.zero_grad();
-        let loss = F::cross_entropy(&model.forward(&b[0]), &b[1]);
-        loss.backward();
-        opt.step();
+        let loss = train_step(&model, &mut opt, &b[0], &b[1]);
         vec![loss]
     });
     let mut losses = Vec::new();
@@ -140,10 +119,7 @@ fn compiled_steps_follow_lr_changes_and_count_adam_steps() {
     let mut calls = 0;
     {
         let mut step = compile(|b: &[Tensor]| {
-            opt.zero_grad();
-            let loss = F::cross_entropy(&model.forward(&b[0]), &b[1]);
-            loss.backward();
-            opt.step();
+            let loss = train_step(&model, &mut opt, &b[0], &b[1]);
             vec![loss]
         });
         for _ in 0..3 {
@@ -161,10 +137,7 @@ fn compiled_steps_follow_lr_changes_and_count_adam_steps() {
     opt.set_group_lr(0, 0.0);
     let before: Vec<Vec<f32>> = model.parameters().iter().map(|p| p.to_vec()).collect();
     let mut step = compile(|b: &[Tensor]| {
-        opt.zero_grad();
-        let loss = F::cross_entropy(&model.forward(&b[0]), &b[1]);
-        loss.backward();
-        opt.step();
+        let loss = train_step(&model, &mut opt, &b[0], &b[1]);
         vec![loss]
     });
     step.call(&[xs.clone(), ys.clone()]);

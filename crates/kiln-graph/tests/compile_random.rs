@@ -2,12 +2,14 @@
 //! order as eager code: with the same seed, compiled dropout training equals eager dropout
 //! training, and two calls draw different masks.
 
-use kiln_core::nn::functional as F;
-use kiln_core::{manual_seed, no_grad, DType, Tensor};
+mod common;
+
+use common::{copy_params, train_step};
+use kiln_core::{manual_seed, DType, Tensor};
 use kiln_graph::compile;
 use kiln_nn::layers::{Dropout, Linear, ReLU, Sequential};
-use kiln_nn::optim::{Optimizer, Sgd};
-use kiln_nn::{Module, ModuleBase};
+use kiln_nn::optim::Sgd;
+use kiln_nn::ModuleBase;
 
 fn model() -> Sequential {
     Sequential::new()
@@ -22,11 +24,7 @@ fn dropout_training_matches_eager_with_the_same_seed() {
     manual_seed(7);
     let eager = model();
     let compiled_model = model();
-    no_grad(|| {
-        for (a, b) in eager.parameters().iter().zip(compiled_model.parameters()) {
-            b.copy_(a);
-        }
-    });
+    copy_params(&eager, &compiled_model);
     let xs = Tensor::randn([16, 10], DType::F32);
     let ys = Tensor::randint(0, 4, [16]);
 
@@ -34,20 +32,14 @@ fn dropout_training_matches_eager_with_the_same_seed() {
     let mut opt = Sgd::new(eager.parameters(), 0.05);
     let mut eager_losses = Vec::new();
     for _ in 0..5 {
-        opt.zero_grad();
-        let loss = F::cross_entropy(&eager.forward(&xs), &ys);
-        loss.backward();
-        opt.step();
+        let loss = train_step(&eager, &mut opt, &xs, &ys);
         eager_losses.push(loss.item::<f32>());
     }
 
     manual_seed(123);
     let mut opt2 = Sgd::new(compiled_model.parameters(), 0.05);
     let mut step = compile(|b: &[Tensor]| {
-        opt2.zero_grad();
-        let loss = F::cross_entropy(&compiled_model.forward(&b[0]), &b[1]);
-        loss.backward();
-        opt2.step();
+        let loss = train_step(&compiled_model, &mut opt2, &b[0], &b[1]);
         vec![loss]
     });
     let losses: Vec<f32> = (0..5)

@@ -3,8 +3,11 @@
 //! parameters after 5 steps — for the benchmark workloads' architectures (MLP with Adam, CNN
 //! with SGD momentum, a causal transformer with AdamW), at test-sized shapes.
 
+mod common;
+
+use common::copy_params;
 use kiln_core::nn::functional as F;
-use kiln_core::{no_grad, DType, Tensor};
+use kiln_core::{DType, Tensor};
 use kiln_graph::compile;
 use kiln_nn::layers::{
     CausalDecoderBlock, Conv2d, Conv2dConfig, Embedding, Flatten, LayerNorm, Linear, MaxPool2d,
@@ -37,11 +40,7 @@ fn check<M: Module>(
 ) {
     let eager = make();
     let compiled = make();
-    no_grad(|| {
-        for (a, b) in eager.parameters().iter().zip(compiled.parameters()) {
-            b.copy_(a);
-        }
-    });
+    copy_params(&eager, &compiled);
     let logits = |m: &M, x: &Tensor| {
         let out = m.forward(x);
         match reshape_logits {

@@ -2,14 +2,16 @@
 //! the parameter (no update copy), dying intermediates are reused, and results still equal
 //! eager ones.
 
-use kiln_core::nn::functional as F;
-use kiln_core::{no_grad, DType, Tensor};
+mod common;
+
+use common::{copy_params, train_step};
+use kiln_core::{DType, Tensor};
 use kiln_graph::compile;
 use kiln_graph::executor::Executable;
 use kiln_graph::inplace::InPlace;
 use kiln_nn::layers::{Linear, ReLU, Sequential};
-use kiln_nn::optim::{Optimizer, Sgd};
-use kiln_nn::{Module, ModuleBase};
+use kiln_nn::optim::Sgd;
+use kiln_nn::ModuleBase;
 
 fn mlp() -> Sequential {
     Sequential::new()
@@ -22,19 +24,12 @@ fn mlp() -> Sequential {
 fn sgd_updates_run_in_place_and_match_eager() {
     let model = mlp();
     let eager = mlp();
-    no_grad(|| {
-        for (a, b) in model.parameters().iter().zip(eager.parameters()) {
-            b.copy_(a);
-        }
-    });
+    copy_params(&model, &eager);
     let xs = Tensor::randn([5, 6], DType::F32);
     let ys = Tensor::randint(0, 3, [5]);
     let mut opt = Sgd::new(model.parameters(), 0.1);
     let mut step = compile(|b: &[Tensor]| {
-        opt.zero_grad();
-        let loss = F::cross_entropy(&model.forward(&b[0]), &b[1]);
-        loss.backward();
-        opt.step();
+        let loss = train_step(&model, &mut opt, &b[0], &b[1]);
         vec![loss]
     });
     let batch = [xs.clone(), ys.clone()];
@@ -53,9 +48,7 @@ fn sgd_updates_run_in_place_and_match_eager() {
     let mut eager_opt = Sgd::new(eager.parameters(), 0.1);
     for _ in 0..3 {
         step.call(&batch);
-        eager_opt.zero_grad();
-        F::cross_entropy(&eager.forward(&xs), &ys).backward();
-        eager_opt.step();
+        train_step(&eager, &mut eager_opt, &xs, &ys);
     }
     for ((p, q), s) in model
         .parameters()
