@@ -4,7 +4,7 @@
 //! compiled inference.
 
 use crate::timing::bench;
-use crate::train::WARM;
+use crate::train::{self, WARM};
 use crate::{gpt, mlp, Report, Selection};
 use kiln::prelude::*;
 use std::time::Instant;
@@ -46,11 +46,7 @@ fn mlp_step(sel: &Selection, out: &mut Report) {
     let ys = Tensor::randint(0, 10, [128]);
     let mut opt = Adam::new(model.parameters(), 1e-3);
     let mut step = compile(|b: &[Tensor]| {
-        opt.zero_grad();
-        let loss = F::cross_entropy(&model.forward(&b[0]), &b[1]);
-        loss.backward();
-        opt.step();
-        vec![loss]
+        vec![train::step(|x| model.forward(x), &b[0], &b[1], &mut opt)]
     });
     let batch = [xs, ys];
     let t = Instant::now();
@@ -71,12 +67,8 @@ fn gpt_step(sel: &Selection, out: &mut Report) {
     let idx = Tensor::randint(0, 256, [16, 128]);
     let tgt = Tensor::randint(0, 256, [16, 128]).reshape([-1]);
     let mut train_step = |b: &[Tensor]| {
-        opt.zero_grad();
-        let logits = model.forward(&b[0]).reshape([-1, 256]);
-        let loss = F::cross_entropy(&logits, &b[1]);
-        loss.backward();
-        opt.step();
-        vec![loss]
+        let forward = |x: &Tensor| model.forward(x).reshape([-1, 256]);
+        vec![train::step(forward, &b[0], &b[1], &mut opt)]
     };
     let batch = [idx, tgt];
     // Bytes of tensors a step creates that are alive at once at its peak (parameters and

@@ -19,11 +19,21 @@ pub fn step_ms(
     opt: &mut impl Optimizer,
     iters: usize,
 ) -> f64 {
-    let secs = bench(WARM, iters, || {
-        opt.zero_grad();
-        let loss = F::cross_entropy(&forward(xs), ys);
-        loss.backward();
-        opt.step();
-    });
+    let secs = bench(WARM, iters, || step(&forward, xs, ys, opt));
     secs * 1e3
+}
+
+/// One training step (zero_grad, forward, cross-entropy, backward, update) returning the loss:
+/// what the eager workloads time and the compiled ones trace.
+pub fn step(
+    forward: impl Fn(&Tensor) -> Tensor,
+    xs: &Tensor,
+    ys: &Tensor,
+    opt: &mut (impl Optimizer + ?Sized),
+) -> Tensor {
+    opt.zero_grad();
+    let loss = F::cross_entropy(&forward(xs), ys);
+    loss.backward();
+    opt.step();
+    loss
 }
