@@ -45,9 +45,8 @@ fn mlp_step(sel: &Selection, out: &mut Report) {
     let xs = Tensor::randn([128, 1, 28, 28], DType::F32);
     let ys = Tensor::randint(0, 10, [128]);
     let mut opt = Adam::new(model.parameters(), 1e-3);
-    let mut step = compile(|b: &[Tensor]| {
-        vec![train::step(|x| model.forward(x), &b[0], &b[1], &mut opt)]
-    });
+    let mut step =
+        compile(|b: &[Tensor]| vec![train::step(|x| model.forward(x), &b[0], &b[1], &mut opt)]);
     let batch = [xs, ys];
     let t = Instant::now();
     step.call(&batch);

@@ -95,7 +95,7 @@ impl GraphCache {
             return exe;
         }
         let (graph, report) = self.build(&signature.args, f);
-        if enabled_log() {
+        if crate::log::enabled() {
             eprintln!("{report}");
         }
         let executable = Arc::new(Executable::new(graph));
@@ -194,10 +194,6 @@ where
     pub fn trace_count(&self) -> usize {
         self.cache.trace_count()
     }
-}
-
-fn enabled_log() -> bool {
-    crate::log::enabled()
 }
 
 /// Sum of all node results' bytes, and the most bytes live at once when each value is freed

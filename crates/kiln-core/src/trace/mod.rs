@@ -88,8 +88,6 @@ struct TraceState {
     views: std::collections::HashSet<ValueId>,
     /// Leaves whose `.grad` slot the trace touched, with the slot as it was before.
     grads: Vec<(Tensor, Option<Tensor>)>,
-    /// Tracer tensors of the arguments, to map argument gradients back.
-    args: Vec<Tensor>,
 }
 
 /// Clears the trace on every exit path (including a panic in the traced function) and puts
@@ -141,7 +139,6 @@ pub fn trace(args: &[ArgSpec], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> Grap
             bound: HashMap::new(),
             views: Default::default(),
             grads: Vec::new(),
-            args: tracers.clone(),
         })
     });
     let guard = ActiveGuard;
@@ -426,14 +423,6 @@ fn tracer_read_panic(t: &Tensor, op: &str) -> ! {
         t.shape(),
         t.dtype()
     )
-}
-
-/// The argument tracers of the running trace (for diagnostics and tests).
-pub fn argument_tracers() -> Vec<Tensor> {
-    if !is_tracing() {
-        return Vec::new();
-    }
-    with_state(|st| st.args.clone())
 }
 
 /// The output shape and dtype `op` would give on operands of these types, or the message it
