@@ -385,14 +385,7 @@ fn double_backward_of_transcendentals() {
 
 /// Second derivative (summed over elements) of `f` at `v`, through create_graph.
 fn second_derivative(v: &[f64], f: impl Fn(&Tensor) -> Tensor) -> Vec<f64> {
-    let x = leaf(v);
-    f(&x)
-        .sum_all()
-        .backward_opts(&Tensor::ones([0usize; 0], DType::F64), CREATE);
-    let g = x.grad().unwrap();
-    x.zero_grad();
-    g.sum_all().backward();
-    grad(&x)
+    weighted_second_derivative(v, &vec![1.0; v.len()], f)
 }
 
 /// `∂/∂x Σⱼ uⱼ·(∂f/∂xⱼ)` at `v`, through create_graph (sums of softmax gradients are 0, so the

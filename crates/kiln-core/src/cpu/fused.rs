@@ -128,13 +128,18 @@ fn sources(
 
 fn run(program: &FusedProgram, sources: &[Source], shape: &[usize], out: OutPtr) {
     let numel: usize = shape.iter().product();
+    let kernel = Kernel {
+        program,
+        sources,
+        shape,
+    };
     let run_tiles = |start: usize, len: usize| {
         let n_regs = program.n_inputs as usize + program.steps.len();
         let mut regs = vec![[0f32; TILE]; n_regs];
         let mut at = start;
         while at < start + len {
             let n = TILE.min(start + len - at);
-            let result = run_tile_best(program, sources, shape, at, n, &mut regs);
+            let result = run_tile_best(&kernel, at, n, &mut regs);
             // SAFETY: `at..at + n` is inside the output and owned by this task; the tile's
             // inputs were read into registers above.
             unsafe { std::ptr::copy_nonoverlapping(result.as_ptr(), out.at(at), n) };
@@ -158,9 +163,7 @@ fn run(program: &FusedProgram, sources: &[Source], shape: &[usize], out: OutPtr)
 /// [`run_tile`] compiled for AVX-512 when the CPU has it (the steps' loops then run 16 lanes
 /// wide instead of the baseline's 4); the same IEEE operations either way, so the same bits.
 fn run_tile_best<'r>(
-    program: &FusedProgram,
-    sources: &[Source],
-    shape: &[usize],
+    k: &Kernel,
     start: usize,
     len: usize,
     regs: &'r mut [[f32; TILE]],
@@ -168,33 +171,37 @@ fn run_tile_best<'r>(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the feature was detected at run time.
-        return unsafe { run_tile_avx512(program, sources, shape, start, len, regs) };
+        return unsafe { run_tile_avx512(k, start, len, regs) };
     }
-    run_tile(program, sources, shape, start, len, regs)
+    run_tile(k, start, len, regs)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn run_tile_avx512<'r>(
-    program: &FusedProgram,
-    sources: &[Source],
-    shape: &[usize],
+    k: &Kernel,
     start: usize,
     len: usize,
     regs: &'r mut [[f32; TILE]],
 ) -> &'r [f32] {
-    run_tile(program, sources, shape, start, len, regs)
+    run_tile(k, start, len, regs)
+}
+
+/// What every tile of one fused op shares.
+#[derive(Clone, Copy)]
+struct Kernel<'a> {
+    program: &'a FusedProgram,
+    sources: &'a [Source],
+    shape: &'a [usize],
 }
 
 #[inline(always)]
-fn run_tile<'r>(
-    program: &FusedProgram,
-    sources: &[Source],
-    shape: &[usize],
-    start: usize,
-    len: usize,
-    regs: &'r mut [[f32; TILE]],
-) -> &'r [f32] {
+fn run_tile<'r>(k: &Kernel, start: usize, len: usize, regs: &'r mut [[f32; TILE]]) -> &'r [f32] {
+    let Kernel {
+        program,
+        sources,
+        shape,
+    } = *k;
     let base = program.n_inputs as usize;
     let (in_regs, step_regs) = regs.split_at_mut(base);
     // Dense f32 inputs are read where they are; the others are gathered into registers.
