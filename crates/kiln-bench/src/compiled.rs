@@ -70,8 +70,9 @@ fn gpt_step(sel: &Selection, out: &mut Report) {
         vec![train::step(forward, &b[0], &b[1], &mut opt)]
     };
     let batch = [idx, tgt];
-    // Bytes of tensors a step creates that are alive at once at its peak (parameters and
-    // optimizer state created before are not counted), eager first, then compiled.
+    // Bytes of tensor buffers (64 KiB and up) a step holds at once at its peak beyond those
+    // live before it (parameters and optimizer state are not counted), eager first, then
+    // compiled.
     train_step(&batch);
     kiln::memory::start();
     train_step(&batch);

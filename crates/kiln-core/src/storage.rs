@@ -177,8 +177,6 @@ pub struct Storage {
     trace_generation: u32,
     /// Created while a trace was active: a constant of that trace, not captured state.
     born_in_trace: bool,
-    /// Bytes reported to [`crate::memory`] at creation (0 when not counted).
-    counted_bytes: usize,
     /// Bytes the caching allocator counts as live for this buffer (0 for small buffers).
     tracked: usize,
 }
@@ -188,9 +186,6 @@ const NOT_TRACED: u32 = u32::MAX;
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        if self.counted_bytes > 0 {
-            crate::memory::on_free(self.counted_bytes);
-        }
         // Hand large buffers to the caching allocator for the next op of the same size.
         let data = std::mem::replace(self.data.get_mut(), CpuStorage::F32(Vec::new()));
         crate::cpu::pool::recycle(data, self.tracked);
@@ -201,11 +196,9 @@ impl Storage {
     /// Wraps a host buffer.
     #[inline]
     pub fn cpu(data: CpuStorage) -> Storage {
-        let counted_bytes = crate::memory::on_alloc(&data);
         let tracked = crate::cpu::pool::tracked_bytes(&data);
         crate::cpu::pool::on_alloc(tracked);
         Storage {
-            counted_bytes,
             data: RwLock::new(data),
             version: AtomicU64::new(0),
             device: Device::Cpu,
@@ -224,7 +217,6 @@ impl Storage {
             device: Device::Cpu,
             tracer: AtomicU32::new(id),
             trace_generation: generation,
-            counted_bytes: 0,
             born_in_trace: true,
             tracked: 0,
         }

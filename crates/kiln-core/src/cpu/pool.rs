@@ -28,6 +28,8 @@ const MAX_CACHED_BYTES: usize = 256 << 20;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// The largest `LIVE` seen: the bound on `LIVE + cached`.
 static LIMIT: AtomicUsize = AtomicUsize::new(0);
+/// The largest `LIVE` since the last [`window_start`] (for `crate::memory`).
+static WINDOW_PEAK: AtomicUsize = AtomicUsize::new(0);
 /// Mirror of `Cache::bytes`, so the allocation path checks the bound without the lock.
 static CACHED: AtomicUsize = AtomicUsize::new(0);
 
@@ -124,6 +126,7 @@ pub(crate) fn on_alloc(bytes: usize) {
         return;
     }
     let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    WINDOW_PEAK.fetch_max(live, Ordering::Relaxed);
     let limit = LIMIT.fetch_max(live, Ordering::Relaxed).max(live);
     if live + CACHED.load(Ordering::Relaxed) <= limit {
         return;
@@ -189,6 +192,18 @@ pub fn cached_bytes() -> usize {
 /// Bytes of large buffers (the sizes the cache manages) held by live tensors.
 pub fn live_bytes() -> usize {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// Starts a measuring window: its peak is reset to the bytes live now, which it returns.
+pub fn window_start() -> usize {
+    let live = LIVE.load(Ordering::Relaxed);
+    WINDOW_PEAK.store(live, Ordering::Relaxed);
+    live
+}
+
+/// The most bytes of large buffers live at once since [`window_start`].
+pub fn window_peak() -> usize {
+    WINDOW_PEAK.load(Ordering::Relaxed)
 }
 
 /// The most bytes of large buffers live at once so far: the cache keeps
