@@ -84,6 +84,17 @@ fn main() {
     time("gpt mlp2 h@W^T", f(2048, 256, 1024, 1), || {
         h4.matmul(&w4.t())
     });
+    // MLP 784-512-512-10, batch 128
+    let x = r(&[128, 784]);
+    let w1 = r(&[512, 784]);
+    let w2 = r(&[512, 512]);
+    let h = r(&[128, 512]);
+    let g = r(&[128, 512]);
+    time("mlp fwd1 x@W1^T", f(128, 512, 784, 1), || x.matmul(&w1.t()));
+    time("mlp fwd2 h@W2^T", f(128, 512, 512, 1), || h.matmul(&w2.t()));
+    time("mlp dW1 g^T@x", f(512, 784, 128, 1), || g.t().matmul(&x));
+    time("mlp dW2 g^T@h", f(512, 512, 128, 1), || g.t().matmul(&h));
+    time("mlp dX2 g@W2", f(128, 512, 512, 1), || g.matmul(&w2));
     let a = r(&[256, 256]);
     time("256^3", f(256, 256, 256, 1), || a.matmul(&a));
     let a = r(&[1024, 1024]);

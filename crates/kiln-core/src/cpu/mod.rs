@@ -8,6 +8,7 @@ mod fused;
 pub use fused::fused_into;
 pub mod fused_optim;
 mod index;
+mod layer_norm;
 mod matmul;
 pub mod num;
 pub mod pool;
@@ -126,6 +127,10 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         )),
         Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype)),
         Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype)),
+        Op::LayerNorm { eps } => Out::Dense(layer_norm::layer_norm(inputs[0], *eps, dtype)),
+        Op::LayerNormBackward { eps } => Out::Dense(layer_norm::layer_norm_backward(
+            inputs[0], inputs[1], *eps, dtype,
+        )),
         Op::Random {
             dist,
             dtype,

@@ -298,6 +298,35 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             }
             (x.shape().into(), x.dtype())
         }
+        Op::LayerNorm { .. } => {
+            expect_arity(op, inputs, 1);
+            let x = inputs[0];
+            if x.rank() == 0 || !x.dtype().is_float() {
+                panic!(
+                    "{name}: expected a float tensor with at least 1 dim, got {:?} ({})",
+                    x.shape(),
+                    x.dtype()
+                );
+            }
+            (x.shape().into(), x.dtype())
+        }
+        Op::LayerNormBackward { .. } => {
+            expect_arity(op, inputs, 2);
+            let (x, g) = (inputs[0], inputs[1]);
+            if x.rank() == 0
+                || x.shape() != g.shape()
+                || x.dtype() != g.dtype()
+                || !x.dtype().is_float()
+            {
+                panic!(
+                    "{name}: x and g must be float tensors of one shape (at least 1 dim) and \
+                     dtype, got {} ({})",
+                    shapes(inputs),
+                    dtypes(inputs)
+                );
+            }
+            (x.shape().into(), x.dtype())
+        }
         Op::Softmax { dim, .. } => {
             expect_arity(op, inputs, 1);
             let x = inputs[0];

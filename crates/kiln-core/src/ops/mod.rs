@@ -240,6 +240,18 @@ pub enum Op {
         log: bool,
     },
 
+    /// `(x − mean) / sqrt(var + eps)` over the last dim (biased variance): layer norm without
+    /// its affine part, in one pass per row
+    LayerNorm {
+        /// added to the variance
+        eps: f64,
+    },
+    /// the gradient of [`Op::LayerNorm`] with respect to its input; inputs: x, g (same shape)
+    LayerNormBackward {
+        /// added to the variance
+        eps: f64,
+    },
+
     /// `g · gelu′(x)` for the exact GELU, its VJP in one pass (instead of ten ops, two of them
     /// transcendental); inputs: x, g (same shape)
     GeluBackward,
@@ -317,13 +329,15 @@ impl Op {
             Op::Softmax { log: false, .. } => "softmax",
             Op::Softmax { log: true, .. } => "log_softmax",
             Op::GeluBackward => "gelu_backward",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::LayerNormBackward { .. } => "layer_norm_backward",
             Op::Random { .. } => "random",
             Op::Fused(_) => "fused",
         }
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 49;
+    pub const COUNT: usize = 51;
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

@@ -44,6 +44,8 @@ pub fn saves(op: &Op) -> Saves {
         Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
         Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
+        Op::LayerNorm { .. } => s(0b1, false),
+        Op::LayerNormBackward { .. } => s(0b11, false),
         Op::Where => s(0b1, false),
         Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => s(0b10, false),
         Op::Sign
@@ -93,6 +95,36 @@ pub fn sum_to(g: &Tensor, shape: &[usize]) -> Tensor {
 
 fn mask(t: &Tensor, like: &Tensor) -> Tensor {
     t.to_dtype(like.dtype())
+}
+
+/// The VJP of `gx = LayerNormBackward(x, dy)` for an upstream `gg`, per row with `σ` the
+/// inverse std, `x̂` the normalized row, `m = mean(dy·x̂)`, `s = Σ gg·x̂`, `a = Σ gg·(dy − mean dy)`:
+/// `∂/∂dy = LayerNormBackward(x, gg)` (the map is symmetric in dy) and
+/// `∂/∂x = −σ²/D · (x̂·(a − 3·m·s) + s·(dy − mean dy) + D·m·(gg − mean gg))`.
+fn layer_norm_backward_vjp(
+    x: &Tensor,
+    dy: &Tensor,
+    gg: &Tensor,
+    eps: f64,
+    needs: &[bool],
+) -> InputGrads {
+    let grad_x = needs[0].then(|| {
+        let last = [x.rank() - 1];
+        let d = x.shape()[last[0]] as f64;
+        let xhat = super::dispatch(Op::LayerNorm { eps }, &[x]);
+        let centered = x - &x.mean(last, true);
+        let rstd = centered.square().mean(last, true).add_scalar(eps).rsqrt();
+        let dy_c = dy - &dy.mean(last, true);
+        let gg_c = gg - &gg.mean(last, true);
+        let m = (dy * &xhat).mean(last, true);
+        let s = (gg * &xhat).sum(last, true);
+        let a = (gg * &dy_c).sum(last, true);
+        let inner = &(&xhat * &(&a - &(&m * &s).affine(3.0, 0.0)))
+            + &(&(&s * &dy_c) + &(&m * &gg_c).affine(d, 0.0));
+        &rstd.square().affine(-1.0 / d, 0.0) * &inner
+    });
+    let grad_dy = needs[1].then(|| super::dispatch(Op::LayerNormBackward { eps }, &[x, gg]));
+    smallvec![grad_x, grad_dy]
 }
 
 /// Computes the gradients of `op`'s inputs given the gradient `g` of its output `y`.
@@ -236,6 +268,11 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         Op::Softmax { dim, log: false } => one(y * &(g - &(g * y).sum([*dim], true))),
         // g − softmax·Σ g, with softmax = exp(y).
         Op::Softmax { dim, log: true } => one(g - &(&y.exp() * &g.sum([*dim], true))),
+        Op::LayerNorm { eps } => one(super::dispatch(
+            Op::LayerNormBackward { eps: *eps },
+            &[x, g],
+        )),
+        Op::LayerNormBackward { eps } => layer_norm_backward_vjp(x, inputs[1], g, *eps, needs),
         Op::Reshape(_) => one(g.reshape(x.shape())),
         Op::Permute(p) => {
             let mut inv = vec![0usize; p.len()];

@@ -3,11 +3,16 @@
 use crate::autograd::no_grad;
 use crate::tensor::Tensor;
 
-/// `(x − mean) / sqrt(var + eps)` over `dims` (biased variance, kept dims).
-fn standardize(x: &Tensor, dims: &[usize], eps: f64) -> Tensor {
-    let centered = x - &x.mean(dims, true);
-    let var = centered.square().mean(dims, true);
-    &centered * &var.add_scalar(eps).rsqrt()
+/// `(x − mean) / sqrt(var + eps)` over the last `k` dims (biased variance), as the fused
+/// [`crate::ops::Op::LayerNorm`] over those dims merged into one.
+fn standardize_trailing(x: &Tensor, k: usize, eps: f64) -> Tensor {
+    let op = crate::ops::Op::LayerNorm { eps };
+    if k == 1 {
+        return crate::ops::dispatch(op, &[x]);
+    }
+    let mut merged: Vec<usize> = x.shape()[..x.rank() - k].to_vec();
+    merged.push(x.shape()[x.rank() - k..].iter().product());
+    crate::ops::dispatch(op, &[&x.reshape(merged)]).reshape(x.shape())
 }
 
 /// The last `k` dims of `x`, checked to equal `normalized_shape`.
@@ -56,7 +61,7 @@ pub fn layer_norm(
     let dims = trailing_dims(input, normalized_shape, "layer_norm");
     check_param(weight, normalized_shape, "weight", "layer_norm");
     check_param(bias, normalized_shape, "bias", "layer_norm");
-    affine(standardize(input, &dims, eps), weight, bias)
+    affine(standardize_trailing(input, dims.len(), eps), weight, bias)
 }
 
 /// RMS normalization `x / sqrt(mean(x²) + eps) · weight` over the trailing `normalized_shape`
@@ -121,7 +126,7 @@ pub fn group_norm(
     check_param(bias, &[c], "bias", "group_norm");
     let n = input.shape()[0];
     let grouped = input.reshape([n, num_groups, input.numel() / (n * num_groups).max(1)]);
-    let normed = standardize(&grouped, &[2], eps).reshape(input.shape());
+    let normed = standardize_trailing(&grouped, 1, eps).reshape(input.shape());
     channel_affine(normed, input, weight, bias)
 }
 
