@@ -71,20 +71,26 @@ impl Layout {
 
     /// True when elements are dense in row-major order (size-1 dims may have any stride).
     pub fn is_contiguous(&self) -> bool {
-        let mut acc = 1;
-        for i in (0..self.shape.len()).rev() {
-            if self.shape[i] != 1 && self.strides[i] != acc {
-                return false;
-            }
-            acc *= self.shape[i];
-        }
-        true
+        self.dense_numel().is_some()
     }
 
     /// The storage range `[offset, offset + numel)` when contiguous.
     pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
-        self.is_contiguous()
-            .then(|| self.offset..self.offset + self.numel())
+        self.dense_numel().map(|n| self.offset..self.offset + n)
+    }
+
+    /// The number of elements when dense in row-major order (one pass over the dims, which
+    /// every kernel's fast path checks).
+    #[inline]
+    fn dense_numel(&self) -> Option<usize> {
+        let mut acc = 1;
+        for (&d, &s) in self.shape.iter().zip(self.strides.iter()).rev() {
+            if d != 1 && s != acc {
+                return None;
+            }
+            acc *= d;
+        }
+        Some(acc)
     }
 
     /// Layout with dims reordered by `perm`.
