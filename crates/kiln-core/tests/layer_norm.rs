@@ -92,6 +92,12 @@ fn layer_norm_with_affine_matches_the_composite_gradients_of_all_inputs() {
     };
     let fused = grads(&|x, w, b| F::layer_norm(x, &[16], Some(w), Some(b), EPS));
     let reference = grads(&|x, w, b| &(&composite(x, 1) * w) + b);
+    // Also over two normalized dims (weight and bias shaped like them).
+    let x2 = x.reshape([6, 4, 4]);
+    let (w2, b2) = (w.reshape([4, 4]), b.reshape([4, 4]));
+    let y2 = F::layer_norm(&x2, &[4, 4], Some(&w2), Some(&b2), EPS);
+    let r2 = &(&composite(&x2, 2) * &w2) + &b2;
+    assert!(max_abs_diff(&y2, &r2) < 1e-12);
     for (name, (a, r)) in ["x", "weight", "bias"]
         .iter()
         .zip(fused.iter().zip(&reference))
@@ -110,6 +116,13 @@ fn layer_norm_primitives_pass_gradcheck_including_the_second_derivative() {
     let xt = randn(&[5, 3], DType::F64, 9).requires_grad_(true);
     let ln_t = |t: &[Tensor]| dispatch(Op::LayerNorm { eps: EPS }, &[&t[0].t()]);
     gradcheck(ln_t, &[xt], 1e-6, 1e-6, 1e-5).unwrap();
+    // With weight and bias inside the op (weight and bias get gradients too).
+    let (w, b) = (
+        randn(&[5], DType::F64, 10).requires_grad_(true),
+        randn(&[5], DType::F64, 11).requires_grad_(true),
+    );
+    let ln_affine = |t: &[Tensor]| dispatch(Op::LayerNorm { eps: EPS }, &[&t[0], &t[1], &t[2]]);
+    gradcheck(ln_affine, &[x.clone(), w, b], 1e-6, 1e-6, 1e-5).unwrap();
     // The backward op's VJP (with respect to x and to the upstream gradient).
     let back = |t: &[Tensor]| dispatch(Op::LayerNormBackward { eps: EPS }, &[&t[0], &t[1]]);
     gradcheck(back, &[x.clone(), dy.clone()], 1e-6, 1e-6, 1e-5).unwrap();
@@ -133,6 +146,16 @@ fn layer_norm_misuse_names_the_op_shapes_and_dtypes() {
     let msg = err.downcast_ref::<String>().unwrap();
     assert!(
         msg.contains("layer_norm_backward") && msg.contains("[2, 3]") && msg.contains("f32"),
+        "{msg}"
+    );
+    let w = Tensor::zeros([2], DType::F32);
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        dispatch(Op::LayerNorm { eps: EPS }, &[&x, &w, &w])
+    }))
+    .unwrap_err();
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(
+        msg.contains("layer_norm") && msg.contains("[2, 3], [2], [2]"),
         "{msg}"
     );
     let ints = Tensor::zeros([2, 3], DType::I64);

@@ -27,11 +27,20 @@ fn moments<T: Elem>(row: &[T], eps: f64) -> (f64, f64) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-fn forward_row<T: Elem>(x: &[T], y: &mut [T], eps: f64) {
+fn forward_row<T: Elem>(x: &[T], y: &mut [T], affine: Option<(&[T], &[T])>, eps: f64) {
     let (mean, rstd) = moments(x, eps);
     let (m, r) = (T::from_f64(mean), T::from_f64(rstd));
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = (x - m) * r;
+    match affine {
+        None => {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = (x - m) * r;
+            }
+        }
+        Some((w, b)) => {
+            for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
+                *y = (x - m) * r * w + b;
+            }
+        }
     }
 }
 
@@ -76,12 +85,19 @@ fn rows<T: Elem>(numel: usize, d: usize, row: impl Fn(usize, &mut [T]) + Sync + 
     out
 }
 
-fn forward_typed<T: Elem>(x: &Tensor, eps: f64) -> Vec<T> {
+fn forward_typed<T: Elem>(inputs: &[&Tensor], eps: f64) -> Vec<T> {
+    let x = inputs[0];
     let d = x.shape().last().copied().unwrap_or(1);
     with_dense::<T, _>(x, |src| {
-        rows(src.len(), d, |i, o| {
-            forward_row(&src[i * d..(i + 1) * d], o, eps)
-        })
+        let run = |affine: Option<(&[T], &[T])>| {
+            rows(src.len(), d, |i, o| {
+                forward_row(&src[i * d..(i + 1) * d], o, affine, eps)
+            })
+        };
+        match inputs {
+            [_, w, b] => with_dense::<T, _>(w, |w| with_dense::<T, _>(b, |b| run(Some((w, b))))),
+            _ => run(None),
+        }
     })
 }
 
@@ -124,13 +140,14 @@ fn by_dtype(
     }
 }
 
-/// `(x − mean) / sqrt(var + eps)` over the last dim of `x`.
-pub fn layer_norm(x: &Tensor, eps: f64, out: DType) -> CpuStorage {
+/// `(x − mean) / sqrt(var + eps)` over the last dim of `inputs[0]`, times `inputs[1]` plus
+/// `inputs[2]` when given.
+pub fn layer_norm(inputs: &[&Tensor], eps: f64, out: DType) -> CpuStorage {
     by_dtype(
-        &[x],
+        inputs,
         out,
-        |t| forward_typed::<f32>(t[0], eps),
-        |t| forward_typed::<f64>(t[0], eps),
+        |t| forward_typed::<f32>(t, eps),
+        |t| forward_typed::<f64>(t, eps),
     )
 }
 

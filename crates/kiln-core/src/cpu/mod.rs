@@ -127,7 +127,7 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         )),
         Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype)),
         Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype)),
-        Op::LayerNorm { eps } => Out::Dense(layer_norm::layer_norm(inputs[0], *eps, dtype)),
+        Op::LayerNorm { eps } => Out::Dense(layer_norm::layer_norm(inputs, *eps, dtype)),
         Op::LayerNormBackward { eps } => Out::Dense(layer_norm::layer_norm_backward(
             inputs[0], inputs[1], *eps, dtype,
         )),

@@ -299,13 +299,19 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (x.shape().into(), x.dtype())
         }
         Op::LayerNorm { .. } => {
-            expect_arity(op, inputs, 1);
             let x = inputs[0];
-            if x.rank() == 0 || !x.dtype().is_float() {
+            let d = x.shape().last().copied();
+            let affine_ok = inputs.len() == 1
+                || (inputs.len() == 3
+                    && inputs[1..].iter().all(|t| {
+                        t.rank() == 1 && Some(t.shape()[0]) == d && t.dtype() == x.dtype()
+                    }));
+            if d.is_none() || !x.dtype().is_float() || !affine_ok {
                 panic!(
-                    "{name}: expected a float tensor with at least 1 dim, got {:?} ({})",
-                    x.shape(),
-                    x.dtype()
+                    "{name}: expected a float tensor with at least 1 dim, optionally with weight \
+                     and bias of its last dim's size and dtype, got {} ({})",
+                    shapes(inputs),
+                    dtypes(inputs)
                 );
             }
             (x.shape().into(), x.dtype())

@@ -240,8 +240,8 @@ pub enum Op {
         log: bool,
     },
 
-    /// `(x − mean) / sqrt(var + eps)` over the last dim (biased variance): layer norm without
-    /// its affine part, in one pass per row
+    /// `(x − mean) / sqrt(var + eps)` over the last dim (biased variance), in one pass per row;
+    /// inputs: x, or x, weight, bias (both `[D]` for a last dim of `D`) for `x̂ · weight + bias`
     LayerNorm {
         /// added to the variance
         eps: f64,

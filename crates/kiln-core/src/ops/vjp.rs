@@ -44,7 +44,7 @@ pub fn saves(op: &Op) -> Saves {
         Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
         Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
-        Op::LayerNorm { .. } => s(0b1, false),
+        Op::LayerNorm { .. } => s(0b11, false),
         Op::LayerNormBackward { .. } => s(0b11, false),
         Op::Where => s(0b1, false),
         Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => s(0b10, false),
@@ -95,6 +95,31 @@ pub fn sum_to(g: &Tensor, shape: &[usize]) -> Tensor {
 
 fn mask(t: &Tensor, like: &Tensor) -> Tensor {
     t.to_dtype(like.dtype())
+}
+
+/// The VJP of `y = x̂ · w + b` (or `y = x̂`): `∂/∂x = LayerNormBackward(x, g · w)`,
+/// `∂/∂w = Σ g · x̂` and `∂/∂b = Σ g` over all but the last dim (`x̂` recomputed, not saved).
+fn layer_norm_vjp(inputs: &[&Tensor], g: &Tensor, eps: f64, needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    let w = inputs.get(1).copied();
+    let rows: Vec<usize> = (0..x.rank() - 1).collect();
+    let grad_x = needs[0].then(|| {
+        let gx_hat = match w {
+            Some(w) => g * w,
+            None => g.clone(),
+        };
+        super::dispatch(Op::LayerNormBackward { eps }, &[x, &gx_hat])
+    });
+    let mut out: InputGrads = smallvec![grad_x];
+    if w.is_some() {
+        let grad_w = needs[1].then(|| {
+            let xhat = super::dispatch(Op::LayerNorm { eps }, &[x]);
+            (g * &xhat).sum(rows.as_slice(), false)
+        });
+        out.push(grad_w);
+        out.push(needs[2].then(|| g.sum(rows.as_slice(), false)));
+    }
+    out
 }
 
 /// The VJP of `gx = LayerNormBackward(x, dy)` for an upstream `gg`, per row with `σ` the
@@ -268,10 +293,7 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         Op::Softmax { dim, log: false } => one(y * &(g - &(g * y).sum([*dim], true))),
         // g − softmax·Σ g, with softmax = exp(y).
         Op::Softmax { dim, log: true } => one(g - &(&y.exp() * &g.sum([*dim], true))),
-        Op::LayerNorm { eps } => one(super::dispatch(
-            Op::LayerNormBackward { eps: *eps },
-            &[x, g],
-        )),
+        Op::LayerNorm { eps } => layer_norm_vjp(inputs, g, *eps, needs),
         Op::LayerNormBackward { eps } => layer_norm_backward_vjp(x, inputs[1], g, *eps, needs),
         Op::Reshape(_) => one(g.reshape(x.shape())),
         Op::Permute(p) => {

@@ -3,16 +3,28 @@
 use crate::autograd::no_grad;
 use crate::tensor::Tensor;
 
-/// `(x − mean) / sqrt(var + eps)` over the last `k` dims (biased variance), as the fused
-/// [`crate::ops::Op::LayerNorm`] over those dims merged into one.
-fn standardize_trailing(x: &Tensor, k: usize, eps: f64) -> Tensor {
+/// `(x − mean) / sqrt(var + eps)` over the last `k` dims (biased variance), then `· weight +
+/// bias` when both are given (shaped like those dims), as one fused
+/// [`crate::ops::Op::LayerNorm`] over the dims merged into one.
+fn standardize_trailing(
+    x: &Tensor,
+    k: usize,
+    eps: f64,
+    affine: Option<(&Tensor, &Tensor)>,
+) -> Tensor {
     let op = crate::ops::Op::LayerNorm { eps };
+    let d: usize = x.shape()[x.rank() - k..].iter().product();
+    let params = affine.map(|(w, b)| (w.reshape([d]), b.reshape([d])));
+    let run = |x: &Tensor| match &params {
+        Some((w, b)) => crate::ops::dispatch(op.clone(), &[x, w, b]),
+        None => crate::ops::dispatch(op.clone(), &[x]),
+    };
     if k == 1 {
-        return crate::ops::dispatch(op, &[x]);
+        return run(x);
     }
     let mut merged: Vec<usize> = x.shape()[..x.rank() - k].to_vec();
-    merged.push(x.shape()[x.rank() - k..].iter().product());
-    crate::ops::dispatch(op, &[&x.reshape(merged)]).reshape(x.shape())
+    merged.push(d);
+    run(&x.reshape(merged)).reshape(x.shape())
 }
 
 /// The last `k` dims of `x`, checked to equal `normalized_shape`.
@@ -61,7 +73,14 @@ pub fn layer_norm(
     let dims = trailing_dims(input, normalized_shape, "layer_norm");
     check_param(weight, normalized_shape, "weight", "layer_norm");
     check_param(bias, normalized_shape, "bias", "layer_norm");
-    affine(standardize_trailing(input, dims.len(), eps), weight, bias)
+    match (weight, bias) {
+        (Some(w), Some(b)) => standardize_trailing(input, dims.len(), eps, Some((w, b))),
+        _ => affine(
+            standardize_trailing(input, dims.len(), eps, None),
+            weight,
+            bias,
+        ),
+    }
 }
 
 /// RMS normalization `x / sqrt(mean(x²) + eps) · weight` over the trailing `normalized_shape`
@@ -126,7 +145,7 @@ pub fn group_norm(
     check_param(bias, &[c], "bias", "group_norm");
     let n = input.shape()[0];
     let grouped = input.reshape([n, num_groups, input.numel() / (n * num_groups).max(1)]);
-    let normed = standardize_trailing(&grouped, 1, eps).reshape(input.shape());
+    let normed = standardize_trailing(&grouped, 1, eps, None).reshape(input.shape());
     channel_affine(normed, input, weight, bias)
 }
 
