@@ -1,6 +1,7 @@
 //! CPU kernels for the primitive ops. `execute` is the backend contract: given an op, its
 //! inputs and the inferred output, return the output's storage and layout.
 
+mod attention;
 mod binary;
 mod conv;
 mod copy;
@@ -127,6 +128,12 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         )),
         Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype)),
         Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype)),
+        Op::Attention { scale, causal } => {
+            Out::Dense(attention::attention(inputs, *scale, *causal, dtype))
+        }
+        Op::AttentionBackward { scale, causal } => Out::Dense(attention::attention_backward(
+            inputs, *scale, *causal, dtype,
+        )),
         Op::LayerNorm { eps } => Out::Dense(layer_norm::layer_norm(inputs, *eps, dtype)),
         Op::LayerNormBackward { eps } => Out::Dense(layer_norm::layer_norm_backward(
             inputs[0], inputs[1], *eps, dtype,

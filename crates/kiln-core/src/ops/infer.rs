@@ -316,6 +316,32 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             }
             (x.shape().into(), x.dtype())
         }
+        Op::Attention { .. } | Op::AttentionBackward { .. } => {
+            let n = if matches!(op, Op::Attention { .. }) {
+                3
+            } else {
+                4
+            };
+            expect_arity(op, inputs, n);
+            let q = inputs[0];
+            if q.rank() < 2
+                || !matches!(q.dtype(), DType::F32 | DType::F64)
+                || inputs
+                    .iter()
+                    .any(|t| t.shape() != q.shape() || t.dtype() != q.dtype())
+            {
+                panic!(
+                    "{name}: expected f32 or f64 tensors of one shape [.., T, D], got {} ({})",
+                    shapes(inputs),
+                    dtypes(inputs)
+                );
+            }
+            let mut s: Shape = q.shape().into();
+            if n == 4 {
+                s.insert(0, 3);
+            }
+            (s, q.dtype())
+        }
         Op::LayerNormBackward { .. } => {
             expect_arity(op, inputs, 2);
             let (x, g) = (inputs[0], inputs[1]);

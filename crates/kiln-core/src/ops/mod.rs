@@ -252,6 +252,23 @@ pub enum Op {
         eps: f64,
     },
 
+    /// `softmax(scale · q kᵀ) v` per head (the last two dims), keys after each query masked out
+    /// when `causal`; inputs: q, k, v of one shape `[.., T, D]`, f32 or f64
+    Attention {
+        /// multiplier of the scores
+        scale: f64,
+        /// mask keys after each query
+        causal: bool,
+    },
+    /// the gradients of [`Op::Attention`] stacked as `[3, .., T, D]` (dq, dk, dv); inputs: q, k,
+    /// v, g; recomputes the probabilities; not differentiable
+    AttentionBackward {
+        /// multiplier of the scores
+        scale: f64,
+        /// mask keys after each query
+        causal: bool,
+    },
+
     /// `g · gelu′(x)` for the exact GELU, its VJP in one pass (instead of ten ops, two of them
     /// transcendental); inputs: x, g (same shape)
     GeluBackward,
@@ -330,6 +347,8 @@ impl Op {
             Op::Softmax { log: true, .. } => "log_softmax",
             Op::GeluBackward => "gelu_backward",
             Op::LayerNorm { .. } => "layer_norm",
+            Op::Attention { .. } => "attention",
+            Op::AttentionBackward { .. } => "attention_backward",
             Op::LayerNormBackward { .. } => "layer_norm_backward",
             Op::Random { .. } => "random",
             Op::Fused(_) => "fused",
@@ -337,7 +356,7 @@ impl Op {
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 51;
+    pub const COUNT: usize = 53;
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

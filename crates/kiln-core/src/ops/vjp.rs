@@ -45,6 +45,7 @@ pub fn saves(op: &Op) -> Saves {
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
         Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
         Op::LayerNorm { .. } => s(0b11, false),
+        Op::Attention { .. } => s(0b111, false),
         Op::LayerNormBackward { .. } => s(0b11, false),
         Op::Where => s(0b1, false),
         Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => s(0b10, false),
@@ -69,6 +70,7 @@ pub fn saves(op: &Op) -> Saves {
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
         | Op::Random { .. }
+        | Op::AttentionBackward { .. }
         | Op::Fused(_) => s(0xff, true),
     }
 }
@@ -294,6 +296,16 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         // g − softmax·Σ g, with softmax = exp(y).
         Op::Softmax { dim, log: true } => one(g - &(&y.exp() * &g.sum([*dim], true))),
         Op::LayerNorm { eps } => layer_norm_vjp(inputs, g, *eps, needs),
+        Op::Attention { scale, causal } => {
+            let op = Op::AttentionBackward {
+                scale: *scale,
+                causal: *causal,
+            };
+            let packed = super::dispatch(op, &[x, inputs[1], inputs[2], g]);
+            (0..3)
+                .map(|i| needs[i].then(|| packed.narrow(0, i, 1).squeeze(0)))
+                .collect()
+        }
         Op::LayerNormBackward { eps } => layer_norm_backward_vjp(x, inputs[1], g, *eps, needs),
         Op::Reshape(_) => one(g.reshape(x.shape())),
         Op::Permute(p) => {
@@ -415,6 +427,7 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
         | Op::Random { .. }
+        | Op::AttentionBackward { .. }
         | Op::Fused(_) => {
             panic!(
                 "backward: op {} is not differentiable but an input requires grad (shapes {:?})",

@@ -39,6 +39,20 @@ pub fn scaled_dot_product_attention(
         );
     }
     let scale = scale.unwrap_or(1.0 / (d as f64).sqrt());
+    // Self-attention shapes without an explicit mask run as one fused op per head.
+    let fusable = attn_mask.is_none()
+        && query.shape() == key.shape()
+        && key.shape() == value.shape()
+        && query.dtype() == key.dtype()
+        && key.dtype() == value.dtype()
+        && matches!(query.dtype(), DType::F32 | DType::F64);
+    if fusable {
+        let op = crate::ops::Op::Attention {
+            scale,
+            causal: is_causal,
+        };
+        return crate::ops::dispatch(op, &[query, key, value]);
+    }
     let mut scores = query.mul_scalar(scale).matmul(&key.transpose(-2, -1));
     let neg_inf = Tensor::scalar(f64::NEG_INFINITY, scores.dtype());
     if is_causal {

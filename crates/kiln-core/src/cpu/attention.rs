@@ -1,0 +1,307 @@
+//! Fused scaled dot-product attention and its gradient, one (batch, head) slice at a time:
+//! the `T × T` scores and probabilities live in a per-task scratch buffer (64 KiB for T = 128,
+//! in L2) instead of whole-tensor scores, masked scores and probabilities in memory, and the
+//! backward recomputes them rather than keeping them from the forward pass.
+
+use super::num::Num;
+use super::threads;
+use crate::dtype::{DType, Element};
+use crate::storage::CpuStorage;
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+
+/// Element types with attention kernels.
+trait Elem: Num + num_traits::Float {
+    fn exp_row(x: &mut [Self]);
+}
+impl Elem for f32 {
+    fn exp_row(x: &mut [f32]) {
+        super::simd::exp_inplace(x)
+    }
+}
+impl Elem for f64 {
+    fn exp_row(x: &mut [f64]) {
+        x.iter_mut().for_each(|v| *v = v.exp());
+    }
+}
+
+/// A strided `rows × cols` matrix inside a storage slice.
+#[derive(Clone, Copy)]
+struct Mat<T> {
+    ptr: *const T,
+    rs: isize,
+    cs: isize,
+}
+// SAFETY: read-only views into storages that outlive the parallel loop.
+unsafe impl<T> Send for Mat<T> {}
+unsafe impl<T> Sync for Mat<T> {}
+
+impl<T> Mat<T> {
+    /// The transposed view.
+    fn t(self) -> Mat<T> {
+        Mat {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
+/// A dense row-major `rows × cols` matrix.
+fn dense<T>(p: &[T], cols: usize) -> Mat<T> {
+    Mat {
+        ptr: p.as_ptr(),
+        rs: cols as isize,
+        cs: 1,
+    }
+}
+
+/// `dst (m × n, dense) = alpha · a (m × k) @ b (k × n)`, on this thread.
+fn gemm<T: Num>(dst: &mut [T], m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>, alpha: T) {
+    debug_assert_eq!(dst.len(), m * n);
+    // SAFETY: `dst` holds m·n elements; `a` and `b` describe matrices inside live storages
+    // (offsets and strides from validated layouts, or dense scratch of the right size).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.ptr,
+            a.cs,
+            a.rs,
+            b.ptr,
+            b.cs,
+            b.rs,
+            T::from_f64(0.0),
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// One head's geometry: `T` query/key rows of `D` features.
+#[derive(Clone, Copy)]
+struct Head {
+    t: usize,
+    d: usize,
+    scale: f64,
+    causal: bool,
+}
+
+/// The probabilities `P = softmax(scale · q kᵀ)` (causal: keys after the query masked out)
+/// into `p` (`T × T`, dense), given `kt = kᵀ` (`D × T`).
+fn probabilities<T: Elem>(h: Head, q: Mat<T>, kt: Mat<T>, p: &mut [T]) {
+    let t = h.t;
+    gemm(p, t, t, h.d, q, kt, T::from_f64(h.scale));
+    for (i, row) in p.chunks_exact_mut(t).enumerate() {
+        let live = if h.causal { i + 1 } else { t };
+        let (row, masked) = row.split_at_mut(live);
+        let max = row.iter().fold(
+            T::neg_infinity(),
+            |m, &v| if v > m || v.is_nan() { v } else { m },
+        );
+        row.iter_mut().for_each(|v| *v = *v - max);
+        T::exp_row(row);
+        let sum = T::from_f64(super::simd::sum_f64(row, |v| Element::to_f64(v)));
+        row.iter_mut().for_each(|v| *v = *v / sum);
+        masked.iter_mut().for_each(|v| *v = T::from_f64(0.0));
+    }
+}
+
+/// Per-head offsets of a `[.., T, D]` tensor's batch dims, with its row and column strides.
+fn heads_of(x: &Tensor) -> (Vec<usize>, isize, isize) {
+    let l = x.layout();
+    let r = l.rank();
+    let offs = super::strided::offsets(&l.shape[..r - 2], &l.strides[..r - 2], l.offset);
+    (offs, l.strides[r - 2] as isize, l.strides[r - 1] as isize)
+}
+
+/// Runs `f(head index, q, k, v, extra operand)` over all heads in parallel, each with its
+/// output slice of `per_head` elements (several outputs are laid out one after another, each
+/// `heads · per_head` long).
+fn for_each_head<T: Elem>(
+    inputs: &[&Tensor],
+    outputs: usize,
+    per_head: usize,
+    f: impl Fn([Mat<T>; 4], &mut [&mut [T]], &mut Vec<T>) + Sync,
+) -> Vec<T> {
+    let guards: Vec<_> = inputs.iter().map(|t| t.storage().read()).collect();
+    let slices: Vec<&[T]> = guards
+        .iter()
+        .map(|g| T::slice(g).expect("attention: dtype"))
+        .collect();
+    let geoms: Vec<_> = inputs.iter().map(|t| heads_of(t)).collect();
+    let heads = geoms[0].0.len();
+    let mut out = super::pool::filled(outputs * heads * per_head, T::from_f64(0.0));
+    if per_head == 0 || heads == 0 {
+        return out;
+    }
+    let mats = |i: usize| -> [Mat<T>; 4] {
+        std::array::from_fn(|j| {
+            let j = j.min(inputs.len() - 1);
+            let (offs, rs, cs) = &geoms[j];
+            Mat {
+                // SAFETY: the offset is inside the storage (validated layout).
+                ptr: unsafe { slices[j].as_ptr().add(offs[i]) },
+                rs: *rs,
+                cs: *cs,
+            }
+        })
+    };
+    let total = heads * per_head;
+    let mut parts: Vec<&mut [T]> = Vec::new();
+    {
+        let mut rest: &mut [T] = &mut out;
+        for _ in 0..outputs {
+            let (a, b) = rest.split_at_mut(total);
+            parts.push(a);
+            rest = b;
+        }
+    }
+    let mut per: Vec<Vec<&mut [T]>> = (0..heads).map(|_| Vec::new()).collect();
+    for part in parts {
+        for (h, chunk) in part.chunks_exact_mut(per_head).enumerate() {
+            if h < heads {
+                per[h].push(chunk);
+            }
+        }
+    }
+    let run =
+        |(i, outs): (usize, &mut Vec<&mut [T]>), scratch: &mut Vec<T>| f(mats(i), outs, scratch);
+    if heads > 1 && threads::num_threads() > 1 {
+        threads::install(|| {
+            per.par_iter_mut()
+                .enumerate()
+                .for_each_init(Vec::new, |s, x| run(x, s))
+        });
+    } else {
+        let mut s = Vec::new();
+        per.iter_mut().enumerate().for_each(|x| run(x, &mut s));
+    }
+    out
+}
+
+/// Copies the `rows × cols` matrix `m` into `dst` row-major (`transpose`: its transpose,
+/// `cols × rows`). The gemm crate runs a product whose right operand has unit row stride (a
+/// transposed view, as in `q kᵀ`) at a fraction of its speed, and strided head views are
+/// read once here instead of in every product.
+fn dense_copy<T: Copy>(m: Mat<T>, rows: usize, cols: usize, transpose: bool, dst: &mut [T]) {
+    for i in 0..rows {
+        // SAFETY: row i of the matrix `m` describes: `cols` elements `m.cs` apart.
+        let row = unsafe { m.ptr.offset(i as isize * m.rs) };
+        if m.cs == 1 && !transpose {
+            // SAFETY: a unit-stride row of `cols` elements.
+            let src = unsafe { std::slice::from_raw_parts(row, cols) };
+            dst[i * cols..(i + 1) * cols].copy_from_slice(src);
+            continue;
+        }
+        for j in 0..cols {
+            // SAFETY: (i, j) is inside the matrix.
+            let v = unsafe { *row.offset(j as isize * m.cs) };
+            if transpose {
+                dst[j * rows + i] = v;
+            } else {
+                dst[i * cols + j] = v;
+            }
+        }
+    }
+}
+
+fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
+    let (t, d) = (h.t, h.d);
+    for_each_head::<T>(inputs, 1, t * d, |[q, k, v, _], outs, scratch| {
+        scratch.resize(t * t + 3 * t * d, T::from_f64(0.0));
+        let (p, rest) = scratch.split_at_mut(t * t);
+        let (qd, rest) = rest.split_at_mut(t * d);
+        let (kt, vd) = rest.split_at_mut(t * d);
+        dense_copy(q, t, d, false, qd);
+        dense_copy(k, t, d, true, kt);
+        dense_copy(v, t, d, false, vd);
+        probabilities(h, dense(qd, d), dense(kt, t), p);
+        gemm(
+            outs[0],
+            t,
+            d,
+            t,
+            dense(p, t),
+            dense(vd, d),
+            T::from_f64(1.0),
+        );
+    })
+}
+
+/// `dq, dk, dv` of one head for the output gradient `g`:
+/// `dv = Pᵀ g`, `dS = P ⊙ (g vᵀ − rowsum(g vᵀ ⊙ P))`, `dq = scale · dS k`, `dk = scale · dSᵀ q`.
+fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
+    let (t, d) = (h.t, h.d);
+    let alpha = T::from_f64(h.scale);
+    for_each_head::<T>(inputs, 3, t * d, |[q, k, v, g], outs, scratch| {
+        scratch.resize(2 * t * t + 5 * t * d, T::from_f64(0.0));
+        let (p, rest) = scratch.split_at_mut(t * t);
+        let (ds, rest) = rest.split_at_mut(t * t);
+        let (qd, rest) = rest.split_at_mut(t * d);
+        let (kd, rest) = rest.split_at_mut(t * d);
+        let (kt, rest) = rest.split_at_mut(t * d);
+        let (vt, gd) = rest.split_at_mut(t * d);
+        dense_copy(q, t, d, false, qd);
+        dense_copy(k, t, d, false, kd);
+        dense_copy(k, t, d, true, kt);
+        dense_copy(v, t, d, true, vt);
+        dense_copy(g, t, d, false, gd);
+        let (qd, kd, gd) = (dense(qd, d), dense(kd, d), dense(gd, d));
+        probabilities(h, qd, dense(kt, t), p);
+        gemm(outs[2], t, d, t, dense(p, t).t(), gd, T::from_f64(1.0));
+        gemm(ds, t, t, d, gd, dense(vt, t), T::from_f64(1.0));
+        for (dp, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+            let dot = T::from_f64(super::simd::sum_f64(
+                &dp.iter()
+                    .zip(pr)
+                    .map(|(&a, &b)| a * b)
+                    .collect::<smallvec::SmallVec<[T; 256]>>(),
+                |v| Element::to_f64(v),
+            ));
+            for (x, &pv) in dp.iter_mut().zip(pr) {
+                *x = pv * (*x - dot);
+            }
+        }
+        gemm(outs[0], t, d, t, dense(ds, t), kd, alpha);
+        gemm(outs[1], t, d, t, dense(ds, t).t(), qd, alpha);
+    })
+}
+
+fn head(x: &Tensor, scale: f64, causal: bool) -> Head {
+    let r = x.rank();
+    Head {
+        t: x.shape()[r - 2],
+        d: x.shape()[r - 1],
+        scale,
+        causal,
+    }
+}
+
+/// `softmax(scale · q kᵀ) v` per head for `q, k, v` of one shape `[.., T, D]`.
+pub fn attention(inputs: &[&Tensor], scale: f64, causal: bool, out: DType) -> CpuStorage {
+    let h = head(inputs[0], scale, causal);
+    match out {
+        DType::F32 => CpuStorage::F32(forward_typed::<f32>(inputs, h)),
+        DType::F64 => CpuStorage::F64(forward_typed::<f64>(inputs, h)),
+        d => unreachable!("attention: dtype {d}"),
+    }
+}
+
+/// `[dq, dk, dv]` stacked along a new first dim, for inputs `q, k, v, g`.
+pub fn attention_backward(inputs: &[&Tensor], scale: f64, causal: bool, out: DType) -> CpuStorage {
+    let h = head(inputs[0], scale, causal);
+    match out {
+        DType::F32 => CpuStorage::F32(backward_typed::<f32>(inputs, h)),
+        DType::F64 => CpuStorage::F64(backward_typed::<f64>(inputs, h)),
+        d => unreachable!("attention_backward: dtype {d}"),
+    }
+}
