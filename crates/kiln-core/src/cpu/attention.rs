@@ -13,15 +13,33 @@ use rayon::prelude::*;
 /// Element types with attention kernels.
 trait Elem: Num + num_traits::Float {
     fn exp_row(x: &mut [Self]);
+    /// Runs `f` on this thread's scratch of `n` elements.
+    fn with_scratch(n: usize, f: impl FnOnce(&mut [Self]));
 }
 impl Elem for f32 {
     fn exp_row(x: &mut [f32]) {
         super::simd::exp_inplace(x)
     }
+    fn with_scratch(n: usize, f: impl FnOnce(&mut [f32])) {
+        SCRATCH_F32.with(|s| {
+            let mut s = s.borrow_mut();
+            let len = s.len().max(n);
+            s.resize(len, 0.0);
+            f(&mut s[..n])
+        })
+    }
 }
 impl Elem for f64 {
     fn exp_row(x: &mut [f64]) {
         x.iter_mut().for_each(|v| *v = v.exp());
+    }
+    fn with_scratch(n: usize, f: impl FnOnce(&mut [f64])) {
+        SCRATCH_F64.with(|s| {
+            let mut s = s.borrow_mut();
+            let len = s.len().max(n);
+            s.resize(len, 0.0);
+            f(&mut s[..n])
+        })
     }
 }
 
@@ -115,75 +133,80 @@ fn probabilities<T: Elem>(h: Head, q: Mat<T>, kt: Mat<T>, p: &mut [T]) {
     }
 }
 
-/// Per-head offsets of a `[.., T, D]` tensor's batch dims, with its row and column strides.
-fn heads_of(x: &Tensor) -> (Vec<usize>, isize, isize) {
-    let l = x.layout();
+/// Storage offset of head `i` (row-major over the batch dims) of a `[.., T, D]` layout.
+fn head_offset(l: &crate::layout::Layout, mut i: usize) -> usize {
     let r = l.rank();
-    let offs = super::strided::offsets(&l.shape[..r - 2], &l.strides[..r - 2], l.offset);
-    (offs, l.strides[r - 2] as isize, l.strides[r - 1] as isize)
+    let mut off = l.offset;
+    for dim in (0..r - 2).rev() {
+        off += (i % l.shape[dim]) * l.strides[dim];
+        i /= l.shape[dim];
+    }
+    off
 }
 
-/// Runs `f(head index, q, k, v, extra operand)` over all heads in parallel, each with its
-/// output slice of `per_head` elements (several outputs are laid out one after another, each
-/// `heads · per_head` long).
+/// A pointer the head tasks write their disjoint output slices through.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+// SAFETY: each task writes only its own head's slices.
+unsafe impl<T> Send for OutPtr<T> {}
+unsafe impl<T> Sync for OutPtr<T> {}
+
+thread_local! {
+    /// Per-thread scratch of the head tasks (grown once, reused by every later call).
+    static SCRATCH_F32: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SCRATCH_F64: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f(q, k, v, g, outputs, scratch)` for every head in parallel, with the head's views
+/// of the inputs (the 4th is the last input again when there are 3), its slice of each of the
+/// `outputs` results (laid out one after another, each `heads · per_head` long) and a
+/// scratch of `scratch_len` elements.
 fn for_each_head<T: Elem>(
     inputs: &[&Tensor],
     outputs: usize,
     per_head: usize,
-    f: impl Fn([Mat<T>; 4], &mut [&mut [T]], &mut Vec<T>) + Sync,
+    scratch_len: usize,
+    f: impl Fn([Mat<T>; 4], &mut [&mut [T]; 3], &mut [T]) + Sync,
 ) -> Vec<T> {
-    let guards: Vec<_> = inputs.iter().map(|t| t.storage().read()).collect();
-    let slices: Vec<&[T]> = guards
-        .iter()
-        .map(|g| T::slice(g).expect("attention: dtype"))
-        .collect();
-    let geoms: Vec<_> = inputs.iter().map(|t| heads_of(t)).collect();
-    let heads = geoms[0].0.len();
+    let x = inputs[0].layout();
+    let r = x.rank();
+    let heads: usize = x.shape[..r - 2].iter().product();
     let mut out = super::pool::filled(outputs * heads * per_head, T::from_f64(0.0));
     if per_head == 0 || heads == 0 {
         return out;
     }
-    let mats = |i: usize| -> [Mat<T>; 4] {
-        std::array::from_fn(|j| {
+    let guards: smallvec::SmallVec<[_; 4]> = inputs.iter().map(|t| t.storage().read()).collect();
+    let bases: smallvec::SmallVec<[OutPtr<T>; 4]> = guards
+        .iter()
+        .map(|g| OutPtr(T::slice(g).expect("attention: dtype").as_ptr() as *mut T))
+        .collect();
+    let base = OutPtr(out.as_mut_ptr());
+    let run = |i: usize| {
+        let mats: [Mat<T>; 4] = std::array::from_fn(|j| {
             let j = j.min(inputs.len() - 1);
-            let (offs, rs, cs) = &geoms[j];
+            let l = inputs[j].layout();
             Mat {
                 // SAFETY: the offset is inside the storage (validated layout).
-                ptr: unsafe { slices[j].as_ptr().add(offs[i]) },
-                rs: *rs,
-                cs: *cs,
+                ptr: unsafe { bases[j].0.add(head_offset(l, i)) as *const T },
+                rs: l.strides[r - 2] as isize,
+                cs: l.strides[r - 1] as isize,
             }
-        })
-    };
-    let total = heads * per_head;
-    let mut parts: Vec<&mut [T]> = Vec::new();
-    {
-        let mut rest: &mut [T] = &mut out;
-        for _ in 0..outputs {
-            let (a, b) = rest.split_at_mut(total);
-            parts.push(a);
-            rest = b;
-        }
-    }
-    let mut per: Vec<Vec<&mut [T]>> = (0..heads).map(|_| Vec::new()).collect();
-    for part in parts {
-        for (h, chunk) in part.chunks_exact_mut(per_head).enumerate() {
-            if h < heads {
-                per[h].push(chunk);
-            }
-        }
-    }
-    let run =
-        |(i, outs): (usize, &mut Vec<&mut [T]>), scratch: &mut Vec<T>| f(mats(i), outs, scratch);
-    if heads > 1 && threads::num_threads() > 1 {
-        threads::install(|| {
-            per.par_iter_mut()
-                .enumerate()
-                .for_each_init(Vec::new, |s, x| run(x, s))
         });
+        let b = base;
+        let mut outs: [&mut [T]; 3] = std::array::from_fn(|o| {
+            if o >= outputs {
+                return &mut [][..];
+            }
+            // SAFETY: head i's slice of output o lies inside `out`; tasks touch disjoint
+            // slices.
+            unsafe { std::slice::from_raw_parts_mut(b.0.add((o * heads + i) * per_head), per_head) }
+        });
+        T::with_scratch(scratch_len, |s| f(mats, &mut outs, s));
+    };
+    if heads > 1 && threads::num_threads() > 1 {
+        threads::install(|| (0..heads).into_par_iter().for_each(run));
     } else {
-        let mut s = Vec::new();
-        per.iter_mut().enumerate().for_each(|x| run(x, &mut s));
+        (0..heads).for_each(run);
     }
     out
 }
@@ -216,25 +239,30 @@ fn dense_copy<T: Copy>(m: Mat<T>, rows: usize, cols: usize, transpose: bool, dst
 
 fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
     let (t, d) = (h.t, h.d);
-    for_each_head::<T>(inputs, 1, t * d, |[q, k, v, _], outs, scratch| {
-        scratch.resize(t * t + 3 * t * d, T::from_f64(0.0));
-        let (p, rest) = scratch.split_at_mut(t * t);
-        let (qd, rest) = rest.split_at_mut(t * d);
-        let (kt, vd) = rest.split_at_mut(t * d);
-        dense_copy(q, t, d, false, qd);
-        dense_copy(k, t, d, true, kt);
-        dense_copy(v, t, d, false, vd);
-        probabilities(h, dense(qd, d), dense(kt, t), p);
-        gemm(
-            outs[0],
-            t,
-            d,
-            t,
-            dense(p, t),
-            dense(vd, d),
-            T::from_f64(1.0),
-        );
-    })
+    for_each_head::<T>(
+        inputs,
+        1,
+        t * d,
+        t * t + 3 * t * d,
+        |[q, k, v, _], outs, scratch| {
+            let (p, rest) = scratch.split_at_mut(t * t);
+            let (qd, rest) = rest.split_at_mut(t * d);
+            let (kt, vd) = rest.split_at_mut(t * d);
+            dense_copy(q, t, d, false, qd);
+            dense_copy(k, t, d, true, kt);
+            dense_copy(v, t, d, false, vd);
+            probabilities(h, dense(qd, d), dense(kt, t), p);
+            gemm(
+                outs[0],
+                t,
+                d,
+                t,
+                dense(p, t),
+                dense(vd, d),
+                T::from_f64(1.0),
+            );
+        },
+    )
 }
 
 /// `dq, dk, dv` of one head for the output gradient `g`:
@@ -242,38 +270,44 @@ fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
 fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
     let (t, d) = (h.t, h.d);
     let alpha = T::from_f64(h.scale);
-    for_each_head::<T>(inputs, 3, t * d, |[q, k, v, g], outs, scratch| {
-        scratch.resize(2 * t * t + 5 * t * d, T::from_f64(0.0));
-        let (p, rest) = scratch.split_at_mut(t * t);
-        let (ds, rest) = rest.split_at_mut(t * t);
-        let (qd, rest) = rest.split_at_mut(t * d);
-        let (kd, rest) = rest.split_at_mut(t * d);
-        let (kt, rest) = rest.split_at_mut(t * d);
-        let (vt, gd) = rest.split_at_mut(t * d);
-        dense_copy(q, t, d, false, qd);
-        dense_copy(k, t, d, false, kd);
-        dense_copy(k, t, d, true, kt);
-        dense_copy(v, t, d, true, vt);
-        dense_copy(g, t, d, false, gd);
-        let (qd, kd, gd) = (dense(qd, d), dense(kd, d), dense(gd, d));
-        probabilities(h, qd, dense(kt, t), p);
-        gemm(outs[2], t, d, t, dense(p, t).t(), gd, T::from_f64(1.0));
-        gemm(ds, t, t, d, gd, dense(vt, t), T::from_f64(1.0));
-        for (dp, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
-            let dot = T::from_f64(super::simd::sum_f64(
-                &dp.iter()
-                    .zip(pr)
-                    .map(|(&a, &b)| a * b)
-                    .collect::<smallvec::SmallVec<[T; 256]>>(),
-                |v| Element::to_f64(v),
-            ));
-            for (x, &pv) in dp.iter_mut().zip(pr) {
-                *x = pv * (*x - dot);
+    let scratch_len = 2 * t * t + 5 * t * d;
+    for_each_head::<T>(
+        inputs,
+        3,
+        t * d,
+        scratch_len,
+        |[q, k, v, g], outs, scratch| {
+            let (p, rest) = scratch.split_at_mut(t * t);
+            let (ds, rest) = rest.split_at_mut(t * t);
+            let (qd, rest) = rest.split_at_mut(t * d);
+            let (kd, rest) = rest.split_at_mut(t * d);
+            let (kt, rest) = rest.split_at_mut(t * d);
+            let (vt, gd) = rest.split_at_mut(t * d);
+            dense_copy(q, t, d, false, qd);
+            dense_copy(k, t, d, false, kd);
+            dense_copy(k, t, d, true, kt);
+            dense_copy(v, t, d, true, vt);
+            dense_copy(g, t, d, false, gd);
+            let (qd, kd, gd) = (dense(qd, d), dense(kd, d), dense(gd, d));
+            probabilities(h, qd, dense(kt, t), p);
+            gemm(outs[2], t, d, t, dense(p, t).t(), gd, T::from_f64(1.0));
+            gemm(ds, t, t, d, gd, dense(vt, t), T::from_f64(1.0));
+            for (dp, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+                let dot = T::from_f64(super::simd::sum_f64(
+                    &dp.iter()
+                        .zip(pr)
+                        .map(|(&a, &b)| a * b)
+                        .collect::<smallvec::SmallVec<[T; 256]>>(),
+                    |v| Element::to_f64(v),
+                ));
+                for (x, &pv) in dp.iter_mut().zip(pr) {
+                    *x = pv * (*x - dot);
+                }
             }
-        }
-        gemm(outs[0], t, d, t, dense(ds, t), kd, alpha);
-        gemm(outs[1], t, d, t, dense(ds, t).t(), qd, alpha);
-    })
+            gemm(outs[0], t, d, t, dense(ds, t), kd, alpha);
+            gemm(outs[1], t, d, t, dense(ds, t).t(), qd, alpha);
+        },
+    )
 }
 
 fn head(x: &Tensor, scale: f64, causal: bool) -> Head {
