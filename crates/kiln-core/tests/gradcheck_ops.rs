@@ -635,6 +635,26 @@ fn matmul_transposed_views() {
 }
 
 #[test]
+fn matmul_with_bias() {
+    use kiln_core::ops::{dispatch, Op};
+    let a = randn(&[4, 3], 126);
+    let b = randn(&[5, 4], 127);
+    let bias = randn(&[5], 128);
+    check(
+        "a.t() @ b.t() + bias",
+        |xs| dispatch(Op::Matmul, &[&xs[0].t(), &xs[1].t(), &xs[2]]),
+        &[a, b, bias.clone()],
+    );
+    let c = randn(&[2, 4, 3], 129);
+    let w = randn(&[3, 5], 130);
+    check(
+        "batched @ matrix + strided bias",
+        |xs| dispatch(Op::Matmul, &[&xs[0], &xs[1], &xs[2].slice(0, 0, 10, 2)]),
+        &[c, w, randn(&[10], 131)],
+    );
+}
+
+#[test]
 fn unfold_fold_raw() {
     let x = randn(&[2, 2, 5, 4], 130);
     for (k, s, p, d) in [

@@ -113,12 +113,27 @@ fn output_buffer<T: Num>(len: usize, gemm_writes_all: bool) -> Vec<T> {
     }
 }
 
-fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
+fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec<T> {
     let (m, n, k) = (g.m, g.n, g.k);
-    let mut out = output_buffer::<T>(g.pairs.len() * m * n, m * n > 0);
+    let mut out = match bias {
+        // Every row starts as the bias; the product accumulates onto it.
+        Some(bias) => {
+            let mut v = super::pool::take::<T>(g.pairs.len() * m * n);
+            for _ in 0..g.pairs.len() * m {
+                v.extend_from_slice(bias);
+            }
+            v
+        }
+        None => output_buffer::<T>(g.pairs.len() * m * n, m * n > 0),
+    };
     if m * n == 0 {
         return out;
     }
+    let (read_dst, dst_scale) = if bias.is_some() {
+        (true, T::one())
+    } else {
+        (false, T::zero())
+    };
     let flops = 2 * m * n * k;
     let nt = g.a_cs == 1 && g.b_rs == 1 && k >= NT_COPY_K && n > 1 && m > 1;
     // A right operand shared by the whole batch (a broadcast weight) is copied once up front.
@@ -152,14 +167,14 @@ fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
                 dst,
                 1,
                 n as isize,
-                false,
+                read_dst,
                 a.as_ptr().add(oa),
                 g.a_cs,
                 g.a_rs,
                 bp,
                 b_cs,
                 b_rs,
-                T::zero(),
+                dst_scale,
                 T::one(),
                 false,
                 false,
@@ -196,13 +211,13 @@ fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
     out
 }
 
-fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
+fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec<T> {
     let (m, n, k) = (g.m, g.n, g.k);
     let mut out = Vec::with_capacity(g.pairs.len() * m * n);
     for &(oa, ob) in &g.pairs {
         for i in 0..m {
             for j in 0..n {
-                let mut acc = T::zero();
+                let mut acc = bias.map_or(T::zero(), |b| b[j]);
                 for p in 0..k {
                     let x = a[(oa as isize + i as isize * g.a_rs + p as isize * g.a_cs) as usize];
                     let y = b[(ob as isize + p as isize * g.b_rs + j as isize * g.b_cs) as usize];
@@ -215,27 +230,44 @@ fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry) -> Vec<T> {
     out
 }
 
+type Kernel<T> = fn(&[T], &[T], &Geometry, Option<&[T]>) -> Vec<T>;
+
 fn typed<T: Num>(
     a: &Tensor,
     b: &Tensor,
+    bias: Option<&Tensor>,
     shape: &[usize],
-    f: fn(&[T], &[T], &Geometry) -> Vec<T>,
+    f: Kernel<T>,
 ) -> CpuStorage {
     let g = geometry(a.layout(), b.layout(), shape);
     let (ga, gb) = (a.storage().read(), b.storage().read());
-    T::wrap(f(T::slice(&ga).unwrap(), T::slice(&gb).unwrap(), &g))
+    let gbias = bias.map(|t| t.storage().read());
+    // A dense bias (a parameter) is read in place; anything else is copied first.
+    let bias: Option<std::borrow::Cow<[T]>> =
+        bias.zip(gbias.as_ref())
+            .map(|(t, guard)| match t.layout().contiguous_range() {
+                Some(r) => std::borrow::Cow::Borrowed(&T::slice(guard).unwrap()[r]),
+                None => std::borrow::Cow::Owned(super::to_contiguous_vec::<T>(t)),
+            });
+    T::wrap(f(
+        T::slice(&ga).unwrap(),
+        T::slice(&gb).unwrap(),
+        &g,
+        bias.as_deref(),
+    ))
 }
 
-/// `a @ b` for rank ≥ 2 operands with broadcast batch dims.
-pub fn matmul(a: &Tensor, b: &Tensor, shape: &[usize]) -> CpuStorage {
+/// `a @ b (+ bias)` for rank ≥ 2 operands with broadcast batch dims.
+pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, shape: &[usize]) -> CpuStorage {
     match a.dtype() {
-        DType::F32 => typed::<f32>(a, b, shape, gemm_typed),
-        DType::F64 => typed::<f64>(a, b, shape, gemm_typed),
-        DType::F16 => typed::<f16>(a, b, shape, gemm_typed),
+        DType::F32 => typed::<f32>(a, b, bias, shape, gemm_typed),
+        DType::F64 => typed::<f64>(a, b, bias, shape, gemm_typed),
+        DType::F16 => typed::<f16>(a, b, bias, shape, gemm_typed),
         DType::BF16 => {
             let r = typed::<f32>(
                 &cast_if(a, DType::F32),
                 &cast_if(b, DType::F32),
+                bias.map(|t| cast_if(t, DType::F32)).as_deref(),
                 shape,
                 gemm_typed,
             );
@@ -244,9 +276,9 @@ pub fn matmul(a: &Tensor, b: &Tensor, shape: &[usize]) -> CpuStorage {
             };
             super::copy::cast(&Tensor::from_vec(v, shape), DType::BF16)
         }
-        DType::I64 => typed::<i64>(a, b, shape, naive),
-        DType::I32 => typed::<i32>(a, b, shape, naive),
-        DType::U8 => typed::<u8>(a, b, shape, naive),
+        DType::I64 => typed::<i64>(a, b, bias, shape, naive),
+        DType::I32 => typed::<i32>(a, b, bias, shape, naive),
+        DType::U8 => typed::<u8>(a, b, bias, shape, naive),
         DType::Bool => unreachable!("matmul: bool"),
     }
 }
@@ -268,8 +300,8 @@ mod tests {
         let g = geometry(a.layout(), b.layout(), &shape);
         let (ga, gb) = (a.storage().read(), b.storage().read());
         let (sa, sb) = (T::slice(&ga).unwrap(), T::slice(&gb).unwrap());
-        let fast = gemm_typed(sa, sb, &g);
-        let slow = naive(sa, sb, &g);
+        let fast = gemm_typed(sa, sb, &g, None);
+        let slow = naive(sa, sb, &g, None);
         assert_eq!(fast.len(), slow.len());
         for (i, (&x, &y)) in fast.iter().zip(&slow).enumerate() {
             let (x, y): (f64, f64) = (x.into(), y.into());
@@ -335,6 +367,47 @@ mod tests {
             ),
         ] {
             check::<f32>(&a, &b, 1e-4);
+        }
+    }
+
+    #[test]
+    fn a_bias_input_equals_the_product_plus_the_bias_for_every_dtype_and_path() {
+        use crate::ops::{dispatch, Op};
+        // Serial, batched, threaded inside one gemm, the transposed-rhs copy, and the naive
+        // integer and bf16 paths.
+        let cases = [
+            ([4usize, 3], [3usize, 5], false),
+            ([300, 200], [200, 300], false),
+            ([9, 600], [7, 600], true),
+        ];
+        for dtype in [DType::F32, DType::F64, DType::BF16, DType::I64] {
+            for (sa, sb, transposed) in cases {
+                let a = Tensor::randn(sa, DType::F32)
+                    .mul_scalar(3.0)
+                    .to_dtype(dtype);
+                let b = Tensor::randn(sb, DType::F32)
+                    .mul_scalar(3.0)
+                    .to_dtype(dtype);
+                let b = if transposed { b.t() } else { b };
+                let n = b.shape()[1];
+                let bias = Tensor::randn([n], DType::F32)
+                    .mul_scalar(3.0)
+                    .to_dtype(dtype);
+                let fused = dispatch(Op::Matmul, &[&a, &b, &bias]);
+                let plain = &a.matmul(&b) + &bias;
+                let (x, y) = (fused.to_vec::<f64>(), plain.to_vec::<f64>());
+                let tol = match dtype {
+                    DType::F64 | DType::I64 => 1e-9,
+                    DType::F32 => 1e-3,
+                    _ => 0.5, // bf16: the sum is rounded once instead of twice
+                };
+                for (p, q) in x.iter().zip(&y) {
+                    assert!(
+                        (p - q).abs() <= tol * (1.0 + q.abs()),
+                        "{dtype} {sa:?}: {p} vs {q}"
+                    );
+                }
+            }
         }
     }
 

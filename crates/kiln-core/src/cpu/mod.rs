@@ -107,7 +107,12 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         Op::ScatterAdd(dim) => {
             Out::Dense(index::scatter_add(inputs[0], inputs[1], inputs[2], *dim))
         }
-        Op::Matmul => Out::Dense(matmul::matmul(inputs[0], inputs[1], shape)),
+        Op::Matmul => Out::Dense(matmul::matmul(
+            inputs[0],
+            inputs[1],
+            inputs.get(2).copied(),
+            shape,
+        )),
         Op::Unfold {
             kernel,
             stride,

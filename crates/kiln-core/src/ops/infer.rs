@@ -475,7 +475,12 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (base.shape().into(), base.dtype())
         }
         Op::Matmul => {
-            expect_arity(op, inputs, 2);
+            if inputs.len() != 2 && inputs.len() != 3 {
+                panic!(
+                    "matmul: expected 2 inputs (or 3 with a bias), got {}",
+                    inputs.len()
+                );
+            }
             let (a, b) = (inputs[0], inputs[1]);
             if a.rank() < 2 || b.rank() < 2 {
                 panic!(
@@ -519,6 +524,18 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                 });
             s.push(m);
             s.push(n);
+            if let Some(bias) = inputs.get(2) {
+                if bias.shape() != [n] || bias.dtype() != a.dtype() {
+                    panic!(
+                        "matmul: bias must be [{n}] of dtype {} for {:?} @ {:?}, got {:?} ({})",
+                        a.dtype(),
+                        a.shape(),
+                        b.shape(),
+                        bias.shape(),
+                        bias.dtype()
+                    );
+                }
+            }
             (s, a.dtype())
         }
         Op::Unfold {

@@ -202,7 +202,9 @@ pub enum Op {
     ScatterAdd(usize),
 
     // ---- linear algebra and convolution support ----
-    /// batched matmul `[.., m, k] @ [.., k, n]` with broadcast batch dims (rank ≥ 2)
+    /// batched matmul `[.., m, k] @ [.., k, n]` with broadcast batch dims (rank ≥ 2), plus an
+    /// optional third input `bias` `[n]` added to every row (written before the product
+    /// accumulates onto it, so a Linear's bias costs no extra pass)
     Matmul,
     /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, L]`, out-of-bounds reads give `pad_value`
     Unfold {

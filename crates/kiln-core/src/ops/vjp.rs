@@ -393,10 +393,14 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
                     x.transpose(-2, -1).matmul(g)
                 }
             };
-            smallvec![
+            let mut out: InputGrads = smallvec![
                 needs[0].then(|| sum_to(&ga(), x.shape())),
                 needs[1].then(|| sum_to(&gb(), b.shape()))
-            ]
+            ];
+            if let Some(bias) = inputs.get(2) {
+                out.push(needs[2].then(|| sum_to(g, bias.shape())));
+            }
+            out
         }
         Op::Unfold {
             kernel,

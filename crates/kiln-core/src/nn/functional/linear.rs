@@ -1,5 +1,6 @@
 //! The affine map of a fully connected layer.
 
+use crate::ops::{dispatch, Op};
 use crate::tensor::Tensor;
 
 /// `input @ weightᵀ + bias` with `weight` of shape `[out, in]` (PyTorch's layout), like
@@ -19,26 +20,32 @@ pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor 
             weight.shape()
         );
     }
-    let out = if input.rank() > 2 {
-        let mut shape = input.shape().to_vec();
-        *shape.last_mut().expect("rank > 2") = out_f;
-        input
-            .reshape([-1, in_f as i64])
-            .matmul(&weight.t())
-            .reshape(shape)
-    } else {
-        input.matmul(&weight.t())
-    };
-    match bias {
-        Some(b) => {
-            if b.shape() != [out_f] {
-                panic!(
-                    "linear: bias must have shape [{out_f}], got {:?}",
-                    b.shape()
-                );
-            }
-            &out + b
+    if let Some(b) = bias {
+        if b.shape() != [out_f] {
+            panic!(
+                "linear: bias must have shape [{out_f}], got {:?}",
+                b.shape()
+            );
         }
-        None => out,
+    }
+    // `[.., in]` as one `[rows, in]` matrix; the bias rides in the product (no extra pass).
+    let product = |x: &Tensor| match bias {
+        Some(b) => dispatch(Op::Matmul, &[x, &weight.t(), b]),
+        None => x.matmul(&weight.t()),
+    };
+    match input.rank() {
+        1 => {
+            let out = input.matmul(&weight.t());
+            match bias {
+                Some(b) => &out + b,
+                None => out,
+            }
+        }
+        2 => product(input),
+        _ => {
+            let mut shape = input.shape().to_vec();
+            *shape.last_mut().expect("rank > 2") = out_f;
+            product(&input.reshape([-1, in_f as i64])).reshape(shape)
+        }
     }
 }
