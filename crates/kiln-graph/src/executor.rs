@@ -22,6 +22,8 @@ pub struct Executable {
     update_targets: Vec<Tensor>,
     /// Captured (state or constant) tensors by input id.
     bound: Vec<Option<Tensor>>,
+    /// Where each value lives.
+    plan: crate::memplan::MemoryPlan,
 }
 
 impl Executable {
@@ -49,6 +51,7 @@ impl Executable {
             .map(|(k, _)| k)
             .collect();
         let in_place = crate::inplace::plan(&graph, &last_use);
+        let plan = crate::memplan::plan(&graph, in_place.clone());
         let mut bound = vec![None; n];
         for i in &graph.inputs {
             if matches!(i.kind, InputKind::State | InputKind::Const) {
@@ -71,12 +74,18 @@ impl Executable {
             in_place,
             update_targets,
             bound,
+            plan,
         }
     }
 
     /// The graph this runs.
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// The memory plan.
+    pub fn plan(&self) -> &crate::memplan::MemoryPlan {
+        &self.plan
     }
 
     /// Per node, the buffer it writes in place, if any.
