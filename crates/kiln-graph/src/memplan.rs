@@ -96,7 +96,7 @@ pub fn view_layout(op: &Op, base: &Layout) -> Option<Layout> {
 }
 
 /// Plans `g` given its in-place plan (see [`crate::inplace::plan`]).
-pub fn plan(g: &Graph, in_place: Vec<Option<InPlace>>) -> MemoryPlan {
+pub fn plan(g: &Graph, mut in_place: Vec<Option<InPlace>>) -> MemoryPlan {
     let n = g.id_bound();
     let mut placement: Vec<Option<Placement>> = vec![None; n];
     let mut layouts: Vec<Option<Layout>> = vec![None; n];
@@ -130,11 +130,14 @@ pub fn plan(g: &Graph, in_place: Vec<Option<InPlace>>) -> MemoryPlan {
                     layout: l,
                 });
             }
-            (None, Some(InPlace::State(t))) => {
+            (None, Some(InPlace::State(t))) if dense_state(g, t) => {
                 layouts[id] = layouts[t as usize].clone();
                 placement[id] = Some(Placement::State(t));
             }
-            (None, _) => {
+            (None, place) => {
+                if matches!(place, Some(InPlace::State(_))) {
+                    in_place[k] = None;
+                }
                 layouts[id] = Some(Layout::contiguous(&node.shape));
                 needs_buffer[id] = true;
             }
@@ -164,7 +167,6 @@ pub fn plan(g: &Graph, in_place: Vec<Option<InPlace>>) -> MemoryPlan {
 
     // An in-place write is dropped when the operand's buffer is still read afterwards
     // through a view, or is a result.
-    let mut in_place = in_place;
     for (k, node) in g.nodes.iter().enumerate() {
         if let Some(InPlace::Operand(a)) = in_place[k] {
             let ok = owner[a as usize] == a
@@ -264,6 +266,13 @@ fn live_peak(groups: &[Group], nodes: usize) -> usize {
         peak = peak.max(live);
     }
     peak as usize
+}
+
+/// True when input `t`'s tensor is its whole storage, dense (a fused node can write it).
+fn dense_state(g: &Graph, t: ValueId) -> bool {
+    g.input(t).and_then(|i| i.tensor.as_ref()).is_some_and(|t| {
+        t.is_contiguous() && t.layout().offset == 0 && t.storage().read().len() == t.numel()
+    })
 }
 
 /// Values that occupy one buffer in turn (a value and those written in place over it).
