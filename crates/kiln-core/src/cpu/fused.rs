@@ -9,12 +9,15 @@ use crate::storage::CpuStorage;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 use smallvec::SmallVec;
+use std::mem::MaybeUninit;
 
 /// Read guards of the inputs' storages, held while the kernel runs.
 type Guards<'a> = SmallVec<[parking_lot::RwLockReadGuard<'a, CpuStorage>; 8]>;
 
 /// Elements per tile: registers of this many f32 stay in L1 for programs of ~20 steps.
 const TILE: usize = 512;
+/// Registers a program may use before its tiles are allocated on the heap.
+const INLINE_REGS: usize = 24;
 
 /// One input, readable as f32 at any output position. Raw pointers, not slices: with
 /// [`fused_into`] the output may be one of the inputs, written tile by tile after that tile
@@ -139,12 +142,24 @@ fn run(program: &FusedProgram, sources: &[Source], shape: &[usize], out: OutPtr)
     };
     let run_tiles = |start: usize, len: usize| {
         let n_regs = program.n_inputs as usize + program.steps.len();
-        // On the stack for programs of up to 24 registers (no allocation per call).
-        let mut regs: SmallVec<[[f32; TILE]; 24]> = smallvec::smallvec![[0f32; TILE]; n_regs];
+        // On the stack for programs of up to INLINE_REGS registers (no allocation per call),
+        // made in place: a SmallVec this large is copied when it is moved.
+        let mut inline = [const { MaybeUninit::<[f32; TILE]>::uninit() }; INLINE_REGS];
+        let mut heap: Vec<[f32; TILE]>;
+        let regs: &mut [[f32; TILE]] = if n_regs <= INLINE_REGS {
+            for r in &mut inline[..n_regs] {
+                r.write([0f32; TILE]);
+            }
+            // SAFETY: the first `n_regs` entries were initialized just above.
+            unsafe { std::slice::from_raw_parts_mut(inline.as_mut_ptr().cast(), n_regs) }
+        } else {
+            heap = vec![[0f32; TILE]; n_regs];
+            &mut heap
+        };
         let mut at = start;
         while at < start + len {
             let n = TILE.min(start + len - at);
-            let result = run_tile_best(&kernel, at, n, &mut regs);
+            let result = run_tile_best(&kernel, at, n, regs);
             // SAFETY: `at..at + n` is inside the output and owned by this task; the tile's
             // inputs were read into registers above.
             unsafe { std::ptr::copy_nonoverlapping(result.as_ptr(), out.at(at), n) };

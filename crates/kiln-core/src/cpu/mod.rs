@@ -1,5 +1,7 @@
 //! CPU kernels for the primitive ops. `execute` is the backend contract: given an op, its
-//! inputs and the inferred output, return the output's storage and layout.
+//! inputs and the inferred output, return the output's storage and layout; `execute_into`
+//! writes the output into an existing tensor instead (the graph executor's planned buffers).
+//! Kernels take their output vector from a [`dst::Dst`], so one kernel serves both.
 
 mod binary;
 mod conv;

@@ -74,11 +74,15 @@ fn block<T: Elem>(src: &[T], dst: &mut [T], inner: usize, log: bool, scratch: &m
         if log {
             // The exponentials only feed the sum: made in pieces on the stack (rows up to
             // the piece size sum exactly as one run).
-            let mut buf = [<T as num_traits::Zero>::zero(); ROW_PIECE];
+            let mut buf = [std::mem::MaybeUninit::<T>::uninit(); ROW_PIECE];
             let mut sum = 0.0f64;
             for piece in dst.chunks(ROW_PIECE) {
                 let b = &mut buf[..piece.len()];
-                b.copy_from_slice(piece);
+                for (b, &v) in b.iter_mut().zip(piece) {
+                    b.write(v);
+                }
+                // SAFETY: the piece's elements were all written just above.
+                let b = unsafe { &mut *(b as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
                 T::exp_inplace(b);
                 sum += T::row_sum(b);
             }

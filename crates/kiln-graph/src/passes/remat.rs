@@ -31,8 +31,12 @@ impl Pass for Rematerialize {
         // be recomputed in turn.
         let ids: Vec<ValueId> = g.nodes.iter().rev().map(|n| n.id).collect();
         let mut changed = false;
+        let mut index = Index::of(g);
         for v in ids {
-            changed |= rematerialize(g, v);
+            if rematerialize(g, v, &index) {
+                index = Index::of(g);
+                changed = true;
+            }
         }
         changed
     }
@@ -44,6 +48,31 @@ fn is_elementwise(op: &Op) -> bool {
 
 fn is_view_like(op: &Op) -> bool {
     op.is_view() || matches!(op, Op::Reshape(_))
+}
+
+/// Who defines and who reads each value, by id (rebuilt after each change).
+struct Index {
+    producer: Vec<Option<usize>>,
+    /// Indices of the nodes reading each value, each once, in order.
+    users: Vec<Vec<usize>>,
+}
+
+impl Index {
+    fn of(g: &Graph) -> Index {
+        let mut users = vec![Vec::new(); g.id_bound()];
+        for (i, n) in g.nodes.iter().enumerate() {
+            for &a in &n.args {
+                let u: &mut Vec<usize> = &mut users[a as usize];
+                if u.last() != Some(&i) {
+                    u.push(i);
+                }
+            }
+        }
+        Index {
+            producer: producers(g),
+            users,
+        }
+    }
 }
 
 /// A read of a value: the node reading it (index), and the views between them.
@@ -80,8 +109,8 @@ fn uses_of(g: &Graph, v: ValueId, users: &[Vec<usize>], roots: &[ValueId]) -> Op
 }
 
 /// Recomputes `v` before its late reads if that pays; true if the graph changed.
-fn rematerialize(g: &mut Graph, v: ValueId) -> bool {
-    let producer = producers(g);
+fn rematerialize(g: &mut Graph, v: ValueId, index: &Index) -> bool {
+    let (producer, users) = (&index.producer, &index.users);
     let Some(k) = producer[v as usize] else {
         return false;
     };
@@ -93,16 +122,8 @@ fn rematerialize(g: &mut Graph, v: ValueId) -> bool {
     if !is_elementwise(&node.op) || node.fresh_random || size < MIN_BYTES {
         return false;
     }
-    let mut users = vec![Vec::new(); g.id_bound()];
-    for (i, n) in g.nodes.iter().enumerate() {
-        for &a in &n.args {
-            if !users[a as usize].contains(&i) {
-                users[a as usize].push(i);
-            }
-        }
-    }
     let roots = g.roots();
-    let Some(uses) = uses_of(g, v, &users, &roots) else {
+    let Some(uses) = uses_of(g, v, users, &roots) else {
         return false;
     };
     // Split at the widest gap between consecutive reads (or the definition and the first).
@@ -119,15 +140,7 @@ fn rematerialize(g: &mut Graph, v: ValueId) -> bool {
         return false;
     }
     let (first_late, last_late) = (uses[split].at, uses[uses.len() - 1].at);
-    if !operands_available(
-        g,
-        &g.nodes[k],
-        first_late,
-        last_late,
-        size,
-        &users,
-        &producer,
-    ) {
+    if !operands_available(g, &g.nodes[k], first_late, last_late, size, users, producer) {
         return false;
     }
 
