@@ -94,11 +94,15 @@ impl GraphCache {
             self.cache.insert(0, entry);
             return exe;
         }
-        let (graph, report) = self.build(&signature.args, f);
+        let (graph, mut report) = self.build(&signature.args, f);
+        let executable = Arc::new(Executable::new(graph));
+        let plan = executable.plan();
+        report.arena_bytes = plan.arena_bytes();
+        report.buffers = plan.buffers.len();
+        report.peak_live_bytes = plan.live_peak_bytes;
         if crate::log::enabled() {
             eprintln!("{report}");
         }
-        let executable = Arc::new(Executable::new(graph));
         self.cache.insert(
             0,
             Entry {
@@ -136,9 +140,7 @@ impl GraphCache {
             });
         }
         report.final_nodes = graph.nodes.len();
-        let (sum, peak) = memory_profile(&graph);
-        report.intermediate_bytes = sum;
-        report.peak_live_bytes = peak;
+        report.intermediate_bytes = memory_profile(&graph).0;
         (graph, report)
     }
 }
@@ -197,7 +199,8 @@ where
 }
 
 /// Sum of all node results' bytes, and the most bytes live at once when each value is freed
-/// after its last use (what the executor holds; the memory planner's lower bound).
+/// after its last direct use (ignoring that views keep their base alive: the memory plan's
+/// `live_peak_bytes` counts that).
 pub fn memory_profile(g: &Graph) -> (usize, usize) {
     let bytes = |n: &kiln_core::trace::Node| {
         if n.op.is_view() || matches!(n.op, kiln_core::ops::Op::Reshape(_)) {

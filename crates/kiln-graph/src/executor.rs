@@ -1,31 +1,72 @@
-//! Runs a graph: reads its inputs (arguments, captured state, gradients), applies each node's
-//! primitive op with the eager CPU kernels in a fixed order, frees every intermediate after its
-//! last use, then writes state updates and gradient slots back.
+//! Runs a graph over preallocated buffers: a fixed schedule of kernels writing into the
+//! buffers of the [memory plan](crate::memplan), with every view made once. The first call
+//! allocates the buffers; later calls allocate nothing (arguments are copied into their planned
+//! buffers, kernels write into existing ones, state updates are written in place or copied
+//! into the state, gradient slots receive the executor's own gradient tensors).
+//!
+//! Results handed out (outputs returned by [`Executable::run`], gradients in `.grad` slots)
+//! live in the executor's buffers. A result still referenced elsewhere when the next call
+//! starts (a loss kept from the last step, a gradient someone holds) is left alone: that call
+//! first moves to fresh buffers, so what the caller holds never changes under it.
 
 use crate::inplace::InPlace;
-use kiln_core::ops::{dispatch, Op};
+use crate::memplan::{MemoryPlan, Placement};
+use kiln_core::cpu::{copy_into, execute_into};
+use kiln_core::layout::Layout;
+use kiln_core::ops::Op;
+use kiln_core::storage::{CpuStorage, Storage};
 use kiln_core::trace::{GradTarget, Graph, InputKind, ValueId};
 use kiln_core::{no_grad, Tensor};
-use std::collections::HashSet;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
 use std::sync::Arc;
 
-/// A graph prepared for repeated execution: operand lists and last uses computed once.
+/// A graph prepared for repeated execution over planned buffers.
 pub struct Executable {
     graph: Graph,
-    /// For each node, the values that die right after it runs.
-    frees: Vec<Vec<ValueId>>,
-    /// Inputs the nodes or results actually read (unused inputs are never loaded).
-    live_inputs: Vec<usize>,
-    /// Per node: write the result into an existing buffer (see [`crate::inplace`]).
-    in_place: Vec<Option<InPlace>>,
+    plan: MemoryPlan,
+    /// Per node: how it runs.
+    steps: Vec<Step>,
+    /// (input id, argument position) of the arguments copied in at each call.
+    args: Vec<(ValueId, usize)>,
+    /// (input id, leaf) of the gradients read at each call.
+    grad_inputs: Vec<(ValueId, Tensor)>,
     /// The tensor each update writes back to, in `graph.updates` order.
     update_targets: Vec<Tensor>,
-    /// Captured (state or constant) tensors by input id.
-    bound: Vec<Option<Tensor>>,
+    /// Per gradient slot: whether it gets its own copy of the value (a value another slot
+    /// also gets, or one not in a planned buffer, e.g. a captured tensor).
+    grad_copy: Vec<bool>,
+    /// The buffers and every value's tensor, made at the first call.
+    runtime: Mutex<Option<Runtime>>,
+}
+
+/// How a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// A view made once with the buffers: nothing to do.
+    View,
+    /// Its kernel writes into the value's buffer (or, in place, into a dying operand's or
+    /// the updated state's).
+    Kernel,
+    /// A random draw with fresh counters from the global generator, as the eager op would.
+    FreshRandom,
+}
+
+/// The buffers of one executable and the tensors over them.
+struct Runtime {
+    buffers: Vec<Arc<Storage>>,
+    /// Every value's tensor, by id.
+    values: Vec<Option<Tensor>>,
+    /// Per gradient slot that gets a copy: its own tensor.
+    grad_copies: Vec<Option<Tensor>>,
+    /// Per buffer: storage references this runtime holds itself (more means a handed-out
+    /// result was viewed elsewhere).
+    own_refs: Vec<usize>,
 }
 
 impl Executable {
-    /// Prepares `graph` for execution.
+    /// Prepares `graph` for execution: plans its memory (buffers are allocated at the first
+    /// call).
     pub fn new(graph: Graph) -> Executable {
         let n = graph.id_bound();
         let mut last_use = vec![usize::MAX; n];
@@ -34,43 +75,66 @@ impl Executable {
                 last_use[a as usize] = i;
             }
         }
-        let roots: HashSet<ValueId> = graph.roots().into_iter().collect();
-        let mut frees = vec![Vec::new(); graph.nodes.len()];
-        for (id, &i) in last_use.iter().enumerate() {
-            if i != usize::MAX && !roots.contains(&(id as ValueId)) {
-                frees[i].push(id as ValueId);
-            }
-        }
-        let live_inputs = graph
+        let in_place = crate::inplace::plan(&graph, &last_use);
+        let plan = crate::memplan::plan(&graph, in_place);
+        let steps = graph
+            .nodes
+            .iter()
+            .map(|node| match plan.placement[node.id as usize] {
+                Some(Placement::View { .. }) => Step::View,
+                _ if node.fresh_random => Step::FreshRandom,
+                _ => Step::Kernel,
+            })
+            .collect();
+        let used = |id: ValueId| last_use[id as usize] != usize::MAX || graph.roots().contains(&id);
+        let args = graph
             .inputs
             .iter()
-            .enumerate()
-            .filter(|(_, inp)| last_use[inp.id as usize] != usize::MAX || roots.contains(&inp.id))
-            .map(|(k, _)| k)
+            .filter_map(|i| match i.kind {
+                InputKind::Arg(k) => Some((i.id, k)),
+                _ => None,
+            })
             .collect();
-        let in_place = crate::inplace::plan(&graph, &last_use);
-        let mut bound = vec![None; n];
-        for i in &graph.inputs {
-            if matches!(i.kind, InputKind::State | InputKind::Const) {
-                bound[i.id as usize] = i.tensor.clone();
-            }
-        }
+        let grad_inputs = graph
+            .inputs
+            .iter()
+            .filter(|i| i.kind == InputKind::Grad && used(i.id))
+            .map(|i| (i.id, i.tensor.clone().expect("grad input has its leaf")))
+            .collect();
         let update_targets = graph
             .updates
             .iter()
             .map(|u| {
-                bound[u.input as usize]
-                    .clone()
+                graph
+                    .input(u.input)
+                    .and_then(|i| i.tensor.clone())
                     .expect("updated input is bound")
+            })
+            .collect();
+        let mut seen: Vec<usize> = Vec::new();
+        let grad_copy = graph
+            .grads
+            .iter()
+            .map(|go| match go.value.map(|v| plan.buffer_of(v)) {
+                // Two slots never share a buffer (in-place clipping of one must not change
+                // the other), as in eager mode; captured tensors are not handed out.
+                Some(Some(b)) if !seen.contains(&b) => {
+                    seen.push(b);
+                    false
+                }
+                Some(_) => true,
+                None => false,
             })
             .collect();
         Executable {
             graph,
-            frees,
-            live_inputs,
-            in_place,
+            plan,
+            steps,
+            args,
+            grad_inputs,
             update_targets,
-            bound,
+            grad_copy,
+            runtime: Mutex::new(None),
         }
     }
 
@@ -79,139 +143,225 @@ impl Executable {
         &self.graph
     }
 
+    /// The memory plan.
+    pub fn plan(&self) -> &MemoryPlan {
+        &self.plan
+    }
+
     /// Per node, the buffer it writes in place, if any.
     pub fn in_place(&self) -> &[Option<InPlace>] {
-        &self.in_place
+        &self.plan.in_place
     }
 
     /// Runs the graph on `args` and returns its outputs. State updates and gradient slots are
-    /// written before it returns.
+    /// written before it returns. The outputs are the executor's own result tensors: kept by
+    /// the caller, they stay as they are (the next call moves to fresh buffers).
     pub fn run(&self, args: &[Tensor]) -> Vec<Tensor> {
-        let g = &self.graph;
-        let mut values: Vec<Option<Tensor>> = vec![None; g.id_bound()];
-        for &k in &self.live_inputs {
-            let inp = &g.inputs[k];
-            let t = match &inp.kind {
-                InputKind::Arg(i) => args[*i].clone(),
-                InputKind::State | InputKind::Const => {
-                    inp.tensor.clone().expect("bound input has its tensor")
-                }
-                InputKind::Grad => {
-                    let leaf = inp.tensor.as_ref().expect("grad input has its leaf");
-                    leaf.grad().unwrap_or_else(|| {
-                        panic!(
-                            "compiled function: the gradient of a tensor of shape {:?} was set \
-                             when the function was traced but is empty now; zero_grad inside the \
-                             compiled function, or keep the gradients set between calls",
-                            leaf.shape()
-                        )
-                    })
-                }
-            };
-            values[inp.id as usize] = Some(t);
-        }
+        let mut rt = self.runtime.lock();
+        let rt = self.execute(&mut rt, args);
+        self.graph
+            .outputs
+            .iter()
+            .map(|o| rt.value(*o).clone())
+            .collect()
+    }
+
+    /// Runs the graph on `args` and copies its outputs into `outputs` (tensors of the
+    /// outputs' shapes, e.g. from an earlier [`Executable::run`]). After the first call this
+    /// allocates nothing: arguments are copied into planned buffers, every kernel writes
+    /// into an existing buffer, state is updated in place or by a copy, and each `.grad` slot
+    /// is set to the executor's gradient tensor for it, which the next call overwrites unless
+    /// something else still holds it then (that call then moves to fresh buffers first).
+    pub fn run_into(&self, args: &[Tensor], outputs: &mut [Tensor]) {
+        assert_eq!(
+            outputs.len(),
+            self.graph.outputs.len(),
+            "run_into: {} output tensors for {} outputs",
+            outputs.len(),
+            self.graph.outputs.len()
+        );
+        let mut rt = self.runtime.lock();
+        let rt = self.execute(&mut rt, args);
         no_grad(|| {
-            for ((node, dead), place) in g.nodes.iter().zip(&self.frees).zip(&self.in_place) {
-                let out = if node.fresh_random {
-                    fresh_random(&node.op)
-                } else if let Some(out) = place.and_then(|p| self.run_in_place(node, p, &values)) {
-                    out
-                } else {
-                    let ins: smallvec::SmallVec<[&Tensor; 3]> = node
-                        .args
-                        .iter()
-                        .map(|a| {
-                            values[*a as usize].as_ref().unwrap_or_else(|| {
-                                panic!(
-                                    "executor: operand %{a} of %{} ({}) is not available",
-                                    node.id,
-                                    node.op.name()
-                                )
-                            })
-                        })
-                        .collect();
-                    dispatch(node.op.clone(), &ins)
-                };
-                values[node.id as usize] = Some(out);
-                for d in dead {
-                    values[*d as usize] = None;
+            for (out, o) in outputs.iter().zip(&self.graph.outputs) {
+                copy_into(out, rt.value(*o));
+            }
+        });
+    }
+
+    /// One call: buffers made or moved as needed, arguments in, nodes, updates, gradients.
+    fn execute<'r>(&self, slot: &'r mut Option<Runtime>, args: &[Tensor]) -> &'r Runtime {
+        let fresh = match slot {
+            Some(rt) => rt.escaped(self),
+            None => true,
+        };
+        if fresh {
+            *slot = Some(Runtime::new(self));
+        }
+        let rt = slot.as_ref().expect("runtime built");
+        let g = &self.graph;
+        no_grad(|| {
+            for &(id, k) in &self.args {
+                let arg = args.get(k).unwrap_or_else(|| {
+                    panic!(
+                        "compiled function: argument {k} missing ({} given)",
+                        args.len()
+                    )
+                });
+                copy_into(rt.value(id), arg);
+            }
+            for (id, leaf) in &self.grad_inputs {
+                let grad = leaf.grad().unwrap_or_else(|| {
+                    panic!(
+                        "compiled function: the gradient of a tensor of shape {:?} was set \
+                         when the function was traced but is empty now; zero_grad inside the \
+                         compiled function, or keep the gradients set between calls",
+                        leaf.shape()
+                    )
+                });
+                copy_into(rt.value(*id), &grad);
+            }
+            for (node, step) in g.nodes.iter().zip(&self.steps) {
+                let out = rt.value(node.id);
+                match step {
+                    Step::View => {}
+                    Step::Kernel => {
+                        let ins: SmallVec<[&Tensor; 16]> =
+                            node.args.iter().map(|a| rt.value(*a)).collect();
+                        let _scope = kiln_core::profile::scope(|| node.op.name().to_string());
+                        execute_into(&node.op, &ins, out);
+                    }
+                    Step::FreshRandom => execute_into(&fresh_random(&node.op), &[], out),
                 }
             }
             for (u, target) in g.updates.iter().zip(&self.update_targets) {
-                let v = values[u.value as usize].as_ref().expect("update computed");
+                let v = rt.value(u.value);
                 // A node that ran in place already wrote the target.
                 if !(v.shares_storage(target) && v.layout() == target.layout()) {
-                    target.copy_(v);
+                    copy_into(target, v);
+                }
+            }
+            for (k, go) in g.grads.iter().enumerate() {
+                let value = go.value.map(|v| match &rt.grad_copies[k] {
+                    Some(copy) => {
+                        copy_into(copy, rt.value(v));
+                        copy.clone()
+                    }
+                    None => rt.value(v).clone(),
+                });
+                match &go.target {
+                    GradTarget::Leaf(leaf) => leaf.set_grad(value),
+                    GradTarget::Arg(i) => args[*i].set_grad(value),
                 }
             }
         });
-        let mut handed_out: HashSet<usize> = HashSet::new();
-        for go in &g.grads {
-            let value = go.value.map(|v| {
-                let t = values[v as usize].clone().expect("gradient computed");
-                // Two slots never share a buffer (in-place clipping of one must not change the
-                // other), as in eager mode.
-                if !handed_out.insert(Arc::as_ptr(t.storage()) as usize) {
-                    no_grad(|| t.copy())
-                } else {
-                    t
+        rt
+    }
+}
+
+impl Runtime {
+    /// Allocates the planned buffers and makes every value's tensor over them.
+    fn new(exe: &Executable) -> Runtime {
+        let g = &exe.graph;
+        let plan = &exe.plan;
+        let buffers: Vec<Arc<Storage>> = plan
+            .buffers
+            .iter()
+            .map(|b| Arc::new(Storage::cpu(CpuStorage::filled(b.dtype, b.len, 0.0))))
+            .collect();
+        let mut values: Vec<Option<Tensor>> = vec![None; g.id_bound()];
+        let dense = |b: usize, shape: &[usize]| {
+            Tensor::from_storage(buffers[b].clone(), Layout::contiguous(shape))
+        };
+        let bound = |id: ValueId| {
+            g.input(id)
+                .and_then(|i| i.tensor.clone())
+                .expect("bound input has its tensor")
+        };
+        for i in &g.inputs {
+            values[i.id as usize] = match &exe.plan.placement[i.id as usize] {
+                Some(Placement::Buffer(b)) => Some(dense(*b, &i.shape)),
+                Some(_) => Some(bound(i.id)),
+                None => None,
+            };
+        }
+        for node in &g.nodes {
+            let t = match &plan.placement[node.id as usize] {
+                Some(Placement::Buffer(b)) => dense(*b, &node.shape),
+                Some(Placement::View { base, layout }) => {
+                    let base = values[*base as usize].as_ref().expect("view base made");
+                    Tensor::from_storage(base.storage().clone(), layout.clone())
                 }
-            });
-            match &go.target {
-                GradTarget::Leaf(leaf) => leaf.set_grad(value),
-                GradTarget::Arg(i) => args[*i].set_grad(value),
+                Some(Placement::State(t)) => bound(*t),
+                Some(Placement::Bound) | None => {
+                    unreachable!("executor: node %{} has no placement", node.id)
+                }
+            };
+            values[node.id as usize] = Some(t);
+        }
+        let grad_copies = g
+            .grads
+            .iter()
+            .zip(&exe.grad_copy)
+            .map(|(go, &copy)| {
+                let v = go.value.filter(|_| copy)?;
+                let t = values[v as usize].as_ref().expect("gradient value made");
+                Some(no_grad(|| t.copy()))
+            })
+            .collect();
+        let own_refs = buffers.iter().map(Arc::strong_count).collect();
+        Runtime {
+            buffers,
+            values,
+            grad_copies,
+            own_refs,
+        }
+    }
+
+    fn value(&self, id: ValueId) -> &Tensor {
+        self.values[id as usize]
+            .as_ref()
+            .unwrap_or_else(|| panic!("executor: value %{id} is not available"))
+    }
+
+    /// True when a result handed out by an earlier call is still referenced beyond this
+    /// runtime and its gradient slots (so the buffers must not be written again).
+    fn escaped(&self, exe: &Executable) -> bool {
+        let g = &exe.graph;
+        let slots_of = |v: ValueId| {
+            g.grads
+                .iter()
+                .zip(&self.grad_copies)
+                .filter(|(go, copy)| go.value == Some(v) && copy.is_none())
+                .count()
+        };
+        let held = |t: &Tensor, slots: usize| t.handle_count() > 1 + slots;
+        for &v in g
+            .outputs
+            .iter()
+            .chain(g.grads.iter().filter_map(|go| go.value.as_ref()))
+        {
+            if exe.plan.buffer_of(v).is_some() && held(self.value(v), slots_of(v)) {
+                return true;
             }
         }
-        g.outputs
+        if self.grad_copies.iter().flatten().any(|t| held(t, 1)) {
+            return true;
+        }
+        self.buffers
             .iter()
-            .map(|o| values[*o as usize].clone().expect("output computed"))
-            .collect()
+            .zip(&self.own_refs)
+            .any(|(b, &own)| Arc::strong_count(b) > own)
+            || self
+                .grad_copies
+                .iter()
+                .flatten()
+                .any(|t| Arc::strong_count(t.storage()) > 1)
     }
 }
 
-impl Executable {
-    /// Runs a fused node into the buffer its plan names, if that buffer is a dense f32 tensor
-    /// of the node's shape right now; `None` falls back to a fresh output.
-    fn run_in_place(
-        &self,
-        node: &kiln_core::trace::Node,
-        place: InPlace,
-        values: &[Option<Tensor>],
-    ) -> Option<Tensor> {
-        let Op::Fused(program) = &node.op else {
-            return None;
-        };
-        let target = match place {
-            InPlace::Operand(v) => values[v as usize].clone()?,
-            InPlace::State(v) => self.bound[v as usize].clone()?,
-        };
-        let dense = target.is_contiguous()
-            && target.layout().offset == 0
-            && target.storage().read().len() == target.numel()
-            && target.shape() == &node.shape[..];
-        if !dense {
-            return None;
-        }
-        let ins: smallvec::SmallVec<[&Tensor; 3]> = node
-            .args
-            .iter()
-            .map(|a| values[*a as usize].as_ref().expect("operand computed"))
-            .collect();
-        // Any other view of the buffer among the operands would be read at other positions.
-        if ins
-            .iter()
-            .any(|t| t.shares_storage(&target) && t.layout() != target.layout())
-        {
-            return None;
-        }
-        let _scope = kiln_core::profile::scope(|| "fused(in place)".to_string());
-        kiln_core::cpu::fused_into(program, &ins, &target);
-        Some(target)
-    }
-}
-
-/// A random node draws its counters from the global generator now, as the eager op would.
-fn fresh_random(op: &Op) -> Tensor {
+/// A random node's op with counters drawn from the global generator now, as the eager op's.
+fn fresh_random(op: &Op) -> Op {
     let Op::Random {
         dist, shape, dtype, ..
     } = op
@@ -220,14 +370,11 @@ fn fresh_random(op: &Op) -> Tensor {
     };
     let n = shape.iter().product();
     let (seed, offset) = kiln_core::random::with_global(|g| g.reserve(n));
-    dispatch(
-        Op::Random {
-            dist: *dist,
-            shape: shape.clone(),
-            dtype: *dtype,
-            seed,
-            offset,
-        },
-        &[],
-    )
+    Op::Random {
+        dist: *dist,
+        shape: shape.clone(),
+        dtype: *dtype,
+        seed,
+        offset,
+    }
 }

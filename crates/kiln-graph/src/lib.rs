@@ -13,6 +13,7 @@ pub mod compile;
 pub mod executor;
 pub mod inplace;
 pub mod log;
+pub mod memplan;
 pub mod passes;
 
 pub use compile::{compile, CompileOptions, Compiled, GraphCache};

@@ -30,8 +30,13 @@ pub struct CompileReport {
     pub final_nodes: usize,
     /// Bytes of all intermediate values if each had its own buffer.
     pub intermediate_bytes: usize,
-    /// Bytes live at once at the peak of the schedule (what an arena needs).
+    /// Bytes of values needed at once at the peak of the schedule, views keeping their base
+    /// alive (the least the planned buffers can total).
     pub peak_live_bytes: usize,
+    /// Bytes of the executor's planned buffers (see [`crate::memplan`]).
+    pub arena_bytes: usize,
+    /// How many planned buffers.
+    pub buffers: usize,
 }
 
 impl CompileReport {
@@ -61,13 +66,20 @@ impl fmt::Display for CompileReport {
         }
         write!(
             f,
-            "kiln compile: total {:.2} ms, {} nodes; intermediates {:.1} MiB, peak live {:.1} MiB",
+            "kiln compile: total {:.2} ms, {} nodes; intermediates {:.1} MiB, planned arena \
+             {:.1} MiB in {} buffers (peak live {:.1} MiB)",
             self.total_time().as_secs_f64() * 1e3,
             self.final_nodes,
-            self.intermediate_bytes as f64 / (1 << 20) as f64,
-            self.peak_live_bytes as f64 / (1 << 20) as f64
+            mib(self.intermediate_bytes),
+            mib(self.arena_bytes),
+            self.buffers,
+            mib(self.peak_live_bytes)
         )
     }
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
 }
 
 /// True when `KILN_LOG` asks for compile reports.

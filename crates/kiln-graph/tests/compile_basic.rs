@@ -146,3 +146,27 @@ fn compiled_steps_follow_lr_changes_and_count_adam_steps() {
     assert_eq!(before, after, "lr 0 must leave the parameters unchanged");
     assert_eq!(calls, 4);
 }
+
+#[test]
+fn results_the_caller_keeps_do_not_change_at_the_next_call() {
+    let model = Sequential::new()
+        .append(Linear::new(6, 8))
+        .append(ReLU::new())
+        .append(Linear::new(8, 3));
+    let mut opt = Sgd::new(model.parameters(), 0.5);
+    let mut step = compile(|b: &[Tensor]| vec![train_step(&model, &mut opt, &b[0], &b[1])]);
+    let batch = [
+        Tensor::randn([5, 6], DType::F32),
+        Tensor::randint(0, 3, [5]),
+    ];
+    let w = model.parameters()[0].clone();
+    let loss1 = step.call(&batch).remove(0);
+    let (l1, g1) = (loss1.item::<f32>(), w.grad().unwrap());
+    let g1_values = g1.to_vec::<f32>();
+    let loss2 = step.call(&batch).remove(0);
+    // What the caller held is as it was; the new results differ (the weights moved).
+    assert_eq!(loss1.item::<f32>(), l1);
+    assert_eq!(g1.to_vec::<f32>(), g1_values);
+    assert_ne!(loss2.item::<f32>(), l1);
+    assert_ne!(w.grad().unwrap().to_vec::<f32>(), g1_values);
+}

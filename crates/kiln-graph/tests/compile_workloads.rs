@@ -5,14 +5,11 @@
 
 mod common;
 
-use common::copy_params;
+use common::{copy_params, TinyGpt};
 use kiln_core::nn::functional as F;
 use kiln_core::{DType, Tensor};
 use kiln_graph::compile;
-use kiln_nn::layers::{
-    CausalDecoderBlock, Conv2d, Conv2dConfig, Embedding, Flatten, LayerNorm, Linear, MaxPool2d,
-    ReLU, Sequential,
-};
+use kiln_nn::layers::{Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, ReLU, Sequential};
 use kiln_nn::optim::{Adam, AdamW, Optimizer, Sgd, SgdConfig};
 use kiln_nn::Module;
 use std::sync::Mutex;
@@ -142,37 +139,10 @@ fn cnn_with_sgd_momentum() {
     );
 }
 
-/// The benchmark GPT's architecture at a small size.
-#[derive(kiln_nn::Module)]
-struct TinyGpt {
-    tok: Embedding,
-    pos: Embedding,
-    blocks: Vec<CausalDecoderBlock>,
-    ln: LayerNorm,
-    head: Linear,
-}
-
-impl Module for TinyGpt {
-    fn forward(&self, idx: &Tensor) -> Tensor {
-        let positions = Tensor::arange(0.0, idx.size(1) as f64, 1.0, DType::I64);
-        let mut x = &self.tok.forward(idx) + &self.pos.forward(&positions);
-        for b in &self.blocks {
-            x = b.forward(&x);
-        }
-        self.head.forward(&self.ln.forward(&x))
-    }
-}
-
 #[test]
 fn gpt_with_adamw() {
     let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let make = || TinyGpt {
-        tok: Embedding::new(32, 16),
-        pos: Embedding::new(8, 16),
-        blocks: (0..2).map(|_| CausalDecoderBlock::new(16, 2)).collect(),
-        ln: LayerNorm::new(16),
-        head: Linear::new(16, 32),
-    };
+    let make = TinyGpt::new;
     check(
         make,
         |p| Box::new(AdamW::new(p, 3e-3)),

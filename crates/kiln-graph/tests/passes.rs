@@ -5,6 +5,7 @@ use kiln_core::{DType, Tensor};
 use kiln_graph::executor::Executable;
 use kiln_graph::passes::{
     AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, ElementwiseFusion, Pass,
+    Rematerialize,
 };
 
 fn spec(shape: &[usize]) -> ArgSpec {
@@ -142,4 +143,38 @@ fn fusion_keeps_values_used_elsewhere() {
     let after = Executable::new(g.clone()).run(&[x]);
     assert_eq!(before[0].to_vec::<f32>(), after[0].to_vec::<f32>());
     assert_eq!(before[1].to_vec::<f32>(), after[1].to_vec::<f32>());
+}
+
+#[test]
+fn remat_recomputes_a_value_next_to_far_reads_when_its_operand_is_live_there() {
+    // h = exp(x) (512 KiB) is read at once and again after a long chain; x is read at the end
+    // anyway, so h is recomputed there instead of kept across the chain.
+    let chain = |h: &Tensor| {
+        let mut y = h.sin();
+        for _ in 0..40 {
+            y = y.cos();
+        }
+        y
+    };
+    let mut g = trace(&[spec(&[256, 256])], |x| {
+        let h = x[0].exp();
+        let y = chain(&h);
+        vec![&(&y * &h) + &x[0]]
+    });
+    let x = Tensor::randn([256, 256], DType::F64);
+    let before = run(&g, std::slice::from_ref(&x));
+    assert!(Rematerialize.run(&mut g));
+    assert_eq!(count(&g, "exp"), 2);
+    // The copy sits right before its reader, the product.
+    let mul = g.nodes.iter().position(|n| n.op.name() == "mul").unwrap();
+    assert_eq!(g.nodes[mul - 1].op.name(), "exp");
+    assert_eq!(run(&g, &[x]), before);
+
+    // When the operand is dead by then (here sin(x), read only by exp), keeping h is cheaper.
+    let mut g = trace(&[spec(&[256, 256])], |x| {
+        let h = x[0].sin().exp();
+        let y = chain(&h);
+        vec![&y * &h]
+    });
+    assert!(!Rematerialize.run(&mut g));
 }

@@ -3,6 +3,7 @@
 //! in L2) instead of whole-tensor scores, masked scores and probabilities in memory, and the
 //! backward recomputes them rather than keeping them from the forward pass.
 
+use super::dst::Dst;
 use super::num::Num;
 use super::threads;
 use crate::dtype::{DType, Element};
@@ -77,6 +78,7 @@ fn dense<T>(p: &[T], cols: usize) -> Mat<T> {
 /// `dst (m × n, dense) = alpha · a (m × k) @ b (k × n)`, on this thread.
 fn gemm<T: Num>(dst: &mut [T], m: usize, n: usize, k: usize, a: Mat<T>, b: Mat<T>, alpha: T) {
     debug_assert_eq!(dst.len(), m * n);
+    let _in_gemm = super::matmul::GemmCall::enter();
     // SAFETY: `dst` holds m·n elements; `a` and `b` describe matrices inside live storages
     // (offsets and strides from validated layouts, or dense scratch of the right size).
     unsafe {
@@ -166,12 +168,13 @@ fn for_each_head<T: Elem>(
     outputs: usize,
     per_head: usize,
     scratch_len: usize,
+    dst: &mut Dst,
     f: impl Fn([Mat<T>; 4], &mut [&mut [T]; 3], &mut [T]) + Sync,
 ) -> Vec<T> {
     let x = inputs[0].layout();
     let r = x.rank();
     let heads: usize = x.shape[..r - 2].iter().product();
-    let mut out = super::pool::filled(outputs * heads * per_head, T::from_f64(0.0));
+    let mut out = dst.filled(outputs * heads * per_head, T::from_f64(0.0));
     if per_head == 0 || heads == 0 {
         return out;
     }
@@ -237,13 +240,14 @@ fn dense_copy<T: Copy>(m: Mat<T>, rows: usize, cols: usize, transpose: bool, dst
     }
 }
 
-fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
+fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head, dst: &mut Dst) -> Vec<T> {
     let (t, d) = (h.t, h.d);
     for_each_head::<T>(
         inputs,
         1,
         t * d,
         t * t + 3 * t * d,
+        dst,
         |[q, k, v, _], outs, scratch| {
             let (p, rest) = scratch.split_at_mut(t * t);
             let (qd, rest) = rest.split_at_mut(t * d);
@@ -267,7 +271,7 @@ fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
 
 /// `dq, dk, dv` of one head for the output gradient `g`:
 /// `dv = Pᵀ g`, `dS = P ⊙ (g vᵀ − rowsum(g vᵀ ⊙ P))`, `dq = scale · dS k`, `dk = scale · dSᵀ q`.
-fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
+fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head, dst: &mut Dst) -> Vec<T> {
     let (t, d) = (h.t, h.d);
     let alpha = T::from_f64(h.scale);
     let scratch_len = 2 * t * t + 5 * t * d;
@@ -276,6 +280,7 @@ fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head) -> Vec<T> {
         3,
         t * d,
         scratch_len,
+        dst,
         |[q, k, v, g], outs, scratch| {
             let (p, rest) = scratch.split_at_mut(t * t);
             let (ds, rest) = rest.split_at_mut(t * t);
@@ -321,21 +326,33 @@ fn head(x: &Tensor, scale: f64, causal: bool) -> Head {
 }
 
 /// `softmax(scale · q kᵀ) v` per head for `q, k, v` of one shape `[.., T, D]`.
-pub fn attention(inputs: &[&Tensor], scale: f64, causal: bool, out: DType) -> CpuStorage {
+pub(crate) fn attention(
+    inputs: &[&Tensor],
+    scale: f64,
+    causal: bool,
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     let h = head(inputs[0], scale, causal);
     match out {
-        DType::F32 => CpuStorage::F32(forward_typed::<f32>(inputs, h)),
-        DType::F64 => CpuStorage::F64(forward_typed::<f64>(inputs, h)),
+        DType::F32 => CpuStorage::F32(forward_typed::<f32>(inputs, h, dst)),
+        DType::F64 => CpuStorage::F64(forward_typed::<f64>(inputs, h, dst)),
         d => unreachable!("attention: dtype {d}"),
     }
 }
 
 /// `[dq, dk, dv]` stacked along a new first dim, for inputs `q, k, v, g`.
-pub fn attention_backward(inputs: &[&Tensor], scale: f64, causal: bool, out: DType) -> CpuStorage {
+pub(crate) fn attention_backward(
+    inputs: &[&Tensor],
+    scale: f64,
+    causal: bool,
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     let h = head(inputs[0], scale, causal);
     match out {
-        DType::F32 => CpuStorage::F32(backward_typed::<f32>(inputs, h)),
-        DType::F64 => CpuStorage::F64(backward_typed::<f64>(inputs, h)),
+        DType::F32 => CpuStorage::F32(backward_typed::<f32>(inputs, h, dst)),
+        DType::F64 => CpuStorage::F64(backward_typed::<f64>(inputs, h, dst)),
         d => unreachable!("attention_backward: dtype {d}"),
     }
 }

@@ -1,6 +1,7 @@
 //! Elementwise binary kernels with broadcasting, and `where`.
 
 use super::cast_if;
+use super::dst::Dst;
 use super::num::Num;
 use super::strided::for_each_run;
 use super::threads::MAP_CHUNK;
@@ -15,10 +16,11 @@ use half::{bf16, f16};
 fn dense_zip<T: StorageElement, U: StorageElement>(
     da: &[T],
     db: &[T],
+    dst: &mut Dst,
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     let n = da.len();
-    let mut out = super::pool::take(n);
+    let mut out = dst.take(n);
     super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, |s, o| {
         for ((o, &x), &y) in o.iter_mut().zip(&da[s..]).zip(&db[s..]) {
             o.write(f(x, y));
@@ -36,6 +38,17 @@ pub fn zip<T: StorageElement, U: StorageElement>(
     shape: &[usize],
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
+    zip_in(a, b, shape, &mut Dst::fresh(), f)
+}
+
+/// [`zip`] into a vector from `dst`.
+pub(crate) fn zip_in<T: StorageElement, U: StorageElement>(
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    dst: &mut Dst,
+    f: impl Fn(T, T) -> U + Sync,
+) -> Vec<U> {
     // Fast path: both operands dense with the output's shape (no layout building).
     if same_shape(a.shape(), shape) && same_shape(b.shape(), shape) {
         if let (Some(ra), Some(rb)) = (a.layout().contiguous_range(), b.layout().contiguous_range())
@@ -45,7 +58,7 @@ pub fn zip<T: StorageElement, U: StorageElement>(
                 T::slice(&ga).expect("binary: dtype"),
                 T::slice(&gb).expect("binary: dtype"),
             );
-            return dense_zip(&da[ra], &db[rb], f);
+            return dense_zip(&da[ra], &db[rb], dst, f);
         }
     }
     let la = a.layout().broadcast_to(shape);
@@ -57,12 +70,12 @@ pub fn zip<T: StorageElement, U: StorageElement>(
         T::slice(&gb).expect("binary: dtype"),
     );
     if let (Some(ra), Some(rb)) = (la.contiguous_range(), lb.contiguous_range()) {
-        let mut out = super::pool::take(ra.len());
+        let mut out = dst.take(ra.len());
         out.extend(da[ra].iter().zip(&db[rb]).map(|(&x, &y)| f(x, y)));
         return out;
     }
     let n = shape.iter().product();
-    let mut out = super::pool::take(n);
+    let mut out = dst.take(n);
     for_each_run(
         shape,
         [&la.strides, &lb.strides],
@@ -99,15 +112,15 @@ fn compare<T: StorageElement>(c: CmpOp) -> impl Fn(T, T) -> bool {
     }
 }
 
-fn typed<T: Num>(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize]) -> CpuStorage {
+fn typed<T: Num>(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], d: &mut Dst) -> CpuStorage {
     match op {
-        Op::Add => T::wrap(zip(a, b, shape, T::add)),
-        Op::Sub => T::wrap(zip(a, b, shape, T::sub)),
-        Op::Mul => T::wrap(zip(a, b, shape, T::mul)),
-        Op::Div => T::wrap(zip(a, b, shape, T::div)),
-        Op::Maximum => T::wrap(zip(a, b, shape, T::max_)),
-        Op::Minimum => T::wrap(zip(a, b, shape, T::min_)),
-        Op::Compare(c) => CpuStorage::Bool(zip(a, b, shape, compare::<T>(*c))),
+        Op::Add => T::wrap(zip_in(a, b, shape, d, T::add)),
+        Op::Sub => T::wrap(zip_in(a, b, shape, d, T::sub)),
+        Op::Mul => T::wrap(zip_in(a, b, shape, d, T::mul)),
+        Op::Div => T::wrap(zip_in(a, b, shape, d, T::div)),
+        Op::Maximum => T::wrap(zip_in(a, b, shape, d, T::max_)),
+        Op::Minimum => T::wrap(zip_in(a, b, shape, d, T::min_)),
+        Op::Compare(c) => CpuStorage::Bool(zip_in(a, b, shape, d, compare::<T>(*c))),
         _ => unreachable!("binary: {}", op.name()),
     }
 }
@@ -138,7 +151,14 @@ pub(crate) fn binary_f32_slice(op: &Op, a: &[f32], b: &[f32], out: &mut [f32]) {
 }
 
 /// Applies a broadcasting binary op; operands are promoted to a common dtype first.
-pub fn binary(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], out: DType) -> CpuStorage {
+pub(crate) fn binary(
+    op: &Op,
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     let compute = match op {
         Op::Compare(_) => DType::promote(a.dtype(), b.dtype()),
         _ => out,
@@ -146,8 +166,8 @@ pub fn binary(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], out: DType) -> C
     let (a, b) = (cast_if(a, compute), cast_if(b, compute));
     if matches!(op, Op::Pow) {
         return match compute {
-            DType::F32 => CpuStorage::F32(zip(&a, &b, shape, f32::powf)),
-            DType::F64 => CpuStorage::F64(zip(&a, &b, shape, f64::powf)),
+            DType::F32 => CpuStorage::F32(zip_in(&a, &b, shape, dst, f32::powf)),
+            DType::F64 => CpuStorage::F64(zip_in(&a, &b, shape, dst, f64::powf)),
             _ => {
                 let r = zip(
                     &cast_if(&a, DType::F32),
@@ -161,18 +181,24 @@ pub fn binary(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], out: DType) -> C
         };
     }
     match compute {
-        DType::F32 => typed::<f32>(op, &a, &b, shape),
-        DType::F64 => typed::<f64>(op, &a, &b, shape),
-        DType::BF16 => typed::<bf16>(op, &a, &b, shape),
-        DType::F16 => typed::<f16>(op, &a, &b, shape),
-        DType::I64 => typed::<i64>(op, &a, &b, shape),
-        DType::I32 => typed::<i32>(op, &a, &b, shape),
-        DType::U8 => typed::<u8>(op, &a, &b, shape),
-        DType::Bool => typed::<bool>(op, &a, &b, shape),
+        DType::F32 => typed::<f32>(op, &a, &b, shape, dst),
+        DType::F64 => typed::<f64>(op, &a, &b, shape, dst),
+        DType::BF16 => typed::<bf16>(op, &a, &b, shape, dst),
+        DType::F16 => typed::<f16>(op, &a, &b, shape, dst),
+        DType::I64 => typed::<i64>(op, &a, &b, shape, dst),
+        DType::I32 => typed::<i32>(op, &a, &b, shape, dst),
+        DType::U8 => typed::<u8>(op, &a, &b, shape, dst),
+        DType::Bool => typed::<bool>(op, &a, &b, shape, dst),
     }
 }
 
-fn where_typed<T: StorageElement>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize]) -> Vec<T> {
+fn where_typed<T: StorageElement>(
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    dst: &mut Dst,
+) -> Vec<T> {
     let lc = c.layout().broadcast_to(shape);
     let la = a.layout().broadcast_to(shape);
     let lb = b.layout().broadcast_to(shape);
@@ -182,7 +208,7 @@ fn where_typed<T: StorageElement>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[u
         T::slice(&ga).expect("where: dtype"),
         T::slice(&gb).expect("where: dtype"),
     );
-    let mut out = super::pool::take(shape.iter().product());
+    let mut out = dst.take(shape.iter().product());
     for_each_run(
         shape,
         [&lc.strides, &la.strides, &lb.strides],
@@ -228,16 +254,23 @@ fn where_typed<T: StorageElement>(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[u
 }
 
 /// `where(cond, a, b)` with broadcasting.
-pub fn where_(c: &Tensor, a: &Tensor, b: &Tensor, shape: &[usize], out: DType) -> CpuStorage {
+pub(crate) fn where_(
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    out: DType,
+    d: &mut Dst,
+) -> CpuStorage {
     let (a, b) = (cast_if(a, out), cast_if(b, out));
     match out {
-        DType::F32 => CpuStorage::F32(where_typed(c, &a, &b, shape)),
-        DType::F64 => CpuStorage::F64(where_typed(c, &a, &b, shape)),
-        DType::BF16 => CpuStorage::BF16(where_typed(c, &a, &b, shape)),
-        DType::F16 => CpuStorage::F16(where_typed(c, &a, &b, shape)),
-        DType::I64 => CpuStorage::I64(where_typed(c, &a, &b, shape)),
-        DType::I32 => CpuStorage::I32(where_typed(c, &a, &b, shape)),
-        DType::U8 => CpuStorage::U8(where_typed(c, &a, &b, shape)),
-        DType::Bool => CpuStorage::Bool(where_typed(c, &a, &b, shape)),
+        DType::F32 => CpuStorage::F32(where_typed(c, &a, &b, shape, d)),
+        DType::F64 => CpuStorage::F64(where_typed(c, &a, &b, shape, d)),
+        DType::BF16 => CpuStorage::BF16(where_typed(c, &a, &b, shape, d)),
+        DType::F16 => CpuStorage::F16(where_typed(c, &a, &b, shape, d)),
+        DType::I64 => CpuStorage::I64(where_typed(c, &a, &b, shape, d)),
+        DType::I32 => CpuStorage::I32(where_typed(c, &a, &b, shape, d)),
+        DType::U8 => CpuStorage::U8(where_typed(c, &a, &b, shape, d)),
+        DType::Bool => CpuStorage::Bool(where_typed(c, &a, &b, shape, d)),
     }
 }

@@ -1,8 +1,9 @@
 //! Copies: making a tensor dense, dtype casts, concatenation, slice scatter and in-place
 //! strided writes.
 
+use super::dst::Dst;
 use super::strided::for_each_run;
-use super::to_contiguous_vec;
+use super::to_contiguous_vec_in;
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
 use crate::storage::{CpuStorage, StorageElement};
@@ -12,18 +13,23 @@ use half::{bf16, f16};
 
 /// A dense row-major copy of `x`.
 pub fn contiguous(x: &Tensor) -> CpuStorage {
-    fn go<T: StorageElement>(x: &Tensor) -> CpuStorage {
-        T::wrap(to_contiguous_vec::<T>(x))
+    contiguous_in(x, &mut Dst::fresh())
+}
+
+/// [`contiguous`] into a vector from `dst`.
+pub(crate) fn contiguous_in(x: &Tensor, dst: &mut Dst) -> CpuStorage {
+    fn go<T: StorageElement>(x: &Tensor, dst: &mut Dst) -> CpuStorage {
+        T::wrap(to_contiguous_vec_in::<T>(x, dst))
     }
     match x.dtype() {
-        DType::F32 => go::<f32>(x),
-        DType::F64 => go::<f64>(x),
-        DType::BF16 => go::<bf16>(x),
-        DType::F16 => go::<f16>(x),
-        DType::I64 => go::<i64>(x),
-        DType::I32 => go::<i32>(x),
-        DType::U8 => go::<u8>(x),
-        DType::Bool => go::<bool>(x),
+        DType::F32 => go::<f32>(x, dst),
+        DType::F64 => go::<f64>(x, dst),
+        DType::BF16 => go::<bf16>(x, dst),
+        DType::F16 => go::<f16>(x, dst),
+        DType::I64 => go::<i64>(x, dst),
+        DType::I32 => go::<i32>(x, dst),
+        DType::U8 => go::<u8>(x, dst),
+        DType::Bool => go::<bool>(x, dst),
     }
 }
 
@@ -46,6 +52,43 @@ fn cast_vec<S: Element>(src: Vec<S>, to: DType) -> CpuStorage {
 
 /// A dense copy of `x` converted to `to` (floats to ints truncate toward zero).
 pub fn cast(x: &Tensor, to: DType) -> CpuStorage {
+    cast_in(x, to, &mut Dst::fresh())
+}
+
+/// [`cast`] into a vector from `dst`: a dense `x` is converted straight from its buffer.
+pub(crate) fn cast_in(x: &Tensor, to: DType, dst: &mut Dst) -> CpuStorage {
+    if x.dtype() == to {
+        return contiguous_in(x, dst);
+    }
+    let Some(r) = x.layout().contiguous_range() else {
+        return cast_strided(x, to);
+    };
+    let g = x.storage().read();
+    with_storage!(&*g, v => convert_in(&v[r], to, dst))
+}
+
+/// `src` converted to `to` in a vector from `dst` (each value through f64, which is exact for
+/// every source type, so it rounds once, as the direct f32 → half conversions do).
+fn convert_in<S: Element>(src: &[S], to: DType, dst: &mut Dst) -> CpuStorage {
+    fn go<S: Element, D: StorageElement>(src: &[S], dst: &mut Dst) -> CpuStorage {
+        let mut out = dst.take(src.len());
+        out.extend(src.iter().map(|v| D::from_f64(v.to_f64())));
+        D::wrap(out)
+    }
+    match to {
+        DType::F32 => go::<S, f32>(src, dst),
+        DType::F64 => go::<S, f64>(src, dst),
+        DType::BF16 => go::<S, bf16>(src, dst),
+        DType::F16 => go::<S, f16>(src, dst),
+        DType::I64 => go::<S, i64>(src, dst),
+        DType::I32 => go::<S, i32>(src, dst),
+        DType::U8 => go::<S, u8>(src, dst),
+        DType::Bool => go::<S, bool>(src, dst),
+    }
+}
+
+/// [`cast`] of a strided tensor: a dense copy first.
+fn cast_strided(x: &Tensor, to: DType) -> CpuStorage {
     if x.dtype() == to {
         return contiguous(x);
     }
@@ -101,22 +144,23 @@ pub fn cat(inputs: &[&Tensor], dim: usize, shape: &[usize]) -> CpuStorage {
 }
 
 /// Zeros of `shape` with `x` written at `start, start+step, …` along `dim`.
-pub fn slice_scatter(
+pub(crate) fn slice_scatter(
     x: &Tensor,
     dim: usize,
     start: usize,
     step: usize,
     shape: &[usize],
+    dst: &mut Dst,
 ) -> CpuStorage {
     // Zeros from the buffer cache: a fresh zeroed allocation of this size is an `mmap` whose
     // page faults cost more than the copy (profiled: 3 ms per [16, 128, 768] gradient).
-    fn zeros<T: StorageElement>(n: usize) -> CpuStorage {
-        T::wrap(super::pool::filled(n, T::from_f64(0.0)))
+    fn zeros<T: StorageElement>(n: usize, dst: &mut Dst) -> CpuStorage {
+        T::wrap(dst.filled(n, T::from_f64(0.0)))
     }
     let n = shape.iter().product();
     let mut out = match x.dtype() {
-        DType::F32 => zeros::<f32>(n),
-        DType::F64 => zeros::<f64>(n),
+        DType::F32 => zeros::<f32>(n, dst),
+        DType::F64 => zeros::<f64>(n, dst),
         d => CpuStorage::filled(d, n, 0.0),
     };
     let dst_layout = Layout::contiguous(shape).slice(dim, start, x.shape()[dim], step);

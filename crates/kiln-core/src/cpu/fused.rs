@@ -8,9 +8,16 @@ use crate::ops::fused::{FusedProgram, FusedStep};
 use crate::storage::CpuStorage;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use smallvec::SmallVec;
+use std::mem::MaybeUninit;
+
+/// Read guards of the inputs' storages, held while the kernel runs.
+type Guards<'a> = SmallVec<[parking_lot::RwLockReadGuard<'a, CpuStorage>; 8]>;
 
 /// Elements per tile: registers of this many f32 stay in L1 for programs of ~20 steps.
 const TILE: usize = 512;
+/// Registers a program may use before its tiles are allocated on the heap.
+const INLINE_REGS: usize = 24;
 
 /// One input, readable as f32 at any output position. Raw pointers, not slices: with
 /// [`fused_into`] the output may be one of the inputs, written tile by tile after that tile
@@ -19,7 +26,7 @@ struct Source {
     data: Data,
     offset: usize,
     /// Strides against the output shape (0 along broadcast dims).
-    strides: Vec<usize>,
+    strides: crate::layout::Strides,
     /// Dense and of the output shape: tiles are plain sub-slices.
     dense: bool,
 }
@@ -61,7 +68,7 @@ pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> Cpu
     unsafe {
         out.set_len(numel)
     };
-    let guards: Vec<_> = inputs.iter().map(|t| t.storage().read()).collect();
+    let guards: Guards = inputs.iter().map(|t| t.storage().read()).collect();
     let sources = sources(inputs, &guards, shape);
     run(program, &sources, shape, OutPtr(out.as_mut_ptr()));
     drop(guards);
@@ -73,7 +80,7 @@ pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> Cpu
 /// Panics unless every input sharing `out`'s storage is `out` itself (same dense layout).
 #[inline(never)]
 pub fn fused_into(program: &FusedProgram, inputs: &[&Tensor], out: &Tensor) {
-    let shape = out.shape().to_vec();
+    let shape = out.shape();
     assert!(
         out.dtype() == crate::dtype::DType::F32 && out.is_contiguous() && out.layout().offset == 0,
         "fused_into: the output must be a dense f32 tensor"
@@ -89,22 +96,22 @@ pub fn fused_into(program: &FusedProgram, inputs: &[&Tensor], out: &Tensor) {
         let mut guard = out.storage().write();
         match &mut *guard {
             CpuStorage::F32(v) => {
-                assert_eq!(v.len(), out.numel(), "fused_into: output storage size");
+                assert!(v.len() >= out.numel(), "fused_into: output storage size");
                 OutPtr(v.as_mut_ptr())
             }
             other => unreachable!("fused_into: output dtype {}", other.dtype()),
         }
     };
-    let guards: Vec<_> = inputs.iter().map(|t| t.storage().read()).collect();
-    let sources = sources(inputs, &guards, &shape);
-    run(program, &sources, &shape, out_ptr);
+    let guards: Guards = inputs.iter().map(|t| t.storage().read()).collect();
+    let sources = sources(inputs, &guards, shape);
+    run(program, &sources, shape, out_ptr);
 }
 
 fn sources(
     inputs: &[&Tensor],
     guards: &[parking_lot::RwLockReadGuard<'_, CpuStorage>],
     shape: &[usize],
-) -> Vec<Source> {
+) -> SmallVec<[Source; 8]> {
     inputs
         .iter()
         .zip(guards)
@@ -119,7 +126,7 @@ fn sources(
             Source {
                 data,
                 offset: layout.offset,
-                strides: layout.strides.to_vec(),
+                strides: layout.strides,
                 dense,
             }
         })
@@ -135,11 +142,24 @@ fn run(program: &FusedProgram, sources: &[Source], shape: &[usize], out: OutPtr)
     };
     let run_tiles = |start: usize, len: usize| {
         let n_regs = program.n_inputs as usize + program.steps.len();
-        let mut regs = vec![[0f32; TILE]; n_regs];
+        // On the stack for programs of up to INLINE_REGS registers (no allocation per call),
+        // made in place: a SmallVec this large is copied when it is moved.
+        let mut inline = [const { MaybeUninit::<[f32; TILE]>::uninit() }; INLINE_REGS];
+        let mut heap: Vec<[f32; TILE]>;
+        let regs: &mut [[f32; TILE]] = if n_regs <= INLINE_REGS {
+            for r in &mut inline[..n_regs] {
+                r.write([0f32; TILE]);
+            }
+            // SAFETY: the first `n_regs` entries were initialized just above.
+            unsafe { std::slice::from_raw_parts_mut(inline.as_mut_ptr().cast(), n_regs) }
+        } else {
+            heap = vec![[0f32; TILE]; n_regs];
+            &mut heap
+        };
         let mut at = start;
         while at < start + len {
             let n = TILE.min(start + len - at);
-            let result = run_tile_best(&kernel, at, n, &mut regs);
+            let result = run_tile_best(&kernel, at, n, regs);
             // SAFETY: `at..at + n` is inside the output and owned by this task; the tile's
             // inputs were read into registers above.
             unsafe { std::ptr::copy_nonoverlapping(result.as_ptr(), out.at(at), n) };

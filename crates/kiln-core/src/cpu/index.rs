@@ -1,16 +1,26 @@
 //! Indexing kernels: index_select / index_add along a dim, gather / scatter_add.
 
+use super::dst::Dst;
 use super::num::Num;
 use super::strided::for_each_run;
 use super::{cast_if, to_contiguous_vec};
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::storage::{CpuStorage, StorageElement};
+use crate::storage::{CpuStorage, Storage, StorageElement};
 use crate::tensor::Tensor;
 use crate::with_storage;
+use std::borrow::Cow;
+use std::sync::Arc;
 
-fn indices(idx: &Tensor) -> Vec<i64> {
-    to_contiguous_vec::<i64>(&cast_if(idx, DType::I64))
+/// Runs `f` on the indices of `idx` as i64, borrowed from its buffer when dense.
+fn with_indices<R>(idx: &Tensor, f: impl FnOnce(&[i64]) -> R) -> R {
+    if idx.dtype() == DType::I64 {
+        if let Some(r) = idx.layout().contiguous_range() {
+            let g = idx.storage().read();
+            return f(&i64::slice(&g).expect("index: dtype")[r]);
+        }
+    }
+    f(&to_contiguous_vec::<i64>(&cast_if(idx, DType::I64)))
 }
 
 fn check(op: &str, i: i64, size: usize, dim: usize) -> usize {
@@ -27,49 +37,65 @@ fn pre_post(shape: &[usize], dim: usize) -> (usize, usize) {
     )
 }
 
-fn dense_of(x: &Tensor) -> CpuStorage {
-    super::copy::contiguous(x)
+/// `x` itself when dense, else a dense copy of it.
+fn dense(x: &Tensor) -> Cow<'_, Tensor> {
+    if x.layout().contiguous_range().is_some() {
+        Cow::Borrowed(x)
+    } else {
+        Cow::Owned(Tensor::from_storage(
+            Arc::new(Storage::cpu(super::copy::contiguous(x))),
+            Layout::contiguous(x.shape()),
+        ))
+    }
 }
 
 /// `x.index_select(dim, idx)`.
-pub fn index_select(x: &Tensor, idx: &Tensor, dim: usize, shape: &[usize]) -> CpuStorage {
-    let ids = indices(idx);
+pub(crate) fn index_select(
+    x: &Tensor,
+    idx: &Tensor,
+    dim: usize,
+    shape: &[usize],
+    dst: &mut Dst,
+) -> CpuStorage {
     let (pre, post) = pre_post(x.shape(), dim);
     let n = x.shape()[dim];
-    let m = ids.len();
-    for &i in &ids {
-        check("index_select", i, n, dim);
-    }
     fn go<T: StorageElement>(
         v: &[T],
         ids: &[i64],
-        pre: usize,
-        n: usize,
-        post: usize,
-        total: usize,
-    ) -> Vec<T> {
-        let mut out = Vec::with_capacity(total);
+        (pre, n, post): (usize, usize, usize),
+        dst: &mut Dst,
+    ) -> CpuStorage {
+        let mut out = dst.take(pre * ids.len() * post);
         for p in 0..pre {
             for &i in ids {
                 let s = (p * n + i as usize) * post;
                 out.extend_from_slice(&v[s..s + post]);
             }
         }
-        out
+        T::wrap(out)
     }
-    let total = pre * m * post;
-    debug_assert_eq!(total, shape.iter().product::<usize>());
-    with_storage!(dense_of(x), v => StorageElement::wrap(go(&v, &ids, pre, n, post, total)))
+    debug_assert_eq!(pre * idx.numel() * post, shape.iter().product::<usize>());
+    with_indices(idx, |ids| {
+        for &i in ids {
+            check("index_select", i, n, dim);
+        }
+        let x = dense(x);
+        let r = x.layout().contiguous_range().expect("dense");
+        let g = x.storage().read();
+        with_storage!(&*g, v => go(&v[r], ids, (pre, n, post), dst))
+    })
 }
 
 /// `base.index_add(dim, idx, src)`.
-pub fn index_add(base: &Tensor, idx: &Tensor, src: &Tensor, dim: usize) -> CpuStorage {
-    let ids = indices(idx);
+pub(crate) fn index_add(
+    base: &Tensor,
+    idx: &Tensor,
+    src: &Tensor,
+    dim: usize,
+    dst: &mut Dst,
+) -> CpuStorage {
     let (pre, post) = pre_post(base.shape(), dim);
     let n = base.shape()[dim];
-    for &i in &ids {
-        check("index_add", i, n, dim);
-    }
     fn go<T: Num>(out: &mut [T], s: &[T], ids: &[i64], pre: usize, n: usize, post: usize) {
         let m = ids.len();
         for p in 0..pre {
@@ -82,16 +108,23 @@ pub fn index_add(base: &Tensor, idx: &Tensor, src: &Tensor, dim: usize) -> CpuSt
             }
         }
     }
-    let mut out = dense_of(base);
-    let s = dense_of(src);
-    macro_rules! typed {
-        ($($v:ident),*) => { match (&mut out, &s) {
-            $((CpuStorage::$v(o), CpuStorage::$v(s)) => go(o, s, &ids, pre, n, post),)*
-            _ => unreachable!("index_add: dtype"),
-        }};
-    }
-    typed!(F32, F64, BF16, F16, I64, I32, U8, Bool);
-    out
+    with_indices(idx, |ids| {
+        for &i in ids {
+            check("index_add", i, n, dim);
+        }
+        let mut out = super::copy::contiguous_in(base, dst);
+        let src = dense(src);
+        let r = src.layout().contiguous_range().expect("dense");
+        let g = src.storage().read();
+        macro_rules! typed {
+            ($($v:ident),*) => { match (&mut out, &*g) {
+                $((CpuStorage::$v(o), CpuStorage::$v(s)) => go(o, &s[r], ids, pre, n, post),)*
+                _ => unreachable!("index_add: dtype"),
+            }};
+        }
+        typed!(F32, F64, BF16, F16, I64, I32, U8, Bool);
+        out
+    })
 }
 
 /// Layout of `t` restricted to `shape` with `dim`'s stride zeroed: walking it in row-major
@@ -107,60 +140,80 @@ fn base_layout(t: &Layout, shape: &[usize], dim: usize) -> Layout {
 }
 
 /// `x.gather(dim, idx)`.
-pub fn gather(x: &Tensor, idx: &Tensor, dim: usize) -> CpuStorage {
-    let ids = indices(idx);
+pub(crate) fn gather(x: &Tensor, idx: &Tensor, dim: usize, dst: &mut Dst) -> CpuStorage {
     let bl = base_layout(x.layout(), idx.shape(), dim);
     let stride = x.strides()[dim];
     let size = x.shape()[dim];
-    let mut offsets = Vec::with_capacity(ids.len());
-    for_each_run(
-        &bl.shape,
-        [&bl.strides],
-        [bl.offset],
-        |start, [o], [s], len| {
-            for i in 0..len {
-                let ix = check("gather", ids[start + i], size, dim);
-                offsets.push(o + i * s + ix * stride);
-            }
-        },
-    );
-    let g = x.storage().read();
-    with_storage!(&*g, v => StorageElement::wrap(offsets.iter().map(|&o| v[o]).collect()))
+    fn go<T: StorageElement>(
+        v: &[T],
+        ids: &[i64],
+        bl: &Layout,
+        (stride, size, dim): (usize, usize, usize),
+        dst: &mut Dst,
+    ) -> CpuStorage {
+        let mut out = dst.take(ids.len());
+        for_each_run(
+            &bl.shape,
+            [&bl.strides],
+            [bl.offset],
+            |start, [o], [s], len| {
+                for i in 0..len {
+                    let ix = check("gather", ids[start + i], size, dim);
+                    out.push(v[o + i * s + ix * stride]);
+                }
+            },
+        );
+        T::wrap(out)
+    }
+    with_indices(idx, |ids| {
+        let g = x.storage().read();
+        with_storage!(&*g, v => go(v, ids, &bl, (stride, size, dim), dst))
+    })
 }
 
 /// `base.scatter_add(dim, idx, src)`.
-pub fn scatter_add(base: &Tensor, idx: &Tensor, src: &Tensor, dim: usize) -> CpuStorage {
-    let ids = indices(idx);
-    let mut out = dense_of(base);
+pub(crate) fn scatter_add(
+    base: &Tensor,
+    idx: &Tensor,
+    src: &Tensor,
+    dim: usize,
+    dst: &mut Dst,
+) -> CpuStorage {
     let ol = base_layout(&Layout::contiguous(base.shape()), idx.shape(), dim);
-    let stride = ol.strides.clone();
     let dim_stride = Layout::contiguous(base.shape()).strides[dim];
     let size = base.shape()[dim];
     let sl = src.layout();
-    let mut pairs = Vec::with_capacity(ids.len());
-    for_each_run(
-        &ol.shape,
-        [&stride, &sl.strides],
-        [0, sl.offset],
-        |start, [o, so], [s, ss], len| {
-            for i in 0..len {
-                let ix = check("scatter_add", ids[start + i], size, dim);
-                pairs.push((o + i * s + ix * dim_stride, so + i * ss));
-            }
-        },
-    );
-    let g = src.storage().read();
-    fn go<T: Num>(out: &mut [T], s: &[T], pairs: &[(usize, usize)]) {
-        for &(d, si) in pairs {
-            out[d] = out[d].add(s[si]);
+    fn go<T: Num>(
+        out: &mut [T],
+        s: &[T],
+        ids: &[i64],
+        (ol, sl): (&Layout, &Layout),
+        (dim_stride, size, dim): (usize, usize, usize),
+    ) {
+        for_each_run(
+            &ol.shape,
+            [&ol.strides, &sl.strides],
+            [0, sl.offset],
+            |start, [o, so], [st, ss], len| {
+                for i in 0..len {
+                    let ix = check("scatter_add", ids[start + i], size, dim);
+                    let d = o + i * st + ix * dim_stride;
+                    out[d] = out[d].add(s[so + i * ss]);
+                }
+            },
+        );
+    }
+    with_indices(idx, |ids| {
+        let mut out = super::copy::contiguous_in(base, dst);
+        let g = src.storage().read();
+        let geo = (dim_stride, size, dim);
+        macro_rules! typed {
+            ($($v:ident),*) => { match (&mut out, &*g) {
+                $((CpuStorage::$v(o), CpuStorage::$v(s)) => go(o, s, ids, (&ol, sl), geo),)*
+                _ => unreachable!("scatter_add: dtype"),
+            }};
         }
-    }
-    macro_rules! typed {
-        ($($v:ident),*) => { match (&mut out, &*g) {
-            $((CpuStorage::$v(o), CpuStorage::$v(s)) => go(o, s, &pairs),)*
-            _ => unreachable!("scatter_add: dtype"),
-        }};
-    }
-    typed!(F32, F64, BF16, F16, I64, I32, U8, Bool);
-    out
+        typed!(F32, F64, BF16, F16, I64, I32, U8, Bool);
+        out
+    })
 }

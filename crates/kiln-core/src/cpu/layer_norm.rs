@@ -3,6 +3,7 @@
 //! instead of the eight whole-tensor ops of the composite (each reading and writing the data,
 //! and several of them saved for backward).
 
+use super::dst::Dst;
 use super::{simd, to_contiguous_vec};
 use crate::dtype::{DType, Element};
 use crate::storage::{CpuStorage, StorageElement};
@@ -70,8 +71,13 @@ fn with_dense<T: Elem, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
 }
 
 /// Runs `row(i, out_row)` over rows of length `d`, whole rows per task.
-fn rows<T: Elem>(numel: usize, d: usize, row: impl Fn(usize, &mut [T]) + Sync + Send) -> Vec<T> {
-    let mut out = super::pool::take(numel);
+fn rows<T: Elem>(
+    numel: usize,
+    d: usize,
+    dst: &mut Dst,
+    row: impl Fn(usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    let mut out = dst.take(numel);
     out.resize(numel, <T as num_traits::Zero>::zero());
     if numel == 0 || d == 0 {
         return out;
@@ -85,27 +91,29 @@ fn rows<T: Elem>(numel: usize, d: usize, row: impl Fn(usize, &mut [T]) + Sync + 
     out
 }
 
-fn forward_typed<T: Elem>(inputs: &[&Tensor], eps: f64) -> Vec<T> {
+fn forward_typed<T: Elem>(inputs: &[&Tensor], eps: f64, dst: &mut Dst) -> Vec<T> {
     let x = inputs[0];
     let d = x.shape().last().copied().unwrap_or(1);
     with_dense::<T, _>(x, |src| {
-        let run = |affine: Option<(&[T], &[T])>| {
-            rows(src.len(), d, |i, o| {
+        let run = |affine: Option<(&[T], &[T])>, dst: &mut Dst| {
+            rows(src.len(), d, dst, |i, o| {
                 forward_row(&src[i * d..(i + 1) * d], o, affine, eps)
             })
         };
         match inputs {
-            [_, w, b] => with_dense::<T, _>(w, |w| with_dense::<T, _>(b, |b| run(Some((w, b))))),
-            _ => run(None),
+            [_, w, b] => {
+                with_dense::<T, _>(w, |w| with_dense::<T, _>(b, |b| run(Some((w, b)), dst)))
+            }
+            _ => run(None, dst),
         }
     })
 }
 
-fn backward_typed<T: Elem>(x: &Tensor, g: &Tensor, eps: f64) -> Vec<T> {
+fn backward_typed<T: Elem>(x: &Tensor, g: &Tensor, eps: f64, dst: &mut Dst) -> Vec<T> {
     let d = x.shape().last().copied().unwrap_or(1);
     with_dense::<T, _>(x, |xs| {
         with_dense::<T, _>(g, |gs| {
-            rows(xs.len(), d, |i, o| {
+            rows(xs.len(), d, dst, |i, o| {
                 let r = i * d..(i + 1) * d;
                 backward_row(&xs[r.clone()], &gs[r], o, eps)
             })
@@ -117,19 +125,20 @@ fn backward_typed<T: Elem>(x: &Tensor, g: &Tensor, eps: f64) -> Vec<T> {
 fn by_dtype(
     inputs: &[&Tensor],
     out: DType,
-    f32_kernel: impl Fn(&[&Tensor]) -> Vec<f32>,
-    f64_kernel: impl Fn(&[&Tensor]) -> Vec<f64>,
+    dst: &mut Dst,
+    f32_kernel: impl Fn(&[&Tensor], &mut Dst) -> Vec<f32>,
+    f64_kernel: impl Fn(&[&Tensor], &mut Dst) -> Vec<f64>,
 ) -> CpuStorage {
     match out {
-        DType::F32 => CpuStorage::F32(f32_kernel(inputs)),
-        DType::F64 => CpuStorage::F64(f64_kernel(inputs)),
+        DType::F32 => CpuStorage::F32(f32_kernel(inputs, dst)),
+        DType::F64 => CpuStorage::F64(f64_kernel(inputs, dst)),
         DType::BF16 | DType::F16 => {
             let wide: Vec<_> = inputs
                 .iter()
                 .map(|t| super::cast_if(t, DType::F32).into_owned())
                 .collect();
             let refs: Vec<&Tensor> = wide.iter().collect();
-            let r = f32_kernel(&refs);
+            let r = f32_kernel(&refs, &mut Dst::fresh());
             if out == DType::BF16 {
                 CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())
             } else {
@@ -142,21 +151,29 @@ fn by_dtype(
 
 /// `(x − mean) / sqrt(var + eps)` over the last dim of `inputs[0]`, times `inputs[1]` plus
 /// `inputs[2]` when given.
-pub fn layer_norm(inputs: &[&Tensor], eps: f64, out: DType) -> CpuStorage {
+pub(crate) fn layer_norm(inputs: &[&Tensor], eps: f64, out: DType, dst: &mut Dst) -> CpuStorage {
     by_dtype(
         inputs,
         out,
-        |t| forward_typed::<f32>(t, eps),
-        |t| forward_typed::<f64>(t, eps),
+        dst,
+        |t, dst| forward_typed::<f32>(t, eps, dst),
+        |t, dst| forward_typed::<f64>(t, eps, dst),
     )
 }
 
 /// The gradient of [`layer_norm`] with respect to `x`, given the output gradient `g`.
-pub fn layer_norm_backward(x: &Tensor, g: &Tensor, eps: f64, out: DType) -> CpuStorage {
+pub(crate) fn layer_norm_backward(
+    x: &Tensor,
+    g: &Tensor,
+    eps: f64,
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     by_dtype(
         &[x, g],
         out,
-        |t| backward_typed::<f32>(t[0], t[1], eps),
-        |t| backward_typed::<f64>(t[0], t[1], eps),
+        dst,
+        |t, dst| backward_typed::<f32>(t[0], t[1], eps, dst),
+        |t, dst| backward_typed::<f64>(t[0], t[1], eps, dst),
     )
 }

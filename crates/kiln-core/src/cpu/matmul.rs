@@ -2,6 +2,7 @@
 //! AVX-512 with the `x86-v4` feature); strided operands such as transposed views are read in
 //! place, never copied.
 
+use super::dst::Dst;
 use super::strided::for_each_run;
 use super::threads;
 use super::{cast_if, num::Num};
@@ -12,9 +13,38 @@ use crate::tensor::Tensor;
 use gemm::Parallelism;
 use half::f16;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Calls into the `gemm` crate running now, on any thread.
+static GEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many calls into the `gemm` crate are running now. `gemm` allocates its packing
+/// buffers at every call (outside Kiln's control): tests that count heap allocations use this
+/// to tell those apart from Kiln's own.
+pub fn gemm_calls_in_flight() -> usize {
+    GEMM_CALLS.load(Ordering::Relaxed)
+}
+
+/// Counts one call into `gemm` while alive.
+pub(crate) struct GemmCall;
+
+impl GemmCall {
+    pub(crate) fn enter() -> GemmCall {
+        GEMM_CALLS.fetch_add(1, Ordering::Relaxed);
+        GemmCall
+    }
+}
+
+impl Drop for GemmCall {
+    fn drop(&mut self) {
+        GEMM_CALLS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Flops below which a single matmul stays on the calling thread.
 const PARALLEL_FLOPS: usize = 1 << 22;
+
+type Pairs = smallvec::SmallVec<[(usize, usize); 64]>;
 
 struct Geometry {
     m: usize,
@@ -24,8 +54,9 @@ struct Geometry {
     a_cs: isize,
     b_rs: isize,
     b_cs: isize,
-    /// (a offset, b offset) per batch entry, row-major over the output batch dims.
-    pairs: Vec<(usize, usize)>,
+    /// (a offset, b offset) per batch entry, row-major over the output batch dims (on the
+    /// stack up to 64 entries).
+    pairs: Pairs,
 }
 
 fn geometry(a: &Layout, b: &Layout, shape: &[usize]) -> Geometry {
@@ -33,13 +64,13 @@ fn geometry(a: &Layout, b: &Layout, shape: &[usize]) -> Geometry {
     let (m, n) = (shape[r - 2], shape[r - 1]);
     let k = a.shape[a.rank() - 1];
     let batch = &shape[..r - 2];
-    let mut sa: Vec<usize> = batch.to_vec();
+    let mut sa: crate::shape::Shape = batch.into();
     sa.extend([m, k]);
-    let mut sb: Vec<usize> = batch.to_vec();
+    let mut sb: crate::shape::Shape = batch.into();
     sb.extend([k, n]);
     let la = a.broadcast_to(&sa);
     let lb = b.broadcast_to(&sb);
-    let mut pairs = Vec::new();
+    let mut pairs = Pairs::new();
     for_each_run(
         batch,
         [&la.strides[..r - 2], &lb.strides[..r - 2]],
@@ -101,35 +132,52 @@ fn transpose_into<T: Copy>(src: &[T], cs: usize, k: usize, n: usize, dst: &mut [
 /// The output buffer: left uninitialized for f32/f64, whose gemm kernels overwrite every
 /// element without reading it (`read_dst = false` stores with α = 0; zero-filling a conv's
 /// output first was a full extra pass over it). Other dtypes are zero-filled.
-fn output_buffer<T: Num>(len: usize, gemm_writes_all: bool) -> Vec<T> {
+fn output_buffer<T: Num>(len: usize, gemm_writes_all: bool, dst: &mut Dst) -> Vec<T> {
     if gemm_writes_all && matches!(T::DTYPE, DType::F32 | DType::F64) {
-        let mut v = super::pool::take::<T>(len);
+        let mut v = dst.take::<T>(len);
         // SAFETY: T is f32 or f64 (any bit pattern is valid) and every element is written by
         // gemm before the vector is read.
         unsafe { v.set_len(len) };
         v
     } else {
-        super::pool::filled(len, T::zero())
+        dst.filled(len, T::zero())
     }
 }
 
-fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec<T> {
-    let (m, n, k) = (g.m, g.n, g.k);
+fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &mut Dst) -> Vec<T> {
+    let (m, n) = (g.m, g.n);
     let mut out = match bias {
         // Every row starts as the bias; the product accumulates onto it.
         Some(bias) => {
-            let mut v = super::pool::take::<T>(g.pairs.len() * m * n);
+            let mut v = dst.take::<T>(g.pairs.len() * m * n);
             for _ in 0..g.pairs.len() * m {
                 v.extend_from_slice(bias);
             }
             v
         }
-        None => output_buffer::<T>(g.pairs.len() * m * n, m * n > 0),
+        None => output_buffer::<T>(g.pairs.len() * m * n, m * n > 0, dst),
     };
     if m * n == 0 {
         return out;
     }
-    let (read_dst, dst_scale) = if bias.is_some() {
+    // The transposed shared operand goes in a per-thread scratch vector.
+    let accumulate = bias.is_some();
+    super::scratch::with_vec(|bt: &mut Vec<T>| gemm_into(a, b, g, &mut out, bt, accumulate));
+    out
+}
+
+/// [`gemm_typed`]'s products into `out` (added to what it holds when `accumulate`); `bt` is
+/// scratch for a transposed shared operand.
+fn gemm_into<T: Num>(
+    a: &[T],
+    b: &[T],
+    g: &Geometry,
+    out: &mut [T],
+    bt: &mut Vec<T>,
+    accumulate: bool,
+) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    let (read_dst, dst_scale) = if accumulate {
         (true, T::one())
     } else {
         (false, T::zero())
@@ -138,14 +186,11 @@ fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec
     let nt = g.a_cs == 1 && g.b_rs == 1 && k >= NT_COPY_K && n > 1 && m > 1;
     // A right operand shared by the whole batch (a broadcast weight) is copied once up front.
     let shared_b = nt && g.pairs.iter().all(|p| p.1 == g.pairs[0].1);
-    let bt: Vec<T> = if shared_b {
-        let mut t = super::pool::take::<T>(k * n);
-        t.resize(k * n, T::zero());
-        transpose_into(&b[g.pairs[0].1..], g.b_cs as usize, k, n, &mut t);
-        t
-    } else {
-        Vec::new()
-    };
+    if shared_b {
+        bt.resize(k * n, T::zero());
+        transpose_into(&b[g.pairs[0].1..], g.b_cs as usize, k, n, bt);
+    }
+    let bt = &*bt;
     let run = |dst: *mut T, (oa, ob): (usize, usize), par: Parallelism, scratch: &mut Vec<T>| {
         let (bp, b_rs, b_cs) = if shared_b {
             (bt.as_ptr(), n as isize, 1)
@@ -157,6 +202,7 @@ fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec
             // SAFETY: `ob` is an offset inside `b` (from its validated layout).
             (unsafe { b.as_ptr().add(ob) }, g.b_rs, g.b_cs)
         };
+        let _in_gemm = GemmCall::enter();
         // SAFETY: offsets and strides come from layouts validated against the storages (or
         // describe the dense copy); dst is a distinct m×n block of `out`.
         unsafe {
@@ -208,12 +254,11 @@ fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec
             }
         });
     }
-    out
 }
 
-fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec<T> {
+fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &mut Dst) -> Vec<T> {
     let (m, n, k) = (g.m, g.n, g.k);
-    let mut out = Vec::with_capacity(g.pairs.len() * m * n);
+    let mut out = dst.take(g.pairs.len() * m * n);
     for &(oa, ob) in &g.pairs {
         for i in 0..m {
             for j in 0..n {
@@ -230,7 +275,7 @@ fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>) -> Vec<T> {
     out
 }
 
-type Kernel<T> = fn(&[T], &[T], &Geometry, Option<&[T]>) -> Vec<T>;
+type Kernel<T> = fn(&[T], &[T], &Geometry, Option<&[T]>, &mut Dst) -> Vec<T>;
 
 fn typed<T: Num>(
     a: &Tensor,
@@ -238,6 +283,7 @@ fn typed<T: Num>(
     bias: Option<&Tensor>,
     shape: &[usize],
     f: Kernel<T>,
+    dst: &mut Dst,
 ) -> CpuStorage {
     let g = geometry(a.layout(), b.layout(), shape);
     let (ga, gb) = (a.storage().read(), b.storage().read());
@@ -254,15 +300,22 @@ fn typed<T: Num>(
         T::slice(&gb).unwrap(),
         &g,
         bias.as_deref(),
+        dst,
     ))
 }
 
 /// `a @ b (+ bias)` for rank ≥ 2 operands with broadcast batch dims.
-pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, shape: &[usize]) -> CpuStorage {
+pub(crate) fn matmul(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    shape: &[usize],
+    dst: &mut Dst,
+) -> CpuStorage {
     match a.dtype() {
-        DType::F32 => typed::<f32>(a, b, bias, shape, gemm_typed),
-        DType::F64 => typed::<f64>(a, b, bias, shape, gemm_typed),
-        DType::F16 => typed::<f16>(a, b, bias, shape, gemm_typed),
+        DType::F32 => typed::<f32>(a, b, bias, shape, gemm_typed, dst),
+        DType::F64 => typed::<f64>(a, b, bias, shape, gemm_typed, dst),
+        DType::F16 => typed::<f16>(a, b, bias, shape, gemm_typed, dst),
         DType::BF16 => {
             let r = typed::<f32>(
                 &cast_if(a, DType::F32),
@@ -270,15 +323,16 @@ pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, shape: &[usize]) ->
                 bias.map(|t| cast_if(t, DType::F32)).as_deref(),
                 shape,
                 gemm_typed,
+                &mut Dst::fresh(),
             );
             let CpuStorage::F32(v) = r else {
                 unreachable!()
             };
             super::copy::cast(&Tensor::from_vec(v, shape), DType::BF16)
         }
-        DType::I64 => typed::<i64>(a, b, bias, shape, naive),
-        DType::I32 => typed::<i32>(a, b, bias, shape, naive),
-        DType::U8 => typed::<u8>(a, b, bias, shape, naive),
+        DType::I64 => typed::<i64>(a, b, bias, shape, naive, dst),
+        DType::I32 => typed::<i32>(a, b, bias, shape, naive, dst),
+        DType::U8 => typed::<u8>(a, b, bias, shape, naive, dst),
         DType::Bool => unreachable!("matmul: bool"),
     }
 }
@@ -300,8 +354,8 @@ mod tests {
         let g = geometry(a.layout(), b.layout(), &shape);
         let (ga, gb) = (a.storage().read(), b.storage().read());
         let (sa, sb) = (T::slice(&ga).unwrap(), T::slice(&gb).unwrap());
-        let fast = gemm_typed(sa, sb, &g, None);
-        let slow = naive(sa, sb, &g, None);
+        let fast = gemm_typed(sa, sb, &g, None, &mut Dst::fresh());
+        let slow = naive(sa, sb, &g, None, &mut Dst::fresh());
         assert_eq!(fast.len(), slow.len());
         for (i, (&x, &y)) in fast.iter().zip(&slow).enumerate() {
             let (x, y): (f64, f64) = (x.into(), y.into());

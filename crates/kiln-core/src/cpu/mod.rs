@@ -1,10 +1,13 @@
 //! CPU kernels for the primitive ops. `execute` is the backend contract: given an op, its
-//! inputs and the inferred output, return the output's storage and layout.
+//! inputs and the inferred output, return the output's storage and layout; `execute_into`
+//! writes the output into an existing tensor instead (the graph executor's planned buffers).
+//! Kernels take their output vector from a [`dst::Dst`], so one kernel serves both.
 
 mod attention;
 mod binary;
 mod conv;
 mod copy;
+mod dst;
 mod fused;
 pub use fused::fused_into;
 pub mod fused_optim;
@@ -15,6 +18,7 @@ pub mod num;
 pub mod pool;
 mod random;
 mod reduce;
+mod scratch;
 mod simd;
 mod softmax;
 pub mod strided;
@@ -22,6 +26,7 @@ pub mod threads;
 mod unary;
 
 pub use copy::copy_into;
+pub use matmul::gemm_calls_in_flight;
 pub use random::{counters_for as random_counters, philox_uniforms};
 
 use crate::dtype::DType;
@@ -30,6 +35,7 @@ use crate::ops::Op;
 use crate::shape::{shape_of, Shape};
 use crate::storage::{CpuStorage, Storage, StorageElement};
 use crate::tensor::Tensor;
+use dst::Dst;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -54,10 +60,45 @@ pub fn execute_shape(
     // The output layout is built before the kernel runs: by the time it is moved into the
     // tensor its stores have long retired (building it after measured slower).
     let dense_layout = Layout::contiguous_owned(shape);
-    match run_kernel(op, inputs, &dense_layout.shape, dtype) {
+    match run_kernel(op, inputs, &dense_layout.shape, dtype, &mut Dst::fresh()) {
         Out::Dense(data) => dense(data, dense_layout),
         Out::View(layout) => (inputs[0].storage().clone(), layout),
     }
+}
+
+/// Runs `op` on CPU tensors writing its result into `out`'s buffer instead of a new one (the
+/// graph executor's planned buffers). `out` must be dense at offset 0 of its storage, with the
+/// op's output shape and dtype, and share no storage with `inputs` (a fused program may:
+/// see [`fused_into`]). View ops write a dense copy of the view. Kernels take their output
+/// from the buffer; the few paths that still allocate theirs are copied into it.
+pub fn execute_into(op: &Op, inputs: &[&Tensor], out: &Tensor) {
+    if let Op::Fused(program) = op {
+        return fused_into(program, inputs, out);
+    }
+    assert!(
+        out.is_contiguous() && out.layout().offset == 0,
+        "execute_into: {} output must be dense at offset 0, got {:?}",
+        op.name(),
+        out.layout()
+    );
+    if inputs.iter().any(|t| t.shares_storage(out)) {
+        panic!(
+            "execute_into: {} output {:?} shares storage with an input",
+            op.name(),
+            out.shape()
+        );
+    }
+    let mut guard = out.storage().write();
+    let len = guard.len();
+    let mut dst = Dst::reuse(std::mem::replace(&mut *guard, CpuStorage::Bool(Vec::new())));
+    let data = match run_kernel(op, inputs, out.shape(), out.dtype(), &mut dst) {
+        Out::Dense(data) => data,
+        Out::View(layout) => {
+            let view = Tensor::from_storage(inputs[0].storage().clone(), layout);
+            copy::contiguous_in(&view, &mut dst)
+        }
+    };
+    *guard = dst.finish(data, len);
 }
 
 /// What a kernel produced: a new dense buffer of the output shape, or a view of `inputs[0]`.
@@ -66,7 +107,7 @@ enum Out {
     View(Layout),
 }
 
-fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out {
+fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &mut Dst) -> Out {
     let x = inputs.first();
     match op {
         Op::Permute(p) => Out::View(inputs[0].layout().permute(p)),
@@ -79,39 +120,48 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         } => Out::View(inputs[0].layout().slice(*dim, *start, *len, *step)),
         Op::Reshape(s) => match inputs[0].layout().reshape_view(s) {
             Some(l) => Out::View(l),
-            None => Out::Dense(copy::contiguous(inputs[0])),
+            None => Out::Dense(copy::contiguous_in(inputs[0], dst)),
         },
-        Op::Contiguous => Out::Dense(copy::contiguous(inputs[0])),
-        Op::Cast(d) => Out::Dense(copy::cast(inputs[0], *d)),
+        Op::Contiguous => Out::Dense(copy::contiguous_in(inputs[0], dst)),
+        Op::Cast(d) => Out::Dense(copy::cast_in(inputs[0], *d, dst)),
         Op::Cat(dim) => Out::Dense(copy::cat(inputs, *dim, shape)),
         Op::SliceScatter {
             dim, start, step, ..
-        } => Out::Dense(copy::slice_scatter(inputs[0], *dim, *start, *step, shape)),
-        _ if op.is_unary() => Out::Dense(unary::unary(op, inputs[0], dtype)),
-        _ if op.is_binary() => Out::Dense(binary::binary(op, inputs[0], inputs[1], shape, dtype)),
+        } => Out::Dense(copy::slice_scatter(
+            inputs[0], *dim, *start, *step, shape, dst,
+        )),
+        _ if op.is_unary() => Out::Dense(unary::unary(op, inputs[0], dtype, dst)),
+        _ if op.is_binary() => {
+            Out::Dense(binary::binary(op, inputs[0], inputs[1], shape, dtype, dst))
+        }
         Op::Where => Out::Dense(binary::where_(
-            inputs[0], inputs[1], inputs[2], shape, dtype,
+            inputs[0], inputs[1], inputs[2], shape, dtype, dst,
         )),
         Op::Sum { dims, .. }
         | Op::Max { dims, .. }
         | Op::Min { dims, .. }
-        | Op::Prod { dims, .. } => Out::Dense(reduce::reduce(op, inputs[0], dims, dtype)),
+        | Op::Prod { dims, .. } => Out::Dense(reduce::reduce(op, inputs[0], dims, dtype, dst)),
         Op::ArgMax { dim, .. } | Op::ArgMin { dim, .. } => Out::Dense(reduce::arg_reduce(
             inputs[0],
             *dim,
             matches!(op, Op::ArgMax { .. }),
         )),
-        Op::IndexSelect(dim) => Out::Dense(index::index_select(inputs[0], inputs[1], *dim, shape)),
-        Op::IndexAdd(dim) => Out::Dense(index::index_add(inputs[0], inputs[1], inputs[2], *dim)),
-        Op::Gather(dim) => Out::Dense(index::gather(inputs[0], inputs[1], *dim)),
-        Op::ScatterAdd(dim) => {
-            Out::Dense(index::scatter_add(inputs[0], inputs[1], inputs[2], *dim))
+        Op::IndexSelect(dim) => {
+            Out::Dense(index::index_select(inputs[0], inputs[1], *dim, shape, dst))
         }
+        Op::IndexAdd(dim) => {
+            Out::Dense(index::index_add(inputs[0], inputs[1], inputs[2], *dim, dst))
+        }
+        Op::Gather(dim) => Out::Dense(index::gather(inputs[0], inputs[1], *dim, dst)),
+        Op::ScatterAdd(dim) => Out::Dense(index::scatter_add(
+            inputs[0], inputs[1], inputs[2], *dim, dst,
+        )),
         Op::Matmul => Out::Dense(matmul::matmul(
             inputs[0],
             inputs[1],
             inputs.get(2).copied(),
             shape,
+            dst,
         )),
         Op::Unfold {
             kernel,
@@ -131,17 +181,17 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType) -> Out
         } => Out::Dense(conv::fold(
             inputs[0], *output, *kernel, *stride, *padding, *dilation, shape,
         )),
-        Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype)),
-        Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype)),
+        Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype, dst)),
+        Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype, dst)),
         Op::Attention { scale, causal } => {
-            Out::Dense(attention::attention(inputs, *scale, *causal, dtype))
+            Out::Dense(attention::attention(inputs, *scale, *causal, dtype, dst))
         }
         Op::AttentionBackward { scale, causal } => Out::Dense(attention::attention_backward(
-            inputs, *scale, *causal, dtype,
+            inputs, *scale, *causal, dtype, dst,
         )),
-        Op::LayerNorm { eps } => Out::Dense(layer_norm::layer_norm(inputs, *eps, dtype)),
+        Op::LayerNorm { eps } => Out::Dense(layer_norm::layer_norm(inputs, *eps, dtype, dst)),
         Op::LayerNormBackward { eps } => Out::Dense(layer_norm::layer_norm_backward(
-            inputs[0], inputs[1], *eps, dtype,
+            inputs[0], inputs[1], *eps, dtype, dst,
         )),
         Op::Random {
             dist,
@@ -170,6 +220,11 @@ fn dense(data: CpuStorage, layout: Layout) -> (Arc<Storage>, Layout) {
 
 /// Reads a tensor's elements of type `T` in row-major order into a new vector.
 pub fn to_contiguous_vec<T: StorageElement>(t: &Tensor) -> Vec<T> {
+    to_contiguous_vec_in(t, &mut Dst::fresh())
+}
+
+/// [`to_contiguous_vec`] into a vector from `dst`.
+pub(crate) fn to_contiguous_vec_in<T: StorageElement>(t: &Tensor, dst: &mut Dst) -> Vec<T> {
     let guard = t.storage().read();
     let data = T::slice(&guard).unwrap_or_else(|| {
         panic!(
@@ -180,11 +235,11 @@ pub fn to_contiguous_vec<T: StorageElement>(t: &Tensor) -> Vec<T> {
     });
     let l = t.layout();
     if let Some(r) = l.contiguous_range() {
-        let mut out = pool::take(r.len());
+        let mut out = dst.take(r.len());
         out.extend_from_slice(&data[r]);
         return out;
     }
-    let mut out = pool::take(l.numel());
+    let mut out = dst.take(l.numel());
     strided::for_each_run(&l.shape, [&l.strides], [l.offset], |_, [o], [s], len| {
         if s == 1 {
             out.extend_from_slice(&data[o..o + len]);

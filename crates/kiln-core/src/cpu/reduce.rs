@@ -1,6 +1,7 @@
 //! Reductions over one or more dims (sum, max, min, prod) and arg-reductions.
 
 use super::cast_if;
+use super::dst::Dst;
 use super::num::Num;
 use super::strided::for_each_run;
 use crate::dtype::DType;
@@ -33,26 +34,29 @@ fn reduce_into<T: Copy, A: Copy>(
     data: &[T],
     l: &Layout,
     dims: &[usize],
+    out: &mut Vec<A>,
     init: A,
     f: impl Fn(A, T) -> A + Copy,
-) -> Vec<A> {
-    reduce_runs(data, l, dims, init, f, |a, run| {
+) {
+    reduce_runs(data, l, dims, out, init, f, |a, run| {
         run.iter().fold(a, |a, &v| f(a, v))
     })
 }
 
 /// [`reduce_into`] with `fold_run(acc, run)` folding a dense run of a reduced innermost dim
-/// (sums pass a multi-accumulator fold there, which vectorizes).
+/// (sums pass a multi-accumulator fold there, which vectorizes). `out` (emptied first) gets
+/// the accumulators.
 fn reduce_runs<T: Copy, A: Copy>(
     data: &[T],
     l: &Layout,
     dims: &[usize],
+    out: &mut Vec<A>,
     init: A,
     f: impl Fn(A, T) -> A + Copy,
     fold_run: impl Fn(A, &[T]) -> A,
-) -> Vec<A> {
+) {
     let rank = l.rank();
-    let mut ostr = vec![0usize; rank];
+    let mut ostr: smallvec::SmallVec<[usize; 6]> = smallvec::smallvec![0usize; rank];
     let mut acc = 1usize;
     for d in (0..rank).rev() {
         if !dims.contains(&d) {
@@ -60,7 +64,8 @@ fn reduce_runs<T: Copy, A: Copy>(
             acc *= l.shape[d];
         }
     }
-    let mut out = vec![init; acc];
+    out.clear();
+    out.resize(acc, init);
     for_each_run(
         &l.shape,
         [&l.strides, &ostr],
@@ -88,71 +93,98 @@ fn reduce_runs<T: Copy, A: Copy>(
             }
         },
     );
-    out
 }
 
 /// Float sums and products accumulate in f64 (a running f32 sum drifts: 0.1 summed 10⁶ times
 /// is off by 1%, and it stops growing at 2²⁴), then round once to the output dtype.
-fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool) -> Vec<f64> {
+fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool, acc: &mut Vec<f64>) {
     let g = x.storage().read();
     let data = T::slice(&g).expect("reduce: dtype");
     if prod {
-        reduce_into(data, x.layout(), dims, 1.0f64, |a, v: T| a * v.to_f64())
+        reduce_into(data, x.layout(), dims, acc, 1.0f64, |a, v: T| {
+            a * v.to_f64()
+        })
     } else {
         let add = |a, v: T| a + v.to_f64();
-        reduce_runs(data, x.layout(), dims, 0.0f64, add, |a, run| {
+        reduce_runs(data, x.layout(), dims, acc, 0.0f64, add, |a, run| {
             a + super::simd::sum_f64(run, |v: T| v.to_f64())
         })
     }
 }
 
-fn extreme<T: Num>(x: &Tensor, dims: &[usize], max: bool) -> Vec<T> {
+fn extreme<T: Num>(x: &Tensor, dims: &[usize], max: bool, dst: &mut Dst) -> Vec<T> {
     let g = x.storage().read();
     let data = T::slice(&g).expect("reduce: dtype");
+    let mut out = dst.take(0);
     if max {
-        reduce_into(data, x.layout(), dims, T::lowest(), T::max_)
+        reduce_into(data, x.layout(), dims, &mut out, T::lowest(), T::max_)
     } else {
-        reduce_into(data, x.layout(), dims, T::highest(), T::min_)
+        reduce_into(data, x.layout(), dims, &mut out, T::highest(), T::min_)
+    }
+    out
+}
+
+/// The f64 accumulators rounded to `out` (a float dtype), in a vector from `dst`.
+fn round_to(acc: &[f64], out: DType, dst: &mut Dst) -> CpuStorage {
+    fn go<T: StorageElement>(acc: &[f64], dst: &mut Dst) -> CpuStorage {
+        let mut v = dst.take(acc.len());
+        v.extend(acc.iter().map(|&a| T::from_f64(a)));
+        T::wrap(v)
+    }
+    match out {
+        DType::F32 => go::<f32>(acc, dst),
+        DType::F64 => go::<f64>(acc, dst),
+        DType::BF16 => go::<bf16>(acc, dst),
+        DType::F16 => go::<f16>(acc, dst),
+        d => unreachable!("reduce: float output {d}"),
     }
 }
 
 /// Applies a reduction over `dims`; the output is dense with the kept dims in order
 /// (keepdim only changes the shape, not the data).
-pub fn reduce(op: &Op, x: &Tensor, dims: &[usize], out: DType) -> CpuStorage {
+pub(crate) fn reduce(op: &Op, x: &Tensor, dims: &[usize], out: DType, dst: &mut Dst) -> CpuStorage {
     match op {
         Op::Sum { .. } | Op::Prod { .. } if out.is_float() => {
             let prod = matches!(op, Op::Prod { .. });
-            let acc = match x.dtype() {
-                DType::F32 => float_fold::<f32>(x, dims, prod),
-                DType::F64 => float_fold::<f64>(x, dims, prod),
-                DType::BF16 => float_fold::<bf16>(x, dims, prod),
-                DType::F16 => float_fold::<f16>(x, dims, prod),
-                d => unreachable!("reduce: float output from {d}"),
-            };
-            CpuStorage::from_f64s(out, acc.into_iter())
+            // Accumulators in a per-thread scratch vector, then rounded into the output.
+            super::scratch::with_vec(|acc: &mut Vec<f64>| {
+                match x.dtype() {
+                    DType::F32 => float_fold::<f32>(x, dims, prod, acc),
+                    DType::F64 => float_fold::<f64>(x, dims, prod, acc),
+                    DType::BF16 => float_fold::<bf16>(x, dims, prod, acc),
+                    DType::F16 => float_fold::<f16>(x, dims, prod, acc),
+                    d => unreachable!("reduce: float output from {d}"),
+                }
+                round_to(acc, out, dst)
+            })
         }
         Op::Sum { .. } | Op::Prod { .. } => {
             let x = cast_if(x, DType::I64);
             let g = x.storage().read();
             let data = i64::slice(&g).expect("reduce: dtype");
-            let r = if matches!(op, Op::Prod { .. }) {
-                reduce_into(data, x.layout(), dims, 1i64, |a, v| a.wrapping_mul(v))
+            let mut r = dst.take(0);
+            if matches!(op, Op::Prod { .. }) {
+                reduce_into(data, x.layout(), dims, &mut r, 1i64, |a, v| {
+                    a.wrapping_mul(v)
+                })
             } else {
-                reduce_into(data, x.layout(), dims, 0i64, |a, v| a.wrapping_add(v))
+                reduce_into(data, x.layout(), dims, &mut r, 0i64, |a, v| {
+                    a.wrapping_add(v)
+                })
             };
             CpuStorage::I64(r)
         }
         Op::Max { .. } | Op::Min { .. } => {
             let max = matches!(op, Op::Max { .. });
             match x.dtype() {
-                DType::F32 => CpuStorage::F32(extreme(x, dims, max)),
-                DType::F64 => CpuStorage::F64(extreme(x, dims, max)),
-                DType::BF16 => CpuStorage::BF16(extreme(x, dims, max)),
-                DType::F16 => CpuStorage::F16(extreme(x, dims, max)),
-                DType::I64 => CpuStorage::I64(extreme(x, dims, max)),
-                DType::I32 => CpuStorage::I32(extreme(x, dims, max)),
-                DType::U8 => CpuStorage::U8(extreme(x, dims, max)),
-                DType::Bool => CpuStorage::Bool(extreme(x, dims, max)),
+                DType::F32 => CpuStorage::F32(extreme(x, dims, max, dst)),
+                DType::F64 => CpuStorage::F64(extreme(x, dims, max, dst)),
+                DType::BF16 => CpuStorage::BF16(extreme(x, dims, max, dst)),
+                DType::F16 => CpuStorage::F16(extreme(x, dims, max, dst)),
+                DType::I64 => CpuStorage::I64(extreme(x, dims, max, dst)),
+                DType::I32 => CpuStorage::I32(extreme(x, dims, max, dst)),
+                DType::U8 => CpuStorage::U8(extreme(x, dims, max, dst)),
+                DType::Bool => CpuStorage::Bool(extreme(x, dims, max, dst)),
             }
         }
         _ => unreachable!("reduce: {}", op.name()),

@@ -2,6 +2,7 @@
 //! sum and the normalization in one sweep over the data, instead of six ops each reading and
 //! writing the whole tensor.
 
+use super::dst::Dst;
 use super::{simd, to_contiguous_vec};
 use crate::dtype::DType;
 use crate::storage::{CpuStorage, StorageElement};
@@ -71,10 +72,21 @@ fn block<T: Elem>(src: &[T], dst: &mut [T], inner: usize, log: bool, scratch: &m
             *d = s - m;
         }
         if log {
-            scratch.clear();
-            scratch.extend_from_slice(dst);
-            T::exp_inplace(scratch);
-            let lse = T::from(T::row_sum(scratch)).unwrap().ln();
+            // The exponentials only feed the sum: made in pieces on the stack (rows up to
+            // the piece size sum exactly as one run).
+            let mut buf = [std::mem::MaybeUninit::<T>::uninit(); ROW_PIECE];
+            let mut sum = 0.0f64;
+            for piece in dst.chunks(ROW_PIECE) {
+                let b = &mut buf[..piece.len()];
+                for (b, &v) in b.iter_mut().zip(piece) {
+                    b.write(v);
+                }
+                // SAFETY: the piece's elements were all written just above.
+                let b = unsafe { &mut *(b as *mut [std::mem::MaybeUninit<T>] as *mut [T]) };
+                T::exp_inplace(b);
+                sum += T::row_sum(b);
+            }
+            let lse = T::from(sum).unwrap().ln();
             dst.iter_mut().for_each(|d| *d = *d - lse);
         } else {
             T::exp_inplace(dst);
@@ -125,7 +137,10 @@ fn block<T: Elem>(src: &[T], dst: &mut [T], inner: usize, log: bool, scratch: &m
     }
 }
 
-fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool) -> Vec<T> {
+/// Elements of a row whose exponentials log-softmax sums at once.
+const ROW_PIECE: usize = 1024;
+
+fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool, dst: &mut Dst) -> Vec<T> {
     let shape = x.shape();
     let (n, inner) = if shape.is_empty() {
         (1, 1)
@@ -133,8 +148,8 @@ fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool) -> Vec<T> {
         (shape[dim], shape[dim + 1..].iter().product::<usize>())
     };
     let numel = x.numel();
-    let run = |src: &[T]| {
-        let mut out = super::pool::take(numel);
+    let mut run = |src: &[T]| {
+        let mut out = dst.take(numel);
         out.resize(numel, <T as num_traits::Zero>::zero());
         let len = n * inner;
         if len == 0 {
@@ -159,13 +174,14 @@ fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool) -> Vec<T> {
 }
 
 /// Softmax (or log-softmax) of `x` along `dim` into a dense buffer of dtype `out` (a float).
-pub fn softmax(x: &Tensor, dim: usize, log: bool, out: DType) -> CpuStorage {
+pub(crate) fn softmax(x: &Tensor, dim: usize, log: bool, out: DType, dst: &mut Dst) -> CpuStorage {
     let x = super::cast_if(x, out);
     match out {
-        DType::F32 => CpuStorage::F32(typed::<f32>(&x, dim, log)),
-        DType::F64 => CpuStorage::F64(typed::<f64>(&x, dim, log)),
+        DType::F32 => CpuStorage::F32(typed::<f32>(&x, dim, log, dst)),
+        DType::F64 => CpuStorage::F64(typed::<f64>(&x, dim, log, dst)),
         DType::BF16 | DType::F16 => {
-            let r = typed::<f32>(&super::cast_if(&x, DType::F32), dim, log);
+            let fresh = &mut Dst::fresh();
+            let r = typed::<f32>(&super::cast_if(&x, DType::F32), dim, log, fresh);
             if out == DType::BF16 {
                 CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())
             } else {

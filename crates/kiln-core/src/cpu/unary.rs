@@ -1,7 +1,8 @@
 //! Elementwise unary kernels.
 
+use super::dst::Dst;
 use super::threads::MAP_CHUNK;
-use super::to_contiguous_vec;
+use super::{to_contiguous_vec, to_contiguous_vec_in};
 use crate::dtype::DType;
 use crate::ops::Op;
 use crate::storage::{CpuStorage, StorageElement};
@@ -24,12 +25,12 @@ impl Erf for f64 {
     }
 }
 
-fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Vec<T> {
+fn map<T: StorageElement>(x: &Tensor, dst: &mut Dst, f: impl Fn(T) -> T + Sync) -> Vec<T> {
     if let Some(r) = x.layout().contiguous_range() {
         let g = x.storage().read();
         let src = &T::slice(&g).expect("unary: dtype")[r];
         let n = src.len();
-        let mut out = super::pool::take(n);
+        let mut out = dst.take(n);
         super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, |s, o| {
             for (o, &v) in o.iter_mut().zip(&src[s..]) {
                 o.write(f(v));
@@ -39,7 +40,7 @@ fn map<T: StorageElement>(x: &Tensor, f: impl Fn(T) -> T + Sync) -> Vec<T> {
         unsafe { out.set_len(n) };
         return out;
     }
-    let mut v = to_contiguous_vec::<T>(x);
+    let mut v = to_contiguous_vec_in::<T>(x, dst);
     v.iter_mut().for_each(|e| *e = f(*e));
     v
 }
@@ -129,8 +130,8 @@ macro_rules! with_float_unary {
     }};
 }
 
-fn float_kernel<T: Erf + StorageElement>(op: &Op, x: &Tensor) -> Vec<T> {
-    with_float_unary!(op, T, |f| map(x, f))
+fn float_kernel<T: Erf + StorageElement>(op: &Op, x: &Tensor, dst: &mut Dst) -> Vec<T> {
+    with_float_unary!(op, T, |f| map(x, dst, f))
 }
 
 /// `dst[i] = op(src[i])` for an f32 unary op: the vectorized kernels where there is one, else
@@ -149,9 +150,9 @@ pub(crate) fn unary_f32_slice(op: &Op, src: &[f32], dst: &mut [f32]) {
 
 /// Runs a vectorized f32 slice kernel over `x` into a new dense buffer, on the pool's threads
 /// when the tensor is large.
-fn simd_map(x: &Tensor, f: SliceKernel) -> Vec<f32> {
-    let run = |src: &[f32]| {
-        let mut out = super::pool::take(src.len());
+fn simd_map(x: &Tensor, f: SliceKernel, dst: &mut Dst) -> Vec<f32> {
+    let mut run = |src: &[f32]| {
+        let mut out = dst.take(src.len());
         out.resize(src.len(), 0.0);
         super::threads::for_each_chunk(&mut out, MAP_CHUNK, |s, d| f(&src[s..s + d.len()], d));
         out
@@ -177,18 +178,18 @@ fn f32_slice_fast(op: &Op) -> Option<SliceKernel> {
 }
 
 /// An f32 unary op through its vectorized kernel, if it has one.
-fn f32_fast(op: &Op, x: &Tensor) -> Option<Vec<f32>> {
-    f32_slice_fast(op).map(|f| simd_map(x, f))
+fn f32_fast(op: &Op, x: &Tensor, dst: &mut Dst) -> Option<Vec<f32>> {
+    f32_slice_fast(op).map(|f| simd_map(x, f, dst))
 }
 
 /// `g · gelu′(x)` (exact GELU), the VJP of GELU in one pass.
-pub fn gelu_backward(x: &Tensor, g: &Tensor, out: DType) -> CpuStorage {
+pub(crate) fn gelu_backward(x: &Tensor, g: &Tensor, out: DType, dst: &mut Dst) -> CpuStorage {
     let (x, g) = (super::cast_if(x, out), super::cast_if(g, out));
     if out == DType::F64 {
         let (xs, gs) = (to_contiguous_vec::<f64>(&x), to_contiguous_vec::<f64>(&g));
         let r = std::f64::consts::FRAC_1_SQRT_2;
         let k = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
-        let mut o = super::pool::take(xs.len());
+        let mut o = dst.take(xs.len());
         o.extend(
             xs.iter().zip(&gs).map(|(&x, &g)| {
                 g * (0.5 * (1.0 + libm::erf(x * r)) + x * k * (-0.5 * x * x).exp())
@@ -202,7 +203,11 @@ pub fn gelu_backward(x: &Tensor, g: &Tensor, out: DType) -> CpuStorage {
     );
     let (xs, gs) = (dense_f32(&x32), dense_f32(&g32));
     let n = xs.len();
-    let mut o = super::pool::take(n);
+    let mut o = if out == DType::F32 {
+        dst.take(n)
+    } else {
+        super::pool::take(n)
+    };
     o.resize(n, 0.0);
     super::threads::for_each_chunk(&mut o, MAP_CHUNK, |s, d| {
         let e = s + d.len();
@@ -264,7 +269,7 @@ fn generic_kernel(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
 }
 
 /// Applies a unary op, producing a dense buffer of `out` dtype.
-pub fn unary(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
+pub(crate) fn unary(op: &Op, x: &Tensor, out: DType, dst: &mut Dst) -> CpuStorage {
     if matches!(op, Op::LogicalNot) {
         let vals = super::copy::cast(x, DType::Bool);
         let CpuStorage::Bool(v) = vals else {
@@ -277,13 +282,18 @@ pub fn unary(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
     }
     let x = super::cast_if(x, out);
     match out {
-        DType::F32 => {
-            CpuStorage::F32(f32_fast(op, &x).unwrap_or_else(|| float_kernel::<f32>(op, &x)))
-        }
-        DType::F64 => CpuStorage::F64(float_kernel::<f64>(op, &x)),
+        DType::F32 => CpuStorage::F32(match f32_fast(op, &x, dst) {
+            Some(v) => v,
+            None => float_kernel::<f32>(op, &x, dst),
+        }),
+        DType::F64 => CpuStorage::F64(float_kernel::<f64>(op, &x, dst)),
         DType::BF16 | DType::F16 => {
             let x32 = super::cast_if(&x, DType::F32);
-            let r = f32_fast(op, &x32).unwrap_or_else(|| float_kernel::<f32>(op, &x32));
+            let fresh = &mut Dst::fresh();
+            let r = match f32_fast(op, &x32, fresh) {
+                Some(v) => v,
+                None => float_kernel::<f32>(op, &x32, fresh),
+            };
             if out == DType::BF16 {
                 CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())
             } else {

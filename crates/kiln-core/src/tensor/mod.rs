@@ -134,6 +134,12 @@ impl Tensor {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// How many handles refer to this tensor object (it and its clones; views are other
+    /// objects): tells whether a tensor handed out earlier is still held elsewhere.
+    pub fn handle_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+
     /// Moves the tensor to `device` (a no-op on the CPU, the only device today).
     pub fn to(&self, device: Device) -> Tensor {
         match device {

@@ -6,12 +6,14 @@ mod constant_fold;
 mod cse;
 mod dce;
 mod fusion;
+mod remat;
 
 pub use algebraic::AlgebraicSimplify;
 pub use constant_fold::ConstantFold;
 pub use cse::CommonSubexpressions;
 pub use dce::DeadCode;
 pub use fusion::ElementwiseFusion;
+pub use remat::Rematerialize;
 
 use kiln_core::trace::{Graph, ValueId};
 use std::collections::HashMap;
@@ -33,6 +35,8 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(CommonSubexpressions),
         Box::new(DeadCode),
         Box::new(ElementwiseFusion),
+        Box::new(Rematerialize),
+        Box::new(DeadCode),
     ]
 }
 

@@ -4,7 +4,8 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use kiln_core::nn::functional as F;
-use kiln_core::{no_grad, Tensor};
+use kiln_core::{no_grad, DType, Tensor};
+use kiln_nn::layers::{CausalDecoderBlock, Embedding, LayerNorm, Linear};
 use kiln_nn::optim::Optimizer;
 use kiln_nn::{Module, ModuleBase};
 
@@ -35,4 +36,39 @@ pub fn max_rel_diff(a: &Tensor, b: &Tensor) -> f64 {
         .zip(&b)
         .map(|(x, y)| (x - y).abs() / (1e-6 + x.abs().max(y.abs())))
         .fold(0.0, f64::max)
+}
+
+/// The benchmark GPT's architecture at a small size: 32-token vocabulary, context 8, width
+/// 16, two 2-head decoder blocks.
+#[derive(kiln_nn::Module)]
+pub struct TinyGpt {
+    tok: Embedding,
+    pos: Embedding,
+    blocks: Vec<CausalDecoderBlock>,
+    ln: LayerNorm,
+    head: Linear,
+}
+
+impl TinyGpt {
+    /// A freshly initialized model.
+    pub fn new() -> TinyGpt {
+        TinyGpt {
+            tok: Embedding::new(32, 16),
+            pos: Embedding::new(8, 16),
+            blocks: (0..2).map(|_| CausalDecoderBlock::new(16, 2)).collect(),
+            ln: LayerNorm::new(16),
+            head: Linear::new(16, 32),
+        }
+    }
+}
+
+impl Module for TinyGpt {
+    fn forward(&self, idx: &Tensor) -> Tensor {
+        let positions = Tensor::arange(0.0, idx.size(1) as f64, 1.0, DType::I64);
+        let mut x = &self.tok.forward(idx) + &self.pos.forward(&positions);
+        for b in &self.blocks {
+            x = b.forward(&x);
+        }
+        self.head.forward(&self.ln.forward(&x))
+    }
 }
