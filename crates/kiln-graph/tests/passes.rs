@@ -5,7 +5,7 @@ use kiln_core::{DType, Tensor};
 use kiln_graph::executor::Executable;
 use kiln_graph::passes::{
     AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, ElementwiseFusion, Pass,
-    Rematerialize,
+    Rematerialize, SinkReshapes,
 };
 
 fn spec(shape: &[usize]) -> ArgSpec {
@@ -177,4 +177,39 @@ fn remat_recomputes_a_value_next_to_far_reads_when_its_operand_is_live_there() {
         vec![&y * &h]
     });
     assert!(!Rematerialize.run(&mut g));
+}
+
+#[test]
+fn reshape_sinking_runs_elementwise_ops_on_the_reshapes_sources() {
+    // Two [6, 4] products viewed as [2, 3, 4], multiplied: the mul moves onto the products and
+    // its result is reshaped; a reshape of differently shaped sources is left alone.
+    let args = [spec(&[6, 5]), spec(&[5, 4]), spec(&[2, 12])];
+    let mut g = trace(&args, |x| {
+        let a = x[0].matmul(&x[1]).reshape([2, 3, 4]);
+        let b = x[0].matmul(&x[1]).exp().reshape([2, 3, 4]);
+        let c = x[2].reshape([2, 3, 4]);
+        vec![&(&a * &b) + &c]
+    });
+    let inputs = [
+        Tensor::randn([6, 5], DType::F64),
+        Tensor::randn([5, 4], DType::F64),
+        Tensor::randn([2, 12], DType::F64),
+    ];
+    let before = run(&g, &inputs);
+    assert!(SinkReshapes.run(&mut g));
+    DeadCode.run(&mut g);
+    let mul = g.nodes.iter().find(|n| n.op.name() == "mul").unwrap();
+    assert_eq!(
+        &mul.shape[..],
+        &[6, 4],
+        "the mul runs on the [6, 4] sources"
+    );
+    let add = g.nodes.iter().find(|n| n.op.name() == "add").unwrap();
+    assert_eq!(
+        &add.shape[..],
+        &[2, 3, 4],
+        "sources of two shapes: left alone"
+    );
+    assert_eq!(run(&g, &inputs), before);
+    assert!(!SinkReshapes.run(&mut g), "nothing left to move");
 }

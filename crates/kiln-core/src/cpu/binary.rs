@@ -146,6 +146,7 @@ pub(crate) fn binary_f32_slice(op: &Op, a: &[f32], b: &[f32], out: &mut [f32]) {
             let cmp = compare::<f32>(*c);
             each(a, b, out, |x, y| cmp(x, y) as u8 as f32)
         }
+        Op::GeluBackward => super::simd::gelu_backward(a, b, out),
         _ => unreachable!("binary: {} is not an f32 binary op", op.name()),
     }
 }

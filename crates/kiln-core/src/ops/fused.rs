@@ -69,7 +69,7 @@ impl FusedProgram {
                     [*x; 3]
                 }
                 FusedStep::Binary { op, a, b } => {
-                    if !op.is_binary() {
+                    if !op.is_binary() && !matches!(op, Op::GeluBackward) {
                         return Err(format!("fused: step {k}: {} is not a binary op", op.name()));
                     }
                     [*a, *b, *b]

@@ -21,6 +21,9 @@ fn fusible(types: &HashMap<ValueId, DType>, n: &kiln_core::trace::Node) -> bool 
         op if op.is_unary() => n.dtype == DType::F32 && f32_args,
         Op::Compare(_) => n.dtype == DType::Bool && f32_args,
         op if op.is_binary() => n.dtype == DType::F32 && f32_args,
+        // Two same-shape operands like a binary op: a fused GELU backward can then write in
+        // place into its dying gradient operand.
+        Op::GeluBackward => n.dtype == DType::F32 && f32_args,
         Op::Where => {
             n.dtype == DType::F32
                 && arg(0) == Some(DType::Bool)
@@ -89,7 +92,11 @@ impl Pass for ElementwiseFusion {
         }
         let mut replaced: HashMap<usize, kiln_core::trace::Node> = HashMap::new();
         let mut removed = vec![false; g.nodes.len()];
-        for members in groups.iter().filter(|m| m.len() >= 2) {
+        // Chains of two or more; a lone GELU backward too, so that it may run in place.
+        let worth_fusing = |m: &&Vec<usize>| {
+            m.len() >= 2 || (m.len() == 1 && matches!(g.nodes[m[0]].op, Op::GeluBackward))
+        };
+        for members in groups.iter().filter(worth_fusing) {
             let root = *members.last().expect("non-empty");
             if g.nodes[root].dtype != DType::F32 {
                 continue;

@@ -7,6 +7,7 @@ mod cse;
 mod dce;
 mod fusion;
 mod remat;
+mod reshape_sink;
 
 pub use algebraic::AlgebraicSimplify;
 pub use constant_fold::ConstantFold;
@@ -14,6 +15,7 @@ pub use cse::CommonSubexpressions;
 pub use dce::DeadCode;
 pub use fusion::ElementwiseFusion;
 pub use remat::Rematerialize;
+pub use reshape_sink::SinkReshapes;
 
 use kiln_core::trace::{Graph, ValueId};
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(ConstantFold::default()),
         Box::new(AlgebraicSimplify),
         Box::new(CommonSubexpressions),
+        Box::new(SinkReshapes),
         Box::new(DeadCode),
         Box::new(ElementwiseFusion),
         Box::new(Rematerialize),

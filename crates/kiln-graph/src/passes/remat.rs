@@ -42,8 +42,9 @@ impl Pass for Rematerialize {
     }
 }
 
-fn is_elementwise(op: &Op) -> bool {
-    op.is_unary() || op.is_binary() || matches!(op, Op::Where | Op::Fused(_))
+/// Ops cheap enough to run twice: elementwise ones, and layer norm (one pass per row).
+fn is_cheap(op: &Op) -> bool {
+    op.is_unary() || op.is_binary() || matches!(op, Op::Where | Op::Fused(_) | Op::LayerNorm { .. })
 }
 
 fn is_view_like(op: &Op) -> bool {
@@ -119,7 +120,7 @@ fn rematerialize(g: &mut Graph, v: ValueId, index: &Index) -> bool {
         shape.iter().product::<usize>() * dtype.size_in_bytes()
     };
     let size = bytes(&node.shape, node.dtype);
-    if !is_elementwise(&node.op) || node.fresh_random || size < MIN_BYTES {
+    if !is_cheap(&node.op) || node.fresh_random || size < MIN_BYTES {
         return false;
     }
     let roots = g.roots();
