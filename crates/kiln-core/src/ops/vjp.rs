@@ -33,14 +33,13 @@ pub fn saves(op: &Op) -> Saves {
         // Output-based VJPs also keep inputs: under create_graph the output is recomputed.
         Op::Exp | Op::Tanh | Op::Sigmoid | Op::Softmax { .. } => s(0b1, true),
         Op::Div | Op::Pow => s(0b11, true),
-        Op::Log
-        | Op::Sin
-        | Op::Cos
-        | Op::Erf
-        | Op::Relu
-        | Op::Gelu { .. }
-        | Op::Abs
-        | Op::PowScalar(_) => s(0b1, false),
+        // ReLU's mask is read off its output (like PyTorch's threshold_backward), so its
+        // input (often a conv output read by nothing else) is freed after the forward. The
+        // mask is piecewise constant: nothing to recompute under create_graph.
+        Op::Relu => s(0, true),
+        Op::Log | Op::Sin | Op::Cos | Op::Erf | Op::Gelu { .. } | Op::Abs | Op::PowScalar(_) => {
+            s(0b1, false)
+        }
         Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
         Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
@@ -126,9 +125,9 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         Op::Tanh => one(g * &(y * y).affine(-1.0, 1.0)),
         Op::Sigmoid => one(g * &(y * &y.affine(-1.0, 1.0))),
         Op::Erf => one(g * &(x * x).affine(-1.0, 0.0).exp().affine(2.0 / PI.sqrt(), 0.0)),
-        // A select, not a cast mask times g: two passes instead of three.
+        // A select, not a cast mask times g: two passes instead of three. y > 0 ⇔ x > 0.
         Op::Relu => one(Tensor::where_(
-            &x.gt_scalar(0.0),
+            &y.gt_scalar(0.0),
             g,
             &Tensor::zeros(&[] as &[usize], g.dtype()),
         )),
