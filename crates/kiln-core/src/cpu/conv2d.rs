@@ -79,26 +79,19 @@ impl Geometry {
         if self.pointwise() {
             return x;
         }
-        let cols = uninit(scratch, self.groups * self.kg * self.l);
+        let cols = scratch_of(scratch, self.groups * self.kg * self.l);
         unfold_one(x, cols, &self.win, T::zero());
         cols
     }
 }
 
-/// `scratch` resized to `len` elements without initializing new ones (every caller overwrites
-/// all of them before reading).
-fn uninit<T: Num>(scratch: &mut Vec<T>, len: usize) -> &mut [T] {
-    assert!(
-        matches!(T::DTYPE, DType::F32 | DType::F64),
-        "conv2d: scratch of {:?}",
-        T::DTYPE
-    );
-    scratch.clear();
-    scratch.reserve(len);
-    // SAFETY: T is f32 or f64, for which every bit pattern is a valid value; callers write
-    // every element before reading it.
-    unsafe { scratch.set_len(len) };
-    scratch
+/// The first `len` elements of `scratch`, grown (zero-filled, once per thread and size) when
+/// too short; callers overwrite them.
+fn scratch_of<T: Num>(scratch: &mut Vec<T>, len: usize) -> &mut [T] {
+    if scratch.len() < len {
+        scratch.resize(len, T::zero());
+    }
+    &mut scratch[..len]
 }
 
 /// A row-major or transposed operand view for [`gemm`]: element `(i, j)` at `i·rs + j·cs`.
@@ -197,8 +190,15 @@ fn per_sample<T: Num>(
 
 /// A dense output buffer of `len` elements that the kernel overwrites completely.
 fn output<T: Num>(len: usize) -> Vec<T> {
+    assert!(
+        matches!(T::DTYPE, DType::F32 | DType::F64),
+        "conv2d: output of {:?}",
+        T::DTYPE
+    );
     let mut v = super::pool::take::<T>(len);
-    uninit(&mut v, len);
+    // SAFETY: T is f32 or f64, for which every bit pattern is a valid value; the kernels
+    // write every element before it is read.
+    unsafe { v.set_len(len) };
     v
 }
 
@@ -249,7 +249,7 @@ fn input_grad<T: Num>(gy: &[T], w: &[T], g: &Geometry) -> Vec<T> {
         if g.pointwise() {
             cols_of(dx_n);
         } else {
-            let cols = uninit(scratch, g.groups * kg * l);
+            let cols = scratch_of(scratch, g.groups * kg * l);
             cols_of(cols);
             dx_n.fill(T::zero());
             fold_one(cols, dx_n, &g.win);

@@ -123,7 +123,7 @@ fn shapes(inputs: &[&Tensor]) -> String {
         .join(", ")
 }
 
-/// Checks the arity, ranks (4-D unless `ranks` says otherwise) and a shared f32/f64 dtype.
+/// Checks the arity, the ranks (4-D; a third input, the bias, 1-D) and one f32/f64 dtype.
 fn expect_float4(op: &Op, inputs: &[&Tensor], arity: &[usize], desc: &str) -> DType {
     let name = op.name();
     if !arity.contains(&inputs.len()) {
@@ -148,7 +148,7 @@ fn expect_float4(op: &Op, inputs: &[&Tensor], arity: &[usize], desc: &str) -> DT
 }
 
 fn groups_ok(c: usize, o: usize, cg: usize, groups: usize) -> bool {
-    groups > 0 && c % groups == 0 && o % groups == 0 && cg * groups == c
+    groups > 0 && c.is_multiple_of(groups) && o.is_multiple_of(groups) && cg * groups == c
 }
 
 /// Output shape and dtype of a sliding-window op; panics on misuse.
