@@ -11,6 +11,21 @@ use crate::shape::same_shape;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
 use half::{bf16, f16};
+use std::mem::MaybeUninit;
+
+/// A dense output of `n` elements whose pieces `fill(start, piece)` writes, split across the
+/// pool's threads when large.
+fn dense_out<U: StorageElement>(
+    n: usize,
+    dst: &mut Dst,
+    fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync + Send,
+) -> Vec<U> {
+    let mut out = dst.take(n);
+    super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, fill);
+    // SAFETY: the pieces cover all `n` slots and `fill` writes each.
+    unsafe { out.set_len(n) };
+    out
+}
 
 /// `f(a[i], b[i])` for dense operands, split across the pool's threads when large.
 fn dense_zip<T: StorageElement, U: StorageElement>(
@@ -19,16 +34,63 @@ fn dense_zip<T: StorageElement, U: StorageElement>(
     dst: &mut Dst,
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
-    let n = da.len();
-    let mut out = dst.take(n);
-    super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, |s, o| {
+    dense_out(da.len(), dst, |s, o| {
         for ((o, &x), &y) in o.iter_mut().zip(&da[s..]).zip(&db[s..]) {
             o.write(f(x, y));
         }
-    });
-    // SAFETY: the pieces above cover all `n` slots and each was written.
-    unsafe { out.set_len(n) };
-    out
+    })
+}
+
+/// An operand of an elementwise kernel: dense with the output's shape, or one element
+/// broadcast to it.
+#[derive(Clone, Copy)]
+enum Src<'a, T> {
+    Dense(&'a [T]),
+    One(T),
+}
+
+impl<'a, T: StorageElement> Src<'a, T> {
+    /// `t`'s elements as a [`Src`] for an output of `shape`, if it is either kind.
+    fn of(t: &Tensor, data: &'a [T], shape: &[usize]) -> Option<Self> {
+        if t.numel() == 1 {
+            Some(Src::One(data[t.layout().offset]))
+        } else if same_shape(t.shape(), shape) {
+            t.layout().contiguous_range().map(|r| Src::Dense(&data[r]))
+        } else {
+            None
+        }
+    }
+}
+
+/// `f(a, b)` when each operand is dense or a single element (`x > 0` against a scalar tensor
+/// included), split across threads; `None` for other layouts.
+fn dense_or_one<T: StorageElement, U: StorageElement>(
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    dst: &mut Dst,
+    f: &(impl Fn(T, T) -> U + Sync),
+) -> Option<Vec<U>> {
+    let (ga, gb) = (a.storage().read(), b.storage().read());
+    let (da, db) = (
+        T::slice(&ga).expect("binary: dtype"),
+        T::slice(&gb).expect("binary: dtype"),
+    );
+    let n = shape.iter().product();
+    match (Src::of(a, da, shape)?, Src::of(b, db, shape)?) {
+        (Src::Dense(x), Src::Dense(y)) => Some(dense_zip(x, y, dst, f)),
+        (Src::Dense(x), Src::One(y)) => Some(dense_out(n, dst, |s, o| {
+            for (o, &x) in o.iter_mut().zip(&x[s..]) {
+                o.write(f(x, y));
+            }
+        })),
+        (Src::One(x), Src::Dense(y)) => Some(dense_out(n, dst, |s, o| {
+            for (o, &y) in o.iter_mut().zip(&y[s..]) {
+                o.write(f(x, y));
+            }
+        })),
+        (Src::One(_), Src::One(_)) => None,
+    }
 }
 
 /// `f(a[i], b[i])` over the broadcast `shape`, in row-major order.
@@ -60,6 +122,9 @@ pub(crate) fn zip_in<T: StorageElement, U: StorageElement>(
             );
             return dense_zip(&da[ra], &db[rb], dst, f);
         }
+    }
+    if let Some(out) = dense_or_one(a, b, shape, dst, &f) {
+        return out;
     }
     let la = a.layout().broadcast_to(shape);
     let lb = b.layout().broadcast_to(shape);
@@ -120,7 +185,15 @@ fn typed<T: Num>(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], d: &mut Dst) 
         Op::Div => T::wrap(zip_in(a, b, shape, d, T::div)),
         Op::Maximum => T::wrap(zip_in(a, b, shape, d, T::max_)),
         Op::Minimum => T::wrap(zip_in(a, b, shape, d, T::min_)),
-        Op::Compare(c) => CpuStorage::Bool(zip_in(a, b, shape, d, compare::<T>(*c))),
+        // One loop per comparison: matching the kind per element kept the loop scalar.
+        Op::Compare(c) => CpuStorage::Bool(match c {
+            CmpOp::Eq => zip_in(a, b, shape, d, |x: T, y: T| x == y),
+            CmpOp::Ne => zip_in(a, b, shape, d, |x: T, y: T| x != y),
+            CmpOp::Lt => zip_in(a, b, shape, d, |x: T, y: T| x < y),
+            CmpOp::Le => zip_in(a, b, shape, d, |x: T, y: T| x <= y),
+            CmpOp::Gt => zip_in(a, b, shape, d, |x: T, y: T| x > y),
+            CmpOp::Ge => zip_in(a, b, shape, d, |x: T, y: T| x >= y),
+        }),
         _ => unreachable!("binary: {}", op.name()),
     }
 }
@@ -209,6 +282,13 @@ fn where_typed<T: StorageElement>(
         T::slice(&ga).expect("where: dtype"),
         T::slice(&gb).expect("where: dtype"),
     );
+    if let (Some(Src::Dense(c)), Some(a), Some(b)) = (
+        Src::of(c, dc, shape),
+        Src::of(a, da, shape),
+        Src::of(b, db, shape),
+    ) {
+        return where_dense(c, a, b, dst);
+    }
     let mut out = dst.take(shape.iter().product());
     for_each_run(
         shape,
@@ -252,6 +332,37 @@ fn where_typed<T: StorageElement>(
         },
     );
     out
+}
+
+/// `where` over a dense condition and dense or single-element branches (masks, masked_fill,
+/// the ReLU and where VJPs), split across threads.
+fn where_dense<T: StorageElement>(c: &[bool], a: Src<T>, b: Src<T>, dst: &mut Dst) -> Vec<T> {
+    let pick = |c: bool, a: T, b: T| if c { a } else { b };
+    dense_out(c.len(), dst, |s, o| {
+        let c = &c[s..s + o.len()];
+        match (a, b) {
+            (Src::Dense(a), Src::Dense(b)) => {
+                for (((o, &c), &a), &b) in o.iter_mut().zip(c).zip(&a[s..]).zip(&b[s..]) {
+                    o.write(pick(c, a, b));
+                }
+            }
+            (Src::Dense(a), Src::One(b)) => {
+                for ((o, &c), &a) in o.iter_mut().zip(c).zip(&a[s..]) {
+                    o.write(pick(c, a, b));
+                }
+            }
+            (Src::One(a), Src::Dense(b)) => {
+                for ((o, &c), &b) in o.iter_mut().zip(c).zip(&b[s..]) {
+                    o.write(pick(c, a, b));
+                }
+            }
+            (Src::One(a), Src::One(b)) => {
+                for (o, &c) in o.iter_mut().zip(c) {
+                    o.write(pick(c, a, b));
+                }
+            }
+        }
+    })
 }
 
 /// `where(cond, a, b)` with broadcasting.

@@ -9,17 +9,18 @@ use crate::tensor::Tensor;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
+/// Geometry of im2col over one sample: `c` channels of `h×w`, an `oh×ow` grid of windows.
 #[derive(Clone, Copy)]
-struct Window {
-    c: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    k: [usize; 2],
-    s: [usize; 2],
-    p: [usize; 2],
-    d: [usize; 2],
+pub(super) struct Window {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub k: [usize; 2],
+    pub s: [usize; 2],
+    pub p: [usize; 2],
+    pub d: [usize; 2],
 }
 
 impl Window {
@@ -53,7 +54,8 @@ impl Window {
     }
 }
 
-fn unfold_one<T: Copy>(x: &[T], out: &mut [T], w: &Window, pad: T) {
+/// im2col of one sample `[c, h, w]` into `[c·kh·kw, oh·ow]`, reading `pad` outside.
+pub(super) fn unfold_one<T: Copy>(x: &[T], out: &mut [T], w: &Window, pad: T) {
     let l = w.oh * w.ow;
     for c in 0..w.c {
         let plane = &x[c * w.h * w.w..(c + 1) * w.h * w.w];
@@ -89,7 +91,8 @@ fn unfold_one<T: Copy>(x: &[T], out: &mut [T], w: &Window, pad: T) {
     }
 }
 
-fn fold_one<T: super::num::Num>(cols: &[T], out: &mut [T], w: &Window) {
+/// col2im of one sample, adding `[c·kh·kw, oh·ow]` columns into `out` `[c, h, w]`.
+pub(super) fn fold_one<T: super::num::Num>(cols: &[T], out: &mut [T], w: &Window) {
     let l = w.oh * w.ow;
     for c in 0..w.c {
         let plane = &mut out[c * w.h * w.w..(c + 1) * w.h * w.w];
@@ -139,7 +142,7 @@ fn per_batch<T: Send>(out: &mut [T], n: usize, f: impl Fn(usize, &mut [T]) + Syn
 
 /// Runs `f` on `t`'s elements in row-major order: borrowed in place when `t` is dense (a conv
 /// backward's columns are tens of MiB, copying them was a full extra pass), else copied.
-fn with_dense<T: StorageElement, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
+pub(super) fn with_dense<T: StorageElement, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
     if let Some(r) = t.layout().contiguous_range() {
         let guard = t.storage().read();
         let data = T::slice(&guard).expect("internal: storage dtype");

@@ -6,6 +6,7 @@
 mod attention;
 mod binary;
 mod conv;
+mod conv2d;
 mod copy;
 mod dst;
 mod fused;
@@ -14,6 +15,7 @@ pub mod fused_optim;
 mod index;
 mod layer_norm;
 mod matmul;
+mod max_pool;
 pub mod num;
 pub mod pool;
 mod random;
@@ -181,6 +183,17 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
         } => Out::Dense(conv::fold(
             inputs[0], *output, *kernel, *stride, *padding, *dilation, shape,
         )),
+        Op::Conv2d(p) => Out::Dense(conv2d::conv2d(inputs, p, shape)),
+        Op::Conv2dInputGrad { conv, .. } => {
+            Out::Dense(conv2d::conv2d_input_grad(inputs[0], inputs[1], conv, shape))
+        }
+        Op::Conv2dWeightGrad { conv, .. } => Out::Dense(conv2d::conv2d_weight_grad(
+            inputs[0], inputs[1], conv, shape,
+        )),
+        Op::MaxPool2d(p) => Out::Dense(max_pool::max_pool2d(inputs[0], p, shape)),
+        Op::MaxPool2dBackward(p) => {
+            Out::Dense(max_pool::max_pool2d_backward(inputs[0], inputs[1], p))
+        }
         Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype, dst)),
         Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype, dst)),
         Op::Attention { scale, causal } => {

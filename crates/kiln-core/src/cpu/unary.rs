@@ -68,7 +68,8 @@ macro_rules! with_float_unary {
             Op::Tanh => run!(|v: $T| v.tanh()),
             Op::Sigmoid => run!(|v: $T| one / (one + (-v).exp())),
             Op::Erf => run!(|v: $T| Erf::erf(v)),
-            Op::Relu => run!(|v: $T| if v > zero || v.is_nan() { v } else { zero }),
+            // `!(v <= 0)` keeps NaN, as `v > 0 || isnan(v)`, in one compare that vectorizes.
+            Op::Relu => run!(|v: $T| if v <= zero { zero } else { v }),
             Op::Gelu { tanh: false } => {
                 let r = c(std::f64::consts::FRAC_1_SQRT_2);
                 run!(move |v: $T| half * v * (one + Erf::erf(v * r)))

@@ -613,6 +613,11 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (shape.clone(), *dtype)
         }
         Op::Fused(program) => infer_fused(program, inputs),
+        Op::Conv2d(_)
+        | Op::Conv2dInputGrad { .. }
+        | Op::Conv2dWeightGrad { .. }
+        | Op::MaxPool2d(_)
+        | Op::MaxPool2dBackward(_) => super::window::infer(op, inputs),
         _ => unreachable!("infer: unhandled op {}", name),
     }
 }

@@ -6,8 +6,10 @@ mod dispatch;
 pub mod fused;
 pub mod infer;
 pub mod vjp;
+pub mod window;
 
 pub use dispatch::dispatch;
+pub use window::{Conv2dParams, Pool2dParams};
 
 use crate::dtype::DType;
 use crate::shape::Shape;
@@ -233,6 +235,32 @@ pub enum Op {
         dilation: [usize; 2],
     },
 
+    // ---- direct convolution and max pooling (one pass instead of im2col of the whole batch)
+    /// 2-D convolution (cross-correlation); inputs: x `[N, C, H, W]`, weight
+    /// `[O, C/groups, kh, kw]` and optionally bias `[O]` → `[N, O, H', W']`; f32/f64
+    Conv2d(Conv2dParams),
+    /// the gradient of [`Op::Conv2d`] w.r.t. its input (a transposed convolution); inputs:
+    /// output gradient `[N, O, H', W']`, weight → `[N, C, H, W]`
+    Conv2dInputGrad {
+        /// the convolution's parameters
+        conv: Conv2dParams,
+        /// the input's spatial size (H, W)
+        input: [usize; 2],
+    },
+    /// the gradient of [`Op::Conv2d`] w.r.t. its weight; inputs: x `[N, C, H, W]`, output
+    /// gradient `[N, O, H', W']` → `[O, C/groups, kh, kw]`
+    Conv2dWeightGrad {
+        /// the convolution's parameters
+        conv: Conv2dParams,
+        /// the kernel size (kh, kw)
+        kernel: [usize; 2],
+    },
+    /// 2-D max pooling `[N, C, H, W]` → `[N, C, H', W']` (padding never wins; NaN propagates)
+    MaxPool2d(Pool2dParams),
+    /// the VJP of [`Op::MaxPool2d`]: inputs x, output gradient → the gradient added at each
+    /// window's first maximum (PyTorch's argmax)
+    MaxPool2dBackward(Pool2dParams),
+
     // ---- fused composites (primitives only because one pass per row is much faster) ----
     /// `softmax` along `dim`, or `log_softmax` when `log`, shifted by the row max
     Softmax {
@@ -345,6 +373,11 @@ impl Op {
             Op::Matmul => "matmul",
             Op::Unfold { .. } => "unfold",
             Op::Fold { .. } => "fold",
+            Op::Conv2d(_) => "conv2d",
+            Op::Conv2dInputGrad { .. } => "conv2d_input_grad",
+            Op::Conv2dWeightGrad { .. } => "conv2d_weight_grad",
+            Op::MaxPool2d(_) => "max_pool2d",
+            Op::MaxPool2dBackward(_) => "max_pool2d_backward",
             Op::Softmax { log: false, .. } => "softmax",
             Op::Softmax { log: true, .. } => "log_softmax",
             Op::GeluBackward => "gelu_backward",
@@ -358,7 +391,7 @@ impl Op {
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 53;
+    pub const COUNT: usize = 58;
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

@@ -1,8 +1,11 @@
-//! Convolutions: `conv2d` as im2col ([`Tensor::unfold_raw`]) plus a batched matrix product,
-//! `conv1d` as `conv2d` with height 1, and `conv_transpose2d` as a matrix product plus col2im
+//! Convolutions: `conv2d` as the direct convolution primitive ([`Op::Conv2d`]) for f32/f64
+//! (else im2col ([`Tensor::unfold_raw`]) plus a batched matrix product), `conv1d` as `conv2d`
+//! with height 1, and `conv_transpose2d` as a matrix product plus col2im
 //! ([`Tensor::fold_raw`]).
 
 use super::pair::Pair;
+use crate::dtype::DType;
+use crate::ops::{dispatch, Conv2dParams, Op};
 use crate::tensor::Tensor;
 
 fn check_rank(t: &Tensor, rank: usize, what: &str, op: &str) {
@@ -23,15 +26,19 @@ fn conv_out_size(
     (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
 }
 
+fn check_bias(b: &Tensor, channels: usize, op: &str) {
+    if b.shape() != [channels] {
+        panic!(
+            "{op}: bias must have shape [{channels}], got {:?}",
+            b.shape()
+        );
+    }
+}
+
 fn add_channel_bias(out: Tensor, bias: Option<&Tensor>, channels: usize, op: &str) -> Tensor {
     match bias {
         Some(b) => {
-            if b.shape() != [channels] {
-                panic!(
-                    "{op}: bias must have shape [{channels}], got {:?}",
-                    b.shape()
-                );
-            }
+            check_bias(b, channels, op);
             &out + &b.reshape([1, channels, 1, 1])
         }
         None => out,
@@ -50,16 +57,35 @@ pub fn conv2d(
     dilation: impl Into<Pair>,
     groups: usize,
 ) -> Tensor {
+    let (stride, padding, dilation) = (stride.into().0, padding.into().0, dilation.into().0);
+    check_conv2d(input, weight, groups);
+    let d = input.dtype();
+    let direct = matches!(d, DType::F32 | DType::F64)
+        && weight.dtype() == d
+        && bias.is_none_or(|b| b.dtype() == d);
+    if !direct {
+        return conv2d_composite(input, weight, bias, stride, padding, dilation, groups);
+    }
+    let p = Conv2dParams {
+        stride,
+        padding,
+        dilation,
+        groups,
+    };
+    match bias {
+        Some(b) => {
+            check_bias(b, weight.shape()[0], "conv2d");
+            dispatch(Op::Conv2d(p), &[input, weight, b])
+        }
+        None => dispatch(Op::Conv2d(p), &[input, weight]),
+    }
+}
+
+fn check_conv2d(input: &Tensor, weight: &Tensor, groups: usize) {
     let op = "conv2d";
     check_rank(input, 4, "input", op);
     check_rank(weight, 4, "weight", op);
-    let (n, c) = (input.shape()[0], input.shape()[1]);
-    let (o, cg, kh, kw) = (
-        weight.shape()[0],
-        weight.shape()[1],
-        weight.shape()[2],
-        weight.shape()[3],
-    );
+    let (c, o, cg) = (input.shape()[1], weight.shape()[0], weight.shape()[1]);
     if groups == 0 || c % groups != 0 || o % groups != 0 || cg * groups != c {
         panic!(
             "{op}: input {:?} with {groups} groups does not match weight {:?} \
@@ -68,6 +94,29 @@ pub fn conv2d(
             weight.shape()
         );
     }
+}
+
+/// [`conv2d`] composed of im2col ([`Tensor::unfold_raw`]) over the whole batch and a batched
+/// matrix product: the path for dtypes the direct kernels do not cover, and the reference
+/// they are tested against.
+pub fn conv2d_composite(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: impl Into<Pair>,
+    padding: impl Into<Pair>,
+    dilation: impl Into<Pair>,
+    groups: usize,
+) -> Tensor {
+    let op = "conv2d";
+    check_conv2d(input, weight, groups);
+    let (n, o, cg, kh, kw) = (
+        input.shape()[0],
+        weight.shape()[0],
+        weight.shape()[1],
+        weight.shape()[2],
+        weight.shape()[3],
+    );
     let (stride, padding, dilation) = (stride.into().0, padding.into().0, dilation.into().0);
     let cols = Tensor::unfold_raw(input, [kh, kw], stride, padding, dilation, 0.0);
     let l = cols.shape()[2];

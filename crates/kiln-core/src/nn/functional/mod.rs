@@ -20,7 +20,7 @@ mod softmax;
 
 pub use activation::{gelu, relu, sigmoid, silu, softplus, tanh};
 pub use attention::scaled_dot_product_attention;
-pub use conv::{conv1d, conv2d, conv_transpose2d};
+pub use conv::{conv1d, conv2d, conv2d_composite, conv_transpose2d};
 pub use dropout::{dropout, dropout_with};
 pub use embedding::{embedding, one_hot};
 pub use linear::linear;
@@ -31,5 +31,7 @@ pub use loss::{
 };
 pub use norm::{batch_norm, group_norm, layer_norm, rms_norm};
 pub use pair::{OptPair, Pair};
-pub use pool::{adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_with_indices};
+pub use pool::{
+    adaptive_avg_pool2d, avg_pool2d, max_pool2d, max_pool2d_composite, max_pool2d_with_indices,
+};
 pub use softmax::{log_softmax, softmax};

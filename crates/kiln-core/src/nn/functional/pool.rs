@@ -1,8 +1,10 @@
-//! Pooling: max and average pooling over sliding windows (im2col with a pad value, then a
-//! reduction) and adaptive average pooling (exact PyTorch windows as averaging matrices).
+//! Pooling: max pooling as a primitive ([`Op::MaxPool2d`]) for f32/f64, average pooling and
+//! the other max pooling paths over sliding windows (im2col with a pad value, then a
+//! reduction), and adaptive average pooling (exact PyTorch windows as averaging matrices).
 
 use super::pair::{OptPair, Pair};
 use crate::dtype::DType;
+use crate::ops::{dispatch, window::pool_out, Op, Pool2dParams};
 use crate::tensor::Tensor;
 
 /// Geometry of one pooling axis.
@@ -28,30 +30,8 @@ impl Axis {
         ceil: bool,
         op: &str,
     ) -> Axis {
-        if kernel == 0 || stride == 0 || dilation == 0 {
-            panic!("{op}: kernel size, stride and dilation must be positive");
-        }
+        let out = pool_out(size, kernel, stride, padding, dilation, ceil, op);
         let eff = dilation * (kernel - 1) + 1;
-        if padding > eff / 2 {
-            panic!(
-                "{op}: padding {padding} should be at most half of the effective kernel size {eff}"
-            );
-        }
-        if size + 2 * padding < eff {
-            panic!(
-                "{op}: input size {size} (padded by {padding}) is smaller than the kernel {eff}"
-            );
-        }
-        let span = size + 2 * padding - eff;
-        let mut out = if ceil {
-            span.div_ceil(stride)
-        } else {
-            span / stride
-        } + 1;
-        // The last window must start inside the input or its left padding.
-        if ceil && (out - 1) * stride >= size + padding {
-            out -= 1;
-        }
         let extra = ((out - 1) * stride + eff).saturating_sub(size + 2 * padding);
         Axis {
             size,
@@ -141,8 +121,35 @@ fn axes(
 
 /// 2-D max pooling of `[N, C, H, W]` (or `[C, H, W]`), like `F.max_pool2d(input, kernel_size,
 /// stride, padding, dilation, ceil_mode)`; `stride: None` means the kernel size. Padding reads
-/// −∞, so it never wins.
+/// −∞, so it never wins; the gradient goes to each window's first maximum, as in PyTorch.
 pub fn max_pool2d(
+    input: &Tensor,
+    kernel_size: impl Into<Pair>,
+    stride: impl Into<OptPair>,
+    padding: impl Into<Pair>,
+    dilation: impl Into<Pair>,
+    ceil_mode: bool,
+) -> Tensor {
+    let kernel = kernel_size.into();
+    let (stride, padding, dilation) = (stride.into().or(kernel), padding.into(), dilation.into());
+    if !matches!(input.dtype(), DType::F32 | DType::F64) {
+        return max_pool2d_composite(input, kernel, stride, padding, dilation, ceil_mode);
+    }
+    let x = as_batched(input, "max_pool2d");
+    let p = Pool2dParams {
+        kernel: kernel.0,
+        stride: stride.0,
+        padding: padding.0,
+        dilation: dilation.0,
+        ceil_mode,
+    };
+    unbatch(dispatch(Op::MaxPool2d(p), &[&x]), input)
+}
+
+/// [`max_pool2d`] as a maximum over im2col windows ([`Tensor::unfold_raw`]): the path for
+/// dtypes the primitive does not cover, and the reference it is tested against (its gradient
+/// splits ties evenly instead of picking the first maximum).
+pub fn max_pool2d_composite(
     input: &Tensor,
     kernel_size: impl Into<Pair>,
     stride: impl Into<OptPair>,
@@ -180,18 +187,19 @@ pub fn max_pool2d_with_indices(
 ) -> (Tensor, Tensor) {
     let x = as_batched(input, "max_pool2d");
     let kernel = kernel_size.into();
+    let (stride, padding, dilation) = (stride.into().or(kernel), padding.into(), dilation.into());
     let ax = axes(
         &x,
         kernel,
-        stride.into().or(kernel),
-        padding.into(),
-        dilation.into(),
+        stride,
+        padding,
+        dilation,
         ceil_mode,
         "max_pool2d",
     );
-    let cols = windows(&x, ax, f64::NEG_INFINITY);
+    let cols = windows(&x.detach(), ax, f64::NEG_INFINITY);
     let shape = [x.shape()[0], x.shape()[1], ax[0].out, ax[1].out];
-    let out = cols.amax([1], false).reshape(shape);
+    let out = max_pool2d(&x, kernel, stride, padding, dilation, ceil_mode);
     // The winning tap per window, mapped to an input position through a table indexed by
     // (tap, window).
     let l = ax[0].out * ax[1].out;
