@@ -219,10 +219,18 @@ fn for_each_head<T: Elem>(
 /// transposed view, as in `q kᵀ`) at a fraction of its speed, and strided head views are
 /// read once here instead of in every product.
 fn dense_copy<T: Copy>(m: Mat<T>, rows: usize, cols: usize, transpose: bool, dst: &mut [T]) {
+    if transpose && m.cs == 1 {
+        // The transpose is the `cols × rows` matrix whose element (p, j) sits at p + j·rs.
+        let span = (rows - 1) * m.rs as usize + cols;
+        // SAFETY: the matrix's elements lie within `span` elements of its start.
+        let src = unsafe { std::slice::from_raw_parts(m.ptr, span) };
+        super::matmul::transpose_into(src, m.rs as usize, cols, rows, dst);
+        return;
+    }
     for i in 0..rows {
         // SAFETY: row i of the matrix `m` describes: `cols` elements `m.cs` apart.
         let row = unsafe { m.ptr.offset(i as isize * m.rs) };
-        if m.cs == 1 && !transpose {
+        if m.cs == 1 {
             // SAFETY: a unit-stride row of `cols` elements.
             let src = unsafe { std::slice::from_raw_parts(row, cols) };
             dst[i * cols..(i + 1) * cols].copy_from_slice(src);
@@ -325,34 +333,22 @@ fn head(x: &Tensor, scale: f64, causal: bool) -> Head {
     }
 }
 
-/// `softmax(scale · q kᵀ) v` per head for `q, k, v` of one shape `[.., T, D]`.
+/// `softmax(scale · q kᵀ) v` per head for `q, k, v` of one shape `[.., T, D]`; with
+/// `backward`, `[dq, dk, dv]` stacked along a new first dim for inputs `q, k, v, g`.
 pub(crate) fn attention(
     inputs: &[&Tensor],
     scale: f64,
     causal: bool,
+    backward: bool,
     out: DType,
     dst: &mut Dst,
 ) -> CpuStorage {
     let h = head(inputs[0], scale, causal);
-    match out {
-        DType::F32 => CpuStorage::F32(forward_typed::<f32>(inputs, h, dst)),
-        DType::F64 => CpuStorage::F64(forward_typed::<f64>(inputs, h, dst)),
-        d => unreachable!("attention: dtype {d}"),
-    }
-}
-
-/// `[dq, dk, dv]` stacked along a new first dim, for inputs `q, k, v, g`.
-pub(crate) fn attention_backward(
-    inputs: &[&Tensor],
-    scale: f64,
-    causal: bool,
-    out: DType,
-    dst: &mut Dst,
-) -> CpuStorage {
-    let h = head(inputs[0], scale, causal);
-    match out {
-        DType::F32 => CpuStorage::F32(backward_typed::<f32>(inputs, h, dst)),
-        DType::F64 => CpuStorage::F64(backward_typed::<f64>(inputs, h, dst)),
-        d => unreachable!("attention_backward: dtype {d}"),
+    match (out, backward) {
+        (DType::F32, false) => CpuStorage::F32(forward_typed::<f32>(inputs, h, dst)),
+        (DType::F32, true) => CpuStorage::F32(backward_typed::<f32>(inputs, h, dst)),
+        (DType::F64, false) => CpuStorage::F64(forward_typed::<f64>(inputs, h, dst)),
+        (DType::F64, true) => CpuStorage::F64(backward_typed::<f64>(inputs, h, dst)),
+        (d, _) => unreachable!("attention: dtype {d}"),
     }
 }

@@ -2,7 +2,7 @@
 //! pooling. Work is split over the batch on the thread pool when large enough.
 
 use super::threads;
-use super::to_contiguous_vec;
+use super::with_dense;
 use crate::dtype::DType;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
@@ -137,18 +137,6 @@ fn per_batch<T: Send>(out: &mut [T], n: usize, f: impl Fn(usize, &mut [T]) + Syn
         });
     } else {
         out.chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
-    }
-}
-
-/// Runs `f` on `t`'s elements in row-major order: borrowed in place when `t` is dense (a conv
-/// backward's columns are tens of MiB, copying them was a full extra pass), else copied.
-pub(super) fn with_dense<T: StorageElement, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
-    if let Some(r) = t.layout().contiguous_range() {
-        let guard = t.storage().read();
-        let data = T::slice(&guard).expect("internal: storage dtype");
-        f(&data[r])
-    } else {
-        f(&to_contiguous_vec::<T>(t))
     }
 }
 

@@ -4,9 +4,10 @@
 //! across threads does not pay, DESIGN.md §5). A 1×1, stride-1, unpadded convolution skips
 //! im2col: its input already is the column matrix.
 
-use super::conv::{fold_one, unfold_one, with_dense, Window};
+use super::conv::{fold_one, unfold_one, Window};
 use super::num::Num;
 use super::threads;
+use super::with_dense;
 use crate::dtype::DType;
 use crate::ops::Conv2dParams;
 use crate::storage::CpuStorage;

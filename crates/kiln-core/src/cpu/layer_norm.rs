@@ -4,7 +4,7 @@
 //! and several of them saved for backward).
 
 use super::dst::Dst;
-use super::{simd, to_contiguous_vec};
+use super::{simd, with_dense};
 use crate::dtype::{DType, Element};
 use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
@@ -59,15 +59,6 @@ fn backward_row<T: Elem>(x: &[T], g: &[T], gx: &mut [T], eps: f64) {
     for ((o, &x), &g) in gx.iter_mut().zip(x).zip(g) {
         *o = r * (g - g_mean - (x - m) * r * gx_mean);
     }
-}
-
-/// Dense row-major data of `t` as `T` (borrowed when already dense).
-fn with_dense<T: Elem, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
-    if let Some(r) = t.layout().contiguous_range() {
-        let g = t.storage().read();
-        return f(&T::slice(&g).expect("layer_norm: dtype")[r]);
-    }
-    f(&to_contiguous_vec::<T>(t))
 }
 
 /// Runs `row(i, out_row)` over rows of length `d`, whole rows per task.

@@ -113,7 +113,7 @@ const NT_COPY_K: usize = 512;
 
 /// Copies the `k×n` matrix at `src` (element `(p, j)` at `p + j·cs`, i.e. column-major) into
 /// `dst` row-major, in tiles so both sides stay in cache.
-fn transpose_into<T: Copy>(src: &[T], cs: usize, k: usize, n: usize, dst: &mut [T]) {
+pub(crate) fn transpose_into<T: Copy>(src: &[T], cs: usize, k: usize, n: usize, dst: &mut [T]) {
     const TILE: usize = 16;
     for j0 in (0..n).step_by(TILE) {
         let j1 = (j0 + TILE).min(n);

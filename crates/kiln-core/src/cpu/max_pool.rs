@@ -2,9 +2,9 @@
 //! (PyTorch's choice: the first maximum, or the last NaN) instead of storing indices. Both run
 //! in one pass over the input, parallel over planes.
 
-use super::conv::with_dense;
 use super::num::Num;
 use super::threads;
+use super::with_dense;
 use crate::dtype::DType;
 use crate::ops::Pool2dParams;
 use crate::storage::CpuStorage;

@@ -196,12 +196,12 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
         }
         Op::Softmax { dim, log } => Out::Dense(softmax::softmax(inputs[0], *dim, *log, dtype, dst)),
         Op::GeluBackward => Out::Dense(unary::gelu_backward(inputs[0], inputs[1], dtype, dst)),
-        Op::Attention { scale, causal } => {
-            Out::Dense(attention::attention(inputs, *scale, *causal, dtype, dst))
+        Op::Attention { scale, causal } | Op::AttentionBackward { scale, causal } => {
+            let backward = matches!(op, Op::AttentionBackward { .. });
+            Out::Dense(attention::attention(
+                inputs, *scale, *causal, backward, dtype, dst,
+            ))
         }
-        Op::AttentionBackward { scale, causal } => Out::Dense(attention::attention_backward(
-            inputs, *scale, *causal, dtype, dst,
-        )),
         Op::LayerNorm { eps } => Out::Dense(layer_norm::layer_norm(inputs, *eps, dtype, dst)),
         Op::LayerNormBackward { eps } => Out::Dense(layer_norm::layer_norm_backward(
             inputs[0], inputs[1], *eps, dtype, dst,
@@ -261,6 +261,18 @@ pub(crate) fn to_contiguous_vec_in<T: StorageElement>(t: &Tensor, dst: &mut Dst)
         }
     });
     out
+}
+
+/// Runs `f` on `t`'s elements in row-major order: borrowed in place when `t` is dense (a conv
+/// backward's columns are tens of MiB, copying them was a full extra pass), else copied.
+pub(crate) fn with_dense<T: StorageElement, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
+    if let Some(r) = t.layout().contiguous_range() {
+        let guard = t.storage().read();
+        let data = T::slice(&guard).expect("internal: storage dtype");
+        f(&data[r])
+    } else {
+        f(&to_contiguous_vec::<T>(t))
+    }
 }
 
 /// Casts `t` to `dtype` if needed (a new tensor, no autograd); borrows `t` when it already has
