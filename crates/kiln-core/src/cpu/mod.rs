@@ -25,6 +25,7 @@ mod simd;
 mod softmax;
 pub mod strided;
 pub mod threads;
+mod transpose;
 mod unary;
 
 pub use copy::copy_into;

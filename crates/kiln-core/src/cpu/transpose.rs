@@ -1,0 +1,276 @@
+//! Dense matrix transposes for kernels that copy an operand to the layout the `gemm` crate
+//! runs fastest (matmul's transposed operands, attention's `kᵀ`). Four-byte elements (f32,
+//! i32) move through an AVX2 8×8 register transpose, picked at run time; everything else
+//! through cache-sized scalar tiles. Large copies split their columns over the pool.
+
+use super::num::Num;
+use super::threads;
+use crate::dtype::DType;
+
+/// Elements from which a transpose runs on every pool thread.
+const PARALLEL_ELEMS: usize = 1 << 16;
+
+/// Copies the `k×n` matrix at `src` (element `(p, j)` at `p + j·cs`, i.e. column-major with
+/// column stride `cs`) into `dst` row-major (`dst[p·n + j]`), adding to what `dst` holds
+/// when `ADD`. Runs on the calling thread.
+pub(crate) fn transpose_into<T: Num, const ADD: bool>(
+    src: &[T],
+    cs: usize,
+    k: usize,
+    n: usize,
+    dst: &mut [T],
+) {
+    transpose_cols::<T, ADD>(src, cs, k, n, 0, n, dst);
+}
+
+/// [`transpose_into`] split over the pool's threads by output column ranges when large.
+pub(crate) fn transpose_par<T: Num, const ADD: bool>(
+    src: &[T],
+    cs: usize,
+    k: usize,
+    n: usize,
+    dst: &mut [T],
+) {
+    let parts = threads::num_threads().min(n / 8);
+    if k * n < PARALLEL_ELEMS || parts < 2 {
+        transpose_into::<T, ADD>(src, cs, k, n, dst);
+        return;
+    }
+    assert!(dst.len() >= k * n, "transpose: destination too short");
+    let out = Shared(dst.as_mut_ptr());
+    // Column ranges on 8-element boundaries, so every range keeps the vector path.
+    let chunk = n.div_ceil(parts).div_ceil(8) * 8;
+    threads::install(|| {
+        rayon::scope(|s| {
+            for j0 in (0..n).step_by(chunk) {
+                s.spawn(move |_| {
+                    let out = out;
+                    // SAFETY: every task writes only the columns j0..j0 + chunk of the rows
+                    // of `dst` (disjoint elements); `dst` outlives the scope.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(out.0, k * n) };
+                    transpose_cols::<T, ADD>(src, cs, k, n, j0, (j0 + chunk).min(n), dst);
+                });
+            }
+        })
+    });
+}
+
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: tasks write disjoint elements through it (see `transpose_par`).
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+/// Output columns `ja..jb` of the transpose.
+fn transpose_cols<T: Num, const ADD: bool>(
+    src: &[T],
+    cs: usize,
+    k: usize,
+    n: usize,
+    ja: usize,
+    jb: usize,
+    dst: &mut [T],
+) {
+    if k == 0 || jb <= ja {
+        return;
+    }
+    assert!(
+        src.len() >= (jb - 1) * cs + k && dst.len() >= (k - 1) * n + jb,
+        "transpose: operand too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // Adding is f32 arithmetic; a plain copy moves any four-byte element as f32 bits.
+    let vector = if ADD {
+        T::DTYPE == DType::F32
+    } else {
+        std::mem::size_of::<T>() == 4
+    };
+    if vector && has_avx2() {
+        // SAFETY: AVX2 is present; the elements are f32, or four-byte values moved as f32
+        // bit patterns without arithmetic; the bounds were checked above.
+        unsafe {
+            x86::transpose_cols_4byte::<ADD>(
+                src.as_ptr().cast(),
+                cs,
+                k,
+                n,
+                ja,
+                jb,
+                dst.as_mut_ptr().cast(),
+            )
+        };
+        return;
+    }
+    scalar_cols::<T, ADD>(src, cs, k, n, ja, jb, dst);
+}
+
+/// Cache tiles of `TILE×TILE` elements, scalar moves.
+fn scalar_cols<T: Num, const ADD: bool>(
+    src: &[T],
+    cs: usize,
+    k: usize,
+    n: usize,
+    ja: usize,
+    jb: usize,
+    dst: &mut [T],
+) {
+    const TILE: usize = 16;
+    for j0 in (ja..jb).step_by(TILE) {
+        let j1 = (j0 + TILE).min(jb);
+        for p0 in (0..k).step_by(TILE) {
+            let p1 = (p0 + TILE).min(k);
+            for j in j0..j1 {
+                let col = &src[j * cs..];
+                for p in p0..p1 {
+                    let d = &mut dst[p * n + j];
+                    *d = if ADD { d.add(col[p]) } else { col[p] };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2"))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Transposes the 8×8 block whose rows start `ss` apart at `src` into rows `ds` apart
+    /// at `dst` (added to them when `ADD`).
+    #[target_feature(enable = "avx2")]
+    unsafe fn block8<const ADD: bool>(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let rows = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (i, row) in rows.into_iter().enumerate() {
+            let d = dst.add(i * ds);
+            let row = if ADD {
+                _mm256_add_ps(_mm256_loadu_ps(d), row)
+            } else {
+                row
+            };
+            _mm256_storeu_ps(d, row);
+        }
+    }
+
+    /// Output columns `ja..jb` of the transpose of the `k×n` matrix at `src` (element
+    /// `(p, j)` at `p + j·cs`) into `dst` (`dst[p·n + j]`), in 32×32 tiles of 8×8 blocks.
+    ///
+    /// # Safety
+    /// AVX2 is available; `src` holds `(jb − 1)·cs + k` elements and `dst` `(k − 1)·n + jb`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose_cols_4byte<const ADD: bool>(
+        src: *const f32,
+        cs: usize,
+        k: usize,
+        n: usize,
+        ja: usize,
+        jb: usize,
+        dst: *mut f32,
+    ) {
+        const TILE: usize = 32;
+        let one = |p: usize, j: usize| {
+            let d = dst.add(p * n + j);
+            *d = if ADD {
+                *d + *src.add(j * cs + p)
+            } else {
+                *src.add(j * cs + p)
+            };
+        };
+        for j0 in (ja..jb).step_by(TILE) {
+            let j1 = (j0 + TILE).min(jb);
+            for p0 in (0..k).step_by(TILE) {
+                let p1 = (p0 + TILE).min(k);
+                let mut j = j0;
+                while j + 8 <= j1 {
+                    let mut p = p0;
+                    while p + 8 <= p1 {
+                        block8::<ADD>(src.add(j * cs + p), cs, dst.add(p * n + j), n);
+                        p += 8;
+                    }
+                    for pp in p..p1 {
+                        (j..j + 8).for_each(|jj| one(pp, jj));
+                    }
+                    j += 8;
+                }
+                for jj in j..j1 {
+                    (p0..p1).for_each(|pp| one(pp, jj));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<T>(k: usize, n: usize, cs: usize, make: impl Fn(usize) -> T)
+    where
+        T: Num + PartialEq + std::fmt::Debug,
+    {
+        let src: Vec<T> = (0..n * cs).map(&make).collect();
+        let mut a = vec![make(0); k * n];
+        let mut b = vec![make(0); k * n];
+        transpose_into::<T, false>(&src, cs, k, n, &mut a);
+        transpose_par::<T, false>(&src, cs, k, n, &mut b);
+        for p in 0..k {
+            for j in 0..n {
+                assert_eq!(a[p * n + j], src[p + j * cs], "({p}, {j}) of {k}×{n}");
+            }
+        }
+        assert_eq!(a, b, "parallel transpose of {k}×{n}");
+        // Adding: dst starts as the transpose, ends as twice it.
+        transpose_par::<T, true>(&src, cs, k, n, &mut b);
+        for p in 0..k {
+            for j in 0..n {
+                assert_eq!(b[p * n + j], src[p + j * cs].add(src[p + j * cs]));
+            }
+        }
+    }
+
+    #[test]
+    fn transposes_match_indexing_for_every_element_size_and_ragged_edges() {
+        for (k, n, cs) in [
+            (37, 21, 40),
+            (8, 8, 8),
+            (64, 48, 64),
+            (300, 260, 301),
+            (1, 9, 1),
+        ] {
+            check::<f32>(k, n, cs, |i| i as f32);
+            check::<i32>(k, n, cs, |i| i as i32);
+            check::<f64>(k, n, cs, |i| i as f64);
+            check::<i64>(k, n, cs, |i| i as i64);
+        }
+    }
+}
