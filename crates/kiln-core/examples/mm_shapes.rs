@@ -92,6 +92,10 @@ fn main() {
     let g = r(&[128, 512]);
     time("mlp fwd1 x@W1^T", f(128, 512, 784, 1), || x.matmul(&w1.t()));
     time("mlp fwd2 h@W2^T", f(128, 512, 512, 1), || h.matmul(&w2.t()));
+    let b1 = r(&[512]);
+    time("mlp fwd1 x@W1^T + b (linear)", f(128, 512, 784, 1), || {
+        kiln_core::ops::dispatch(kiln_core::ops::Op::Matmul, &[&x, &w1.t(), &b1])
+    });
     time("mlp dW1 g^T@x", f(512, 784, 128, 1), || g.t().matmul(&x));
     time("mlp dW2 g^T@h", f(512, 512, 128, 1), || g.t().matmul(&h));
     time("mlp dX2 g@W2", f(128, 512, 512, 1), || g.matmul(&w2));

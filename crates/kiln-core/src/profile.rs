@@ -1,13 +1,14 @@
 //! A per-op profiler: calls, total and self time, and bytes allocated for outputs, per op and
 //! per backward op, sorted by time. Turn it on with `KILN_PROFILE=1` or [`enable`], read it
 //! with [`report`] (or print it with [`print`]). When off it costs one relaxed atomic load per
-//! op.
+//! op. `KILN_PROFILE=shapes` (or [`record_shapes`]) keeps one row per op and input shapes,
+//! like PyTorch's `record_shapes`: which matmul of a model is the slow one.
 
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 /// `UNKNOWN` until `KILN_PROFILE` is read (or [`enable`]/[`disable`] is called), then `OFF`
@@ -17,6 +18,8 @@ const UNKNOWN: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
 static STATS: Mutex<Option<HashMap<String, Stat>>> = Mutex::new(None);
+/// Whether rows are split by input shapes.
+static SHAPES: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// Open scopes on this thread: (start, time spent in child scopes).
@@ -48,9 +51,11 @@ pub fn is_enabled() -> bool {
 
 #[cold]
 fn read_env() -> bool {
-    let on = std::env::var("KILN_PROFILE")
-        .map(|v| !v.is_empty() && v != "0")
-        .unwrap_or(false);
+    let var = std::env::var("KILN_PROFILE").unwrap_or_default();
+    let on = !var.is_empty() && var != "0";
+    if var.trim().eq_ignore_ascii_case("shapes") {
+        SHAPES.store(true, Ordering::Relaxed);
+    }
     // An `enable`/`disable` racing with this first read wins.
     let _ = STATE.compare_exchange(
         UNKNOWN,
@@ -69,6 +74,27 @@ pub fn enable() {
 /// Stops collecting.
 pub fn disable() {
     STATE.store(OFF, Ordering::Relaxed);
+}
+
+/// Splits rows by input shapes (`true`) or keeps one row per op.
+pub fn record_shapes(on: bool) {
+    SHAPES.store(on, Ordering::Relaxed);
+}
+
+/// The row name of op `name` run on inputs of `shapes`: the name, followed by the shapes
+/// when they are recorded.
+pub fn op_row<'a>(name: &str, shapes: impl IntoIterator<Item = &'a [usize]>) -> String {
+    if !SHAPES.load(Ordering::Relaxed) {
+        return name.to_string();
+    }
+    let dims: Vec<String> = shapes
+        .into_iter()
+        .map(|s| {
+            let d: Vec<String> = s.iter().map(|x| x.to_string()).collect();
+            format!("[{}]", d.join(","))
+        })
+        .collect();
+    format!("{name} {}", dims.join(" "))
 }
 
 /// Clears collected numbers.

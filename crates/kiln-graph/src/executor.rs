@@ -228,7 +228,12 @@ impl Executable {
                     Step::Kernel => {
                         let ins: SmallVec<[&Tensor; 16]> =
                             node.args.iter().map(|a| rt.value(*a)).collect();
-                        let _scope = kiln_core::profile::scope(|| node.op.name().to_string());
+                        let _scope = kiln_core::profile::scope(|| {
+                            kiln_core::profile::op_row(
+                                node.op.name(),
+                                ins.iter().map(|t| t.shape()),
+                            )
+                        });
                         execute_into(&node.op, &ins, out);
                     }
                     Step::FreshRandom => execute_into(&fresh_random(&node.op), &[], out),

@@ -5,7 +5,7 @@ use kiln_core::{DType, Tensor};
 use kiln_graph::executor::Executable;
 use kiln_graph::passes::{
     AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, ElementwiseFusion, Pass,
-    Rematerialize, SinkReshapes,
+    Rematerialize, SinkReshapes, StoreFusion,
 };
 
 fn spec(shape: &[usize]) -> ArgSpec {
@@ -212,4 +212,65 @@ fn reshape_sinking_runs_elementwise_ops_on_the_reshapes_sources() {
     );
     assert_eq!(run(&g, &inputs), before);
     assert!(!SinkReshapes.run(&mut g), "nothing left to move");
+}
+
+/// A momentum-style update traced over captured state: `m ← 0.9·m + 0.1·g`, then
+/// `p ← p − 0.01·m` (reading the new `m`), and optionally `m` read once more afterwards.
+fn momentum_graph(m: &Tensor, p: &Tensor, read_m_after: bool) -> Graph {
+    let f32spec = ArgSpec {
+        shape: vec![40_000],
+        dtype: DType::F32,
+        requires_grad: false,
+    };
+    trace(&[f32spec], |x| {
+        m.copy_(&(&(m * 0.9) + &(&x[0] * 0.1)));
+        p.copy_(&(p - &(m * 0.01)));
+        if read_m_after {
+            vec![m.sum([0], false)]
+        } else {
+            vec![]
+        }
+    })
+}
+
+#[test]
+fn store_fusion_merges_a_state_update_into_its_reader_and_stores_it_in_place() {
+    let grad = Tensor::randn([40_000], DType::F32);
+    let (m0, p0) = (
+        Tensor::randn([40_000], DType::F32),
+        Tensor::randn([40_000], DType::F32),
+    );
+    // The expected state after one step, computed elementwise in f32.
+    let (gv, mv, pv) = (grad.to_vec::<f32>(), m0.to_vec::<f32>(), p0.to_vec::<f32>());
+    let m1: Vec<f32> = mv.iter().zip(&gv).map(|(m, g)| m * 0.9 + g * 0.1).collect();
+    let p1: Vec<f32> = pv.iter().zip(&m1).map(|(p, m)| p - m * 0.01).collect();
+
+    let (m, p) = (m0.copy(), p0.copy());
+    let mut g = momentum_graph(&m, &p, false);
+    ElementwiseFusion.run(&mut g);
+    assert_eq!(count(&g, "fused"), 2, "{g}");
+    assert!(StoreFusion.run(&mut g));
+    DeadCode.run(&mut g);
+    // One loop: m' is stored into m as it is computed, and the update of m is a no-op.
+    assert_eq!(count(&g, "fused"), 1, "{g}");
+    assert!(g.to_string().contains("store("), "{g}");
+    Executable::new(g).run(std::slice::from_ref(&grad));
+    for (got, want) in [(m.to_vec::<f32>(), &m1), (p.to_vec::<f32>(), &p1)] {
+        for (a, b) in got.iter().zip(want) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn store_fusion_leaves_a_state_value_read_elsewhere_alone() {
+    let (m, p) = (
+        Tensor::randn([40_000], DType::F32),
+        Tensor::randn([40_000], DType::F32),
+    );
+    let mut g = momentum_graph(&m, &p, true);
+    ElementwiseFusion.run(&mut g);
+    let fused = count(&g, "fused");
+    assert!(!StoreFusion.run(&mut g), "m' is also summed: {g}");
+    assert_eq!(count(&g, "fused"), fused);
 }

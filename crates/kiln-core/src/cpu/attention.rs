@@ -218,13 +218,19 @@ fn for_each_head<T: Elem>(
 /// `cols × rows`). The gemm crate runs a product whose right operand has unit row stride (a
 /// transposed view, as in `q kᵀ`) at a fraction of its speed, and strided head views are
 /// read once here instead of in every product.
-fn dense_copy<T: Num>(m: Mat<T>, rows: usize, cols: usize, transpose: bool, dst: &mut [T]) {
+fn dense_copy<T: Copy + Send + Sync>(
+    m: Mat<T>,
+    rows: usize,
+    cols: usize,
+    transpose: bool,
+    dst: &mut [T],
+) {
     if transpose && m.cs == 1 {
         // The transpose is the `cols × rows` matrix whose element (p, j) sits at p + j·rs.
         let span = (rows - 1) * m.rs as usize + cols;
         // SAFETY: the matrix's elements lie within `span` elements of its start.
         let src = unsafe { std::slice::from_raw_parts(m.ptr, span) };
-        super::transpose::transpose_into::<T, false>(src, m.rs as usize, cols, rows, dst);
+        super::transpose::transpose_into(src, m.rs as usize, cols, rows, dst);
         return;
     }
     for i in 0..rows {

@@ -166,17 +166,6 @@ pub(crate) fn zip_in<T: StorageElement, U: StorageElement>(
     out
 }
 
-fn compare<T: StorageElement>(c: CmpOp) -> impl Fn(T, T) -> bool {
-    move |x: T, y: T| match c {
-        CmpOp::Eq => x == y,
-        CmpOp::Ne => x != y,
-        CmpOp::Lt => x < y,
-        CmpOp::Le => x <= y,
-        CmpOp::Gt => x > y,
-        CmpOp::Ge => x >= y,
-    }
-}
-
 fn typed<T: Num>(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], d: &mut Dst) -> CpuStorage {
     match op {
         Op::Add => T::wrap(zip_in(a, b, shape, d, T::add)),
@@ -215,10 +204,15 @@ pub(crate) fn binary_f32_slice(op: &Op, a: &[f32], b: &[f32], out: &mut [f32]) {
         Op::Pow => each(a, b, out, f32::powf),
         Op::Maximum => each(a, b, out, f32::max_),
         Op::Minimum => each(a, b, out, f32::min_),
-        Op::Compare(c) => {
-            let cmp = compare::<f32>(*c);
-            each(a, b, out, |x, y| cmp(x, y) as u8 as f32)
-        }
+        // One loop per comparison, as in `typed`: matching per element kept it scalar.
+        Op::Compare(c) => match c {
+            CmpOp::Eq => each(a, b, out, |x, y| (x == y) as u8 as f32),
+            CmpOp::Ne => each(a, b, out, |x, y| (x != y) as u8 as f32),
+            CmpOp::Lt => each(a, b, out, |x, y| (x < y) as u8 as f32),
+            CmpOp::Le => each(a, b, out, |x, y| (x <= y) as u8 as f32),
+            CmpOp::Gt => each(a, b, out, |x, y| (x > y) as u8 as f32),
+            CmpOp::Ge => each(a, b, out, |x, y| (x >= y) as u8 as f32),
+        },
         Op::GeluBackward => super::simd::gelu_backward(a, b, out),
         _ => unreachable!("binary: {} is not an f32 binary op", op.name()),
     }

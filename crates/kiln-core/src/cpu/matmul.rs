@@ -158,70 +158,67 @@ fn output_buffer<T: Num>(len: usize, gemm_writes_all: bool, dst: &mut Dst) -> Ve
 
 fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &mut Dst) -> Vec<T> {
     let (m, n) = (g.m, g.n);
+    let copy = nt_copy(g);
     let mut out = match bias {
-        // Every row starts as the bias; the product accumulates onto it.
-        Some(bias) => {
+        // Every row starts as the bias; the product accumulates onto it. (A product written
+        // to scratch first starts from the bias there instead.)
+        Some(bias) if copy != NtCopy::AandC => {
             let mut v = dst.take::<T>(g.pairs.len() * m * n);
             for _ in 0..g.pairs.len() * m {
                 v.extend_from_slice(bias);
             }
             v
         }
-        None => output_buffer::<T>(g.pairs.len() * m * n, m * n > 0, dst),
+        _ => output_buffer::<T>(g.pairs.len() * m * n, m * n > 0, dst),
     };
     if m * n == 0 {
         return out;
     }
     // The transposed shared operand goes in a per-thread scratch vector.
-    let accumulate = bias.is_some();
-    super::scratch::with_vec(|bt: &mut Vec<T>| gemm_into(a, b, g, &mut out, bt, accumulate));
+    super::scratch::with_vec(|bt: &mut Vec<T>| gemm_into(a, b, g, copy, &mut out, bt, bias));
     out
 }
 
-/// [`gemm_typed`]'s products into `out` (added to what it holds when `accumulate`); `bt` is
-/// scratch for a transposed shared operand.
+/// [`gemm_typed`]'s products into `out`, plus `bias` per row (which `out` already holds,
+/// unless the product goes through scratch); `bt` is scratch for a transposed shared operand.
 fn gemm_into<T: Num>(
     a: &[T],
     b: &[T],
     g: &Geometry,
+    copy: NtCopy,
     out: &mut [T],
     bt: &mut Vec<T>,
-    accumulate: bool,
+    bias: Option<&[T]>,
 ) {
     let (m, n, k) = (g.m, g.n, g.k);
-    let (read_dst, dst_scale) = if accumulate {
+    let (read_dst, dst_scale) = if bias.is_some() {
         (true, T::one())
     } else {
         (false, T::zero())
     };
     let flops = 2 * m * n * k;
-    let copy = nt_copy(g);
     // A right operand shared by the whole batch (a broadcast weight) is copied once up front.
     if copy == (NtCopy::B { shared: true }) {
         bt.resize(k * n, T::zero());
-        transpose_par::<T, false>(&b[g.pairs[0].1..], g.b_cs as usize, k, n, bt);
+        transpose_par(&b[g.pairs[0].1..], g.b_cs as usize, k, n, bt);
     }
     let bt = &*bt;
     let run = |dst: *mut T, (oa, ob): (usize, usize), par: Parallelism, scratch: &mut Vec<T>| {
         // Copies run on the pool only when the product does.
-        let transpose =
-            |src: &[T], cs: usize, k: usize, n: usize, dst: &mut [T], add: bool| match (par, add) {
-                (Parallelism::None, false) => transpose_into::<T, false>(src, cs, k, n, dst),
-                (Parallelism::None, true) => transpose_into::<T, true>(src, cs, k, n, dst),
-                (_, false) => transpose_par::<T, false>(src, cs, k, n, dst),
-                (_, true) => transpose_par::<T, true>(src, cs, k, n, dst),
-            };
+        let transpose = |src: &[T], cs: usize, k: usize, n: usize, dst: &mut [T]| match par {
+            Parallelism::None => transpose_into(src, cs, k, n, dst),
+            _ => transpose_par(src, cs, k, n, dst),
+        };
         let (mut ap, mut a_rs, mut a_cs) = (a[oa..].as_ptr(), g.a_rs, g.a_cs);
         let (mut bp, mut b_rs, mut b_cs) = (b[ob..].as_ptr(), g.b_rs, g.b_cs);
         // The product goes to `dst` (row-major), or column-major to scratch for AandC.
         let (mut cp, mut c_rs, mut c_cs) = (dst, n as isize, 1isize);
-        let (mut c_read, mut c_scale) = (read_dst, dst_scale);
         match copy {
             NtCopy::None => {}
             NtCopy::B { shared } => {
                 if !shared {
                     scratch.resize(k * n, T::zero());
-                    transpose(&b[ob..], g.b_cs as usize, k, n, scratch, false);
+                    transpose(&b[ob..], g.b_cs as usize, k, n, scratch);
                 }
                 let src: &[T] = if shared { bt } else { scratch };
                 (bp, b_rs, b_cs) = (src.as_ptr(), n as isize, 1);
@@ -230,10 +227,15 @@ fn gemm_into<T: Num>(
                 scratch.resize(m * k + m * n, T::zero());
                 let (at, ct) = scratch.split_at_mut(m * k);
                 // aᵀ row-major (k×m) is `a` column-major.
-                transpose(&a[oa..], g.a_rs as usize, k, m, at, false);
+                transpose(&a[oa..], g.a_rs as usize, k, m, at);
                 (ap, a_rs, a_cs) = (at.as_ptr(), 1, m as isize);
                 (cp, c_rs, c_cs) = (ct.as_mut_ptr(), 1, m as isize);
-                (c_read, c_scale) = (false, T::zero());
+                if let Some(bias) = bias {
+                    // Column j of the column-major product starts as bias[j].
+                    for (col, &bj) in ct.chunks_exact_mut(m).zip(bias) {
+                        col.fill(bj);
+                    }
+                }
             }
         }
         {
@@ -249,14 +251,14 @@ fn gemm_into<T: Num>(
                     cp,
                     c_cs,
                     c_rs,
-                    c_read,
+                    read_dst,
                     ap,
                     a_cs,
                     a_rs,
                     bp,
                     b_cs,
                     b_rs,
-                    c_scale,
+                    dst_scale,
                     T::one(),
                     false,
                     false,
@@ -269,7 +271,7 @@ fn gemm_into<T: Num>(
             // SAFETY: `dst` is this entry's m×n block of `out`.
             let out = unsafe { std::slice::from_raw_parts_mut(dst, m * n) };
             // The column-major product (element (i, j) at i + j·m) into the output rows.
-            transpose(&scratch[m * k..], m, m, n, out, read_dst);
+            transpose(&scratch[m * k..], m, m, n, out);
         }
     };
     let base = SendPtr(out.as_mut_ptr());

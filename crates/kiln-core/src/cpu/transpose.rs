@@ -3,28 +3,25 @@
 //! i32) move through an AVX2 8×8 register transpose, picked at run time; everything else
 //! through cache-sized scalar tiles. Large copies split their columns over the pool.
 
-use super::num::Num;
 use super::threads;
-use crate::dtype::DType;
 
 /// Elements from which a transpose runs on every pool thread.
 const PARALLEL_ELEMS: usize = 1 << 16;
 
 /// Copies the `k×n` matrix at `src` (element `(p, j)` at `p + j·cs`, i.e. column-major with
-/// column stride `cs`) into `dst` row-major (`dst[p·n + j]`), adding to what `dst` holds
-/// when `ADD`. Runs on the calling thread.
-pub(crate) fn transpose_into<T: Num, const ADD: bool>(
+/// column stride `cs`) into `dst` row-major (`dst[p·n + j]`). Runs on the calling thread.
+pub(crate) fn transpose_into<T: Copy + Send + Sync>(
     src: &[T],
     cs: usize,
     k: usize,
     n: usize,
     dst: &mut [T],
 ) {
-    transpose_cols::<T, ADD>(src, cs, k, n, 0, n, dst);
+    transpose_cols(src, cs, k, n, 0, n, dst);
 }
 
 /// [`transpose_into`] split over the pool's threads by output column ranges when large.
-pub(crate) fn transpose_par<T: Num, const ADD: bool>(
+pub(crate) fn transpose_par<T: Copy + Send + Sync>(
     src: &[T],
     cs: usize,
     k: usize,
@@ -33,7 +30,7 @@ pub(crate) fn transpose_par<T: Num, const ADD: bool>(
 ) {
     let parts = threads::num_threads().min(n / 8);
     if k * n < PARALLEL_ELEMS || parts < 2 {
-        transpose_into::<T, ADD>(src, cs, k, n, dst);
+        transpose_into(src, cs, k, n, dst);
         return;
     }
     assert!(dst.len() >= k * n, "transpose: destination too short");
@@ -48,7 +45,7 @@ pub(crate) fn transpose_par<T: Num, const ADD: bool>(
                     // SAFETY: every task writes only the columns j0..j0 + chunk of the rows
                     // of `dst` (disjoint elements); `dst` outlives the scope.
                     let dst = unsafe { std::slice::from_raw_parts_mut(out.0, k * n) };
-                    transpose_cols::<T, ADD>(src, cs, k, n, j0, (j0 + chunk).min(n), dst);
+                    transpose_cols(src, cs, k, n, j0, (j0 + chunk).min(n), dst);
                 });
             }
         })
@@ -62,7 +59,7 @@ unsafe impl<T> Send for Shared<T> {}
 unsafe impl<T> Sync for Shared<T> {}
 
 /// Output columns `ja..jb` of the transpose.
-fn transpose_cols<T: Num, const ADD: bool>(
+fn transpose_cols<T: Copy + Send + Sync>(
     src: &[T],
     cs: usize,
     k: usize,
@@ -79,17 +76,11 @@ fn transpose_cols<T: Num, const ADD: bool>(
         "transpose: operand too short"
     );
     #[cfg(target_arch = "x86_64")]
-    // Adding is f32 arithmetic; a plain copy moves any four-byte element as f32 bits.
-    let vector = if ADD {
-        T::DTYPE == DType::F32
-    } else {
-        std::mem::size_of::<T>() == 4
-    };
-    if vector && has_avx2() {
-        // SAFETY: AVX2 is present; the elements are f32, or four-byte values moved as f32
-        // bit patterns without arithmetic; the bounds were checked above.
+    if std::mem::size_of::<T>() == 4 && has_avx2() {
+        // SAFETY: AVX2 is present; four-byte elements are moved as f32 bit patterns (no
+        // arithmetic); the bounds were checked above.
         unsafe {
-            x86::transpose_cols_4byte::<ADD>(
+            x86::transpose_cols_4byte(
                 src.as_ptr().cast(),
                 cs,
                 k,
@@ -101,11 +92,11 @@ fn transpose_cols<T: Num, const ADD: bool>(
         };
         return;
     }
-    scalar_cols::<T, ADD>(src, cs, k, n, ja, jb, dst);
+    scalar_cols(src, cs, k, n, ja, jb, dst);
 }
 
 /// Cache tiles of `TILE×TILE` elements, scalar moves.
-fn scalar_cols<T: Num, const ADD: bool>(
+fn scalar_cols<T: Copy + Send + Sync>(
     src: &[T],
     cs: usize,
     k: usize,
@@ -122,8 +113,7 @@ fn scalar_cols<T: Num, const ADD: bool>(
             for j in j0..j1 {
                 let col = &src[j * cs..];
                 for p in p0..p1 {
-                    let d = &mut dst[p * n + j];
-                    *d = if ADD { d.add(col[p]) } else { col[p] };
+                    dst[p * n + j] = col[p];
                 }
             }
         }
@@ -141,9 +131,9 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// Transposes the 8×8 block whose rows start `ss` apart at `src` into rows `ds` apart
-    /// at `dst` (added to them when `ADD`).
+    /// at `dst`.
     #[target_feature(enable = "avx2")]
-    unsafe fn block8<const ADD: bool>(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    unsafe fn block8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
         let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
         let t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -172,13 +162,7 @@ mod x86 {
             _mm256_permute2f128_ps::<0x31>(u3, u7),
         ];
         for (i, row) in rows.into_iter().enumerate() {
-            let d = dst.add(i * ds);
-            let row = if ADD {
-                _mm256_add_ps(_mm256_loadu_ps(d), row)
-            } else {
-                row
-            };
-            _mm256_storeu_ps(d, row);
+            _mm256_storeu_ps(dst.add(i * ds), row);
         }
     }
 
@@ -188,7 +172,7 @@ mod x86 {
     /// # Safety
     /// AVX2 is available; `src` holds `(jb − 1)·cs + k` elements and `dst` `(k − 1)·n + jb`.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn transpose_cols_4byte<const ADD: bool>(
+    pub(super) unsafe fn transpose_cols_4byte(
         src: *const f32,
         cs: usize,
         k: usize,
@@ -198,14 +182,7 @@ mod x86 {
         dst: *mut f32,
     ) {
         const TILE: usize = 32;
-        let one = |p: usize, j: usize| {
-            let d = dst.add(p * n + j);
-            *d = if ADD {
-                *d + *src.add(j * cs + p)
-            } else {
-                *src.add(j * cs + p)
-            };
-        };
+        let one = |p: usize, j: usize| *dst.add(p * n + j) = *src.add(j * cs + p);
         for j0 in (ja..jb).step_by(TILE) {
             let j1 = (j0 + TILE).min(jb);
             for p0 in (0..k).step_by(TILE) {
@@ -214,7 +191,7 @@ mod x86 {
                 while j + 8 <= j1 {
                     let mut p = p0;
                     while p + 8 <= p1 {
-                        block8::<ADD>(src.add(j * cs + p), cs, dst.add(p * n + j), n);
+                        block8(src.add(j * cs + p), cs, dst.add(p * n + j), n);
                         p += 8;
                     }
                     for pp in p..p1 {
@@ -236,26 +213,19 @@ mod tests {
 
     fn check<T>(k: usize, n: usize, cs: usize, make: impl Fn(usize) -> T)
     where
-        T: Num + PartialEq + std::fmt::Debug,
+        T: Copy + Send + Sync + PartialEq + std::fmt::Debug,
     {
         let src: Vec<T> = (0..n * cs).map(&make).collect();
         let mut a = vec![make(0); k * n];
         let mut b = vec![make(0); k * n];
-        transpose_into::<T, false>(&src, cs, k, n, &mut a);
-        transpose_par::<T, false>(&src, cs, k, n, &mut b);
+        transpose_into(&src, cs, k, n, &mut a);
+        transpose_par(&src, cs, k, n, &mut b);
         for p in 0..k {
             for j in 0..n {
                 assert_eq!(a[p * n + j], src[p + j * cs], "({p}, {j}) of {k}×{n}");
             }
         }
         assert_eq!(a, b, "parallel transpose of {k}×{n}");
-        // Adding: dst starts as the transpose, ends as twice it.
-        transpose_par::<T, true>(&src, cs, k, n, &mut b);
-        for p in 0..k {
-            for j in 0..n {
-                assert_eq!(b[p * n + j], src[p + j * cs].add(src[p + j * cs]));
-            }
-        }
     }
 
     #[test]

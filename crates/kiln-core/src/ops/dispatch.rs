@@ -11,7 +11,9 @@ use crate::tensor::Tensor;
 ///
 /// This is the only place ops execute, so graph tracing and profiling hook in here.
 pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
-    let mut scope = crate::profile::scope(|| op.name().to_string());
+    let mut scope = crate::profile::scope(|| {
+        crate::profile::op_row(op.name(), inputs.iter().map(|t| t.shape()))
+    });
     let (shape, dtype) = infer(&op, inputs);
     #[cfg(debug_assertions)]
     let expected = shape.clone();

@@ -3,6 +3,11 @@
 //! never builds one). Registers `0..n_inputs` hold the op's inputs, each broadcast to the output
 //! shape; step `k` writes register `n_inputs + k`; the last register is the result.
 //! All arithmetic is f32; bool inputs and comparison results are 0.0 / 1.0.
+//!
+//! A program may also *store* step registers into some of its inputs, in place: an optimizer
+//! step computes the new moments and the new parameter in one loop, writing the moments back
+//! into their state tensors as it goes (the graph compiler's multi-output fusion). Each tile
+//! is read before anything is written to it, so a store may target an input the program reads.
 
 use super::Op;
 
@@ -41,6 +46,15 @@ pub enum FusedStep {
     },
 }
 
+/// A register written back into an input of a [`FusedProgram`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FusedStore {
+    /// The step register stored.
+    pub reg: u16,
+    /// The input overwritten with it (a dense f32 tensor of the output's shape).
+    pub input: u16,
+}
+
 /// A fused elementwise computation; see the module docs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FusedProgram {
@@ -48,6 +62,9 @@ pub struct FusedProgram {
     pub n_inputs: u16,
     /// Steps in order.
     pub steps: Vec<FusedStep>,
+    /// Registers written into inputs in place, besides the result.
+    #[serde(default)]
+    pub stores: Vec<FusedStore>,
 }
 
 impl FusedProgram {
@@ -81,6 +98,24 @@ impl FusedProgram {
                 return Err(format!(
                     "fused: step {k} reads register {r} before it is written"
                 ));
+            }
+        }
+        let n_regs = self.n_inputs as usize + self.steps.len();
+        for (k, st) in self.stores.iter().enumerate() {
+            if (st.reg as usize) < self.n_inputs as usize || st.reg as usize >= n_regs {
+                return Err(format!(
+                    "fused: store {k} reads register {}, not a step's",
+                    st.reg
+                ));
+            }
+            if st.input >= self.n_inputs {
+                return Err(format!(
+                    "fused: store {k} writes input {} of {}",
+                    st.input, self.n_inputs
+                ));
+            }
+            if self.stores[..k].iter().any(|o| o.input == st.input) {
+                return Err(format!("fused: input {} is stored twice", st.input));
             }
         }
         Ok(())

@@ -262,7 +262,12 @@ pub fn op_label(op: &Op) -> String {
                 FusedStep::Copy { x } => format!("copy(r{x})"),
             })
             .collect();
-        return format!("fused[{}]", steps.join("; "));
+        let stores: Vec<String> = p
+            .stores
+            .iter()
+            .map(|st| format!("; store(r{} -> in{})", st.reg, st.input))
+            .collect();
+        return format!("fused[{}{}]", steps.join("; "), stores.concat());
     }
     let dbg = format!("{op:?}");
     match dbg.find(['(', '{']) {

@@ -147,6 +147,7 @@ impl Pass for ElementwiseFusion {
             let program = FusedProgram {
                 n_inputs: n_in as u16,
                 steps,
+                stores: Vec::new(),
             };
             let mut node = g.nodes[root].clone();
             node.op = Op::Fused(Box::new(program));

@@ -8,6 +8,7 @@ mod dce;
 mod fusion;
 mod remat;
 mod reshape_sink;
+mod store_fusion;
 
 pub use algebraic::AlgebraicSimplify;
 pub use constant_fold::ConstantFold;
@@ -16,6 +17,7 @@ pub use dce::DeadCode;
 pub use fusion::ElementwiseFusion;
 pub use remat::Rematerialize;
 pub use reshape_sink::SinkReshapes;
+pub use store_fusion::StoreFusion;
 
 use kiln_core::trace::{Graph, ValueId};
 use std::collections::HashMap;
@@ -39,6 +41,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(DeadCode),
         Box::new(ElementwiseFusion),
         Box::new(Rematerialize),
+        Box::new(StoreFusion),
         Box::new(DeadCode),
     ]
 }

@@ -1,0 +1,210 @@
+//! Multi-output fusion for state updates: a fused node whose value is read by one later fused
+//! node and is otherwise only written back to a state (an optimizer's moment `m' = β·m + …`,
+//! read by the parameter update `p' = p − lr·m'/…`) is merged into that reader, and the merged
+//! kernel stores the value into the state tensor in place as it goes. An Adam step per
+//! parameter then reads p, g, m, v and writes p, m, v once each, in one loop, instead of three
+//! loops that also write and re-read m' and v'.
+
+use super::Pass;
+use kiln_core::ops::fused::{FusedProgram, FusedStep, FusedStore};
+use kiln_core::ops::Op;
+use kiln_core::trace::{Graph, InputKind, ValueId};
+use kiln_core::DType;
+
+/// Merges fused nodes into their single fused reader, storing their value into the state it
+/// updates (see the module docs).
+pub struct StoreFusion;
+
+impl Pass for StoreFusion {
+    fn name(&self) -> &'static str {
+        "store-fusion"
+    }
+
+    fn run(&self, g: &mut Graph) -> bool {
+        let mut changed = false;
+        // One merge at a time, each checked against the graph as it is then.
+        while let Some((a, b, update)) = find_merge(g) {
+            merge(g, a, b, update);
+            changed = true;
+        }
+        changed
+    }
+}
+
+fn is_view_like(op: &Op) -> bool {
+    op.is_view() || matches!(op, Op::Reshape(_))
+}
+
+/// The next (node index of A, node index of B, update index) that may merge.
+fn find_merge(g: &Graph) -> Option<(usize, usize, usize)> {
+    let n = g.id_bound();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, node) in g.nodes.iter().enumerate() {
+        for &a in &node.args {
+            if users[a as usize].last() != Some(&i) {
+                users[a as usize].push(i);
+            }
+        }
+    }
+    let mut root_count = vec![0usize; n];
+    for r in g.roots() {
+        root_count[r as usize] += 1;
+    }
+    let positions = g.input_positions();
+    // The last node reading `v` directly or through views.
+    let last_read = |v: ValueId| {
+        let mut last = None::<usize>;
+        let mut stack = vec![v];
+        while let Some(x) = stack.pop() {
+            for &u in &users[x as usize] {
+                last = Some(last.map_or(u, |l: usize| l.max(u)));
+                if is_view_like(&g.nodes[u].op) {
+                    stack.push(g.nodes[u].id);
+                }
+            }
+        }
+        last
+    };
+    // Per state input: the node that stores into it, if any.
+    let mut stored_at = vec![None::<usize>; n];
+    for (i, node) in g.nodes.iter().enumerate() {
+        if let Op::Fused(p) = &node.op {
+            for st in &p.stores {
+                stored_at[node.args[st.input as usize] as usize] = Some(i);
+            }
+        }
+    }
+    for (ia, a) in g.nodes.iter().enumerate() {
+        if !matches!(a.op, Op::Fused(_)) || a.dtype != DType::F32 {
+            continue;
+        }
+        let v = a.id as usize;
+        // Read by exactly one node, and a result only as one state update.
+        let [ib] = users[v][..] else { continue };
+        let b = &g.nodes[ib];
+        if !matches!(b.op, Op::Fused(_)) || b.shape != a.shape || root_count[v] != 1 {
+            continue;
+        }
+        let Some(ui) = g.updates.iter().position(|u| u.value == a.id) else {
+            continue;
+        };
+        let x = g.updates[ui].input;
+        let Some(input) = positions[x as usize].map(|k| &g.inputs[k]) else {
+            continue;
+        };
+        let dense_state = input.kind == InputKind::State
+            && input.dtype == DType::F32
+            && input.shape == a.shape
+            && input
+                .tensor
+                .as_ref()
+                .is_some_and(|t| t.is_contiguous() && t.layout().offset == 0);
+        // The state changes at B now: nothing may read it later, and nothing else writes it.
+        if !dense_state
+            || last_read(x).is_some_and(|l| l > ib)
+            || stored_at[x as usize].is_some()
+            || root_count[x as usize] != 0
+        {
+            continue;
+        }
+        // A's operands are read at B now: none may be a state stored between A and B.
+        let moved_ok = a
+            .args
+            .iter()
+            .all(|&y| stored_at[y as usize].is_none_or(|s| s < ia || s > ib));
+        if moved_ok {
+            return Some((ia, ib, ui));
+        }
+    }
+    None
+}
+
+/// Replaces B by A's program followed by B's, storing A's result into the updated state, and
+/// removes A; the update then writes the state to itself (nothing to copy).
+fn merge(g: &mut Graph, ia: usize, ib: usize, update: usize) {
+    let x = g.updates[update].input;
+    let a = g.nodes[ia].clone();
+    let b = &g.nodes[ib];
+    let (Op::Fused(pa), Op::Fused(pb)) = (&a.op, &b.op) else {
+        unreachable!("store fusion merges fused nodes")
+    };
+    // Inputs: B's (except A's value), then A's and the state not yet among them.
+    let mut args: Vec<ValueId> = b.args.iter().copied().filter(|&v| v != a.id).collect();
+    for &v in a.args.iter().chain([&x]) {
+        if !args.contains(&v) {
+            args.push(v);
+        }
+    }
+    let n_in = args.len();
+    let input_reg = |v: ValueId| args.iter().position(|&w| w == v).expect("input") as u16;
+    let a_steps = pa.steps.len();
+    let a_result = (n_in + a_steps - 1) as u16;
+    let map_a = |r: u16| -> u16 {
+        if r < pa.n_inputs {
+            input_reg(a.args[r as usize])
+        } else {
+            r - pa.n_inputs + n_in as u16
+        }
+    };
+    let map_b = |r: u16| -> u16 {
+        if r < pb.n_inputs {
+            let v = b.args[r as usize];
+            if v == a.id {
+                a_result
+            } else {
+                input_reg(v)
+            }
+        } else {
+            r - pb.n_inputs + (n_in + a_steps) as u16
+        }
+    };
+    let mut steps: Vec<FusedStep> = pa.steps.iter().map(|s| remap(s, &map_a)).collect();
+    steps.extend(pb.steps.iter().map(|s| remap(s, &map_b)));
+    let mut stores: Vec<FusedStore> = pa
+        .stores
+        .iter()
+        .map(|s| FusedStore {
+            reg: map_a(s.reg),
+            input: input_reg(a.args[s.input as usize]),
+        })
+        .collect();
+    stores.push(FusedStore {
+        reg: a_result,
+        input: input_reg(x),
+    });
+    stores.extend(pb.stores.iter().map(|s| FusedStore {
+        reg: map_b(s.reg),
+        input: input_reg(b.args[s.input as usize]),
+    }));
+    let program = FusedProgram {
+        n_inputs: n_in as u16,
+        steps,
+        stores,
+    };
+    debug_assert_eq!(program.validate(), Ok(()));
+    let node = &mut g.nodes[ib];
+    node.op = Op::Fused(Box::new(program));
+    node.args = args.into();
+    g.updates[update].value = x;
+    g.nodes.remove(ia);
+}
+
+fn remap(s: &FusedStep, f: &impl Fn(u16) -> u16) -> FusedStep {
+    match s {
+        FusedStep::Unary { op, x } => FusedStep::Unary {
+            op: op.clone(),
+            x: f(*x),
+        },
+        FusedStep::Binary { op, a, b } => FusedStep::Binary {
+            op: op.clone(),
+            a: f(*a),
+            b: f(*b),
+        },
+        FusedStep::Where { c, a, b } => FusedStep::Where {
+            c: f(*c),
+            a: f(*a),
+            b: f(*b),
+        },
+        FusedStep::Copy { x } => FusedStep::Copy { x: f(*x) },
+    }
+}
