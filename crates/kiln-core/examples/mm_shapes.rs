@@ -99,6 +99,14 @@ fn main() {
     time("mlp dW1 g^T@x", f(512, 784, 128, 1), || g.t().matmul(&x));
     time("mlp dW2 g^T@h", f(512, 512, 128, 1), || g.t().matmul(&h));
     time("mlp dX2 g@W2", f(128, 512, 512, 1), || g.matmul(&w2));
+    let x1 = r(&[1, 784]);
+    time("infer b1 x@W1^T + b", f(1, 512, 784, 1), || {
+        kiln_core::ops::dispatch(kiln_core::ops::Op::Matmul, &[&x1, &w1.t(), &b1])
+    });
+    let h1 = r(&[1, 512]);
+    time("infer b1 h@W2^T + b", f(1, 512, 512, 1), || {
+        kiln_core::ops::dispatch(kiln_core::ops::Op::Matmul, &[&h1, &w2.t(), &b1])
+    });
     let a = r(&[256, 256]);
     time("256^3", f(256, 256, 256, 1), || a.matmul(&a));
     let a = r(&[1024, 1024]);
