@@ -5,7 +5,7 @@ use kiln_core::{DType, Tensor};
 use kiln_graph::executor::Executable;
 use kiln_graph::passes::{
     AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, ElementwiseFusion, Pass,
-    Rematerialize, SinkReshapes, StoreFusion,
+    Rematerialize, SinkReshapes, SinkToUse, StoreFusion,
 };
 
 fn spec(shape: &[usize]) -> ArgSpec {
@@ -273,4 +273,42 @@ fn store_fusion_leaves_a_state_value_read_elsewhere_alone() {
     let fused = count(&g, "fused");
     assert!(!StoreFusion.run(&mut g), "m' is also summed: {g}");
     assert_eq!(count(&g, "fused"), fused);
+}
+
+#[test]
+fn sinking_moves_a_large_result_next_to_its_reader_and_lowers_the_live_peak() {
+    let f32spec = |s: &[usize]| ArgSpec {
+        shape: s.to_vec(),
+        dtype: DType::F32,
+        requires_grad: false,
+    };
+    // `big` (64×4096, from an argument read later anyway and a captured weight) is made
+    // first but read last; meanwhile a chain of 64×64 values lives and dies. Made just before
+    // its reader, it no longer overlaps that chain.
+    let w = Tensor::randn([64, 4096], DType::F32);
+    let mut g = trace(&[f32spec(&[64, 64])], |x| {
+        let big = x[0].matmul(&w);
+        let mut h = x[0].exp();
+        for _ in 0..4 {
+            h = h.matmul(&x[0]).tanh();
+        }
+        vec![&big.sum([1], true) + &h.sum([1], true)]
+    });
+    let args = [Tensor::randn([64, 64], DType::F32).mul_scalar(0.1)];
+    let before = Executable::new(g.clone());
+    let y0 = before.run(&args)[0].to_vec::<f32>();
+    assert!(SinkToUse.run(&mut g));
+    let big_at = g.nodes.iter().position(|n| n.shape[..] == [64, 4096]);
+    let reader_at = g.nodes.iter().position(|n| n.shape[..] == [64, 1]);
+    assert_eq!(big_at.map(|i| i + 1), reader_at, "{g}");
+    let after = Executable::new(g.clone());
+    assert!(
+        after.plan().live_peak_bytes < before.plan().live_peak_bytes,
+        "{} vs {}",
+        after.plan().live_peak_bytes,
+        before.plan().live_peak_bytes
+    );
+    assert_eq!(after.run(&args)[0].to_vec::<f32>(), y0);
+    // Nothing left to move.
+    assert!(!SinkToUse.run(&mut g));
 }

@@ -8,6 +8,7 @@ mod dce;
 mod fusion;
 mod remat;
 mod reshape_sink;
+mod sink;
 mod store_fusion;
 
 pub use algebraic::AlgebraicSimplify;
@@ -17,6 +18,7 @@ pub use dce::DeadCode;
 pub use fusion::ElementwiseFusion;
 pub use remat::Rematerialize;
 pub use reshape_sink::SinkReshapes;
+pub use sink::SinkToUse;
 pub use store_fusion::StoreFusion;
 
 use kiln_core::trace::{Graph, ValueId};
@@ -41,6 +43,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(DeadCode),
         Box::new(ElementwiseFusion),
         Box::new(Rematerialize),
+        Box::new(SinkToUse),
         Box::new(StoreFusion),
         Box::new(DeadCode),
     ]

@@ -22,9 +22,13 @@ impl Pass for StoreFusion {
 
     fn run(&self, g: &mut Graph) -> bool {
         let mut changed = false;
-        // One merge at a time, each checked against the graph as it is then.
-        while let Some((a, b, update)) = find_merge(g) {
+        // One merge at a time, each checked against the graph as it is then; the scan goes on
+        // after the merged node (a candidate before it stays rejected: a chain of merges into
+        // one reader is not looked for).
+        let mut from = 0;
+        while let Some((a, b, update)) = find_merge(g, from) {
             merge(g, a, b, update);
+            from = a;
             changed = true;
         }
         changed
@@ -35,8 +39,8 @@ fn is_view_like(op: &Op) -> bool {
     op.is_view() || matches!(op, Op::Reshape(_))
 }
 
-/// The next (node index of A, node index of B, update index) that may merge.
-fn find_merge(g: &Graph) -> Option<(usize, usize, usize)> {
+/// The first (node index of A ≥ `from`, node index of B, update index) that may merge.
+fn find_merge(g: &Graph, from: usize) -> Option<(usize, usize, usize)> {
     let n = g.id_bound();
     let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, node) in g.nodes.iter().enumerate() {
@@ -51,6 +55,10 @@ fn find_merge(g: &Graph) -> Option<(usize, usize, usize)> {
         root_count[r as usize] += 1;
     }
     let positions = g.input_positions();
+    let mut update_of = vec![None::<usize>; n];
+    for (k, u) in g.updates.iter().enumerate() {
+        update_of[u.value as usize] = Some(k);
+    }
     // The last node reading `v` directly or through views.
     let last_read = |v: ValueId| {
         let mut last = None::<usize>;
@@ -74,7 +82,7 @@ fn find_merge(g: &Graph) -> Option<(usize, usize, usize)> {
             }
         }
     }
-    for (ia, a) in g.nodes.iter().enumerate() {
+    for (ia, a) in g.nodes.iter().enumerate().skip(from) {
         if !matches!(a.op, Op::Fused(_)) || a.dtype != DType::F32 {
             continue;
         }
@@ -85,7 +93,7 @@ fn find_merge(g: &Graph) -> Option<(usize, usize, usize)> {
         if !matches!(b.op, Op::Fused(_)) || b.shape != a.shape || root_count[v] != 1 {
             continue;
         }
-        let Some(ui) = g.updates.iter().position(|u| u.value == a.id) else {
+        let Some(ui) = update_of[v] else {
             continue;
         };
         let x = g.updates[ui].input;
