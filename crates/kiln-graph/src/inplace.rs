@@ -2,6 +2,7 @@
 //! into the buffer of a value that dies at that node, or into the state tensor their result
 //! is written back to (an optimizer update), instead of a fresh buffer plus a copy.
 
+use crate::passes::is_view_like;
 use kiln_core::ops::Op;
 use kiln_core::trace::{Graph, InputKind, ValueId};
 use kiln_core::DType;
@@ -13,10 +14,6 @@ pub enum InPlace {
     Operand(ValueId),
     /// Into the captured state tensor of input `v`, which this node's result updates.
     State(ValueId),
-}
-
-fn is_view_like(op: &Op) -> bool {
-    op.is_view() || matches!(op, Op::Reshape(_))
 }
 
 /// For each node, whether and where its result may be written in place (only fused nodes,

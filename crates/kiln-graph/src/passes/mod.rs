@@ -79,6 +79,12 @@ pub fn replace_uses(g: &mut Graph, map: &HashMap<ValueId, ValueId>) {
     }
 }
 
+/// True for ops whose result shares its operand's elements (views, and reshapes, which the
+/// memory plan makes views where the layout allows).
+pub(crate) fn is_view_like(op: &kiln_core::ops::Op) -> bool {
+    op.is_view() || matches!(op, kiln_core::ops::Op::Reshape(_))
+}
+
 /// Index of the node defining each value (`None` for inputs), by id.
 pub(crate) fn producers(g: &Graph) -> Vec<Option<usize>> {
     let mut p = vec![None; g.id_bound()];

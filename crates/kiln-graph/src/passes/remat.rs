@@ -5,7 +5,7 @@
 //! own backward, so recomputing costs one cheap pass and frees a full activation across the
 //! whole backward.
 
-use super::{producers, Pass};
+use super::{is_view_like, producers, Pass};
 use kiln_core::ops::Op;
 use kiln_core::trace::{Graph, InputKind, Node, ValueId};
 use std::collections::HashMap;
@@ -45,10 +45,6 @@ impl Pass for Rematerialize {
 /// Ops cheap enough to run twice: elementwise ones, and layer norm (one pass per row).
 fn is_cheap(op: &Op) -> bool {
     op.is_unary() || op.is_binary() || matches!(op, Op::Where | Op::Fused(_) | Op::LayerNorm { .. })
-}
-
-fn is_view_like(op: &Op) -> bool {
-    op.is_view() || matches!(op, Op::Reshape(_))
 }
 
 /// Who defines and who reads each value, by id (rebuilt after each change).

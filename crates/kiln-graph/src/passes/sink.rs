@@ -4,7 +4,7 @@
 //! rematerialized `X` (another 8 MiB): holding both at once set the step's peak. Moved after
 //! `dW`, `dX` is made once `X` is gone.
 
-use super::Pass;
+use super::{is_view_like, Pass};
 use kiln_core::ops::Op;
 use kiln_core::trace::{Graph, InputKind, ValueId};
 
@@ -12,10 +12,6 @@ use kiln_core::trace::{Graph, InputKind, ValueId};
 /// docs). Random draws keep their place (their order fixes the generator's stream), as do
 /// nodes writing state.
 pub struct SinkToUse;
-
-fn is_view_like(op: &Op) -> bool {
-    op.is_view() || matches!(op, Op::Reshape(_))
-}
 
 impl Pass for SinkToUse {
     fn name(&self) -> &'static str {

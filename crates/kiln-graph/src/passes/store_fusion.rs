@@ -5,7 +5,7 @@
 //! parameter then reads p, g, m, v and writes p, m, v once each, in one loop, instead of three
 //! loops that also write and re-read m' and v'.
 
-use super::Pass;
+use super::{is_view_like, Pass};
 use kiln_core::ops::fused::{FusedProgram, FusedStep, FusedStore};
 use kiln_core::ops::Op;
 use kiln_core::trace::{Graph, InputKind, ValueId};
@@ -33,10 +33,6 @@ impl Pass for StoreFusion {
         }
         changed
     }
-}
-
-fn is_view_like(op: &Op) -> bool {
-    op.is_view() || matches!(op, Op::Reshape(_))
 }
 
 /// The first (node index of A ≥ `from`, node index of B, update index) that may merge.
