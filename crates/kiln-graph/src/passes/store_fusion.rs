@@ -21,110 +21,121 @@ impl Pass for StoreFusion {
     }
 
     fn run(&self, g: &mut Graph) -> bool {
-        let mut changed = false;
-        // One merge at a time, each checked against the graph as it is then; the scan goes on
-        // after the merged node (a candidate before it stays rejected: a chain of merges into
-        // one reader is not looked for).
-        let mut from = 0;
-        while let Some((a, b, update)) = find_merge(g, from) {
-            merge(g, a, b, update);
-            from = a;
-            changed = true;
-        }
-        changed
-    }
-}
-
-/// The first (node index of A ≥ `from`, node index of B, update index) that may merge.
-fn find_merge(g: &Graph, from: usize) -> Option<(usize, usize, usize)> {
-    let n = g.id_bound();
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, node) in g.nodes.iter().enumerate() {
-        for &a in &node.args {
-            if users[a as usize].last() != Some(&i) {
-                users[a as usize].push(i);
-            }
-        }
-    }
-    let mut root_count = vec![0usize; n];
-    for r in g.roots() {
-        root_count[r as usize] += 1;
-    }
-    let positions = g.input_positions();
-    let mut update_of = vec![None::<usize>; n];
-    for (k, u) in g.updates.iter().enumerate() {
-        update_of[u.value as usize] = Some(k);
-    }
-    // The last node reading `v` directly or through views.
-    let last_read = |v: ValueId| {
-        let mut last = None::<usize>;
-        let mut stack = vec![v];
-        while let Some(x) = stack.pop() {
-            for &u in &users[x as usize] {
-                last = Some(last.map_or(u, |l: usize| l.max(u)));
-                if is_view_like(&g.nodes[u].op) {
-                    stack.push(g.nodes[u].id);
+        // One scan in node order over tables kept up to date as nodes merge (merged-away
+        // nodes are dropped at the end, so indices stay put). B comes after A, so a merged B
+        // is itself a candidate when the scan reaches it.
+        let n = g.id_bound();
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, node) in g.nodes.iter().enumerate() {
+            for &a in &node.args {
+                if users[a as usize].last() != Some(&i) {
+                    users[a as usize].push(i);
                 }
             }
         }
-        last
-    };
-    // Per state input: the node that stores into it, if any.
-    let mut stored_at = vec![None::<usize>; n];
-    for (i, node) in g.nodes.iter().enumerate() {
-        if let Op::Fused(p) = &node.op {
-            for st in &p.stores {
-                stored_at[node.args[st.input as usize] as usize] = Some(i);
+        let mut root_count = vec![0usize; n];
+        for r in g.roots() {
+            root_count[r as usize] += 1;
+        }
+        let mut update_of = vec![None::<usize>; n];
+        for (k, u) in g.updates.iter().enumerate() {
+            update_of[u.value as usize] = Some(k);
+        }
+        // Per state input: the node that stores into it, if any.
+        let mut stored_at = vec![None::<usize>; n];
+        let positions = g.input_positions();
+        let mut merged: Vec<usize> = Vec::new();
+        for ia in 0..g.nodes.len() {
+            let a = &g.nodes[ia];
+            if !matches!(a.op, Op::Fused(_)) || a.dtype != DType::F32 {
+                continue;
+            }
+            let v = a.id as usize;
+            // Read by exactly one node, and a result only as one state update.
+            let [ib] = users[v][..] else { continue };
+            let b = &g.nodes[ib];
+            if !matches!(b.op, Op::Fused(_)) || b.shape != a.shape || root_count[v] != 1 {
+                continue;
+            }
+            let Some(ui) = update_of[v] else { continue };
+            let x = g.updates[ui].input;
+            let Some(input) = positions[x as usize].map(|k| &g.inputs[k]) else {
+                continue;
+            };
+            let dense_state = input.kind == InputKind::State
+                && input.dtype == DType::F32
+                && input.shape == a.shape
+                && input
+                    .tensor
+                    .as_ref()
+                    .is_some_and(|t| t.is_contiguous() && t.layout().offset == 0);
+            // The state changes at B now: nothing may read it later, and nothing else
+            // writes it.
+            if !dense_state
+                || last_read(g, &users, x).is_some_and(|l| l > ib)
+                || stored_at[x as usize].is_some()
+                || root_count[x as usize] != 0
+            {
+                continue;
+            }
+            // A's operands are read at B now: none may be a state stored between A and B.
+            let moved_ok = a
+                .args
+                .iter()
+                .all(|&y| stored_at[y as usize].is_none_or(|s| s < ia || s > ib));
+            if !moved_ok {
+                continue;
+            }
+            let moved_args: Vec<ValueId> = a.args.iter().copied().chain([x]).collect();
+            merge(g, ia, ib, ui);
+            for y in moved_args {
+                let u = &mut users[y as usize];
+                u.retain(|&k| k != ia);
+                if !u.contains(&ib) {
+                    u.push(ib);
+                }
+            }
+            users[v].clear();
+            root_count[v] -= 1;
+            root_count[x as usize] += 1;
+            update_of[v] = None;
+            update_of[x as usize] = Some(ui);
+            stored_at[x as usize] = Some(ib);
+            merged.push(ia);
+        }
+        if merged.is_empty() {
+            return false;
+        }
+        let mut removed = vec![false; g.nodes.len()];
+        for ia in merged {
+            removed[ia] = true;
+        }
+        let mut k = 0;
+        g.nodes.retain(|_| {
+            k += 1;
+            !removed[k - 1]
+        });
+        true
+    }
+}
+
+/// The last node reading `v` directly or through views.
+fn last_read(g: &Graph, users: &[Vec<usize>], v: ValueId) -> Option<usize> {
+    let mut last = None::<usize>;
+    let mut stack = vec![v];
+    while let Some(x) = stack.pop() {
+        for &u in &users[x as usize] {
+            last = Some(last.map_or(u, |l: usize| l.max(u)));
+            if is_view_like(&g.nodes[u].op) {
+                stack.push(g.nodes[u].id);
             }
         }
     }
-    for (ia, a) in g.nodes.iter().enumerate().skip(from) {
-        if !matches!(a.op, Op::Fused(_)) || a.dtype != DType::F32 {
-            continue;
-        }
-        let v = a.id as usize;
-        // Read by exactly one node, and a result only as one state update.
-        let [ib] = users[v][..] else { continue };
-        let b = &g.nodes[ib];
-        if !matches!(b.op, Op::Fused(_)) || b.shape != a.shape || root_count[v] != 1 {
-            continue;
-        }
-        let Some(ui) = update_of[v] else {
-            continue;
-        };
-        let x = g.updates[ui].input;
-        let Some(input) = positions[x as usize].map(|k| &g.inputs[k]) else {
-            continue;
-        };
-        let dense_state = input.kind == InputKind::State
-            && input.dtype == DType::F32
-            && input.shape == a.shape
-            && input
-                .tensor
-                .as_ref()
-                .is_some_and(|t| t.is_contiguous() && t.layout().offset == 0);
-        // The state changes at B now: nothing may read it later, and nothing else writes it.
-        if !dense_state
-            || last_read(x).is_some_and(|l| l > ib)
-            || stored_at[x as usize].is_some()
-            || root_count[x as usize] != 0
-        {
-            continue;
-        }
-        // A's operands are read at B now: none may be a state stored between A and B.
-        let moved_ok = a
-            .args
-            .iter()
-            .all(|&y| stored_at[y as usize].is_none_or(|s| s < ia || s > ib));
-        if moved_ok {
-            return Some((ia, ib, ui));
-        }
-    }
-    None
+    last
 }
 
-/// Replaces B by A's program followed by B's, storing A's result into the updated state, and
-/// removes A; the update then writes the state to itself (nothing to copy).
+/// Replaces B by A's program followed by B's, storing A's result into the updated state (the
+/// caller drops A); the update then writes the state to itself (nothing to copy).
 fn merge(g: &mut Graph, ia: usize, ib: usize, update: usize) {
     let x = g.updates[update].input;
     let a = g.nodes[ia].clone();
@@ -190,7 +201,6 @@ fn merge(g: &mut Graph, ia: usize, ib: usize, update: usize) {
     node.op = Op::Fused(Box::new(program));
     node.args = args.into();
     g.updates[update].value = x;
-    g.nodes.remove(ia);
 }
 
 fn remap(s: &FusedStep, f: &impl Fn(u16) -> u16) -> FusedStep {
