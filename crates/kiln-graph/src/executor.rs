@@ -36,6 +36,12 @@ pub struct Executable {
     /// Per gradient slot: whether it gets its own copy of the value (a value another slot
     /// also gets, or one not in a planned buffer, e.g. a captured tensor).
     grad_copy: Vec<bool>,
+    /// Whether the schedule runs on a pool thread. With a kernel writing a value large
+    /// enough to split across threads, yes: each parallel loop then starts with a cheap
+    /// in-pool fork instead of a hand-off from outside the pool (~14 µs, a dozen times per
+    /// train step). A graph of small values (batch-1 inference) stays on the caller's thread
+    /// and pays no hand-off at all.
+    in_pool: bool,
     /// The buffers and every value's tensor, made at the first call.
     runtime: Mutex<Option<Runtime>>,
 }
@@ -77,7 +83,7 @@ impl Executable {
         }
         let in_place = crate::inplace::plan(&graph, &last_use);
         let plan = crate::memplan::plan(&graph, in_place);
-        let steps = graph
+        let steps: Vec<Step> = graph
             .nodes
             .iter()
             .map(|node| match plan.placement[node.id as usize] {
@@ -126,6 +132,12 @@ impl Executable {
                 None => false,
             })
             .collect();
+        let grain = kiln_core::cpu::threads::GRAIN;
+        let in_pool = graph
+            .nodes
+            .iter()
+            .zip(&steps)
+            .any(|(n, step)| *step != Step::View && n.shape.iter().product::<usize>() >= grain);
         Executable {
             graph,
             plan,
@@ -134,6 +146,7 @@ impl Executable {
             grad_inputs,
             update_targets,
             grad_copy,
+            in_pool,
             runtime: Mutex::new(None),
         }
     }
@@ -200,66 +213,73 @@ impl Executable {
         }
         let rt = slot.as_ref().expect("runtime built");
         let g = &self.graph;
-        no_grad(|| {
-            for &(id, k) in &self.args {
-                let arg = args.get(k).unwrap_or_else(|| {
-                    panic!(
-                        "compiled function: argument {k} missing ({} given)",
-                        args.len()
-                    )
-                });
-                copy_into(rt.value(id), arg);
-            }
-            for (id, leaf) in &self.grad_inputs {
-                let grad = leaf.grad().unwrap_or_else(|| {
-                    panic!(
-                        "compiled function: the gradient of a tensor of shape {:?} was set \
+        let body = || {
+            no_grad(|| {
+                for &(id, k) in &self.args {
+                    let arg = args.get(k).unwrap_or_else(|| {
+                        panic!(
+                            "compiled function: argument {k} missing ({} given)",
+                            args.len()
+                        )
+                    });
+                    copy_into(rt.value(id), arg);
+                }
+                for (id, leaf) in &self.grad_inputs {
+                    let grad = leaf.grad().unwrap_or_else(|| {
+                        panic!(
+                            "compiled function: the gradient of a tensor of shape {:?} was set \
                          when the function was traced but is empty now; zero_grad inside the \
                          compiled function, or keep the gradients set between calls",
-                        leaf.shape()
-                    )
-                });
-                copy_into(rt.value(*id), &grad);
-            }
-            for (node, step) in g.nodes.iter().zip(&self.steps) {
-                let out = rt.value(node.id);
-                match step {
-                    Step::View => {}
-                    Step::Kernel => {
-                        let ins: SmallVec<[&Tensor; 16]> =
-                            node.args.iter().map(|a| rt.value(*a)).collect();
-                        let _scope = kiln_core::profile::scope(|| {
-                            kiln_core::profile::op_row(
-                                node.op.name(),
-                                ins.iter().map(|t| t.shape()),
-                            )
-                        });
-                        execute_into(&node.op, &ins, out);
+                            leaf.shape()
+                        )
+                    });
+                    copy_into(rt.value(*id), &grad);
+                }
+                for (node, step) in g.nodes.iter().zip(&self.steps) {
+                    let out = rt.value(node.id);
+                    match step {
+                        Step::View => {}
+                        Step::Kernel => {
+                            let ins: SmallVec<[&Tensor; 16]> =
+                                node.args.iter().map(|a| rt.value(*a)).collect();
+                            let _scope = kiln_core::profile::scope(|| {
+                                kiln_core::profile::op_row(
+                                    node.op.name(),
+                                    ins.iter().map(|t| t.shape()),
+                                )
+                            });
+                            execute_into(&node.op, &ins, out);
+                        }
+                        Step::FreshRandom => execute_into(&fresh_random(&node.op), &[], out),
                     }
-                    Step::FreshRandom => execute_into(&fresh_random(&node.op), &[], out),
                 }
-            }
-            for (u, target) in g.updates.iter().zip(&self.update_targets) {
-                let v = rt.value(u.value);
-                // A node that ran in place already wrote the target.
-                if !(v.shares_storage(target) && v.layout() == target.layout()) {
-                    copy_into(target, v);
-                }
-            }
-            for (k, go) in g.grads.iter().enumerate() {
-                let value = go.value.map(|v| match &rt.grad_copies[k] {
-                    Some(copy) => {
-                        copy_into(copy, rt.value(v));
-                        copy.clone()
+                for (u, target) in g.updates.iter().zip(&self.update_targets) {
+                    let v = rt.value(u.value);
+                    // A node that ran in place already wrote the target.
+                    if !(v.shares_storage(target) && v.layout() == target.layout()) {
+                        copy_into(target, v);
                     }
-                    None => rt.value(v).clone(),
-                });
-                match &go.target {
-                    GradTarget::Leaf(leaf) => leaf.set_grad(value),
-                    GradTarget::Arg(i) => args[*i].set_grad(value),
                 }
-            }
-        });
+                for (k, go) in g.grads.iter().enumerate() {
+                    let value = go.value.map(|v| match &rt.grad_copies[k] {
+                        Some(copy) => {
+                            copy_into(copy, rt.value(v));
+                            copy.clone()
+                        }
+                        None => rt.value(v).clone(),
+                    });
+                    match &go.target {
+                        GradTarget::Leaf(leaf) => leaf.set_grad(value),
+                        GradTarget::Arg(i) => args[*i].set_grad(value),
+                    }
+                }
+            })
+        };
+        if self.in_pool {
+            kiln_core::cpu::threads::install(body)
+        } else {
+            body()
+        }
         rt
     }
 }

@@ -125,6 +125,31 @@ fn fusion_turns_elementwise_chains_into_one_node() {
 }
 
 #[test]
+fn fused_scalar_operands_are_the_same_value_in_every_tile_and_thread() {
+    let f32spec = |s: &[usize]| ArgSpec {
+        shape: s.to_vec(),
+        dtype: DType::F32,
+        requires_grad: false,
+    };
+    // 70,000 elements: several threads, each over many tiles, the last one ragged. The 0-d
+    // operand is filled once per chunk of tiles; the row operand is broadcast per tile.
+    let mut g = trace(
+        &[f32spec(&[70, 1000]), f32spec(&[]), f32spec(&[1, 1000])],
+        |x| vec![&(&(&x[0] * &x[1]).relu() + &x[2].abs()) / &x[1]],
+    );
+    let args = [
+        Tensor::randn([70, 1000], DType::F32),
+        Tensor::scalar(1.5, DType::F32),
+        Tensor::randn([1, 1000], DType::F32),
+    ];
+    let before = Executable::new(g.clone()).run(&args)[0].to_vec::<f32>();
+    assert!(ElementwiseFusion.run(&mut g));
+    assert_eq!(count(&g, "fused"), 1, "{g}");
+    let after = Executable::new(g.clone()).run(&args)[0].to_vec::<f32>();
+    assert_eq!(before, after);
+}
+
+#[test]
 fn fusion_keeps_values_used_elsewhere() {
     let f32spec = ArgSpec {
         shape: vec![5, 3],

@@ -29,6 +29,9 @@ struct Source {
     strides: crate::layout::Strides,
     /// Dense and of the output shape: tiles are plain sub-slices.
     dense: bool,
+    /// One value everywhere (every stride 0, e.g. a broadcast scalar): its register is
+    /// filled once per chunk of tiles, not at every tile.
+    uniform: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -169,11 +172,13 @@ fn sources(
                 CpuStorage::Bool(v) => Data::Bool(v.as_ptr(), v.len()),
                 other => unreachable!("fused: input dtype {}", other.dtype()),
             };
+            let uniform = !dense && layout.strides.iter().all(|&s| s == 0);
             Source {
                 data,
                 offset: layout.offset,
                 strides: layout.strides,
                 dense,
+                uniform,
             }
         })
         .collect()
@@ -208,9 +213,15 @@ fn run(
             heap = vec![[0f32; TILE]; n_regs];
             &mut heap
         };
+        for (src, reg) in sources.iter().zip(regs.iter_mut()) {
+            if src.uniform {
+                reg.fill(get(src, src.offset));
+            }
+        }
         let mut at = start;
         while at < start + len {
             let n = TILE.min(start + len - at);
+            prefetch_tile(sources, at + n, TILE.min(start + len - (at + n)));
             let result = run_tile_best(&kernel, at, n, regs);
             // SAFETY: `at..at + n` is inside the output and owned by this task; the tile's
             // inputs were read into registers above.
@@ -293,6 +304,7 @@ fn run_tile<'r>(k: &Kernel, start: usize, len: usize, regs: &'r mut [[f32; TILE]
                 // after this tile's steps are done (by the caller, once `inputs` is gone).
                 unsafe { std::slice::from_raw_parts(p.add(at), len) }
             }
+            _ if src.uniform => &reg[..len],
             _ => {
                 load(src, shape, start, &mut reg[..len]);
                 &reg[..len]
@@ -327,6 +339,29 @@ fn run_tile<'r>(k: &Kernel, start: usize, len: usize, regs: &'r mut [[f32; TILE]
     }
     drop(inputs);
     &step_regs[program.steps.len() - 1][..len]
+}
+
+/// Asks the cache for the next tile of every dense f32 input while this tile computes: the
+/// steps read each input in a separate phase, so without it every phase waits on memory
+/// (an optimizer update, streaming four full tensors, ran 2× slower than one loop over them).
+#[inline(always)]
+fn prefetch_tile(sources: &[Source], start: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for src in sources {
+        if let Data::F32(p, n) = src.data {
+            if src.dense && src.offset + start + len <= n {
+                // 16 f32 per 64-byte line.
+                for i in (0..len).step_by(16) {
+                    // SAFETY: the address is inside the input's buffer (checked above), and a
+                    // prefetch never faults or changes memory.
+                    unsafe {
+                        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                        _mm_prefetch::<_MM_HINT_T0>(p.add(src.offset + start + i).cast());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Reads the source's values at output positions `start..start + dst.len()`.
