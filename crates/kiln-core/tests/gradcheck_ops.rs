@@ -655,6 +655,32 @@ fn matmul_with_bias() {
 }
 
 #[test]
+fn matmul_with_activation_epilogue() {
+    use kiln_core::ops::{dispatch, Activation, Op};
+    for act in [
+        Activation::Relu,
+        Activation::Gelu { tanh: false },
+        Activation::Gelu { tanh: true },
+    ] {
+        let op = Op::MatmulAct(act);
+        let (a, b, bias) = (randn(&[4, 3], 132), randn(&[5, 4], 133), randn(&[5], 134));
+        let fused = dispatch(op.clone(), &[&a.t(), &b.t(), &bias]);
+        let composite = dispatch(act.op(), &[&dispatch(Op::Matmul, &[&a.t(), &b.t(), &bias])]);
+        assert_eq!(fused.to_vec::<f64>(), composite.to_vec::<f64>(), "{act:?}");
+        check(
+            &format!("{act:?}(a.t() @ b.t() + bias)"),
+            |xs| dispatch(op.clone(), &[&xs[0].t(), &xs[1].t(), &xs[2]]),
+            &[a, b, bias],
+        );
+        check(
+            &format!("{act:?}(batched @ broadcast matrix)"),
+            |xs| dispatch(op.clone(), &[&xs[0], &xs[1].expand([2, 3, 5])]),
+            &[randn(&[2, 4, 3], 135), randn(&[3, 5], 136)],
+        );
+    }
+}
+
+#[test]
 fn unfold_fold_raw() {
     let x = randn(&[2, 2, 5, 4], 130);
     for (k, s, p, d) in [

@@ -4,8 +4,8 @@ use kiln_core::trace::{trace, ArgSpec, Graph};
 use kiln_core::{DType, Tensor};
 use kiln_graph::executor::Executable;
 use kiln_graph::passes::{
-    AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, ElementwiseFusion, Pass,
-    Rematerialize, SinkReshapes, SinkToUse, StoreFusion,
+    AlgebraicSimplify, CommonSubexpressions, ConstantFold, DeadCode, ElementwiseFusion,
+    MatmulEpilogue, Pass, Rematerialize, SinkReshapes, SinkToUse, StoreFusion,
 };
 
 fn spec(shape: &[usize]) -> ArgSpec {
@@ -91,6 +91,43 @@ fn algebraic_identities_and_layout_chains() {
     assert_eq!(count(&g, "mul"), 0, "{g}");
     assert_eq!(count(&g, "reshape"), 1, "{g}");
     assert_eq!(run(&g, &[x]), before);
+}
+
+#[test]
+fn matmul_epilogue_fuses_an_activation_into_the_matmul_it_alone_reads() {
+    use kiln_core::nn::functional as F;
+    let mut g = trace(
+        &[spec(&[8, 6]), spec(&[5, 6]), spec(&[5]), spec(&[6, 4])],
+        |x| {
+            let h = F::linear(&x[0], &x[1], Some(&x[2])).relu(); // fused, with its bias
+            let z = x[0].matmul(&x[3]);
+            let kept = &z.gelu() + &z; // the product is read twice: stays a matmul
+            vec![h, x[0].matmul(&x[3]).gelu(), kept]
+        },
+    );
+    let args = [
+        Tensor::randn([8, 6], DType::F64),
+        Tensor::randn([5, 6], DType::F64),
+        Tensor::randn([5], DType::F64),
+        Tensor::randn([6, 4], DType::F64),
+    ];
+    let before: Vec<Vec<f64>> = Executable::new(g.clone())
+        .run(&args)
+        .iter()
+        .map(Tensor::to_f64_vec)
+        .collect();
+    assert!(MatmulEpilogue.run(&mut g));
+    assert_eq!(count(&g, "matmul_relu"), 1, "{g}");
+    assert_eq!(count(&g, "matmul_gelu"), 1, "{g}");
+    assert_eq!(count(&g, "matmul"), 1, "{g}");
+    assert_eq!(count(&g, "relu") + count(&g, "gelu"), 1, "{g}");
+    let after: Vec<Vec<f64>> = Executable::new(g.clone())
+        .run(&args)
+        .iter()
+        .map(Tensor::to_f64_vec)
+        .collect();
+    assert_eq!(before, after);
+    assert!(!MatmulEpilogue.run(&mut g), "nothing left to fuse");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::transpose::{transpose_into, transpose_par};
 use super::{cast_if, num::Num};
 use crate::dtype::DType;
 use crate::layout::Layout;
+use crate::ops::Activation;
 use crate::storage::CpuStorage;
 use crate::tensor::Tensor;
 use gemm::Parallelism;
@@ -382,6 +383,32 @@ pub(crate) fn matmul(
     }
 }
 
+/// `act(a @ b (+ bias))`: the product, then the activation over it in place while it is
+/// still in cache (f32), instead of a second kernel reading it back into a new buffer.
+pub(crate) fn matmul_act(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    act: Activation,
+    shape: &[usize],
+    dtype: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
+    match matmul(a, b, bias, shape, dst) {
+        CpuStorage::F32(mut v) => {
+            super::unary::unary_f32_in_place(&act.op(), &mut v);
+            CpuStorage::F32(v)
+        }
+        other => {
+            let product = Tensor::from_storage(
+                std::sync::Arc::new(crate::storage::Storage::cpu(other)),
+                Layout::contiguous(shape),
+            );
+            super::unary::unary(&act.op(), &product, dtype, &mut Dst::fresh())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +437,28 @@ mod tests {
                 a.shape(),
                 b.shape()
             );
+        }
+    }
+
+    #[test]
+    fn activation_epilogue_matches_the_separate_op() {
+        use crate::ops::{dispatch, Op};
+        // 150,300 f32 products: the in-place pass splits them across threads, in strips with
+        // a ragged last one. f64 takes the generic path.
+        for dtype in [DType::F32, DType::F64] {
+            let a = Tensor::randn([300, 257], dtype);
+            let w = Tensor::randn([501, 257], dtype);
+            let bias = Tensor::randn([501], dtype);
+            for act in [
+                Activation::Relu,
+                Activation::Gelu { tanh: false },
+                Activation::Gelu { tanh: true },
+            ] {
+                let args = [&a, &w.t(), &bias];
+                let fused = dispatch(Op::MatmulAct(act), &args);
+                let separate = dispatch(act.op(), &[&dispatch(Op::Matmul, &args)]);
+                assert_eq!(fused.to_f64_vec(), separate.to_f64_vec(), "{act:?} {dtype}");
+            }
         }
     }
 

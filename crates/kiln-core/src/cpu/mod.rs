@@ -166,6 +166,15 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
             shape,
             dst,
         )),
+        Op::MatmulAct(act) => Out::Dense(matmul::matmul_act(
+            inputs[0],
+            inputs[1],
+            inputs.get(2).copied(),
+            *act,
+            shape,
+            dtype,
+            dst,
+        )),
         Op::Unfold {
             kernel,
             stride,

@@ -149,6 +149,22 @@ pub(crate) fn unary_f32_slice(op: &Op, src: &[f32], dst: &mut [f32]) {
     })
 }
 
+/// `data[i] = op(data[i])` for an f32 unary op, on the pool's threads when large (a matmul's
+/// activation epilogue over the product it just wrote).
+pub(crate) fn unary_f32_in_place(op: &Op, data: &mut [f32]) {
+    const STRIP: usize = 512;
+    super::threads::for_each_chunk(data, MAP_CHUNK, |_, piece| {
+        // The slice kernels read one slice and write another: each strip goes through a
+        // copy on the stack, in L1.
+        let mut src = [0f32; STRIP];
+        for strip in piece.chunks_mut(STRIP) {
+            let src = &mut src[..strip.len()];
+            src.copy_from_slice(strip);
+            unary_f32_slice(op, src, strip);
+        }
+    });
+}
+
 /// Runs a vectorized f32 slice kernel over `x` into a new dense buffer, on the pool's threads
 /// when the tensor is large.
 fn simd_map(x: &Tensor, f: SliceKernel, dst: &mut Dst) -> Vec<f32> {

@@ -46,6 +46,17 @@ pub enum FusedStep {
     },
 }
 
+impl FusedStep {
+    /// The registers this step reads (repeats where a step reads one twice).
+    pub fn operands(&self) -> [u16; 3] {
+        match *self {
+            FusedStep::Unary { x, .. } | FusedStep::Copy { x } => [x; 3],
+            FusedStep::Binary { a, b, .. } => [a, b, b],
+            FusedStep::Where { c, a, b } => [c, a, b],
+        }
+    }
+}
+
 /// A register written back into an input of a [`FusedProgram`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FusedStore {
@@ -75,26 +86,21 @@ impl FusedProgram {
         }
         for (k, s) in self.steps.iter().enumerate() {
             let defined = self.n_inputs as usize + k;
-            let regs: [u16; 3] = match s {
-                FusedStep::Unary { op, x } => {
-                    if !op.is_unary() || matches!(op, Op::LogicalNot) {
-                        return Err(format!(
-                            "fused: step {k}: {} is not a fusible unary op",
-                            op.name()
-                        ));
-                    }
-                    [*x; 3]
+            match s {
+                FusedStep::Unary { op, .. } if !op.is_unary() || matches!(op, Op::LogicalNot) => {
+                    return Err(format!(
+                        "fused: step {k}: {} is not a fusible unary op",
+                        op.name()
+                    ));
                 }
-                FusedStep::Binary { op, a, b } => {
-                    if !op.is_binary() && !matches!(op, Op::GeluBackward) {
-                        return Err(format!("fused: step {k}: {} is not a binary op", op.name()));
-                    }
-                    [*a, *b, *b]
+                FusedStep::Binary { op, .. }
+                    if !op.is_binary() && !matches!(op, Op::GeluBackward) =>
+                {
+                    return Err(format!("fused: step {k}: {} is not a binary op", op.name()));
                 }
-                FusedStep::Where { c, a, b } => [*c, *a, *b],
-                FusedStep::Copy { x } => [*x; 3],
-            };
-            if let Some(r) = regs.iter().find(|&&r| r as usize >= defined) {
+                _ => {}
+            }
+            if let Some(r) = s.operands().iter().find(|&&r| r as usize >= defined) {
                 return Err(format!(
                     "fused: step {k} reads register {r} before it is written"
                 ));

@@ -474,6 +474,19 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             }
             (base.shape().into(), base.dtype())
         }
+        Op::MatmulAct(_) => {
+            let (shape, dtype) = infer(&Op::Matmul, inputs);
+            if !dtype.is_float() {
+                panic!(
+                    "{}: needs float operands, got {:?} @ {:?} ({})",
+                    op.name(),
+                    inputs[0].shape(),
+                    inputs[1].shape(),
+                    dtype
+                );
+            }
+            (shape, dtype)
+        }
         Op::Matmul => {
             if inputs.len() != 2 && inputs.len() != 3 {
                 panic!(

@@ -41,6 +41,37 @@ pub enum Distribution {
     Normal,
 }
 
+/// An activation a matmul applies to its result in the same kernel ([`Op::MatmulAct`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    /// [`Op::Relu`]
+    Relu,
+    /// [`Op::Gelu`]
+    Gelu {
+        /// the tanh approximation
+        tanh: bool,
+    },
+}
+
+impl Activation {
+    /// The elementwise op it applies.
+    pub fn op(self) -> Op {
+        match self {
+            Activation::Relu => Op::Relu,
+            Activation::Gelu { tanh } => Op::Gelu { tanh },
+        }
+    }
+
+    /// The activation applying `op`, if `op` is one.
+    pub fn of(op: &Op) -> Option<Activation> {
+        match *op {
+            Op::Relu => Some(Activation::Relu),
+            Op::Gelu { tanh } => Some(Activation::Gelu { tanh }),
+            _ => None,
+        }
+    }
+}
+
 /// Dims of a reduction or permutation.
 pub type Dims = SmallVec<[usize; 6]>;
 
@@ -208,6 +239,10 @@ pub enum Op {
     /// optional third input `bias` `[n]` added to every row (written before the product
     /// accumulates onto it, so a Linear's bias costs no extra pass)
     Matmul,
+    /// `act(a @ b (+ bias))`: a [`Op::Matmul`] (same inputs) whose kernel applies the
+    /// activation to its product before handing it out, instead of a second op reading it
+    /// back (made by the graph compiler's matmul epilogue fusion)
+    MatmulAct(Activation),
     /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, L]`, out-of-bounds reads give `pad_value`
     Unfold {
         /// kernel size (h, w)
@@ -371,6 +406,9 @@ impl Op {
             Op::Gather(_) => "gather",
             Op::ScatterAdd(_) => "scatter_add",
             Op::Matmul => "matmul",
+            Op::MatmulAct(Activation::Relu) => "matmul_relu",
+            Op::MatmulAct(Activation::Gelu { tanh: false }) => "matmul_gelu",
+            Op::MatmulAct(Activation::Gelu { tanh: true }) => "matmul_gelu_tanh",
             Op::Unfold { .. } => "unfold",
             Op::Fold { .. } => "fold",
             Op::Conv2d(_) => "conv2d",

@@ -43,6 +43,8 @@ pub fn saves(op: &Op) -> Saves {
         Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
         Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
+        // The product is recomputed (with its bias) for the activation's VJP.
+        Op::MatmulAct(_) => s(0b111, true),
         Op::LayerNorm { .. } => s(0b11, false),
         Op::Attention { .. } => s(0b111, false),
         Op::LayerNormBackward { .. } => s(0b11, false),
@@ -380,6 +382,14 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
                 None,
                 needs[2].then(|| g.gather(*dim, idx))
             ]
+        }
+        Op::MatmulAct(act) => {
+            // The composite's VJP: the activation's on the recomputed product, then matmul's.
+            let pre = super::dispatch(Op::Matmul, inputs);
+            let g_pre = vjp(&act.op(), &[&pre], y, g, &[true])
+                .remove(0)
+                .expect("activation gradient");
+            vjp(&Op::Matmul, inputs, &pre, &g_pre, needs)
         }
         Op::Matmul => {
             let b = inputs[1];

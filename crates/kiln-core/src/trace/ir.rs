@@ -269,6 +269,10 @@ pub fn op_label(op: &Op) -> String {
             .collect();
         return format!("fused[{}{}]", steps.join("; "), stores.concat());
     }
+    if let Op::MatmulAct(_) = op {
+        // The name says it all (matmul_relu, matmul_gelu, matmul_gelu_tanh).
+        return op.name().to_string();
+    }
     let dbg = format!("{op:?}");
     match dbg.find(['(', '{']) {
         Some(i) => format!("{}{}", op.name(), dbg[i..].trim()),

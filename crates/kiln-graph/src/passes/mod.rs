@@ -6,6 +6,7 @@ mod constant_fold;
 mod cse;
 mod dce;
 mod fusion;
+mod matmul_epilogue;
 mod remat;
 mod reshape_sink;
 mod sink;
@@ -16,6 +17,7 @@ pub use constant_fold::ConstantFold;
 pub use cse::CommonSubexpressions;
 pub use dce::DeadCode;
 pub use fusion::ElementwiseFusion;
+pub use matmul_epilogue::MatmulEpilogue;
 pub use remat::Rematerialize;
 pub use reshape_sink::SinkReshapes;
 pub use sink::SinkToUse;
@@ -41,6 +43,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(CommonSubexpressions),
         Box::new(SinkReshapes),
         Box::new(DeadCode),
+        Box::new(MatmulEpilogue),
         Box::new(ElementwiseFusion),
         Box::new(Rematerialize),
         Box::new(SinkToUse),
