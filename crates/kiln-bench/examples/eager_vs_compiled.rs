@@ -1,0 +1,89 @@
+//! Eager vs compiled train step of the benchmark's MLP or GPT, in one process, in alternating
+//! rounds (an eager round, then a compiled one), so that both see the same machine: on a
+//! noisy machine two separate runs can differ by 30%, more than the effect being measured.
+//! Prints the median over rounds of each round's median step time, and their ratio.
+//!
+//! `cargo run --release -p kiln-bench --example eager_vs_compiled [-- mlp|gpt [ROUNDS]]`
+//! (defaults: mlp, 15 rounds of 40 steps; gpt: 5 steps per round)
+
+use kiln::prelude::*;
+use kiln_bench::{gpt, mlp, timing, train};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let workload = args.first().map_or("mlp", String::as_str);
+    let rounds: usize = match args.get(1).map(|r| r.parse()) {
+        None => 15,
+        Some(Ok(r)) if r > 0 => r,
+        Some(_) => {
+            eprintln!("eager_vs_compiled: ROUNDS must be a positive integer");
+            std::process::exit(2);
+        }
+    };
+    kiln::set_num_threads(2);
+    let (eager, compiled) = match workload {
+        "mlp" => mlp_rounds(rounds),
+        "gpt" => gpt_rounds(rounds),
+        other => {
+            eprintln!("eager_vs_compiled: unknown workload {other:?} (mlp or gpt)");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "{workload}: eager {eager:.3} ms, compiled {compiled:.3} ms, compiled/eager {:.3} \
+         ({rounds} rounds)",
+        compiled / eager
+    );
+}
+
+/// Median of the per-round medians of `eager` and `compiled` (milliseconds per step).
+fn alternate(
+    rounds: usize,
+    steps: usize,
+    mut eager: impl FnMut() -> Tensor,
+    mut compiled: impl FnMut() -> Vec<Tensor>,
+) -> (f64, f64) {
+    let (mut e, mut c) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        e.push(timing::bench(1, steps, &mut eager) * 1e3);
+        c.push(timing::bench(1, steps, &mut compiled) * 1e3);
+    }
+    (timing::median(&mut e), timing::median(&mut c))
+}
+
+fn mlp_rounds(rounds: usize) -> (f64, f64) {
+    let (m1, m2) = (mlp::model(), mlp::model());
+    let mut o1 = Adam::new(m1.parameters(), 1e-3);
+    let mut o2 = Adam::new(m2.parameters(), 1e-3);
+    let batch = [
+        Tensor::randn([128, 1, 28, 28], DType::F32),
+        Tensor::randint(0, 10, [128]),
+    ];
+    let mut step =
+        compile(|b: &[Tensor]| vec![train::step(|x| m2.forward(x), &b[0], &b[1], &mut o2)]);
+    alternate(
+        rounds,
+        40,
+        || train::step(|x| m1.forward(x), &batch[0], &batch[1], &mut o1),
+        || step.call(&batch),
+    )
+}
+
+fn gpt_rounds(rounds: usize) -> (f64, f64) {
+    let (m1, m2) = (gpt::Gpt::new(), gpt::Gpt::new());
+    let mut o1 = AdamW::new(m1.parameters(), 3e-4);
+    let mut o2 = AdamW::new(m2.parameters(), 3e-4);
+    let batch = [
+        Tensor::randint(0, 256, [16, 128]),
+        Tensor::randint(0, 256, [16, 128]).reshape([-1]),
+    ];
+    let logits = |m: &gpt::Gpt, x: &Tensor| m.forward(x).reshape([-1, 256]);
+    let mut step =
+        compile(|b: &[Tensor]| vec![train::step(|x| logits(&m2, x), &b[0], &b[1], &mut o2)]);
+    alternate(
+        rounds,
+        5,
+        || train::step(|x| logits(&m1, x), &batch[0], &batch[1], &mut o1),
+        || step.call(&batch),
+    )
+}
