@@ -65,7 +65,8 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
         .iter()
         .enumerate()
         .map(|(i, node)| {
-            if !matches!(node.op, Op::Fused(_)) || node.dtype != DType::F32 {
+            // A reduction epilogue's output is not of its iteration shape: never in place.
+            if !matches!(&node.op, Op::Fused(p) if p.reduce.is_none()) || node.dtype != DType::F32 {
                 return None;
             }
             let same_type = |v: ValueId| {

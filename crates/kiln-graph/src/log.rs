@@ -57,7 +57,7 @@ impl fmt::Display for CompileReport {
         for p in &self.passes {
             writeln!(
                 f,
-                "kiln compile:   {:<14} {:>8.3} ms  {:>6} -> {:<6} nodes",
+                "kiln compile:   {:<15} {:>8.3} ms  {:>6} -> {:<6} nodes",
                 p.name,
                 p.time.as_secs_f64() * 1e3,
                 p.nodes_before,

@@ -187,6 +187,68 @@ fn fused_scalar_operands_are_the_same_value_in_every_tile_and_thread() {
 }
 
 #[test]
+fn fusion_takes_a_sum_of_the_chain_in_as_its_reduction_epilogue() {
+    let f32spec = |s: &[usize]| ArgSpec {
+        shape: s.to_vec(),
+        dtype: DType::F32,
+        requires_grad: false,
+    };
+    // Large enough to run in chunks on several threads; sums over leading, trailing, middle
+    // and all dims, with keepdim and broadcast operands.
+    let mut g = trace(
+        &[
+            f32spec(&[128, 300]),
+            f32spec(&[128, 300]),
+            f32spec(&[300]),
+            f32spec(&[8, 70, 130]),
+            f32spec(&[1, 70, 1]),
+            f32spec(&[4, 5000]),
+        ],
+        |x| {
+            let (a, b) = (&x[0], &x[1]);
+            vec![
+                (&(a * b) + &x[2]).sum(&[0][..], false),
+                (a * b).relu().sum(&[1][..], true),
+                (a - b).square().sum(&[0, 1][..], false),
+                (&x[3] * &x[4]).exp().sum(&[0, 2][..], true),
+                // Reduces only 4×: stays a separate sum.
+                (&x[5] * &x[5]).sum(&[0][..], false),
+            ]
+        },
+    );
+    let args = [
+        Tensor::randn([128, 300], DType::F32),
+        Tensor::randn([128, 300], DType::F32),
+        Tensor::randn([300], DType::F32),
+        Tensor::randn([8, 70, 130], DType::F32),
+        Tensor::randn([1, 70, 1], DType::F32),
+        Tensor::randn([4, 5000], DType::F32),
+    ];
+    let run_all = |g: &Graph| -> Vec<Vec<f32>> {
+        Executable::new(g.clone())
+            .run(&args)
+            .iter()
+            .map(|t| t.to_vec::<f32>())
+            .collect()
+    };
+    let before = run_all(&g);
+    assert!(ElementwiseFusion.run(&mut g));
+    DeadCode.run(&mut g);
+    assert_eq!(count(&g, "fused"), 4, "{g}");
+    assert_eq!(count(&g, "sum"), 1, "{g}");
+    let after = run_all(&g);
+    for (k, (p, q)) in before.iter().zip(&after).enumerate() {
+        assert_eq!(p.len(), q.len());
+        for (x, y) in p.iter().zip(q) {
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+                "output {k}: {x} vs {y}"
+            );
+        }
+    }
+}
+
+#[test]
 fn fusion_keeps_values_used_elsewhere() {
     let f32spec = ArgSpec {
         shape: vec![5, 3],

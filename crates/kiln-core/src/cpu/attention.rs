@@ -10,37 +10,21 @@ use crate::dtype::{DType, Element};
 use crate::storage::CpuStorage;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use smallvec::SmallVec;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Element types with attention kernels.
 trait Elem: Num + num_traits::Float {
     fn exp_row(x: &mut [Self]);
-    /// Runs `f` on this thread's scratch of `n` elements.
-    fn with_scratch(n: usize, f: impl FnOnce(&mut [Self]));
 }
 impl Elem for f32 {
     fn exp_row(x: &mut [f32]) {
         super::simd::exp_inplace(x)
     }
-    fn with_scratch(n: usize, f: impl FnOnce(&mut [f32])) {
-        SCRATCH_F32.with(|s| {
-            let mut s = s.borrow_mut();
-            let len = s.len().max(n);
-            s.resize(len, 0.0);
-            f(&mut s[..n])
-        })
-    }
 }
 impl Elem for f64 {
     fn exp_row(x: &mut [f64]) {
         x.iter_mut().for_each(|v| *v = v.exp());
-    }
-    fn with_scratch(n: usize, f: impl FnOnce(&mut [f64])) {
-        SCRATCH_F64.with(|s| {
-            let mut s = s.borrow_mut();
-            let len = s.len().max(n);
-            s.resize(len, 0.0);
-            f(&mut s[..n])
-        })
     }
 }
 
@@ -153,12 +137,6 @@ struct OutPtr<T>(*mut T);
 unsafe impl<T> Send for OutPtr<T> {}
 unsafe impl<T> Sync for OutPtr<T> {}
 
-thread_local! {
-    /// Per-thread scratch of the head tasks (grown once, reused by every later call).
-    static SCRATCH_F32: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    static SCRATCH_F64: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Runs `f(q, k, v, g, outputs, scratch)` for every head in parallel, with the head's views
 /// of the inputs (the 4th is the last input again when there are 3), its slice of each of the
 /// `outputs` results (laid out one after another, each `heads · per_head` long) and a
@@ -184,7 +162,7 @@ fn for_each_head<T: Elem>(
         .map(|g| OutPtr(T::slice(g).expect("attention: dtype").as_ptr() as *mut T))
         .collect();
     let base = OutPtr(out.as_mut_ptr());
-    let run = |i: usize| {
+    let run = |i: usize, scratch: &mut [T]| {
         let mats: [Mat<T>; 4] = std::array::from_fn(|j| {
             let j = j.min(inputs.len() - 1);
             let l = inputs[j].layout();
@@ -204,13 +182,38 @@ fn for_each_head<T: Elem>(
             // slices.
             unsafe { std::slice::from_raw_parts_mut(b.0.add((o * heads + i) * per_head), per_head) }
         });
-        T::with_scratch(scratch_len, |s| f(mats, &mut outs, s));
+        f(mats, &mut outs, scratch);
     };
-    if heads > 1 && threads::num_threads() > 1 {
-        threads::install(|| (0..heads).into_par_iter().for_each(run));
-    } else {
-        (0..heads).for_each(run);
-    }
+    // One scratch region per pool thread, all in one vector taken on this thread: a later
+    // call of the same size allocates nothing, whichever threads run its heads (a per-thread
+    // scratch grew on the first call a thread happened to run a head of), and each thread
+    // keeps reusing its own region, warm in its cache.
+    let nt = threads::num_threads();
+    let part = scratch_len.max(1);
+    let busy: SmallVec<[AtomicBool; 8]> = (0..=nt).map(|_| AtomicBool::new(false)).collect();
+    super::scratch::with_vec(|scratch: &mut Vec<T>| {
+        scratch.resize((nt + 1) * part, T::from_f64(0.0));
+        let regions = OutPtr(scratch.as_mut_ptr());
+        let head = |i: usize| {
+            let r = rayon::current_thread_index().map_or(nt, |t| t.min(nt));
+            if busy[r].swap(true, Ordering::Acquire) {
+                // A head started inside another on this thread (work stealing): own scratch.
+                return run(i, &mut vec![T::from_f64(0.0); scratch_len]);
+            }
+            let rg = regions;
+            // SAFETY: region `r` lies inside `scratch`, and only the task holding `busy[r]`
+            // touches it.
+            run(i, unsafe {
+                std::slice::from_raw_parts_mut(rg.0.add(r * part), scratch_len)
+            });
+            busy[r].store(false, Ordering::Release);
+        };
+        if heads > 1 && nt > 1 {
+            threads::install(|| (0..heads).into_par_iter().for_each(head));
+        } else {
+            (0..heads).for_each(head);
+        }
+    });
     out
 }
 

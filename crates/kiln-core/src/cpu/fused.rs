@@ -12,17 +12,17 @@ use smallvec::SmallVec;
 use std::mem::MaybeUninit;
 
 /// Read guards of the inputs' storages, held while the kernel runs.
-type Guards<'a> = SmallVec<[parking_lot::RwLockReadGuard<'a, CpuStorage>; 8]>;
+pub(super) type Guards<'a> = SmallVec<[parking_lot::RwLockReadGuard<'a, CpuStorage>; 8]>;
 
 /// Elements per tile: registers of this many f32 stay in L1 for programs of ~20 steps.
-const TILE: usize = 512;
+pub(super) const TILE: usize = 512;
 /// Registers a program may use before its tiles are allocated on the heap.
 const INLINE_REGS: usize = 24;
 
 /// One input, readable as f32 at any output position. Raw pointers, not slices: with
 /// [`fused_into`] the output may be one of the inputs, written tile by tile after that tile
 /// is read (the storage guards are held for the whole kernel).
-struct Source {
+pub(super) struct Source {
     data: Data,
     offset: usize,
     /// Strides against the output shape (0 along broadcast dims).
@@ -66,11 +66,15 @@ impl OutPtr {
 pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> CpuStorage {
     let numel: usize = shape.iter().product();
     let mut out: Vec<f32> = super::pool::take(numel);
-    // SAFETY: every element is written by `run` before the buffer is read.
+    // SAFETY: every element is written by `run` (or the reduction) before the buffer is read.
     #[allow(clippy::uninit_vec)]
     unsafe {
         out.set_len(numel)
     };
+    if let Some(r) = &program.reduce {
+        super::fused_reduce::reduce_into(program, r, inputs, &mut out);
+        return CpuStorage::F32(out);
+    }
     let stores = store_targets(program, inputs, shape);
     let guards: Guards = inputs.iter().map(|t| t.storage().read()).collect();
     let sources = sources(inputs, &guards, shape);
@@ -89,6 +93,17 @@ pub fn fused_into(program: &FusedProgram, inputs: &[&Tensor], out: &Tensor) {
         out.dtype() == crate::dtype::DType::F32 && out.is_contiguous() && out.layout().offset == 0,
         "fused_into: the output must be a dense f32 tensor"
     );
+    if let Some(r) = &program.reduce {
+        if inputs.iter().any(|t| t.shares_storage(out)) {
+            panic!("fused_into: an input aliases the output of a reduction");
+        }
+        let numel = out.numel();
+        let ptr = dense_f32_ptr(out, "fused_into: output");
+        // SAFETY: `out` is dense f32 at offset 0 with `numel` elements, checked above, and no
+        // input shares its storage.
+        let out = unsafe { std::slice::from_raw_parts_mut(ptr, numel) };
+        return super::fused_reduce::reduce_into(program, r, inputs, out);
+    }
     for t in inputs {
         if t.shares_storage(out) && (t.layout() != out.layout()) {
             panic!("fused_into: an input aliases the output with another layout");
@@ -156,7 +171,7 @@ fn store_targets(
         .collect()
 }
 
-fn sources(
+pub(super) fn sources(
     inputs: &[&Tensor],
     guards: &[parking_lot::RwLockReadGuard<'_, CpuStorage>],
     shape: &[usize],
@@ -197,65 +212,81 @@ fn run(
         sources,
         shape,
     };
-    let run_tiles = |start: usize, len: usize| {
-        let n_regs = program.n_inputs as usize + program.steps.len();
-        // On the stack for programs of up to INLINE_REGS registers (no allocation per call),
-        // made in place: a SmallVec this large is copied when it is moved.
-        let mut inline = [const { MaybeUninit::<[f32; TILE]>::uninit() }; INLINE_REGS];
-        let mut heap: Vec<[f32; TILE]>;
-        let regs: &mut [[f32; TILE]] = if n_regs <= INLINE_REGS {
-            for r in &mut inline[..n_regs] {
-                r.write([0f32; TILE]);
-            }
-            // SAFETY: the first `n_regs` entries were initialized just above.
-            unsafe { std::slice::from_raw_parts_mut(inline.as_mut_ptr().cast(), n_regs) }
-        } else {
-            heap = vec![[0f32; TILE]; n_regs];
-            &mut heap
-        };
-        for (src, reg) in sources.iter().zip(regs.iter_mut()) {
-            if src.uniform {
-                reg.fill(get(src, src.offset));
-            }
-        }
-        let mut at = start;
-        while at < start + len {
-            let n = TILE.min(start + len - at);
-            prefetch_tile(sources, at + n, TILE.min(start + len - (at + n)));
-            let result = run_tile_best(&kernel, at, n, regs);
-            // SAFETY: `at..at + n` is inside the output and owned by this task; the tile's
-            // inputs were read into registers above.
-            unsafe { std::ptr::copy_nonoverlapping(result.as_ptr(), out.at(at), n) };
+    let result = program.n_inputs as usize + program.steps.len() - 1;
+    let (per, chunks) = chunking(numel);
+    let run_chunk = |c: usize| {
+        let start = c * per;
+        for_each_tile(&kernel, start, per.min(numel - start), |at, n, regs| {
+            // SAFETY: `at..at + n` is inside the output and owned by this chunk; the tile's
+            // inputs were read into registers before any of this is written.
+            unsafe { std::ptr::copy_nonoverlapping(regs[result].as_ptr(), out.at(at), n) };
             for &(reg, target) in stores {
                 // SAFETY: as for the output: the target is dense of the output's shape and
                 // this tile of it was read (if at all) before the steps ran.
                 unsafe { std::ptr::copy_nonoverlapping(regs[reg].as_ptr(), target.at(at), n) };
             }
-            at += n;
-        }
-    };
-    if numel >= threads::GRAIN {
-        // Chunks of whole tiles, a few per thread for balance.
-        let per = (numel / (threads::num_threads() * 4)).div_ceil(TILE).max(1) * TILE;
-        let chunks = numel.div_ceil(per);
-        threads::install(|| {
-            (0..chunks)
-                .into_par_iter()
-                .for_each(|c| run_tiles(c * per, per.min(numel - c * per)))
         });
+    };
+    if chunks > 1 {
+        threads::install(|| (0..chunks).into_par_iter().for_each(run_chunk));
     } else {
-        run_tiles(0, numel);
+        run_chunk(0);
+    }
+}
+
+/// How `numel` elements split into chunks of whole tiles: (elements per chunk, chunks). One
+/// chunk below [`threads::GRAIN`], else a few per thread for balance.
+pub(super) fn chunking(numel: usize) -> (usize, usize) {
+    if numel < threads::GRAIN {
+        return (numel.max(1), 1);
+    }
+    let per = (numel / (threads::num_threads() * 4)).div_ceil(TILE).max(1) * TILE;
+    (per, numel.div_ceil(per))
+}
+
+/// Runs the program over elements `start..start + len` tile by tile, calling
+/// `f(tile start, tile length, registers)` after each tile's steps (the result is in the last
+/// register).
+pub(super) fn for_each_tile(
+    kernel: &Kernel,
+    start: usize,
+    len: usize,
+    mut f: impl FnMut(usize, usize, &[[f32; TILE]]),
+) {
+    let program = kernel.program;
+    let n_regs = program.n_inputs as usize + program.steps.len();
+    // On the stack for programs of up to INLINE_REGS registers (no allocation per call),
+    // made in place: a SmallVec this large is copied when it is moved.
+    let mut inline = [const { MaybeUninit::<[f32; TILE]>::uninit() }; INLINE_REGS];
+    let mut heap: Vec<[f32; TILE]>;
+    let regs: &mut [[f32; TILE]] = if n_regs <= INLINE_REGS {
+        for r in &mut inline[..n_regs] {
+            r.write([0f32; TILE]);
+        }
+        // SAFETY: the first `n_regs` entries were initialized just above.
+        unsafe { std::slice::from_raw_parts_mut(inline.as_mut_ptr().cast(), n_regs) }
+    } else {
+        heap = vec![[0f32; TILE]; n_regs];
+        &mut heap
+    };
+    for (src, reg) in kernel.sources.iter().zip(regs.iter_mut()) {
+        if src.uniform {
+            reg.fill(get(src, src.offset));
+        }
+    }
+    let mut at = start;
+    while at < start + len {
+        let n = TILE.min(start + len - at);
+        prefetch_tile(kernel.sources, at + n, TILE.min(start + len - (at + n)));
+        run_tile_best(kernel, at, n, regs);
+        f(at, n, regs);
+        at += n;
     }
 }
 
 /// [`run_tile`] compiled for AVX-512 when the CPU has it (the steps' loops then run 16 lanes
 /// wide instead of the baseline's 4); the same IEEE operations either way, so the same bits.
-fn run_tile_best<'r>(
-    k: &Kernel,
-    start: usize,
-    len: usize,
-    regs: &'r mut [[f32; TILE]],
-) -> &'r [f32] {
+fn run_tile_best(k: &Kernel, start: usize, len: usize, regs: &mut [[f32; TILE]]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the feature was detected at run time.
@@ -266,25 +297,23 @@ fn run_tile_best<'r>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn run_tile_avx512<'r>(
-    k: &Kernel,
-    start: usize,
-    len: usize,
-    regs: &'r mut [[f32; TILE]],
-) -> &'r [f32] {
+unsafe fn run_tile_avx512(k: &Kernel, start: usize, len: usize, regs: &mut [[f32; TILE]]) {
     run_tile(k, start, len, regs)
 }
 
 /// What every tile of one fused op shares.
 #[derive(Clone, Copy)]
-struct Kernel<'a> {
-    program: &'a FusedProgram,
-    sources: &'a [Source],
-    shape: &'a [usize],
+pub(super) struct Kernel<'a> {
+    /// The program.
+    pub program: &'a FusedProgram,
+    /// Its inputs, readable at any position of `shape`.
+    pub sources: &'a [Source],
+    /// The iteration shape (the inputs' broadcast shape).
+    pub shape: &'a [usize],
 }
 
 #[inline(always)]
-fn run_tile<'r>(k: &Kernel, start: usize, len: usize, regs: &'r mut [[f32; TILE]]) -> &'r [f32] {
+fn run_tile(k: &Kernel, start: usize, len: usize, regs: &mut [[f32; TILE]]) {
     let Kernel {
         program,
         sources,
@@ -337,8 +366,6 @@ fn run_tile<'r>(k: &Kernel, start: usize, len: usize, regs: &'r mut [[f32; TILE]
             FusedStep::Copy { x } => out.copy_from_slice(r(*x)),
         }
     }
-    drop(inputs);
-    &step_regs[program.steps.len() - 1][..len]
 }
 
 /// Asks the cache for the next tile of every dense f32 input while this tile computes: the

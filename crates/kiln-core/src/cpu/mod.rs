@@ -10,6 +10,7 @@ mod conv2d;
 mod copy;
 mod dst;
 mod fused;
+mod fused_reduce;
 pub use fused::fused_into;
 pub mod fused_optim;
 mod index;

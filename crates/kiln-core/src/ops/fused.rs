@@ -8,6 +8,11 @@
 //! step computes the new moments and the new parameter in one loop, writing the moments back
 //! into their state tensors as it goes (the graph compiler's multi-output fusion). Each tile
 //! is read before anything is written to it, so a store may target an input the program reads.
+//!
+//! Or it may end in a *reduction epilogue*: the result summed over some dims as the tiles are
+//! computed (f64 accumulators, like the eager sum), so the elementwise result is never
+//! written out — e.g. a layer norm's weight gradient `Σ g·x̂`. The op's output is then the
+//! reduced shape; the elementwise iteration shape is the inputs' broadcast shape.
 
 use super::Op;
 
@@ -66,6 +71,15 @@ pub struct FusedStore {
     pub input: u16,
 }
 
+/// The reduction epilogue of a [`FusedProgram`]: the result summed over `dims`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FusedReduce {
+    /// Dims of the elementwise result summed over (sorted, distinct).
+    pub dims: super::Dims,
+    /// Keep the summed dims as size 1.
+    pub keepdim: bool,
+}
+
 /// A fused elementwise computation; see the module docs.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FusedProgram {
@@ -76,6 +90,9 @@ pub struct FusedProgram {
     /// Registers written into inputs in place, besides the result.
     #[serde(default)]
     pub stores: Vec<FusedStore>,
+    /// A sum of the result over some dims, computed as it is produced.
+    #[serde(default)]
+    pub reduce: Option<FusedReduce>,
 }
 
 impl FusedProgram {
@@ -122,6 +139,17 @@ impl FusedProgram {
             }
             if self.stores[..k].iter().any(|o| o.input == st.input) {
                 return Err(format!("fused: input {} is stored twice", st.input));
+            }
+        }
+        if let Some(r) = &self.reduce {
+            if !self.stores.is_empty() {
+                return Err("fused: a program with a reduction epilogue cannot store".into());
+            }
+            if r.dims.is_empty() || r.dims.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!(
+                    "fused: reduction dims {:?} must be sorted, distinct and not empty",
+                    r.dims
+                ));
             }
         }
         Ok(())

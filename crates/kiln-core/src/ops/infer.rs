@@ -673,5 +673,14 @@ fn infer_fused(program: &super::fused::FusedProgram, inputs: &[&Tensor]) -> (Sha
         shape = broadcast_shapes(&shape, t.shape())
             .unwrap_or_else(|| panic!("fused: input shapes {} do not broadcast", shapes(inputs)));
     }
+    if let Some(r) = &program.reduce {
+        if r.dims.last().is_some_and(|&d| d >= shape.len()) {
+            panic!(
+                "fused: reduction dims {:?} out of range for shape {shape:?}",
+                r.dims
+            );
+        }
+        return (reduced_shape(&shape, &r.dims, r.keepdim), DType::F32);
+    }
     (shape, DType::F32)
 }

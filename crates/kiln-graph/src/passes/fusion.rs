@@ -2,7 +2,7 @@
 //! whole chain tile by tile in cache (no full-size intermediates).
 
 use super::Pass;
-use kiln_core::ops::fused::{FusedProgram, FusedStep};
+use kiln_core::ops::fused::{FusedProgram, FusedReduce, FusedStep};
 use kiln_core::ops::Op;
 use kiln_core::trace::{Graph, ValueId};
 use kiln_core::DType;
@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 /// Groups f32 elementwise nodes (unary, binary, compare, where, casts to f32) along
 /// single-use edges between values of the same shape, and replaces each group of two or more
-/// by one [`Op::Fused`] node. Values used outside their group stay materialized.
+/// by one [`Op::Fused`] node. Values used outside their group stay materialized. A group whose
+/// result only a sum reads (reducing it at least 8×) takes the sum in as its reduction
+/// epilogue, so the elementwise result is never written out (a group of one node too).
 pub struct ElementwiseFusion;
 
 fn fusible(types: &HashMap<ValueId, DType>, n: &kiln_core::trace::Node) -> bool {
@@ -90,17 +92,50 @@ impl Pass for ElementwiseFusion {
             groups[gid].push(i);
             group_of[i] = Some(gid);
         }
+        let mut reader: HashMap<ValueId, usize> = HashMap::new();
+        for (i, n) in g.nodes.iter().enumerate() {
+            for &a in &n.args {
+                reader.insert(a, i);
+            }
+        }
+        // The sum node that reads only the group's result `root`, as its reduction epilogue.
+        let epilogue = |root: usize| -> Option<(usize, FusedReduce)> {
+            let v = g.nodes[root].id;
+            let s = *reader.get(&v).filter(|_| uses.get(&v) == Some(&1))?;
+            let (n, numel) = (&g.nodes[s], |sh: &[usize]| sh.iter().product::<usize>());
+            match &n.op {
+                Op::Sum { dims, keepdim }
+                    if n.dtype == DType::F32
+                        && numel(&n.shape) * 8 <= numel(&g.nodes[root].shape) =>
+                {
+                    Some((
+                        s,
+                        FusedReduce {
+                            dims: dims.clone(),
+                            keepdim: *keepdim,
+                        },
+                    ))
+                }
+                _ => None,
+            }
+        };
         let mut replaced: HashMap<usize, kiln_core::trace::Node> = HashMap::new();
         let mut removed = vec![false; g.nodes.len()];
-        // Chains of two or more; a lone GELU backward too, so that it may run in place.
+        // Chains of two or more; a lone GELU backward too, so that it may run in place; and
+        // anything with a reduction epilogue.
         let worth_fusing = |m: &&Vec<usize>| {
-            m.len() >= 2 || (m.len() == 1 && matches!(g.nodes[m[0]].op, Op::GeluBackward))
+            if m.is_empty() {
+                return false; // merged into another group
+            }
+            let lone_gelu_backward = m.len() == 1 && matches!(g.nodes[m[0]].op, Op::GeluBackward);
+            m.len() >= 2 || lone_gelu_backward || epilogue(m[m.len() - 1]).is_some()
         };
         for members in groups.iter().filter(worth_fusing) {
             let root = *members.last().expect("non-empty");
             if g.nodes[root].dtype != DType::F32 {
                 continue;
             }
+            let reduce = epilogue(root);
             let member_ids: HashMap<ValueId, usize> = members
                 .iter()
                 .enumerate()
@@ -144,17 +179,23 @@ impl Pass for ElementwiseFusion {
                     }
                 })
                 .collect();
+            // With an epilogue the fused node takes the sum's place and value.
+            let (at, reduce) = match reduce {
+                Some((s, r)) => (s, Some(r)),
+                None => (root, None),
+            };
             let program = FusedProgram {
                 n_inputs: n_in as u16,
                 steps,
                 stores: Vec::new(),
+                reduce,
             };
-            let mut node = g.nodes[root].clone();
+            let mut node = g.nodes[at].clone();
             node.op = Op::Fused(Box::new(program));
             node.args = inputs.into_iter().collect();
-            replaced.insert(root, node);
-            for &m in &members[..members.len() - 1] {
-                removed[m] = true;
+            replaced.insert(at, node);
+            for &m in members {
+                removed[m] = m != at;
             }
         }
         if replaced.is_empty() {

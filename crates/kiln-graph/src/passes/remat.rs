@@ -44,7 +44,10 @@ impl Pass for Rematerialize {
 
 /// Ops cheap enough to run twice: elementwise ones, and layer norm (one pass per row).
 fn is_cheap(op: &Op) -> bool {
-    op.is_unary() || op.is_binary() || matches!(op, Op::Where | Op::Fused(_) | Op::LayerNorm { .. })
+    op.is_unary()
+        || op.is_binary()
+        || matches!(op, Op::Where | Op::LayerNorm { .. })
+        || matches!(op, Op::Fused(p) if p.reduce.is_none())
 }
 
 /// Who defines and who reads each value, by id (rebuilt after each change).

@@ -47,14 +47,17 @@ impl Pass for StoreFusion {
         let mut merged: Vec<usize> = Vec::new();
         for ia in 0..g.nodes.len() {
             let a = &g.nodes[ia];
-            if !matches!(a.op, Op::Fused(_)) || a.dtype != DType::F32 {
+            if !matches!(&a.op, Op::Fused(p) if p.reduce.is_none()) || a.dtype != DType::F32 {
                 continue;
             }
             let v = a.id as usize;
             // Read by exactly one node, and a result only as one state update.
             let [ib] = users[v][..] else { continue };
             let b = &g.nodes[ib];
-            if !matches!(b.op, Op::Fused(_)) || b.shape != a.shape || root_count[v] != 1 {
+            if !matches!(&b.op, Op::Fused(p) if p.reduce.is_none())
+                || b.shape != a.shape
+                || root_count[v] != 1
+            {
                 continue;
             }
             let Some(ui) = update_of[v] else { continue };
@@ -195,6 +198,7 @@ fn merge(g: &mut Graph, ia: usize, ib: usize, update: usize) {
         n_inputs: n_in as u16,
         steps,
         stores,
+        reduce: None,
     };
     debug_assert_eq!(program.validate(), Ok(()));
     let node = &mut g.nodes[ib];
