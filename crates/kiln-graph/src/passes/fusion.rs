@@ -106,6 +106,8 @@ impl Pass for ElementwiseFusion {
             match &n.op {
                 Op::Sum { dims, keepdim }
                     if n.dtype == DType::F32
+                        && !dims.is_empty()
+                        && numel(&n.shape) > 0
                         && numel(&n.shape) * 8 <= numel(&g.nodes[root].shape) =>
                 {
                     Some((
