@@ -304,6 +304,53 @@ fn remat_recomputes_a_value_next_to_far_reads_when_its_operand_is_live_there() {
 }
 
 #[test]
+fn remat_recomputes_a_large_matmul_only_for_reads_far_into_the_graph() {
+    // h = x @ w is 8 MiB (f64 [1024, 1024]); x and w are read at the end anyway.
+    let graph = |chain_len: usize, tail_len: usize| {
+        trace(&[spec(&[1024, 64]), spec(&[64, 1024]), spec(&[4])], |x| {
+            let h = x[0].matmul(&x[1]);
+            let early = h.sum(&[0][..], false);
+            let mut y = x[2].sin();
+            for _ in 0..chain_len {
+                y = y.cos();
+            }
+            let late = (&h * 2.0).sum(&[1][..], false);
+            for _ in 0..tail_len {
+                y = y.cos();
+            }
+            vec![
+                early,
+                &late + &x[0].sum(&[1][..], false),
+                &y + &x[1].sum(&[0, 1][..], false),
+            ]
+        })
+    };
+    let args = [
+        Tensor::randn([1024, 64], DType::F64),
+        Tensor::randn([64, 1024], DType::F64),
+        Tensor::randn([4], DType::F64),
+    ];
+    let mut g = graph(60, 0);
+    let before: Vec<Vec<f64>> = Executable::new(g.clone())
+        .run(&args)
+        .iter()
+        .map(Tensor::to_f64_vec)
+        .collect();
+    assert!(Rematerialize.run(&mut g), "{g}");
+    assert_eq!(count(&g, "matmul"), 2, "{g}");
+    let after: Vec<Vec<f64>> = Executable::new(g.clone())
+        .run(&args)
+        .iter()
+        .map(Tensor::to_f64_vec)
+        .collect();
+    assert_eq!(before, after);
+    // The same distance in a graph over five times longer: the product is kept.
+    let mut g = graph(60, 300);
+    Rematerialize.run(&mut g);
+    assert_eq!(count(&g, "matmul"), 1, "{g}");
+}
+
+#[test]
 fn reshape_sinking_runs_elementwise_ops_on_the_reshapes_sources() {
     // Two [6, 4] products viewed as [2, 3, 4], multiplied: the mul moves onto the products and
     // its result is reshaped; a reshape of differently shaped sources is left alone.
