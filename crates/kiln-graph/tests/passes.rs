@@ -16,6 +16,13 @@ fn spec(shape: &[usize]) -> ArgSpec {
     }
 }
 
+fn f32spec(shape: &[usize]) -> ArgSpec {
+    ArgSpec {
+        dtype: DType::F32,
+        ..spec(shape)
+    }
+}
+
 fn count(g: &Graph, name: &str) -> usize {
     g.op_counts().get(name).copied().unwrap_or(0)
 }
@@ -132,11 +139,6 @@ fn matmul_epilogue_fuses_an_activation_into_the_matmul_it_alone_reads() {
 
 #[test]
 fn fusion_turns_elementwise_chains_into_one_node() {
-    let f32spec = |s: &[usize]| ArgSpec {
-        shape: s.to_vec(),
-        dtype: DType::F32,
-        requires_grad: false,
-    };
     // A softmax-like chain with a broadcast operand, a mask and a where.
     let mut g = trace(&[f32spec(&[64, 700]), f32spec(&[64, 1])], |x| {
         let centered = &x[0] - &x[1];
@@ -163,11 +165,6 @@ fn fusion_turns_elementwise_chains_into_one_node() {
 
 #[test]
 fn fused_scalar_operands_are_the_same_value_in_every_tile_and_thread() {
-    let f32spec = |s: &[usize]| ArgSpec {
-        shape: s.to_vec(),
-        dtype: DType::F32,
-        requires_grad: false,
-    };
     // 70,000 elements: several threads, each over many tiles, the last one ragged. The 0-d
     // operand is filled once per chunk of tiles; the row operand is broadcast per tile.
     let mut g = trace(
@@ -188,11 +185,6 @@ fn fused_scalar_operands_are_the_same_value_in_every_tile_and_thread() {
 
 #[test]
 fn fusion_takes_a_sum_of_the_chain_in_as_its_reduction_epilogue() {
-    let f32spec = |s: &[usize]| ArgSpec {
-        shape: s.to_vec(),
-        dtype: DType::F32,
-        requires_grad: false,
-    };
     // Large enough to run in chunks on several threads; sums over leading, trailing, middle
     // and all dims, with keepdim and broadcast operands.
     let mut g = trace(
@@ -448,11 +440,6 @@ fn store_fusion_leaves_a_state_value_read_elsewhere_alone() {
 
 #[test]
 fn sinking_moves_a_large_result_next_to_its_reader_and_lowers_the_live_peak() {
-    let f32spec = |s: &[usize]| ArgSpec {
-        shape: s.to_vec(),
-        dtype: DType::F32,
-        requires_grad: false,
-    };
     // `big` (64×4096, from an argument read later anyway and a captured weight) is made
     // first but read last; meanwhile a chain of 64×64 values lives and dies. Made just before
     // its reader, it no longer overlaps that chain.

@@ -2,6 +2,7 @@
 //! intermediate of the chain lives in a small buffer in L1 instead of a full-size tensor.
 
 use super::binary::binary_f32_slice;
+use super::strided::for_each_run_from;
 use super::threads;
 use super::unary::unary_f32_slice;
 use crate::ops::fused::{FusedProgram, FusedStep};
@@ -416,56 +417,31 @@ fn load(src: &Source, shape: &[usize], start: usize, dst: &mut [f32]) {
         }
         return;
     }
-    // Walk the output index space from `start`, innermost dim fastest.
-    let rank = shape.len();
-    if rank == 0 {
-        dst[0] = get(src, src.offset);
-        return;
-    }
-    let mut idx: smallvec::SmallVec<[usize; 6]> = smallvec::smallvec![0; rank];
-    let mut rem = start;
-    for d in (0..rank).rev() {
-        idx[d] = rem % shape[d];
-        rem /= shape[d];
-    }
-    let mut pos = src.offset
-        + idx
-            .iter()
-            .zip(&src.strides)
-            .map(|(i, s)| i * s)
-            .sum::<usize>();
-    let inner = shape[rank - 1];
-    let inner_stride = src.strides[rank - 1];
-    let mut written = 0;
-    while written < dst.len() {
-        let run = (inner - idx[rank - 1]).min(dst.len() - written);
-        match src.data {
-            Data::F32(..) if inner_stride == 0 => dst[written..written + run].fill(get(src, pos)),
-            Data::F32(p, len) if inner_stride == 1 => {
-                assert!(pos + run <= len, "fused: read out of bounds");
-                // SAFETY: in bounds (checked).
-                let v = unsafe { std::slice::from_raw_parts(p.add(pos), run) };
-                dst[written..written + run].copy_from_slice(v)
-            }
-            _ => {
-                for (i, d) in dst[written..written + run].iter_mut().enumerate() {
-                    *d = get(src, pos + i * inner_stride);
+    let inner_stride = src.strides.last().copied().unwrap_or(0);
+    let len = dst.len();
+    for_each_run_from(
+        shape,
+        &src.strides,
+        src.offset,
+        start,
+        len,
+        |pos, done, run| {
+            let dst = &mut dst[done..done + run];
+            match src.data {
+                Data::F32(..) if inner_stride == 0 => dst.fill(get(src, pos)),
+                Data::F32(p, len) if inner_stride == 1 => {
+                    assert!(pos + run <= len, "fused: read out of bounds");
+                    // SAFETY: in bounds (checked).
+                    dst.copy_from_slice(unsafe { std::slice::from_raw_parts(p.add(pos), run) })
+                }
+                _ => {
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = get(src, pos + i * inner_stride);
+                    }
                 }
             }
-        }
-        written += run;
-        // Advance the multi-index by `run`: the inner dim wraps, carrying outward.
-        pos += run * inner_stride;
-        idx[rank - 1] += run;
-        let mut d = rank - 1;
-        while idx[d] == shape[d] && d > 0 {
-            pos -= shape[d] * src.strides[d];
-            idx[d] = 0;
-            d -= 1;
-            idx[d] += 1;
-            pos += src.strides[d];
-        }
-    }
+        },
+    );
 }
 
 #[inline(always)]

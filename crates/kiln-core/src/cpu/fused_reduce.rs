@@ -3,6 +3,8 @@
 //! output instead of being written out (the eager sum accumulates in f64 too).
 
 use super::fused::{chunking, for_each_tile, sources, Guards, Kernel};
+use super::simd::sum_f64;
+use super::strided::for_each_run_from;
 use super::threads;
 use crate::ops::fused::{FusedProgram, FusedReduce};
 use crate::shape::{broadcast_shapes, Shape};
@@ -73,54 +75,15 @@ fn accumulator_strides(shape: &[usize], dims: &[usize]) -> SmallVec<[usize; 6]> 
 /// Adds `vals`, the results at iteration positions `start..start + vals.len()`, into their
 /// output elements of `acc`, a run along the innermost dim at a time.
 fn accumulate(vals: &[f32], start: usize, shape: &[usize], strides: &[usize], acc: &mut [f64]) {
-    let rank = shape.len();
-    if rank == 0 {
-        acc[0] += vals.iter().map(|&v| v as f64).sum::<f64>();
-        return;
-    }
-    let mut idx: SmallVec<[usize; 6]> = smallvec![0; rank];
-    let mut rem = start;
-    for d in (0..rank).rev() {
-        idx[d] = rem % shape[d];
-        rem /= shape[d];
-    }
-    let mut pos: usize = idx.iter().zip(strides).map(|(i, s)| i * s).sum();
-    let (inner, inner_stride) = (shape[rank - 1], strides[rank - 1]);
-    let mut done = 0;
-    while done < vals.len() {
-        let run = (inner - idx[rank - 1]).min(vals.len() - done);
+    let inner_stride = strides.last().copied().unwrap_or(0);
+    for_each_run_from(shape, strides, 0, start, vals.len(), |pos, done, run| {
         let v = &vals[done..done + run];
         if inner_stride == 0 {
-            acc[pos] += lane_sum(v);
+            acc[pos] += sum_f64(v, |x| x as f64);
         } else {
             for (a, &x) in acc[pos..pos + run].iter_mut().zip(v) {
                 *a += x as f64;
             }
         }
-        done += run;
-        pos += run * inner_stride;
-        idx[rank - 1] += run;
-        // Carry into outer dims.
-        let mut d = rank - 1;
-        while idx[d] == shape[d] && d > 0 {
-            pos -= shape[d] * strides[d];
-            idx[d] = 0;
-            d -= 1;
-            idx[d] += 1;
-            pos += strides[d];
-        }
-    }
-}
-
-/// Sum of `v` in f64 over 8 independent lanes (one serial chain would wait on every add).
-fn lane_sum(v: &[f32]) -> f64 {
-    let mut lanes = [0f64; 8];
-    let chunks = v.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&x| x as f64).sum();
-    for c in chunks {
-        for (l, &x) in lanes.iter_mut().zip(c) {
-            *l += x as f64;
-        }
-    }
-    lanes.iter().sum::<f64>() + tail
+    });
 }

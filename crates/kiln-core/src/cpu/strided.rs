@@ -76,6 +76,53 @@ pub fn for_each_run<const N: usize>(
     }
 }
 
+/// Calls `f(pos, done, run)` for the row-major positions `start..start + len` of `shape`,
+/// cut into runs at the end of the innermost dim: `pos` is the strided index
+/// (`offset + Σ index·strides`) of the run's first position, `done` how many positions came
+/// before it, `run` its length; along a run the index moves by the innermost stride (a
+/// rank-0 shape is one run of stride 0).
+pub fn for_each_run_from(
+    shape: &[usize],
+    strides: &[usize],
+    offset: usize,
+    start: usize,
+    len: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let rank = shape.len();
+    if rank == 0 {
+        if len > 0 {
+            f(offset, 0, len);
+        }
+        return;
+    }
+    let mut idx: Dims = SmallVec::from_elem(0, rank);
+    let mut rem = start;
+    for d in (0..rank).rev() {
+        idx[d] = rem % shape[d];
+        rem /= shape[d];
+    }
+    let mut pos = offset + idx.iter().zip(strides).map(|(i, s)| i * s).sum::<usize>();
+    let (inner, inner_stride) = (shape[rank - 1], strides[rank - 1]);
+    let mut done = 0;
+    while done < len {
+        let run = (inner - idx[rank - 1]).min(len - done);
+        f(pos, done, run);
+        done += run;
+        // Advance the index by `run`: the inner dim wraps, carrying outward.
+        pos += run * inner_stride;
+        idx[rank - 1] += run;
+        let mut d = rank - 1;
+        while idx[d] == shape[d] && d > 0 {
+            pos -= shape[d] * strides[d];
+            idx[d] = 0;
+            d -= 1;
+            idx[d] += 1;
+            pos += strides[d];
+        }
+    }
+}
+
 /// Storage indices of a strided layout in row-major order.
 pub fn offsets(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> {
     let mut out = Vec::with_capacity(shape.iter().product());
@@ -88,6 +135,34 @@ pub fn offsets(shape: &[usize], strides: &[usize], offset: usize) -> Vec<usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_from_a_position_match_the_index_arithmetic() {
+        let (shape, strides, offset) = ([3usize, 4, 5], [1usize, 15, 3], 7);
+        let at = |mut i: usize| {
+            let mut pos = offset;
+            for d in (0..3).rev() {
+                pos += (i % shape[d]) * strides[d];
+                i /= shape[d];
+            }
+            pos
+        };
+        for (start, len) in [(0, 60), (7, 30), (13, 1), (58, 2), (4, 0)] {
+            let mut seen = Vec::new();
+            for_each_run_from(&shape, &strides, offset, start, len, |pos, done, run| {
+                assert!((1..=5).contains(&run));
+                assert_eq!(done, seen.len());
+                seen.extend((0..run).map(|i| pos + i * strides[2]));
+            });
+            let want: Vec<usize> = (start..start + len).map(at).collect();
+            assert_eq!(seen, want, "start {start} len {len}");
+        }
+        let mut rank0 = Vec::new();
+        for_each_run_from(&[], &[], 9, 0, 1, |pos, done, run| {
+            rank0.push((pos, done, run))
+        });
+        assert_eq!(rank0, [(9, 0, 1)]);
+    }
 
     #[test]
     fn transposed_traversal() {

@@ -1,7 +1,7 @@
 //! Elementwise fusion: chains of elementwise ops become one `fused` node whose kernel runs the
 //! whole chain tile by tile in cache (no full-size intermediates).
 
-use super::Pass;
+use super::{use_counts, Pass};
 use kiln_core::ops::fused::{FusedProgram, FusedReduce, FusedStep};
 use kiln_core::ops::Op;
 use kiln_core::trace::{Graph, ValueId};
@@ -45,15 +45,7 @@ impl Pass for ElementwiseFusion {
     fn run(&self, g: &mut Graph) -> bool {
         let mut types: HashMap<ValueId, DType> = g.inputs.iter().map(|i| (i.id, i.dtype)).collect();
         types.extend(g.nodes.iter().map(|n| (n.id, n.dtype)));
-        let mut uses: HashMap<ValueId, usize> = HashMap::new();
-        for n in &g.nodes {
-            for &a in &n.args {
-                *uses.entry(a).or_default() += 1;
-            }
-        }
-        for r in g.roots() {
-            *uses.entry(r).or_default() += 1;
-        }
+        let uses = use_counts(g);
         // group id per node index; groups as member lists (in node order).
         let mut group_of: Vec<Option<usize>> = vec![None; g.nodes.len()];
         let mut groups: Vec<Vec<usize>> = Vec::new();
@@ -68,7 +60,7 @@ impl Pass for ElementwiseFusion {
             for a in n.args.clone() {
                 let Some(&p) = index_of.get(&a) else { continue };
                 let Some(pg) = group_of[p] else { continue };
-                if uses.get(&a) != Some(&1) || g.nodes[p].shape != g.nodes[i].shape {
+                if uses[a as usize] != 1 || g.nodes[p].shape != g.nodes[i].shape {
                     continue;
                 }
                 match joined {
@@ -101,7 +93,7 @@ impl Pass for ElementwiseFusion {
         // The sum node that reads only the group's result `root`, as its reduction epilogue.
         let epilogue = |root: usize| -> Option<(usize, FusedReduce)> {
             let v = g.nodes[root].id;
-            let s = *reader.get(&v).filter(|_| uses.get(&v) == Some(&1))?;
+            let s = *reader.get(&v).filter(|_| uses[v as usize] == 1)?;
             let (n, numel) = (&g.nodes[s], |sh: &[usize]| sh.iter().product::<usize>());
             match &n.op {
                 Op::Sum { dims, keepdim }

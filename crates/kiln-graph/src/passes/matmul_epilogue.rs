@@ -3,7 +3,7 @@
 //! is still in cache, into the same buffer (no second pass over memory, no second buffer).
 //! The bias is already part of the matmul primitive.
 
-use super::{producers, Pass};
+use super::{producers, use_counts, Pass};
 use kiln_core::ops::{Activation, Op};
 use kiln_core::trace::Graph;
 
@@ -18,15 +18,7 @@ impl Pass for MatmulEpilogue {
     }
 
     fn run(&self, g: &mut Graph) -> bool {
-        let mut uses = vec![0usize; g.id_bound()];
-        for n in &g.nodes {
-            for &a in &n.args {
-                uses[a as usize] += 1;
-            }
-        }
-        for r in g.roots() {
-            uses[r as usize] += 1;
-        }
+        let uses = use_counts(g);
         let producer = producers(g);
         let mut absorbed = vec![false; g.nodes.len()];
         for i in 0..g.nodes.len() {

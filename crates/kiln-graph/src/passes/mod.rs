@@ -88,6 +88,21 @@ pub(crate) fn is_view_like(op: &kiln_core::ops::Op) -> bool {
     op.is_view() || matches!(op, kiln_core::ops::Op::Reshape(_))
 }
 
+/// How often each value is read, by id: as a node operand (once per occurrence) or as a
+/// result (output, state update, gradient).
+pub(crate) fn use_counts(g: &Graph) -> Vec<usize> {
+    let mut uses = vec![0usize; g.id_bound()];
+    for n in &g.nodes {
+        for &a in &n.args {
+            uses[a as usize] += 1;
+        }
+    }
+    for r in g.roots() {
+        uses[r as usize] += 1;
+    }
+    uses
+}
+
 /// Index of the node defining each value (`None` for inputs), by id.
 pub(crate) fn producers(g: &Graph) -> Vec<Option<usize>> {
     let mut p = vec![None; g.id_bound()];
