@@ -27,6 +27,15 @@ fn count(g: &Graph, name: &str) -> usize {
     g.op_counts().get(name).copied().unwrap_or(0)
 }
 
+/// Every output of `g` on `args`, as f64.
+fn run_outputs(g: &Graph, args: &[Tensor]) -> Vec<Vec<f64>> {
+    Executable::new(g.clone())
+        .run(args)
+        .iter()
+        .map(Tensor::to_f64_vec)
+        .collect()
+}
+
 fn run(g: &Graph, args: &[Tensor]) -> Vec<f64> {
     Executable::new(g.clone()).run(args)[0].to_f64_vec()
 }
@@ -118,21 +127,13 @@ fn matmul_epilogue_fuses_an_activation_into_the_matmul_it_alone_reads() {
         Tensor::randn([5], DType::F64),
         Tensor::randn([6, 4], DType::F64),
     ];
-    let before: Vec<Vec<f64>> = Executable::new(g.clone())
-        .run(&args)
-        .iter()
-        .map(Tensor::to_f64_vec)
-        .collect();
+    let before: Vec<Vec<f64>> = run_outputs(&g, &args);
     assert!(MatmulEpilogue.run(&mut g));
     assert_eq!(count(&g, "matmul_relu"), 1, "{g}");
     assert_eq!(count(&g, "matmul_gelu"), 1, "{g}");
     assert_eq!(count(&g, "matmul"), 1, "{g}");
     assert_eq!(count(&g, "relu") + count(&g, "gelu"), 1, "{g}");
-    let after: Vec<Vec<f64>> = Executable::new(g.clone())
-        .run(&args)
-        .iter()
-        .map(Tensor::to_f64_vec)
-        .collect();
+    let after: Vec<Vec<f64>> = run_outputs(&g, &args);
     assert_eq!(before, after);
     assert!(!MatmulEpilogue.run(&mut g), "nothing left to fuse");
 }
@@ -323,18 +324,10 @@ fn remat_recomputes_a_large_matmul_only_for_reads_far_into_the_graph() {
         Tensor::randn([4], DType::F64),
     ];
     let mut g = graph(60, 0);
-    let before: Vec<Vec<f64>> = Executable::new(g.clone())
-        .run(&args)
-        .iter()
-        .map(Tensor::to_f64_vec)
-        .collect();
+    let before: Vec<Vec<f64>> = run_outputs(&g, &args);
     assert!(Rematerialize.run(&mut g), "{g}");
     assert_eq!(count(&g, "matmul"), 2, "{g}");
-    let after: Vec<Vec<f64>> = Executable::new(g.clone())
-        .run(&args)
-        .iter()
-        .map(Tensor::to_f64_vec)
-        .collect();
+    let after: Vec<Vec<f64>> = run_outputs(&g, &args);
     assert_eq!(before, after);
     // The same distance in a graph over five times longer: the product is kept.
     let mut g = graph(60, 300);
