@@ -2,6 +2,7 @@
 //! intermediate of the chain lives in a small buffer in L1 instead of a full-size tensor.
 
 use super::binary::binary_f32_slice;
+use super::simd;
 use super::strided::for_each_run_from;
 use super::threads;
 use super::unary::unary_f32_slice;
@@ -285,21 +286,10 @@ pub(super) fn for_each_tile(
     }
 }
 
-/// [`run_tile`] compiled for AVX-512 when the CPU has it (the steps' loops then run 16 lanes
-/// wide instead of the baseline's 4); the same IEEE operations either way, so the same bits.
+/// [`run_tile`] compiled for the widest vector unit the CPU has ([`simd::widest!`]); the same
+/// IEEE operations either way, so the same bits.
 fn run_tile_best(k: &Kernel, start: usize, len: usize, regs: &mut [[f32; TILE]]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the feature was detected at run time.
-        return unsafe { run_tile_avx512(k, start, len, regs) };
-    }
-    run_tile(k, start, len, regs)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_tile_avx512(k: &Kernel, start: usize, len: usize, regs: &mut [[f32; TILE]]) {
-    run_tile(k, start, len, regs)
+    simd::widest!(run_tile(k, start, len, regs))
 }
 
 /// What every tile of one fused op shares.

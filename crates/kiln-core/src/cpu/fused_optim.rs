@@ -13,6 +13,7 @@
 //! [`threads::GRAIN`](super::threads::GRAIN) elements per chunk the loop stays on the calling
 //! thread.
 
+use super::simd::widest;
 use super::threads;
 use crate::autograd::is_grad_enabled;
 use crate::dtype::DType;
@@ -358,34 +359,6 @@ fn maximum<T: Float>(a: T, b: T) -> T {
     }
 }
 
-/// Runs `f` compiled for the widest vector unit the CPU has. The loops below are plain
-/// IEEE arithmetic (no FMA contraction, correctly rounded `sqrt` and `/`), so every width
-/// gives the same bits; the baseline build only targets SSE2, and AVX-512 runs the Adam loop
-/// several times faster.
-#[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the feature (checked just above).
-            return unsafe { avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
-}
-
 /// Adam's scalars, converted to the dtype once per update.
 #[derive(Clone, Copy)]
 struct AdamK<T> {
@@ -474,8 +447,8 @@ fn adam_chunk<T: Float + StorageElement>(h: &AdamStep) -> impl Fn(&mut [&mut [T]
         *p = k.update(pi, mi, second);
     };
     move |w: &mut [&mut [T]], g: &[T]| match w {
-        [p, m, v] => simd(|| each3(adam, p, m, v, g)),
-        [p, m, v, mx] => simd(|| each4(amsgrad, p, m, v, mx, g)),
+        [p, m, v] => widest!(each3(adam, p, m, v, g)),
+        [p, m, v, mx] => widest!(each4(amsgrad, p, m, v, mx, g)),
         _ => unreachable!("adam: param, exp_avg, exp_avg_sq and maybe max_exp_avg_sq"),
     }
 }
@@ -562,8 +535,8 @@ fn sgd_chunk<T: Float + StorageElement>(
         *p = *p + gi * neg_lr;
     };
     move |w: &mut [&mut [T]], g: &[T]| match w {
-        [p] => simd(|| each1(plain, p, g)),
-        [p, b] => simd(|| each2(with_buf, p, b, g)),
+        [p] => widest!(each1(plain, p, g)),
+        [p, b] => widest!(each2(with_buf, p, b, g)),
         _ => unreachable!("sgd: param and at most a momentum buffer"),
     }
 }
@@ -632,10 +605,10 @@ fn rmsprop_chunk<T: Float + StorageElement>(
         *p = with_buf(*p, b, gi, centered_avg(si, ga, gi));
     };
     move |w: &mut [&mut [T]], g: &[T]| match (w, with_momentum, centered) {
-        ([p, sa], false, false) => simd(|| each2(f_plain, p, sa, g)),
-        ([p, sa, ga], false, true) => simd(|| each3(f_centered, p, sa, ga, g)),
-        ([p, sa, b], true, false) => simd(|| each3(f_momentum, p, sa, b, g)),
-        ([p, sa, b, ga], true, true) => simd(|| each4(f_both, p, sa, b, ga, g)),
+        ([p, sa], false, false) => widest!(each2(f_plain, p, sa, g)),
+        ([p, sa, ga], false, true) => widest!(each3(f_centered, p, sa, ga, g)),
+        ([p, sa, b], true, false) => widest!(each3(f_momentum, p, sa, b, g)),
+        ([p, sa, b, ga], true, true) => widest!(each4(f_both, p, sa, b, ga, g)),
         _ => unreachable!("rmsprop: state tensors do not match the options"),
     }
 }
@@ -664,7 +637,7 @@ fn adagrad_chunk<T: Float + StorageElement>(
         };
     };
     move |w: &mut [&mut [T]], g: &[T]| match w {
-        [p, s] => simd(|| each2(f, p, s, g)),
+        [p, s] => widest!(each2(f, p, s, g)),
         _ => unreachable!("adagrad: param and sum"),
     }
 }
