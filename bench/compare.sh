@@ -2,8 +2,11 @@
 # Kiln vs PyTorch on the same machine, back to back: runs `cargo run --release -p kiln-bench`
 # and bench/torch_reference.py with the same arguments, then prints a ratio table.
 #
-# usage: bench/compare.sh [--threads N] [--only KEY[,KEY...]]...
-#   Arguments go to both benchmarks (default threads: $KILN_NUM_THREADS, else 2).
+# usage: bench/compare.sh [--rounds R] [--threads N] [--only KEY[,KEY...]]...
+#   --rounds R runs the two benchmarks R times, alternating (kiln, pytorch, kiln, ...), and
+#   reports each key's median value and the median of the R paired kiln/pytorch ratios: these
+#   machines are shared and one run's speed drifts by 30% or more between sittings.
+#   Other arguments go to both benchmarks (default threads: $KILN_NUM_THREADS, else 2).
 #   Python: $PYTHON, else /tmp/ref/bin/python, else python3. Without PyTorch, prints Kiln's
 #   JSON only and exits 0. The table gives each key's direction (lower/higher better), the
 #   performance issue's target (a bound on kiln/pytorch, or on Kiln's own value for
@@ -15,28 +18,69 @@ if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x /tmp/ref/bin/python ]]; then PYTHON=/tmp/ref/bin/python; else PYTHON=python3; fi
 fi
 
+rounds=1
+args=()
+while [[ $# -gt 0 ]]; do
+    if [[ "$1" == "--rounds" ]]; then
+        rounds="${2:?--rounds needs a count}"
+        shift 2
+    else
+        args+=("$1")
+        shift
+    fi
+done
+if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
+    echo "compare.sh: --rounds must be a positive integer, got '$rounds'" >&2
+    exit 2
+fi
+
 echo "== building kiln-bench (release)" >&2
 cargo build --release -q -p kiln-bench
 
-echo "== kiln" >&2
-kiln_json="$(cargo run --release -q -p kiln-bench -- "$@")"
-echo "$kiln_json"
-
+have_torch=1
 if ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
     echo "PyTorch is not available to '$PYTHON' (set PYTHON=/path/to/python with torch);" \
         "skipping the comparison." >&2
-    exit 0
+    have_torch=0
 fi
 
-echo "== pytorch" >&2
-torch_json="$("$PYTHON" bench/torch_reference.py "$@")"
-echo "$torch_json"
+kiln_runs=""
+torch_runs=""
+for ((r = 1; r <= rounds; r++)); do
+    echo "== kiln (round $r of $rounds)" >&2
+    kiln_json="$(cargo run --release -q -p kiln-bench -- "${args[@]}")"
+    echo "$kiln_json"
+    kiln_runs+="$(echo "$kiln_json" | tr -d '\n')"$'\n'
+    [[ $have_torch == 1 ]] || continue
+    echo "== pytorch (round $r of $rounds)" >&2
+    torch_json="$("$PYTHON" bench/torch_reference.py "${args[@]}")"
+    echo "$torch_json"
+    torch_runs+="$(echo "$torch_json" | tr -d '\n')"$'\n'
+done
+[[ $have_torch == 1 ]] || exit 0
 
 echo
-KILN_JSON="$kiln_json" TORCH_JSON="$torch_json" "$PYTHON" - <<'PY'
-import json, os
+KILN_RUNS="$kiln_runs" TORCH_RUNS="$torch_runs" ROUNDS="$rounds" "$PYTHON" - <<'PY'
+import json, os, statistics
 
-kiln, torch = json.loads(os.environ["KILN_JSON"]), json.loads(os.environ["TORCH_JSON"])
+kiln_runs = [json.loads(l) for l in os.environ["KILN_RUNS"].splitlines() if l.strip()]
+torch_runs = [json.loads(l) for l in os.environ["TORCH_RUNS"].splitlines() if l.strip()]
+rounds = int(os.environ["ROUNDS"])
+
+
+def median_of(runs):
+    keys = [k for r in runs for k in r]
+    return {k: statistics.median(r[k] for r in runs if k in r) for k in dict.fromkeys(keys)}
+
+
+kiln, torch = median_of(kiln_runs), median_of(torch_runs)
+# Each round's kiln and pytorch runs sat next to each other: the median of those paired
+# ratios is steadier than the ratio of the medians.
+paired = {}
+for key in kiln:
+    rs = [k[key] / t[key] for k, t in zip(kiln_runs, torch_runs) if k.get(key) and t.get(key)]
+    if rs:
+        paired[key] = statistics.median(rs)
 
 # The issue's targets: key -> (kind, bound). "ratio>=" / "ratio<=" bound kiln/pytorch;
 # "abs<=" bounds Kiln's own value (in the key's unit).
@@ -82,7 +126,7 @@ rows = [("key", "kiln", "pytorch", "kiln/pytorch", "better", "target", "status",
          "kiln speed vs pytorch")]
 for key in list(kiln) + [k for k in torch if k not in kiln]:
     k, t = kiln.get(key), torch.get(key)
-    ratio = k / t if k and t else None
+    ratio = paired.get(key)
     if ratio is not None:
         speed = ratio if higher_is_better(key) else 1 / ratio
         noun = ("smaller", "larger") if key == "peak_rss_mib" else ("faster", "slower")
@@ -100,4 +144,7 @@ for n, r in enumerate(rows):
 met = sum(r[6] == "met" for r in rows[1:])
 judged = sum(r[6] in ("met", "missed") for r in rows[1:])
 print("\ntargets met: %d of %d (ratio = kiln/pytorch; targets from the performance issue)" % (met, judged))
+if rounds > 1:
+    print("%d alternating rounds: values are per-key medians, ratios the median of the paired "
+          "per-round ratios" % rounds)
 PY
