@@ -104,6 +104,14 @@ struct Head {
 fn probabilities<T: Elem>(h: Head, q: Mat<T>, kt: Mat<T>, p: &mut [T]) {
     let t = h.t;
     gemm(p, t, t, h.d, q, kt, T::from_f64(h.scale));
+    super::simd::widest!(softmax_rows(h, p))
+}
+
+/// Each row of `p` (`T × T`) replaced by its softmax (causal: the keys after the row's query
+/// zeroed).
+#[inline(always)]
+fn softmax_rows<T: Elem>(h: Head, p: &mut [T]) {
+    let t = h.t;
     for (i, row) in p.chunks_exact_mut(t).enumerate() {
         let live = if h.causal { i + 1 } else { t };
         let (row, masked) = row.split_at_mut(live);
@@ -116,6 +124,24 @@ fn probabilities<T: Elem>(h: Head, q: Mat<T>, kt: Mat<T>, p: &mut [T]) {
         let sum = T::from_f64(super::simd::sum_f64(row, |v| Element::to_f64(v)));
         row.iter_mut().for_each(|v| *v = *v / sum);
         masked.iter_mut().for_each(|v| *v = T::from_f64(0.0));
+    }
+}
+
+/// `ds = p ⊙ (ds − rowsum(ds ⊙ p))` row by row: the softmax backward, with `ds` holding the
+/// gradient with respect to the probabilities on entry.
+#[inline(always)]
+fn softmax_backward_rows<T: Elem>(ds: &mut [T], p: &[T], t: usize) {
+    for (dp, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+        let dot = T::from_f64(super::simd::sum_f64(
+            &dp.iter()
+                .zip(pr)
+                .map(|(&a, &b)| a * b)
+                .collect::<smallvec::SmallVec<[T; 256]>>(),
+            |v| Element::to_f64(v),
+        ));
+        for (x, &pv) in dp.iter_mut().zip(pr) {
+            *x = pv * (*x - dot);
+        }
     }
 }
 
@@ -314,18 +340,7 @@ fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head, dst: &mut Dst) -> Vec<T>
             probabilities(h, qd, dense(kt, t), p);
             gemm(outs[2], t, d, t, dense(p, t).t(), gd, T::from_f64(1.0));
             gemm(ds, t, t, d, gd, dense(vt, t), T::from_f64(1.0));
-            for (dp, pr) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
-                let dot = T::from_f64(super::simd::sum_f64(
-                    &dp.iter()
-                        .zip(pr)
-                        .map(|(&a, &b)| a * b)
-                        .collect::<smallvec::SmallVec<[T; 256]>>(),
-                    |v| Element::to_f64(v),
-                ));
-                for (x, &pv) in dp.iter_mut().zip(pr) {
-                    *x = pv * (*x - dot);
-                }
-            }
+            super::simd::widest!(softmax_backward_rows(ds, p, t));
             gemm(outs[0], t, d, t, dense(ds, t), kd, alpha);
             gemm(outs[1], t, d, t, dense(ds, t).t(), qd, alpha);
         },

@@ -35,9 +35,11 @@ fn dense_zip<T: StorageElement, U: StorageElement>(
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     dense_out(da.len(), dst, |s, o| {
-        for ((o, &x), &y) in o.iter_mut().zip(&da[s..]).zip(&db[s..]) {
-            o.write(f(x, y));
-        }
+        super::simd::widest!({
+            for ((o, &x), &y) in o.iter_mut().zip(&da[s..]).zip(&db[s..]) {
+                o.write(f(x, y));
+            }
+        })
     })
 }
 
@@ -335,11 +337,11 @@ fn where_dense<T: StorageElement>(c: &[bool], a: Src<T>, b: Src<T>, dst: &mut Ds
     dense_out(c.len(), dst, |s, o| {
         let c = &c[s..s + o.len()];
         match (a, b) {
-            (Src::Dense(a), Src::Dense(b)) => {
+            (Src::Dense(a), Src::Dense(b)) => super::simd::widest!({
                 for (((o, &c), &a), &b) in o.iter_mut().zip(c).zip(&a[s..]).zip(&b[s..]) {
                     o.write(pick(c, a, b));
                 }
-            }
+            }),
             (Src::Dense(a), Src::One(b)) => {
                 for ((o, &c), &a) in o.iter_mut().zip(c).zip(&a[s..]) {
                     o.write(pick(c, a, b));

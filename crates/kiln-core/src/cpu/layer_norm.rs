@@ -17,7 +17,7 @@ impl Elem for f32 {}
 impl Elem for f64 {}
 
 /// Mean and `1 / sqrt(var + eps)` of a row (biased variance, two passes in f64).
-#[inline]
+#[inline(always)]
 fn moments<T: Elem>(row: &[T], eps: f64) -> (f64, f64) {
     let d = row.len().max(1) as f64;
     let mean = simd::sum_f64(row, |v| Element::to_f64(v)) / d;
@@ -28,6 +28,7 @@ fn moments<T: Elem>(row: &[T], eps: f64) -> (f64, f64) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
+#[inline(always)]
 fn forward_row<T: Elem>(x: &[T], y: &mut [T], affine: Option<(&[T], &[T])>, eps: f64) {
     let (mean, rstd) = moments(x, eps);
     let (m, r) = (T::from_f64(mean), T::from_f64(rstd));
@@ -46,6 +47,7 @@ fn forward_row<T: Elem>(x: &[T], y: &mut [T], affine: Option<(&[T], &[T])>, eps:
 }
 
 /// `gx = rstd · (g − mean(g) − x̂ · mean(g · x̂))` with `x̂` the normalized row.
+#[inline(always)]
 fn backward_row<T: Elem>(x: &[T], g: &[T], gx: &mut [T], eps: f64) {
     let (mean, rstd) = moments(x, eps);
     let (m, r) = (T::from_f64(mean), T::from_f64(rstd));
@@ -88,7 +90,7 @@ fn forward_typed<T: Elem>(inputs: &[&Tensor], eps: f64, dst: &mut Dst) -> Vec<T>
     with_dense::<T, _>(x, |src| {
         let run = |affine: Option<(&[T], &[T])>, dst: &mut Dst| {
             rows(src.len(), d, dst, |i, o| {
-                forward_row(&src[i * d..(i + 1) * d], o, affine, eps)
+                simd::widest!(forward_row(&src[i * d..(i + 1) * d], o, affine, eps))
             })
         };
         match inputs {
@@ -106,7 +108,7 @@ fn backward_typed<T: Elem>(x: &Tensor, g: &Tensor, eps: f64, dst: &mut Dst) -> V
         with_dense::<T, _>(g, |gs| {
             rows(xs.len(), d, dst, |i, o| {
                 let r = i * d..(i + 1) * d;
-                backward_row(&xs[r.clone()], &gs[r], o, eps)
+                simd::widest!(backward_row(&xs[r.clone()], &gs[r], o, eps))
             })
         })
     })

@@ -102,6 +102,7 @@ impl Plane {
         (best, arg)
     }
 
+    #[inline(always)]
     fn forward<T: Num + PartialOrd>(&self, x: &[T], out: &mut [T]) {
         if self.halving {
             let ow = self.cols.len();
@@ -129,6 +130,7 @@ impl Plane {
 
     /// Adds each window's gradient at its argmax. All argmaxes are found before `dx` is
     /// written (interleaving reads of `x` with writes to `dx` at the same offsets was slower).
+    #[inline(always)]
     fn backward<T: Num + PartialOrd>(&self, x: &[T], gy: &[T], dx: &mut [T], arg: &mut Vec<usize>) {
         arg.clear();
         if self.halving {
@@ -158,6 +160,7 @@ impl Plane {
     /// [`Plane::argmax`] of each disjoint 2×2 window, branch-free so that it vectorizes (random
     /// data mispredicts every other branch): the window's maximum as in the forward, then the
     /// first tap equal to it, or the last NaN tap when it is NaN.
+    #[inline(always)]
     fn argmax_halving<T: Num + PartialOrd>(&self, x: &[T], arg: &mut Vec<usize>) {
         let (w, ow) = (self.w, self.cols.len());
         arg.resize(self.out_len(), 0);
@@ -227,7 +230,7 @@ fn uninit<T: Num>(len: usize) -> Vec<T> {
 fn forward<T: Num + PartialOrd>(x: &[T], pl: &Plane, total: usize) -> Vec<T> {
     let mut out = uninit::<T>(total);
     per_plane(&mut out, pl.out_len(), |i, o, _| {
-        pl.forward(&x[i * pl.in_len()..(i + 1) * pl.in_len()], o)
+        super::simd::widest!(pl.forward(&x[i * pl.in_len()..(i + 1) * pl.in_len()], o))
     });
     out
 }
@@ -236,7 +239,12 @@ fn backward<T: Num + PartialOrd>(x: &[T], gy: &[T], pl: &Plane) -> Vec<T> {
     let mut dx = uninit::<T>(x.len());
     let (il, ol) = (pl.in_len(), pl.out_len());
     per_plane(&mut dx, il, |i, d, arg| {
-        pl.backward(&x[i * il..(i + 1) * il], &gy[i * ol..(i + 1) * ol], d, arg)
+        super::simd::widest!(pl.backward(
+            &x[i * il..(i + 1) * il],
+            &gy[i * ol..(i + 1) * ol],
+            d,
+            arg
+        ))
     });
     dx
 }
