@@ -16,7 +16,7 @@
 use crate::dtype::DType;
 use crate::storage::{CpuStorage, StorageElement};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Buffers smaller than this go straight to the system allocator (fast for small sizes).
@@ -42,7 +42,9 @@ struct Bucket {
 }
 
 struct Cache {
-    free: HashMap<(DType, usize), Bucket>,
+    /// Keyed by (dtype, capacity in elements), ordered so a request finds the smallest
+    /// cached buffer that fits.
+    free: BTreeMap<(DType, usize), Bucket>,
     bytes: usize,
     /// Counts hits, to order buckets by how recently they were wanted.
     tick: u64,
@@ -51,6 +53,25 @@ struct Cache {
 static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 
 impl Cache {
+    /// Removes and returns the smallest cached buffer of `dtype` holding at least `n` and at
+    /// most `2n` elements, marking its bucket wanted at `tick`. A step's temporaries come in a
+    /// few sizes; exact-size reuse alone sent the CNN backward's other sizes to fresh memory
+    /// (page faults, and 18 MiB more peak RSS from the system allocator's fragmentation).
+    fn take_fit(&mut self, dtype: DType, n: usize, tick: u64) -> Option<CpuStorage> {
+        let key = self
+            .free
+            .range((dtype, n)..=(dtype, n.saturating_mul(2)))
+            .find(|(_, b)| !b.bufs.is_empty())
+            .map(|(k, _)| *k)?;
+        let bucket = self.free.get_mut(&key)?;
+        let s = bucket.bufs.pop()?;
+        // An emptied bucket stays, with its last hit, so that the buffer coming back is
+        // ranked as wanted when the cache evicts.
+        bucket.last_hit = tick;
+        self.bytes -= key.1 * dtype.size_in_bytes();
+        Some(s)
+    }
+
     /// Removes buffers, least recently hit bucket first (largest buffers among equals),
     /// until at most `target` bytes are cached; returns them so they are freed after the
     /// lock is released.
@@ -76,8 +97,8 @@ impl Cache {
     }
 }
 
-/// An empty vector with capacity for exactly `n` elements, reused from a freed tensor when one
-/// of that size is cached.
+/// An empty vector with capacity for at least `n` elements (at most `2n`), reused from a freed
+/// tensor when the cache holds one that fits.
 pub fn take<T: StorageElement>(n: usize) -> Vec<T> {
     let bytes = n * std::mem::size_of::<T>();
     if bytes >= MIN_BYTES && CACHED.load(Ordering::Relaxed) >= bytes {
@@ -85,16 +106,12 @@ pub fn take<T: StorageElement>(n: usize) -> Vec<T> {
         if let Some(cache) = guard.as_mut() {
             cache.tick += 1;
             let tick = cache.tick;
-            if let Some(bucket) = cache.free.get_mut(&(T::DTYPE, n)) {
-                if let Some(s) = bucket.bufs.pop() {
-                    bucket.last_hit = tick;
-                    cache.bytes -= bytes;
-                    CACHED.store(cache.bytes, Ordering::Relaxed);
-                    drop(guard);
-                    let mut v = T::unwrap(s).expect("pool: dtype key mismatch");
-                    v.clear();
-                    return v;
-                }
+            if let Some(s) = cache.take_fit(T::DTYPE, n, tick) {
+                CACHED.store(cache.bytes, Ordering::Relaxed);
+                drop(guard);
+                let mut v = T::unwrap(s).expect("pool: dtype key mismatch");
+                v.clear();
+                return v;
             }
         }
     }
@@ -196,7 +213,7 @@ pub(crate) fn recycle(s: CpuStorage, bytes: usize) {
     }
     let mut guard = CACHE.lock();
     let cache = guard.get_or_insert_with(|| Cache {
-        free: HashMap::new(),
+        free: BTreeMap::new(),
         bytes: 0,
         tick: 0,
     });
@@ -253,7 +270,7 @@ mod tests {
     use crate::storage::Storage;
 
     #[test]
-    fn large_buffers_are_reused_exactly_by_size() {
+    fn large_buffers_are_reused() {
         let n = 100_003; // unlikely to collide with other tests' sizes
         let v: Vec<f32> = filled(n, 1.0);
         let ptr = v.as_ptr();
@@ -268,7 +285,7 @@ mod tests {
     #[test]
     fn fresh_allocations_release_the_least_recently_wanted_buffers() {
         let mut cache = Cache {
-            free: HashMap::new(),
+            free: BTreeMap::new(),
             bytes: 0,
             tick: 5,
         };
@@ -287,5 +304,46 @@ mod tests {
         assert_eq!(sizes, [20_000, 10_000]);
         assert_eq!(cache.bytes, 240_000);
         assert!(cache.evict_to(0).len() == 1 && cache.bytes == 0);
+    }
+
+    #[test]
+    fn a_request_takes_the_smallest_cached_buffer_up_to_twice_its_size() {
+        let mut cache = Cache {
+            free: BTreeMap::new(),
+            bytes: 0,
+            tick: 0,
+        };
+        for n in [50_000, 120_000, 90_000] {
+            cache
+                .free
+                .entry((DType::F32, n))
+                .or_default()
+                .bufs
+                .push(CpuStorage::F32(Vec::with_capacity(n)));
+            cache.bytes += n * 4;
+        }
+        // Another dtype, or a buffer more than twice the request, is never handed out.
+        assert!(cache.take_fit(DType::F64, 50_000, 1).is_none());
+        assert!(cache.take_fit(DType::F32, 20_000, 1).is_none());
+        assert!(cache.take_fit(DType::F32, 130_000, 1).is_none());
+        let got = cache.take_fit(DType::F32, 80_000, 2).expect("fits");
+        assert_eq!(got.capacity(), 90_000);
+        assert_eq!(cache.bytes, (50_000 + 120_000) * 4);
+        assert_eq!(
+            cache
+                .take_fit(DType::F32, 80_000, 3)
+                .expect("fits")
+                .capacity(),
+            120_000
+        );
+        assert_eq!(
+            cache
+                .take_fit(DType::F32, 50_000, 4)
+                .expect("fits")
+                .capacity(),
+            50_000
+        );
+        assert_eq!(cache.bytes, 0);
+        assert_eq!(cache.free[&(DType::F32, 50_000)].last_hit, 4);
     }
 }
