@@ -14,14 +14,17 @@ use half::{bf16, f16};
 use std::mem::MaybeUninit;
 
 /// A dense output of `n` elements whose pieces `fill(start, piece)` writes, split across the
-/// pool's threads when large.
-fn dense_out<U: StorageElement>(
+/// pool's threads when large; each piece's loop runs in the widest vector build
+/// ([`super::simd::widest!`]), so every elementwise kernel built on this gets it.
+pub(super) fn dense_out<U: StorageElement>(
     n: usize,
     dst: &mut Dst,
     fill: impl Fn(usize, &mut [MaybeUninit<U>]) + Sync + Send,
 ) -> Vec<U> {
     let mut out = dst.take(n);
-    super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, fill);
+    super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, |s, o| {
+        super::simd::widest!(fill(s, o))
+    });
     // SAFETY: the pieces cover all `n` slots and `fill` writes each.
     unsafe { out.set_len(n) };
     out
@@ -35,11 +38,9 @@ fn dense_zip<T: StorageElement, U: StorageElement>(
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
     dense_out(da.len(), dst, |s, o| {
-        super::simd::widest!({
-            for ((o, &x), &y) in o.iter_mut().zip(&da[s..]).zip(&db[s..]) {
-                o.write(f(x, y));
-            }
-        })
+        for ((o, &x), &y) in o.iter_mut().zip(&da[s..]).zip(&db[s..]) {
+            o.write(f(x, y));
+        }
     })
 }
 
@@ -337,11 +338,11 @@ fn where_dense<T: StorageElement>(c: &[bool], a: Src<T>, b: Src<T>, dst: &mut Ds
     dense_out(c.len(), dst, |s, o| {
         let c = &c[s..s + o.len()];
         match (a, b) {
-            (Src::Dense(a), Src::Dense(b)) => super::simd::widest!({
+            (Src::Dense(a), Src::Dense(b)) => {
                 for (((o, &c), &a), &b) in o.iter_mut().zip(c).zip(&a[s..]).zip(&b[s..]) {
                     o.write(pick(c, a, b));
                 }
-            }),
+            }
             (Src::Dense(a), Src::One(b)) => {
                 for ((o, &c), &a) in o.iter_mut().zip(c).zip(&a[s..]) {
                     o.write(pick(c, a, b));

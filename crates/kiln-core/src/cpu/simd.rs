@@ -119,7 +119,7 @@ pub fn gelu_backward(x: &[f32], g: &[f32], dst: &mut [f32]) {
 /// The widest vector instruction set this CPU runs, detected once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Isa {
-    /// AVX-512F: 16 f32 lanes.
+    /// AVX-512F (with AVX2 and FMA, so code for [`Isa::Avx2`] runs too): 16 f32 lanes.
     Avx512,
     /// AVX2 with FMA (x86-64-v3; e.g. AMD Zen 2/3): 8 f32 lanes.
     Avx2,
@@ -127,20 +127,20 @@ pub enum Isa {
     Baseline,
 }
 
-/// The instruction set [`widest!`] compiles for on this CPU.
+/// The instruction set [`widest!`] compiles for on this CPU; anything but
+/// [`Isa::Baseline`] has AVX2 and FMA.
 pub fn isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
         static ISA: OnceLock<Isa> = OnceLock::new();
         *ISA.get_or_init(|| {
-            if std::is_x86_feature_detected!("avx512f") {
-                Isa::Avx512
-            } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-            {
-                Isa::Avx2
-            } else {
-                Isa::Baseline
+            let avx2 =
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            match (std::is_x86_feature_detected!("avx512f"), avx2) {
+                (true, true) => Isa::Avx512,
+                (_, true) => Isa::Avx2,
+                _ => Isa::Baseline,
             }
         })
     }

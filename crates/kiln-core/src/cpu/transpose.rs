@@ -64,8 +64,8 @@ fn transpose_rows<T: Copy + Send + Sync>(
         "transpose: operand too short"
     );
     #[cfg(target_arch = "x86_64")]
-    if std::mem::size_of::<T>() == 4 && has_avx2() {
-        // SAFETY: AVX2 is present; four-byte elements are moved as f32 bit patterns (no
+    if std::mem::size_of::<T>() == 4 && super::simd::isa() != super::simd::Isa::Baseline {
+        // SAFETY: AVX2 is present (every `Isa` above the baseline has it); four-byte elements are moved as f32 bit patterns (no
         // arithmetic); the bounds were checked above.
         unsafe {
             x86::transpose_rows_4byte(src.as_ptr().cast(), cs, rows, n, dst.as_mut_ptr().cast())
@@ -86,12 +86,6 @@ fn transpose_rows<T: Copy + Send + Sync>(
             }
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2"))
 }
 
 #[cfg(target_arch = "x86_64")]

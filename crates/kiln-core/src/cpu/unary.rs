@@ -29,16 +29,11 @@ fn map<T: StorageElement>(x: &Tensor, dst: &mut Dst, f: impl Fn(T) -> T + Sync) 
     if let Some(r) = x.layout().contiguous_range() {
         let g = x.storage().read();
         let src = &T::slice(&g).expect("unary: dtype")[r];
-        let n = src.len();
-        let mut out = dst.take(n);
-        super::threads::for_each_chunk(&mut out.spare_capacity_mut()[..n], MAP_CHUNK, |s, o| {
+        return super::binary::dense_out(src.len(), dst, |s, o| {
             for (o, &v) in o.iter_mut().zip(&src[s..]) {
                 o.write(f(v));
             }
         });
-        // SAFETY: the pieces above cover all `n` slots and each was written.
-        unsafe { out.set_len(n) };
-        return out;
     }
     let mut v = to_contiguous_vec_in::<T>(x, dst);
     v.iter_mut().for_each(|e| *e = f(*e));
