@@ -9,7 +9,9 @@
 //!
 //! Accuracy (checked against libm in the tests): `exp` within 2 ulp over the whole range,
 //! including subnormal results, ∞ and NaN; `erf` within 1e−7 absolute (Eigen's rational
-//! approximation, evaluated in f64; exactly ±1 beyond |x| = 4); f64 tensors keep using libm.
+//! approximation, evaluated in f64; exactly ±1 beyond |x| = 4); GELU within 2.5e−7·(1 + |x|)
+//! and its derivative within 3e−7 (both all-f32, as fast as PyTorch's kernels need them to
+//! be: erf in f64 made GELU 3× slower than PyTorch's); f64 tensors keep using libm.
 
 /// Cephes' `expf`: `2ⁿ · p(r)` with `n = round(x / ln 2)` and `|r| ≤ ln 2 / 2`. The scale is
 /// applied in two halves so results down to the smallest subnormal and up to overflow are
@@ -86,21 +88,62 @@ pub fn erf_f32(x: f32) -> f32 {
     erf_f64_poly(x as f64) as f32
 }
 
-/// Exact GELU `x·Φ(x) = x/2 · (1 + erf(x/√2))`, rounded once from f64.
+/// Eigen's rational approximation of erf evaluated in f32 (what GELU uses): 2.8× faster
+/// than [`erf_f32`]'s f64 evaluation at the cost of ~2 ulp of Horner rounding, which GELU's
+/// `x/2 · (1 + erf)` keeps within 2.5e−7·(1 + |x|) of the true value.
 #[inline(always)]
-pub fn gelu_f32(x: f32) -> f32 {
-    let xd = x as f64;
-    (0.5 * xd * (1.0 + erf_f64_poly(xd * std::f64::consts::FRAC_1_SQRT_2))) as f32
+fn erf_rational_f32(x: f32) -> f32 {
+    let xc = x.clamp(-4.0, 4.0);
+    let x2 = xc * xc;
+    let mut p = -2.726_142_3e-10f32;
+    p = p * x2 + 2.770_681_4e-8;
+    p = p * x2 + -2.101_024e-6;
+    p = p * x2 + -5.692_506_4e-5;
+    p = p * x2 + -7.349_906e-4;
+    p = p * x2 + -2.954_6e-3;
+    p = p * x2 + -1.609_603_3e-2;
+    let mut q = -1.456_607_2e-5f32;
+    q = q * x2 + -2.133_740_6e-4;
+    q = q * x2 + -1.682_827e-3;
+    q = q * x2 + -7.373_329e-3;
+    q = q * x2 + -1.426_473_9e-2;
+    let e = xc * p / q;
+    if x >= 4.0 {
+        1.0
+    } else if x <= -4.0 {
+        -1.0
+    } else {
+        e
+    }
 }
 
-/// `g · gelu′(x)` for the exact GELU: `g · (Φ(x) + x·φ(x))`.
+/// Exact GELU `x·Φ(x) = x/2 · (1 + erf(x/√2))` in f32, within 2.5e−7·(1 + |x|).
+#[inline(always)]
+pub fn gelu_f32(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf_rational_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `g · gelu′(x)` for the exact GELU: `g · (Φ(x) + x·φ(x))`, within 3e−7·|g|.
+///
+/// Φ comes from Abramowitz & Stegun 7.1.26, `erfc(z) ≈ t·R(t)·e^(−z²)` with
+/// `t = 1/(1 + p·z)`, because its `e^(−z²)` at `z = |x|/√2` is the `e^(−x²/2)` of the density
+/// φ: one exponential serves both (1.5 ns per element on one core against 3.4 for erf in f64
+/// plus its own exponential).
 #[inline(always)]
 pub fn gelu_backward_f32(x: f32, g: f32) -> f32 {
-    const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
-    let xd = x as f64;
-    let cdf = 0.5 + 0.5 * erf_f64_poly(xd * std::f64::consts::FRAC_1_SQRT_2);
-    let pdf = INV_SQRT_2PI * exp_f32(-0.5 * x * x) as f64;
-    (g as f64 * (cdf + xd * pdf)) as f32
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let mut r = 1.061_405_4f32;
+    r = r * t - 1.453_152;
+    r = r * t + 1.421_413_7;
+    r = r * t - 0.284_496_73;
+    r = r * t + 0.254_829_6;
+    let e = exp_f32(-0.5 * x * x);
+    // Φ(−|x|) = erfc(|x|/√2) / 2.
+    let lower = 0.5 * r * t * e;
+    let cdf = if x >= 0.0 { 1.0 - lower } else { lower };
+    g * (cdf + x * (INV_SQRT_2PI * e))
 }
 
 /// `dst[i] = g[i] · gelu′(x[i])` (exact GELU).
@@ -375,7 +418,7 @@ mod tests {
             let want = 0.5 * xd * (1.0 + libm::erf(xd / 2f64.sqrt()));
             let got = gelu_f32(x) as f64;
             assert!(
-                (got - want).abs() <= 1e-7 * (1.0 + xd.abs()),
+                (got - want).abs() <= 2.5e-7 * (1.0 + xd.abs()),
                 "gelu({x}) = {got}, want {want}"
             );
         }
@@ -388,7 +431,7 @@ mod tests {
             let pdf = (-0.5 * xd * xd).exp() / (2.0 * std::f64::consts::PI).sqrt();
             let want = 1.5 * (cdf + xd * pdf);
             assert!(
-                (d[0] as f64 - want).abs() <= 3e-7,
+                (d[0] as f64 - want).abs() <= 3e-7 * 1.5,
                 "gelu'({x}) = {}, want {want}",
                 d[0] / 1.5
             );
