@@ -614,3 +614,28 @@ fn leaf_gradients_never_share_a_buffer() {
     c.expand([4]).sum_all().backward();
     assert!(c.grad().unwrap().is_contiguous());
 }
+
+/// Several slices of one intermediate (a q/k/v split, overlapping too): the second and later
+/// slice gradients are added into the accumulated buffer in place; values by hand.
+#[test]
+fn slice_gradients_accumulate_into_one_buffer() {
+    let x = leaf(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let y = &x * &Tensor::from_vec(vec![2.0f64; 6], [6]);
+    let w = |v: f64, n: usize| Tensor::from_vec(vec![v; n], [n]);
+    // dL/dy = [1, 1, 10+1, 10+100, 100, 100] from the three (overlapping) slices.
+    let loss = (&y.narrow(0, 0, 3) * &w(1.0, 3)).sum_all()
+        + (&y.narrow(0, 2, 2) * &w(10.0, 2)).sum_all()
+        + (&y.narrow(0, 3, 3) * &w(100.0, 3)).sum_all();
+    loss.backward();
+    assert_close(&grad(&x), &[2.0, 2.0, 22.0, 220.0, 200.0, 200.0]);
+
+    // The same with a strided slice, and with the accumulated gradient also flowing to a
+    // direct use of y (so the buffer is shared and the in-place path must not be taken).
+    let x = leaf(&[1.0, 2.0, 3.0, 4.0]);
+    let y = &x * &Tensor::from_vec(vec![3.0f64; 4], [4]);
+    let loss = y.sum_all()
+        + (&y.slice_step(0, 0, 2, 2) * &w(5.0, 2)).sum_all()
+        + (&y.narrow(0, 1, 2) * &w(7.0, 2)).sum_all();
+    loss.backward();
+    assert_close(&grad(&x), &[18.0, 24.0, 39.0, 3.0]);
+}

@@ -4,6 +4,7 @@
 use super::grad_mode::{set_grad_enabled, NoGradGuard};
 use super::node::{Edge, Node};
 use crate::ops::vjp::vjp;
+use crate::ops::Op;
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -128,6 +129,11 @@ fn run_backward(root: Arc<Node>, grad: Tensor, opts: BackwardOptions) {
             .iter()
             .map(|e| !matches!(e, Edge::None))
             .collect();
+        if let Some(child) = add_slice_into_accumulator(&node, &g, &grads, opts) {
+            drop(g);
+            release(child, &mut deps, &mut ready);
+            continue;
+        }
         let input_refs: SmallVec<[&Tensor; 3]> = inputs.iter().collect();
         let input_grads = {
             let _scope = crate::profile::scope(|| format!("backward:{}", node.op.name()));
@@ -183,15 +189,60 @@ fn run_backward(root: Arc<Node>, grad: Tensor, opts: BackwardOptions) {
                         None => gi,
                     };
                     grads.insert(k, acc);
-                    let d = deps.get_mut(&k).expect("backward: unknown node");
-                    *d -= 1;
-                    if *d == 0 {
-                        ready.push(child.clone());
-                    }
+                    release(child, &mut deps, &mut ready);
                 }
             }
         }
     }
+}
+
+/// Counts one gradient delivered to `child`; it is ready once all have arrived.
+fn release(child: &Arc<Node>, deps: &mut HashMap<*const Node, usize>, ready: &mut Vec<Arc<Node>>) {
+    let d = deps.get_mut(&key(child)).expect("backward: unknown node");
+    *d -= 1;
+    if *d == 0 {
+        ready.push(child.clone());
+    }
+}
+
+/// The gradient of a slice (`narrow`, `chunk`, a q/k/v split) whose input already has an
+/// accumulated gradient that nothing else holds: `g` is added into that buffer's slice in
+/// place, instead of scattering `g` into a full-size zero tensor and adding the two full
+/// tensors (which, for a transformer's q/k/v split, wrote and re-read three full-size
+/// buffers per block). Returns the input's node when it did.
+fn add_slice_into_accumulator<'a>(
+    node: &'a Node,
+    g: &Tensor,
+    grads: &HashMap<*const Node, Tensor>,
+    opts: BackwardOptions,
+) -> Option<&'a Arc<Node>> {
+    let Op::Slice {
+        dim,
+        start,
+        len,
+        step,
+    } = node.op
+    else {
+        return None;
+    };
+    let [Edge::Node(child)] = &node.edges[..] else {
+        return None;
+    };
+    if opts.create_graph || crate::trace::is_tracing() {
+        return None;
+    }
+    let acc = grads.get(&key(child))?;
+    // Owned: no other handle of the tensor or of its storage (a leaf's `.grad`, a view, the
+    // same gradient delivered elsewhere) could see the write.
+    let owned = Arc::strong_count(&acc.0) == 1
+        && Arc::strong_count(acc.storage()) == 1
+        && acc.grad_fn().is_none()
+        && acc.is_contiguous();
+    if !owned || acc.dtype() != g.dtype() {
+        return None;
+    }
+    acc.slice_step(dim, start, len, step).add_(g);
+    Some(child)
 }
 
 struct RestoreMode(bool);
