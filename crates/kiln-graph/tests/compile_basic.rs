@@ -8,7 +8,7 @@ use kiln_core::{DType, Tensor};
 use kiln_graph::compile;
 use kiln_nn::layers::{Linear, ReLU, Sequential};
 use kiln_nn::optim::{Optimizer, Sgd};
-use kiln_nn::ModuleBase;
+use kiln_nn::{Module, ModuleBase};
 use std::sync::Mutex;
 
 /// Tests that draw from the global generator run one at a time.
@@ -169,4 +169,40 @@ fn results_the_caller_keeps_do_not_change_at_the_next_call() {
     assert_eq!(g1.to_vec::<f32>(), g1_values);
     assert_ne!(loss2.item::<f32>(), l1);
     assert_ne!(w.grad().unwrap().to_vec::<f32>(), g1_values);
+}
+
+/// `backward` eagerly, the optimizer step compiled on its own: the compiled step reads the
+/// gradients the parameters hold at each call (they change between calls) and matches the
+/// eager optimizer.
+#[test]
+fn compiled_optimizer_step_reads_gradients_set_outside() {
+    let _g = RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let (model, eager_model) = (mlp(), mlp());
+    copy_params(&model, &eager_model);
+    let mut opt = kiln_nn::optim::Adam::new(model.parameters(), 1e-2);
+    let mut eager_opt = kiln_nn::optim::Adam::new(eager_model.parameters(), 1e-2);
+    let mut step = compile(|_: &[Tensor]| {
+        opt.step();
+        vec![]
+    });
+    for _ in 0..3 {
+        let xs = Tensor::randn([8, 12], DType::F32);
+        let ys = Tensor::randint(0, 3, [8]);
+        for (m, o) in [
+            (&model, None),
+            (&eager_model, Some(&mut eager_opt as &mut dyn Optimizer)),
+        ] {
+            for p in m.parameters() {
+                p.set_grad(None);
+            }
+            kiln_core::nn::functional::cross_entropy(&m.forward(&xs), &ys).backward();
+            if let Some(o) = o {
+                o.step();
+            }
+        }
+        step.call(&[]);
+        for (a, b) in model.parameters().iter().zip(eager_model.parameters()) {
+            assert!(max_rel_diff(a, &b) < 1e-5);
+        }
+    }
 }

@@ -381,7 +381,9 @@ pub(crate) fn touch_grad(leaf: &Tensor, slot: &mut Option<Tensor>, reads: bool) 
                 st.graph.inputs.push(Input {
                     id,
                     kind: InputKind::Grad,
-                    tensor: Some(leaf.detach()),
+                    // The leaf itself, not a detached handle: that would have a `.grad` slot
+                    // of its own (empty), and the executor reads the leaf's at each call.
+                    tensor: Some(leaf.clone()),
                     shape: g.shape().iter().copied().collect(),
                     dtype: g.dtype(),
                 });
