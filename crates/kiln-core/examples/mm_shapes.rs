@@ -73,9 +73,11 @@ fn main() {
         h.matmul(&w1.t())
     });
     let b1 = r(&[1024]);
-    time("gpt mlp1 fwd h@W^T + b (linear)", f(2048, 1024, 256, 1), || {
-        kiln_core::ops::dispatch(kiln_core::ops::Op::Matmul, &[&h, &w1.t(), &b1])
-    });
+    time(
+        "gpt mlp1 fwd h@W^T + b (linear)",
+        f(2048, 1024, 256, 1),
+        || kiln_core::ops::dispatch(kiln_core::ops::Op::Matmul, &[&h, &w1.t(), &b1]),
+    );
     let q = r(&[16, 4, 128, 64]);
     let kt = r(&[16, 4, 128, 64]);
     time("gpt att q@k^T", f(128, 128, 64, 64), || {

@@ -79,6 +79,9 @@ pub fn execute_into(op: &Op, inputs: &[&Tensor], out: &Tensor) {
     if let Op::Fused(program) = op {
         return fused_into(program, inputs, out);
     }
+    if let Op::AdamStep(h) = op {
+        return crate::ops::optim::adam_into(h, inputs, out);
+    }
     assert!(
         out.is_contiguous() && out.layout().offset == 0,
         "execute_into: {} output must be dense at offset 0, got {:?}",
@@ -228,6 +231,14 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
             Out::Dense(random::random(*dist, n, *dtype, *seed, *offset))
         }
         Op::Fused(program) => Out::Dense(fused::fused(program, inputs, shape)),
+        Op::AdamStep(h) => {
+            // Eagerly (a direct dispatch): the update of a copy of the parameter; the moments
+            // are updated in place.
+            let updated = Tensor::zeros(shape.to_vec(), dtype);
+            crate::autograd::no_grad(|| crate::ops::optim::adam_into(h, inputs, &updated));
+            let data = std::mem::replace(&mut *updated.storage().write(), CpuStorage::Bool(vec![]));
+            Out::Dense(data)
+        }
         _ => unreachable!(
             "cpu: no kernel for {} ({:?})",
             op.name(),

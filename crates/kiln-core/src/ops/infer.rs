@@ -626,6 +626,34 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (shape.clone(), *dtype)
         }
         Op::Fused(program) => infer_fused(program, inputs),
+        Op::AdamStep(h) => {
+            use super::optim::adam_args::*;
+            let p = inputs
+                .first()
+                .unwrap_or_else(|| panic!("adam_step: no operands"));
+            let ok = inputs.len() == h.arity()
+                && inputs.iter().enumerate().all(|(i, t)| {
+                    if i == STEP || i == LR {
+                        t.dtype() == DType::F64 && t.numel() == 1
+                    } else {
+                        t.dtype() == p.dtype() && t.shape() == p.shape()
+                    }
+                })
+                && matches!(p.dtype(), DType::F32 | DType::F64);
+            if !ok {
+                panic!(
+                    "adam_step: expected {} operands (param, grad, exp_avg, exp_avg_sq{}: f32 or \
+                     f64 of one shape; step, lr: 0-d f64), got {:?}",
+                    h.arity(),
+                    if h.amsgrad { ", max_exp_avg_sq" } else { "" },
+                    inputs
+                        .iter()
+                        .map(|t| (t.shape().to_vec(), t.dtype()))
+                        .collect::<Vec<_>>()
+                );
+            }
+            (p.shape().into(), p.dtype())
+        }
         Op::Conv2d(_)
         | Op::Conv2dInputGrad { .. }
         | Op::Conv2dWeightGrad { .. }

@@ -5,6 +5,7 @@
 mod dispatch;
 pub mod fused;
 pub mod infer;
+pub mod optim;
 pub mod vjp;
 pub mod window;
 
@@ -357,6 +358,12 @@ pub enum Op {
     /// a chain of elementwise ops run as one loop (see [`fused::FusedProgram`]); f32 output
     /// with the broadcast shape of the inputs; not differentiable
     Fused(Box<fused::FusedProgram>),
+
+    // ---- recorded by a traced optimizer step ----
+    /// one Adam/AdamW update of a parameter (see [`optim`]); inputs: param, grad, exp_avg,
+    /// exp_avg_sq, step and lr (0-d f64), then max_exp_avg_sq with AMSGrad; output: the
+    /// updated parameter; the moments are written in place; not differentiable
+    AdamStep(optim::AdamHyper),
 }
 
 impl Op {
@@ -425,11 +432,23 @@ impl Op {
             Op::LayerNormBackward { .. } => "layer_norm_backward",
             Op::Random { .. } => "random",
             Op::Fused(_) => "fused",
+            Op::AdamStep(_) => "adam_step",
         }
     }
 
     /// Number of primitive ops (variants of this enum).
-    pub const COUNT: usize = 58;
+    pub const COUNT: usize = 59;
+
+    /// Operand positions the op writes in place as it runs (a store-fused program's state
+    /// stores, an optimizer update's moments): graph passes must not move reads of those
+    /// values across it, merge it, or fold it.
+    pub fn writes_args(&self) -> SmallVec<[usize; 4]> {
+        match self {
+            Op::Fused(p) => p.stores.iter().map(|s| s.input as usize).collect(),
+            Op::AdamStep(h) => h.written_args().iter().copied().collect(),
+            _ => SmallVec::new(),
+        }
+    }
 
     /// True for ops whose output is a view sharing the first input's storage.
     pub fn is_view(&self) -> bool {

@@ -75,7 +75,8 @@ pub fn saves(op: &Op) -> Saves {
         | Op::ArgMin { .. }
         | Op::Random { .. }
         | Op::AttentionBackward { .. }
-        | Op::Fused(_) => s(0xff, true),
+        | Op::Fused(_)
+        | Op::AdamStep(_) => s(0xff, true),
     }
 }
 
@@ -454,7 +455,8 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         | Op::ArgMin { .. }
         | Op::Random { .. }
         | Op::AttentionBackward { .. }
-        | Op::Fused(_) => {
+        | Op::Fused(_)
+        | Op::AdamStep(_) => {
             panic!(
                 "backward: op {} is not differentiable but an input requires grad (shapes {:?})",
                 op.name(),

@@ -78,6 +78,8 @@ struct Binding {
     tensor: Tensor,
     input: ValueId,
     value: ValueId,
+    /// Written in place by a node as the graph runs ([`mark_stored`]).
+    stored: bool,
 }
 
 struct TraceState {
@@ -183,7 +185,8 @@ fn finish(outputs: Vec<ValueId>) -> Graph {
         let mut updates = Vec::new();
         for bindings in st.bound.values() {
             for b in bindings {
-                if b.value != b.input {
+                // A state a node writes in place updates itself (nothing to copy back).
+                if b.value != b.input || b.stored {
                     updates.push(Update {
                         input: b.input,
                         value: b.value,
@@ -251,6 +254,7 @@ fn bind(st: &mut TraceState, t: &Tensor) -> ValueId {
         tensor: t.detach(),
         input: id,
         value: id,
+        stored: false,
     });
     id
 }
@@ -363,6 +367,37 @@ pub(crate) fn assign(op_name: &str, dst: &Tensor, value: &Tensor) {
             );
         }
         list[0].value = v;
+    });
+}
+
+/// Whether a node recorded now may write `t`'s elements in place as the graph runs: `t` is
+/// real data (a captured tensor, or one made during the trace), the only view of its storage
+/// the trace uses, neither written nor read by the trace so far. Reads recorded after the
+/// node then see the written elements, as they would eagerly; an earlier read is refused
+/// because graph passes move and merge reads (fusion runs a producer where its consumer is),
+/// and nothing in the graph orders it before the write.
+pub(crate) fn can_store_into(t: &Tensor) -> bool {
+    if is_tracer(t) {
+        return false;
+    }
+    with_state(|st| {
+        let id = bind(st, t);
+        let list = &st.bound[&(Arc::as_ptr(t.storage()) as usize)];
+        let untouched = list.len() == 1 && list[0].value == list[0].input && !list[0].stored;
+        untouched && !st.graph.nodes.iter().any(|n| n.args.contains(&id))
+    })
+}
+
+/// Records that the node just recorded writes `t` in place (checked by [`can_store_into`]):
+/// `t` becomes state the graph updates, and later reads of it in the trace read it after
+/// that node.
+pub(crate) fn mark_stored(t: &Tensor) {
+    with_state(|st| {
+        let list = st
+            .bound
+            .get_mut(&(Arc::as_ptr(t.storage()) as usize))
+            .expect("mark_stored: the tensor is bound");
+        list[0].stored = true;
     });
 }
 

@@ -39,7 +39,11 @@ impl Pass for ConstantFold {
         let mut new_inputs = Vec::new();
         for n in &g.nodes {
             let numel: usize = n.shape.iter().product();
-            if n.fresh_random || numel > self.max_elements || n.args.is_empty() {
+            if n.fresh_random
+                || numel > self.max_elements
+                || n.args.is_empty()
+                || !n.op.writes_args().is_empty()
+            {
                 continue;
             }
             let Some(args) = n

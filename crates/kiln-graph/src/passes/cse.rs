@@ -24,7 +24,8 @@ impl Pass for CommonSubexpressions {
                     *a = m;
                 }
             }
-            if n.fresh_random {
+            // Random draws differ per node; writes to state happen once per node.
+            if n.fresh_random || !n.op.writes_args().is_empty() {
                 continue;
             }
             // Op parameters include f64s (no Hash); their Debug text is an exact key.

@@ -41,8 +41,14 @@ impl Pass for StoreFusion {
         for (k, u) in g.updates.iter().enumerate() {
             update_of[u.value as usize] = Some(k);
         }
-        // Per state input: the node that stores into it, if any.
+        // Per state input: the node that stores into it, if any (the optimizer updates the
+        // trace recorded write their moments already).
         let mut stored_at = vec![None::<usize>; n];
+        for (i, node) in g.nodes.iter().enumerate() {
+            for k in node.op.writes_args() {
+                stored_at[node.args[k] as usize] = Some(i);
+            }
+        }
         let positions = g.input_positions();
         let mut merged: Vec<usize> = Vec::new();
         for ia in 0..g.nodes.len() {

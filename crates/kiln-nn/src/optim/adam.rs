@@ -2,11 +2,12 @@
 
 use super::core::{
     add_scaled, addcmul_, check, lerp_, lit, lr_times, need_step, optimizer_common, signed_grad,
-    take, use_fused, Core, GroupOptions, ParamState,
+    take, use_fused, use_traced_kernel, Core, GroupOptions, ParamState,
 };
 use super::json;
 use super::OptimError;
 use kiln_core::cpu::fused_optim::{self, AdamStep};
+use kiln_core::ops::optim::{self, AdamHyper};
 use kiln_core::{DType, Tensor};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -190,6 +191,9 @@ fn adam_update(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, state: &mut 
     if use_fused() && adam_fused(h, p, grad, st) {
         return;
     }
+    if use_traced_kernel() && adam_traced(h, lr_t, p, grad, st) {
+        return;
+    }
     adam_composite(h, lr_t, p, grad, st);
 }
 
@@ -218,6 +222,30 @@ fn adam_fused(h: &Hyper, p: &Tensor, grad: &Tensor, st: &AdamState) -> bool {
         st.step.fill_(step);
     }
     done
+}
+
+/// While tracing: the update as one graph op running the fused kernel at each call
+/// (`kiln_core::ops::optim`); `false` (nothing recorded) when the op does not apply.
+fn adam_traced(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, st: &AdamState) -> bool {
+    let hyper = AdamHyper {
+        beta1: h.betas.0,
+        beta2: h.betas.1,
+        eps: h.eps,
+        weight_decay: h.weight_decay,
+        decoupled: h.decoupled,
+        maximize: h.maximize,
+        amsgrad: h.amsgrad,
+    };
+    optim::trace_adam(
+        p,
+        grad,
+        &st.exp_avg,
+        &st.exp_avg_sq,
+        st.max_exp_avg_sq.as_ref().filter(|_| h.amsgrad),
+        &st.step,
+        lr_t,
+        &hyper,
+    )
 }
 
 /// The update as tensor ops, in PyTorch's order. The step count and the learning rate are

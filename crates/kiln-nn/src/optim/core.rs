@@ -354,6 +354,16 @@ pub(crate) fn use_fused() -> bool {
     !kiln_core::trace::is_tracing()
 }
 
+/// Whether a traced update may record the optimizer's graph op (which runs the fused kernel
+/// when the graph runs) instead of its composite tensor ops.
+pub(crate) fn use_traced_kernel() -> bool {
+    #[cfg(test)]
+    if FORCE_COMPOSITE.with(|c| c.get()) {
+        return false;
+    }
+    kiln_core::trace::is_tracing()
+}
+
 /// Runs `f` with the fused path off on this thread (tests compare the two paths).
 #[cfg(test)]
 pub(crate) fn composite_only<R>(f: impl FnOnce() -> R) -> R {
