@@ -87,15 +87,7 @@ fn moment_reads_around_the_op_see_the_values_eager_code_sees() {
     let step = Tensor::scalar(3.0, DType::F64);
     let lr = Tensor::scalar(0.1, DType::F64);
     let m0 = m.copy();
-    let h = AdamHyper {
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        decoupled: false,
-        maximize: false,
-        amsgrad: false,
-    };
+    let h = AdamHyper::default();
     let mut f = compile(|xs: &[Tensor]| {
         assert!(trace_adam(&p, &xs[0], &m, &v, None, &step, &lr, &h));
         vec![&m * 3.0]

@@ -25,11 +25,10 @@ use smallvec::SmallVec;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Hyper-parameters of one Adam / AdamW update (`torch.optim.Adam`, `torch.optim.AdamW`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamStep {
-    /// Learning rate.
-    pub lr: f64,
+/// The fixed hyper-parameters of Adam / AdamW (`torch.optim.Adam`, `torch.optim.AdamW`); the
+/// defaults are PyTorch's Adam.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdamHyper {
     /// Decay rate of the first moment average.
     pub beta1: f64,
     /// Decay rate of the second moment average.
@@ -43,6 +42,31 @@ pub struct AdamStep {
     pub decoupled: bool,
     /// Maximize instead of minimize (the gradient is negated).
     pub maximize: bool,
+    /// AMSGrad (a `max_exp_avg_sq` state is passed).
+    pub amsgrad: bool,
+}
+
+impl Default for AdamHyper {
+    fn default() -> AdamHyper {
+        AdamHyper {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+            maximize: false,
+            amsgrad: false,
+        }
+    }
+}
+
+/// One Adam / AdamW update: the hyper-parameters, the learning rate and the step count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    /// The fixed hyper-parameters.
+    pub hyper: AdamHyper,
+    /// Learning rate.
+    pub lr: f64,
     /// The step count after incrementing it for this update (1 on the first update).
     pub step: f64,
 }
@@ -379,15 +403,16 @@ struct AdamK<T> {
 }
 
 impl<T: Float> AdamK<T> {
-    fn new(h: &AdamStep) -> AdamK<T> {
+    fn new(s: &AdamStep) -> AdamK<T> {
+        let (h, lr) = (&s.hyper, s.lr);
         let sq_value = 1.0 - h.beta2;
-        let bias_correction1 = 1.0 - h.beta1.powf(h.step);
-        let bias_correction2 = 1.0 - h.beta2.powf(h.step);
-        let step_size = h.lr / bias_correction1;
+        let bias_correction1 = 1.0 - h.beta1.powf(s.step);
+        let bias_correction2 = 1.0 - h.beta2.powf(s.step);
+        let step_size = lr / bias_correction1;
         AdamK {
             maximize: h.maximize,
             decay_param: h.weight_decay != 0.0 && h.decoupled,
-            decay: c(1.0 - h.lr * h.weight_decay),
+            decay: c(1.0 - lr * h.weight_decay),
             wd_grad: h.weight_decay != 0.0 && !h.decoupled,
             wd: c(h.weight_decay),
             wd_one: h.weight_decay == 1.0,
@@ -672,13 +697,8 @@ mod tests {
         let p = Tensor::randn([n], DType::F64);
         let g = Tensor::randn([n], DType::F64);
         let step = AdamStep {
+            hyper: AdamHyper::default(),
             lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-            maximize: false,
             step: 1.0,
         };
         let (m, v) = (p.zeros_like(), p.zeros_like());

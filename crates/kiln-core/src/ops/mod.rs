@@ -445,7 +445,7 @@ impl Op {
     pub fn writes_args(&self) -> SmallVec<[usize; 4]> {
         match self {
             Op::Fused(p) => p.stores.iter().map(|s| s.input as usize).collect(),
-            Op::AdamStep(h) => h.written_args().iter().copied().collect(),
+            Op::AdamStep(h) => SmallVec::from_slice(optim::AdamOperands::written_args(h)),
             _ => SmallVec::new(),
         }
     }

@@ -9,29 +9,10 @@
 //! state (see [`Op::writes_args`]), and the trace records them as updated by the op.
 
 use super::{dispatch, Op};
+pub use crate::cpu::fused_optim::AdamHyper;
 use crate::cpu::fused_optim::{self, AdamStep};
 use crate::dtype::DType;
 use crate::tensor::Tensor;
-
-/// The fixed hyper-parameters of an Adam/AdamW update (`torch.optim.Adam`/`AdamW`); the
-/// learning rate and step count are operands, read when the graph runs.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AdamHyper {
-    /// Decay rate of the first moment average.
-    pub beta1: f64,
-    /// Decay rate of the second moment average.
-    pub beta2: f64,
-    /// Added to the denominator.
-    pub eps: f64,
-    /// L2 penalty (Adam) or decoupled decay (AdamW).
-    pub weight_decay: f64,
-    /// AdamW's decoupled weight decay.
-    pub decoupled: bool,
-    /// Maximize instead of minimize.
-    pub maximize: bool,
-    /// AMSGrad: a seventh operand holds the maximum of past second moments.
-    pub amsgrad: bool,
-}
 
 /// Operand positions of [`Op::AdamStep`]: parameter, gradient, first and second moments,
 /// the step count after this update's increment and the learning rate (0-d f64), then the
@@ -53,9 +34,16 @@ pub mod adam_args {
     pub const MAX_EXP_AVG_SQ: usize = 6;
 }
 
-impl AdamHyper {
+/// What the graph op needs to know of the hyper-parameters.
+pub trait AdamOperands {
     /// Operand positions the op writes in place.
-    pub fn written_args(&self) -> &'static [usize] {
+    fn written_args(&self) -> &'static [usize];
+    /// Number of operands.
+    fn arity(&self) -> usize;
+}
+
+impl AdamOperands for AdamHyper {
+    fn written_args(&self) -> &'static [usize] {
         use adam_args::*;
         if self.amsgrad {
             &[EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ]
@@ -64,8 +52,7 @@ impl AdamHyper {
         }
     }
 
-    /// Number of operands.
-    pub fn arity(&self) -> usize {
+    fn arity(&self) -> usize {
         if self.amsgrad {
             7
         } else {
@@ -132,13 +119,8 @@ pub(crate) fn adam_into(h: &AdamHyper, inputs: &[&Tensor], out: &Tensor) {
         crate::cpu::copy_into(out, p);
     }
     let settings = AdamStep {
+        hyper: *h,
         lr: scalar_f64(inputs[LR]),
-        beta1: h.beta1,
-        beta2: h.beta2,
-        eps: h.eps,
-        weight_decay: h.weight_decay,
-        decoupled: h.decoupled,
-        maximize: h.maximize,
         step: scalar_f64(inputs[STEP]),
     };
     let grad = if inputs[GRAD].is_contiguous() {

@@ -176,6 +176,21 @@ struct Hyper {
     decoupled: bool,
 }
 
+impl Hyper {
+    /// The fixed hyper-parameters as the fused kernel and the graph op take them.
+    fn kernel(&self) -> AdamHyper {
+        AdamHyper {
+            beta1: self.betas.0,
+            beta2: self.betas.1,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            decoupled: self.decoupled,
+            maximize: self.maximize,
+            amsgrad: self.amsgrad,
+        }
+    }
+}
+
 /// PyTorch's `_single_tensor_adam` for one parameter: the fused kernel in eager mode, else
 /// (tracing, or a case the kernel declines) the same formulas as tensor ops.
 fn adam_update(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, state: &mut Option<AdamState>) {
@@ -201,13 +216,8 @@ fn adam_update(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, state: &mut 
 fn adam_fused(h: &Hyper, p: &Tensor, grad: &Tensor, st: &AdamState) -> bool {
     let step = st.step.item::<f64>() + 1.0;
     let settings = AdamStep {
+        hyper: h.kernel(),
         lr: h.lr,
-        beta1: h.betas.0,
-        beta2: h.betas.1,
-        eps: h.eps,
-        weight_decay: h.weight_decay,
-        decoupled: h.decoupled,
-        maximize: h.maximize,
         step,
     };
     let done = fused_optim::adam_step(
@@ -227,15 +237,6 @@ fn adam_fused(h: &Hyper, p: &Tensor, grad: &Tensor, st: &AdamState) -> bool {
 /// While tracing: the update as one graph op running the fused kernel at each call
 /// (`kiln_core::ops::optim`); `false` (nothing recorded) when the op does not apply.
 fn adam_traced(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, st: &AdamState) -> bool {
-    let hyper = AdamHyper {
-        beta1: h.betas.0,
-        beta2: h.betas.1,
-        eps: h.eps,
-        weight_decay: h.weight_decay,
-        decoupled: h.decoupled,
-        maximize: h.maximize,
-        amsgrad: h.amsgrad,
-    };
     optim::trace_adam(
         p,
         grad,
@@ -244,7 +245,7 @@ fn adam_traced(h: &Hyper, lr_t: &Tensor, p: &Tensor, grad: &Tensor, st: &AdamSta
         st.max_exp_avg_sq.as_ref().filter(|_| h.amsgrad),
         &st.step,
         lr_t,
-        &hyper,
+        &h.kernel(),
     )
 }
 
