@@ -65,30 +65,19 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
         .iter()
         .enumerate()
         .map(|(i, node)| {
-            // An optimizer update runs in the parameter it updates (its kernel updates a
-            // parameter in place), or writes a copy.
-            if let Op::AdamStep(_) = node.op {
-                let p = node.args[kiln_core::ops::optim::adam_args::PARAM];
-                let sole_result =
-                    root_count[node.id as usize] == 1 && updates_input[node.id as usize] == Some(p);
-                let is_state =
-                    positions[p as usize].is_some_and(|k| g.inputs[k].kind == InputKind::State);
-                let read_later = last_use[p as usize] != usize::MAX && last_use[p as usize] > i;
-                let ok = sole_result
-                    && is_state
-                    && !read_later
-                    && root_count[p as usize] == 0
-                    && views_done_before(p, i);
-                return ok.then_some(InPlace::State(p));
-            }
             // A reduction epilogue's output is not of its iteration shape: never in place.
-            if !matches!(&node.op, Op::Fused(p) if p.reduce.is_none()) || node.dtype != DType::F32 {
+            // An optimizer update (f32 or f64) may run in the state it updates, and only there:
+            // its kernel updates a parameter in place.
+            let fused =
+                matches!(&node.op, Op::Fused(p) if p.reduce.is_none()) && node.dtype == DType::F32;
+            let optimizer = matches!(node.op, Op::AdamStep(_));
+            if !fused && !optimizer {
                 return None;
             }
             let same_type = |v: ValueId| {
                 types[v as usize]
                     .as_ref()
-                    .is_some_and(|(s, d)| s[..] == node.shape[..] && *d == DType::F32)
+                    .is_some_and(|(s, d)| s[..] == node.shape[..] && *d == node.dtype)
             };
             // A state this node's value is written back to, and nothing else.
             if root_count[node.id as usize] == 1 {
@@ -107,6 +96,9 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
                         return Some(InPlace::State(t));
                     }
                 }
+            }
+            if optimizer {
+                return None;
             }
             // An operand that dies here.
             node.args.iter().copied().find_map(|a| {

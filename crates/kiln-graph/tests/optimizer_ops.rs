@@ -112,3 +112,43 @@ fn moment_reads_around_the_op_see_the_values_eager_code_sees() {
     // Outside a trace the op is not recorded.
     assert!(!trace_adam(&p, &g, &m, &v, None, &step, &lr, &h));
 }
+
+/// Dispatched eagerly, the op returns the updated parameter (leaving the parameter itself
+/// alone) and updates the moments in place, like the fused kernel on copies.
+#[test]
+fn eager_dispatch_of_the_op_matches_the_fused_kernel() {
+    use kiln_core::cpu::fused_optim::{adam_step, AdamStep};
+    use kiln_core::ops::{dispatch, Op};
+    let p = Tensor::randn([300], DType::F32);
+    let g = Tensor::randn([300], DType::F32);
+    let (m, v) = (
+        Tensor::randn([300], DType::F32),
+        Tensor::randn([300], DType::F32).abs(),
+    );
+    let (step, lr) = (
+        Tensor::scalar(2.0, DType::F64),
+        Tensor::scalar(0.01, DType::F64),
+    );
+    let h = AdamHyper {
+        weight_decay: 0.1,
+        decoupled: true,
+        ..AdamHyper::default()
+    };
+    let (p2, m2, v2) = (p.copy(), m.copy(), v.copy());
+    let settings = AdamStep {
+        hyper: h,
+        lr: 0.01,
+        step: 2.0,
+    };
+    assert!(adam_step(&p2, &g, &m2, &v2, None, &settings));
+    let p0 = p.copy();
+    let out = dispatch(Op::AdamStep(h), &[&p, &g, &m, &v, &step, &lr]);
+    assert_eq!(out.to_vec::<f32>(), p2.to_vec::<f32>());
+    assert_eq!(m.to_vec::<f32>(), m2.to_vec::<f32>());
+    assert_eq!(v.to_vec::<f32>(), v2.to_vec::<f32>());
+    assert_eq!(
+        p.to_vec::<f32>(),
+        p0.to_vec::<f32>(),
+        "the parameter is not written"
+    );
+}

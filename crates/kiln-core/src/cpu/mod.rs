@@ -234,8 +234,10 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
         Op::AdamStep(h) => {
             // Eagerly (a direct dispatch): the update of a copy of the parameter; the moments
             // are updated in place.
-            let updated = Tensor::zeros(shape.to_vec(), dtype);
-            crate::autograd::no_grad(|| crate::ops::optim::adam_into(h, inputs, &updated));
+            let updated = crate::autograd::no_grad(|| inputs[0].copy());
+            let mut operands = inputs.to_vec();
+            operands[0] = &updated;
+            crate::autograd::no_grad(|| crate::ops::optim::adam_into(h, &operands, &updated));
             let data = std::mem::replace(&mut *updated.storage().write(), CpuStorage::Bool(vec![]));
             Out::Dense(data)
         }

@@ -628,7 +628,6 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         Op::Fused(program) => infer_fused(program, inputs),
         Op::AdamStep(h) => {
             use super::optim::adam_args::*;
-            use super::optim::AdamOperands as _;
             let p = inputs
                 .first()
                 .unwrap_or_else(|| panic!("adam_step: no operands"));

@@ -440,12 +440,13 @@ impl Op {
     pub const COUNT: usize = 59;
 
     /// Operand positions the op writes in place as it runs (a store-fused program's state
-    /// stores, an optimizer update's moments): graph passes must not move reads of those
-    /// values across it, merge it, or fold it.
+    /// stores, an optimizer update's moments): graph passes must not merge, fold or move it.
+    /// Nothing reads those values before it (store fusion checks; a trace records an
+    /// optimizer op only on state it has not read), so later reads see the written values.
     pub fn writes_args(&self) -> SmallVec<[usize; 4]> {
         match self {
             Op::Fused(p) => p.stores.iter().map(|s| s.input as usize).collect(),
-            Op::AdamStep(h) => SmallVec::from_slice(optim::AdamOperands::written_args(h)),
+            Op::AdamStep(h) => SmallVec::from_slice(h.written_args()),
             _ => SmallVec::new(),
         }
     }

@@ -34,16 +34,9 @@ pub mod adam_args {
     pub const MAX_EXP_AVG_SQ: usize = 6;
 }
 
-/// What the graph op needs to know of the hyper-parameters.
-pub trait AdamOperands {
-    /// Operand positions the op writes in place.
-    fn written_args(&self) -> &'static [usize];
-    /// Number of operands.
-    fn arity(&self) -> usize;
-}
-
-impl AdamOperands for AdamHyper {
-    fn written_args(&self) -> &'static [usize] {
+impl AdamHyper {
+    /// Operand positions [`Op::AdamStep`] writes in place.
+    pub fn written_args(&self) -> &'static [usize] {
         use adam_args::*;
         if self.amsgrad {
             &[EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ]
@@ -52,7 +45,8 @@ impl AdamOperands for AdamHyper {
         }
     }
 
-    fn arity(&self) -> usize {
+    /// Number of operands of [`Op::AdamStep`].
+    pub fn arity(&self) -> usize {
         if self.amsgrad {
             7
         } else {

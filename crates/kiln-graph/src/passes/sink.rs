@@ -10,7 +10,7 @@ use kiln_core::trace::{Graph, InputKind, ValueId};
 
 /// Moves nodes later, next to their first reader, when that lowers live memory (see the module
 /// docs). Random draws keep their place (their order fixes the generator's stream), as do
-/// nodes writing state in place, and nothing moves past a write to one of its operands.
+/// nodes writing state in place.
 pub struct SinkToUse;
 
 impl Pass for SinkToUse {
@@ -55,14 +55,7 @@ impl Pass for SinkToUse {
             let Some(u) = (i + 1..g.nodes.len()).find(|&k| g.nodes[k].args.contains(&id)) else {
                 continue;
             };
-            // Nor past a node that writes one of its operands in place (it would read the
-            // written value).
-            let overwritten = g.nodes[i + 1..u].iter().any(|m| {
-                m.op.writes_args()
-                    .iter()
-                    .any(|&k| node.args.contains(&m.args[k]))
-            });
-            if u == i + 1 || overwritten {
+            if u == i + 1 {
                 continue;
             }
             // Operand buffers this node would keep alive from here to `u`: those nothing

@@ -343,25 +343,26 @@ thread_local! {
 }
 
 /// Whether an update may take the fused single-pass kernel of `kiln_core::cpu::fused_optim`:
-/// never while tracing, since a traced step must record the update as tensor ops (the
-/// composite path below). The kernels themselves decline other cases (views, aliasing, half
-/// dtypes) and the caller then runs the composite path too.
+/// never while tracing, where the update is recorded instead (see [`use_traced_kernel`]). The
+/// kernels themselves decline other cases (views, aliasing, half dtypes) and the caller then
+/// runs the composite path.
 pub(crate) fn use_fused() -> bool {
-    #[cfg(test)]
-    if FORCE_COMPOSITE.with(|c| c.get()) {
-        return false;
-    }
-    !kiln_core::trace::is_tracing()
+    !composite_forced() && !kiln_core::trace::is_tracing()
 }
 
 /// Whether a traced update may record the optimizer's graph op (which runs the fused kernel
 /// when the graph runs) instead of its composite tensor ops.
 pub(crate) fn use_traced_kernel() -> bool {
+    !composite_forced() && kiln_core::trace::is_tracing()
+}
+
+/// Tests force the composite path to compare it with the kernels.
+fn composite_forced() -> bool {
     #[cfg(test)]
     if FORCE_COMPOSITE.with(|c| c.get()) {
-        return false;
+        return true;
     }
-    kiln_core::trace::is_tracing()
+    false
 }
 
 /// Runs `f` with the fused path off on this thread (tests compare the two paths).
