@@ -110,6 +110,49 @@ fn algebraic_identities_and_layout_chains() {
 }
 
 #[test]
+fn a_sum_of_slice_scatters_that_tile_the_output_becomes_one_cat() {
+    // The gradient of a split (q, k, v = qkv.chunk(3)): each part scattered into zeros of the
+    // full size, then summed. Parts in any order, of different widths.
+    let scatter = |x: &Tensor, start: usize| Tensor::slice_scatter_zeros(x, 1, start, 1, 9);
+    let specs = [spec(&[4, 2]), spec(&[4, 3]), spec(&[4, 4])];
+    let mut g = trace(&specs, |x| {
+        let sum = &(&scatter(&x[2], 5) + &scatter(&x[0], 0)) + &scatter(&x[1], 2);
+        vec![sum.exp()]
+    });
+    let args = [
+        Tensor::randn([4, 2], DType::F64),
+        Tensor::randn([4, 3], DType::F64),
+        Tensor::randn([4, 4], DType::F64),
+    ];
+    let before = run(&g, &args);
+    assert!(AlgebraicSimplify.run(&mut g));
+    DeadCode.run(&mut g);
+    assert_eq!(count(&g, "cat"), 1, "{g}");
+    assert_eq!(count(&g, "slice_scatter"), 0, "{g}");
+    assert_eq!(count(&g, "add"), 0, "{g}");
+    assert_eq!(run(&g, &args), before);
+
+    // Overlapping parts, a gap, or a part also read elsewhere: the sum stays.
+    let sized =
+        |x: &Tensor, start: usize, size: usize| Tensor::slice_scatter_zeros(x, 1, start, 1, size);
+    let overlapping = trace(&specs, |x| {
+        vec![&(&sized(&x[0], 0, 8) + &sized(&x[1], 1, 8)) + &sized(&x[2], 4, 8)]
+    });
+    let gap = trace(&specs, |x| {
+        vec![&(&sized(&x[0], 0, 10) + &sized(&x[1], 2, 10)) + &sized(&x[2], 6, 10)]
+    });
+    let shared = trace(&specs, |x| {
+        let part = scatter(&x[2], 5);
+        let sum = &(&part + &scatter(&x[0], 0)) + &scatter(&x[1], 2);
+        vec![sum, part]
+    });
+    for mut g in [overlapping, gap, shared] {
+        AlgebraicSimplify.run(&mut g);
+        assert_eq!(count(&g, "cat"), 0, "{g}");
+    }
+}
+
+#[test]
 fn matmul_epilogue_fuses_an_activation_into_the_matmul_it_alone_reads() {
     use kiln_core::nn::functional as F;
     let mut g = trace(

@@ -131,7 +131,7 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
         },
         Op::Contiguous => Out::Dense(copy::contiguous_in(inputs[0], dst)),
         Op::Cast(d) => Out::Dense(copy::cast_in(inputs[0], *d, dst)),
-        Op::Cat(dim) => Out::Dense(copy::cat(inputs, *dim, shape)),
+        Op::Cat(dim) => Out::Dense(copy::cat(inputs, *dim, shape, dst)),
         Op::SliceScatter {
             dim, start, step, ..
         } => Out::Dense(copy::slice_scatter(

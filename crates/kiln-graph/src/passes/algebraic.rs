@@ -1,13 +1,16 @@
 //! Algebraic simplification: identities and chains of layout ops.
 
-use super::{producers, replace_uses, Pass};
+use super::{producers, replace_uses, use_counts, Pass};
 use kiln_core::ops::Op;
+use kiln_core::shape::Shape;
 use kiln_core::trace::{Graph, InputKind, ValueId};
+use kiln_core::DType;
 use std::collections::HashMap;
 
 /// Rewrites `x·1`, `x+0`, `x−0`, `x/1`, `affine(1, 0)`, identity permutes, reshapes, expands
 /// and casts to `x`; folds permute∘permute into one permute, reshape∘reshape into one reshape,
-/// and drops `contiguous` of values a kernel produced densely.
+/// and drops `contiguous` of values a kernel produced densely; a sum of `slice_scatter`s that
+/// tile their output (the gradient of a q/k/v split) becomes one `cat`.
 pub struct AlgebraicSimplify;
 
 impl Pass for AlgebraicSimplify {
@@ -53,7 +56,15 @@ fn sweep(g: &mut Graph) -> bool {
     let dense = dense_values(g);
     let types = g.types();
     let scalars = constant_scalars(g);
+    let uses = use_counts(g);
     for i in 0..g.nodes.len() {
+        if let Some((dim, parts)) = scatter_sum_as_cat(g, i, &prod, &uses, &types) {
+            let n = &mut g.nodes[i];
+            n.op = Op::Cat(dim);
+            n.args = parts.into_iter().collect();
+            changed = true;
+            continue;
+        }
         let n = &g.nodes[i];
         let x = n.args.first().copied();
         let same_type = |v: ValueId| {
@@ -102,6 +113,59 @@ fn sweep(g: &mut Graph) -> bool {
     }
     replace_uses(g, &map);
     changed || !map.is_empty()
+}
+
+/// For an `add` tree at node `i` whose leaves are `slice_scatter`s (step 1, read only there)
+/// along one dim that together tile the output exactly once: that dim and the scattered
+/// values in order, to concatenate. The sum zero-fills a full-size tensor per slice and adds
+/// them all; the `cat` writes each element once.
+fn scatter_sum_as_cat(
+    g: &Graph,
+    i: usize,
+    prod: &[Option<usize>],
+    uses: &[usize],
+    types: &[Option<(Shape, DType)>],
+) -> Option<(usize, Vec<ValueId>)> {
+    if g.nodes[i].op != Op::Add {
+        return None;
+    }
+    // (start, value, len) of each leaf.
+    let mut leaves: Vec<(usize, ValueId, usize)> = Vec::new();
+    let (mut dim, mut size) = (None, 0);
+    let mut stack: Vec<ValueId> = g.nodes[i].args.to_vec();
+    while let Some(v) = stack.pop() {
+        let p = prod[v as usize].filter(|_| uses[v as usize] == 1)?;
+        let n = &g.nodes[p];
+        match n.op {
+            Op::Add if n.shape == g.nodes[i].shape => stack.extend(&n.args),
+            Op::SliceScatter {
+                dim: d,
+                start,
+                step: 1,
+                size: s,
+            } if dim.is_none_or(|x| x == d) && n.shape == g.nodes[i].shape => {
+                dim = Some(d);
+                size = s;
+                let len = types[n.args[0] as usize].as_ref()?.0[d];
+                leaves.push((start, n.args[0], len));
+            }
+            _ => return None,
+        }
+    }
+    leaves.sort_unstable();
+    let mut next = 0;
+    for &(start, _, len) in &leaves {
+        if start != next {
+            return None;
+        }
+        next += len;
+    }
+    (next == size).then(|| {
+        (
+            dim.expect("an add has leaves"),
+            leaves.iter().map(|l| l.1).collect(),
+        )
+    })
 }
 
 /// The value of every one-element constant input, indexed by id.
