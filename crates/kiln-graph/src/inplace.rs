@@ -1,6 +1,7 @@
 //! In-place planning for the executor: which fused nodes may write their result straight
 //! into the buffer of a value that dies at that node, or into the state tensor their result
-//! is written back to (an optimizer update), instead of a fresh buffer plus a copy.
+//! is written back to (an optimizer update), instead of a fresh buffer plus a copy; and
+//! `matmul_gelu_backward`, which may write over its GELU input.
 
 use crate::passes::is_view_like;
 use kiln_core::ops::Op;
@@ -71,7 +72,8 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
             let fused =
                 matches!(&node.op, Op::Fused(p) if p.reduce.is_none()) && node.dtype == DType::F32;
             let optimizer = matches!(node.op, Op::AdamStep(_));
-            if !fused && !optimizer {
+            let gelu_grad = node.op == Op::MatmulGeluBackward;
+            if !fused && !optimizer && !gelu_grad {
                 return None;
             }
             let same_type = |v: ValueId| {
@@ -100,8 +102,14 @@ pub fn plan(g: &Graph, last_use: &[usize]) -> Vec<Option<InPlace>> {
             if optimizer {
                 return None;
             }
-            // An operand that dies here.
-            node.args.iter().copied().find_map(|a| {
+            // An operand that dies here (for matmul_gelu_backward only the GELU input, which
+            // its kernel reads a block at a time before writing it).
+            let candidates = if gelu_grad {
+                &node.args[2..]
+            } else {
+                &node.args[..]
+            };
+            candidates.iter().copied().find_map(|a| {
                 let ok = fresh(a)
                     && last_use[a as usize] == i
                     && root_count[a as usize] == 0

@@ -182,6 +182,96 @@ fn matmul_epilogue_fuses_an_activation_into_the_matmul_it_alone_reads() {
 }
 
 #[test]
+fn a_gelu_gradient_of_a_product_becomes_one_blocked_node_that_runs_in_place() {
+    use kiln_core::ops::{dispatch, Op};
+    use kiln_graph::inplace::InPlace;
+    // gelu_backward(x, dy @ w), as a GELU's VJP after a Linear builds it; 1100 rows of 600 make
+    // two row blocks, the second partial. A product read twice stays a matmul.
+    let specs = [
+        f32spec(&[1100, 64]),
+        f32spec(&[64, 600]),
+        f32spec(&[1100, 600]),
+    ];
+    let graph = |read_twice: bool| {
+        trace(&specs, |x| {
+            let product = x[0].matmul(&x[1]);
+            let dx = dispatch(Op::GeluBackward, &[&x[2].exp(), &product]);
+            if read_twice {
+                vec![dx, product]
+            } else {
+                vec![dx]
+            }
+        })
+    };
+    let args = [
+        Tensor::randn([1100, 64], DType::F32),
+        Tensor::randn([64, 600], DType::F32),
+        Tensor::randn([1100, 600], DType::F32),
+    ];
+    let mut g = graph(false);
+    let before = run(&g, &args);
+    assert!(MatmulEpilogue.run(&mut g));
+    assert_eq!(count(&g, "matmul_gelu_backward"), 1, "{g}");
+    assert_eq!(count(&g, "matmul") + count(&g, "gelu_backward"), 0, "{g}");
+    // exp(x) dies at the node: the node writes over it.
+    let k = g
+        .nodes
+        .iter()
+        .position(|n| n.op == Op::MatmulGeluBackward)
+        .unwrap();
+    let plan = Executable::new(g.clone()).plan().in_place.clone();
+    assert_eq!(plan[k], Some(InPlace::Operand(g.nodes[k].args[2])));
+    let after = run(&g, &args);
+    let worst = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (b - a).abs() / (1.0 + b.abs()))
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-6, "blocked product differs by {worst:e}");
+
+    let mut g = graph(true);
+    assert!(!MatmulEpilogue.run(&mut g), "{g}");
+}
+
+#[test]
+fn a_product_with_a_gelu_read_only_there_becomes_one_blocked_node() {
+    // dy^T @ gelu(h), as a recomputed GELU feeds its weight gradient (through a reshape pair).
+    let specs = [f32spec(&[1100, 48]), f32spec(&[1100, 600])];
+    let graph = |keep_gelu: bool| {
+        trace(&specs, |x| {
+            let gelu = x[1].gelu().reshape([100, 11, 600]).reshape([1100, 600]);
+            let dw = x[0].t().matmul(&gelu);
+            if keep_gelu {
+                vec![dw, gelu]
+            } else {
+                vec![dw]
+            }
+        })
+    };
+    let args = [
+        Tensor::randn([1100, 48], DType::F32),
+        Tensor::randn([1100, 600], DType::F32),
+    ];
+    let mut g = graph(false);
+    let before = run(&g, &args);
+    assert!(MatmulEpilogue.run(&mut g));
+    DeadCode.run(&mut g);
+    assert_eq!(count(&g, "matmul_gelu_rhs"), 1, "{g}");
+    assert_eq!(count(&g, "matmul") + count(&g, "gelu"), 0, "{g}");
+    let after = run(&g, &args);
+    let worst = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| (b - a).abs() / (1.0 + b.abs()))
+        .fold(0.0, f64::max);
+    // f32 sums over 1100 terms in another order: ~4e-5 apart (see the kernel's own test).
+    assert!(worst < 1e-4, "blocked product differs by {worst:e}");
+
+    let mut g = graph(true);
+    assert!(!MatmulEpilogue.run(&mut g), "{g}");
+}
+
+#[test]
 fn fusion_turns_elementwise_chains_into_one_node() {
     // A softmax-like chain with a broadcast operand, a mask and a where.
     let mut g = trace(&[f32spec(&[64, 700]), f32spec(&[64, 1])], |x| {

@@ -82,6 +82,9 @@ pub fn execute_into(op: &Op, inputs: &[&Tensor], out: &Tensor) {
     if let Op::AdamStep(h) = op {
         return crate::ops::optim::adam_into(h, inputs, out);
     }
+    if let Op::MatmulGeluBackward = op {
+        return matmul::matmul_gelu_backward_into(inputs, out);
+    }
     assert!(
         out.is_contiguous() && out.layout().offset == 0,
         "execute_into: {} output must be dense at offset 0, got {:?}",
@@ -170,6 +173,8 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
             shape,
             dst,
         )),
+        Op::MatmulGeluBackward => Out::Dense(matmul::matmul_gelu_backward(inputs, dst)),
+        Op::MatmulGeluRhs => Out::Dense(matmul::matmul_gelu_rhs(inputs, dst)),
         Op::MatmulAct(act) => Out::Dense(matmul::matmul_act(
             inputs[0],
             inputs[1],

@@ -155,6 +155,16 @@ pub fn gelu_backward(x: &[f32], g: &[f32], dst: &mut [f32]) {
     })
 }
 
+/// `x[i] = g[i] · gelu′(x[i])` in place over the GELU's input.
+pub fn gelu_backward_in_place(x: &mut [f32], g: &[f32]) {
+    assert!(x.len() == g.len(), "simd: length mismatch");
+    widest!({
+        for (x, &g) in x.iter_mut().zip(g) {
+            *x = gelu_backward_f32(*x, g);
+        }
+    })
+}
+
 /// The widest vector instruction set this CPU runs, detected once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Isa {

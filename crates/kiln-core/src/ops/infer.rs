@@ -474,6 +474,56 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             }
             (base.shape().into(), base.dtype())
         }
+        Op::MatmulGeluBackward => {
+            if inputs.len() != 3 {
+                panic!(
+                    "matmul_gelu_backward: expected 3 inputs (a, b, x), got {}",
+                    inputs.len()
+                );
+            }
+            let (a, b, x) = (inputs[0], inputs[1], inputs[2]);
+            let ok = [a, b, x]
+                .iter()
+                .all(|t| t.dtype() == DType::F32 && t.rank() == 2)
+                && a.shape()[1] == b.shape()[0]
+                && x.shape() == [a.shape()[0], b.shape()[1]];
+            if !ok {
+                panic!(
+                    "matmul_gelu_backward: needs f32 a [m, k], b [k, n], x [m, n], got {:?} ({}), \
+                     {:?} ({}), {:?} ({})",
+                    a.shape(),
+                    a.dtype(),
+                    b.shape(),
+                    b.dtype(),
+                    x.shape(),
+                    x.dtype()
+                );
+            }
+            (x.shape().into(), DType::F32)
+        }
+        Op::MatmulGeluRhs => {
+            if inputs.len() != 2 {
+                panic!(
+                    "matmul_gelu_rhs: expected 2 inputs (a, x), got {}",
+                    inputs.len()
+                );
+            }
+            let (a, x) = (inputs[0], inputs[1]);
+            let ok = [a, x]
+                .iter()
+                .all(|t| t.dtype() == DType::F32 && t.rank() == 2)
+                && a.shape()[1] == x.shape()[0];
+            if !ok {
+                panic!(
+                    "matmul_gelu_rhs: needs f32 a [m, k] and x [k, n], got {:?} ({}), {:?} ({})",
+                    a.shape(),
+                    a.dtype(),
+                    x.shape(),
+                    x.dtype()
+                );
+            }
+            ([a.shape()[0], x.shape()[1]][..].into(), DType::F32)
+        }
         Op::MatmulAct(_) => {
             let (shape, dtype) = infer(&Op::Matmul, inputs);
             if !dtype.is_float() {

@@ -244,6 +244,16 @@ pub enum Op {
     /// activation to its product before handing it out, instead of a second op reading it
     /// back (made by the graph compiler's matmul epilogue fusion)
     MatmulAct(Activation),
+    /// `(a @ b) · gelu′(x)` for f32 `a` [m, k], `b` [k, n] and `x` [m, n]: an exact GELU's
+    /// input gradient from the matmul producing its output gradient, computed a block of rows
+    /// at a time so the whole product is never held (made by the graph compiler's matmul
+    /// epilogue fusion; it runs in place over `x` where `x` dies); inputs: a, b, x
+    MatmulGeluBackward,
+    /// `a @ gelu(x)` for f32 `a` [m, k] and `x` [k, n] (exact GELU): a recomputed GELU
+    /// output's weight gradient, with the GELU taken a block of `x`'s rows at a time so its
+    /// output is never held whole (made by the graph compiler's matmul epilogue fusion after
+    /// rematerialization); inputs: a, x
+    MatmulGeluRhs,
     /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, L]`, out-of-bounds reads give `pad_value`
     Unfold {
         /// kernel size (h, w)
@@ -413,6 +423,8 @@ impl Op {
             Op::Gather(_) => "gather",
             Op::ScatterAdd(_) => "scatter_add",
             Op::Matmul => "matmul",
+            Op::MatmulGeluBackward => "matmul_gelu_backward",
+            Op::MatmulGeluRhs => "matmul_gelu_rhs",
             Op::MatmulAct(Activation::Relu) => "matmul_relu",
             Op::MatmulAct(Activation::Gelu { tanh: false }) => "matmul_gelu",
             Op::MatmulAct(Activation::Gelu { tanh: true }) => "matmul_gelu_tanh",

@@ -76,6 +76,8 @@ pub fn saves(op: &Op) -> Saves {
         | Op::Random { .. }
         | Op::AttentionBackward { .. }
         | Op::Fused(_)
+        | Op::MatmulGeluBackward
+        | Op::MatmulGeluRhs
         | Op::AdamStep(_) => s(0xff, true),
     }
 }
@@ -456,6 +458,8 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         | Op::Random { .. }
         | Op::AttentionBackward { .. }
         | Op::Fused(_)
+        | Op::MatmulGeluBackward
+        | Op::MatmulGeluRhs
         | Op::AdamStep(_) => {
             panic!(
                 "backward: op {} is not differentiable but an input requires grad (shapes {:?})",

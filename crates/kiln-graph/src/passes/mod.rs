@@ -46,6 +46,8 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(MatmulEpilogue),
         Box::new(ElementwiseFusion),
         Box::new(Rematerialize),
+        // Again: recomputed GELUs feeding a weight gradient fuse into it.
+        Box::new(MatmulEpilogue),
         Box::new(SinkToUse),
         Box::new(StoreFusion),
         Box::new(DeadCode),

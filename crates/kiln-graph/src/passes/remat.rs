@@ -6,10 +6,10 @@
 //! whole backward.
 //!
 //! A large matmul result read again only far into the backward is recomputed too, when the
-//! gap spans half the graph: in a GPT step that is the first layer's MLP hidden layer, whose
-//! one extra matmul (2% of the step) frees 8 MiB across the step's peak (planned arena 95.3 →
-//! 87.3 MiB). Recomputing the next two layers' as well (a fifth of the graph, the earlier
-//! setting) saved 16 MiB more but cost two more matmuls, which left the compiled step 11%
+//! gap spans a third of the graph: in a GPT step, the first two layers' MLP hidden layers.
+//! Their two extra matmuls (~4% of the step) free 8 MiB each across the step's peak (planned
+//! arena 87.3 MiB recomputing only the first, 79.3 MiB with both). A fifth of the graph (the
+//! earlier setting) also recomputed the third layer's, which left the compiled step 11%
 //! slower than eager.
 
 use super::{is_view_like, producers, Pass};
@@ -32,7 +32,7 @@ const MATMUL_MIN_BYTES: usize = 8 << 20;
 /// and only when its late reads come at least this fraction of the graph's length after its
 /// early ones (a forward activation read again deep in the backward; recomputing every matmul
 /// read in the backward made a GPT step 4× slower).
-const MATMUL_GAP_FRACTION: usize = 2;
+const MATMUL_GAP_FRACTION: usize = 3;
 
 impl Pass for Rematerialize {
     fn name(&self) -> &'static str {
