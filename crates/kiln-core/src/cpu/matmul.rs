@@ -557,6 +557,14 @@ pub(crate) fn matmul_gelu_backward_into(inputs: &[&Tensor], out: &Tensor) {
 mod tests {
     use super::*;
 
+    /// Largest |got − want| / (1 + |want|).
+    fn max_scaled_diff(got: &[f64], want: &[f64]) -> f64 {
+        got.iter()
+            .zip(want)
+            .map(|(g, w)| (g - w).abs() / (1.0 + w.abs()))
+            .fold(0.0, f64::max)
+    }
+
     #[test]
     fn gelu_backward_of_a_product_in_row_blocks_matches_the_two_ops() {
         use crate::ops::{dispatch, Op};
@@ -567,11 +575,7 @@ mod tests {
         let x_before = x.to_f64_vec();
         let reference = dispatch(Op::GeluBackward, &[&x, &a.matmul(&b)]).to_f64_vec();
         let close = |got: &[f64]| {
-            let worst = got
-                .iter()
-                .zip(&reference)
-                .map(|(g, r)| (g - r).abs() / (1.0 + r.abs()))
-                .fold(0.0, f64::max);
+            let worst = max_scaled_diff(got, &reference);
             assert!(worst < 1e-6, "differs by {worst:e}");
         };
         // Eager: a new buffer, the input untouched.
@@ -595,12 +599,7 @@ mod tests {
             .to_dtype(DType::F64)
             .matmul(&x.to_dtype(DType::F64).gelu())
             .to_f64_vec();
-        let worst = |v: &[f64]| {
-            v.iter()
-                .zip(&exact)
-                .map(|(g, r)| (g - r).abs() / (1.0 + r.abs()))
-                .fold(0.0, f64::max)
-        };
+        let worst = |v: &[f64]| max_scaled_diff(v, &exact);
         let unfused = worst(&a.matmul(&x.gelu()).to_f64_vec());
         let blocked = worst(&dispatch(Op::MatmulGeluRhs, &[&a, &x]).to_f64_vec());
         assert!(
