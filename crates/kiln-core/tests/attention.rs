@@ -69,7 +69,15 @@ fn fused_attention_matches_the_composite_values_and_gradients() {
         let unbatched: [Tensor; 3] = std::array::from_fn(|i| randn(&[6, 4], dtype, 9 + i as u64));
         let heads = packed_heads(2, 9, 3, 4, dtype, 20);
         assert!(!heads[0].is_contiguous());
-        for (name, qkv) in [("dense", dense), ("unbatched", unbatched), ("heads", heads)] {
+        // Longer than two causal row blocks, the last one partial.
+        let long = packed_heads(1, 70, 2, 8, dtype, 30);
+        let cases = [
+            ("dense", dense),
+            ("unbatched", unbatched),
+            ("heads", heads),
+            ("long heads", long),
+        ];
+        for (name, qkv) in cases {
             for causal in [false, true] {
                 let d = qkv[0].shape()[qkv[0].rank() - 1];
                 let scale = 1.0 / (d as f64).sqrt();
@@ -93,8 +101,9 @@ fn fused_attention_matches_the_composite_values_and_gradients() {
 
 #[test]
 fn attention_op_passes_gradcheck_on_strided_heads() {
-    for causal in [false, true] {
-        let inputs: Vec<Tensor> = packed_heads(1, 5, 2, 3, DType::F64, 7)
+    // T = 40 spans two causal row blocks, the second partial.
+    for (causal, t) in [(false, 5), (true, 5), (true, 40)] {
+        let inputs: Vec<Tensor> = packed_heads(1, t, 2, 3, DType::F64, 7)
             .iter()
             .map(|t| t.detach().requires_grad_(true))
             .collect();
