@@ -23,6 +23,14 @@ fn f32spec(shape: &[usize]) -> ArgSpec {
     }
 }
 
+/// Random arguments of the specs' shapes and dtypes.
+fn randn_args(specs: &[ArgSpec]) -> Vec<Tensor> {
+    specs
+        .iter()
+        .map(|s| Tensor::randn(s.shape.clone(), s.dtype))
+        .collect()
+}
+
 fn count(g: &Graph, name: &str) -> usize {
     g.op_counts().get(name).copied().unwrap_or(0)
 }
@@ -212,11 +220,7 @@ fn a_gelu_gradient_of_a_product_becomes_one_blocked_node_that_runs_in_place() {
             }
         })
     };
-    let args = [
-        Tensor::randn([1100, 64], DType::F32),
-        Tensor::randn([64, 600], DType::F32),
-        Tensor::randn([1100, 600], DType::F32),
-    ];
+    let args = randn_args(&specs);
     let mut g = graph(false);
     let before = run(&g, &args);
     assert!(MatmulEpilogue.run(&mut g));
@@ -253,10 +257,7 @@ fn a_product_with_a_gelu_read_only_there_becomes_one_blocked_node() {
             }
         })
     };
-    let args = [
-        Tensor::randn([1100, 48], DType::F32),
-        Tensor::randn([1100, 600], DType::F32),
-    ];
+    let args = randn_args(&specs);
     let mut g = graph(false);
     let before = run(&g, &args);
     assert!(MatmulEpilogue.run(&mut g));

@@ -148,16 +148,8 @@ fn unfold_typed<T: StorageElement>(
     total: usize,
 ) -> Vec<T> {
     let per_in = w.c * w.h * w.w;
-    // Every output element is written (copied or padded), so f32/f64 outputs skip the zero
-    // fill; other dtypes (bool has invalid bit patterns) keep it.
-    let mut out = if matches!(T::DTYPE, DType::F32 | DType::F64) {
-        let mut v = super::pool::take::<T>(total);
-        // SAFETY: any bit pattern is a valid f32/f64, and unfold_one writes every element.
-        unsafe { v.set_len(total) };
-        v
-    } else {
-        super::pool::filled(total, T::zero())
-    };
+    // Every output element is written (copied or padded).
+    let mut out = super::dst::Dst::fresh().for_overwrite::<T>(total);
     let pad = T::from_f64(pad);
     with_dense::<T, _>(x, |data| {
         per_batch(&mut out, n, |i, o| {

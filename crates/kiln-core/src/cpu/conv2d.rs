@@ -5,6 +5,7 @@
 //! im2col: its input already is the column matrix.
 
 use super::conv::{fold_one, unfold_one, Window};
+use super::dst::Dst;
 use super::num::Num;
 use super::threads;
 use super::with_dense;
@@ -196,11 +197,7 @@ fn output<T: Num>(len: usize) -> Vec<T> {
         "conv2d: output of {:?}",
         T::DTYPE
     );
-    let mut v = super::pool::take::<T>(len);
-    // SAFETY: T is f32 or f64, for which every bit pattern is a valid value; the kernels
-    // write every element before it is read.
-    unsafe { v.set_len(len) };
-    v
+    Dst::fresh().for_overwrite(len)
 }
 
 fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry) -> Vec<T> {

@@ -130,19 +130,14 @@ fn write_strided<T: Copy>(dst: &mut [T], dst_layout: &Layout, src: &[T], src_lay
 
 /// Concatenates `inputs` along `dim` into a buffer of `shape` (from `dst` for f32/f64).
 pub(crate) fn cat(inputs: &[&Tensor], dim: usize, shape: &[usize], dst: &mut Dst) -> CpuStorage {
-    // The inputs tile the output, so every element is written: f32/f64 buffers start
-    // uninitialized (a graph's planned buffer, or the pool's) instead of zero-filled.
-    fn uninit<T: StorageElement>(n: usize, dst: &mut Dst) -> CpuStorage {
-        let mut v = dst.take::<T>(n);
-        // SAFETY: T is f32 or f64 (any bit pattern is valid), and every element is written
-        // below before the storage is read.
-        unsafe { v.set_len(n) };
-        T::wrap(v)
+    // The inputs tile the output, so every element is written.
+    fn buffer<T: StorageElement>(n: usize, dst: &mut Dst) -> CpuStorage {
+        T::wrap(dst.for_overwrite::<T>(n))
     }
     let n = shape.iter().product();
     let mut out = match inputs[0].dtype() {
-        DType::F32 => uninit::<f32>(n, dst),
-        DType::F64 => uninit::<f64>(n, dst),
+        DType::F32 => buffer::<f32>(n, dst),
+        DType::F64 => buffer::<f64>(n, dst),
         d => CpuStorage::filled(d, n, 0.0),
     };
     let full = Layout::contiguous(shape);

@@ -4,6 +4,7 @@
 //! one kernel serves both.
 
 use super::pool;
+use crate::dtype::DType;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::with_storage;
 
@@ -46,6 +47,20 @@ impl Dst {
             self.buf = Some(s);
         }
         pool::take(n)
+    }
+
+    /// A vector of `n` elements for a kernel that overwrites every one of them: left
+    /// uninitialized for f32 and f64 (any bit pattern is a valid value, and a zero fill would
+    /// be a whole extra pass over the output), zero-filled for other dtypes (bool has invalid
+    /// bit patterns).
+    pub(crate) fn for_overwrite<T: StorageElement>(&mut self, n: usize) -> Vec<T> {
+        if !matches!(T::DTYPE, DType::F32 | DType::F64) {
+            return self.filled(n, T::zero());
+        }
+        let mut v = self.take::<T>(n);
+        // SAFETY: T is f32 or f64, and the caller writes every element before reading it.
+        unsafe { v.set_len(n) };
+        v
     }
 
     /// `n` copies of `value` (see [`Dst::take`]).

@@ -145,21 +145,6 @@ fn nt_copy(g: &Geometry) -> NtCopy {
     }
 }
 
-/// The output buffer: left uninitialized for f32/f64, whose gemm kernels overwrite every
-/// element without reading it (`read_dst = false` stores with α = 0; zero-filling a conv's
-/// output first was a full extra pass over it). Other dtypes are zero-filled.
-fn output_buffer<T: Num>(len: usize, gemm_writes_all: bool, dst: &mut Dst) -> Vec<T> {
-    if gemm_writes_all && matches!(T::DTYPE, DType::F32 | DType::F64) {
-        let mut v = dst.take::<T>(len);
-        // SAFETY: T is f32 or f64 (any bit pattern is valid) and every element is written by
-        // gemm before the vector is read.
-        unsafe { v.set_len(len) };
-        v
-    } else {
-        dst.filled(len, T::zero())
-    }
-}
-
 fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &mut Dst) -> Vec<T> {
     let (m, n) = (g.m, g.n);
     let copy = nt_copy(g);
@@ -173,7 +158,9 @@ fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &
             }
             v
         }
-        _ => output_buffer::<T>(g.pairs.len() * m * n, m * n > 0, dst),
+        // gemm overwrites every element without reading it (`read_dst = false` stores with
+        // α = 0).
+        _ => dst.for_overwrite::<T>(g.pairs.len() * m * n),
     };
     if m * n == 0 {
         return out;
@@ -418,6 +405,17 @@ pub(crate) fn matmul_act(
 /// ran 10% slower, each block packing `b` again.
 const GELU_BACKWARD_BLOCK: usize = 512 * 1024;
 
+/// Runs `f` on a per-thread scratch block of `len` f32 and the per-thread scratch that
+/// [`gemm_into`] copies a transposed operand to, both reused from call to call.
+fn with_block_scratch(len: usize, f: impl FnOnce(&mut [f32], &mut Vec<f32>)) {
+    super::scratch::with_vec(|block: &mut Vec<f32>| {
+        super::scratch::with_vec(|bt: &mut Vec<f32>| {
+            block.resize(len.max(block.len()), 0.0);
+            f(&mut block[..len], bt)
+        })
+    })
+}
+
 /// `x ← (a @ b) · gelu′(x)` for f32 `a` [m, k], `b` [k, n] and `x` the [m, n] GELU input, in
 /// place: the product is computed a block of rows at a time into scratch and consumed there,
 /// so a GELU's input gradient needs no buffer for the whole product ([`Op::MatmulGeluBackward`]
@@ -433,27 +431,24 @@ fn gelu_backward_of_product(a: &Tensor, b: &Tensor, x: &mut [f32]) {
     };
     let full = geometry(a.layout(), b.layout(), &[m, n]);
     let rows = (GELU_BACKWARD_BLOCK / n.max(1)).clamp(1, m.max(1));
-    super::scratch::with_vec(|block: &mut Vec<f32>| {
-        super::scratch::with_vec(|bt: &mut Vec<f32>| {
-            block.resize(rows * n, 0.0);
-            for r0 in (0..m).step_by(rows) {
-                let len = rows.min(m - r0);
-                let (oa, ob) = full.pairs[0];
-                let g = Geometry {
-                    m: len,
-                    pairs: std::iter::once((oa + r0 * full.a_rs as usize, ob)).collect(),
-                    ..full
-                };
-                let product = &mut block[..len * n];
-                gemm_into(av, bv, &g, nt_copy(&g), product, bt, None);
-                let product = &*product;
-                threads::for_each_chunk(
-                    &mut x[r0 * n..(r0 + len) * n],
-                    threads::MAP_CHUNK,
-                    |s, xs| super::simd::gelu_backward_in_place(xs, &product[s..s + xs.len()]),
-                );
-            }
-        })
+    with_block_scratch(rows * n, |block, bt| {
+        for r0 in (0..m).step_by(rows) {
+            let len = rows.min(m - r0);
+            let (oa, ob) = full.pairs[0];
+            let g = Geometry {
+                m: len,
+                pairs: std::iter::once((oa + r0 * full.a_rs as usize, ob)).collect(),
+                ..full
+            };
+            let product = &mut block[..len * n];
+            gemm_into(av, bv, &g, nt_copy(&g), product, bt, None);
+            let product = &*product;
+            threads::for_each_chunk(
+                &mut x[r0 * n..(r0 + len) * n],
+                threads::MAP_CHUNK,
+                |s, xs| super::simd::gelu_backward_in_place(xs, &product[s..s + xs.len()]),
+            );
+        }
     })
 }
 
@@ -466,21 +461,15 @@ fn gelu_backward_of_product(a: &Tensor, b: &Tensor, x: &mut [f32]) {
 fn gelu_rhs_product(a: &Tensor, x: &Tensor, out: &mut [f32]) {
     let (m, k, n) = (a.shape()[0], a.shape()[1], x.shape()[1]);
     assert_eq!(out.len(), m * n, "matmul_gelu_rhs: output size");
-    let x = if x.is_contiguous() {
-        x.clone()
-    } else {
-        x.contiguous()
-    };
-    let (ga, gx) = (a.storage().read(), x.storage().read());
-    let (CpuStorage::F32(av), CpuStorage::F32(xv)) = (&*ga, &*gx) else {
+    let ga = a.storage().read();
+    let CpuStorage::F32(av) = &*ga else {
         unreachable!("matmul_gelu_rhs: f32 operands (checked by infer)")
     };
-    let xv = &xv[x.layout().offset..x.layout().offset + k * n];
     let full = geometry(a.layout(), &Layout::contiguous(&[k, n]), &[m, n]);
     let rows = (GELU_BACKWARD_BLOCK / n.max(1)).clamp(1, k.max(1));
-    super::scratch::with_vec(|block: &mut Vec<f32>| {
-        super::scratch::with_vec(|bt: &mut Vec<f32>| {
-            block.resize(rows * n, 0.0);
+    // `x` read in place when dense (a graph's matmul output), else copied once.
+    super::with_dense::<f32, _>(x, |xv| {
+        with_block_scratch(rows * n, |block, bt| {
             for k0 in (0..k).step_by(rows) {
                 let len = rows.min(k - k0);
                 let gelu = &mut block[..len * n];

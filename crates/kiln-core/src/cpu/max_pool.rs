@@ -2,6 +2,7 @@
 //! (PyTorch's choice: the first maximum, or the last NaN) instead of storing indices. Both run
 //! in one pass over the input, parallel over planes.
 
+use super::dst::Dst;
 use super::num::Num;
 use super::threads;
 use super::with_dense;
@@ -220,11 +221,7 @@ fn per_plane<T: Num>(
 
 /// A buffer of `len` elements for a kernel that writes all of them.
 fn uninit<T: Num>(len: usize) -> Vec<T> {
-    assert!(matches!(T::DTYPE, DType::F32 | DType::F64));
-    let mut v = super::pool::take::<T>(len);
-    // SAFETY: any bit pattern is a valid f32/f64; every plane of the output is written.
-    unsafe { v.set_len(len) };
-    v
+    Dst::fresh().for_overwrite(len)
 }
 
 fn forward<T: Num + PartialOrd>(x: &[T], pl: &Plane, total: usize) -> Vec<T> {

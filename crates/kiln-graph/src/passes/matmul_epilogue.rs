@@ -18,7 +18,8 @@
 
 use super::{producers, use_counts, Pass};
 use kiln_core::ops::{Activation, Op};
-use kiln_core::trace::Graph;
+use kiln_core::shape::Shape;
+use kiln_core::trace::{Graph, ValueId};
 use kiln_core::DType;
 
 /// Rewrites `act(matmul(a, b[, bias]))` into `matmul_act(a, b[, bias])` (ReLU and GELU) when
@@ -53,15 +54,12 @@ impl Pass for MatmulEpilogue {
                     continue;
                 };
                 let mm = &g.nodes[p];
-                let f32_2d = |v: u32| {
-                    types[v as usize]
-                        .as_ref()
-                        .is_some_and(|(s, d)| s.len() == 2 && *d == DType::F32)
-                };
                 let fits = mm.op == Op::Matmul
                     && mm.args.len() == 2
                     && uses[product as usize] == 1
-                    && [mm.args[0], mm.args[1], x, product].into_iter().all(f32_2d)
+                    && [mm.args[0], mm.args[1], x, product]
+                        .into_iter()
+                        .all(|v| is_f32_matrix(&types, v))
                     && types[x as usize].as_ref().map(|t| &t.0) == Some(&mm.shape);
                 if fits {
                     let args = [mm.args[0], mm.args[1], x].into_iter().collect();
@@ -97,6 +95,13 @@ impl Pass for MatmulEpilogue {
     }
 }
 
+/// Whether value `v` is a 2-D f32 tensor (what the GELU product kernels take).
+fn is_f32_matrix(types: &[Option<(Shape, DType)>], v: ValueId) -> bool {
+    types[v as usize]
+        .as_ref()
+        .is_some_and(|(s, d)| s.len() == 2 && *d == DType::F32)
+}
+
 /// For `matmul(a, b)` at node `i` (2-D f32, no bias) whose `b` is an exact GELU's output read
 /// only there (through reshapes that leave its shape as it was): the GELU's node index and
 /// its input.
@@ -105,8 +110,8 @@ fn gelu_rhs(
     i: usize,
     producer: &[Option<usize>],
     uses: &[usize],
-    types: &[Option<(kiln_core::shape::Shape, DType)>],
-) -> Option<(usize, u32)> {
+    types: &[Option<(Shape, DType)>],
+) -> Option<(usize, ValueId)> {
     let node = &g.nodes[i];
     if node.op != Op::Matmul || node.args.len() != 2 || node.dtype != DType::F32 {
         return None;
@@ -121,10 +126,8 @@ fn gelu_rhs(
             Op::Gelu { tanh: false } => {
                 let x = g.nodes[p].args[0];
                 let same = types[x as usize].as_ref() == Some(b_type);
-                let a_2d = types[node.args[0] as usize]
-                    .as_ref()
-                    .is_some_and(|(s, d)| s.len() == 2 && *d == DType::F32);
-                return (same && b_type.0.len() == 2 && a_2d).then_some((p, x));
+                let matrices = is_f32_matrix(types, node.args[0]) && is_f32_matrix(types, b);
+                return (same && matrices).then_some((p, x));
             }
             _ => return None,
         }
