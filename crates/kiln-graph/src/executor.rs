@@ -12,10 +12,12 @@
 use crate::inplace::InPlace;
 use crate::memplan::{MemoryPlan, Placement};
 use kiln_core::cpu::{copy_into, execute_into};
+use kiln_core::dtype::DType;
 use kiln_core::layout::Layout;
 use kiln_core::ops::Op;
+use kiln_core::shape::Shape;
 use kiln_core::storage::{CpuStorage, Storage};
-use kiln_core::trace::{GradTarget, Graph, InputKind, ValueId};
+use kiln_core::trace::{GradTarget, Graph, InputKind, Node, ValueId};
 use kiln_core::{no_grad, Tensor};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
@@ -39,11 +41,25 @@ pub struct Executable {
     /// Whether the schedule runs on a pool thread. With a kernel writing a value large
     /// enough to split across threads, yes: each parallel loop then starts with a cheap
     /// in-pool fork instead of a hand-off from outside the pool (~14 µs, a dozen times per
-    /// train step). A graph of small values (batch-1 inference) stays on the caller's thread
-    /// and pays no hand-off at all.
+    /// train step). So does a graph with a batch-1 product over a large weight, which the
+    /// matmul kernel splits across the pool's cores only from inside it. A graph of small
+    /// values and small products stays on the caller's thread and pays no hand-off at all.
     in_pool: bool,
     /// The buffers and every value's tensor, made at the first call.
     runtime: Mutex<Option<Runtime>>,
+}
+
+/// Whether `node` is a single product that the matmul kernel splits across the pool only when
+/// it runs on a pool thread (a batch-1 layer over a large weight).
+fn splits_in_pool(node: &Node, types: &[Option<(Shape, DType)>]) -> bool {
+    if !matches!(node.op, Op::Matmul | Op::MatmulAct(_)) || node.args.len() < 2 {
+        return false;
+    }
+    let shape = |id: ValueId| types[id as usize].as_ref().map(|t| &t.0[..]);
+    match (shape(node.args[0]), shape(node.args[1])) {
+        (Some(&[m, k]), Some(&[_, n])) => kiln_core::cpu::splits_inside_pool(m, k, n),
+        _ => false,
+    }
 }
 
 /// How a node runs.
@@ -133,11 +149,11 @@ impl Executable {
             })
             .collect();
         let grain = kiln_core::cpu::threads::GRAIN;
-        let in_pool = graph
-            .nodes
-            .iter()
-            .zip(&steps)
-            .any(|(n, step)| *step != Step::View && n.shape.iter().product::<usize>() >= grain);
+        let types = graph.types();
+        let in_pool = graph.nodes.iter().zip(&steps).any(|(n, step)| {
+            *step != Step::View
+                && (n.shape.iter().product::<usize>() >= grain || splits_in_pool(n, &types))
+        });
         Executable {
             graph,
             plan,

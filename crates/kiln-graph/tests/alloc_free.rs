@@ -1,7 +1,8 @@
 //! After its first call, a compiled train step (forward, backward, optimizer update) runs
 //! without a single heap allocation: counted by a global allocator over the 2nd to 6th calls
 //! of `Executable::run_into`, for an MLP with Adam and a small GPT with AdamW, each compared
-//! with the same model trained eagerly. (Its own test binary: the allocator counts every
+//! with the same model trained eagerly; and batch-1 inference over weights large enough that
+//! its products are split across the pool's threads. (Its own test binary: the allocator counts every
 //! thread, so nothing else may run meanwhile.)
 
 mod common;
@@ -124,8 +125,41 @@ fn check<M: Module>(
     }
 }
 
+/// Compiles batch-1 inference of `net`, calls it once, then counts allocations over five more
+/// calls, checking each output against the eager forward.
+fn check_inference(net: &Sequential, x: &Tensor) {
+    let mut forward = |b: &[Tensor]| vec![net.forward(&b[0])];
+    let mut cache = GraphCache::new(CompileOptions::default());
+    let args = [x.clone()];
+    let exe = kiln_core::no_grad(|| cache.executable(&args, &mut forward));
+    let want = kiln_core::no_grad(|| net.forward(x)).to_vec::<f32>();
+    let shape = exe.run(&args)[0].shape().to_vec();
+    let mut out = [Tensor::zeros(shape, DType::F32)];
+    OURS.store(0, Ordering::Relaxed);
+    for _ in 0..5 {
+        COUNTING.store(true, Ordering::Relaxed);
+        exe.run_into(&args, &mut out);
+        COUNTING.store(false, Ordering::Relaxed);
+        for (a, b) in out[0].to_vec::<f32>().iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+    assert_eq!(
+        OURS.load(Ordering::Relaxed),
+        0,
+        "allocations in inference calls 2-6 (first one from:\n{})",
+        FIRST.lock().unwrap().take().unwrap_or_default()
+    );
+}
+
 #[test]
 fn compiled_train_steps_allocate_nothing_after_the_first_call() {
+    // Batch-1 products over 300×512 and 512×256 weights: split into column blocks.
+    let net = Sequential::new()
+        .append(Linear::new(300, 512))
+        .append(ReLU::new())
+        .append(Linear::new(512, 256));
+    check_inference(&net, &Tensor::randn([1, 300], DType::F32));
     let mlp = || {
         Sequential::new()
             .append(Flatten::new())

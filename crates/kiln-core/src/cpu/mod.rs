@@ -30,7 +30,7 @@ mod transpose;
 mod unary;
 
 pub use copy::copy_into;
-pub use matmul::gemm_calls_in_flight;
+pub use matmul::{gemm_calls_in_flight, splits_inside_pool};
 pub use random::{counters_for as random_counters, philox_uniforms};
 
 use crate::dtype::DType;

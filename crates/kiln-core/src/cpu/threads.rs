@@ -96,3 +96,9 @@ pub fn set_num_threads(n: usize) {
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     pool().install(f)
 }
+
+/// True on one of the pool's own threads, where forking work costs no hand-off (a graph
+/// executor runs its whole schedule there).
+pub fn on_pool() -> bool {
+    pool().current_thread_index().is_some()
+}
