@@ -292,7 +292,7 @@ impl Executable {
             })
         };
         if self.in_pool {
-            kiln_core::cpu::threads::install(body)
+            kiln_core::cpu::threads::run_with_pool_awake(body)
         } else {
             body()
         }

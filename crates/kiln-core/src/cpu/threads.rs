@@ -3,6 +3,7 @@
 
 use parking_lot::RwLock;
 use rayon::ThreadPool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Elements below which elementwise work never leaves the calling thread.
@@ -101,4 +102,97 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// executor runs its whole schedule there).
 pub fn on_pool() -> bool {
     pool().current_thread_index().is_some()
+}
+
+thread_local! {
+    /// Set on a thread while it runs a [`run_with_pool_awake`] spinner or schedule.
+    static AWAKE_ROLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on a pool thread while the pool's other threads, instead of going to sleep
+/// between parallel loops, keep polling for work until `f` returns: a compiled step forks a
+/// few dozen short parallel loops, and waking a sleeping worker for each costs more than a
+/// small loop (a futex round trip, then the wake-up latency of a virtual CPU). Eager mode
+/// cannot do this: it does not know when a run of ops ends.
+pub fn run_with_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    install(|| {
+        let others = rayon::current_num_threads().saturating_sub(1);
+        if others == 0 || AWAKE_ROLE.with(|r| r.get()) {
+            return f();
+        }
+        let done = AtomicBool::new(false);
+        with_spinners(others, &done, || {
+            // Set even when `f` panics, so that the spinners stop and the panic propagates.
+            let _done = SetOnDrop(&done);
+            AWAKE_ROLE.with(|r| r.set(true));
+            let _role = AwakeRole;
+            f()
+        })
+    })
+}
+
+/// Runs `f` here with `k` spinners queued behind it for other threads to steal (oldest
+/// first, so one each). Joins, not a scope: a scope's spawn allocates, a join's job lives on
+/// the stack, and a compiled step allocates nothing after its first call.
+fn with_spinners<R: Send>(k: usize, done: &AtomicBool, f: impl FnOnce() -> R + Send) -> R {
+    if k == 0 {
+        return f();
+    }
+    rayon::join(|| with_spinners(k - 1, done, f), || spin_until(done)).0
+}
+
+/// Runs the pool's pending jobs until `done`. The schedule's own thread (it may pop a
+/// spinner while it waits on a join) and a spinner's nested waits return at once: `done`
+/// waits on them.
+fn spin_until(done: &AtomicBool) {
+    if AWAKE_ROLE.with(|r| r.replace(true)) {
+        return;
+    }
+    let _role = AwakeRole;
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Clears this thread's [`AWAKE_ROLE`] when dropped.
+struct AwakeRole;
+
+impl Drop for AwakeRole {
+    fn drop(&mut self) {
+        AWAKE_ROLE.with(|r| r.set(false));
+    }
+}
+
+/// Sets the flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_inside_an_awake_pool_runs_and_panics_propagate() {
+        use rayon::prelude::*;
+        let sum = run_with_pool_awake(|| {
+            // Nested parallel loops and a nested awake run.
+            (0..64u64)
+                .into_par_iter()
+                .map(|i| run_with_pool_awake(|| (0..i).into_par_iter().sum::<u64>()))
+                .sum::<u64>()
+        });
+        assert_eq!(sum, (0..64u64).map(|i| i * i.saturating_sub(1) / 2).sum());
+        let caught = std::panic::catch_unwind(|| run_with_pool_awake(|| panic!("inside")));
+        assert!(caught.is_err());
+        // The pool still works, and the flag was cleared on every thread.
+        assert_eq!(run_with_pool_awake(|| 7), 7);
+        assert!(!AWAKE_ROLE.with(|r| r.get()));
+    }
 }
