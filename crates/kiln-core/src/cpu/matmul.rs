@@ -15,7 +15,7 @@ use crate::tensor::Tensor;
 use gemm::Parallelism;
 use half::f16;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Calls into the `gemm` crate running now, on any thread.
 static GEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -286,15 +286,24 @@ fn gemm_into<T: Num>(
         let nt = threads::num_threads();
         if nt > 1 && threads::on_pool() {
             // Column blocks of the output: block p reads rows of a row-major weight (`b`
-            // transposed) or columns of `b`, the same block on the same worker every call.
+            // transposed) or columns of `b`. Worker p takes block p when it can, whichever
+            // worker runs the schedule, so that each keeps its part of the weight in its own
+            // cache from call to call.
             let width = n.div_ceil(nt).next_multiple_of(16);
             let (oa, ob) = g.pairs[0];
             let (ap, bp) = (
                 SendPtr(a[oa..].as_ptr().cast_mut()),
                 SendPtr(b[ob..].as_ptr().cast_mut()),
             );
+            let taken: smallvec::SmallVec<[AtomicBool; 8]> =
+                (0..nt).map(|_| AtomicBool::new(false)).collect();
+            let claim = |p: usize| !taken[p].swap(true, Ordering::Relaxed);
             threads::install(|| {
-                (0..nt).into_par_iter().for_each(|p| {
+                (0..nt).into_par_iter().for_each(|_| {
+                    let mine = rayon::current_thread_index().unwrap_or(0) % nt;
+                    let Some(p) = std::iter::once(mine).chain(0..nt).find(|&p| claim(p)) else {
+                        return;
+                    };
                     let (j0, j1) = (p * width, ((p + 1) * width).min(n));
                     if j0 >= j1 {
                         return;
