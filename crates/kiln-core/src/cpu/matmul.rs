@@ -3,6 +3,7 @@
 //! place, never copied.
 
 use super::dst::Dst;
+use super::scratch::set_len_for_overwrite;
 use super::strided::for_each_run;
 use super::threads;
 use super::transpose::{transpose_into, transpose_par};
@@ -206,7 +207,7 @@ fn gemm_into<T: Num>(
     let flops = 2 * m * n * k;
     // A right operand shared by the whole batch (a broadcast weight) is copied once up front.
     if copy == (NtCopy::B { shared: true }) {
-        bt.resize(k * n, T::zero());
+        set_len_for_overwrite(bt, k * n);
         transpose_par(&b[g.pairs[0].1..], g.b_cs as usize, k, n, bt);
     }
     let bt = &*bt;
@@ -224,14 +225,14 @@ fn gemm_into<T: Num>(
             NtCopy::None => {}
             NtCopy::B { shared } => {
                 if !shared {
-                    scratch.resize(k * n, T::zero());
+                    set_len_for_overwrite(scratch, k * n);
                     transpose(&b[ob..], g.b_cs as usize, k, n, scratch);
                 }
                 let src: &[T] = if shared { bt } else { scratch };
                 (bp, b_rs, b_cs) = (src.as_ptr(), n as isize, 1);
             }
             NtCopy::AandC => {
-                scratch.resize(m * k + m * n, T::zero());
+                set_len_for_overwrite(scratch, m * k + m * n);
                 let (at, ct) = scratch.split_at_mut(m * k);
                 // aᵀ row-major (k×m) is `a` column-major.
                 transpose(&a[oa..], g.a_rs as usize, k, m, at);
@@ -356,11 +357,13 @@ fn gemm_into<T: Num>(
         });
     } else {
         let nt = threads::num_threads();
-        threads::install(|| {
-            let mut scratch = Vec::new();
-            for (i, &p) in g.pairs.iter().enumerate() {
-                run(base.at(i * m * n), p, Parallelism::Rayon(nt), &mut scratch);
-            }
+        // The operand copies' scratch is kept from call to call.
+        super::scratch::with_vec(|scratch: &mut Vec<T>| {
+            threads::install(|| {
+                for (i, &p) in g.pairs.iter().enumerate() {
+                    run(base.at(i * m * n), p, Parallelism::Rayon(nt), scratch);
+                }
+            })
         });
     }
 }

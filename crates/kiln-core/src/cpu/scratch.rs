@@ -4,6 +4,7 @@
 //! schedule runs on whichever pool thread picks it up, and a per-thread pool would allocate
 //! again on each thread it had not run on before.
 
+use crate::dtype::DType;
 use crate::storage::{CpuStorage, StorageElement};
 use parking_lot::Mutex;
 
@@ -24,4 +25,22 @@ pub(crate) fn with_vec<T: StorageElement, R>(f: impl FnOnce(&mut Vec<T>) -> R) -
     let r = f(&mut v);
     FREE.lock().push(T::wrap(v));
     r
+}
+
+/// Makes `v` hold `n` elements that the caller overwrites before reading any: left
+/// uninitialized for f32 and f64 (any bit pattern is a valid value, and a zero fill of a
+/// scratch operand copy costs a pass as long as the copy itself), zero-filled otherwise.
+// f32 and f64 have no invalid bit patterns, and the caller writes every element first.
+#[allow(clippy::uninit_vec)]
+pub(crate) fn set_len_for_overwrite<T: StorageElement>(v: &mut Vec<T>, n: usize) {
+    if !matches!(T::DTYPE, DType::F32 | DType::F64) {
+        v.clear();
+        v.resize(n, T::zero());
+        return;
+    }
+    v.clear();
+    v.reserve(n);
+    // SAFETY: T is f32 or f64, the capacity is at least n, and the caller writes every
+    // element before reading it.
+    unsafe { v.set_len(n) };
 }
