@@ -243,6 +243,38 @@ fn a_gelu_gradient_of_a_product_becomes_one_blocked_node_that_runs_in_place() {
 }
 
 #[test]
+fn a_relu_gradient_of_a_product_becomes_one_masked_product() {
+    // where(relu(h) > 0, dy @ w, 0), as a ReLU's VJP after a Linear builds it: the same bits
+    // after the rewrite. A product read twice, a non-zero threshold or a non-zero fill stay.
+    let specs = [f32spec(&[96, 20]), f32spec(&[20, 300]), f32spec(&[96, 300])];
+    let graph = |read_twice: bool, threshold: f64, fill: f64| {
+        trace(&specs, |x| {
+            let product = x[0].matmul(&x[1]);
+            let y = x[2].relu();
+            let mask = y.gt(&Tensor::scalar(threshold, DType::F32));
+            let dx = Tensor::where_(&mask, &product, &Tensor::scalar(fill, DType::F32));
+            if read_twice {
+                vec![dx, product]
+            } else {
+                vec![dx]
+            }
+        })
+    };
+    let args = randn_args(&specs);
+    let mut g = graph(false, 0.0, 0.0);
+    let before = run(&g, &args);
+    assert!(MatmulEpilogue.run(&mut g));
+    assert_eq!(count(&g, "matmul_relu_backward"), 1, "{g}");
+    let left = count(&g, "matmul") + count(&g, "where") + count(&g, "compare");
+    assert_eq!(left, 0, "{g}");
+    assert_eq!(before, run(&g, &args));
+    for (read_twice, threshold, fill) in [(true, 0.0, 0.0), (false, 0.5, 0.0), (false, 0.0, 0.5)] {
+        let mut g = graph(read_twice, threshold, fill);
+        assert!(!MatmulEpilogue.run(&mut g), "{g}");
+    }
+}
+
+#[test]
 fn a_product_with_a_gelu_read_only_there_becomes_one_blocked_node() {
     // dy^T @ gelu(h), as a recomputed GELU feeds its weight gradient (through a reshape pair).
     let specs = [f32spec(&[1100, 48]), f32spec(&[1100, 600])];

@@ -175,6 +175,7 @@ fn run_kernel(op: &Op, inputs: &[&Tensor], shape: &[usize], dtype: DType, dst: &
         )),
         Op::MatmulGeluBackward => Out::Dense(matmul::matmul_gelu_backward(inputs, dst)),
         Op::MatmulGeluRhs => Out::Dense(matmul::matmul_gelu_rhs(inputs, dst)),
+        Op::MatmulReluBackward => Out::Dense(matmul::matmul_relu_backward(inputs, shape, dst)),
         Op::MatmulAct(act) => Out::Dense(matmul::matmul_act(
             inputs[0],
             inputs[1],

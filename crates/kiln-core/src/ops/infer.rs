@@ -474,12 +474,10 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             }
             (base.shape().into(), base.dtype())
         }
-        Op::MatmulGeluBackward => {
+        Op::MatmulGeluBackward | Op::MatmulReluBackward => {
+            let name = op.name();
             if inputs.len() != 3 {
-                panic!(
-                    "matmul_gelu_backward: expected 3 inputs (a, b, x), got {}",
-                    inputs.len()
-                );
+                panic!("{name}: expected 3 inputs (a, b, x), got {}", inputs.len());
             }
             let (a, b, x) = (inputs[0], inputs[1], inputs[2]);
             let ok = [a, b, x]
@@ -489,7 +487,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                 && x.shape() == [a.shape()[0], b.shape()[1]];
             if !ok {
                 panic!(
-                    "matmul_gelu_backward: needs f32 a [m, k], b [k, n], x [m, n], got {:?} ({}), \
+                    "{name}: needs f32 a [m, k], b [k, n], x [m, n], got {:?} ({}), \
                      {:?} ({}), {:?} ({})",
                     a.shape(),
                     a.dtype(),

@@ -254,6 +254,11 @@ pub enum Op {
     /// output is never held whole (made by the graph compiler's matmul epilogue fusion after
     /// rematerialization); inputs: a, x
     MatmulGeluRhs,
+    /// `(a @ b) · [x > 0]` for f32 `a` [m, k], `b` [k, n] and `x` [m, n]: a ReLU's input
+    /// gradient (`x` its output) from the matmul producing its output gradient, masked while
+    /// the product is still in cache instead of by a second pass (made by the graph
+    /// compiler's matmul epilogue fusion); inputs: a, b, x
+    MatmulReluBackward,
     /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, L]`, out-of-bounds reads give `pad_value`
     Unfold {
         /// kernel size (h, w)
@@ -425,6 +430,7 @@ impl Op {
             Op::Matmul => "matmul",
             Op::MatmulGeluBackward => "matmul_gelu_backward",
             Op::MatmulGeluRhs => "matmul_gelu_rhs",
+            Op::MatmulReluBackward => "matmul_relu_backward",
             Op::MatmulAct(Activation::Relu) => "matmul_relu",
             Op::MatmulAct(Activation::Gelu { tanh: false }) => "matmul_gelu",
             Op::MatmulAct(Activation::Gelu { tanh: true }) => "matmul_gelu_tanh",

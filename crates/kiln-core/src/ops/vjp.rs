@@ -77,6 +77,7 @@ pub fn saves(op: &Op) -> Saves {
         | Op::AttentionBackward { .. }
         | Op::Fused(_)
         | Op::MatmulGeluBackward
+        | Op::MatmulReluBackward
         | Op::MatmulGeluRhs
         | Op::AdamStep(_) => s(0xff, true),
     }
@@ -459,6 +460,7 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         | Op::AttentionBackward { .. }
         | Op::Fused(_)
         | Op::MatmulGeluBackward
+        | Op::MatmulReluBackward
         | Op::MatmulGeluRhs
         | Op::AdamStep(_) => {
             panic!(

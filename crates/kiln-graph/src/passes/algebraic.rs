@@ -1,9 +1,9 @@
 //! Algebraic simplification: identities and chains of layout ops.
 
-use super::{producers, replace_uses, use_counts, Pass};
+use super::{constant_scalars, producers, replace_uses, use_counts, Pass};
 use kiln_core::ops::Op;
 use kiln_core::shape::Shape;
-use kiln_core::trace::{Graph, InputKind, ValueId};
+use kiln_core::trace::{Graph, ValueId};
 use kiln_core::DType;
 use std::collections::HashMap;
 
@@ -166,19 +166,6 @@ fn scatter_sum_as_cat(
             leaves.iter().map(|l| l.1).collect(),
         )
     })
-}
-
-/// The value of every one-element constant input, indexed by id.
-fn constant_scalars(g: &Graph) -> Vec<Option<f64>> {
-    let mut c = vec![None; g.id_bound()];
-    for i in &g.inputs {
-        if let (InputKind::Const, Some(t)) = (&i.kind, &i.tensor) {
-            if t.numel() == 1 {
-                c[i.id as usize] = Some(t.to_f64_vec()[0]);
-            }
-        }
-    }
-    c
 }
 
 /// For `x ∘ c` with `c` a constant scalar equal to `neutral`: `Some(x)`. With `commutes`, the

@@ -9,6 +9,11 @@
 //! is never held. In a GPT step that was an 8 MiB buffer at the step's peak (the first MLP
 //! backward).
 //!
+//! A ReLU's input gradient `where(y > 0, a @ b, 0)` (`y` the ReLU's output) whose product is
+//! read by nothing else becomes one `matmul_relu_backward(a, b, y)` node, which masks the
+//! product while it is in cache instead of a second pass reading it back (an MLP step's two
+//! hidden layers).
+//!
 //! Run again after rematerialization, it turns `a @ gelu(x)` whose GELU output nothing else
 //! reads (a recomputed GELU feeding its weight gradient) into `matmul_gelu_rhs(a, x)`, which
 //! takes the GELU a block of `x`'s rows at a time. Together the two keep a GPT step's MLP
@@ -16,8 +21,8 @@
 //! peak is no longer in its backward (live peak 83.3 → 82.0 MiB, now at the last forward
 //! GELU).
 
-use super::{producers, use_counts, Pass};
-use kiln_core::ops::{Activation, Op};
+use super::{constant_scalars, producers, use_counts, Pass};
+use kiln_core::ops::{Activation, CmpOp, Op};
 use kiln_core::shape::Shape;
 use kiln_core::trace::{Graph, ValueId};
 use kiln_core::DType;
@@ -25,7 +30,8 @@ use kiln_core::DType;
 /// Rewrites `act(matmul(a, b[, bias]))` into `matmul_act(a, b[, bias])` (ReLU and GELU) when
 /// the product has no other use (a training graph's GELU keeps its input for the backward,
 /// so there only ReLU, whose backward reads its output, fuses), and
-/// `gelu_backward(x, matmul(a, b))` into `matmul_gelu_backward(a, b, x)` likewise.
+/// `gelu_backward(x, matmul(a, b))` into `matmul_gelu_backward(a, b, x)` and
+/// `where(y > 0, matmul(a, b), 0)` into `matmul_relu_backward(a, b, y)` likewise.
 pub struct MatmulEpilogue;
 
 impl Pass for MatmulEpilogue {
@@ -38,7 +44,26 @@ impl Pass for MatmulEpilogue {
         let producer = producers(g);
         let mut absorbed = vec![false; g.nodes.len()];
         let types = g.types();
+        let scalars = constant_scalars(g);
         for i in 0..g.nodes.len() {
+            if let Some((product, compare, y)) = relu_backward(g, i, &producer, &uses, &scalars) {
+                let mm = &g.nodes[product];
+                let fits = [mm.args[0], mm.args[1], y, mm.id]
+                    .into_iter()
+                    .all(|v| is_f32_matrix(&types, v))
+                    && types[y as usize].as_ref().map(|t| &t.0) == Some(&mm.shape)
+                    && g.nodes[i].shape == mm.shape;
+                if fits {
+                    let args = [mm.args[0], mm.args[1], y].into_iter().collect();
+                    let node = &mut g.nodes[i];
+                    node.op = Op::MatmulReluBackward;
+                    node.args = args;
+                    absorbed[product] = true;
+                    // The mask, unless something else reads it.
+                    absorbed[compare] |= uses[g.nodes[compare].id as usize] == 1;
+                }
+                continue;
+            }
             if let Some((gelu, x)) = gelu_rhs(g, i, &producer, &uses, &types) {
                 let a = g.nodes[i].args[0];
                 let node = &mut g.nodes[i];
@@ -100,6 +125,33 @@ fn is_f32_matrix(types: &[Option<(Shape, DType)>], v: ValueId) -> bool {
     types[v as usize]
         .as_ref()
         .is_some_and(|(s, d)| s.len() == 2 && *d == DType::F32)
+}
+
+/// For `where(y > 0, p, 0)` at node `i` with `p = a @ b` (no bias) read only there and both
+/// zeros constant scalars: the product's and the comparison's node indices and `y`.
+fn relu_backward(
+    g: &Graph,
+    i: usize,
+    producer: &[Option<usize>],
+    uses: &[usize],
+    scalars: &[Option<f64>],
+) -> Option<(usize, usize, ValueId)> {
+    let node = &g.nodes[i];
+    if node.op != Op::Where || node.args.len() != 3 {
+        return None;
+    }
+    let (mask, product, zero) = (node.args[0], node.args[1], node.args[2]);
+    let c = producer[mask as usize]?;
+    let p = producer[product as usize]?;
+    let is_zero = |v: ValueId| scalars[v as usize] == Some(0.0);
+    let compare = &g.nodes[c];
+    let mm = &g.nodes[p];
+    let masks = compare.op == Op::Compare(CmpOp::Gt) && is_zero(compare.args[1]);
+    let product_only_here =
+        mm.op == Op::Matmul && mm.args.len() == 2 && uses[product as usize] == 1;
+    // The kernel writes +0 where the mask is off.
+    let plus_zero = scalars[zero as usize].is_some_and(|z| z.to_bits() == 0);
+    (masks && product_only_here && plus_zero).then_some((p, c, compare.args[0]))
 }
 
 /// For `matmul(a, b)` at node `i` (2-D f32, no bias) whose `b` is an exact GELU's output read

@@ -23,7 +23,7 @@ pub use reshape_sink::SinkReshapes;
 pub use sink::SinkToUse;
 pub use store_fusion::StoreFusion;
 
-use kiln_core::trace::{Graph, ValueId};
+use kiln_core::trace::{Graph, InputKind, ValueId};
 use std::collections::HashMap;
 
 /// One optimization over a graph.
@@ -112,4 +112,17 @@ pub(crate) fn producers(g: &Graph) -> Vec<Option<usize>> {
         p[n.id as usize] = Some(i);
     }
     p
+}
+
+/// The value of every one-element constant input, indexed by id.
+pub(crate) fn constant_scalars(g: &Graph) -> Vec<Option<f64>> {
+    let mut c = vec![None; g.id_bound()];
+    for i in &g.inputs {
+        if let (InputKind::Const, Some(t)) = (&i.kind, &i.tensor) {
+            if t.numel() == 1 {
+                c[i.id as usize] = Some(t.to_f64_vec()[0]);
+            }
+        }
+    }
+    c
 }
