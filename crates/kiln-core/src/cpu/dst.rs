@@ -4,7 +4,6 @@
 //! one kernel serves both.
 
 use super::pool;
-use crate::dtype::DType;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::with_storage;
 
@@ -54,12 +53,8 @@ impl Dst {
     /// be a whole extra pass over the output), zero-filled for other dtypes (bool has invalid
     /// bit patterns).
     pub(crate) fn for_overwrite<T: StorageElement>(&mut self, n: usize) -> Vec<T> {
-        if !matches!(T::DTYPE, DType::F32 | DType::F64) {
-            return self.filled(n, T::zero());
-        }
         let mut v = self.take::<T>(n);
-        // SAFETY: T is f32 or f64, and the caller writes every element before reading it.
-        unsafe { v.set_len(n) };
+        super::scratch::set_len_for_overwrite(&mut v, n);
         v
     }
 

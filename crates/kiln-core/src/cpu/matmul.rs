@@ -16,7 +16,7 @@ use crate::tensor::Tensor;
 use gemm::Parallelism;
 use half::f16;
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Calls into the `gemm` crate running now, on any thread.
 static GEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -248,35 +248,19 @@ fn gemm_into<T: Num>(
                 }
             }
         }
-        {
-            let _in_gemm = GemmCall::enter();
-            // SAFETY: offsets and strides come from layouts validated against the storages
-            // (or describe the dense copies in scratch); the output is a distinct m×n block
-            // of `out` or the scratch's m×n tail.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    cp,
-                    c_cs,
-                    c_rs,
-                    read_dst,
-                    ap,
-                    a_cs,
-                    a_rs,
-                    bp,
-                    b_cs,
-                    b_rs,
-                    dst_scale,
-                    T::one(),
-                    false,
-                    false,
-                    false,
-                    par,
-                )
-            }
-        }
+        // SAFETY: offsets and strides come from layouts validated against the storages (or
+        // describe the dense copies in scratch); the output is a distinct m×n block of `out`
+        // or the scratch's m×n tail.
+        unsafe {
+            gemm_call(
+                [m, n, k],
+                (cp, c_rs, c_cs),
+                (read_dst, dst_scale),
+                (ap, a_rs, a_cs),
+                (bp, b_rs, b_cs),
+                par,
+            )
+        };
         if copy == NtCopy::AandC {
             // SAFETY: `dst` is this entry's m×n block of `out`.
             let out = unsafe { std::slice::from_raw_parts_mut(dst, m * n) };
@@ -289,51 +273,27 @@ fn gemm_into<T: Num>(
         let nt = threads::num_threads();
         if nt > 1 && threads::on_pool() {
             // Column blocks of the output: block p reads rows of a row-major weight (`b`
-            // transposed) or columns of `b`. Worker p takes block p when it can, whichever
-            // worker runs the schedule, so that each keeps its part of the weight in its own
-            // cache from call to call.
+            // transposed) or columns of `b`. The calling worker takes the first block and the
+            // other the second, so each keeps its part of the weight in its own cache.
             let width = n.div_ceil(nt).next_multiple_of(16);
             let (oa, ob) = g.pairs[0];
-            let (ap, bp) = (
-                SendPtr(a[oa..].as_ptr().cast_mut()),
-                SendPtr(b[ob..].as_ptr().cast_mut()),
-            );
-            let taken: smallvec::SmallVec<[AtomicBool; 8]> =
-                (0..nt).map(|_| AtomicBool::new(false)).collect();
-            let claim = |p: usize| !taken[p].swap(true, Ordering::Relaxed);
+            let (ap, bp) = (a[oa..].as_ptr() as usize, b[ob..].as_ptr() as usize);
             threads::install(|| {
-                (0..nt).into_par_iter().for_each(|_| {
-                    let mine = rayon::current_thread_index().unwrap_or(0) % nt;
-                    let Some(p) = std::iter::once(mine).chain(0..nt).find(|&p| claim(p)) else {
-                        return;
-                    };
+                (0..n.div_ceil(width)).into_par_iter().for_each(|p| {
                     let (j0, j1) = (p * width, ((p + 1) * width).min(n));
-                    if j0 >= j1 {
-                        return;
-                    }
-                    let _in_gemm = GemmCall::enter();
                     // SAFETY: as for `run`; block p writes columns j0..j1 of the m×n output
                     // and reads columns j0..j1 of `b`, disjoint from the other blocks' writes.
                     unsafe {
-                        gemm::gemm(
-                            m,
-                            j1 - j0,
-                            k,
-                            base.at(j0),
-                            1,
-                            n as isize,
-                            read_dst,
-                            ap.at(0),
-                            g.a_cs,
-                            g.a_rs,
-                            bp.at(0).offset(j0 as isize * g.b_cs),
-                            g.b_cs,
-                            g.b_rs,
-                            dst_scale,
-                            T::one(),
-                            false,
-                            false,
-                            false,
+                        gemm_call(
+                            [m, j1 - j0, k],
+                            (base.at(j0), n as isize, 1),
+                            (read_dst, dst_scale),
+                            (ap as *const T, g.a_rs, g.a_cs),
+                            (
+                                (bp as *const T).offset(j0 as isize * g.b_cs),
+                                g.b_rs,
+                                g.b_cs,
+                            ),
                             Parallelism::None,
                         )
                     }
@@ -368,6 +328,47 @@ fn gemm_into<T: Num>(
             })
         });
     }
+}
+
+/// A matrix operand for [`gemm_call`]: its first element, row stride and column stride.
+type Strided<T> = (*const T, isize, isize);
+
+/// `dst = scale·dst (read only when asked) + lhs @ rhs` for `[m, n, k]`, counted in
+/// [`gemm_calls_in_flight`].
+///
+/// # Safety
+/// The pointers and strides describe valid m×k and k×n operands and an m×n output that
+/// nothing else reads or writes meanwhile.
+unsafe fn gemm_call<T: Num>(
+    [m, n, k]: [usize; 3],
+    (dst, dst_rs, dst_cs): (*mut T, isize, isize),
+    (read_dst, scale): (bool, T),
+    (lhs, lhs_rs, lhs_cs): Strided<T>,
+    (rhs, rhs_rs, rhs_cs): Strided<T>,
+    par: Parallelism,
+) {
+    let _in_gemm = GemmCall::enter();
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        dst_cs,
+        dst_rs,
+        read_dst,
+        lhs,
+        lhs_cs,
+        lhs_rs,
+        rhs,
+        rhs_cs,
+        rhs_rs,
+        scale,
+        T::one(),
+        false,
+        false,
+        false,
+        par,
+    )
 }
 
 fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &mut Dst) -> Vec<T> {
@@ -603,18 +604,10 @@ pub(crate) fn matmul_relu_backward(
     let CpuStorage::F32(mut v) = matmul(inputs[0], inputs[1], None, shape, dst) else {
         unreachable!("matmul_relu_backward: f32 only (checked by infer)")
     };
-    let mask = |g: &mut [f32], x: &[f32]| super::simd::widest!(relu_mask(g, x));
     super::with_dense(inputs[2], |x: &[f32]| {
-        if v.len() >= 2 * threads::GRAIN && threads::num_threads() > 1 {
-            let piece = threads::GRAIN / 2;
-            threads::install(|| {
-                v.par_chunks_mut(piece)
-                    .zip(x.par_chunks(piece))
-                    .for_each(|(g, x)| mask(g, x))
-            });
-        } else {
-            mask(&mut v, x);
-        }
+        threads::for_each_chunk(&mut v, threads::MAP_CHUNK, |at, g| {
+            super::simd::widest!(relu_mask(g, &x[at..at + g.len()]))
+        })
     });
     CpuStorage::F32(v)
 }

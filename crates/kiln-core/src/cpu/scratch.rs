@@ -27,11 +27,11 @@ pub(crate) fn with_vec<T: StorageElement, R>(f: impl FnOnce(&mut Vec<T>) -> R) -
     r
 }
 
-/// Makes `v` hold `n` elements that the caller overwrites before reading any: left
-/// uninitialized for f32 and f64 (any bit pattern is a valid value, and a zero fill of a
-/// scratch operand copy costs a pass as long as the copy itself), zero-filled otherwise.
-// f32 and f64 have no invalid bit patterns, and the caller writes every element first.
-#[allow(clippy::uninit_vec)]
+/// Makes `v` hold `n` elements that the caller overwrites before reading any (a kernel's
+/// output, a scratch operand copy): left uninitialized for f32 and f64 (any bit pattern is a
+/// valid value, and a zero fill would be a whole extra pass), zero-filled for other dtypes
+/// (bool has invalid bit patterns).
+#[allow(clippy::uninit_vec)] // f32 and f64 have no invalid bit patterns; see above.
 pub(crate) fn set_len_for_overwrite<T: StorageElement>(v: &mut Vec<T>, n: usize) {
     if !matches!(T::DTYPE, DType::F32 | DType::F64) {
         v.clear();
