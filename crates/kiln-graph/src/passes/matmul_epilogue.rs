@@ -47,17 +47,10 @@ impl Pass for MatmulEpilogue {
         let scalars = constant_scalars(g);
         for i in 0..g.nodes.len() {
             if let Some((product, compare, y)) = relu_backward(g, i, &producer, &uses, &scalars) {
-                let mm = &g.nodes[product];
-                let fits = [mm.args[0], mm.args[1], y, mm.id]
-                    .into_iter()
-                    .all(|v| is_f32_matrix(&types, v))
-                    && types[y as usize].as_ref().map(|t| &t.0) == Some(&mm.shape)
-                    && g.nodes[i].shape == mm.shape;
-                if fits {
-                    let args = [mm.args[0], mm.args[1], y].into_iter().collect();
-                    let node = &mut g.nodes[i];
-                    node.op = Op::MatmulReluBackward;
-                    node.args = args;
+                let shape_kept = g.nodes[i].shape == g.nodes[product].shape;
+                if shape_kept
+                    && fuse_product_epilogue(g, i, product, y, &types, Op::MatmulReluBackward)
+                {
                     absorbed[product] = true;
                     // The mask, unless something else reads it.
                     absorbed[compare] |= uses[g.nodes[compare].id as usize] == 1;
@@ -73,24 +66,15 @@ impl Pass for MatmulEpilogue {
                 continue;
             }
             if g.nodes[i].op == Op::GeluBackward {
-                // gelu_backward(x, g) with g = a @ b (2-D f32, no bias) read only here.
+                // gelu_backward(x, g) with g = a @ b (no bias) read only here.
                 let (x, product) = (g.nodes[i].args[0], g.nodes[i].args[1]);
                 let Some(p) = producer[product as usize] else {
                     continue;
                 };
-                let mm = &g.nodes[p];
-                let fits = mm.op == Op::Matmul
-                    && mm.args.len() == 2
-                    && uses[product as usize] == 1
-                    && [mm.args[0], mm.args[1], x, product]
-                        .into_iter()
-                        .all(|v| is_f32_matrix(&types, v))
-                    && types[x as usize].as_ref().map(|t| &t.0) == Some(&mm.shape);
-                if fits {
-                    let args = [mm.args[0], mm.args[1], x].into_iter().collect();
-                    let node = &mut g.nodes[i];
-                    node.op = Op::MatmulGeluBackward;
-                    node.args = args;
+                let alone = g.nodes[p].op == Op::Matmul
+                    && g.nodes[p].args.len() == 2
+                    && uses[product as usize] == 1;
+                if alone && fuse_product_epilogue(g, i, p, x, &types, Op::MatmulGeluBackward) {
                     absorbed[p] = true;
                 }
                 continue;
@@ -118,6 +102,32 @@ impl Pass for MatmulEpilogue {
         });
         absorbed.contains(&true)
     }
+}
+
+/// Makes node `i` the product epilogue `op(a, b, x)` of the matmul `a @ b` at node
+/// `product` (read only by node `i`, checked by the caller), when the operands, `x` and the
+/// product are 2-D f32 and `x` has the product's shape (what the kernels take). Returns
+/// whether it did.
+fn fuse_product_epilogue(
+    g: &mut Graph,
+    i: usize,
+    product: usize,
+    x: ValueId,
+    types: &[Option<(Shape, DType)>],
+    op: Op,
+) -> bool {
+    let mm = &g.nodes[product];
+    let fits = [mm.args[0], mm.args[1], x, mm.id]
+        .into_iter()
+        .all(|v| is_f32_matrix(types, v))
+        && types[x as usize].as_ref().map(|t| &t.0) == Some(&mm.shape);
+    if fits {
+        let args = [mm.args[0], mm.args[1], x].into_iter().collect();
+        let node = &mut g.nodes[i];
+        node.op = op;
+        node.args = args;
+    }
+    fits
 }
 
 /// Whether value `v` is a 2-D f32 tensor (what the GELU product kernels take).
