@@ -517,6 +517,47 @@ fn reshape_of_non_contiguous_copies_in_logical_order() {
 }
 
 #[test]
+fn transposed_copies_match_indexing() {
+    // Copies of views whose last two dims are transposed (the blocked transpose path), for
+    // four-byte and other element sizes, ragged block edges, leading batch dims, padded
+    // column strides (a narrowed base) and a broadcast batch dim.
+    for (rows, cols) in [(1, 70), (7, 9), (8, 8), (9, 33), (33, 130), (130, 17)] {
+        // base[b, c, r] = b·1000 + c·(rows + 3) + r over rows + 3 columns, narrowed to rows.
+        let width = rows + 3;
+        let base: Vec<f64> = (0..2 * cols * width)
+            .map(|i| ((i / (cols * width)) * 1000 + i % (cols * width)) as f64)
+            .collect();
+        let base = Tensor::from_vec(base, [2, cols, width]);
+        let want: Vec<f64> = (0..2 * rows * cols)
+            .map(|i| {
+                let (b, r, c) = (i / (rows * cols), i / cols % rows, i % cols);
+                (b * 1000 + c * width + r + 1) as f64
+            })
+            .collect();
+        for dtype in [DType::F32, DType::F64, DType::I64, DType::I32] {
+            let v = base.to_dtype(dtype).narrow(2, 1, rows).permute([0, 2, 1]);
+            assert_eq!(v.shape(), &[2, rows, cols]);
+            let got = v.contiguous();
+            assert!(got.is_contiguous());
+            assert_eq!(f64s(&got), want, "{dtype} [2, {rows}, {cols}]");
+        }
+        let view = Tensor::from_vec(
+            (0..cols * width).map(|i| i as f32).collect::<Vec<_>>(),
+            [cols, width],
+        )
+        .narrow(1, 1, rows)
+        .t();
+        let first = &want[..rows * cols];
+        assert_eq!(f64s(&view.contiguous()), first, "2-d [{rows}, {cols}]");
+        let broadcast = view.unsqueeze(0).expand([3, rows, cols]).contiguous();
+        assert_eq!(f64s(&broadcast), first.repeat(3), "broadcast batch");
+        let bools = view.gt_scalar(50.0);
+        let want: Vec<f64> = first.iter().map(|&w| (w > 50.0) as u8 as f64).collect();
+        assert_eq!(f64s(&bools.contiguous().to_dtype(DType::F64)), want);
+    }
+}
+
+#[test]
 #[should_panic(expected = "view: size [12] is not compatible with the strides")]
 fn view_of_transposed_tensor_panics() {
     arange(12).reshape([3, 4]).t().view([12]);
@@ -824,6 +865,49 @@ fn nan_propagates_through_relu_and_clamp() {
     assert_eq!(&r[1..], &[0.0, 2.0]);
     assert!(x.clamp(0.0, 1.0).to_vec::<f32>()[0].is_nan());
     assert!(x.to_dtype(DType::BF16).relu().to_vec::<f32>()[0].is_nan());
+}
+
+#[test]
+fn large_where_and_relu_match_elementwise_references() {
+    // Sizes over two parallel chunks with a ragged tail: every vector loop, its remainder and
+    // the split across threads. Masks are random, so a kernel that branched per element or
+    // picked the wrong branch shows.
+    let _rng = global_rng();
+    manual_seed(7);
+    let n = 2 * 65536 + 13;
+    let x = Tensor::randn([n], DType::F32);
+    let y = Tensor::randn([n], DType::F32);
+    let c = Tensor::randn([n], DType::F32).gt_scalar(0.0);
+    let (xs, ys, cs) = (x.to_vec::<f32>(), y.to_vec::<f32>(), c.to_vec::<bool>());
+    let pick = |a: &dyn Fn(usize) -> f32, b: &dyn Fn(usize) -> f32| -> Vec<f32> {
+        (0..n).map(|i| if cs[i] { a(i) } else { b(i) }).collect()
+    };
+    let s = Tensor::scalar(-2.5, DType::F32);
+    let cases = [
+        (Tensor::where_(&c, &x, &y), pick(&|i| xs[i], &|i| ys[i])),
+        (Tensor::where_(&c, &x, &s), pick(&|i| xs[i], &|_| -2.5)),
+        (Tensor::where_(&c, &s, &y), pick(&|_| -2.5, &|i| ys[i])),
+        (
+            Tensor::where_(&c, &s, &Tensor::scalar(1.0, DType::F32)),
+            pick(&|_| -2.5, &|_| 1.0),
+        ),
+    ];
+    for (k, (got, want)) in cases.iter().enumerate() {
+        assert_eq!(got.to_vec::<f32>(), *want, "where case {k}");
+    }
+    let mut with_nan = xs.clone();
+    with_nan[n - 1] = f32::NAN;
+    with_nan[5] = -0.0;
+    let r = Tensor::from_vec(with_nan.clone(), [n])
+        .relu()
+        .to_vec::<f32>();
+    for (i, (&g, &v)) in r.iter().zip(&with_nan).enumerate() {
+        let want = if v <= 0.0 { 0.0 } else { v };
+        assert!(
+            g.to_bits() == want.to_bits() || (g.is_nan() && v.is_nan()),
+            "relu element {i}: got {g}, want {want}"
+        );
+    }
 }
 
 #[test]

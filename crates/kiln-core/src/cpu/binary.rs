@@ -11,6 +11,7 @@ use crate::shape::same_shape;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::tensor::Tensor;
 use half::{bf16, f16};
+use std::hint::select_unpredictable;
 use std::mem::MaybeUninit;
 
 /// A dense output of `n` elements whose pieces `fill(start, piece)` writes, split across the
@@ -300,14 +301,14 @@ fn where_typed<T: StorageElement>(
                     c.iter()
                         .zip(&da[oa..oa + len])
                         .zip(&db[ob..ob + len])
-                        .map(|((&c, &a), &b)| if c { a } else { b }),
+                        .map(|((&c, &a), &b)| select_unpredictable(c, a, b)),
                 ),
                 (1, 1, 0) => {
                     let b = db[ob];
                     out.extend(
                         c.iter()
                             .zip(&da[oa..oa + len])
-                            .map(|(&c, &a)| if c { a } else { b }),
+                            .map(|(&c, &a)| select_unpredictable(c, a, b)),
                     )
                 }
                 (1, 0, 1) => {
@@ -315,7 +316,7 @@ fn where_typed<T: StorageElement>(
                     out.extend(
                         c.iter()
                             .zip(&db[ob..ob + len])
-                            .map(|(&c, &b)| if c { a } else { b }),
+                            .map(|(&c, &b)| select_unpredictable(c, a, b)),
                     )
                 }
                 _ => out.extend((0..len).map(|i| {
@@ -332,34 +333,55 @@ fn where_typed<T: StorageElement>(
 }
 
 /// `where` over a dense condition and dense or single-element branches (masks, masked_fill,
-/// the ReLU and where VJPs), split across threads.
+/// the ReLU and where VJPs), split across threads. One small loop per kind of branch, each
+/// inlined into the vector build (one closure matching on them was too large to inline and
+/// ran as baseline code), and a select LLVM keeps as a blend: a plain `if` became a load from
+/// the chosen address, eight scalar loads per vector (3.6 vs 0.2 ns per element measured).
 fn where_dense<T: StorageElement>(c: &[bool], a: Src<T>, b: Src<T>, dst: &mut Dst) -> Vec<T> {
-    let pick = |c: bool, a: T, b: T| if c { a } else { b };
-    dense_out(c.len(), dst, |s, o| {
-        let c = &c[s..s + o.len()];
-        match (a, b) {
-            (Src::Dense(a), Src::Dense(b)) => {
-                for (((o, &c), &a), &b) in o.iter_mut().zip(c).zip(&a[s..]).zip(&b[s..]) {
-                    o.write(pick(c, a, b));
+    let n = c.len();
+    match (a, b) {
+        (Src::Dense(a), Src::Dense(b)) => dense_out(
+            n,
+            dst,
+            #[inline(always)]
+            |s, o| {
+                let (c, a, b) = (&c[s..s + o.len()], &a[s..], &b[s..]);
+                for (((o, &c), &a), &b) in o.iter_mut().zip(c).zip(a).zip(b) {
+                    o.write(select_unpredictable(c, a, b));
                 }
-            }
-            (Src::Dense(a), Src::One(b)) => {
-                for ((o, &c), &a) in o.iter_mut().zip(c).zip(&a[s..]) {
-                    o.write(pick(c, a, b));
+            },
+        ),
+        (Src::Dense(a), Src::One(b)) => dense_out(
+            n,
+            dst,
+            #[inline(always)]
+            |s, o| {
+                for ((o, &c), &a) in o.iter_mut().zip(&c[s..]).zip(&a[s..]) {
+                    o.write(select_unpredictable(c, a, b));
                 }
-            }
-            (Src::One(a), Src::Dense(b)) => {
-                for ((o, &c), &b) in o.iter_mut().zip(c).zip(&b[s..]) {
-                    o.write(pick(c, a, b));
+            },
+        ),
+        (Src::One(a), Src::Dense(b)) => dense_out(
+            n,
+            dst,
+            #[inline(always)]
+            |s, o| {
+                for ((o, &c), &b) in o.iter_mut().zip(&c[s..]).zip(&b[s..]) {
+                    o.write(select_unpredictable(c, a, b));
                 }
-            }
-            (Src::One(a), Src::One(b)) => {
-                for (o, &c) in o.iter_mut().zip(c) {
-                    o.write(pick(c, a, b));
+            },
+        ),
+        (Src::One(a), Src::One(b)) => dense_out(
+            n,
+            dst,
+            #[inline(always)]
+            |s, o| {
+                for (o, &c) in o.iter_mut().zip(&c[s..]) {
+                    o.write(select_unpredictable(c, a, b));
                 }
-            }
-        }
-    })
+            },
+        ),
+    }
 }
 
 /// `where(cond, a, b)` with broadcasting.

@@ -612,13 +612,21 @@ pub(crate) fn matmul_relu_backward(
     CpuStorage::F32(v)
 }
 
-/// `g ← g` where `x > 0`, else +0.
+/// `g ← g` where `x > 0`, else +0. Each strip of `g` is masked from a copy on the stack:
+/// masked in place, the select is a conditional store of zero, which LLVM emits as a masked
+/// store (`vmaskmovps`), microcoded on AMD Zen (0.47 vs 0.05 ns per element measured).
 #[inline(always)]
 fn relu_mask(g: &mut [f32], x: &[f32]) {
-    for (g, &x) in g.iter_mut().zip(x) {
-        // A select, not a branch: the mask is random.
-        let keep = ((x > 0.0) as u32).wrapping_neg();
-        *g = f32::from_bits(g.to_bits() & keep);
+    const STRIP: usize = 256;
+    let mut copy = [0f32; STRIP];
+    for (gs, xs) in g.chunks_mut(STRIP).zip(x.chunks(STRIP)) {
+        let copy = &mut copy[..gs.len()];
+        copy.copy_from_slice(gs);
+        for ((g, &c), &x) in gs.iter_mut().zip(&*copy).zip(xs) {
+            // A select, not a branch: the mask is random.
+            let keep = ((x > 0.0) as u32).wrapping_neg();
+            *g = f32::from_bits(c.to_bits() & keep);
+        }
     }
 }
 

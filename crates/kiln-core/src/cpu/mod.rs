@@ -40,6 +40,7 @@ use crate::shape::{shape_of, Shape};
 use crate::storage::{CpuStorage, Storage, StorageElement};
 use crate::tensor::Tensor;
 use dst::Dst;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -261,6 +262,45 @@ fn dense(data: CpuStorage, layout: Layout) -> (Arc<Storage>, Layout) {
     (Arc::new(Storage::cpu(data)), layout)
 }
 
+/// A dense copy of a layout whose last two dims are a transposed matrix (strides `[1, cs]`,
+/// like `x.t()`), through the blocked transpose kernel, one matrix per index of the leading
+/// dims; `None` for other layouts. Run by run, the strided walk reads one element per cache
+/// line (a 128×512 f32 `t()` copied at 1.8 ns per element).
+fn transposed_copy<T: StorageElement>(data: &[T], l: &Layout, dst: &mut Dst) -> Option<Vec<T>> {
+    /// Below this many elements per matrix the run-by-run walk is as fast.
+    const MIN_ELEMS: usize = 64;
+    let nd = l.shape.len();
+    if nd < 2 {
+        return None;
+    }
+    let (rows, cols) = (l.shape[nd - 2], l.shape[nd - 1]);
+    let (row_stride, col_stride) = (l.strides[nd - 2], l.strides[nd - 1]);
+    if row_stride != 1 || col_stride < rows || rows * cols < MIN_ELEMS {
+        return None;
+    }
+    let mut out = dst.take(l.numel());
+    scratch::set_len_for_overwrite(&mut out, l.numel());
+    let batch = &l.shape[..nd - 2];
+    let mut index: SmallVec<[usize; 6]> = smallvec::smallvec![0; batch.len()];
+    for matrix in out.chunks_mut(rows * cols) {
+        let at = l.offset
+            + index
+                .iter()
+                .zip(&l.strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        transpose::transpose_par(&data[at..], col_stride, rows, cols, matrix);
+        for d in (0..batch.len()).rev() {
+            index[d] += 1;
+            if index[d] < batch[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Some(out)
+}
+
 /// Reads a tensor's elements of type `T` in row-major order into a new vector.
 pub fn to_contiguous_vec<T: StorageElement>(t: &Tensor) -> Vec<T> {
     to_contiguous_vec_in(t, &mut Dst::fresh())
@@ -280,6 +320,9 @@ pub(crate) fn to_contiguous_vec_in<T: StorageElement>(t: &Tensor, dst: &mut Dst)
     if let Some(r) = l.contiguous_range() {
         let mut out = dst.take(r.len());
         out.extend_from_slice(&data[r]);
+        return out;
+    }
+    if let Some(out) = transposed_copy(data, l, dst) {
         return out;
     }
     let mut out = dst.take(l.numel());

@@ -43,6 +43,9 @@ fn map<T: StorageElement>(x: &Tensor, dst: &mut Dst, f: impl Fn(T) -> T + Sync) 
 /// Expands `$body` once per float unary op with `$f` bound to the op's element function on
 /// `$T` — the one definition of each op's arithmetic, shared by the eager kernels here and the
 /// graph compiler's fused kernel (`cpu/fused.rs`), each instantiated with its own tight loop.
+/// The functions capture their constants by value (`move`): a captured reference is loaded
+/// in the loop through a pointer that may alias the output, which kept ReLU's loop scalar
+/// (0.47 vs 0.1 ns per element).
 macro_rules! with_float_unary {
     ($op:expr, $T:ty, |$f:ident| $body:expr) => {{
         #[allow(unused_macros)]
@@ -61,10 +64,10 @@ macro_rules! with_float_unary {
             Op::Sin => run!(|v: $T| v.sin()),
             Op::Cos => run!(|v: $T| v.cos()),
             Op::Tanh => run!(|v: $T| v.tanh()),
-            Op::Sigmoid => run!(|v: $T| one / (one + (-v).exp())),
+            Op::Sigmoid => run!(move |v: $T| one / (one + (-v).exp())),
             Op::Erf => run!(|v: $T| Erf::erf(v)),
             // `!(v <= 0)` keeps NaN, as `v > 0 || isnan(v)`, in one compare that vectorizes.
-            Op::Relu => run!(|v: $T| if v <= zero { zero } else { v }),
+            Op::Relu => run!(move |v: $T| if v <= zero { zero } else { v }),
             Op::Gelu { tanh: false } => {
                 let r = c(std::f64::consts::FRAC_1_SQRT_2);
                 run!(move |v: $T| half * v * (one + Erf::erf(v * r)))
@@ -75,7 +78,7 @@ macro_rules! with_float_unary {
                 run!(move |v: $T| { half * v * (one + (k * (v + a * v * v * v)).tanh()) })
             }
             Op::Abs => run!(|v: $T| v.abs()),
-            Op::Sign => run!(|v: $T| {
+            Op::Sign => run!(move |v: $T| {
                 if v > zero {
                     one
                 } else if v < zero {
