@@ -299,6 +299,48 @@ fn random_draws_do_not_depend_on_thread_count() {
     assert!(one == two);
 }
 
+#[test]
+fn column_sums_match_f64_references_at_any_thread_count() {
+    // Sums over the leading dims of dense tensors (bias and layer-norm weight gradients):
+    // small ones in one pass, large ones in bands of rows added afterwards. Values are exact
+    // in f64 (multiples of 1/1024 below 2¹⁰), so any order of f64 additions gives the exact
+    // column sum, which each result must equal after rounding to f32.
+    let sums = |shape: &[usize], dims: &[usize]| {
+        let n: usize = shape.iter().product();
+        let cols: usize = shape[dims.len()..].iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919 % 2_000_003) as f32 - 1_000_000.0) / 1024.0)
+            .collect();
+        let mut want = vec![0.0f64; cols];
+        for (i, v) in values.iter().enumerate() {
+            want[i % cols] += *v as f64;
+        }
+        let want: Vec<f32> = want.iter().map(|&w| w as f32).collect();
+        let got = Tensor::from_vec(values, shape).sum(dims, false);
+        assert_eq!(got.to_vec::<f32>(), want, "{shape:?} over {dims:?}");
+        got.to_vec::<f32>()
+    };
+    let cases: [(&[usize], &[usize]); 5] = [
+        (&[128, 512], &[0]),
+        (&[2048, 1024], &[0]),
+        (&[16, 131, 96], &[0, 1]),
+        (&[5, 70_000], &[0]),
+        (&[3, 50_000, 2], &[0, 1]),
+    ];
+    set_num_threads(1);
+    let one: Vec<Vec<f32>> = cases.iter().map(|(s, d)| sums(s, d)).collect();
+    set_num_threads(3);
+    let three: Vec<Vec<f32>> = cases.iter().map(|(s, d)| sums(s, d)).collect();
+    set_num_threads(2);
+    assert!(one == three);
+    // Rounding in f64 (not exact values): one thread and several give the same bits.
+    let x = Tensor::randn([1000, 300], DType::F32);
+    set_num_threads(1);
+    let a = x.sum([0], false).to_vec::<f32>();
+    set_num_threads(2);
+    assert_eq!(a, x.sum([0], false).to_vec::<f32>());
+}
+
 // ---------------------------------------------------------------------------------------------
 // dtypes
 

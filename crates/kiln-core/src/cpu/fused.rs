@@ -237,12 +237,14 @@ fn run(
 }
 
 /// How `numel` elements split into chunks of whole tiles: (elements per chunk, chunks). One
-/// chunk below [`threads::GRAIN`], else a few per thread for balance.
+/// chunk below [`threads::GRAIN`] or with one thread (no hand-off to the pool), else a few
+/// per thread for balance.
 pub(super) fn chunking(numel: usize) -> (usize, usize) {
-    if numel < threads::GRAIN {
+    let threads = threads::num_threads();
+    if numel < threads::GRAIN || threads < 2 {
         return (numel.max(1), 1);
     }
-    let per = (numel / (threads::num_threads() * 4)).div_ceil(TILE).max(1) * TILE;
+    let per = (numel / (threads * 4)).div_ceil(TILE).max(1) * TILE;
     (per, numel.div_ceil(per))
 }
 

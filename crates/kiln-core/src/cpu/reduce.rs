@@ -104,6 +104,9 @@ fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool, acc: &m
         reduce_into(data, x.layout(), dims, acc, 1.0f64, |a, v: T| {
             a * v.to_f64()
         })
+    } else if let Some((rows, cols)) = leading_reduction(x, dims) {
+        let r = x.layout().contiguous_range().expect("reduce: dense");
+        column_sums(&data[r], rows, cols, acc)
     } else {
         let add = |a, v: T| a + v.to_f64();
         reduce_runs(data, x.layout(), dims, acc, 0.0f64, add, |a, run| {
@@ -111,6 +114,66 @@ fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool, acc: &m
         })
     }
 }
+
+/// `(rows, cols)` when `x` is dense and `dims` are exactly its leading dims (more than
+/// one column kept): the sum is then per column of a `rows × cols` matrix, like a bias or
+/// layer-norm weight gradient.
+fn leading_reduction(x: &Tensor, dims: &[usize]) -> Option<(usize, usize)> {
+    let shape = x.shape();
+    let k = dims.len();
+    let leading = k < shape.len() && (0..k).all(|d| dims.contains(&d));
+    if !leading || !x.is_contiguous() {
+        return None;
+    }
+    let (rows, cols) = (shape[..k].iter().product(), shape[k..].iter().product());
+    (cols > 1).then_some((rows, cols))
+}
+
+/// Column sums of the row-major `rows × cols` matrix `data` into `acc` (f64). A large matrix
+/// is summed in [`ROW_PARTS`] bands of rows, each on its own accumulators (in parallel on the
+/// pool), then the bands are added in order: the same split whatever the thread count, so
+/// the same bits with one thread or many. Every row update runs in the widest vector build.
+/// One thread streaming a 2048×1024 gradient in baseline code took 0.42 ns per element;
+/// split by columns instead, each thread read short strided pieces of rows and gained little.
+fn column_sums<T: StorageElement>(data: &[T], rows: usize, cols: usize, acc: &mut Vec<f64>) {
+    let sum_rows = |band: &[T], out: &mut [f64]| {
+        for row in band.chunks_exact(cols) {
+            super::simd::widest!(for (o, &v) in out.iter_mut().zip(row) {
+                *o += v.to_f64();
+            })
+        }
+    };
+    acc.clear();
+    acc.resize(cols, 0.0);
+    let data = &data[..rows * cols];
+    if rows * cols < 2 * super::threads::MAP_CHUNK || rows < ROW_PARTS {
+        return sum_rows(data, acc);
+    }
+    let band = rows.div_ceil(ROW_PARTS) * cols;
+    let mut parts = vec![0.0f64; (ROW_PARTS - 1) * cols];
+    let outs: Vec<&mut [f64]> = std::iter::once(&mut acc[..])
+        .chain(parts.chunks_mut(cols))
+        .collect();
+    let work = |(out, rows): (&mut [f64], &[T])| sum_rows(rows, out);
+    if super::threads::num_threads() < 2 {
+        outs.into_iter().zip(data.chunks(band)).for_each(work);
+    } else {
+        use rayon::prelude::*;
+        super::threads::install(|| {
+            outs.into_par_iter()
+                .zip(data.par_chunks(band))
+                .for_each(work)
+        });
+    }
+    for part in parts.chunks(cols) {
+        for (a, p) in acc.iter_mut().zip(part) {
+            *a += p;
+        }
+    }
+}
+
+/// Bands of rows a large column sum is split into (see [`column_sums`]).
+const ROW_PARTS: usize = 4;
 
 fn extreme<T: Num>(x: &Tensor, dims: &[usize], max: bool, dst: &mut Dst) -> Vec<T> {
     let g = x.storage().read();
