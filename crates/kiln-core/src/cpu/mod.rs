@@ -40,7 +40,6 @@ use crate::shape::{shape_of, Shape};
 use crate::storage::{CpuStorage, Storage, StorageElement};
 use crate::tensor::Tensor;
 use dst::Dst;
-use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -280,24 +279,21 @@ fn transposed_copy<T: StorageElement>(data: &[T], l: &Layout, dst: &mut Dst) -> 
     }
     let mut out = dst.take(l.numel());
     scratch::set_len_for_overwrite(&mut out, l.numel());
+    let mut matrices = out.chunks_mut(rows * cols);
     let batch = &l.shape[..nd - 2];
-    let mut index: SmallVec<[usize; 6]> = smallvec::smallvec![0; batch.len()];
-    for matrix in out.chunks_mut(rows * cols) {
-        let at = l.offset
-            + index
-                .iter()
-                .zip(&l.strides)
-                .map(|(i, s)| i * s)
-                .sum::<usize>();
-        transpose::transpose_par(&data[at..], col_stride, rows, cols, matrix);
-        for d in (0..batch.len()).rev() {
-            index[d] += 1;
-            if index[d] < batch[d] {
-                break;
+    strided::for_each_run(
+        batch,
+        [&l.strides[..nd - 2]],
+        [l.offset],
+        |_, [o], [s], len| {
+            for at in (0..len).map(|i| o + i * s) {
+                let matrix = matrices
+                    .next()
+                    .expect("transposed_copy: one matrix per index");
+                transpose::transpose_par(&data[at..], col_stride, rows, cols, matrix);
             }
-            index[d] = 0;
-        }
-    }
+        },
+    );
     Some(out)
 }
 

@@ -150,26 +150,26 @@ fn column_sums<T: StorageElement>(data: &[T], rows: usize, cols: usize, acc: &mu
         return sum_rows(data, acc);
     }
     let band = rows.div_ceil(ROW_PARTS) * cols;
-    let mut parts = vec![0.0f64; (ROW_PARTS - 1) * cols];
-    let outs: Vec<&mut [f64]> = std::iter::once(&mut acc[..])
-        .chain(parts.chunks_mut(cols))
-        .collect();
-    let work = |(out, rows): (&mut [f64], &[T])| sum_rows(rows, out);
-    if super::threads::num_threads() < 2 {
-        outs.into_iter().zip(data.chunks(band)).for_each(work);
-    } else {
-        use rayon::prelude::*;
-        super::threads::install(|| {
-            outs.into_par_iter()
-                .zip(data.par_chunks(band))
-                .for_each(work)
-        });
-    }
-    for part in parts.chunks(cols) {
-        for (a, p) in acc.iter_mut().zip(part) {
-            *a += p;
+    super::scratch::with_vec(|parts: &mut Vec<f64>| {
+        parts.resize(ROW_PARTS * cols, 0.0);
+        let work = |(out, rows): (&mut [f64], &[T])| sum_rows(rows, out);
+        if super::threads::num_threads() < 2 {
+            parts.chunks_mut(cols).zip(data.chunks(band)).for_each(work);
+        } else {
+            use rayon::prelude::*;
+            super::threads::install(|| {
+                parts
+                    .par_chunks_mut(cols)
+                    .zip(data.par_chunks(band))
+                    .for_each(work)
+            });
         }
-    }
+        for part in parts.chunks(cols) {
+            for (a, p) in acc.iter_mut().zip(part) {
+                *a += p;
+            }
+        }
+    })
 }
 
 /// Bands of rows a large column sum is split into (see [`column_sums`]).

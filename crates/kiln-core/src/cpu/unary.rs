@@ -150,15 +150,25 @@ pub(crate) fn unary_f32_slice(op: &Op, src: &[f32], dst: &mut [f32]) {
 /// `data[i] = op(data[i])` for an f32 unary op, on the pool's threads when large (a matmul's
 /// activation epilogue over the product it just wrote).
 pub(crate) fn unary_f32_in_place(op: &Op, data: &mut [f32]) {
+    in_place_by_strips(data, |_, src, strip| unary_f32_slice(op, src, strip));
+}
+
+/// Updates `data` in place with `f(start, src, dst)`, a kernel reading one slice and writing
+/// another, over strips that go through a copy on the stack (in L1), on the pool's threads
+/// when large. Written as one loop over `data` itself, a select keeping the old value became
+/// a conditional store, which LLVM emits as a masked store (`vmaskmovps`), microcoded on AMD
+/// Zen (a ReLU-gradient mask: 31 vs 11 µs for 128×512).
+pub(crate) fn in_place_by_strips(
+    data: &mut [f32],
+    f: impl Fn(usize, &[f32], &mut [f32]) + Sync + Send,
+) {
     const STRIP: usize = 512;
-    super::threads::for_each_chunk(data, MAP_CHUNK, |_, piece| {
-        // The slice kernels read one slice and write another: each strip goes through a
-        // copy on the stack, in L1.
+    super::threads::for_each_chunk(data, MAP_CHUNK, |at, piece| {
         let mut src = [0f32; STRIP];
-        for strip in piece.chunks_mut(STRIP) {
+        for (k, strip) in piece.chunks_mut(STRIP).enumerate() {
             let src = &mut src[..strip.len()];
             src.copy_from_slice(strip);
-            unary_f32_slice(op, src, strip);
+            f(at + k * STRIP, src, strip);
         }
     });
 }
