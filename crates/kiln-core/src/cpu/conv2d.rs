@@ -284,35 +284,48 @@ fn weight_grad<T: Num>(x: &[T], gy: &[T], g: &Geometry) -> Vec<T> {
         }
         acc
     };
-    let parts = if g.parallel() {
-        n.min(2 * threads::num_threads())
+    // The batch is cut into the same runs at any thread count and their sums are added in
+    // order, so the gradient has the same bits with 1 thread or 16 (runs go in parallel when
+    // there are threads for them, else one after another into a running total).
+    let parts = n.min(WEIGHT_GRAD_RUNS);
+    let bounds = |p: usize| p * n / parts..(p + 1) * n / parts;
+    let total = if g.parallel() && parts > 1 {
+        let partials: Vec<Vec<T>> =
+            threads::install(|| (0..parts).into_par_iter().map(|p| run(bounds(p))).collect());
+        let mut partials = partials.into_iter();
+        let mut total = partials.next().expect("at least one run");
+        for part in partials {
+            add_into(&mut total, &part);
+        }
+        total
     } else {
-        1
+        let mut total = run(bounds(0));
+        for p in 1..parts {
+            add_into(&mut total, &run(bounds(p)));
+        }
+        total
     };
-    let partials: Vec<Vec<T>> = if parts > 1 {
-        threads::install(|| {
-            (0..parts)
-                .into_par_iter()
-                .map(|p| run(p * n / parts..(p + 1) * n / parts))
-                .collect()
-        })
-    } else {
-        vec![run(0..n)]
-    };
+    // [groups, kg, og] → [groups, og, kg]
     let mut dw = output::<T>(len);
     for gi in 0..g.groups {
         for o in 0..og {
             for k in 0..kg {
-                let src = gi * kg * og + k * og + o;
-                let mut s = partials[0][src];
-                for part in &partials[1..] {
-                    s = s.add(part[src]);
-                }
-                dw[(gi * og + o) * kg + k] = s;
+                dw[(gi * og + o) * kg + k] = total[gi * kg * og + k * og + o];
             }
         }
     }
     dw
+}
+
+/// Runs of samples a weight gradient is summed over: fixed, not one per thread, so that the
+/// result does not depend on the thread count.
+const WEIGHT_GRAD_RUNS: usize = 8;
+
+/// `acc[i] += x[i]`, elementwise in order.
+fn add_into<T: Num>(acc: &mut [T], x: &[T]) {
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a = a.add(b);
+    }
 }
 
 fn typed<R>(dtype: DType, f32_: impl FnOnce() -> R, f64_: impl FnOnce() -> R) -> R {
