@@ -5,9 +5,56 @@ use smallvec::SmallVec;
 /// Dimensions of a tensor; no heap allocation up to rank 6.
 pub type Shape = SmallVec<[usize; 6]>;
 
-/// Number of elements of a shape.
+/// Number of elements of a shape that is already known to be valid (see [`checked_numel`]).
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// The most bytes one tensor may span: Rust's allocation limit, `isize::MAX`.
+pub const MAX_TENSOR_BYTES: usize = isize::MAX as usize;
+
+/// A shape whose elements (or strides) do not fit in memory; see [`checked_numel`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SizeError {
+    /// The refused shape.
+    pub shape: Shape,
+    /// Bytes per element.
+    pub elem_bytes: usize,
+}
+
+impl std::fmt::Display for SizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "shape {:?} is too large: its {}-byte elements would span more than isize::MAX bytes",
+            self.shape, self.elem_bytes
+        )
+    }
+}
+
+impl std::error::Error for SizeError {}
+
+/// Number of elements of `shape`, checked: the product of its dims (zeros counted as 1, so
+/// that every row-major stride fits too) times `elem_bytes` must not exceed
+/// [`MAX_TENSOR_BYTES`]. Every shape that reaches storage or a kernel passes this once, so
+/// [`numel`] and stride arithmetic after it cannot wrap.
+pub fn checked_numel(shape: &[usize], elem_bytes: usize) -> Result<usize, SizeError> {
+    let limit = MAX_TENSOR_BYTES / elem_bytes.max(1);
+    let mut span = 1usize;
+    let mut empty = false;
+    for &d in shape {
+        empty |= d == 0;
+        span = match span.checked_mul(d.max(1)) {
+            Some(s) if s <= limit => s,
+            _ => {
+                return Err(SizeError {
+                    shape: shape_of(shape),
+                    elem_bytes,
+                })
+            }
+        };
+    }
+    Ok(if empty { 0 } else { span })
 }
 
 /// The first six entries of `dims`, padded with `fill`; built from constant indices so the
@@ -48,6 +95,7 @@ macro_rules! dim_int {
 dim_int!(usize, isize, i32, i64, u32);
 
 /// Resolves a possibly negative dim against `rank`, panicking with `op` on misuse.
+#[track_caller]
 pub fn resolve_dim(dim: impl DimInt, rank: usize, op: &str) -> usize {
     let d = dim.as_i64();
     let r = rank as i64;
@@ -104,26 +152,30 @@ impl DimList for () {
     }
 }
 
-/// Converts a list of non-negative sizes into a [`Shape`], panicking on negatives.
-pub fn to_shape(list: impl DimList, op: &str) -> Shape {
-    list.to_i64s()
-        .iter()
-        .map(|&d| {
-            if d < 0 {
-                panic!("{op}: negative size {d} in shape");
-            }
-            d as usize
-        })
-        .collect()
+/// Converts a list of non-negative sizes into a [`Shape`] for elements of `elem_bytes` bytes,
+/// panicking (naming `op`) on negative sizes and on shapes [`checked_numel`] refuses.
+#[track_caller]
+pub fn to_shape(list: impl DimList, op: &str, elem_bytes: usize) -> Shape {
+    let mut shape = Shape::new();
+    for d in list.to_i64s() {
+        if d < 0 {
+            panic!("{op}: negative size {d} in shape");
+        }
+        shape.push(d as usize);
+    }
+    if let Err(e) = checked_numel(&shape, elem_bytes) {
+        panic!("{op}: {e}");
+    }
+    shape
 }
 
 /// Resolves a list of possibly negative dims, sorted and de-duplicated.
+#[track_caller]
 pub fn resolve_dims(list: impl DimList, rank: usize, op: &str) -> SmallVec<[usize; 6]> {
-    let mut v: SmallVec<[usize; 6]> = list
-        .to_i64s()
-        .iter()
-        .map(|&d| resolve_dim(d, rank, op))
-        .collect();
+    let mut v: SmallVec<[usize; 6]> = SmallVec::new();
+    for d in list.to_i64s() {
+        v.push(resolve_dim(d, rank, op));
+    }
     v.sort_unstable();
     v.dedup();
     v
@@ -155,6 +207,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Shape> {
 }
 
 /// Resolves a target shape that may contain one `-1` against `numel` elements.
+#[track_caller]
 pub fn infer_reshape(list: impl DimList, numel_in: usize, from: &[usize]) -> Shape {
     let dims = list.to_i64s();
     let mut infer_at = None;
@@ -167,7 +220,8 @@ pub fn infer_reshape(list: impl DimList, numel_in: usize, from: &[usize]) -> Sha
         } else if d < 0 {
             panic!("reshape: {from:?} -> {dims:?}: invalid size {d}");
         } else {
-            known *= d as usize;
+            // A product past usize cannot equal `numel_in`; saturating keeps the message.
+            known = known.saturating_mul(d as usize);
         }
     }
     let mut shape: Shape = dims.iter().map(|&d| d.max(0) as usize).collect();

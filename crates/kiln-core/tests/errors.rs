@@ -358,7 +358,7 @@ panics!(
 // ---- convolution support
 panics!(
     unfold_kernel_too_big,
-    "unfold: kernel 5 (dilation 1) does not fit input size 3 with padding 0",
+    "unfold: kernel 5 (stride 1, dilation 1) does not fit input size 3 with padding 0",
     Tensor::unfold_raw(&f32s(&[1, 1, 3, 3]), [5, 5], [1, 1], [0, 0], [1, 1], 0.0)
 );
 panics!(

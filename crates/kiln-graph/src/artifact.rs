@@ -39,6 +39,19 @@ pub enum ArtifactError {
         /// What is wrong.
         reason: String,
     },
+    /// Running the graph would need more memory than the load options allow.
+    #[error(
+        "{path}: the graph needs {needed} bytes of buffers, more than the limit of {limit} \
+         bytes (raise it with LoadOptions::max_buffer_bytes if the file is trusted)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Bytes its memory plan needs.
+        needed: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Only inference graphs (no state updates or gradients) can be shipped.
     #[error("cannot save a graph that updates state or sets gradients (a train step); compile the inference function under no_grad")]
     NotInference,
@@ -177,12 +190,49 @@ impl LoadedGraph {
     }
 }
 
-/// Loads a graph saved by [`save`]. Every structural property the executor relies on is
-/// checked (operands defined before use, shapes and dtypes re-inferred, weights present), so a
-/// damaged or hand-edited file is an error, not a crash.
+/// Limits applied when loading a graph file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// The most bytes the graph's planned buffers may take. `None`: the default,
+    /// [`default_buffer_limit`] of the file's weights.
+    pub max_buffer_bytes: Option<usize>,
+}
+
+/// The default bound on a loaded graph's buffers: 1 GiB, or 64 times its weights' bytes when
+/// that is more (a real model's activations are a small multiple of its weights even at large
+/// batch; a file asking for more is almost surely damaged or hostile).
+pub fn default_buffer_limit(weight_bytes: usize) -> usize {
+    (1usize << 30).max(weight_bytes.saturating_mul(64))
+}
+
+/// Loads a graph saved by [`save`] with the default [`LoadOptions`].
 pub fn load(path: impl AsRef<Path>) -> Result<LoadedGraph, ArtifactError> {
+    load_with(path, LoadOptions::default())
+}
+
+/// Loads a graph saved by [`save`]. Every property the executor relies on is checked
+/// (operands defined before use, each node's attributes, shapes and dtypes re-inferred,
+/// weights present, no writes into weights, buffers within `options`' bound), so a damaged or
+/// hand-edited file is an error, not a crash; nothing is printed on rejection.
+pub fn load_with(
+    path: impl AsRef<Path>,
+    options: LoadOptions,
+) -> Result<LoadedGraph, ArtifactError> {
     let path = path.as_ref();
-    let (weights, meta) = checkpoint::load_with_metadata(path)?;
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.into(),
+        source,
+    })?;
+    load_bytes(&bytes, path, options)
+}
+
+/// [`load_with`] for the bytes of a graph file; `path` only names it in errors.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    options: LoadOptions,
+) -> Result<LoadedGraph, ArtifactError> {
+    let (weights, meta) = checkpoint::parse(bytes, path)?;
     let not_graph = |reason: String| ArtifactError::NotAGraph {
         path: path.into(),
         reason,
@@ -283,6 +333,15 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedGraph, ArtifactError> {
         if r.fresh_random && !matches!(r.op, Op::Random { .. }) {
             return Err(malformed(format!("%{}: only random ops draw fresh", r.id)));
         }
+        // An inference graph must give the same outputs at every call: nothing may write
+        // into its operands (the weights).
+        if !r.op.writes_args().is_empty() {
+            return Err(malformed(format!(
+                "%{}: {} writes into its operands, which an inference graph may not do",
+                r.id,
+                r.op.name()
+            )));
+        }
         let (shape, dtype) = infer_checked(&r.op, &operand_types)
             .map_err(|e| malformed(format!("%{}: {e}", r.id)))?;
         if shape.as_slice() != &r.shape[..] || dtype != r.dtype {
@@ -308,9 +367,27 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedGraph, ArtifactError> {
     if let Some(o) = record.outputs.iter().find(|o| !defined.contains(o)) {
         return Err(malformed(format!("output %{o} is not defined")));
     }
+    let weight_bytes = weights
+        .iter()
+        .map(|(_, t)| t.numel() * t.dtype().size_in_bytes())
+        .fold(0usize, usize::saturating_add);
+    let limit = options
+        .max_buffer_bytes
+        .unwrap_or_else(|| default_buffer_limit(weight_bytes));
     let graph = Graph::inference(inputs, nodes, record.outputs);
-    Ok(LoadedGraph {
-        exe: Executable::new(graph),
-        args,
-    })
+    let exe = Executable::new(graph);
+    let needed = exe
+        .plan()
+        .buffers
+        .iter()
+        .map(|b| b.bytes())
+        .fold(0usize, usize::saturating_add);
+    if needed > limit {
+        return Err(ArtifactError::TooLarge {
+            path: path.into(),
+            needed,
+            limit,
+        });
+    }
+    Ok(LoadedGraph { exe, args })
 }

@@ -1,7 +1,9 @@
 //! safetensors checkpoints with PyTorch's conventions: state-dict key names, shapes and dtypes,
 //! metadata `{"format": "pt"}`. Files are written atomically (temporary file, fsync, rename),
 //! so a crash mid-write never damages the previous checkpoint. Reading never panics: corrupt,
-//! truncated or unsupported files give a [`CheckpointError`].
+//! truncated or unsupported files give a [`CheckpointError`]. The header is written in one
+//! canonical form (keys sorted), so the same state dict and metadata always give the same
+//! bytes.
 
 use crate::module::StateDict;
 use kiln_core::{bf16, f16, DType, Tensor};
@@ -27,6 +29,27 @@ pub enum CheckpointError {
         /// The file involved (empty for in-memory bytes).
         path: PathBuf,
         /// What the parser reported.
+        reason: String,
+    },
+    /// The file is a PyTorch pickle (`torch.save`), not safetensors.
+    #[error(
+        "checkpoint {path}: this is a PyTorch pickle file (torch.save), not safetensors; \
+         re-save it in Python with `from safetensors.torch import save_file; \
+         save_file(torch.load(\"{path}\", map_location=\"cpu\"), \"model.safetensors\")` \
+         (for a whole saved model, save its .state_dict())"
+    )]
+    PyTorchPickle {
+        /// The file involved.
+        path: PathBuf,
+    },
+    /// A tensor's shape cannot be a tensor's (too many elements for memory).
+    #[error("checkpoint {path}: tensor `{name}`: {reason}")]
+    BadTensor {
+        /// The file involved.
+        path: PathBuf,
+        /// The tensor's key.
+        name: String,
+        /// What is wrong.
         reason: String,
     },
     /// A tensor has a dtype Kiln does not support.
@@ -165,7 +188,31 @@ pub fn to_bytes(sd: &StateDict, metadata: &HashMap<String, String>) -> Vec<u8> {
         .collect();
     let mut meta = metadata.clone();
     meta.insert("format".into(), "pt".into());
-    safetensors::tensor::serialize(views, Some(meta)).expect("checkpoint: serialize")
+    let bytes = safetensors::tensor::serialize(views, Some(meta)).expect("checkpoint: serialize");
+    canonical_header(bytes)
+}
+
+/// Rewrites a safetensors file's JSON header with its keys sorted (`safetensors` writes the
+/// metadata map in hash order, which differs from process to process), padded with spaces to
+/// 8 bytes as the format requires. The data section and its offsets are unchanged.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte length")) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).expect("checkpoint: header we wrote parses");
+    // serde_json's map is a BTreeMap: keys come out sorted at every level.
+    let mut json = serde_json::to_vec(&header).expect("checkpoint: header serializes");
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
+/// True for the first bytes of a `torch.save` file: a zip archive (PyTorch ≥ 1.6) or a bare
+/// pickle stream (protocol 2–5 starts with 0x80 and the protocol number).
+fn is_pytorch_pickle(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || matches!(bytes, [0x80, 2..=5, ..])
 }
 
 /// Parses safetensors bytes into a state dict (keys sorted) and the header metadata.
@@ -175,7 +222,8 @@ pub fn from_safetensors_bytes(
     parse(bytes, Path::new(""))
 }
 
-fn parse(
+/// [`from_safetensors_bytes`] for bytes read from `path` (named in errors).
+pub fn parse(
     bytes: &[u8],
     path: &Path,
 ) -> Result<(StateDict, HashMap<String, String>), CheckpointError> {
@@ -183,6 +231,9 @@ fn parse(
         path: path.into(),
         reason: e.to_string(),
     };
+    if is_pytorch_pickle(bytes) {
+        return Err(CheckpointError::PyTorchPickle { path: path.into() });
+    }
     let st = SafeTensors::deserialize(bytes).map_err(format_err)?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_err)?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -191,6 +242,14 @@ fn parse(
     let mut sd = StateDict::new();
     for name in names {
         let view = st.tensor(&name).map_err(format_err)?;
+        let elem_bytes = view.dtype().bitsize().div_ceil(8);
+        if let Err(e) = kiln_core::shape::checked_numel(view.shape(), elem_bytes) {
+            return Err(CheckpointError::BadTensor {
+                path: path.into(),
+                name,
+                reason: e.to_string(),
+            });
+        }
         let t = from_bytes(view.dtype(), view.shape(), view.data()).ok_or_else(|| {
             CheckpointError::UnsupportedDtype {
                 path: path.into(),

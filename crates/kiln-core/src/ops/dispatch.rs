@@ -10,6 +10,7 @@ use crate::tensor::Tensor;
 /// node when grad mode is on and an input requires grad.
 ///
 /// This is the only place ops execute, so graph tracing and profiling hook in here.
+#[track_caller]
 pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
     let mut scope = crate::profile::scope(|| {
         crate::profile::op_row(op.name(), inputs.iter().map(|t| t.shape()))

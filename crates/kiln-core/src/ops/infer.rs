@@ -1,12 +1,83 @@
-//! Shape and dtype inference for every primitive op, with PyTorch-style panic messages that
-//! name the op, the shapes and the dtypes.
+//! Shape and dtype inference for every primitive op. Inference returns an [`OpError`] whose
+//! message names the op, the shapes and the dtypes (like a PyTorch exception); eager code
+//! panics with it ([`infer`]), loaders of graph files return it ([`try_infer`]). It works on
+//! shapes and dtypes alone ([`ValueType`]), so a file's graph is checked without tensors, and
+//! it checks every attribute a kernel relies on (dims below the rank, window sizes, output
+//! sizes that fit in memory), so nothing reaches a kernel with a size it does not own.
 
 use super::{Distribution, Op};
 use crate::dtype::DType;
-use crate::shape::{broadcast_shapes, numel, same_shape, shape_of, Shape};
+use crate::shape::{broadcast_shapes, checked_numel, numel, same_shape, shape_of, Shape};
 use crate::tensor::Tensor;
 
-fn shapes(inputs: &[&Tensor]) -> String {
+/// Why an op cannot apply to its operands; the message names the op, shapes and dtypes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpError(pub String);
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OpError {}
+
+/// Result of shape inference.
+pub type InferResult<T> = Result<T, OpError>;
+
+/// Returns an [`OpError`] formatted like `format!`.
+macro_rules! fail {
+    ($($arg:tt)*) => {
+        return Err(OpError(format!($($arg)*)))
+    };
+}
+pub(crate) use fail;
+
+/// What inference needs to know of an operand: its shape and dtype. Implemented by
+/// [`Tensor`] (eager and traced code) and [`TypeRef`] (a graph read from a file).
+pub trait ValueType {
+    /// The dims.
+    fn shape(&self) -> &[usize];
+    /// The element type.
+    fn dtype(&self) -> DType;
+    /// Number of dims.
+    fn rank(&self) -> usize {
+        self.shape().len()
+    }
+    /// Number of elements (operands' shapes were checked when they were made).
+    fn numel(&self) -> usize {
+        numel(self.shape())
+    }
+}
+
+impl ValueType for Tensor {
+    fn shape(&self) -> &[usize] {
+        Tensor::shape(self)
+    }
+    fn dtype(&self) -> DType {
+        Tensor::dtype(self)
+    }
+}
+
+/// A shape and dtype without a tensor (a value of a graph).
+#[derive(Clone, Copy, Debug)]
+pub struct TypeRef<'a> {
+    /// The dims.
+    pub shape: &'a [usize],
+    /// The element type.
+    pub dtype: DType,
+}
+
+impl ValueType for TypeRef<'_> {
+    fn shape(&self) -> &[usize] {
+        self.shape
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+}
+
+fn shapes<T: ValueType>(inputs: &[&T]) -> String {
     inputs
         .iter()
         .map(|t| format!("{:?}", t.shape()))
@@ -14,7 +85,7 @@ fn shapes(inputs: &[&Tensor]) -> String {
         .join(", ")
 }
 
-fn dtypes(inputs: &[&Tensor]) -> String {
+fn dtypes<T: ValueType>(inputs: &[&T]) -> String {
     inputs
         .iter()
         .map(|t| t.dtype().name())
@@ -49,61 +120,139 @@ fn reduced_shape(shape: &[usize], dims: &[usize], keepdim: bool) -> Shape {
     out
 }
 
-fn expect_arity(op: &Op, inputs: &[&Tensor], n: usize) {
+fn expect_arity<T: ValueType>(op: &Op, inputs: &[&T], n: usize) -> InferResult<()> {
     if inputs.len() != n {
-        panic!("{}: expected {n} inputs, got {}", op.name(), inputs.len());
+        fail!("{}: expected {n} inputs, got {}", op.name(), inputs.len());
     }
+    Ok(())
 }
 
-fn expect_index(op: &Op, t: &Tensor, what: &str) {
+/// True when `len` entries from `start`, `step` apart, all lie below `size` (no wrapping).
+fn span_fits(start: usize, len: usize, step: usize, size: usize) -> bool {
+    (len - 1)
+        .checked_mul(step)
+        .and_then(|d| d.checked_add(start))
+        .is_some_and(|last| last < size)
+}
+
+/// Checks reduction dims: strictly increasing (sorted, no repeats) and inside the shape.
+fn expect_reduce_dims(op: &Op, dims: &[usize], shape: &[usize]) -> InferResult<()> {
+    let sorted = dims.windows(2).all(|w| w[0] < w[1]);
+    if !sorted || dims.last().is_some_and(|&d| d >= shape.len().max(1)) {
+        fail!(
+            "{}: reduction dims {dims:?} must be sorted, distinct and below the rank of shape {shape:?}",
+            op.name()
+        );
+    }
+    Ok(())
+}
+
+/// Checks that `dim` indexes a tensor of `rank` dims (a 0-d tensor has the one dim 0).
+fn expect_dim(op: &Op, dim: usize, shape: &[usize]) -> InferResult<()> {
+    if dim >= shape.len().max(1) {
+        fail!(
+            "{}: dim {dim} is out of range for a tensor of shape {shape:?}",
+            op.name()
+        );
+    }
+    Ok(())
+}
+
+/// Checks that `dim` indexes an existing dim of `shape` (rank ≥ 1).
+fn expect_dim_of(op: &Op, dim: usize, shape: &[usize]) -> InferResult<()> {
+    if dim >= shape.len() {
+        fail!(
+            "{}: dim {dim} is out of range for a tensor of shape {shape:?}",
+            op.name()
+        );
+    }
+    Ok(())
+}
+
+fn expect_index<T: ValueType>(op: &Op, t: &T, what: &str) -> InferResult<()> {
     if t.dtype() != DType::I64 && t.dtype() != DType::I32 {
-        panic!(
+        fail!(
             "{}: {what} must be an i64 tensor, got {} with shape {:?}",
             op.name(),
             t.dtype(),
             t.shape()
         );
     }
+    Ok(())
+}
+
+/// Advice for operands of two float dtypes that must match: which cast to use, and the usual
+/// cause (a Rust float literal is f64 unless suffixed).
+pub fn cast_hint(a: DType, b: DType) -> String {
+    match (a, b) {
+        (DType::F32, DType::F64) | (DType::F64, DType::F32) => {
+            "; cast one of them, e.g. `.to_dtype(DType::F32)` (note that Rust float literals \
+             such as `vec![1.0; n]` make f64 tensors unless written `1.0f32`)"
+                .into()
+        }
+        (x, y) if x != y => format!("; cast one of them with `.to_dtype(DType::{y:?})`"),
+        _ => String::new(),
+    }
 }
 
 /// Output dtype of a binary elementwise op (`op.is_binary()`).
-fn binary_dtype(op: &Op, a: &Tensor, b: &Tensor) -> DType {
-    let promoted = DType::promote(a.dtype(), b.dtype());
-    match op {
+#[inline(always)]
+fn binary_dtype(op: &Op, a: DType, b: DType) -> InferResult<DType> {
+    let promoted = DType::promote(a, b);
+    Ok(match op {
         Op::Compare(_) => DType::Bool,
         Op::Div | Op::Pow => float_dtype(promoted),
         Op::Sub if promoted == DType::Bool => {
-            panic!(
+            fail!(
                 "sub: subtraction of bool tensors is not supported; use logical_xor or cast first"
             )
         }
         _ => promoted,
-    }
+    })
 }
 
-/// Output shape and dtype of `op` applied to `inputs`; panics on misuse.
+/// Output shape and dtype of `op` applied to `inputs`; panics on misuse with the message of
+/// [`try_infer`], located at the caller's line (`#[track_caller]` up the public API).
 #[inline(always)]
+#[track_caller]
 pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
     // The common eager case, a binary op on two same-shape operands, stays small enough to
-    // inline into `dispatch` (the output shape is built once, in place).
+    // inline into `dispatch` (the output shape is built once, in place, and is as valid as
+    // its operands').
     if let [a, b] = inputs {
         if op.is_binary() && same_shape(a.shape(), b.shape()) {
-            return (shape_of(a.shape()), binary_dtype(op, a, b));
+            if let Ok(d) = binary_dtype(op, a.dtype(), b.dtype()) {
+                return (shape_of(a.shape()), d);
+            }
         }
     }
-    infer_general(op, inputs)
+    match try_infer(op, inputs) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    }
 }
 
-fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
+/// Output shape and dtype of `op` applied to operands of the given types, or why it does not
+/// apply. Never panics, whatever the op's attributes and the operands' shapes.
+#[inline(never)]
+pub fn try_infer<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    let (shape, dtype) = infer_general(op, inputs)?;
+    if let Err(e) = checked_numel(&shape, dtype.size_in_bytes()) {
+        fail!("{}: output {e} (inputs {})", op.name(), shapes(inputs));
+    }
+    Ok((shape, dtype))
+}
+
+fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
     let name = op.name();
     if op.is_unary() {
-        expect_arity(op, inputs, 1);
+        expect_arity(op, inputs, 1)?;
         let x = inputs[0];
         let d = x.dtype();
         let out = match op {
             Op::Relu | Op::Abs | Op::Sign | Op::Clamp { .. } => {
                 if d == DType::Bool {
-                    panic!(
+                    fail!(
                         "{name}: not supported for bool tensors (shape {:?})",
                         x.shape()
                     );
@@ -126,9 +275,9 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             Op::LogicalNot => DType::Bool,
             _ => float_dtype(d),
         };
-        return (shape_of(x.shape()), out);
+        return Ok((shape_of(x.shape()), out));
     }
-    match op {
+    Ok(match op {
         Op::Add
         | Op::Sub
         | Op::Mul
@@ -137,46 +286,45 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         | Op::Maximum
         | Op::Minimum
         | Op::Compare(_) => {
-            expect_arity(op, inputs, 2);
+            expect_arity(op, inputs, 2)?;
             let (a, b) = (inputs[0], inputs[1]);
             // Same shapes (the common case) need no broadcasting work.
             let same = same_shape(a.shape(), b.shape()).then(|| shape_of(a.shape()));
-            let shape = same
-                .or_else(|| broadcast_shapes(a.shape(), b.shape()))
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{name}: shapes {:?} and {:?} cannot be broadcast together ({}, {})",
-                        a.shape(),
-                        b.shape(),
-                        a.dtype(),
-                        b.dtype()
-                    )
-                });
-            (shape, binary_dtype(op, a, b))
+            let Some(shape) = same.or_else(|| broadcast_shapes(a.shape(), b.shape())) else {
+                fail!(
+                    "{name}: shapes {:?} and {:?} cannot be broadcast together ({}, {})",
+                    a.shape(),
+                    b.shape(),
+                    a.dtype(),
+                    b.dtype()
+                )
+            };
+            (shape, binary_dtype(op, a.dtype(), b.dtype())?)
         }
         Op::Where => {
-            expect_arity(op, inputs, 3);
+            expect_arity(op, inputs, 3)?;
             let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
             if c.dtype() != DType::Bool {
-                panic!(
+                fail!(
                     "where: condition must be bool, got {} ({})",
                     c.dtype(),
                     shapes(inputs)
                 );
             }
-            let s = broadcast_shapes(a.shape(), b.shape())
+            let Some(s) = broadcast_shapes(a.shape(), b.shape())
                 .and_then(|s| broadcast_shapes(&s, c.shape()))
-                .unwrap_or_else(|| {
-                    panic!(
-                        "where: shapes {} cannot be broadcast together",
-                        shapes(inputs)
-                    )
-                });
+            else {
+                fail!(
+                    "where: shapes {} cannot be broadcast together",
+                    shapes(inputs)
+                )
+            };
             (s, DType::promote(a.dtype(), b.dtype()))
         }
         Op::Sum { dims, keepdim } | Op::Prod { dims, keepdim } => {
-            expect_arity(op, inputs, 1);
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
+            expect_reduce_dims(op, dims, x.shape())?;
             let d = if x.dtype().is_float() {
                 x.dtype()
             } else {
@@ -185,11 +333,12 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (reduced_shape(x.shape(), dims, *keepdim), d)
         }
         Op::Max { dims, keepdim } | Op::Min { dims, keepdim } => {
-            expect_arity(op, inputs, 1);
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
+            expect_reduce_dims(op, dims, x.shape())?;
             for &d in dims.iter() {
                 if x.shape()[d] == 0 {
-                    panic!(
+                    fail!(
                         "{name}: cannot reduce over an empty dim {d} of shape {:?}",
                         x.shape()
                     );
@@ -198,10 +347,11 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (reduced_shape(x.shape(), dims, *keepdim), x.dtype())
         }
         Op::ArgMax { dim, keepdim } | Op::ArgMin { dim, keepdim } => {
-            expect_arity(op, inputs, 1);
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
+            expect_dim(op, *dim, x.shape())?;
             if x.shape().get(*dim).copied().unwrap_or(1) == 0 {
-                panic!(
+                fail!(
                     "{name}: cannot reduce over an empty dim {dim} of shape {:?}",
                     x.shape()
                 );
@@ -209,9 +359,10 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (reduced_shape(x.shape(), &[*dim], *keepdim), DType::I64)
         }
         Op::Reshape(shape) => {
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
-            if numel(shape) != x.numel() {
-                panic!(
+            if checked_numel(shape, 1).ok() != Some(x.numel()) {
+                fail!(
                     "reshape: cannot reshape {:?} ({} elements) into {:?}",
                     x.shape(),
                     x.numel(),
@@ -221,6 +372,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (shape.clone(), x.dtype())
         }
         Op::Permute(perm) => {
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
             let mut seen = vec![false; x.rank()];
             if perm.len() != x.rank()
@@ -228,7 +380,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                     .iter()
                     .any(|&p| p >= x.rank() || std::mem::replace(&mut seen[p], true))
             {
-                panic!(
+                fail!(
                     "permute: {:?} is not a permutation of the dims of a tensor of shape {:?}",
                     perm,
                     x.shape()
@@ -237,6 +389,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (perm.iter().map(|&p| x.shape()[p]).collect(), x.dtype())
         }
         Op::Expand(shape) => {
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
             let ok = shape.len() >= x.rank()
                 && x.shape()
@@ -244,7 +397,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                     .enumerate()
                     .all(|(i, &s)| s == 1 || s == shape[i + shape.len() - x.rank()]);
             if !ok {
-                panic!(
+                fail!(
                     "expand: cannot broadcast shape {:?} to {:?}",
                     x.shape(),
                     shape
@@ -258,10 +411,12 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             len,
             step,
         } => {
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
+            expect_dim_of(op, *dim, x.shape())?;
             let size = x.shape()[*dim];
-            if *step == 0 || (*len > 0 && start + (len - 1) * step >= size) {
-                panic!(
+            if *step == 0 || (*len > 0 && !span_fits(*start, *len, *step, size)) {
+                fail!(
                     "slice: start {start}, len {len}, step {step} out of range for dim {dim} of shape {:?}",
                     x.shape()
                 );
@@ -276,21 +431,26 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             step,
             size,
         } => {
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
+            expect_dim_of(op, *dim, x.shape())?;
             let len = x.shape()[*dim];
-            if len > 0 && start + (len - 1) * step >= *size {
-                panic!("slice_scatter: {len} entries from {start} step {step} do not fit in size {size}");
+            if *step == 0 || (len > 0 && !span_fits(*start, len, *step, *size)) {
+                fail!("slice_scatter: {len} entries from {start} step {step} do not fit in size {size}");
             }
             let mut s: Shape = x.shape().into();
             s[*dim] = *size;
             (s, x.dtype())
         }
-        Op::Contiguous => (inputs[0].shape().into(), inputs[0].dtype()),
+        Op::Contiguous => {
+            expect_arity(op, inputs, 1)?;
+            (inputs[0].shape().into(), inputs[0].dtype())
+        }
         Op::GeluBackward => {
-            expect_arity(op, inputs, 2);
+            expect_arity(op, inputs, 2)?;
             let (x, g) = (inputs[0], inputs[1]);
             if x.shape() != g.shape() || x.dtype() != g.dtype() || !x.dtype().is_float() {
-                panic!(
+                fail!(
                     "{name}: x and g must be float tensors of one shape and dtype, got {} ({})",
                     shapes(inputs),
                     dtypes(inputs)
@@ -299,6 +459,9 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (x.shape().into(), x.dtype())
         }
         Op::LayerNorm { .. } => {
+            if inputs.is_empty() {
+                fail!("{name}: expected 1 or 3 inputs, got none");
+            }
             let x = inputs[0];
             let d = x.shape().last().copied();
             let affine_ok = inputs.len() == 1
@@ -307,7 +470,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                         t.rank() == 1 && Some(t.shape()[0]) == d && t.dtype() == x.dtype()
                     }));
             if d.is_none() || !x.dtype().is_float() || !affine_ok {
-                panic!(
+                fail!(
                     "{name}: expected a float tensor with at least 1 dim, optionally with weight \
                      and bias of its last dim's size and dtype, got {} ({})",
                     shapes(inputs),
@@ -322,7 +485,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             } else {
                 4
             };
-            expect_arity(op, inputs, n);
+            expect_arity(op, inputs, n)?;
             let q = inputs[0];
             if q.rank() < 2
                 || !matches!(q.dtype(), DType::F32 | DType::F64)
@@ -330,7 +493,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                     .iter()
                     .any(|t| t.shape() != q.shape() || t.dtype() != q.dtype())
             {
-                panic!(
+                fail!(
                     "{name}: expected f32 or f64 tensors of one shape [.., T, D], got {} ({})",
                     shapes(inputs),
                     dtypes(inputs)
@@ -343,14 +506,14 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (s, q.dtype())
         }
         Op::LayerNormBackward { .. } => {
-            expect_arity(op, inputs, 2);
+            expect_arity(op, inputs, 2)?;
             let (x, g) = (inputs[0], inputs[1]);
             if x.rank() == 0
                 || x.shape() != g.shape()
                 || x.dtype() != g.dtype()
                 || !x.dtype().is_float()
             {
-                panic!(
+                fail!(
                     "{name}: x and g must be float tensors of one shape (at least 1 dim) and \
                      dtype, got {} ({})",
                     shapes(inputs),
@@ -360,10 +523,10 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (x.shape().into(), x.dtype())
         }
         Op::Softmax { dim, .. } => {
-            expect_arity(op, inputs, 1);
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
             if *dim >= x.rank().max(1) {
-                panic!(
+                fail!(
                     "{name}: dim {dim} is out of range for a tensor of shape {:?} ({})",
                     x.shape(),
                     x.dtype()
@@ -371,15 +534,18 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             }
             (x.shape().into(), float_dtype(x.dtype()))
         }
-        Op::Cast(d) => (inputs[0].shape().into(), *d),
+        Op::Cast(d) => {
+            expect_arity(op, inputs, 1)?;
+            (inputs[0].shape().into(), *d)
+        }
         Op::Cat(dim) => {
             if inputs.is_empty() {
-                panic!("cat: expected a non-empty list of tensors");
+                fail!("cat: expected a non-empty list of tensors");
             }
             let first = inputs[0];
             let mut s: Shape = first.shape().into();
             if *dim >= s.len() {
-                panic!("cat: dim {dim} out of range for shapes {}", shapes(inputs));
+                fail!("cat: dim {dim} out of range for shapes {}", shapes(inputs));
             }
             s[*dim] = 0;
             for t in inputs {
@@ -389,21 +555,29 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                         .enumerate()
                         .all(|(i, &v)| i == *dim || v == first.shape()[i]);
                 if !ok {
-                    panic!("cat: shapes {} differ outside dim {dim}", shapes(inputs));
+                    fail!("cat: shapes {} differ outside dim {dim}", shapes(inputs));
                 }
                 if t.dtype() != first.dtype() {
-                    panic!("cat: dtypes differ ({})", dtypes(inputs));
+                    fail!(
+                        "cat: dtypes differ ({}){}",
+                        dtypes(inputs),
+                        cast_hint(first.dtype(), t.dtype())
+                    );
                 }
-                s[*dim] += t.shape()[*dim];
+                let Some(total) = s[*dim].checked_add(t.shape()[*dim]) else {
+                    fail!("cat: sizes along dim {dim} overflow ({})", shapes(inputs));
+                };
+                s[*dim] = total;
             }
             (s, first.dtype())
         }
         Op::IndexSelect(dim) => {
-            expect_arity(op, inputs, 2);
+            expect_arity(op, inputs, 2)?;
             let (x, idx) = (inputs[0], inputs[1]);
-            expect_index(op, idx, "index");
+            expect_index(op, idx, "index")?;
+            expect_dim_of(op, *dim, x.shape())?;
             if idx.rank() != 1 {
-                panic!(
+                fail!(
                     "index_select: index must be 1-D, got shape {:?}",
                     idx.shape()
                 );
@@ -413,13 +587,14 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (s, x.dtype())
         }
         Op::IndexAdd(dim) => {
-            expect_arity(op, inputs, 3);
+            expect_arity(op, inputs, 3)?;
             let (base, idx, src) = (inputs[0], inputs[1], inputs[2]);
-            expect_index(op, idx, "index");
+            expect_index(op, idx, "index")?;
+            expect_dim_of(op, *dim, base.shape())?;
             let mut expect: Shape = base.shape().into();
             expect[*dim] = idx.numel();
             if idx.rank() != 1 || src.shape() != expect.as_slice() || src.dtype() != base.dtype() {
-                panic!(
+                fail!(
                     "index_add: base {:?} ({}), index {:?}, source {:?} ({}): source must have shape {:?}",
                     base.shape(),
                     base.dtype(),
@@ -432,9 +607,10 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (base.shape().into(), base.dtype())
         }
         Op::Gather(dim) => {
-            expect_arity(op, inputs, 2);
+            expect_arity(op, inputs, 2)?;
             let (x, idx) = (inputs[0], inputs[1]);
-            expect_index(op, idx, "index");
+            expect_index(op, idx, "index")?;
+            expect_dim(op, *dim, x.shape())?;
             let ok = idx.rank() == x.rank()
                 && idx
                     .shape()
@@ -442,7 +618,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                     .enumerate()
                     .all(|(i, &s)| i == *dim || s <= x.shape()[i]);
             if !ok {
-                panic!(
+                fail!(
                     "gather: index shape {:?} does not fit input shape {:?} at dim {dim}",
                     idx.shape(),
                     x.shape()
@@ -451,9 +627,10 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             (idx.shape().into(), x.dtype())
         }
         Op::ScatterAdd(dim) => {
-            expect_arity(op, inputs, 3);
+            expect_arity(op, inputs, 3)?;
             let (base, idx, src) = (inputs[0], inputs[1], inputs[2]);
-            expect_index(op, idx, "index");
+            expect_index(op, idx, "index")?;
+            expect_dim(op, *dim, base.shape())?;
             let ok = idx.rank() == base.rank()
                 && src.rank() == base.rank()
                 && src.dtype() == base.dtype()
@@ -463,7 +640,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                     .enumerate()
                     .all(|(i, &s)| s <= src.shape()[i] && (i == *dim || s <= base.shape()[i]));
             if !ok {
-                panic!(
+                fail!(
                     "scatter_add: base {:?} ({}), index {:?}, source {:?} ({}) do not fit at dim {dim}",
                     base.shape(),
                     base.dtype(),
@@ -477,7 +654,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         Op::MatmulGeluBackward | Op::MatmulReluBackward => {
             let name = op.name();
             if inputs.len() != 3 {
-                panic!("{name}: expected 3 inputs (a, b, x), got {}", inputs.len());
+                fail!("{name}: expected 3 inputs (a, b, x), got {}", inputs.len());
             }
             let (a, b, x) = (inputs[0], inputs[1], inputs[2]);
             let ok = [a, b, x]
@@ -486,7 +663,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                 && a.shape()[1] == b.shape()[0]
                 && x.shape() == [a.shape()[0], b.shape()[1]];
             if !ok {
-                panic!(
+                fail!(
                     "{name}: needs f32 a [m, k], b [k, n], x [m, n], got {:?} ({}), \
                      {:?} ({}), {:?} ({})",
                     a.shape(),
@@ -501,7 +678,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         }
         Op::MatmulGeluRhs => {
             if inputs.len() != 2 {
-                panic!(
+                fail!(
                     "matmul_gelu_rhs: expected 2 inputs (a, x), got {}",
                     inputs.len()
                 );
@@ -512,7 +689,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                 .all(|t| t.dtype() == DType::F32 && t.rank() == 2)
                 && a.shape()[1] == x.shape()[0];
             if !ok {
-                panic!(
+                fail!(
                     "matmul_gelu_rhs: needs f32 a [m, k] and x [k, n], got {:?} ({}), {:?} ({})",
                     a.shape(),
                     a.dtype(),
@@ -523,9 +700,9 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             ([a.shape()[0], x.shape()[1]][..].into(), DType::F32)
         }
         Op::MatmulAct(_) => {
-            let (shape, dtype) = infer(&Op::Matmul, inputs);
+            let (shape, dtype) = infer_general(&Op::Matmul, inputs)?;
             if !dtype.is_float() {
-                panic!(
+                fail!(
                     "{}: needs float operands, got {:?} @ {:?} ({})",
                     op.name(),
                     inputs[0].shape(),
@@ -537,14 +714,14 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         }
         Op::Matmul => {
             if inputs.len() != 2 && inputs.len() != 3 {
-                panic!(
+                fail!(
                     "matmul: expected 2 inputs (or 3 with a bias), got {}",
                     inputs.len()
                 );
             }
             let (a, b) = (inputs[0], inputs[1]);
             if a.rank() < 2 || b.rank() < 2 {
-                panic!(
+                fail!(
                     "matmul: primitive needs rank ≥ 2 operands, got {:?} @ {:?}",
                     a.shape(),
                     b.shape()
@@ -553,41 +730,43 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             let (m, k1) = (a.shape()[a.rank() - 2], a.shape()[a.rank() - 1]);
             let (k2, n) = (b.shape()[b.rank() - 2], b.shape()[b.rank() - 1]);
             if k1 != k2 {
-                panic!(
+                fail!(
                     "matmul: {:?} @ {:?}: inner dimensions {k1} and {k2} differ",
                     a.shape(),
                     b.shape()
                 );
             }
             if a.dtype() != b.dtype() {
-                panic!(
-                    "matmul: {:?} ({}) @ {:?} ({}): dtypes differ",
+                fail!(
+                    "matmul: {:?} ({}) @ {:?} ({}): dtypes differ{}",
                     a.shape(),
                     a.dtype(),
                     b.shape(),
-                    b.dtype()
+                    b.dtype(),
+                    cast_hint(a.dtype(), b.dtype())
                 );
             }
             if a.dtype() == DType::Bool {
-                panic!(
+                fail!(
                     "matmul: bool operands are not supported ({:?} @ {:?})",
                     a.shape(),
                     b.shape()
                 );
             }
-            let mut s = broadcast_shapes(&a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2])
-                .unwrap_or_else(|| {
-                    panic!(
-                        "matmul: batch dims of {:?} and {:?} cannot be broadcast",
-                        a.shape(),
-                        b.shape()
-                    )
-                });
+            let Some(mut s) =
+                broadcast_shapes(&a.shape()[..a.rank() - 2], &b.shape()[..b.rank() - 2])
+            else {
+                fail!(
+                    "matmul: batch dims of {:?} and {:?} cannot be broadcast",
+                    a.shape(),
+                    b.shape()
+                )
+            };
             s.push(m);
             s.push(n);
             if let Some(bias) = inputs.get(2) {
                 if bias.shape() != [n] || bias.dtype() != a.dtype() {
-                    panic!(
+                    fail!(
                         "matmul: bias must be [{n}] of dtype {} for {:?} @ {:?}, got {:?} ({})",
                         a.dtype(),
                         a.shape(),
@@ -606,19 +785,25 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             dilation,
             ..
         } => {
-            expect_arity(op, inputs, 1);
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
             if x.rank() != 4 {
-                panic!(
+                fail!(
                     "unfold: expected a 4-D [N, C, H, W] input, got {:?}",
                     x.shape()
                 );
             }
             let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
-            let oh = conv_out(h, kernel[0], stride[0], padding[0], dilation[0], x.shape());
-            let ow = conv_out(w, kernel[1], stride[1], padding[1], dilation[1], x.shape());
+            let oh = try_conv_out(h, kernel[0], stride[0], padding[0], dilation[0], x.shape())?;
+            let ow = try_conv_out(w, kernel[1], stride[1], padding[1], dilation[1], x.shape())?;
             (
-                [n, c * kernel[0] * kernel[1], oh * ow].as_slice().into(),
+                [
+                    n,
+                    mul_sizes(op, &[c, kernel[0], kernel[1]])?,
+                    mul_sizes(op, &[oh, ow])?,
+                ]
+                .as_slice()
+                .into(),
                 x.dtype(),
             )
         }
@@ -629,32 +814,33 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             padding,
             dilation,
         } => {
-            expect_arity(op, inputs, 1);
+            expect_arity(op, inputs, 1)?;
             let x = inputs[0];
-            let kk = kernel[0] * kernel[1];
-            let oh = conv_out(
+            let oh = try_conv_out(
                 output[0],
                 kernel[0],
                 stride[0],
                 padding[0],
                 dilation[0],
                 x.shape(),
-            );
-            let ow = conv_out(
+            )?;
+            let ow = try_conv_out(
                 output[1],
                 kernel[1],
                 stride[1],
                 padding[1],
                 dilation[1],
                 x.shape(),
-            );
-            if x.rank() != 3 || !x.shape()[1].is_multiple_of(kk) || x.shape()[2] != oh * ow {
-                panic!(
-                    "fold: input {:?} does not match kernel {:?} and output size {:?} (expected [N, C·{kk}, {}])",
+            )?;
+            // Both kernel sizes are positive here (try_conv_out refuses 0).
+            let kk = mul_sizes(op, &kernel[..])?;
+            let blocks = mul_sizes(op, &[oh, ow])?;
+            if x.rank() != 3 || !x.shape()[1].is_multiple_of(kk) || x.shape()[2] != blocks {
+                fail!(
+                    "fold: input {:?} does not match kernel {:?} and output size {:?} (expected [N, C·{kk}, {blocks}])",
                     x.shape(),
                     kernel,
                     output,
-                    oh * ow
                 );
             }
             (
@@ -667,18 +853,19 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         Op::Random {
             shape, dtype, dist, ..
         } => {
+            expect_arity(op, inputs, 0)?;
             if !dtype.is_float() {
-                panic!("random: {dist:?} samples need a float dtype, got {dtype}");
+                fail!("random: {dist:?} samples need a float dtype, got {dtype}");
             }
             let _ = Distribution::Uniform;
             (shape.clone(), *dtype)
         }
-        Op::Fused(program) => infer_fused(program, inputs),
+        Op::Fused(program) => infer_fused(program, inputs)?,
         Op::AdamStep(h) => {
             use super::optim::adam_args::*;
-            let p = inputs
-                .first()
-                .unwrap_or_else(|| panic!("adam_step: no operands"));
+            let Some(p) = inputs.first() else {
+                fail!("adam_step: no operands")
+            };
             let ok = inputs.len() == h.arity()
                 && inputs.iter().enumerate().all(|(i, t)| {
                     if i == STEP || i == LR {
@@ -689,7 +876,7 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                 })
                 && matches!(p.dtype(), DType::F32 | DType::F64);
             if !ok {
-                panic!(
+                fail!(
                     "adam_step: expected {} operands (param, grad, exp_avg, exp_avg_sq{}: f32 or \
                      f64 of one shape; step, lr: 0-d f64), got {:?}",
                     h.arity(),
@@ -706,32 +893,70 @@ fn infer_general(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
         | Op::Conv2dInputGrad { .. }
         | Op::Conv2dWeightGrad { .. }
         | Op::MaxPool2d(_)
-        | Op::MaxPool2dBackward(_) => super::window::infer(op, inputs),
-        _ => unreachable!("infer: unhandled op {}", name),
+        | Op::MaxPool2dBackward(_) => super::window::try_infer(op, inputs)?,
+        _ => fail!(
+            "{name}: no shape rule for this op with {} inputs",
+            inputs.len()
+        ),
+    })
+}
+
+/// Output length of a convolution-like window along one spatial dim, for geometry that
+/// inference already accepted (kernels call this); panics otherwise.
+pub fn conv_out(size: usize, k: usize, s: usize, p: usize, d: usize, shape: &[usize]) -> usize {
+    match try_conv_out(size, k, s, p, d, shape) {
+        Ok(n) => n,
+        Err(e) => panic!("{e}"),
     }
 }
 
-/// Output length of a convolution-like window along one spatial dim.
-pub fn conv_out(size: usize, k: usize, s: usize, p: usize, d: usize, shape: &[usize]) -> usize {
-    let eff = d * (k - 1) + 1;
-    if size + 2 * p < eff || s == 0 {
-        panic!(
-            "unfold: kernel {k} (dilation {d}) does not fit input size {size} with padding {p} (input shape {shape:?})"
-        );
+/// Output length of a convolution-like window along one spatial dim, or why the window does
+/// not fit (zero kernel, stride or dilation; a kernel wider than the padded input; sizes past
+/// `usize`).
+pub fn try_conv_out(
+    size: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    shape: &[usize],
+) -> InferResult<usize> {
+    let eff = k
+        .checked_sub(1)
+        .and_then(|k1| d.checked_mul(k1))
+        .and_then(|e| e.checked_add(1));
+    let padded = p.checked_mul(2).and_then(|p2| p2.checked_add(size));
+    match (eff, padded) {
+        (Some(eff), Some(padded)) if s > 0 && d > 0 && padded >= eff => Ok((padded - eff) / s + 1),
+        _ => fail!(
+            "unfold: kernel {k} (stride {s}, dilation {d}) does not fit input size {size} with \
+             padding {p} (input shape {shape:?})"
+        ),
     }
-    (size + 2 * p - eff) / s + 1
+}
+
+/// The product of sizes that make one output dim, or an error naming `op` when it passes
+/// `usize` (the output's total size is checked after inference).
+fn mul_sizes(op: &Op, sizes: &[usize]) -> InferResult<usize> {
+    match sizes.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) {
+        Some(n) => Ok(n),
+        None => fail!("{}: sizes {sizes:?} overflow", op.name()),
+    }
 }
 
 /// Shape and dtype of a fused elementwise op (kept out of `infer` so the eager path stays
 /// small enough to inline).
 #[cold]
 #[inline(never)]
-fn infer_fused(program: &super::fused::FusedProgram, inputs: &[&Tensor]) -> (Shape, DType) {
+fn infer_fused<T: ValueType>(
+    program: &super::fused::FusedProgram,
+    inputs: &[&T],
+) -> InferResult<(Shape, DType)> {
     if let Err(e) = program.validate() {
-        panic!("{e}");
+        fail!("{e}");
     }
     if inputs.len() != program.n_inputs as usize {
-        panic!(
+        fail!(
             "fused: program takes {} inputs, got {}",
             program.n_inputs,
             inputs.len()
@@ -740,23 +965,38 @@ fn infer_fused(program: &super::fused::FusedProgram, inputs: &[&Tensor]) -> (Sha
     let mut shape = Shape::new();
     for t in inputs {
         if !matches!(t.dtype(), DType::F32 | DType::Bool) {
-            panic!(
+            fail!(
                 "fused: inputs must be f32 or bool, got {} ({:?})",
                 t.dtype(),
                 t.shape()
             );
         }
-        shape = broadcast_shapes(&shape, t.shape())
-            .unwrap_or_else(|| panic!("fused: input shapes {} do not broadcast", shapes(inputs)));
+        let Some(s) = broadcast_shapes(&shape, t.shape()) else {
+            fail!("fused: input shapes {} do not broadcast", shapes(inputs))
+        };
+        shape = s;
+    }
+    // A store writes the whole iteration space into its input: it must be that big.
+    for st in &program.stores {
+        let t = inputs[st.input as usize];
+        if t.shape() != shape.as_slice() || t.dtype() != DType::F32 {
+            fail!(
+                "fused: store into input {} ({} {:?}) needs an f32 input of the iteration shape {shape:?}",
+                st.input,
+                t.dtype(),
+                t.shape()
+            );
+        }
     }
     if let Some(r) = &program.reduce {
-        if r.dims.last().is_some_and(|&d| d >= shape.len()) {
-            panic!(
-                "fused: reduction dims {:?} out of range for shape {shape:?}",
+        let sorted = r.dims.windows(2).all(|w| w[0] < w[1]);
+        if !sorted || r.dims.last().is_some_and(|&d| d >= shape.len()) {
+            fail!(
+                "fused: reduction dims {:?} must be sorted, distinct and in range for shape {shape:?}",
                 r.dims
             );
         }
-        return (reduced_shape(&shape, &r.dims, r.keepdim), DType::F32);
+        return Ok((reduced_shape(&shape, &r.dims, r.keepdim), DType::F32));
     }
-    (shape, DType::F32)
+    Ok((shape, DType::F32))
 }

@@ -1,10 +1,10 @@
 //! Geometry of the sliding-window primitives (convolution and max pooling): their parameters,
-//! output sizes, and shape/dtype inference with PyTorch-style panic messages.
+//! output sizes, and shape/dtype inference with PyTorch-style messages.
 
+use super::infer::{fail, InferResult, OpError, ValueType};
 use super::Op;
 use crate::dtype::DType;
 use crate::shape::Shape;
-use crate::tensor::Tensor;
 
 /// Parameters of a 2-D convolution (the kernel size comes from the weight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -37,6 +37,7 @@ pub struct Pool2dParams {
 /// Output length of a pooling window along one axis, like PyTorch's `pooling_output_shape`:
 /// in ceil mode the last window must still start inside the input or its left padding.
 /// Panics, naming `op`, on a geometry PyTorch rejects.
+#[track_caller]
 pub fn pool_out(
     size: usize,
     kernel: usize,
@@ -46,76 +47,111 @@ pub fn pool_out(
     ceil: bool,
     op: &str,
 ) -> usize {
+    match try_pool_out(size, kernel, stride, padding, dilation, ceil, op) {
+        Ok(n) => n,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// [`pool_out`], returning why the geometry is refused instead of panicking.
+pub fn try_pool_out(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    ceil: bool,
+    op: &str,
+) -> InferResult<usize> {
     if kernel == 0 || stride == 0 || dilation == 0 {
-        panic!("{op}: kernel size, stride and dilation must be positive");
+        fail!("{op}: kernel size, stride and dilation must be positive");
     }
-    let eff = dilation * (kernel - 1) + 1;
+    let Some(eff) = dilation.checked_mul(kernel - 1).map(|e| e + 1) else {
+        fail!("{op}: kernel size {kernel} with dilation {dilation} overflows");
+    };
     if padding > eff / 2 {
-        panic!("{op}: padding {padding} should be at most half of the effective kernel size {eff}");
+        fail!("{op}: padding {padding} should be at most half of the effective kernel size {eff}");
     }
-    if size + 2 * padding < eff {
-        panic!("{op}: input size {size} (padded by {padding}) is smaller than the kernel {eff}");
-    }
-    let span = size + 2 * padding - eff;
+    // padding ≤ eff / 2 ≤ usize::MAX / 2, and the sum cannot pass usize: checked anyway.
+    let padded = size.checked_add(2 * padding);
+    let Some(span) = padded.and_then(|p| p.checked_sub(eff)) else {
+        fail!("{op}: input size {size} (padded by {padding}) is smaller than the kernel {eff}");
+    };
     let mut out = if ceil {
         span.div_ceil(stride)
     } else {
         span / stride
     } + 1;
+    // (out - 1) · stride ≤ span here, so neither side can wrap.
     if ceil && (out - 1) * stride >= size + padding {
         out -= 1;
     }
-    out
+    Ok(out)
 }
 
 impl Pool2dParams {
-    /// Output (H', W') for an input of spatial size (h, w).
-    pub fn output_size(&self, h: usize, w: usize, op: &str) -> [usize; 2] {
-        [0, 1].map(|a| {
-            pool_out(
-                [h, w][a],
+    /// Output (H', W') for an input of spatial size (h, w), or why the window does not fit.
+    pub fn output_size(&self, h: usize, w: usize, op: &str) -> InferResult<[usize; 2]> {
+        let mut out = [0; 2];
+        for (a, size) in [h, w].into_iter().enumerate() {
+            out[a] = try_pool_out(
+                size,
                 self.kernel[a],
                 self.stride[a],
                 self.padding[a],
                 self.dilation[a],
                 self.ceil_mode,
                 op,
-            )
-        })
+            )?;
+        }
+        Ok(out)
     }
 }
 
 impl Conv2dParams {
-    /// Output (H', W') for an input of spatial size `hw` and a kernel of size `kernel`; panics,
-    /// naming `op` and the shapes, when the kernel does not fit.
+    /// Output (H', W') for an input of spatial size `hw` and a kernel of size `kernel`, or an
+    /// error naming `op` and the shapes when the kernel does not fit (sizes past `usize`
+    /// included).
     pub fn output_size(
         &self,
         hw: [usize; 2],
         kernel: [usize; 2],
         op: &str,
         shapes: &str,
-    ) -> [usize; 2] {
+    ) -> InferResult<[usize; 2]> {
         if self.stride.contains(&0) || self.dilation.contains(&0) {
-            panic!(
+            fail!(
                 "{op}: stride {:?} and dilation {:?} must be positive ({shapes})",
-                self.stride, self.dilation
+                self.stride,
+                self.dilation
             );
         }
-        [0, 1].map(|a| {
-            let eff = self.dilation[a] * (kernel[a].max(1) - 1) + 1;
-            if kernel[a] == 0 || hw[a] + 2 * self.padding[a] < eff {
-                panic!(
+        let mut out = [0; 2];
+        for a in 0..2 {
+            let eff = kernel[a]
+                .checked_sub(1)
+                .and_then(|k1| self.dilation[a].checked_mul(k1))
+                .map(|e| e + 1);
+            let padded = self.padding[a]
+                .checked_mul(2)
+                .and_then(|p2| p2.checked_add(hw[a]));
+            match (eff, padded) {
+                (Some(eff), Some(padded)) if padded >= eff => {
+                    out[a] = (padded - eff) / self.stride[a] + 1;
+                }
+                _ => fail!(
                     "{op}: kernel {kernel:?} (dilation {:?}) does not fit the input {hw:?} \
                      padded by {:?} ({shapes})",
-                    self.dilation, self.padding
-                );
+                    self.dilation,
+                    self.padding
+                ),
             }
-            (hw[a] + 2 * self.padding[a] - eff) / self.stride[a] + 1
-        })
+        }
+        Ok(out)
     }
 }
 
-fn shapes(inputs: &[&Tensor]) -> String {
+fn shapes<T: ValueType>(inputs: &[&T]) -> String {
     inputs
         .iter()
         .map(|t| format!("{:?} {}", t.shape(), t.dtype()))
@@ -124,10 +160,15 @@ fn shapes(inputs: &[&Tensor]) -> String {
 }
 
 /// Checks the arity, the ranks (4-D; a third input, the bias, 1-D) and one f32/f64 dtype.
-fn expect_float4(op: &Op, inputs: &[&Tensor], arity: &[usize], desc: &str) -> DType {
+fn expect_float4<T: ValueType>(
+    op: &Op,
+    inputs: &[&T],
+    arity: &[usize],
+    desc: &str,
+) -> InferResult<DType> {
     let name = op.name();
     if !arity.contains(&inputs.len()) {
-        panic!(
+        fail!(
             "{name}: expected {desc}, got {} inputs ({})",
             inputs.len(),
             shapes(inputs)
@@ -138,42 +179,46 @@ fn expect_float4(op: &Op, inputs: &[&Tensor], arity: &[usize], desc: &str) -> DT
         // A conv bias (third input) is 1-D.
         let rank = if i == 2 { 1 } else { 4 };
         if t.rank() != rank || t.dtype() != dtype || !matches!(dtype, DType::F32 | DType::F64) {
-            panic!(
-                "{name}: expected {desc} of one dtype, f32 or f64; got {}",
-                shapes(inputs)
+            fail!(
+                "{name}: expected {desc} of one dtype, f32 or f64; got {}{}",
+                shapes(inputs),
+                super::infer::cast_hint(dtype, t.dtype())
             );
         }
     }
-    dtype
+    Ok(dtype)
 }
 
 fn groups_ok(c: usize, o: usize, cg: usize, groups: usize) -> bool {
-    groups > 0 && c.is_multiple_of(groups) && o.is_multiple_of(groups) && cg * groups == c
+    groups > 0
+        && c.is_multiple_of(groups)
+        && o.is_multiple_of(groups)
+        && cg.checked_mul(groups) == Some(c)
 }
 
-/// Output shape and dtype of a sliding-window op; panics on misuse.
-pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
+/// Output shape and dtype of a sliding-window op, or why it does not apply.
+pub fn try_infer<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
     let name = op.name();
-    match op {
+    Ok(match op {
         Op::Conv2d(p) => {
             let d = expect_float4(
                 op,
                 inputs,
                 &[2, 3],
                 "input [N, C, H, W], weight [O, C/groups, kh, kw] and an optional bias [O]",
-            );
+            )?;
             let (x, w) = (inputs[0].shape(), inputs[1].shape());
             if !groups_ok(x[1], w[0], w[1], p.groups)
                 || inputs.get(2).is_some_and(|b| b.shape() != [w[0]])
             {
-                panic!(
+                fail!(
                     "{name}: input, weight and bias {} do not match with {} groups \
                      (expected weight [O, C/groups, kh, kw] and bias [O])",
                     shapes(inputs),
                     p.groups
                 );
             }
-            let [oh, ow] = p.output_size([x[2], x[3]], [w[2], w[3]], name, &shapes(inputs));
+            let [oh, ow] = p.output_size([x[2], x[3]], [w[2], w[3]], name, &shapes(inputs))?;
             ([x[0], w[0], oh, ow].as_slice().into(), d)
         }
         Op::Conv2dInputGrad { conv, input } => {
@@ -182,14 +227,19 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                 inputs,
                 &[2],
                 "output gradient [N, O, H', W'] and weight",
-            );
+            )?;
             let (g, w) = (inputs[0].shape(), inputs[1].shape());
-            let out = conv.output_size(*input, [w[2], w[3]], name, &shapes(inputs));
-            if g[1] != w[0]
-                || [g[2], g[3]] != out
-                || !groups_ok(w[1] * conv.groups, w[0], w[1], conv.groups)
+            let out = conv.output_size(*input, [w[2], w[3]], name, &shapes(inputs))?;
+            let Some(channels) = w[1].checked_mul(conv.groups) else {
+                fail!(
+                    "{name}: {} groups of {} channels overflow",
+                    conv.groups,
+                    w[1]
+                );
+            };
+            if g[1] != w[0] || [g[2], g[3]] != out || !groups_ok(channels, w[0], w[1], conv.groups)
             {
-                panic!(
+                fail!(
                     "{name}: gradient and weight {} do not match an input of size {input:?} \
                      with {} groups (expected gradient [N, {}, {}, {}])",
                     shapes(inputs),
@@ -199,20 +249,15 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
                     out[1]
                 );
             }
-            (
-                [g[0], w[1] * conv.groups, input[0], input[1]]
-                    .as_slice()
-                    .into(),
-                d,
-            )
+            ([g[0], channels, input[0], input[1]].as_slice().into(), d)
         }
         Op::Conv2dWeightGrad { conv, kernel } => {
-            let d = expect_float4(op, inputs, &[2], "input [N, C, H, W] and output gradient");
+            let d = expect_float4(op, inputs, &[2], "input [N, C, H, W] and output gradient")?;
             let (x, g) = (inputs[0].shape(), inputs[1].shape());
-            let out = conv.output_size([x[2], x[3]], *kernel, name, &shapes(inputs));
+            let out = conv.output_size([x[2], x[3]], *kernel, name, &shapes(inputs))?;
             let cg = x[1] / conv.groups.max(1);
             if g[0] != x[0] || [g[2], g[3]] != out || !groups_ok(x[1], g[1], cg, conv.groups) {
-                panic!(
+                fail!(
                     "{name}: input and gradient {} do not match kernel {kernel:?} with {} groups",
                     shapes(inputs),
                     conv.groups
@@ -221,17 +266,17 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             ([g[1], cg, kernel[0], kernel[1]].as_slice().into(), d)
         }
         Op::MaxPool2d(p) => {
-            let d = expect_float4(op, inputs, &[1], "one input [N, C, H, W]");
+            let d = expect_float4(op, inputs, &[1], "one input [N, C, H, W]")?;
             let x = inputs[0].shape();
-            let [oh, ow] = p.output_size(x[2], x[3], name);
+            let [oh, ow] = p.output_size(x[2], x[3], name)?;
             ([x[0], x[1], oh, ow].as_slice().into(), d)
         }
         Op::MaxPool2dBackward(p) => {
-            let d = expect_float4(op, inputs, &[2], "input [N, C, H, W] and output gradient");
+            let d = expect_float4(op, inputs, &[2], "input [N, C, H, W] and output gradient")?;
             let (x, g) = (inputs[0].shape(), inputs[1].shape());
-            let [oh, ow] = p.output_size(x[2], x[3], name);
+            let [oh, ow] = p.output_size(x[2], x[3], name)?;
             if g != [x[0], x[1], oh, ow] {
-                panic!(
+                fail!(
                     "{name}: gradient must have shape {:?}, got {}",
                     [x[0], x[1], oh, ow],
                     shapes(inputs)
@@ -239,6 +284,6 @@ pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
             }
             (x.into(), d)
         }
-        _ => unreachable!("window::infer: {name}"),
-    }
+        _ => fail!("{name}: not a sliding-window op"),
+    })
 }

@@ -15,8 +15,9 @@ impl Tensor {
     }
 
     /// A tensor filled with `value` (converted to `dtype`).
+    #[track_caller]
     pub fn full(shape: impl DimList, value: f64, dtype: DType) -> Tensor {
-        let shape = to_shape(shape, "full");
+        let shape = to_shape(shape, "full", dtype.size_in_bytes());
         Tensor::dense(
             CpuStorage::filled(dtype, shape.iter().product(), value),
             &shape,
@@ -24,38 +25,45 @@ impl Tensor {
     }
 
     /// A tensor of zeros.
+    #[track_caller]
     pub fn zeros(shape: impl DimList, dtype: DType) -> Tensor {
         Tensor::full(shape, 0.0, dtype)
     }
 
     /// A tensor of ones.
+    #[track_caller]
     pub fn ones(shape: impl DimList, dtype: DType) -> Tensor {
         Tensor::full(shape, 1.0, dtype)
     }
 
     /// A 0-d tensor holding `value`.
+    #[track_caller]
     pub fn scalar(value: f64, dtype: DType) -> Tensor {
         Tensor::full([0usize; 0], value, dtype)
     }
 
     /// Zeros with the shape and dtype of `self`.
+    #[track_caller]
     pub fn zeros_like(&self) -> Tensor {
         Tensor::zeros(self.shape(), self.dtype())
     }
 
     /// Ones with the shape and dtype of `self`.
+    #[track_caller]
     pub fn ones_like(&self) -> Tensor {
         Tensor::ones(self.shape(), self.dtype())
     }
 
     /// `value` everywhere, with the shape and dtype of `self`.
+    #[track_caller]
     pub fn full_like(&self, value: f64) -> Tensor {
         Tensor::full(self.shape(), value, self.dtype())
     }
 
     /// A tensor owning `data`, with the given shape.
+    #[track_caller]
     pub fn from_vec<T: StorageElement>(data: Vec<T>, shape: impl DimList) -> Tensor {
-        let shape = to_shape(shape, "from_vec");
+        let shape = to_shape(shape, "from_vec", std::mem::size_of::<T>());
         let n: usize = shape.iter().product();
         if n != data.len() {
             panic!(
@@ -68,22 +76,27 @@ impl Tensor {
     }
 
     /// A tensor copying `data`, with the given shape.
+    #[track_caller]
     pub fn from_slice<T: StorageElement>(data: &[T], shape: impl DimList) -> Tensor {
         Tensor::from_vec(data.to_vec(), shape)
     }
 
     /// Values `start, start+step, …` below `end` (like `torch.arange`).
+    #[track_caller]
     pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Tensor {
         if step == 0.0 || !((end - start) / step).is_finite() {
             panic!("arange: invalid range {start}..{end} with step {step}");
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
+        check_size(&[n], dtype, "arange");
         let data = CpuStorage::from_f64s(dtype, (0..n).map(|i| start + i as f64 * step));
         Tensor::dense(data, &[n])
     }
 
     /// `steps` evenly spaced values from `start` to `end` inclusive.
+    #[track_caller]
     pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType) -> Tensor {
+        check_size(&[steps], dtype, "linspace");
         let step = if steps > 1 {
             (end - start) / (steps - 1) as f64
         } else {
@@ -104,7 +117,9 @@ impl Tensor {
     }
 
     /// The `n`×`n` identity matrix.
+    #[track_caller]
     pub fn eye(n: usize, dtype: DType) -> Tensor {
+        check_size(&[n, n], dtype, "eye");
         let data = CpuStorage::from_f64s(
             dtype,
             (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }),
@@ -112,13 +127,14 @@ impl Tensor {
         Tensor::dense(data, &[n, n])
     }
 
+    #[track_caller]
     fn random(
         dist: Distribution,
         shape: impl DimList,
         dtype: DType,
         gen: Option<&mut Generator>,
     ) -> Tensor {
-        let shape = to_shape(shape, "random");
+        let shape = to_shape(shape, "random", dtype.size_in_bytes());
         let n = shape.iter().product();
         if crate::trace::is_tracing() {
             if gen.is_some() {
@@ -148,35 +164,42 @@ impl Tensor {
     }
 
     /// Uniform samples on [0, 1) from the global generator.
+    #[track_caller]
     pub fn rand(shape: impl DimList, dtype: DType) -> Tensor {
         Tensor::random(Distribution::Uniform, shape, dtype, None)
     }
 
     /// Standard normal samples from the global generator.
+    #[track_caller]
     pub fn randn(shape: impl DimList, dtype: DType) -> Tensor {
         Tensor::random(Distribution::Normal, shape, dtype, None)
     }
 
     /// Uniform samples from an explicit generator.
+    #[track_caller]
     pub fn rand_with(shape: impl DimList, dtype: DType, gen: &mut Generator) -> Tensor {
         Tensor::random(Distribution::Uniform, shape, dtype, Some(gen))
     }
 
     /// Normal samples from an explicit generator.
+    #[track_caller]
     pub fn randn_with(shape: impl DimList, dtype: DType, gen: &mut Generator) -> Tensor {
         Tensor::random(Distribution::Normal, shape, dtype, Some(gen))
     }
 
     /// Uniform samples with the shape and dtype of `self`.
+    #[track_caller]
     pub fn rand_like(&self) -> Tensor {
         Tensor::rand(self.shape(), self.dtype())
     }
 
     /// Normal samples with the shape and dtype of `self`.
+    #[track_caller]
     pub fn randn_like(&self) -> Tensor {
         Tensor::randn(self.shape(), self.dtype())
     }
 
+    #[track_caller]
     fn randint_from(low: i64, high: i64, u: Tensor) -> Tensor {
         if high <= low {
             panic!("randint: empty range {low}..{high}");
@@ -188,16 +211,19 @@ impl Tensor {
     }
 
     /// Integers uniform in `[low, high)` as i64.
+    #[track_caller]
     pub fn randint(low: i64, high: i64, shape: impl DimList) -> Tensor {
         Tensor::randint_from(low, high, Tensor::rand(shape, DType::F64))
     }
 
     /// Integers uniform in `[low, high)` from an explicit generator.
+    #[track_caller]
     pub fn randint_with(low: i64, high: i64, shape: impl DimList, gen: &mut Generator) -> Tensor {
         Tensor::randint_from(low, high, Tensor::rand_with(shape, DType::F64, gen))
     }
 
     /// 1 with probability `p` (elementwise), else 0, in the dtype of `self` (the probabilities).
+    #[track_caller]
     pub fn bernoulli(&self) -> Tensor {
         Tensor::rand(self.shape(), float_or_f32(self.dtype()))
             .lt(self)
@@ -205,6 +231,7 @@ impl Tensor {
     }
 
     /// [`Tensor::bernoulli`] with an explicit generator.
+    #[track_caller]
     pub fn bernoulli_with(&self, gen: &mut Generator) -> Tensor {
         Tensor::rand_with(self.shape(), float_or_f32(self.dtype()), gen)
             .lt(self)
@@ -217,5 +244,13 @@ fn float_or_f32(d: DType) -> DType {
         d
     } else {
         DType::F32
+    }
+}
+
+/// Panics, naming `op`, when `shape` of `dtype` cannot be allocated (see `checked_numel`).
+#[track_caller]
+fn check_size(shape: &[usize], dtype: DType, op: &str) {
+    if let Err(e) = crate::shape::checked_numel(shape, dtype.size_in_bytes()) {
+        panic!("{op}: {e}");
     }
 }

@@ -8,6 +8,7 @@ use crate::ops::{dispatch, CmpOp, Op};
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {$(
         $(#[$doc])*
+        #[track_caller]
         pub fn $name(&self) -> Tensor {
             dispatch($op, &[self])
         }
@@ -17,6 +18,7 @@ macro_rules! unary_methods {
 macro_rules! binary_methods {
     ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {$(
         $(#[$doc])*
+        #[track_caller]
         pub fn $name(&self, other: &Tensor) -> Tensor {
             dispatch($op, &[self, other])
         }
@@ -26,10 +28,12 @@ macro_rules! binary_methods {
 macro_rules! compare_methods {
     ($($(#[$doc:meta])* $name:ident, $scalar:ident => $c:expr;)*) => {$(
         $(#[$doc])*
+        #[track_caller]
         pub fn $name(&self, other: &Tensor) -> Tensor {
             dispatch(Op::Compare($c), &[self, other])
         }
         /// Comparison with a scalar (bool result).
+        #[track_caller]
         pub fn $scalar(&self, v: f64) -> Tensor {
             dispatch(Op::Compare($c), &[self, &self.scalar_like(v)])
         }
@@ -100,6 +104,7 @@ impl Tensor {
 
     /// A 0-d tensor holding `v` in a dtype that combines with `self` without surprise:
     /// self's dtype when it can hold `v` exactly, else f32.
+    #[track_caller]
     pub(crate) fn scalar_like(&self, v: f64) -> Tensor {
         let d = self.dtype();
         // Whole numbers outside an integer dtype's range would saturate (u8: −1 → 0).
@@ -119,26 +124,31 @@ impl Tensor {
     }
 
     /// `self · mul + add` in one pass.
+    #[track_caller]
     pub fn affine(&self, mul: f64, add: f64) -> Tensor {
         dispatch(Op::Affine { mul, add }, &[self])
     }
 
     /// Adds a scalar.
+    #[track_caller]
     pub fn add_scalar(&self, v: f64) -> Tensor {
         self.affine(1.0, v)
     }
 
     /// Subtracts a scalar.
+    #[track_caller]
     pub fn sub_scalar(&self, v: f64) -> Tensor {
         self.affine(1.0, -v)
     }
 
     /// Multiplies by a scalar.
+    #[track_caller]
     pub fn mul_scalar(&self, v: f64) -> Tensor {
         self.affine(v, 0.0)
     }
 
     /// Divides by a scalar.
+    #[track_caller]
     pub fn div_scalar(&self, v: f64) -> Tensor {
         // x · (1/v) equals x / v only when 1/v is exact (v a power of two); otherwise divide,
         // so `x / 10.0` rounds like true division (0.6, not 0.6000000000000001).
@@ -151,46 +161,55 @@ impl Tensor {
     }
 
     /// Negation.
+    #[track_caller]
     pub fn neg(&self) -> Tensor {
         self.affine(-1.0, 0.0)
     }
 
     /// `self` raised to a scalar power.
+    #[track_caller]
     pub fn pow_scalar(&self, p: f64) -> Tensor {
         dispatch(Op::PowScalar(p), &[self])
     }
 
     /// Square root.
+    #[track_caller]
     pub fn sqrt(&self) -> Tensor {
         self.pow_scalar(0.5)
     }
 
     /// 1 / sqrt(x).
+    #[track_caller]
     pub fn rsqrt(&self) -> Tensor {
         self.pow_scalar(-0.5)
     }
 
     /// x².
+    #[track_caller]
     pub fn square(&self) -> Tensor {
         self.pow_scalar(2.0)
     }
 
     /// 1 / x.
+    #[track_caller]
     pub fn recip(&self) -> Tensor {
         self.pow_scalar(-1.0)
     }
 
     /// x · sigmoid(x).
+    #[track_caller]
     pub fn silu(&self) -> Tensor {
         self * &self.sigmoid()
     }
 
     /// log(1 + eˣ), computed stably as relu(x) + log(1 + e^−|x|).
+    #[track_caller]
     pub fn softplus(&self) -> Tensor {
         &self.relu() + &self.abs().neg().exp().add_scalar(1.0).log()
     }
 
     /// Clamps to `[min, max]`.
+    #[track_caller]
     pub fn clamp(&self, min: f64, max: f64) -> Tensor {
         if min > max {
             panic!("clamp: min {min} is greater than max {max}");
@@ -205,6 +224,7 @@ impl Tensor {
     }
 
     /// Clamps from below.
+    #[track_caller]
     pub fn clamp_min(&self, min: f64) -> Tensor {
         dispatch(
             Op::Clamp {
@@ -216,6 +236,7 @@ impl Tensor {
     }
 
     /// Clamps from above.
+    #[track_caller]
     pub fn clamp_max(&self, max: f64) -> Tensor {
         dispatch(
             Op::Clamp {
@@ -227,22 +248,26 @@ impl Tensor {
     }
 
     /// Elementwise and of truthiness (bool result).
+    #[track_caller]
     pub fn logical_and(&self, other: &Tensor) -> Tensor {
         self.to_dtype(DType::Bool).mul(&other.to_dtype(DType::Bool))
     }
 
     /// Elementwise or of truthiness (bool result).
+    #[track_caller]
     pub fn logical_or(&self, other: &Tensor) -> Tensor {
         self.to_dtype(DType::Bool)
             .maximum(&other.to_dtype(DType::Bool))
     }
 
     /// Elementwise exclusive or of truthiness (bool result).
+    #[track_caller]
     pub fn logical_xor(&self, other: &Tensor) -> Tensor {
         self.to_dtype(DType::Bool).ne(&other.to_dtype(DType::Bool))
     }
 
     /// Converts to another dtype (`self` if already that dtype).
+    #[track_caller]
     pub fn to_dtype(&self, dtype: DType) -> Tensor {
         if self.dtype() == dtype {
             return self.clone();
@@ -251,11 +276,13 @@ impl Tensor {
     }
 
     /// `a` where `cond` is true, else `b`, with broadcasting (like `torch.where`).
+    #[track_caller]
     pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Tensor {
         dispatch(Op::Where, &[cond, a, b])
     }
 
     /// `value` where `mask` is true, else `self`.
+    #[track_caller]
     pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Tensor {
         Tensor::where_(mask, &Tensor::scalar(value, self.dtype()), self)
     }

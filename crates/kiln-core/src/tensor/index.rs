@@ -10,30 +10,35 @@ use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo};
 
 impl Tensor {
     /// Entries of `self` at the i64 positions `index` along `dim`.
+    #[track_caller]
     pub fn index_select(&self, dim: impl DimInt, index: &Tensor) -> Tensor {
         let d = resolve_dim(dim, self.rank(), "index_select");
         dispatch(Op::IndexSelect(d), &[self, index])
     }
 
     /// `self` with slices of `src` added at positions `index` along `dim` (out of place).
+    #[track_caller]
     pub fn index_add(&self, dim: impl DimInt, index: &Tensor, src: &Tensor) -> Tensor {
         let d = resolve_dim(dim, self.rank(), "index_add");
         dispatch(Op::IndexAdd(d), &[self, index, src])
     }
 
     /// `out[..i..] = self[..index[..i..]..]` along `dim`, like `torch.gather`.
+    #[track_caller]
     pub fn gather(&self, dim: impl DimInt, index: &Tensor) -> Tensor {
         let d = resolve_dim(dim, self.rank(), "gather");
         dispatch(Op::Gather(d), &[self, index])
     }
 
     /// `self` with `src` added at positions `index` along `dim`, like `torch.scatter_add`.
+    #[track_caller]
     pub fn scatter_add(&self, dim: impl DimInt, index: &Tensor, src: &Tensor) -> Tensor {
         let d = resolve_dim(dim, self.rank(), "scatter_add");
         dispatch(Op::ScatterAdd(d), &[self, index, src])
     }
 
     /// Concatenates tensors along `dim`.
+    #[track_caller]
     pub fn cat<T: Borrow<Tensor>>(tensors: &[T], dim: impl DimInt) -> Tensor {
         let refs: Vec<&Tensor> = tensors.iter().map(|t| t.borrow()).collect();
         if refs.is_empty() {
@@ -47,6 +52,7 @@ impl Tensor {
     }
 
     /// Stacks same-shaped tensors along a new dim.
+    #[track_caller]
     pub fn stack<T: Borrow<Tensor>>(tensors: &[T], dim: impl DimInt) -> Tensor {
         if tensors.is_empty() {
             panic!("stack: expected a non-empty list of tensors");
@@ -67,6 +73,7 @@ impl Tensor {
     }
 
     /// Splits into pieces of `size` along `dim` (the last may be smaller).
+    #[track_caller]
     pub fn split(&self, size: usize, dim: impl DimInt) -> Vec<Tensor> {
         let d = resolve_dim(dim, self.rank(), "split");
         if size == 0 {
@@ -80,6 +87,7 @@ impl Tensor {
     }
 
     /// Splits into pieces of the given sizes along `dim`.
+    #[track_caller]
     pub fn split_sizes(&self, sizes: &[usize], dim: impl DimInt) -> Vec<Tensor> {
         let d = resolve_dim(dim, self.rank(), "split");
         if sizes.iter().sum::<usize>() != self.shape()[d] {
@@ -101,6 +109,7 @@ impl Tensor {
     }
 
     /// Splits into `chunks` nearly equal pieces along `dim`, like `torch.chunk`.
+    #[track_caller]
     pub fn chunk(&self, chunks: usize, dim: impl DimInt) -> Vec<Tensor> {
         let d = resolve_dim(dim, self.rank(), "chunk");
         if chunks == 0 {
@@ -110,6 +119,7 @@ impl Tensor {
     }
 
     /// One-hot encoding of i64 class indices: shape `[.., num_classes]`, i64.
+    #[track_caller]
     pub fn one_hot(&self, num_classes: usize) -> Tensor {
         if self.dtype().is_float() || self.dtype() == DType::Bool {
             panic!(
@@ -140,12 +150,14 @@ impl Tensor {
     }
 
     /// Lower triangle (entries with col − row ≤ k), zeros elsewhere.
+    #[track_caller]
     pub fn tril(&self, k: i64) -> Tensor {
         let z = Tensor::scalar(0.0, self.dtype());
         Tensor::where_(&self.diagonal_mask(k, true), self, &z)
     }
 
     /// Upper triangle (entries with col − row ≥ k), zeros elsewhere.
+    #[track_caller]
     pub fn triu(&self, k: i64) -> Tensor {
         let z = Tensor::scalar(0.0, self.dtype());
         Tensor::where_(&self.diagonal_mask(k, false), self, &z)
@@ -153,6 +165,7 @@ impl Tensor {
 
     /// NumPy-style basic indexing: an integer selects (and drops) a dim, a range slices it.
     /// `x.i((.., 1..3))`, `x.i(0)`, `x.i((2, ..))`.
+    #[track_caller]
     pub fn i(&self, index: impl IndexArg) -> Tensor {
         index.apply(self)
     }

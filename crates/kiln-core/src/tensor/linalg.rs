@@ -6,6 +6,7 @@ use crate::ops::{dispatch, Op};
 /// `[.., M, K] @ [K, N]` as one `[B·M, K] @ [K, N]` product when the lhs batch and row dims
 /// merge into one without a copy: in backward the rhs (a weight) then gets its gradient from
 /// one product over all B·M rows, instead of B products and a sum over them.
+#[track_caller]
 fn fold_batch_into_rows(a: &Tensor, b: &Tensor) -> Option<Tensor> {
     if a.rank() <= 2 || b.rank() != 2 {
         return None;
@@ -21,6 +22,7 @@ fn fold_batch_into_rows(a: &Tensor, b: &Tensor) -> Option<Tensor> {
 impl Tensor {
     /// Matrix product with `torch.matmul` semantics: 1-D operands are promoted and the added
     /// dim removed; batch dims broadcast.
+    #[track_caller]
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         let (a1, b1) = (self.rank() == 1, other.rank() == 1);
         if self.rank() == 0 || other.rank() == 0 {
@@ -58,6 +60,7 @@ impl Tensor {
     }
 
     /// im2col: `[N, C, H, W]` → `[N, C·kh·kw, L]`; positions outside the input read `pad_value`.
+    #[track_caller]
     pub fn unfold_raw(
         x: &Tensor,
         kernel: [usize; 2],
@@ -79,6 +82,7 @@ impl Tensor {
     }
 
     /// col2im: `[N, C·kh·kw, L]` → `[N, C, H, W]` summing overlaps (adjoint of unfold).
+    #[track_caller]
     pub fn fold_raw(
         x: &Tensor,
         output: [usize; 2],

@@ -41,12 +41,14 @@ pub(crate) struct TensorImpl {
 
 impl Tensor {
     /// Wraps storage and a layout into a tensor with no autograd history.
+    #[track_caller]
     pub fn from_storage(storage: Arc<Storage>, layout: Layout) -> Tensor {
         let dtype = storage.dtype();
         Tensor::from_parts(storage, layout, dtype, None)
     }
 
     #[inline]
+    #[track_caller]
     pub(crate) fn from_parts(
         storage: Arc<Storage>,
         layout: Layout,
@@ -65,82 +67,98 @@ impl Tensor {
     }
 
     /// The size of each dimension.
+    #[track_caller]
     pub fn shape(&self) -> &[usize] {
         &self.0.layout.shape
     }
 
     /// Alias of [`Tensor::shape`].
+    #[track_caller]
     pub fn dims(&self) -> &[usize] {
         self.shape()
     }
 
     /// Size of dimension `dim` (negative counts from the end).
+    #[track_caller]
     pub fn size(&self, dim: impl crate::shape::DimInt) -> usize {
         self.shape()[crate::shape::resolve_dim(dim, self.rank(), "size")]
     }
 
     /// Number of dimensions.
+    #[track_caller]
     pub fn rank(&self) -> usize {
         self.0.layout.shape.len()
     }
 
     /// Alias of [`Tensor::rank`].
+    #[track_caller]
     pub fn ndim(&self) -> usize {
         self.rank()
     }
 
     /// Number of elements.
+    #[track_caller]
     pub fn numel(&self) -> usize {
         self.0.layout.numel()
     }
 
     /// Element type.
+    #[track_caller]
     pub fn dtype(&self) -> DType {
         self.0.dtype
     }
 
     /// The device holding the data.
+    #[track_caller]
     pub fn device(&self) -> Device {
         self.0.storage.device()
     }
 
     /// Strides in elements.
+    #[track_caller]
     pub fn strides(&self) -> &[usize] {
         &self.0.layout.strides
     }
 
     /// The full layout (shape, strides, offset).
+    #[track_caller]
     pub fn layout(&self) -> &Layout {
         &self.0.layout
     }
 
     /// The shared storage.
+    #[track_caller]
     pub fn storage(&self) -> &Arc<Storage> {
         &self.0.storage
     }
 
     /// True when elements are dense in row-major order.
+    #[track_caller]
     pub fn is_contiguous(&self) -> bool {
         self.0.layout.is_contiguous()
     }
 
     /// True when two handles view the same storage.
+    #[track_caller]
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
 
     /// True when both handles are the same tensor object.
+    #[track_caller]
     pub fn same(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// How many handles refer to this tensor object (it and its clones; views are other
     /// objects): tells whether a tensor handed out earlier is still held elsewhere.
+    #[track_caller]
     pub fn handle_count(&self) -> usize {
         Arc::strong_count(&self.0)
     }
 
     /// Moves the tensor to `device` (a no-op on the CPU, the only device today).
+    #[track_caller]
     pub fn to(&self, device: Device) -> Tensor {
         match device {
             Device::Cpu => self.clone(),
@@ -150,6 +168,7 @@ impl Tensor {
     // ---- autograd surface ----
 
     /// Whether gradients flow to or through this tensor.
+    #[track_caller]
     pub fn requires_grad(&self) -> bool {
         self.0.requires_grad.load(Ordering::Relaxed)
     }
@@ -157,6 +176,7 @@ impl Tensor {
     /// Marks a leaf tensor as requiring grad (returns `self` for chaining).
     ///
     /// Panics for non-float dtypes and for non-leaf tensors being switched off.
+    #[track_caller]
     pub fn requires_grad_(&self, on: bool) -> Tensor {
         if on && !self.dtype().is_float() {
             panic!(
@@ -173,16 +193,19 @@ impl Tensor {
     }
 
     /// True for tensors created by the user (not by a tracked op).
+    #[track_caller]
     pub fn is_leaf(&self) -> bool {
         self.0.grad_fn.is_none()
     }
 
     /// The node that produced this tensor, if tracked.
+    #[track_caller]
     pub fn grad_fn(&self) -> Option<&Arc<Node>> {
         self.0.grad_fn.as_ref()
     }
 
     /// The accumulated gradient of a leaf, after `backward`.
+    #[track_caller]
     pub fn grad(&self) -> Option<Tensor> {
         let mut slot = self.0.grad.lock();
         if crate::trace::is_tracing() {
@@ -192,6 +215,7 @@ impl Tensor {
     }
 
     /// Replaces the stored gradient.
+    #[track_caller]
     pub fn set_grad(&self, grad: Option<Tensor>) {
         let mut slot = self.0.grad.lock();
         if crate::trace::is_tracing() {
@@ -201,10 +225,12 @@ impl Tensor {
     }
 
     /// Clears the stored gradient (PyTorch's `set_to_none=True`).
+    #[track_caller]
     pub fn zero_grad(&self) {
         self.set_grad(None);
     }
 
+    #[track_caller]
     pub(crate) fn accumulate_grad(&self, g: Tensor) {
         let mut slot = self.0.grad.lock();
         if crate::trace::is_tracing() {
@@ -228,6 +254,7 @@ impl Tensor {
 
     /// A stand-in with this tensor's shape, strides and dtype but no data (an empty storage);
     /// autograd saves these for tensors whose values a VJP does not read.
+    #[track_caller]
     pub(crate) fn shape_only(&self) -> Tensor {
         static EMPTY: std::sync::OnceLock<Arc<Storage>> = std::sync::OnceLock::new();
         let empty = EMPTY
@@ -236,6 +263,7 @@ impl Tensor {
     }
 
     /// A tensor sharing storage with no autograd history.
+    #[track_caller]
     pub fn detach(&self) -> Tensor {
         Tensor::from_parts(
             self.0.storage.clone(),
@@ -246,6 +274,7 @@ impl Tensor {
     }
 
     /// Storage version (incremented by every in-place write).
+    #[track_caller]
     pub fn version(&self) -> u64 {
         self.0.storage.version()
     }

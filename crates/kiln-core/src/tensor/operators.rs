@@ -7,30 +7,35 @@ macro_rules! tensor_ops {
     ($trait:ident, $method:ident, $tensor_fn:ident, $scalar_fn:expr, $rscalar_fn:expr) => {
         impl $trait<&Tensor> for &Tensor {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: &Tensor) -> Tensor {
                 Tensor::$tensor_fn(self, rhs)
             }
         }
         impl $trait<Tensor> for &Tensor {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: Tensor) -> Tensor {
                 Tensor::$tensor_fn(self, &rhs)
             }
         }
         impl $trait<&Tensor> for Tensor {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: &Tensor) -> Tensor {
                 Tensor::$tensor_fn(&self, rhs)
             }
         }
         impl $trait<Tensor> for Tensor {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: Tensor) -> Tensor {
                 Tensor::$tensor_fn(&self, &rhs)
             }
         }
         impl $trait<f64> for &Tensor {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: f64) -> Tensor {
                 let f: fn(&Tensor, f64) -> Tensor = $scalar_fn;
                 f(self, rhs)
@@ -38,6 +43,7 @@ macro_rules! tensor_ops {
         }
         impl $trait<f64> for Tensor {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: f64) -> Tensor {
                 let f: fn(&Tensor, f64) -> Tensor = $scalar_fn;
                 f(&self, rhs)
@@ -45,6 +51,7 @@ macro_rules! tensor_ops {
         }
         impl $trait<&Tensor> for f64 {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: &Tensor) -> Tensor {
                 let f: fn(f64, &Tensor) -> Tensor = $rscalar_fn;
                 f(self, rhs)
@@ -52,6 +59,7 @@ macro_rules! tensor_ops {
         }
         impl $trait<Tensor> for f64 {
             type Output = Tensor;
+            #[track_caller]
             fn $method(self, rhs: Tensor) -> Tensor {
                 let f: fn(f64, &Tensor) -> Tensor = $rscalar_fn;
                 f(self, &rhs)
@@ -72,6 +80,7 @@ tensor_ops!(Div, div, div, |t, v| t.div_scalar(v), |v, t| t
 
 impl Neg for &Tensor {
     type Output = Tensor;
+    #[track_caller]
     fn neg(self) -> Tensor {
         Tensor::neg(self)
     }
@@ -79,6 +88,7 @@ impl Neg for &Tensor {
 
 impl Neg for Tensor {
     type Output = Tensor;
+    #[track_caller]
     fn neg(self) -> Tensor {
         Tensor::neg(&self)
     }

@@ -6,6 +6,7 @@ use crate::storage::StorageElement;
 
 impl Tensor {
     /// All elements in row-major order, converted to `T`.
+    #[track_caller]
     pub fn to_vec<T: StorageElement>(&self) -> Vec<T> {
         crate::trace::check_readable(self, "to_vec");
         let t = crate::cpu::cast_if(self, T::DTYPE);
@@ -13,6 +14,7 @@ impl Tensor {
     }
 
     /// Rows of a 2-D tensor.
+    #[track_caller]
     pub fn to_vec2<T: StorageElement>(&self) -> Vec<Vec<T>> {
         if self.rank() != 2 {
             panic!(
@@ -28,6 +30,7 @@ impl Tensor {
     }
 
     /// The value of a one-element tensor, converted to `T`.
+    #[track_caller]
     pub fn item<T: StorageElement>(&self) -> T {
         crate::trace::check_readable(self, "item");
         if self.numel() != 1 {
@@ -40,6 +43,7 @@ impl Tensor {
     }
 
     /// All elements as f64 (any dtype).
+    #[track_caller]
     pub fn to_f64_vec(&self) -> Vec<f64> {
         self.to_vec::<f64>()
     }

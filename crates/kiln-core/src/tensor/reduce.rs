@@ -5,6 +5,7 @@ use crate::ops::{dispatch, Dims, Op};
 use crate::shape::{resolve_dim, resolve_dims, DimInt, DimList};
 
 impl Tensor {
+    #[track_caller]
     fn reduce_dims(&self, dims: impl DimList, op: &str) -> Dims {
         let d = resolve_dims(dims, self.rank(), op);
         if d.is_empty() {
@@ -14,6 +15,7 @@ impl Tensor {
         }
     }
 
+    #[track_caller]
     fn check_float(&self, op: &str) {
         if !self.dtype().is_float() {
             panic!(
@@ -25,17 +27,20 @@ impl Tensor {
     }
 
     /// Sum over `dims` (all when empty).
+    #[track_caller]
     pub fn sum(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         let dims = self.reduce_dims(dims, "sum");
         dispatch(Op::Sum { dims, keepdim }, &[self])
     }
 
     /// Sum of all elements (0-d).
+    #[track_caller]
     pub fn sum_all(&self) -> Tensor {
         self.sum((), false)
     }
 
     /// Mean over `dims` (all when empty).
+    #[track_caller]
     pub fn mean(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         self.check_float("mean");
         let dims = self.reduce_dims(dims, "mean");
@@ -44,11 +49,13 @@ impl Tensor {
     }
 
     /// Mean of all elements (0-d).
+    #[track_caller]
     pub fn mean_all(&self) -> Tensor {
         self.mean((), false)
     }
 
     /// Variance over `dims`; `unbiased` divides by n − 1 (Bessel's correction).
+    #[track_caller]
     pub fn var(&self, dims: impl DimList, unbiased: bool, keepdim: bool) -> Tensor {
         self.check_float("var");
         let dims = self.reduce_dims(dims, "var");
@@ -59,78 +66,92 @@ impl Tensor {
     }
 
     /// Variance of all elements.
+    #[track_caller]
     pub fn var_all(&self, unbiased: bool) -> Tensor {
         self.var((), unbiased, false)
     }
 
     /// Standard deviation over `dims`.
+    #[track_caller]
     pub fn std(&self, dims: impl DimList, unbiased: bool, keepdim: bool) -> Tensor {
         self.var(dims, unbiased, keepdim).sqrt()
     }
 
     /// Standard deviation of all elements.
+    #[track_caller]
     pub fn std_all(&self, unbiased: bool) -> Tensor {
         self.var_all(unbiased).sqrt()
     }
 
     /// Max over `dims` (all when empty), like `torch.amax`.
+    #[track_caller]
     pub fn amax(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         let dims = self.reduce_dims(dims, "amax");
         dispatch(Op::Max { dims, keepdim }, &[self])
     }
 
     /// Min over `dims` (all when empty), like `torch.amin`.
+    #[track_caller]
     pub fn amin(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         let dims = self.reduce_dims(dims, "amin");
         dispatch(Op::Min { dims, keepdim }, &[self])
     }
 
     /// Largest element (0-d).
+    #[track_caller]
     pub fn max_all(&self) -> Tensor {
         self.amax((), false)
     }
 
     /// Smallest element (0-d).
+    #[track_caller]
     pub fn min_all(&self) -> Tensor {
         self.amin((), false)
     }
 
     /// Max along `dim`: (values, i64 indices), like `torch.max(x, dim)`.
+    #[track_caller]
     pub fn max_dim(&self, dim: impl DimInt, keepdim: bool) -> (Tensor, Tensor) {
         let d = resolve_dim(dim, self.rank(), "max");
         (self.amax([d], keepdim), self.argmax(d, keepdim))
     }
 
     /// Min along `dim`: (values, i64 indices).
+    #[track_caller]
     pub fn min_dim(&self, dim: impl DimInt, keepdim: bool) -> (Tensor, Tensor) {
         let d = resolve_dim(dim, self.rank(), "min");
         (self.amin([d], keepdim), self.argmin(d, keepdim))
     }
 
     /// Index of the max along `dim` (i64).
+    #[track_caller]
     pub fn argmax(&self, dim: impl DimInt, keepdim: bool) -> Tensor {
         let dim = resolve_dim(dim, self.rank(), "argmax");
         dispatch(Op::ArgMax { dim, keepdim }, &[self])
     }
 
     /// Index of the min along `dim` (i64).
+    #[track_caller]
     pub fn argmin(&self, dim: impl DimInt, keepdim: bool) -> Tensor {
         let dim = resolve_dim(dim, self.rank(), "argmin");
         dispatch(Op::ArgMin { dim, keepdim }, &[self])
     }
 
     /// Index of the max of the flattened tensor.
+    #[track_caller]
     pub fn argmax_all(&self) -> Tensor {
         self.flatten_all().argmax(0, false)
     }
 
     /// Product over `dims` (all when empty).
+    #[track_caller]
     pub fn prod(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         let dims = self.reduce_dims(dims, "prod");
         dispatch(Op::Prod { dims, keepdim }, &[self])
     }
 
     /// log Σ exp over `dims`, computed stably around the max.
+    #[track_caller]
     pub fn logsumexp(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         self.check_float("logsumexp");
         let dims = self.reduce_dims(dims, "logsumexp");

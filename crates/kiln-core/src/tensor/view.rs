@@ -6,6 +6,7 @@ use crate::shape::{infer_reshape, resolve_dim, DimInt, DimList, Shape};
 
 impl Tensor {
     /// Same elements in a new shape (one dim may be −1). A view when strides allow, else a copy.
+    #[track_caller]
     pub fn reshape(&self, shape: impl DimList) -> Tensor {
         let shape = infer_reshape(shape, self.numel(), self.shape());
         if shape.as_slice() == self.shape() {
@@ -15,6 +16,7 @@ impl Tensor {
     }
 
     /// Like [`Tensor::reshape`] but panics instead of copying when no view is possible.
+    #[track_caller]
     pub fn view(&self, shape: impl DimList) -> Tensor {
         let shape = infer_reshape(shape, self.numel(), self.shape());
         if self.layout().reshape_view(&shape).is_none() {
@@ -29,6 +31,7 @@ impl Tensor {
     }
 
     /// Reorders dims (a view).
+    #[track_caller]
     pub fn permute(&self, dims: impl DimList) -> Tensor {
         let perm: crate::ops::Dims = dims
             .to_i64s()
@@ -42,6 +45,7 @@ impl Tensor {
     }
 
     /// Swaps two dims (a view).
+    #[track_caller]
     pub fn transpose(&self, d0: impl DimInt, d1: impl DimInt) -> Tensor {
         let (a, b) = (
             resolve_dim(d0, self.rank(), "transpose"),
@@ -53,6 +57,7 @@ impl Tensor {
     }
 
     /// Transpose of a matrix (rank ≤ 2), like `torch.t`.
+    #[track_caller]
     pub fn t(&self) -> Tensor {
         match self.rank() {
             0 | 1 => self.clone(),
@@ -65,11 +70,13 @@ impl Tensor {
     }
 
     /// Entries `start..start+len` along `dim` (a view).
+    #[track_caller]
     pub fn narrow(&self, dim: impl DimInt, start: usize, len: usize) -> Tensor {
         self.slice_step(dim, start, len, 1)
     }
 
     /// `len` entries from `start` with stride `step` along `dim` (a view).
+    #[track_caller]
     pub fn slice_step(&self, dim: impl DimInt, start: usize, len: usize, step: usize) -> Tensor {
         let d = resolve_dim(dim, self.rank(), "slice");
         if start == 0 && step == 1 && len == self.shape()[d] {
@@ -87,6 +94,7 @@ impl Tensor {
     }
 
     /// Entries `start..end` (exclusive, clamped) with `step` along `dim`, like `x[start:end:step]`.
+    #[track_caller]
     pub fn slice(&self, dim: impl DimInt, start: usize, end: usize, step: usize) -> Tensor {
         let d = resolve_dim(dim, self.rank(), "slice");
         let end = end.min(self.shape()[d]);
@@ -99,6 +107,7 @@ impl Tensor {
     }
 
     /// Zeros of size `size` along `dim` with `src` written at `start, start+step, …`.
+    #[track_caller]
     pub fn slice_scatter_zeros(
         src: &Tensor,
         dim: usize,
@@ -118,6 +127,7 @@ impl Tensor {
     }
 
     /// Removes `dim` if it has size 1.
+    #[track_caller]
     pub fn squeeze(&self, dim: impl DimInt) -> Tensor {
         let d = resolve_dim(dim, self.rank(), "squeeze");
         if self.shape()[d] != 1 {
@@ -129,12 +139,14 @@ impl Tensor {
     }
 
     /// Removes every size-1 dim.
+    #[track_caller]
     pub fn squeeze_all(&self) -> Tensor {
         let s: Shape = self.shape().iter().copied().filter(|&d| d != 1).collect();
         self.reshape(s)
     }
 
     /// Inserts a size-1 dim at `dim` (−1 appends).
+    #[track_caller]
     pub fn unsqueeze(&self, dim: impl DimInt) -> Tensor {
         let d = resolve_dim(dim, self.rank() + 1, "unsqueeze");
         let mut s: Shape = self.shape().into();
@@ -143,6 +155,7 @@ impl Tensor {
     }
 
     /// Broadcasts to `shape` without copying; −1 keeps a dim's size (like `torch.expand`).
+    #[track_caller]
     pub fn expand(&self, shape: impl DimList) -> Tensor {
         let want = shape.to_i64s();
         if want.len() < self.rank() {
@@ -177,16 +190,19 @@ impl Tensor {
     }
 
     /// Alias of [`Tensor::expand`].
+    #[track_caller]
     pub fn broadcast_to(&self, shape: impl DimList) -> Tensor {
         self.expand(shape)
     }
 
     /// Broadcasts to the shape of `other`.
+    #[track_caller]
     pub fn expand_as(&self, other: &Tensor) -> Tensor {
         self.expand(other.shape())
     }
 
     /// Merges dims `start..=end` into one.
+    #[track_caller]
     pub fn flatten(&self, start: impl DimInt, end: impl DimInt) -> Tensor {
         if self.rank() == 0 {
             return self.reshape([1]);
@@ -205,11 +221,13 @@ impl Tensor {
     }
 
     /// All elements as a 1-D tensor.
+    #[track_caller]
     pub fn flatten_all(&self) -> Tensor {
         self.reshape([self.numel()])
     }
 
     /// A dense row-major tensor (`self` if already contiguous).
+    #[track_caller]
     pub fn contiguous(&self) -> Tensor {
         if self.is_contiguous() {
             return self.clone();
@@ -218,6 +236,7 @@ impl Tensor {
     }
 
     /// A dense copy that shares no storage with `self` (keeps autograd history).
+    #[track_caller]
     pub fn copy(&self) -> Tensor {
         dispatch(Op::Contiguous, &[self])
     }

@@ -20,6 +20,7 @@ pub use ir::{op_label, GradOutput, GradTarget, Graph, Input, InputKind, Node, Up
 
 use crate::dtype::DType;
 use crate::layout::Layout;
+use crate::ops::infer::{try_infer, TypeRef};
 use crate::ops::{Distribution, Op};
 use crate::shape::Shape;
 use crate::storage::Storage;
@@ -463,20 +464,12 @@ fn tracer_read_panic(t: &Tensor, op: &str) -> ! {
 }
 
 /// The output shape and dtype `op` would give on operands of these types, or the message it
-/// would panic with (for validating graphs read from files).
+/// would panic with in eager code (for validating graphs read from files). Never panics.
 pub fn infer_checked(op: &Op, args: &[(&[usize], DType)]) -> Result<(Shape, DType), String> {
-    let tensors: Vec<Tensor> = args
+    let types: Vec<TypeRef> = args
         .iter()
-        .map(|(shape, dtype)| tracer_tensor(0, shape, *dtype))
+        .map(|&(shape, dtype)| TypeRef { shape, dtype })
         .collect();
-    let refs: Vec<&Tensor> = tensors.iter().collect();
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::ops::infer::infer(op, &refs)
-    }))
-    .map_err(|e| {
-        e.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "invalid op".into())
-    })
+    let refs: Vec<&TypeRef> = types.iter().collect();
+    try_infer(op, &refs).map_err(|e| e.0)
 }

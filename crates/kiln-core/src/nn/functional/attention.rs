@@ -11,6 +11,7 @@ use crate::tensor::Tensor;
 /// and a float mask is added to the scores. `is_causal` lets query `i` attend to keys `≤ i`
 /// (PyTorch's top-left aligned lower triangle). `scale` defaults to `1 / sqrt(D)`. A query row
 /// with every key masked out gives NaN, as in PyTorch.
+#[track_caller]
 pub fn scaled_dot_product_attention(
     query: &Tensor,
     key: &Tensor,

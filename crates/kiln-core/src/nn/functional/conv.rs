@@ -8,6 +8,7 @@ use crate::dtype::DType;
 use crate::ops::{dispatch, Conv2dParams, Op};
 use crate::tensor::Tensor;
 
+#[track_caller]
 fn check_rank(t: &Tensor, rank: usize, what: &str, op: &str) {
     if t.rank() != rank {
         panic!("{op}: {what} must be {rank}-D, got shape {:?}", t.shape());
@@ -16,6 +17,7 @@ fn check_rank(t: &Tensor, rank: usize, what: &str, op: &str) {
 
 /// Output length of a convolution along one axis (the input size has been validated by the
 /// unfold that ran first).
+#[track_caller]
 fn conv_out_size(
     size: usize,
     kernel: usize,
@@ -26,6 +28,7 @@ fn conv_out_size(
     (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
 }
 
+#[track_caller]
 fn check_bias(b: &Tensor, channels: usize, op: &str) {
     if b.shape() != [channels] {
         panic!(
@@ -35,6 +38,7 @@ fn check_bias(b: &Tensor, channels: usize, op: &str) {
     }
 }
 
+#[track_caller]
 fn add_channel_bias(out: Tensor, bias: Option<&Tensor>, channels: usize, op: &str) -> Tensor {
     match bias {
         Some(b) => {
@@ -48,6 +52,7 @@ fn add_channel_bias(out: Tensor, bias: Option<&Tensor>, channels: usize, op: &st
 /// 2-D convolution (cross-correlation) of `input` `[N, C, H, W]` with `weight`
 /// `[O, C/groups, kh, kw]`, like `F.conv2d(input, weight, bias, stride, padding, dilation,
 /// groups)`; the output is `[N, O, H', W']`.
+#[track_caller]
 pub fn conv2d(
     input: &Tensor,
     weight: &Tensor,
@@ -81,6 +86,7 @@ pub fn conv2d(
     }
 }
 
+#[track_caller]
 fn check_conv2d(input: &Tensor, weight: &Tensor, groups: usize) {
     let op = "conv2d";
     check_rank(input, 4, "input", op);
@@ -99,6 +105,7 @@ fn check_conv2d(input: &Tensor, weight: &Tensor, groups: usize) {
 /// [`conv2d`] composed of im2col ([`Tensor::unfold_raw`]) over the whole batch and a batched
 /// matrix product: the path for dtypes the direct kernels do not cover, and the reference
 /// they are tested against.
+#[track_caller]
 pub fn conv2d_composite(
     input: &Tensor,
     weight: &Tensor,
@@ -136,6 +143,7 @@ pub fn conv2d_composite(
 
 /// 1-D convolution of `input` `[N, C, L]` with `weight` `[O, C/groups, k]`, like
 /// `F.conv1d(input, weight, bias, stride, padding, dilation, groups)`.
+#[track_caller]
 pub fn conv1d(
     input: &Tensor,
     weight: &Tensor,
@@ -165,6 +173,7 @@ pub fn conv1d(
 /// dilation)`. The output is `[N, C_out, H', W']` with
 /// `H' = (H − 1)·stride − 2·padding + dilation·(kh − 1) + output_padding + 1`.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn conv_transpose2d(
     input: &Tensor,
     weight: &Tensor,
@@ -216,8 +225,23 @@ pub fn conv_transpose2d(
             );
         }
         let size = [h, w][a];
-        let full = (size.max(1) - 1) * stride[a] + dilation[a] * (kernel[a] - 1) + 1 + out_pad[a];
-        if full <= 2 * padding[a] {
+        // (size − 1)·stride + dilation·(k − 1) + 1 + output_padding, without wrapping.
+        let full = (size.max(1) - 1)
+            .checked_mul(stride[a])
+            .zip(
+                kernel[a]
+                    .checked_sub(1)
+                    .and_then(|k1| dilation[a].checked_mul(k1)),
+            )
+            .and_then(|(x, y)| x.checked_add(y)?.checked_add(1 + out_pad[a]));
+        let Some(full) = full else {
+            panic!(
+                "{op}: kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} give no \
+                 valid output size for input {:?}",
+                input.shape()
+            );
+        };
+        if padding[a].checked_mul(2).is_none_or(|p2| full <= p2) {
             panic!(
                 "{op}: padding {padding:?} leaves an empty output for input {:?}",
                 input.shape()

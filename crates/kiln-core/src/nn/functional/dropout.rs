@@ -3,6 +3,7 @@
 use crate::random::Generator;
 use crate::tensor::Tensor;
 
+#[track_caller]
 fn apply(x: &Tensor, p: f64, training: bool, uniform: impl FnOnce() -> Tensor) -> Tensor {
     if !(0.0..=1.0).contains(&p) {
         panic!("dropout: probability has to be between 0 and 1, got {p}");
@@ -27,11 +28,13 @@ fn apply(x: &Tensor, p: f64, training: bool, uniform: impl FnOnce() -> Tensor) -
 /// Dropout with the global generator (seed it with [`crate::manual_seed`]), like
 /// `F.dropout(x, p, training)`: each element is zeroed with probability `p` and the survivors
 /// are scaled by `1 / (1 − p)`; the identity when not training.
+#[track_caller]
 pub fn dropout(x: &Tensor, p: f64, training: bool) -> Tensor {
     apply(x, p, training, || x.rand_like())
 }
 
 /// [`dropout`] drawing from an explicit generator.
+#[track_caller]
 pub fn dropout_with(x: &Tensor, p: f64, training: bool, gen: &mut Generator) -> Tensor {
     apply(x, p, training, || {
         Tensor::rand_with(x.shape(), x.dtype(), gen)

@@ -8,6 +8,7 @@ use crate::tensor::Tensor;
 ///
 /// With `padding_idx` (negative counts from the end) the rows looked up at that index get no
 /// gradient, so the padding embedding stays as initialised.
+#[track_caller]
 pub fn embedding(input: &Tensor, weight: &Tensor, padding_idx: Option<i64>) -> Tensor {
     if weight.rank() != 2 {
         panic!(
@@ -43,6 +44,7 @@ pub fn embedding(input: &Tensor, weight: &Tensor, padding_idx: Option<i64>) -> T
 
 /// One-hot encoding of integer class indices, `[.., num_classes]` of i64, like `F.one_hot`;
 /// `None` infers the number of classes as `max + 1`.
+#[track_caller]
 pub fn one_hot(input: &Tensor, num_classes: Option<usize>) -> Tensor {
     let n = match num_classes {
         Some(n) => n,

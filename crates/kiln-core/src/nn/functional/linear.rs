@@ -5,6 +5,7 @@ use crate::tensor::Tensor;
 
 /// `input @ weightᵀ + bias` with `weight` of shape `[out, in]` (PyTorch's layout), like
 /// `F.linear`. `input` is `[.., in]`; leading dims are flattened into one matrix product.
+#[track_caller]
 pub fn linear(input: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     if weight.rank() != 2 {
         panic!(

@@ -43,6 +43,7 @@ impl From<Reduction> for KlDivReduction {
     }
 }
 
+#[track_caller]
 fn reduce(t: Tensor, reduction: Reduction) -> Tensor {
     match reduction {
         Reduction::None => t,
@@ -100,6 +101,7 @@ impl Default for NllLossOptions {
 
 /// Moves the class dim (1, or 0 for an unbatched `[C]` input) last and flattens the rest:
 /// `[N, C, d1, …]` → `[N·d1·…, C]`.
+#[track_caller]
 fn classes_last(x: &Tensor, op: &str) -> Tensor {
     match x.rank() {
         0 => panic!("{op}: input must have a class dim, got a 0-d tensor"),
@@ -125,6 +127,7 @@ fn loss_shape(x_shape: &[usize]) -> Vec<usize> {
     s
 }
 
+#[track_caller]
 fn check_class_targets(input: &Tensor, target: &Tensor, op: &str) {
     if target.dtype().is_float() || target.dtype() == DType::Bool {
         panic!(
@@ -143,9 +146,34 @@ fn check_class_targets(input: &Tensor, target: &Tensor, op: &str) {
     }
 }
 
+/// Panics, naming `op`, when an eager class index lies outside `[0, classes)` (and is not
+/// `ignore_index`); a traced target has no values to check.
+#[track_caller]
+fn check_label_range(target: &Tensor, classes: usize, ignore_index: Option<i64>, op: &str) {
+    if crate::trace::is_tracing() || crate::trace::is_tracer(target) {
+        return;
+    }
+    let labels = target.to_vec::<i64>();
+    let bad = labels
+        .iter()
+        .position(|&l| Some(l) != ignore_index && !(0..classes as i64).contains(&l));
+    if let Some(i) = bad {
+        panic!(
+            "{op}: target {} at position {i} is not a class index: labels must be integers in \
+             [0, {classes}) for an input with {classes} classes{}",
+            labels[i],
+            match ignore_index {
+                Some(ii) => format!(" (or ignore_index {ii})"),
+                None => String::new(),
+            }
+        );
+    }
+}
+
 /// Negative log-likelihood of log-probabilities `logp` (`[M, C]`) at class indices `target`
 /// (`[M]`), optionally mixed with the label-smoothing term, as PyTorch defines both.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 fn nll_core(
     logp: &Tensor,
     target: &Tensor,
@@ -166,6 +194,7 @@ fn nll_core(
         }
     }
     let target = target.to_dtype(DType::I64);
+    check_label_range(&target, classes, ignore_index, op);
     let valid = ignore_index.map(|ii| target.ne_scalar(ii as f64));
     let safe_target = match &valid {
         Some(v) => Tensor::where_(v, &target, &Tensor::scalar(0.0, DType::I64)),
@@ -209,6 +238,7 @@ fn nll_core(
 /// Cross-entropy between logits `[N, C, ...]` and i64 class indices `[N, ...]`, averaged, with
 /// PyTorch's defaults (no weights, `ignore_index = -100`, no label smoothing). See
 /// [`cross_entropy_with`] for the options.
+#[track_caller]
 pub fn cross_entropy(input: &Tensor, target: &Tensor) -> Tensor {
     cross_entropy_with(input, target, &CrossEntropyOptions::default())
 }
@@ -220,6 +250,7 @@ pub fn cross_entropy(input: &Tensor, target: &Tensor) -> Tensor {
 /// `weight`, `ignore_index` and `label_smoothing` exactly as PyTorch defines them (the weighted
 /// mean divides by the summed weights of the non-ignored targets), or class probabilities of
 /// the input's shape.
+#[track_caller]
 pub fn cross_entropy_with(input: &Tensor, target: &Tensor, opts: &CrossEntropyOptions) -> Tensor {
     let ls = opts.label_smoothing;
     if !(0.0..=1.0).contains(&ls) {
@@ -244,7 +275,19 @@ pub fn cross_entropy_with(input: &Tensor, target: &Tensor, opts: &CrossEntropyOp
 }
 
 /// Cross entropy against class probabilities (targets of the input's shape).
+#[track_caller]
 fn soft_cross_entropy(logp: &Tensor, target: &Tensor, opts: &CrossEntropyOptions) -> Tensor {
+    if target.shape() == loss_shape(logp.shape()).as_slice() {
+        // The shape of class indices: the labels were made float by mistake.
+        panic!(
+            "cross_entropy: class-index targets must be an integer tensor (i64), got {} with \
+             shape {:?}; convert them with `target.to_dtype(DType::I64)` (or pass class \
+             probabilities of the input's shape {:?})",
+            target.dtype(),
+            target.shape(),
+            logp.shape()
+        );
+    }
     if target.shape() != logp.shape() {
         panic!(
             "cross_entropy: probability targets must have the input's shape {:?}, got {:?}",
@@ -271,6 +314,7 @@ fn soft_cross_entropy(logp: &Tensor, target: &Tensor, opts: &CrossEntropyOptions
 
 /// Negative log-likelihood of log-probabilities `input` (`[N, C]`, `[N, C, d1, …]` or `[C]`)
 /// at integer class indices `target`, like `F.nll_loss`.
+#[track_caller]
 pub fn nll_loss(input: &Tensor, target: &Tensor, opts: &NllLossOptions) -> Tensor {
     check_class_targets(input, target, "nll_loss");
     nll_core(
@@ -285,22 +329,60 @@ pub fn nll_loss(input: &Tensor, target: &Tensor, opts: &NllLossOptions) -> Tenso
     )
 }
 
-/// Mean squared error `(input − target)²`, like `F.mse_loss` (operands broadcast).
+/// Panics, naming `op`, when broadcasting an elementwise loss's target would enlarge the
+/// input: that compares every prediction with every target, e.g. `[N, 1]` against `[N]`
+/// gives an `[N, N]` loss and trains a wrong model without a word (PyTorch only warns). A
+/// target that broadcasts to the input's shape (the same target for every row) is fine.
+#[track_caller]
+fn check_same_shape(input: &Tensor, target: &Tensor, op: &str) {
+    let fits = crate::shape::broadcast_shapes(input.shape(), target.shape())
+        .is_some_and(|s| s.as_slice() == input.shape());
+    if fits {
+        return;
+    }
+    let hint: String = match (input.shape(), target.shape()) {
+        ([n, 1], [m]) if n == m => {
+            "; use `target.unsqueeze(1)` (or `input.squeeze(1)`) to compare them one to one".into()
+        }
+        ([n], [m, 1]) if n == m => {
+            "; use `target.squeeze(1)` (or `input.unsqueeze(1)`) to compare them one to one".into()
+        }
+        _ => String::new(),
+    };
+    panic!(
+        "{op}: input {:?} ({}) and target {:?} ({}) must have the same shape (or the target \
+         one that broadcasts to it); broadcasting them would compare every input with every \
+         target{hint}",
+        input.shape(),
+        input.dtype(),
+        target.shape(),
+        target.dtype()
+    );
+}
+
+/// Mean squared error `(input − target)²`, like `F.mse_loss`; the target must have the
+/// input's shape or broadcast to it.
+#[track_caller]
 pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Tensor {
+    check_same_shape(input, target, "mse_loss");
     reduce((input - target).square(), reduction)
 }
 
 /// Mean absolute error `|input − target|`, like `F.l1_loss`.
+#[track_caller]
 pub fn l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Tensor {
+    check_same_shape(input, target, "l1_loss");
     reduce((input - target).abs(), reduction)
 }
 
 /// `0.5·d²/β` where `d = |input − target| < β`, else `d − 0.5·β`, like
 /// `F.smooth_l1_loss` (PyTorch's default `beta` is 1; `beta = 0` is the L1 loss).
+#[track_caller]
 pub fn smooth_l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction, beta: f64) -> Tensor {
     if beta < 0.0 {
         panic!("smooth_l1_loss: beta must be non-negative, got {beta}");
     }
+    check_same_shape(input, target, "smooth_l1_loss");
     if beta == 0.0 {
         return l1_loss(input, target, reduction);
     }
@@ -312,10 +394,12 @@ pub fn smooth_l1_loss(input: &Tensor, target: &Tensor, reduction: Reduction, bet
 
 /// `0.5·d²` where `d = |input − target| < δ`, else `δ·(d − 0.5·δ)`, like `F.huber_loss`
 /// (PyTorch's default `delta` is 1).
+#[track_caller]
 pub fn huber_loss(input: &Tensor, target: &Tensor, reduction: Reduction, delta: f64) -> Tensor {
     if delta <= 0.0 {
         panic!("huber_loss: delta must be positive, got {delta}");
     }
+    check_same_shape(input, target, "huber_loss");
     let d = (input - target).abs();
     let quad = d.square().mul_scalar(0.5);
     let lin = d.affine(delta, -0.5 * delta * delta);
@@ -330,6 +414,7 @@ fn clamped_log(u: &Tensor) -> Tensor {
 /// Binary cross entropy of probabilities `input` against `target` (same shape),
 /// `−w·(t·log x + (1 − t)·log(1 − x))` with the logs floored at −100, like
 /// `F.binary_cross_entropy`.
+#[track_caller]
 pub fn binary_cross_entropy(
     input: &Tensor,
     target: &Tensor,
@@ -356,6 +441,7 @@ pub fn binary_cross_entropy(
 /// `(1 − t)·x + (1 + (p − 1)·t)·log(1 + e^−x)`, like `F.binary_cross_entropy_with_logits`.
 /// `weight` multiplies each element's loss; `pos_weight` (broadcast along the last dim, one per
 /// class) weighs the positive term.
+#[track_caller]
 pub fn binary_cross_entropy_with_logits(
     input: &Tensor,
     target: &Tensor,
@@ -388,6 +474,7 @@ pub fn binary_cross_entropy_with_logits(
 
 /// Kullback–Leibler divergence with `input` as log-probabilities, like `F.kl_div`:
 /// pointwise `t·(log t − input)` (0 where `t = 0`), or `eᵗ·(t − input)` with `log_target`.
+#[track_caller]
 pub fn kl_div(
     input: &Tensor,
     target: &Tensor,

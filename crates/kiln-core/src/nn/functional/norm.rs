@@ -6,6 +6,7 @@ use crate::tensor::Tensor;
 /// `(x − mean) / sqrt(var + eps)` over the last `k` dims (biased variance), then `· weight +
 /// bias` when both are given (shaped like those dims), as one fused
 /// [`crate::ops::Op::LayerNorm`] over the dims merged into one.
+#[track_caller]
 fn standardize_trailing(
     x: &Tensor,
     k: usize,
@@ -28,6 +29,7 @@ fn standardize_trailing(
 }
 
 /// The last `k` dims of `x`, checked to equal `normalized_shape`.
+#[track_caller]
 fn trailing_dims(x: &Tensor, normalized_shape: &[usize], op: &str) -> Vec<usize> {
     let k = normalized_shape.len();
     if k == 0 || k > x.rank() || &x.shape()[x.rank() - k..] != normalized_shape {
@@ -39,6 +41,7 @@ fn trailing_dims(x: &Tensor, normalized_shape: &[usize], op: &str) -> Vec<usize>
     (x.rank() - k..x.rank()).collect()
 }
 
+#[track_caller]
 fn check_param(p: Option<&Tensor>, shape: &[usize], what: &str, op: &str) {
     if let Some(t) = p {
         if t.shape() != shape {
@@ -50,6 +53,7 @@ fn check_param(p: Option<&Tensor>, shape: &[usize], what: &str, op: &str) {
     }
 }
 
+#[track_caller]
 fn affine(x: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Tensor {
     let x = match weight {
         Some(w) => &x * w,
@@ -63,6 +67,7 @@ fn affine(x: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Tensor {
 
 /// Layer normalization over the trailing `normalized_shape` dims with optional elementwise
 /// `weight` and `bias` of that shape, like `F.layer_norm` (PyTorch's default `eps` is 1e−5).
+#[track_caller]
 pub fn layer_norm(
     input: &Tensor,
     normalized_shape: &[usize],
@@ -85,6 +90,7 @@ pub fn layer_norm(
 
 /// RMS normalization `x / sqrt(mean(x²) + eps) · weight` over the trailing `normalized_shape`
 /// dims, like `F.rms_norm`.
+#[track_caller]
 pub fn rms_norm(
     input: &Tensor,
     normalized_shape: &[usize],
@@ -104,6 +110,7 @@ fn channel_shape(x: &Tensor) -> Vec<usize> {
     s
 }
 
+#[track_caller]
 fn channel_affine(
     x: Tensor,
     like: &Tensor,
@@ -118,6 +125,7 @@ fn channel_affine(
     )
 }
 
+#[track_caller]
 fn check_channels(input: &Tensor, op: &str) -> usize {
     if input.rank() < 2 {
         panic!(
@@ -130,6 +138,7 @@ fn check_channels(input: &Tensor, op: &str) -> usize {
 
 /// Group normalization of `[N, C, …]` over `num_groups` groups of channels (statistics per
 /// sample and group), with optional per-channel `weight` and `bias`, like `F.group_norm`.
+#[track_caller]
 pub fn group_norm(
     input: &Tensor,
     num_groups: usize,
@@ -157,6 +166,7 @@ pub fn group_norm(
 /// the unbiased batch variance for `running_var`, as PyTorch does. In evaluation the running
 /// statistics normalize.
 #[allow(clippy::too_many_arguments)]
+#[track_caller]
 pub fn batch_norm(
     input: &Tensor,
     running_mean: Option<&Tensor>,

@@ -8,11 +8,13 @@ pub struct Pair(pub [usize; 2]);
 
 impl Pair {
     /// The height entry.
+    #[track_caller]
     pub fn h(self) -> usize {
         self.0[0]
     }
 
     /// The width entry.
+    #[track_caller]
     pub fn w(self) -> usize {
         self.0[1]
     }
@@ -44,6 +46,7 @@ pub struct OptPair(pub Option<Pair>);
 
 impl OptPair {
     /// The pair, or `default` when unset.
+    #[track_caller]
     pub fn or(self, default: Pair) -> Pair {
         self.0.unwrap_or(default)
     }

@@ -122,6 +122,7 @@ fn axes(
 /// 2-D max pooling of `[N, C, H, W]` (or `[C, H, W]`), like `F.max_pool2d(input, kernel_size,
 /// stride, padding, dilation, ceil_mode)`; `stride: None` means the kernel size. Padding reads
 /// −∞, so it never wins; the gradient goes to each window's first maximum, as in PyTorch.
+#[track_caller]
 pub fn max_pool2d(
     input: &Tensor,
     kernel_size: impl Into<Pair>,
@@ -149,6 +150,7 @@ pub fn max_pool2d(
 /// [`max_pool2d`] as a maximum over im2col windows ([`Tensor::unfold_raw`]): the path for
 /// dtypes the primitive does not cover, and the reference it is tested against (its gradient
 /// splits ties evenly instead of picking the first maximum).
+#[track_caller]
 pub fn max_pool2d_composite(
     input: &Tensor,
     kernel_size: impl Into<Pair>,
@@ -177,6 +179,7 @@ pub fn max_pool2d_composite(
 
 /// [`max_pool2d`] that also returns, for each output, the flat index (into its `H·W` input
 /// plane, as i64) of the element that won, like `return_indices=True`.
+#[track_caller]
 pub fn max_pool2d_with_indices(
     input: &Tensor,
     kernel_size: impl Into<Pair>,
@@ -227,6 +230,7 @@ pub fn max_pool2d_with_indices(
 /// 2-D average pooling, like `F.avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
 /// count_include_pad, divisor_override)`; `stride: None` means the kernel size.
 /// `count_include_pad` counts zero padding in the divisor (PyTorch's default).
+#[track_caller]
 pub fn avg_pool2d(
     input: &Tensor,
     kernel_size: impl Into<Pair>,
@@ -297,6 +301,7 @@ fn adaptive_matrix(size: usize, out: usize, dtype: DType) -> Tensor {
 /// Adaptive average pooling to `output_size` (H', W'), like `F.adaptive_avg_pool2d`: output
 /// `i` averages input `[⌊i·H/H'⌋, ⌈(i+1)·H/H'⌉)`. A plain mean over equal blocks when the sizes
 /// divide.
+#[track_caller]
 pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Pair>) -> Tensor {
     let x = as_batched(input, "adaptive_avg_pool2d");
     let [oh, ow] = output_size.into().0;

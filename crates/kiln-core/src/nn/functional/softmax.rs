@@ -14,12 +14,14 @@ fn fused(x: &Tensor, dim: usize, log: bool) -> Tensor {
 }
 
 /// `exp(x) / Σ exp(x)` along `dim`, like `F.softmax(x, dim)`.
+#[track_caller]
 pub fn softmax(x: &Tensor, dim: impl DimInt) -> Tensor {
     let d = resolve_dim(dim, x.rank(), "softmax");
     fused(x, d, false)
 }
 
 /// `x − log Σ exp(x)` along `dim`, like `F.log_softmax(x, dim)`.
+#[track_caller]
 pub fn log_softmax(x: &Tensor, dim: impl DimInt) -> Tensor {
     let d = resolve_dim(dim, x.rank(), "log_softmax");
     fused(x, d, true)
