@@ -4,6 +4,7 @@
 
 use crate::executor::Executable;
 use kiln_core::ops::Op;
+use kiln_core::shape::checked_numel;
 use kiln_core::trace::{infer_checked, Graph, Input, InputKind, Node, ValueId};
 use kiln_core::{DType, Tensor};
 use kiln_nn::checkpoint::{self, CheckpointError};
@@ -55,6 +56,9 @@ pub enum ArtifactError {
     /// Only inference graphs (no state updates or gradients) can be shipped.
     #[error("cannot save a graph that updates state or sets gradients (a train step); compile the inference function under no_grad")]
     NotInference,
+    /// The graph refused the data of a call (an index out of range).
+    #[error("running the graph: {0}")]
+    Run(#[from] crate::executor::RunError),
     /// Arguments given to a loaded graph do not match its signature.
     #[error("argument {index}: expected {expected}, got {got}")]
     BadArgument {
@@ -186,7 +190,7 @@ impl LoadedGraph {
                 });
             }
         }
-        Ok(self.exe.run(args))
+        self.exe.try_run(args).map_err(ArtifactError::Run)
     }
 }
 
@@ -277,6 +281,9 @@ pub fn load_bytes(
             ("arg", Some(k)) => {
                 if k > 1024 {
                     return Err(malformed(format!("argument index {k} out of range")));
+                }
+                if let Err(e) = checked_numel(&r.shape, r.dtype.size_in_bytes()) {
+                    return Err(malformed(format!("argument {k}: {e}")));
                 }
                 if args.len() <= k {
                     args.resize(k + 1, None);

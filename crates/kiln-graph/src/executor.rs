@@ -11,7 +11,7 @@
 
 use crate::inplace::InPlace;
 use crate::memplan::{MemoryPlan, Placement};
-use kiln_core::cpu::{copy_into, execute_into};
+use kiln_core::cpu::{copy_into, execute_into, index_error};
 use kiln_core::dtype::DType;
 use kiln_core::layout::Layout;
 use kiln_core::ops::Op;
@@ -22,6 +22,16 @@ use kiln_core::{no_grad, Tensor};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 use std::sync::Arc;
+
+/// Why a call of a graph failed: an op refused its data (an index out of range).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("%{node}: {message}")]
+pub struct RunError {
+    /// The node that refused.
+    pub node: ValueId,
+    /// What it refused, as the eager op would have said it.
+    pub message: String,
+}
 
 /// A graph prepared for repeated execution over planned buffers.
 pub struct Executable {
@@ -185,14 +195,30 @@ impl Executable {
     /// Runs the graph on `args` and returns its outputs. State updates and gradient slots are
     /// written before it returns. The outputs are the executor's own result tensors: kept by
     /// the caller, they stay as they are (the next call moves to fresh buffers).
+    ///
+    /// Panics, like the eager ops would, when the data is invalid for an op (an index out of
+    /// range); [`Executable::try_run`] returns that as an error instead.
+    #[track_caller]
     pub fn run(&self, args: &[Tensor]) -> Vec<Tensor> {
+        match self.try_run(args) {
+            Ok(outputs) => outputs,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`Executable::run`], returning an error instead of panicking when the data is invalid
+    /// for an op (the values of an index: a graph served to the outside gets its indices from
+    /// requests). The run stops at the refusing node: gradient slots and state copied back at
+    /// the end are not written (an inference graph changes nothing).
+    pub fn try_run(&self, args: &[Tensor]) -> Result<Vec<Tensor>, RunError> {
         let mut rt = self.runtime.lock();
-        let rt = self.execute(&mut rt, args);
-        self.graph
+        let rt = self.execute(&mut rt, args)?;
+        Ok(self
+            .graph
             .outputs
             .iter()
             .map(|o| rt.value(*o).clone())
-            .collect()
+            .collect())
     }
 
     /// Runs the graph on `args` and copies its outputs into `outputs` (tensors of the
@@ -210,7 +236,10 @@ impl Executable {
             self.graph.outputs.len()
         );
         let mut rt = self.runtime.lock();
-        let rt = self.execute(&mut rt, args);
+        let rt = match self.execute(&mut rt, args) {
+            Ok(rt) => rt,
+            Err(e) => panic!("{e}"),
+        };
         no_grad(|| {
             for (out, o) in outputs.iter().zip(&self.graph.outputs) {
                 copy_into(out, rt.value(*o));
@@ -219,7 +248,11 @@ impl Executable {
     }
 
     /// One call: buffers made or moved as needed, arguments in, nodes, updates, gradients.
-    fn execute<'r>(&self, slot: &'r mut Option<Runtime>, args: &[Tensor]) -> &'r Runtime {
+    fn execute<'r>(
+        &self,
+        slot: &'r mut Option<Runtime>,
+        args: &[Tensor],
+    ) -> Result<&'r Runtime, RunError> {
         let fresh = match slot {
             Some(rt) => rt.escaped(self),
             None => true,
@@ -264,6 +297,12 @@ impl Executable {
                                     ins.iter().map(|t| t.shape()),
                                 )
                             });
+                            if let Some(e) = index_error(&node.op, &ins) {
+                                return Err(RunError {
+                                    node: node.id,
+                                    message: e,
+                                });
+                            }
                             execute_into(&node.op, &ins, out);
                         }
                         Step::FreshRandom => execute_into(&fresh_random(&node.op), &[], out),
@@ -289,14 +328,15 @@ impl Executable {
                         GradTarget::Arg(i) => args[*i].set_grad(value),
                     }
                 }
+                Ok(())
             })
         };
         if self.in_pool {
-            kiln_core::cpu::threads::run_with_pool_awake(body)
+            kiln_core::cpu::threads::run_with_pool_awake(body)?;
         } else {
-            body()
+            body()?;
         }
-        rt
+        Ok(rt)
     }
 }
 

@@ -215,3 +215,35 @@ fn a_node_that_writes_into_a_weight_is_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn an_index_out_of_range_at_run_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gather.kgraph");
+    let graph = no_grad(|| {
+        let mut f = compile(|xs: &[Tensor]| vec![xs[0].gather(1, &xs[1]).exp()]);
+        f.graph(&[
+            Tensor::randn([2, 3], DType::F32),
+            Tensor::zeros([2, 2], DType::I64),
+        ])
+    });
+    artifact::save(&graph, &path).unwrap();
+    let loaded = artifact::load(&path).unwrap();
+    let x = Tensor::randn([2, 3], DType::F32);
+    let bad = Tensor::from_vec(vec![0i64, 1, 5, 2], [2, 2]);
+    let err = loaded.run(&[x.clone(), bad]).unwrap_err();
+    assert!(
+        matches!(err, ArtifactError::Run(_))
+            && err
+                .to_string()
+                .contains("gather: index 5 is out of range for dim 1 of size 3"),
+        "{err}"
+    );
+    // The graph stays usable.
+    let good = Tensor::from_vec(vec![0i64, 1, 2, 2], [2, 2]);
+    let out = loaded.run(&[x.clone(), good.clone()]).unwrap();
+    assert_eq!(
+        out[0].to_vec::<f32>(),
+        x.gather(1, &good).exp().to_vec::<f32>()
+    );
+}

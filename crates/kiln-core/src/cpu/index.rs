@@ -6,6 +6,7 @@ use super::strided::for_each_run;
 use super::{cast_if, to_contiguous_vec};
 use crate::dtype::DType;
 use crate::layout::Layout;
+use crate::ops::Op;
 use crate::storage::{CpuStorage, Storage, StorageElement};
 use crate::tensor::Tensor;
 use crate::with_storage;
@@ -23,11 +24,34 @@ fn with_indices<R>(idx: &Tensor, f: impl FnOnce(&[i64]) -> R) -> R {
     f(&to_contiguous_vec::<i64>(&cast_if(idx, DType::I64)))
 }
 
+fn out_of_range(op: &str, i: i64, size: usize, dim: usize) -> String {
+    format!("{op}: index {i} is out of range for dim {dim} of size {size}")
+}
+
 fn check(op: &str, i: i64, size: usize, dim: usize) -> usize {
     if i < 0 || i as usize >= size {
-        panic!("{op}: index {i} is out of range for dim {dim} of size {size}");
+        panic!("{}", out_of_range(op, i, size, dim));
     }
     i as usize
+}
+
+/// The error an indexing kernel would panic with on these operands (an index outside the
+/// indexed dim), or `None` for valid indices and for ops that read no indices. Graph
+/// runtimes check data from outside with this before running the kernel, so a bad index is
+/// an error they return, not a panic.
+pub fn index_error(op: &Op, inputs: &[&Tensor]) -> Option<String> {
+    let dim = match op {
+        Op::Gather(d) | Op::IndexSelect(d) | Op::IndexAdd(d) | Op::ScatterAdd(d) => *d,
+        _ => return None,
+    };
+    let (x, idx) = (inputs.first()?, inputs.get(1)?);
+    // A 0-d tensor has the one index 0 along its "dim 0".
+    let size = x.shape().get(dim).copied().unwrap_or(1);
+    with_indices(idx, |ids| {
+        ids.iter()
+            .find(|&&i| i < 0 || i as usize >= size)
+            .map(|&i| out_of_range(op.name(), i, size, dim))
+    })
 }
 
 fn pre_post(shape: &[usize], dim: usize) -> (usize, usize) {

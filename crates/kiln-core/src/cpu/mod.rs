@@ -30,6 +30,7 @@ mod transpose;
 mod unary;
 
 pub use copy::copy_into;
+pub use index::index_error;
 pub use matmul::{gemm_calls_in_flight, splits_inside_pool};
 pub use random::{counters_for as random_counters, philox_uniforms};
 

@@ -7,7 +7,7 @@
 
 use super::{Distribution, Op};
 use crate::dtype::DType;
-use crate::shape::{broadcast_shapes, checked_numel, numel, same_shape, shape_of, Shape};
+use crate::shape::{broadcast_shapes, checked_numel, same_shape, shape_of, Shape};
 use crate::tensor::Tensor;
 
 /// Why an op cannot apply to its operands; the message names the op, shapes and dtypes.
@@ -44,9 +44,13 @@ pub trait ValueType {
     fn rank(&self) -> usize {
         self.shape().len()
     }
-    /// Number of elements (operands' shapes were checked when they were made).
+    /// Number of elements, saturating: an operand's shape was checked when it was made, but
+    /// inference must not panic even on one that was not.
     fn numel(&self) -> usize {
-        numel(self.shape())
+        self.shape()
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -337,7 +341,7 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             let x = inputs[0];
             expect_reduce_dims(op, dims, x.shape())?;
             for &d in dims.iter() {
-                if x.shape()[d] == 0 {
+                if x.shape().get(d).copied().unwrap_or(1) == 0 {
                     fail!(
                         "{name}: cannot reduce over an empty dim {d} of shape {:?}",
                         x.shape()

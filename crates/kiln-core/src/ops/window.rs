@@ -66,7 +66,10 @@ pub fn try_pool_out(
     if kernel == 0 || stride == 0 || dilation == 0 {
         fail!("{op}: kernel size, stride and dilation must be positive");
     }
-    let Some(eff) = dilation.checked_mul(kernel - 1).map(|e| e + 1) else {
+    let Some(eff) = dilation
+        .checked_mul(kernel - 1)
+        .and_then(|e| e.checked_add(1))
+    else {
         fail!("{op}: kernel size {kernel} with dilation {dilation} overflows");
     };
     if padding > eff / 2 {
@@ -82,8 +85,12 @@ pub fn try_pool_out(
     } else {
         span / stride
     } + 1;
-    // (out - 1) · stride ≤ span here, so neither side can wrap.
-    if ceil && (out - 1) * stride >= size + padding {
+    // size + padding ≤ size + 2·padding fits; a product past usize is past it too.
+    if ceil
+        && (out - 1)
+            .checked_mul(stride)
+            .is_none_or(|start| start >= size + padding)
+    {
         out -= 1;
     }
     Ok(out)
@@ -131,7 +138,7 @@ impl Conv2dParams {
             let eff = kernel[a]
                 .checked_sub(1)
                 .and_then(|k1| self.dilation[a].checked_mul(k1))
-                .map(|e| e + 1);
+                .and_then(|e| e.checked_add(1));
             let padded = self.padding[a]
                 .checked_mul(2)
                 .and_then(|p2| p2.checked_add(hw[a]));
