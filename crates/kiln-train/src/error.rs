@@ -55,6 +55,9 @@ pub enum TrainError {
         /// The global optimizer step.
         step: u64,
     },
+    /// A data source has no batches: an epoch over it would report 0 loss and accuracy.
+    #[error("the {0} data is empty")]
+    EmptyData(&'static str),
     /// The trainer's options cannot be combined.
     #[error("invalid trainer configuration: {0}")]
     Config(String),

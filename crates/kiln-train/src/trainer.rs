@@ -191,6 +191,12 @@ impl Trainer {
         val: Option<&dyn BatchSource>,
         epochs: usize,
     ) -> Result<History, TrainError> {
+        if train.num_batches() == 0 {
+            return Err(TrainError::EmptyData("training"));
+        }
+        if val.is_some_and(|v| v.num_batches() == 0) {
+            return Err(TrainError::EmptyData("validation"));
+        }
         let start = self.history.epochs.len();
         let mut callbacks = std::mem::take(&mut self.callbacks);
         let result = self.fit_inner(model, opt, train, val, epochs, start, &mut callbacks);
