@@ -13,7 +13,9 @@ use kiln_nn::optim::{Adam, Optimizer};
 use kiln_nn::{Dropout, Flatten, Linear, ModuleBase, ReLU, Sequential, StateDict};
 use kiln_train::callbacks::{
     CsvLogger, EarlyStopping, LrSchedulerCallback, Mode, ModelCheckpoint, StepInterval,
+    TensorBoardCallback,
 };
+use kiln_train::tensorboard::proto::{self, What};
 use kiln_train::{BatchSource, ProgressMode, Trainer};
 use serde_json::Value;
 use std::cell::Cell;
@@ -105,10 +107,12 @@ fn trainer(dir: &Path, opt: &mut dyn Optimizer) -> Trainer {
         )
         .callback(EarlyStopping::new("val_loss", Mode::Min, 10).restore_best_weights(true))
         .callback(CsvLogger::new(dir.join("log.csv")))
+        .callback(TensorBoardCallback::new(dir.join("tb")))
 }
 
 /// Trains into `dir` from a fresh process-like state up to `epochs`; when `resume` is given,
-/// first trains to `resume` epochs, then continues with a new model, optimizer and trainer
+/// first trains to `resume + 1` epochs (the interrupted run got past its checkpoint: its
+/// logs hold an epoch the resumed run repeats), then continues with a new model, optimizer and trainer
 /// resumed from `epoch-<resume>/` (after scrambling the global generator, as a new process
 /// would start from another state).
 fn run(dir: &Path, epochs: usize, resume: Option<usize>) -> Vec<f32> {
@@ -116,7 +120,7 @@ fn run(dir: &Path, epochs: usize, resume: Option<usize>) -> Vec<f32> {
     manual_seed(3);
     let model = mlp();
     let mut opt = Adam::new(model.parameters(), 1e-2);
-    let first_leg = resume.unwrap_or(epochs);
+    let first_leg = resume.map_or(epochs, |k| k + 1);
     trainer(dir, &mut opt)
         .fit(&model, &mut opt, &train, Some(&validation(0)), first_leg)
         .unwrap();
@@ -169,6 +173,23 @@ fn trainer_json(dir: &Path) -> Value {
     serde_json::from_str(&meta["kiln.trainer"]).unwrap()
 }
 
+/// Every scalar in the event files under `dir/tb`, file by file: (tag, step, value bits).
+fn scalars(dir: &Path) -> Vec<(String, i64, u32)> {
+    let mut out = Vec::new();
+    for file in kiln_train::tensorboard::event_files(dir.join("tb")).unwrap() {
+        for event in kiln_train::tensorboard::read_events(&file).unwrap() {
+            if let Some(What::Summary(s)) = &event.what {
+                for v in &s.value {
+                    if let Some(proto::Value::SimpleValue(x)) = v.value {
+                        out.push((v.tag.clone(), event.step, x.to_bits()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn resuming_from_epoch_k_reproduces_the_uninterrupted_run_bit_for_bit() {
     let _serial = serial();
@@ -211,6 +232,13 @@ fn resuming_from_epoch_k_reproduces_the_uninterrupted_run_bit_for_bit() {
         .flat_map(|p| p.to_vec::<f32>())
         .collect();
     assert_eq!(best_params, final_whole);
+
+    // The resumed run's logs hold each epoch and step once, with the same values.
+    let tb = scalars(whole.path());
+    assert!(tb
+        .iter()
+        .any(|(tag, step, _)| tag == "epoch/val_loss" && *step == 5));
+    assert_eq!(tb, scalars(resumed.path()));
 
     let csv = |d: &Path| std::fs::read_to_string(d.join("log.csv")).unwrap();
     assert_eq!(csv(whole.path()), csv(resumed.path()));
