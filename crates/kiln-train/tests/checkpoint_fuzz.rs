@@ -144,7 +144,7 @@ fn mutated_checkpoints_are_errors_never_panics() {
             _ => Mutation::Bytes,
         };
         for (f, bytes) in files.iter().zip(&originals) {
-            put(&dir.join(f), &bytes);
+            put(&dir.join(f), bytes);
         }
         match mutation {
             Mutation::Truncate => {
