@@ -1,6 +1,7 @@
 //! `--data` sources: the bundled digits, MNIST or CIFAR-10 directories, or a CSV file; each
 //! split into train / validation / test sets deterministically.
 
+use crate::models::MAX_CLASSES;
 use kiln_core::Tensor;
 use kiln_data::{csv, digits, random_split, Dataset, Split, Subset, TensorDataset};
 use std::path::PathBuf;
@@ -59,8 +60,31 @@ pub struct Splits {
     pub scale: f64,
 }
 
-fn num_classes(labels: &Tensor) -> usize {
-    labels.max_all().item::<i64>().max(0) as usize + 1
+/// The number of classes labels `0..=max` make; `source` names where the labels come from.
+fn num_classes(labels: &Tensor, source: &str) -> Result<usize, String> {
+    if labels.numel() == 0 {
+        return Err(format!("{source}: no samples"));
+    }
+    let values = labels.to_vec::<i64>();
+    let (row, &max) = values
+        .iter()
+        .enumerate()
+        .max_by_key(|&(_, v)| *v)
+        .expect("not empty");
+    if max < 0 || max >= MAX_CLASSES as i64 {
+        return Err(format!(
+            "{source}: label {max} (sample {row}) would make {} classes; labels must be class \
+             indices 0 to {}",
+            max as i128 + 1,
+            MAX_CLASSES - 1
+        ));
+    }
+    Ok(max as usize + 1)
+}
+
+/// The largest label of `split` (`None` when it is empty).
+pub fn max_label(split: &Subset<TensorDataset>) -> Option<i64> {
+    (0..split.len()).map(|i| split.get(i).1.item::<i64>()).max()
 }
 
 fn whole(ds: TensorDataset) -> Subset<TensorDataset> {
@@ -74,13 +98,37 @@ fn with_val(train: TensorDataset, seed: u64) -> (Subset<TensorDataset>, Subset<T
     (parts.next().unwrap(), parts.next().unwrap())
 }
 
+impl Splits {
+    /// An error unless every split named in `which` ("train", "val", "test") has samples.
+    pub fn require(&self, which: &[&str]) -> Result<(), String> {
+        for &w in which {
+            let (len, what) = match w {
+                "train" => (self.train.len(), "training"),
+                "val" => (self.val.len(), "validation"),
+                _ => (self.test.len(), "test"),
+            };
+            if len == 0 {
+                return Err(format!(
+                    "{}: the {what} split is empty ({} training, {} validation, {} test \
+                     samples); use more data",
+                    self.name,
+                    self.train.len(),
+                    self.val.len(),
+                    self.test.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl DataSpec {
     /// Loads and splits the data; file problems come back as readable errors.
     pub fn load(&self, seed: u64, label_column: &str) -> Result<Splits, String> {
         match self {
             DataSpec::Digits => {
                 let (train, test) = digits::default_split();
-                let classes = num_classes(train.labels());
+                let classes = num_classes(train.labels(), "digits")?;
                 let (tr, val) = with_val(train.image_dataset(), seed);
                 Ok(Splits {
                     train: tr,
@@ -100,7 +148,7 @@ impl DataSpec {
                 let train = load(Split::Train).map_err(|e| e.to_string())?;
                 let test = load(Split::Test).map_err(|e| e.to_string())?;
                 let input = train.images.shape()[1..].to_vec();
-                let classes = num_classes(&train.labels);
+                let classes = num_classes(&train.labels, &format!("{}", dir.display()))?;
                 let (tr, val) = with_val(train.to_dataset(), seed);
                 let name = if matches!(self, DataSpec::Mnist(_)) {
                     "mnist"
@@ -120,8 +168,14 @@ impl DataSpec {
             DataSpec::Csv(file) => {
                 let data = csv::load(file, &csv::CsvOptions::new(label_column))
                     .map_err(|e| e.to_string())?;
+                if data.is_empty() {
+                    return Err(format!("{}: no data rows after the header", file.display()));
+                }
                 let input = vec![data.features.shape()[1]];
-                let classes = num_classes(&data.labels);
+                let classes = num_classes(
+                    &data.labels,
+                    &format!("{}: label column `{label_column}`", file.display()),
+                )?;
                 let mut parts = random_split(data.to_dataset(), [0.8, 0.1, 0.1], seed).into_iter();
                 let (train, val, test) = (
                     parts.next().unwrap(),

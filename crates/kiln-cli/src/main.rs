@@ -1,7 +1,9 @@
 //! `kiln`: train a model on bundled or local data, evaluate and inspect checkpoints, predict.
 
+mod args;
 mod commands;
 mod data;
+mod last_resort;
 mod models;
 
 use clap::{Parser, Subcommand};
@@ -41,7 +43,9 @@ enum Command {
     Predict {
         /// Checkpoint directory or model.safetensors.
         checkpoint: PathBuf,
-        /// A comma-separated row of input values (raw scale), or a PNG/JPEG path.
+        /// A comma-separated row of input values (raw scale), or a PNG/JPEG path. A row may
+        /// start with a minus sign (`-1.5,2`).
+        #[arg(allow_hyphen_values = true)]
         input: String,
     },
     /// Show a checkpoint's parameters, shapes and metadata.
@@ -49,11 +53,18 @@ enum Command {
         /// Checkpoint directory or .safetensors file.
         checkpoint: PathBuf,
     },
+    /// Panics on purpose, so tests can check what a bug looks like to the user.
+    #[command(name = "internal-panic-test", hide = true)]
+    PanicTest,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    last_resort::run(|| run(cli.command))
+}
+
+fn run(command: Command) -> ExitCode {
+    let result = match command {
         Command::Train(args) => commands::train::run(args),
         Command::Eval {
             checkpoint,
@@ -63,6 +74,7 @@ fn main() -> ExitCode {
         } => commands::eval::run(&checkpoint, &data, &label_column, seed),
         Command::Predict { checkpoint, input } => commands::predict::run(&checkpoint, &input),
         Command::Info { checkpoint } => commands::info::run(&checkpoint),
+        Command::PanicTest => panic!("a deliberate panic\nover two lines"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

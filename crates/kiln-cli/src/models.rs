@@ -6,6 +6,14 @@ use serde_json::{json, Value};
 /// Architecture names accepted by `--model`.
 pub const MODELS: &[&str] = &["mlp", "cnn"];
 
+/// Most classes a model may have: a label of 10⁹ in a CSV file would otherwise ask for a
+/// 512 GB output layer.
+pub const MAX_CLASSES: usize = 100_000;
+
+/// Most parameters a built-in model may have (2³⁰, 4 GiB of f32 weights): checkpoint metadata
+/// or data with absurd sizes is refused before anything is allocated.
+pub const MAX_PARAMETERS: u64 = 1 << 30;
+
 /// What a checkpoint records so `kiln eval`/`predict` can rebuild the model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
@@ -26,23 +34,115 @@ impl ModelSpec {
         json!({ "kind": self.kind, "input": self.input, "classes": self.classes, "scale": self.scale })
     }
 
-    /// From checkpoint metadata.
-    pub fn from_json(v: &Value) -> Option<ModelSpec> {
-        Some(ModelSpec {
-            kind: v.get("kind")?.as_str()?.to_string(),
-            input: v
-                .get("input")?
-                .as_array()?
-                .iter()
-                .map(|d| d.as_u64().map(|d| d as usize))
-                .collect::<Option<_>>()?,
-            classes: v.get("classes")?.as_u64()? as usize,
-            scale: v.get("scale").and_then(Value::as_f64).unwrap_or(1.0),
-        })
+    /// From checkpoint metadata, validated (see [`ModelSpec::validate`]); errors name the
+    /// field.
+    pub fn from_json(v: &Value) -> Result<ModelSpec, String> {
+        let field = |k: &str| v.get(k).ok_or_else(|| format!("no field `{k}`"));
+        let bad = |k: &str, want: &str| format!("field `{k}` is not {want}");
+        let spec = ModelSpec {
+            kind: field("kind")?
+                .as_str()
+                .ok_or_else(|| bad("kind", "a string"))?
+                .to_string(),
+            input: field("input")?
+                .as_array()
+                .and_then(|dims| {
+                    dims.iter()
+                        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                        .collect::<Option<_>>()
+                })
+                .ok_or_else(|| bad("input", "a list of sizes"))?,
+            classes: field("classes")?
+                .as_u64()
+                .and_then(|c| usize::try_from(c).ok())
+                .ok_or_else(|| bad("classes", "a whole number"))?,
+            scale: match v.get("scale") {
+                None => 1.0,
+                Some(s) => s.as_f64().ok_or_else(|| bad("scale", "a number"))?,
+            },
+        };
+        spec.validate()?;
+        Ok(spec)
     }
 
-    /// Builds the network (fresh PyTorch-style initialization from the global generator).
+    /// Checks that the spec describes a model that can be built: a known kind, 1 to
+    /// [`MAX_CLASSES`] classes, non-zero input sizes (images of at least 2×2 for the cnn), a
+    /// finite positive scale and at most [`MAX_PARAMETERS`] parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        if !MODELS.contains(&self.kind.as_str()) {
+            return Err(format!(
+                "unknown model `{}`; choose one of {}",
+                self.kind,
+                MODELS.join(", ")
+            ));
+        }
+        if !(1..=MAX_CLASSES).contains(&self.classes) {
+            return Err(format!(
+                "`classes` is {}; a model has 1 to {MAX_CLASSES} classes",
+                self.classes
+            ));
+        }
+        if self.input.is_empty() || self.input.contains(&0) {
+            return Err(format!(
+                "`input` is {:?}; every input size must be at least 1",
+                self.input
+            ));
+        }
+        if self.kind == "cnn" && !matches!(self.input[..], [_, h, w] if h >= 2 && w >= 2) {
+            return Err(format!(
+                "the cnn model needs image input [C, H, W] with H, W ≥ 2, got {:?}",
+                self.input
+            ));
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(format!(
+                "`scale` is {}; it must be a finite number > 0",
+                self.scale
+            ));
+        }
+        match self.num_parameters() {
+            Some(n) if n <= MAX_PARAMETERS => Ok(()),
+            n => Err(format!(
+                "a {} model for input {:?} and {} classes would have {} parameters; at most \
+                 {MAX_PARAMETERS} are supported",
+                self.kind,
+                self.input,
+                self.classes,
+                n.map_or("too many".to_string(), |n| n.to_string())
+            )),
+        }
+    }
+
+    /// The number of parameters [`ModelSpec::build`] creates (`None` on overflow).
+    pub fn num_parameters(&self) -> Option<u64> {
+        let linear = |i: u64, o: u64| i.checked_mul(o)?.checked_add(o);
+        let classes = self.classes as u64;
+        let features = self
+            .input
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+        match (self.kind.as_str(), &self.input[..]) {
+            ("mlp", _) => linear(features, 256)?
+                .checked_add(linear(256, 128)?)?
+                .checked_add(linear(128, classes)?),
+            ("cnn", &[c, h, w]) => {
+                let conv = |i: u64, o: u64| linear(i.checked_mul(9)?, o);
+                let flat = 64u64
+                    .checked_mul((h / 2) as u64)?
+                    .checked_mul((w / 2) as u64)?;
+                conv(c as u64, 32)?
+                    .checked_add(conv(32, 64)?)?
+                    .checked_add(linear(flat, 128)?)?
+                    .checked_add(linear(128, classes)?)
+            }
+            _ => None,
+        }
+    }
+
+    /// Builds the network (fresh PyTorch-style initialization from the global generator)
+    /// after [`ModelSpec::validate`].
     pub fn build(&self) -> Result<Sequential, String> {
+        self.validate()?;
         let features: usize = self.input.iter().product();
         match self.kind.as_str() {
             "mlp" => Ok(Sequential::new()
@@ -77,5 +177,46 @@ impl ModelSpec {
                 MODELS.join(", ")
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_nn::ModuleBase;
+
+    fn spec(kind: &str, input: &[usize], classes: usize) -> ModelSpec {
+        ModelSpec {
+            kind: kind.into(),
+            input: input.to_vec(),
+            classes,
+            scale: 1.0,
+        }
+    }
+
+    #[test]
+    fn parameter_counts_match_the_built_models() {
+        for s in [
+            spec("mlp", &[7], 3),
+            spec("cnn", &[1, 8, 8], 10),
+            spec("cnn", &[3, 5, 7], 4),
+        ] {
+            let built = s.build().unwrap().num_parameters() as u64;
+            assert_eq!(s.num_parameters(), Some(built), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn absurd_specs_are_refused_before_allocating() {
+        let e = spec("mlp", &[4], 1_000_000_000_000).validate().unwrap_err();
+        assert!(e.contains("`classes` is 1000000000000"), "{e}");
+        let e = spec("mlp", &[1 << 40], 3).validate().unwrap_err();
+        assert!(e.contains("parameters"), "{e}");
+        let e = spec("cnn", &[1, 1, 8], 3).validate().unwrap_err();
+        assert!(e.contains("H, W ≥ 2"), "{e}");
+        let e = spec("mlp", &[0], 3).validate().unwrap_err();
+        assert!(e.contains("at least 1"), "{e}");
+        let e = ModelSpec::from_json(&json!({"kind": "mlp", "input": [4], "classes": 1e12}));
+        assert!(e.unwrap_err().contains("`classes`"));
     }
 }

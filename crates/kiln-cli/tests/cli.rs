@@ -56,6 +56,11 @@ fn train_info_eval_predict() {
         text.contains("1.weight") && text.contains("[256, 64]") && text.contains("format: pt"),
         "{text}"
     );
+    // A training checkpoint directory also shows the state `--resume` reads.
+    assert!(
+        text.contains("training state: ") && text.contains("epochs done"),
+        "{text}"
+    );
 
     let (ok, text) = kiln(&["eval", ckpt]);
     assert!(ok, "{text}");

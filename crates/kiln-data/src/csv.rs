@@ -8,7 +8,7 @@
 //! # Ok::<(), kiln_data::DataError>(())
 //! ```
 //!
-//! Feature cells must parse as numbers (surrounding spaces are ignored). The file may be
+//! Feature cells must parse as finite numbers (surrounding spaces are ignored). The file may be
 //! gzip-compressed. Errors name the file and the 1-based line: a row with the wrong number of
 //! fields or a non-numeric feature is [`DataError::BadRow`], an unusable label is
 //! [`DataError::BadLabel`], a requested column absent from the header is
@@ -164,6 +164,15 @@ pub fn parse(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<CsvData>
                 line,
                 reason: format!("column {name:?}: {cell:?} is not a number"),
             })?;
+            // "NaN", "inf" and 1e39 parse, but no model can learn from them: one such cell
+            // turns every loss into NaN.
+            if !value.is_finite() {
+                return Err(DataError::BadRow {
+                    path: path.into(),
+                    line,
+                    reason: format!("column {name:?}: {cell:?} is not a finite number"),
+                });
+            }
             features.push(value);
         }
         raw_labels.push((index, line, record[label_col].to_string()));
@@ -209,9 +218,9 @@ fn labels(
         LabelKind::Regression => {
             let values = cells
                 .into_iter()
-                .map(|(i, line, cell)| {
-                    cell.parse::<f32>()
-                        .map_err(|_| bad(i, line, format!("{cell:?} is not a number")))
+                .map(|(i, line, cell)| match cell.parse::<f32>() {
+                    Ok(v) if v.is_finite() => Ok(v),
+                    _ => Err(bad(i, line, format!("{cell:?} is not a finite number"))),
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok((Tensor::from_vec(values, [n]), None))

@@ -35,6 +35,29 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
+    /// A callback's state in a checkpoint cannot be restored.
+    #[error("cannot restore {callback} from the checkpoint: {reason}")]
+    CallbackState {
+        /// The callback's name.
+        callback: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A loss or metric became NaN or infinite (see `TerminateOnNaN`).
+    #[error("{what} is {value} at epoch {epoch}, step {step}; stopping (lower the learning rate or check the data)")]
+    NonFinite {
+        /// What went non-finite (`loss`, `val_loss`, …).
+        what: String,
+        /// The value (NaN or ±inf).
+        value: f64,
+        /// The epoch, counting from 1.
+        epoch: usize,
+        /// The global optimizer step.
+        step: u64,
+    },
+    /// A data source has no batches: an epoch over it would report 0 loss and accuracy.
+    #[error("the {0} data is empty")]
+    EmptyData(&'static str),
     /// The trainer's options cannot be combined.
     #[error("invalid trainer configuration: {0}")]
     Config(String),

@@ -63,6 +63,14 @@ pub fn format_logs(logs: &Logs) -> String {
         .join("  ")
 }
 
+/// Prints a one-line note about the run (a callback stopped it, restored weights, …) the way
+/// `mode` prints epoch lines: on stderr unless silent.
+pub fn note(mode: ProgressMode, message: &str) {
+    if mode.resolve() != ProgressMode::Silent {
+        eprintln!("{message}");
+    }
+}
+
 /// Per-epoch progress state.
 pub struct Progress {
     mode: ProgressMode,

@@ -6,14 +6,14 @@ use crate::checkpoint::{self, Snapshot};
 use crate::error::TrainError;
 use crate::history::{History, Logs};
 use crate::metrics::{Meter, Metric};
-use crate::progress::{Progress, ProgressMode};
+use crate::progress::{self, Progress, ProgressMode};
 use kiln_core::nn::functional as F;
 use kiln_core::random::with_global;
 use kiln_core::{no_grad, Tensor};
 use kiln_data::{Collate, DataLoader, Dataset};
 use kiln_graph::{CompileOptions, GraphCache};
 use kiln_nn::optim::{clip_grad_norm, Optimizer};
-use kiln_nn::Module;
+use kiln_nn::{Module, StateDict};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -52,8 +52,10 @@ pub struct Trainer {
     progress: ProgressMode,
     history: History,
     global_step: u64,
-    pending_states: Option<Map<String, Value>>,
+    /// Callback states and tensors read by [`Trainer::resume_from`], applied when `fit` starts.
+    pending_states: Option<(Map<String, Value>, StateDict)>,
     compile: bool,
+    notes: Vec<String>,
 }
 
 impl Default for Trainer {
@@ -76,6 +78,7 @@ impl Trainer {
             global_step: 0,
             pending_states: None,
             compile: false,
+            notes: Vec::new(),
         }
     }
 
@@ -131,15 +134,31 @@ impl Trainer {
         &self.history
     }
 
+    /// What callbacks reported about the run during the last `fit` (and `resume_from`):
+    /// early stops, restored weights, recovered checkpoints. Also printed unless silent.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     /// Loads a checkpoint directory written by `ModelCheckpoint`: model weights, optimizer
     /// state, random state, history and callback states; the next `fit` continues after the
-    /// checkpoint's epoch.
+    /// checkpoint's epoch. A directory that a crash left moved aside is recovered first (see
+    /// [`checkpoint::recover`]).
     pub fn resume_from(
         &mut self,
         dir: &Path,
         model: &dyn Module,
         opt: &mut dyn Optimizer,
     ) -> Result<usize, TrainError> {
+        if let Some(from) = checkpoint::recover(dir)? {
+            let note = format!(
+                "recovered checkpoint {} from {} (a previous run stopped while replacing it)",
+                dir.display(),
+                from.display()
+            );
+            progress::note(self.progress, &note);
+            self.notes.push(note);
+        }
         let loaded = checkpoint::load(dir)?;
         model.load_state_dict(&loaded.model, true)?;
         opt.load_state_dict(&loaded.optimizer)?;
@@ -147,7 +166,7 @@ impl Trainer {
         with_global(|g| g.set_state(s.rng.0, s.rng.1));
         self.global_step = s.global_step;
         self.history = s.history;
-        self.pending_states = Some(s.callbacks);
+        self.pending_states = Some((s.callbacks, s.callback_tensors));
         Ok(s.epochs_done)
     }
 
@@ -172,6 +191,12 @@ impl Trainer {
         val: Option<&dyn BatchSource>,
         epochs: usize,
     ) -> Result<History, TrainError> {
+        if train.num_batches() == 0 {
+            return Err(TrainError::EmptyData("training"));
+        }
+        if val.is_some_and(|v| v.num_batches() == 0) {
+            return Err(TrainError::EmptyData("validation"));
+        }
         let start = self.history.epochs.len();
         let mut callbacks = std::mem::take(&mut self.callbacks);
         let result = self.fit_inner(model, opt, train, val, epochs, start, &mut callbacks);
@@ -199,16 +224,25 @@ impl Trainer {
             global_step: self.global_step,
             stop_training: false,
             history: self.history.clone(),
+            progress: self.progress,
+            notes: std::mem::take(&mut self.notes),
         };
-        if let Some(states) = self.pending_states.take() {
+        if let Some((states, tensors)) = self.pending_states.take() {
             for cb in callbacks.iter_mut() {
-                if let Some(s) = states.get(&cb.name()) {
+                let name = cb.name();
+                if let Some(s) = states.get(&name) {
                     cb.load_state(&mut ctx, s)?;
                 }
+                cb.load_state_tensors(&mut ctx, &tensors_of(&tensors, &name))?;
             }
         }
         Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_begin(c))?;
         for epoch in start..epochs {
+            // Also checked before the first epoch: a resumed callback may have stopped the
+            // run already (an early stop recorded in the checkpoint).
+            if ctx.stop_training {
+                break;
+            }
             ctx.epoch = epoch;
             Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_epoch_begin(c))?;
             let (mut logs, progress) = self.train_epoch(&mut ctx, train, callbacks)?;
@@ -230,19 +264,18 @@ impl Trainer {
                     .iter()
                     .filter_map(|cb| Some((cb.name(), cb.state()?)))
                     .collect(),
+                callback_tensors: all_state_tensors(callbacks),
                 history: next.clone(),
             };
             Self::each_callback(callbacks, &mut ctx, |cb, c| {
                 cb.on_snapshot(c, &snapshot, &logs)
             })?;
             ctx.history = next;
-            if ctx.stop_training {
-                break;
-            }
         }
         Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_end(c))?;
         self.global_step = ctx.global_step;
         self.history = ctx.history.clone();
+        self.notes = ctx.notes;
         Ok(())
     }
 
@@ -361,4 +394,28 @@ impl Trainer {
         model.set_training(was_training);
         Tensor::cat(&outs, 0)
     }
+}
+
+/// Every callback's [`Callback::state_tensors`], named `<callback name>.<tensor name>`.
+fn all_state_tensors(callbacks: &[Box<dyn Callback>]) -> StateDict {
+    let mut all = StateDict::new();
+    for cb in callbacks {
+        let name = cb.name();
+        for (k, t) in cb.state_tensors().iter() {
+            all.insert(format!("{name}.{k}"), t.clone());
+        }
+    }
+    all
+}
+
+/// The tensors of callback `name` in [`all_state_tensors`]' naming, without the prefix.
+fn tensors_of(all: &StateDict, name: &str) -> StateDict {
+    let prefix = format!("{name}.");
+    let mut mine = StateDict::new();
+    for (k, t) in all.iter() {
+        if let Some(short) = k.strip_prefix(&prefix) {
+            mine.insert(short, t.clone());
+        }
+    }
+    mine
 }

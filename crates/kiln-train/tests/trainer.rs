@@ -179,3 +179,20 @@ fn gradient_accumulation_matches_one_big_batch() {
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
     }
 }
+
+#[test]
+fn empty_training_or_validation_data_is_an_error() {
+    let _serial = serial();
+    let (train, val) = loaders();
+    let (digits_train, _) = digits::default_split();
+    let empty = DataLoader::new(Subset::new(digits_train.image_dataset(), vec![]), 8);
+    let model = mlp();
+    let mut opt = Adam::new(model.parameters(), 1e-3);
+    let mut t = Trainer::new().progress(ProgressMode::Silent);
+    let e = t.fit(&model, &mut opt, &empty, Some(&val), 1).unwrap_err();
+    assert_eq!(e.to_string(), "the training data is empty");
+    let e = t
+        .fit(&model, &mut opt, &train, Some(&empty), 1)
+        .unwrap_err();
+    assert_eq!(e.to_string(), "the validation data is empty");
+}

@@ -1,7 +1,7 @@
 //! `kiln eval`: loss and accuracy of a checkpoint on a data source's test split.
 
 use super::load_model;
-use crate::data::DataSpec;
+use crate::data::{max_label, DataSpec};
 use kiln_data::DataLoader;
 use kiln_train::Trainer;
 use std::path::Path;
@@ -19,6 +19,15 @@ pub fn run(
         return Err(format!(
             "the checkpoint expects inputs of shape {:?}, the data has {:?}",
             spec.input, splits.input
+        ));
+    }
+    splits.require(&["test"])?;
+    if let Some(max) = max_label(&splits.test).filter(|&m| m >= spec.classes as i64) {
+        return Err(format!(
+            "{}: the data has label {max} but the model has {} classes (labels 0 to {})",
+            splits.name,
+            spec.classes,
+            spec.classes - 1
         ));
     }
     let n = kiln_data::Dataset::len(&splits.test);

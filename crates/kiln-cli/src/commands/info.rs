@@ -1,4 +1,6 @@
-//! `kiln info`: a checkpoint's tensors, shapes, dtypes and metadata.
+//! `kiln info`: a checkpoint's tensors, shapes, dtypes and metadata; for a training
+//! checkpoint directory also its training state, read the way `--resume` reads it (so an
+//! error here means the directory cannot be resumed from).
 
 use super::model_file;
 use std::path::Path;
@@ -25,5 +27,17 @@ pub fn run(path: &Path) -> Result<(), String> {
         );
     }
     println!("{} tensors, {total} elements", sd.len());
+    if path.is_dir() && path.join("trainer.safetensors").exists() {
+        let loaded = kiln_train::checkpoint::load(path).map_err(|e| e.to_string())?;
+        let s = &loaded.snapshot;
+        println!(
+            "training state: {} epochs done, {} optimizer steps, {} optimizer state tensors, \
+             callbacks: {}",
+            s.epochs_done,
+            s.global_step,
+            loaded.optimizer.tensors.len(),
+            s.callbacks.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
     Ok(())
 }

@@ -26,16 +26,16 @@ pub fn model_file(path: &Path) -> PathBuf {
 pub fn load_model(path: &Path) -> Result<(Sequential, ModelSpec, HashMap<String, String>), String> {
     let file = model_file(path);
     let (sd, meta) = kiln_nn::checkpoint::load_with_metadata(&file).map_err(|e| e.to_string())?;
-    let spec = meta
-        .get(MODEL_KEY)
-        .and_then(|s| serde_json::from_str(s).ok())
+    let raw = meta.get(MODEL_KEY).ok_or_else(|| {
+        format!(
+            "{}: no `{MODEL_KEY}` metadata; was it written by `kiln train`?",
+            file.display()
+        )
+    })?;
+    let spec = serde_json::from_str(raw)
+        .map_err(|e| e.to_string())
         .and_then(|v| ModelSpec::from_json(&v))
-        .ok_or_else(|| {
-            format!(
-                "{}: no `{MODEL_KEY}` metadata; was it written by `kiln train`?",
-                file.display()
-            )
-        })?;
+        .map_err(|e| format!("{}: bad `{MODEL_KEY}` metadata: {e}", file.display()))?;
     let model = spec.build()?;
     model
         .load_state_dict(&sd, true)

@@ -10,10 +10,15 @@ use std::path::Path;
 fn parse_row(input: &str, spec: &ModelSpec) -> Result<Tensor, String> {
     let vals: Vec<f32> = input
         .split(',')
-        .map(|v| {
-            v.trim()
-                .parse::<f32>()
-                .map_err(|_| format!("`{}` is not a number", v.trim()))
+        .enumerate()
+        .map(|(i, v)| match v.trim().parse::<f32>() {
+            Ok(x) if x.is_finite() => Ok(x),
+            Ok(_) => Err(format!(
+                "input value {} (`{}`) is not a finite number",
+                i + 1,
+                v.trim()
+            )),
+            Err(_) => Err(format!("`{}` is not a number", v.trim())),
         })
         .collect::<Result<_, _>>()?;
     let want: usize = spec.input.iter().product();
@@ -71,6 +76,11 @@ pub fn run(checkpoint: &Path, input: &str) -> Result<(), String> {
         parse_row(input, &spec)?
     };
     let probs = no_grad(|| softmax(&model.forward(&x), -1)).to_vec::<f32>();
+    if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
+        return Err(format!(
+            "the model's output is not finite ({bad}); are the checkpoint's weights finite?"
+        ));
+    }
     let (best, p) = probs
         .iter()
         .enumerate()

@@ -2,6 +2,7 @@
 //! TensorBoard and CSV logs under `runs/<name>/`, then report test accuracy.
 
 use super::MODEL_KEY;
+use crate::args;
 use crate::data::DataSpec;
 use crate::models::{ModelSpec, MODELS};
 use clap::Args;
@@ -12,6 +13,7 @@ use kiln_nn::optim::{Adam, AdamW, Optimizer, Sgd, SgdConfig};
 use kiln_nn::ModuleBase;
 use kiln_train::callbacks::{
     CsvLogger, LrSchedulerCallback, Mode, ModelCheckpoint, StepInterval, TensorBoardCallback,
+    TerminateOnNaN,
 };
 use kiln_train::{ProgressMode, Trainer};
 use std::path::PathBuf;
@@ -23,14 +25,14 @@ pub struct TrainArgs {
     /// Architecture: mlp or cnn.
     #[arg(long, default_value = "cnn", value_parser = clap::builder::PossibleValuesParser::new(MODELS))]
     model: String,
-    /// Number of epochs.
-    #[arg(long, default_value_t = 12)]
+    /// Number of epochs (≥ 1).
+    #[arg(long, default_value_t = 12, value_parser = args::epochs)]
     epochs: usize,
-    /// Samples per batch.
-    #[arg(long, default_value_t = 32)]
+    /// Samples per batch (≥ 1).
+    #[arg(long, default_value_t = 32, value_parser = args::batch_size)]
     batch_size: usize,
-    /// Learning rate (annealed with a cosine schedule).
-    #[arg(long, default_value_t = 2e-3)]
+    /// Learning rate, a finite number > 0 (annealed with a cosine schedule).
+    #[arg(long, default_value_t = 2e-3, value_parser = args::learning_rate)]
     lr: f64,
     /// Optimizer: adam, adamw or sgd (momentum 0.9).
     #[arg(long, default_value = "adam", value_parser = ["adam", "adamw", "sgd"])]
@@ -53,11 +55,11 @@ pub struct TrainArgs {
     /// Label column for CSV data.
     #[arg(long, default_value = "label")]
     label_column: String,
-    /// Compute threads (default: all cores).
-    #[arg(long)]
+    /// Compute threads (default: all cores; at most 4× the cores).
+    #[arg(long, value_parser = args::threads)]
     threads: Option<usize>,
-    /// Data-loading worker threads (0 loads in the training thread).
-    #[arg(long, default_value_t = 0)]
+    /// Data-loading worker threads (0 loads in the training thread; at most 4× the cores).
+    #[arg(long, default_value_t = 0, value_parser = args::workers)]
     workers: usize,
     /// Keep a checkpoint of every epoch (checkpoints/epoch-<n>) besides last and best.
     #[arg(long)]
@@ -71,6 +73,10 @@ pub struct TrainArgs {
     /// Run each training step as one compiled graph (forward, backward and update).
     #[arg(long)]
     compile: bool,
+    /// Keep training when the loss becomes NaN or infinite (by default the run stops with
+    /// an error naming the epoch and step).
+    #[arg(long)]
+    no_terminate_on_nan: bool,
 }
 
 fn optimizer(name: &str, params: Vec<kiln_core::Tensor>, lr: f64) -> Box<dyn Optimizer> {
@@ -96,6 +102,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     }
     manual_seed(args.seed);
     let splits = args.data.load(args.seed, &args.label_column)?;
+    splits.require(&["train", "val", "test"])?;
     let spec = ModelSpec {
         kind: args.model.clone(),
         input: splits.input.clone(),
@@ -123,9 +130,12 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         "silent" => ProgressMode::Silent,
         _ => ProgressMode::Auto,
     };
-    let mut trainer = Trainer::new()
-        .progress(progress)
-        .compile(args.compile)
+    let mut trainer = Trainer::new().progress(progress).compile(args.compile);
+    // Before the loggers, so a non-finite epoch fails before it is logged as a finished one.
+    if !args.no_terminate_on_nan {
+        trainer = trainer.callback(TerminateOnNaN::new());
+    }
+    let mut trainer = trainer
         .callback(LrSchedulerCallback::new(schedule, StepInterval::Epoch))
         .callback(
             ModelCheckpoint::new(run_dir.join("checkpoints"))

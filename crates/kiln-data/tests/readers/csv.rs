@@ -91,6 +91,21 @@ fn csv_errors() {
     let e = error("", &opts);
     assert!(matches!(e, DataError::Malformed { .. }), "{e}");
 
+    // Values that parse but no model can learn from.
+    for cell in ["NaN", "inf", "-inf", "1e39"] {
+        let e = error(&format!("a,target\n1,0\n{cell},1\n"), &opts);
+        assert!(
+            matches!(e, DataError::BadRow { line: 3, .. }),
+            "{cell}: {e}"
+        );
+        assert!(e.to_string().contains("not a finite number"), "{e}");
+        let e = error(&format!("a,target\n1,{cell}\n"), &regression);
+        assert!(
+            matches!(e, DataError::BadLabel { index: 0, .. }),
+            "{cell}: {e}"
+        );
+    }
+
     let e = error("a,target\n\u{0}\u{ff}", &opts);
     assert!(matches!(e, DataError::BadRow { .. }), "{e}");
 }

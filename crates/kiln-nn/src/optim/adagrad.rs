@@ -52,16 +52,17 @@ impl GroupOptions for AdagradConfig {
         None
     }
     fn set_momentum(&mut self, _momentum: f64) {}
-    fn validate(&self) {
-        check(self.lr >= 0.0, "learning rate", self.lr);
-        check(self.lr_decay >= 0.0, "lr_decay", self.lr_decay);
-        check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay);
+    fn validate(&self) -> Result<(), OptimError> {
+        check(self.lr >= 0.0, "learning rate", self.lr)?;
+        check(self.lr_decay >= 0.0, "lr_decay", self.lr_decay)?;
+        check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay)?;
         check(
             self.initial_accumulator_value >= 0.0,
             "initial_accumulator_value",
             self.initial_accumulator_value,
-        );
-        check(self.eps >= 0.0, "epsilon", self.eps);
+        )?;
+        check(self.eps >= 0.0, "epsilon", self.eps)?;
+        Ok(())
     }
     fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();

@@ -87,20 +87,21 @@ macro_rules! adam_options {
             fn set_momentum(&mut self, momentum: f64) {
                 self.betas.0 = momentum;
             }
-            fn validate(&self) {
-                check(self.lr >= 0.0, "learning rate", self.lr);
-                check(self.eps >= 0.0, "epsilon", self.eps);
+            fn validate(&self) -> Result<(), OptimError> {
+                check(self.lr >= 0.0, "learning rate", self.lr)?;
+                check(self.eps >= 0.0, "epsilon", self.eps)?;
                 check(
                     (0.0..1.0).contains(&self.betas.0),
                     "beta parameter at index 0",
                     self.betas.0,
-                );
+                )?;
                 check(
                     (0.0..1.0).contains(&self.betas.1),
                     "beta parameter at index 1",
                     self.betas.1,
-                );
-                check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay);
+                )?;
+                check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay)?;
+                Ok(())
             }
             fn to_json(&self) -> Map<String, Value> {
                 let mut m = Map::new();

@@ -29,8 +29,9 @@ pub(crate) trait GroupOptions: Clone + Send + 'static {
     /// The value a one-cycle schedule cycles (momentum or β₁), `None` when there is none.
     fn momentum(&self) -> Option<f64>;
     fn set_momentum(&mut self, momentum: f64);
-    /// Panics with PyTorch's message on invalid values.
-    fn validate(&self);
+    /// PyTorch's `ValueError` for an invalid value, as [`OptimError::InvalidHyperParameter`]
+    /// (constructors panic with it, loading returns it).
+    fn validate(&self) -> Result<(), OptimError>;
     fn to_json(&self) -> Map<String, Value>;
     fn from_json(m: &Map<String, Value>) -> Result<Self, OptimError>;
 }
@@ -78,7 +79,9 @@ impl<C: GroupOptions, S: ParamState> Core<C, S> {
     }
 
     pub fn add_group(&mut self, params: Vec<Tensor>, options: C) {
-        options.validate();
+        if let Err(e) = options.validate() {
+            panic!("{e}");
+        }
         for (i, p) in params.iter().enumerate() {
             if !p.dtype().is_float() {
                 panic!(
@@ -260,7 +263,12 @@ impl<C: GroupOptions, S: ParamState> Core<C, S> {
                 pos += 1;
             }
             let options = C::from_json(m)?;
+            // The same checks as the constructors: a checkpoint with `lr: -1` must not resume.
+            options.validate()?;
             let initial_lr = json::opt_f64_field(m, "initial_lr")?;
+            if let Some(lr0) = initial_lr {
+                check(lr0 >= 0.0, "initial_lr", lr0)?;
+            }
             new_options.push((options, initial_lr));
         }
         let params: Vec<&Tensor> = self.params_flat().collect();
@@ -291,6 +299,15 @@ impl<C: GroupOptions, S: ParamState> Core<C, S> {
             let param = params[p];
             let entry = json::object(entry, "parameter state")?;
             let step = json::opt_f64_field(entry, "step")?;
+            if let Some(step) = step {
+                // PyTorch counts steps in a float; anything but a whole count ≥ 0 breaks the
+                // bias corrections.
+                if !(step >= 0.0 && step.fract() == 0.0) {
+                    return Err(OptimError::Malformed(format!(
+                        "step count {step} of state.{id} is not a whole number ≥ 0"
+                    )));
+                }
+            }
             let mut found: BTreeMap<&'static str, Tensor> = BTreeMap::new();
             for (&short, &t) in by_id.get(id.as_str()).into_iter().flatten() {
                 if t.shape() != param.shape() {
@@ -445,10 +462,14 @@ pub(crate) fn signed_grad(grad: &Tensor, maximize: bool) -> Tensor {
     }
 }
 
-/// Panics with a PyTorch-style message unless `ok`.
-pub(crate) fn check(ok: bool, what: &str, value: impl std::fmt::Display) {
-    if !ok {
-        panic!("Invalid {what} value: {value}");
+/// PyTorch's message for an invalid value unless `ok`.
+pub(crate) fn check(ok: bool, what: &str, value: impl std::fmt::Display) -> Result<(), OptimError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(OptimError::InvalidHyperParameter(format!(
+            "Invalid {what} value: {value}"
+        )))
     }
 }
 

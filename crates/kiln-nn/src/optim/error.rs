@@ -51,6 +51,10 @@ pub enum OptimError {
     /// The state refers to a parameter index that no group holds.
     #[error("state refers to parameter {0}, which no parameter group holds")]
     UnknownParam(String),
+    /// A hyper-parameter is out of range (`lr: -1`, `betas: [2, 0.999]`): what the
+    /// constructors panic with, returned when such a value is loaded from a state.
+    #[error("{0}")]
+    InvalidHyperParameter(String),
     /// A field is missing or has the wrong type.
     #[error("malformed state: {0}")]
     Malformed(String),

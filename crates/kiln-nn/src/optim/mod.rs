@@ -33,6 +33,8 @@ mod error;
 #[cfg(test)]
 mod fused_tests;
 mod json;
+#[cfg(test)]
+mod load_validation_tests;
 pub mod lr_scheduler;
 mod rmsprop;
 mod sgd;

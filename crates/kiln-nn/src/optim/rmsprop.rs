@@ -57,12 +57,13 @@ impl GroupOptions for RmsPropConfig {
     fn set_momentum(&mut self, momentum: f64) {
         self.momentum = momentum;
     }
-    fn validate(&self) {
-        check(self.lr >= 0.0, "learning rate", self.lr);
-        check(self.eps >= 0.0, "epsilon", self.eps);
-        check(self.momentum >= 0.0, "momentum", self.momentum);
-        check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay);
-        check(self.alpha >= 0.0, "alpha", self.alpha);
+    fn validate(&self) -> Result<(), OptimError> {
+        check(self.lr >= 0.0, "learning rate", self.lr)?;
+        check(self.eps >= 0.0, "epsilon", self.eps)?;
+        check(self.momentum >= 0.0, "momentum", self.momentum)?;
+        check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay)?;
+        check(self.alpha >= 0.0, "alpha", self.alpha)?;
+        Ok(())
     }
     fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();

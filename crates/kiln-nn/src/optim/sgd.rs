@@ -54,13 +54,16 @@ impl GroupOptions for SgdConfig {
     fn set_momentum(&mut self, momentum: f64) {
         self.momentum = momentum;
     }
-    fn validate(&self) {
-        check(self.lr >= 0.0, "learning rate", self.lr);
-        check(self.momentum >= 0.0, "momentum", self.momentum);
-        check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay);
+    fn validate(&self) -> Result<(), OptimError> {
+        check(self.lr >= 0.0, "learning rate", self.lr)?;
+        check(self.momentum >= 0.0, "momentum", self.momentum)?;
+        check(self.weight_decay >= 0.0, "weight_decay", self.weight_decay)?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            panic!("Nesterov momentum requires a momentum and zero dampening");
+            return Err(OptimError::InvalidHyperParameter(
+                "Nesterov momentum requires a momentum and zero dampening".into(),
+            ));
         }
+        Ok(())
     }
     fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();

@@ -6,7 +6,10 @@ use crate::history::Logs;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Writes one row per epoch: `epoch` then the log keys in sorted order. A resumed run appends.
+/// Writes one row per epoch: `epoch` then the log keys in sorted order. A resumed run first
+/// drops the rows of epochs after its checkpoint (written by the interrupted run after that
+/// checkpoint, or by a longer run resumed from an earlier one), then appends, so the file
+/// ends up as the uninterrupted run would have written it.
 pub struct CsvLogger {
     path: PathBuf,
     columns: Option<Vec<String>>,
@@ -19,6 +22,42 @@ impl CsvLogger {
             path: path.into(),
             columns: None,
         }
+    }
+
+    /// Keeps the header and the rows of epochs `1..=epochs_done`; returns the header's
+    /// columns (without `epoch`), or `None` when there is no file.
+    fn truncate_to(&self, epochs_done: usize) -> Result<Option<Vec<String>>, TrainError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(TrainError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        let mut lines = text.lines();
+        let Some(header) = lines.next() else {
+            return Ok(None);
+        };
+        let kept_row = |line: &&str| {
+            line.split(',')
+                .next()
+                .and_then(|e| e.parse::<usize>().ok())
+                .is_some_and(|e| (1..=epochs_done).contains(&e))
+        };
+        let mut kept = String::new();
+        for line in std::iter::once(header).chain(lines.filter(kept_row)) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        if kept != text {
+            kiln_nn::checkpoint::write_atomic(&self.path, kept.as_bytes())?;
+        }
+        Ok(Some(
+            header.split(',').skip(1).map(str::to_string).collect(),
+        ))
     }
 
     fn write(&self, line: &str, append: bool) -> Result<(), TrainError> {
@@ -45,11 +84,20 @@ impl Callback for CsvLogger {
         "csv_logger".into()
     }
 
+    fn on_train_begin(&mut self, ctx: &mut TrainContext) -> Result<(), TrainError> {
+        let epochs_done = ctx.history.epochs.len();
+        if epochs_done > 0 {
+            self.columns = self.truncate_to(epochs_done)?;
+        }
+        Ok(())
+    }
+
     fn on_epoch_end(&mut self, ctx: &mut TrainContext, logs: &Logs) -> Result<(), TrainError> {
         if self.columns.is_none() {
             let cols: Vec<String> = logs.keys().cloned().collect();
             // A fresh run starts the file; a resumed one keeps the rows already there.
-            let fresh = ctx.history.epochs.is_empty() || !self.path.exists();
+            let empty_file = std::fs::metadata(&self.path).map_or(true, |m| m.len() == 0);
+            let fresh = ctx.history.epochs.is_empty() || empty_file;
             if fresh {
                 self.write(&format!("epoch,{}", cols.join(",")), false)?;
             }

@@ -27,7 +27,9 @@ impl Mode {
 }
 
 /// Keras' `EarlyStopping`: stops after `patience` epochs without an improvement of at least
-/// `min_delta` in `monitor`; optionally restores the best epoch's weights at the end.
+/// `min_delta` in `monitor`; optionally restores the best epoch's weights at the end. Both are
+/// reported with [`TrainContext::note`]. Its whole state, best weights included, goes into
+/// checkpoints, so a resumed run stops and restores exactly as the uninterrupted one would.
 pub struct EarlyStopping {
     monitor: String,
     mode: Mode,
@@ -35,6 +37,8 @@ pub struct EarlyStopping {
     min_delta: f64,
     restore_best_weights: bool,
     best: Option<f64>,
+    /// Epoch (from 1) of `best`.
+    best_epoch: usize,
     wait: usize,
     best_weights: Option<StateDict>,
     /// Epoch (from 0) at which training was stopped, if it was.
@@ -51,6 +55,7 @@ impl EarlyStopping {
             min_delta: 0.0,
             restore_best_weights: false,
             best: None,
+            best_epoch: 0,
             wait: 0,
             best_weights: None,
             stopped_epoch: None,
@@ -68,6 +73,10 @@ impl EarlyStopping {
         self.restore_best_weights = on;
         self
     }
+
+    fn patience_ran_out(&self) -> bool {
+        self.best.is_some() && self.wait >= self.patience
+    }
 }
 
 fn deep_copy(sd: &StateDict) -> StateDict {
@@ -76,9 +85,26 @@ fn deep_copy(sd: &StateDict) -> StateDict {
         .collect()
 }
 
+/// Prefix of the best weights among [`Callback::state_tensors`].
+const BEST_WEIGHTS: &str = "best_weights.";
+
 impl Callback for EarlyStopping {
     fn name(&self) -> String {
         format!("early_stopping[{}]", self.monitor)
+    }
+
+    fn on_train_begin(&mut self, ctx: &mut TrainContext) -> Result<(), TrainError> {
+        // Resumed from the checkpoint of the epoch that stopped the run: the uninterrupted run
+        // ended there, so this one does too.
+        if self.patience_ran_out() && ctx.epoch < ctx.epochs {
+            ctx.stop_training = true;
+            ctx.note(format!(
+                "early stopping: the checkpoint was written when training had already stopped \
+                 ({} did not improve for {} epochs); not training further",
+                self.monitor, self.wait
+            ));
+        }
+        Ok(())
     }
 
     fn on_epoch_end(&mut self, ctx: &mut TrainContext, logs: &Logs) -> Result<(), TrainError> {
@@ -87,6 +113,7 @@ impl Callback for EarlyStopping {
         };
         if self.mode.improved(value, self.best, self.min_delta) {
             self.best = Some(value);
+            self.best_epoch = ctx.epoch + 1;
             self.wait = 0;
             if self.restore_best_weights {
                 self.best_weights = Some(deep_copy(&ctx.model.state_dict()));
@@ -96,6 +123,15 @@ impl Callback for EarlyStopping {
             if self.wait >= self.patience {
                 ctx.stop_training = true;
                 self.stopped_epoch = Some(ctx.epoch);
+                ctx.note(format!(
+                    "epoch {}: early stopping: {} did not improve for {} epochs (best {:.4} \
+                     at epoch {})",
+                    ctx.epoch + 1,
+                    self.monitor,
+                    self.wait,
+                    self.best.unwrap_or(f64::NAN),
+                    self.best_epoch
+                ));
             }
         }
         Ok(())
@@ -104,17 +140,87 @@ impl Callback for EarlyStopping {
     fn on_train_end(&mut self, ctx: &mut TrainContext) -> Result<(), TrainError> {
         if let Some(w) = &self.best_weights {
             ctx.model.load_state_dict(w, true)?;
+            ctx.note(format!(
+                "early stopping: restored the model weights from the end of epoch {} (best {} \
+                 {:.4})",
+                self.best_epoch,
+                self.monitor,
+                self.best.unwrap_or(f64::NAN)
+            ));
         }
         Ok(())
     }
 
     fn state(&self) -> Option<Value> {
-        Some(json!({ "best": self.best, "wait": self.wait }))
+        Some(json!({
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+        }))
     }
 
     fn load_state(&mut self, _ctx: &mut TrainContext, state: &Value) -> Result<(), TrainError> {
         self.best = state.get("best").and_then(Value::as_f64);
+        self.best_epoch = state.get("best_epoch").and_then(Value::as_u64).unwrap_or(0) as usize;
         self.wait = state.get("wait").and_then(Value::as_u64).unwrap_or(0) as usize;
+        self.stopped_epoch = state
+            .get("stopped_epoch")
+            .and_then(Value::as_u64)
+            .map(|e| e as usize);
+        Ok(())
+    }
+
+    fn state_tensors(&self) -> StateDict {
+        let mut out = StateDict::new();
+        for (name, t) in self.best_weights.iter().flat_map(|w| w.iter()) {
+            out.insert(format!("{BEST_WEIGHTS}{name}"), t.clone());
+        }
+        out
+    }
+
+    fn load_state_tensors(
+        &mut self,
+        ctx: &mut TrainContext,
+        tensors: &StateDict,
+    ) -> Result<(), TrainError> {
+        let mut weights = StateDict::new();
+        for (name, t) in tensors.iter() {
+            if let Some(param) = name.strip_prefix(BEST_WEIGHTS) {
+                weights.insert(param, t.clone());
+            }
+        }
+        self.best_weights = None;
+        if self.restore_best_weights && self.best.is_some() && weights.is_empty() {
+            ctx.note(format!(
+                "early stopping: the checkpoint holds no best weights for {}; weights will be \
+                 restored only from an epoch that improves on {:.4}",
+                self.monitor,
+                self.best.unwrap_or(f64::NAN)
+            ));
+        } else if self.restore_best_weights && self.best.is_some() {
+            // Checked now, not at the end of training: weights that do not fit the model must
+            // stop the resume, not a finished run.
+            let model = ctx.model.state_dict();
+            let fits = weights.len() == model.len()
+                && model.iter().all(|(name, p)| {
+                    weights
+                        .get(name)
+                        .is_some_and(|w| w.shape() == p.shape() && w.dtype() == p.dtype())
+                });
+            if !fits {
+                return Err(TrainError::CallbackState {
+                    callback: self.name(),
+                    reason: format!(
+                        "the checkpoint's best weights ({} tensors) do not fit the model ({} \
+                         tensors)",
+                        weights.len(),
+                        model.len()
+                    ),
+                });
+            }
+            self.best_weights = Some(weights);
+        }
         Ok(())
     }
 }

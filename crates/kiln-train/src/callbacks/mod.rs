@@ -7,18 +7,21 @@ mod early_stopping;
 mod lr_scheduler;
 mod model_checkpoint;
 mod tensorboard;
+mod terminate_on_nan;
 
 pub use csv_logger::CsvLogger;
 pub use early_stopping::{EarlyStopping, Mode};
 pub use lr_scheduler::{LrSchedulerCallback, StepInterval};
 pub use model_checkpoint::ModelCheckpoint;
 pub use tensorboard::TensorBoardCallback;
+pub use terminate_on_nan::TerminateOnNaN;
 
 use crate::checkpoint::Snapshot;
 use crate::error::TrainError;
 use crate::history::{History, Logs};
+use crate::progress::{self, ProgressMode};
 use kiln_nn::optim::Optimizer;
-use kiln_nn::Module;
+use kiln_nn::{Module, StateDict};
 use serde_json::Value;
 
 /// What callbacks see and may change while training.
@@ -37,6 +40,21 @@ pub struct TrainContext<'a> {
     pub stop_training: bool,
     /// Logs of completed epochs.
     pub history: History,
+    /// Where [`TrainContext::note`] prints.
+    pub(crate) progress: ProgressMode,
+    /// Every note of this `fit`, in order.
+    pub(crate) notes: Vec<String>,
+}
+
+impl TrainContext<'_> {
+    /// Tells the user about something a callback did to the run (stopped it, restored weights,
+    /// cleaned up files): printed like the progress lines (nothing when silent) and kept in
+    /// [`Trainer::notes`](crate::Trainer::notes).
+    pub fn note(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        progress::note(self.progress, &message);
+        self.notes.push(message);
+    }
 }
 
 /// Hooks into the training loop; every method has a no-op default.
@@ -97,6 +115,22 @@ pub trait Callback: Send {
 
     /// Restores [`Callback::state`].
     fn load_state(&mut self, _ctx: &mut TrainContext, _state: &Value) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    /// Tensors to carry across a resume (e.g. the best weights seen so far), by name;
+    /// checkpoints store them in `trainer.safetensors`.
+    fn state_tensors(&self) -> StateDict {
+        StateDict::new()
+    }
+
+    /// Restores [`Callback::state_tensors`]; called after [`Callback::load_state`], also
+    /// when the checkpoint holds none for this callback (`tensors` is then empty).
+    fn load_state_tensors(
+        &mut self,
+        _ctx: &mut TrainContext,
+        _tensors: &StateDict,
+    ) -> Result<(), TrainError> {
         Ok(())
     }
 }

@@ -9,14 +9,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Keras' `ModelCheckpoint`: writes `<dir>/last` after every epoch (unless `save_best_only`),
-/// `<dir>/best` whenever `monitor` improves, and optionally `<dir>/epoch-<n>` for every epoch. Each is a full training checkpoint (weights,
-/// optimizer state, epoch, random state) that `--resume` continues from.
+/// `<dir>/best` whenever `monitor` improves, and optionally `<dir>/epoch-<n>` for every epoch.
+/// Each is a full training checkpoint (weights, optimizer state, epoch, random state) that
+/// `--resume` continues from, written as a whole (see [`crate::checkpoint`]). When training
+/// starts, what an interrupted run left under `<dir>` is recovered and cleaned up.
 pub struct ModelCheckpoint {
     dir: PathBuf,
     monitor: Option<(String, Mode)>,
     save_best_only: bool,
     every_epoch: bool,
-    best: Option<f64>,
+    /// The best monitored value and the epoch (from 1) it was reached in, as of the end of
+    /// the last completed epoch.
+    best: Option<(f64, usize)>,
+    /// Whether the epoch just ended improved `best`: decided in `on_epoch_end`, so the
+    /// snapshot saved with it already holds the new best, and acted on in `on_snapshot`.
+    improved: bool,
     model_meta: HashMap<String, String>,
 }
 
@@ -29,6 +36,7 @@ impl ModelCheckpoint {
             save_best_only: false,
             every_epoch: false,
             best: None,
+            improved: false,
             model_meta: HashMap::new(),
         }
     }
@@ -61,6 +69,11 @@ impl ModelCheckpoint {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The best monitored value so far and the epoch (from 1) it was reached in.
+    pub fn best(&self) -> Option<(f64, usize)> {
+        self.best
+    }
 }
 
 impl Callback for ModelCheckpoint {
@@ -68,11 +81,42 @@ impl Callback for ModelCheckpoint {
         "model_checkpoint".into()
     }
 
+    fn on_train_begin(&mut self, ctx: &mut TrainContext) -> Result<(), TrainError> {
+        let cleanup = checkpoint::clean_stale(&self.dir)?;
+        for from in &cleanup.restored {
+            ctx.note(format!(
+                "model checkpoint: recovered {} (a previous run stopped while replacing it)",
+                from.display()
+            ));
+        }
+        if !cleanup.removed.is_empty() {
+            ctx.note(format!(
+                "model checkpoint: removed {} temporary file(s) an interrupted run left in {}",
+                cleanup.removed.len(),
+                self.dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, ctx: &mut TrainContext, logs: &Logs) -> Result<(), TrainError> {
+        self.improved = false;
+        if let Some((key, mode)) = &self.monitor {
+            if let Some(&v) = logs.get(key.as_str()) {
+                if mode.improved(v, self.best.map(|(b, _)| b), 0.0) {
+                    self.best = Some((v, ctx.epoch + 1));
+                    self.improved = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn on_snapshot(
         &mut self,
         ctx: &mut TrainContext,
         snap: &Snapshot,
-        logs: &Logs,
+        _logs: &Logs,
     ) -> Result<(), TrainError> {
         if !self.save_best_only || self.monitor.is_none() {
             checkpoint::save(
@@ -87,29 +131,30 @@ impl Callback for ModelCheckpoint {
             let dir = self.dir.join(format!("epoch-{}", snap.epochs_done));
             checkpoint::save(&dir, ctx.model, ctx.optimizer, snap, &self.model_meta)?;
         }
-        if let Some((key, mode)) = &self.monitor {
-            if let Some(&v) = logs.get(key.as_str()) {
-                if mode.improved(v, self.best, 0.0) {
-                    self.best = Some(v);
-                    checkpoint::save(
-                        &self.dir.join("best"),
-                        ctx.model,
-                        ctx.optimizer,
-                        snap,
-                        &self.model_meta,
-                    )?;
-                }
-            }
+        if self.improved {
+            checkpoint::save(
+                &self.dir.join("best"),
+                ctx.model,
+                ctx.optimizer,
+                snap,
+                &self.model_meta,
+            )?;
         }
         Ok(())
     }
 
     fn state(&self) -> Option<Value> {
-        Some(json!({ "best": self.best }))
+        Some(json!({
+            "best": self.best.map(|(v, _)| v),
+            "best_epoch": self.best.map(|(_, e)| e),
+        }))
     }
 
     fn load_state(&mut self, _ctx: &mut TrainContext, state: &Value) -> Result<(), TrainError> {
-        self.best = state.get("best").and_then(Value::as_f64);
+        let value = state.get("best").and_then(Value::as_f64);
+        // Checkpoints from before `best_epoch` was kept: the epoch is unknown (0).
+        let epoch = state.get("best_epoch").and_then(Value::as_u64).unwrap_or(0);
+        self.best = value.map(|v| (v, epoch as usize));
         Ok(())
     }
 }

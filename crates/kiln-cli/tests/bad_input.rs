@@ -1,0 +1,250 @@
+//! Everyday bad input is an error that names the flag or field, never a panic, an abort, a
+//! hang or garbage with exit code 0 (issue 20, item 5: one test per case found).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn kiln(args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Asserts a clean failure: an exit code (no signal), not success, not the panic code, no
+/// panic report, and stderr naming `what`.
+fn assert_refused(args: &[&str], what: &str) -> Run {
+    let run = kiln(args);
+    let context = format!(
+        "kiln {args:?}\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    let code = run
+        .code
+        .unwrap_or_else(|| panic!("killed by a signal: {context}"));
+    assert_ne!(code, 0, "{context}");
+    assert_ne!(code, 101, "a panic: {context}");
+    assert!(!run.stderr.contains("panicked"), "{context}");
+    assert!(!run.stderr.contains("internal error"), "{context}");
+    assert!(run.stderr.contains(what), "expected {what:?}: {context}");
+    run
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A CSV table with two features and `rows` rows labelled `label(i)`.
+fn table(rows: usize, label: impl Fn(usize) -> usize) -> String {
+    let mut t = String::from("a,b,label\n");
+    for i in 0..rows {
+        t += &format!("{},{},{}\n", i % 7, (i * 3) % 5, label(i));
+    }
+    t
+}
+
+fn csv_arg(path: &Path) -> String {
+    format!("csv:{}", path.display())
+}
+
+/// Trains a 3-class mlp on a small CSV table; returns its `best/` checkpoint.
+fn trained_csv_model(dir: &Path) -> PathBuf {
+    let data = write(dir, "three.csv", &table(40, |i| i % 3));
+    let out = dir.join("runs");
+    let run = kiln(&[
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--data",
+        &csv_arg(&data),
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "t",
+        "--threads",
+        "1",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    out.join("t/checkpoints/best")
+}
+
+#[test]
+fn training_flags_out_of_range() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--batch-size", "0"], "--batch-size"),
+        (&["--epochs", "0"], "--epochs"),
+        (&["--lr", "NaN"], "--lr"),
+        (&["--lr=-1"], "--lr"),
+        (&["--lr", "0"], "--lr"),
+        (&["--lr", "inf"], "--lr"),
+        (&["--threads", "100000"], "--threads"),
+        (&["--threads", "0"], "--threads"),
+        (&["--workers", "100000"], "--workers"),
+    ];
+    for (flags, what) in cases {
+        let mut args = vec!["train"];
+        args.extend_from_slice(flags);
+        assert_refused(&args, what);
+    }
+}
+
+#[test]
+fn csv_with_only_a_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "header.csv", "a,b,label\n");
+    assert_refused(&["train", "--data", &csv_arg(&data)], "no data rows");
+}
+
+#[test]
+fn csv_label_of_a_billion_is_not_a_class_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(
+        dir.path(),
+        "big.csv",
+        &table(20, |i| if i == 5 { 1_000_000_000 } else { 1 }),
+    );
+    let run = assert_refused(
+        &["train", "--data", &csv_arg(&data)],
+        "label column `label`",
+    );
+    assert!(run.stderr.contains("1000000000"), "{}", run.stderr);
+}
+
+#[test]
+fn csv_with_non_finite_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "nan.csv", "a,b,label\n1,2,0\nNaN,3,1\n");
+    assert_refused(&["train", "--data", &csv_arg(&data)], "column \"a\"");
+}
+
+#[test]
+fn too_few_rows_for_the_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write(dir.path(), "tiny.csv", &table(3, |i| i % 2));
+    assert_refused(
+        &["train", "--model", "mlp", "--data", &csv_arg(&data)],
+        "split is empty",
+    );
+}
+
+#[test]
+fn training_that_goes_nan_fails_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let run = assert_refused(
+        &[
+            "train",
+            "--model",
+            "mlp",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "1e10",
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "loss is NaN at epoch 1, step ",
+    );
+    assert!(!run.stdout.contains("test accuracy"), "{}", run.stdout);
+    // Nothing was saved from the broken weights.
+    assert!(!out.join("digits-mlp/checkpoints/last").exists());
+}
+
+#[test]
+fn eval_and_predict_refuse_what_the_model_cannot_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = trained_csv_model(dir.path());
+    let ckpt = ckpt.to_str().unwrap();
+
+    // Labels 0..=7 against a 3-class model.
+    let wide = write(dir.path(), "wide.csv", &table(40, |i| i % 8));
+    let run = assert_refused(
+        &["eval", ckpt, "--data", &csv_arg(&wide)],
+        "but the model has 3 classes",
+    );
+    assert!(run.stderr.contains("the data has label "), "{}", run.stderr);
+
+    // 3 rows: the test split is empty; no "accuracy 0.00%".
+    let tiny = write(dir.path(), "tiny.csv", &table(3, |i| i % 3));
+    let run = assert_refused(
+        &["eval", ckpt, "--data", &csv_arg(&tiny)],
+        "test split is empty",
+    );
+    assert!(!run.stdout.contains("accuracy"), "{}", run.stdout);
+
+    for row in ["NaN,1", "1,inf", "-inf,0"] {
+        let run = assert_refused(&["predict", ckpt, row], "is not a finite number");
+        assert!(!run.stdout.contains("class"), "{}", run.stdout);
+    }
+    // The same checkpoint answers finite rows, also one starting with a minus sign.
+    for row in ["1,2", "-1.5,2"] {
+        let run = kiln(&["predict", ckpt, row]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.contains("class "), "{}", run.stdout);
+    }
+}
+
+/// A safetensors file with no tensors and `kiln.model` metadata `spec`.
+fn metadata_only_checkpoint(dir: &Path, spec: &str) -> PathBuf {
+    let header =
+        serde_json::json!({ "__metadata__": { "kiln.model": spec, "format": "pt" } }).to_string();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    let path = dir.join("model.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn checkpoint_metadata_claiming_a_trillion_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = metadata_only_checkpoint(
+        dir.path(),
+        r#"{"kind":"mlp","input":[2],"classes":1000000000000,"scale":1.0}"#,
+    );
+    let file = file.to_str().unwrap();
+    assert_refused(&["eval", file], "`classes` is 1000000000000");
+    assert_refused(&["predict", file, "1,2"], "`classes` is 1000000000000");
+    let huge_input = metadata_only_checkpoint(
+        dir.path(),
+        r#"{"kind":"mlp","input":[1000000000,1000],"classes":3}"#,
+    );
+    assert_refused(
+        &["predict", huge_input.to_str().unwrap(), "1,2"],
+        "parameters",
+    );
+}
+
+#[test]
+fn a_bug_is_one_line_and_exit_code_101() {
+    let run = kiln(&["internal-panic-test"]);
+    assert_eq!(run.code, Some(101), "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("error: internal error: a deliberate panic over two lines (at ")
+            && lines[0].contains("main.rs:"),
+        "{}",
+        run.stderr
+    );
+}
