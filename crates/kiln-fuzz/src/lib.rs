@@ -1,0 +1,14 @@
+//! Seeded mutation fuzzing of everything Kiln reads from outside: safetensors checkpoints,
+//! graph files, trainer checkpoint directories, and the `kiln` command's arguments and data
+//! files. Each target starts from valid inputs Kiln itself writes ([`seeds`]), mutates them
+//! ([`mutate`]) and feeds them to the reader; a reader must return for every input, accepting
+//! it or refusing it with an error. A panic, abort, crash or hang is a finding.
+//!
+//! Readers added later (ONNX, HTTP bodies) add their target to [`targets`].
+
+pub mod mutate;
+pub mod report;
+pub mod rng;
+pub mod seeds;
+pub mod st_file;
+pub mod targets;
