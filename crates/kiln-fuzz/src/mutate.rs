@@ -34,7 +34,7 @@ pub const INTERESTING: &[i128] = &[
 pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>) {
     for _ in 0..1 + rng.below(4) {
         if data.is_empty() {
-            data.push(rng.next() as u8);
+            data.push(rng.next_u64() as u8);
             continue;
         }
         let at = rng.below(data.len());
@@ -48,7 +48,7 @@ pub fn bytes(rng: &mut Rng, data: &mut Vec<u8>) {
             }
             4 => {
                 let len = 1 + rng.below(16);
-                let chunk: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let chunk: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 data.splice(at..at, chunk);
             }
             5 => {

@@ -29,6 +29,12 @@ pub struct Checkpoint {
     seeds: Vec<Vec<u8>>,
 }
 
+impl Default for Checkpoint {
+    fn default() -> Self {
+        Checkpoint::new()
+    }
+}
+
 impl Checkpoint {
     /// With seeds from [`seeds::checkpoints`].
     pub fn new() -> Checkpoint {
