@@ -384,3 +384,39 @@ fn int_inputs_to_float_ops_are_promoted_not_errors() {
     let b = Tensor::from_vec(vec![true, false], [2]);
     assert_eq!(b.sqrt().to_vec::<f32>(), vec![1.0, 0.0]);
 }
+
+// ---- mistakes a new user makes: the message says what the fix is
+panics!(
+    mse_target_that_would_broadcast_past_the_input,
+    "mse_loss: input [4, 1] (f32) and target [4] (f32) must have the same shape (or the target one that broadcasts to it); broadcasting them would compare every input with every target; use `target.unsqueeze(1)`",
+    kiln_core::nn::functional::mse_loss(
+        &f32s(&[4, 1]),
+        &f32s(&[4]),
+        kiln_core::nn::functional::Reduction::Mean
+    )
+);
+panics!(
+    cross_entropy_with_float_class_labels,
+    "cross_entropy: class-index targets must be an integer tensor (i64), got f32 with shape [2]; convert them with `target.to_dtype(DType::I64)`",
+    kiln_core::nn::functional::cross_entropy(&f32s(&[2, 3]), &f32s(&[2]))
+);
+panics!(
+    cross_entropy_with_a_label_out_of_range,
+    "cross_entropy: target 3 at position 1 is not a class index: labels must be integers in [0, 3) for an input with 3 classes (or ignore_index -100)",
+    kiln_core::nn::functional::cross_entropy(&f32s(&[2, 3]), &idx(&[0, 3]))
+);
+panics!(
+    f64_data_into_an_f32_layer_suggests_the_cast,
+    "matmul: [2, 3] (f64) @ [3, 4] (f32): dtypes differ; cast one of them, e.g. `.to_dtype(DType::F32)` (note that Rust float literals such as `vec![1.0; n]` make f64 tensors unless written `1.0f32`)",
+    Tensor::from_vec(vec![1.0; 6], [2, 3]).matmul(&f32s(&[3, 4]))
+);
+
+#[test]
+fn a_target_that_broadcasts_to_the_input_is_still_accepted() {
+    let loss = kiln_core::nn::functional::mse_loss(
+        &Tensor::ones([3, 4], DType::F32),
+        &f32s(&[4]),
+        kiln_core::nn::functional::Reduction::Mean,
+    );
+    assert_eq!(loss.item::<f32>(), 1.0);
+}
