@@ -3,9 +3,9 @@ always leave resumable checkpoints, and the next start must recover and clean up
 
 Usage: python3 crash_resume.py KILN_BINARY [--kills 20] [--seed 20] [--max-delay 2.5]
 
-Each round starts `kiln train` in the same run directory (even rounds: a fresh run of 30
-epochs over the existing checkpoints; odd rounds: `--resume checkpoints/last` for 30 more
-epochs; an epoch of the mlp on the bundled digits takes ~0.1 s, mostly writing and fsyncing
+Each round starts `kiln train` in the same run directory (even rounds: a fresh run of
+RUN_EPOCHS epochs over the existing checkpoints; odd rounds: `--resume checkpoints/last` for
+RUN_EPOCHS more; far more than fit before the kill, so every kill lands mid-run; an epoch of the mlp on the bundled digits takes ~0.1 s, mostly writing and fsyncing
 three checkpoint directories, so most kills land in a save), kills it with SIGKILL after a seeded random delay, then checks:
   1. every checkpoint directory present (last/, best/, epoch-N/) loads the way `--resume`
      reads it (`kiln info DIR` prints its training state; directories unchanged since an
@@ -29,6 +29,10 @@ import tempfile
 import time
 
 STALE = re.compile(r"^\..+\.(tmp|old)-\d+$")
+# Epochs a killed run is asked for: far more than fit in --max-delay (an epoch takes 0.05–0.1 s),
+# so every kill lands while it trains or saves.
+RUN_EPOCHS = 400
+
 EPOCHS_DONE = re.compile(r"training state: (\d+) epochs done")
 
 
@@ -118,9 +122,9 @@ def main():
     stale_after_kill = 0
     for round_ in range(args.kills):
         if round_ % 2 == 1 and os.path.isdir(last):
-            cmd = base + ["--resume", last, "--epochs", str(checker.epochs_done(last) + 30)]
+            cmd = base + ["--resume", last, "--epochs", str(checker.epochs_done(last) + RUN_EPOCHS)]
         else:
-            cmd = base + ["--epochs", "30"]
+            cmd = base + ["--epochs", str(RUN_EPOCHS)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=dict(os.environ, CI="1"))
         time.sleep(rng.uniform(0.05, args.max_delay))
@@ -154,6 +158,9 @@ def main():
         if not os.path.isdir(last):
             fail("no last/ after a completed start")
         checker.check_all()
+    if killed_mid_run < kills:
+        fail(f"only {killed_mid_run} of {kills} runs were still training when killed: "
+             f"raise RUN_EPOCHS so that a run outlasts --max-delay")
     secs = time.monotonic() - start
     shutil.rmtree(work)
     print(f"crash_resume: OK: {kills} SIGKILLs ({killed_mid_run} mid-run), "
