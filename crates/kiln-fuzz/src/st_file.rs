@@ -30,3 +30,19 @@ pub fn join(parts: &Parts) -> Vec<u8> {
     out.extend_from_slice(&parts.data);
     out
 }
+
+/// Mutates the JSON document stored as the string `key` of a file's `__metadata__` (the graph
+/// of a graph file, the training state of a trainer checkpoint); `None` when there is none.
+pub fn mutate_metadata_json(
+    rng: &mut crate::rng::Rng,
+    file: &[u8],
+    key: &str,
+    names: &[&str],
+) -> Option<Vec<u8>> {
+    let mut parts = split(file)?;
+    let text = parts.header["__metadata__"][key].as_str()?;
+    let mut doc: Value = serde_json::from_str(text).ok()?;
+    crate::mutate::json(rng, &mut doc, names);
+    parts.header["__metadata__"][key] = Value::String(doc.to_string());
+    Some(join(&parts))
+}

@@ -15,95 +15,34 @@ use std::time::{Duration, Instant};
 
 /// Values that are wrong for some flag in some way; none parses to a large valid count, so a
 /// run never legitimately takes long.
+#[rustfmt::skip]
 const ODD: &[&str] = &[
-    "0",
-    "-1",
-    "",
-    "nan",
-    "NaN",
-    "inf",
-    "-inf",
-    "1e309",
-    "18446744073709551616",
-    "0x10",
-    "1.5",
-    "-0",
-    "🔥",
-    "3",
-    "csv:",
-    "mnist:/nonexistent",
-    "cifar10:/dev/null",
-    "digits",
-    "/dev/null",
-    "-",
-    "--",
-    "1,2",
-    "a,b,c",
-    "1e-300",
+    "0", "-1", "", "nan", "NaN", "inf", "-inf", "1e309", "18446744073709551616", "0x10",
+    "1.5", "-0", "🔥", "3", "csv:", "mnist:/nonexistent", "cifar10:/dev/null", "digits",
+    "/dev/null", "-", "--", "1,2", "a,b,c", "1e-300",
 ];
 
 /// Flags to insert with an odd value.
+#[rustfmt::skip]
 const FLAGS: &[&str] = &[
-    "--epochs",
-    "--batch-size",
-    "--lr",
-    "--threads",
-    "--workers",
-    "--seed",
-    "--label-column",
-    "--data",
-    "--model",
-    "--optimizer",
-    "--resume",
-    "--progress",
+    "--epochs", "--batch-size", "--lr", "--threads", "--workers", "--seed",
+    "--label-column", "--data", "--model", "--optimizer", "--resume", "--progress",
     "--compile",
 ];
 
 /// Names worth swapping into the checkpoint's header metadata.
-const NAMES: &[&str] = &["kiln.model", "kiln.classes", "format", "pt", "mlp", "cnn"];
+#[rustfmt::skip]
+const NAMES: &[&str] = &[
+    "kiln.model", "kiln.classes", "format", "pt", "mlp", "cnn",
+];
 
 /// Invocation templates: `{csv}`, `{ckpt}` and `{out}` are filled in per input.
+#[rustfmt::skip]
 const TEMPLATES: &[&[&str]] = &[
-    &[
-        "train",
-        "--model",
-        "mlp",
-        "--data",
-        "csv:{csv}",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.01",
-        "--out",
-        "{out}",
-        "--name",
-        "f",
-        "--progress",
-        "silent",
-        "--threads",
-        "1",
-    ],
-    &[
-        "train",
-        "--resume",
-        "{ckpt}",
-        "--model",
-        "mlp",
-        "--data",
-        "csv:{csv}",
-        "--epochs",
-        "3",
-        "--out",
-        "{out}",
-        "--name",
-        "f",
-        "--progress",
-        "silent",
-        "--threads",
-        "1",
-    ],
+    &["train", "--model", "mlp", "--data", "csv:{csv}", "--epochs", "1", "--batch-size", "8",
+      "--lr", "0.01", "--out", "{out}", "--name", "f", "--progress", "silent", "--threads", "1"],
+    &["train", "--resume", "{ckpt}", "--model", "mlp", "--data", "csv:{csv}", "--epochs", "3",
+      "--out", "{out}", "--name", "f", "--progress", "silent", "--threads", "1"],
     &["eval", "{ckpt}", "--data", "csv:{csv}"],
     &["predict", "{ckpt}", "0.5,1.5,-2,3"],
     &["info", "{ckpt}"],

@@ -7,7 +7,6 @@ use crate::rng::Rng;
 use crate::{mutate, seeds, st_file};
 use kiln_core::Tensor;
 use kiln_graph::artifact::{self, ArtifactError, LoadOptions};
-use serde_json::Value;
 use std::path::Path;
 
 /// Strings worth swapping into graph JSON: op tags, dtypes, input kinds, field names.
@@ -88,16 +87,6 @@ impl GraphFile {
     }
 }
 
-/// Mutates the graph JSON inside the header's `kiln.graph` metadata string.
-fn mutate_graph_json(rng: &mut Rng, seed: &[u8]) -> Option<Vec<u8>> {
-    let mut parts = st_file::split(seed)?;
-    let text = parts.header["__metadata__"]["kiln.graph"].as_str()?;
-    let mut graph: Value = serde_json::from_str(text).ok()?;
-    mutate::json(rng, &mut graph, NAMES);
-    parts.header["__metadata__"]["kiln.graph"] = Value::String(graph.to_string());
-    Some(st_file::join(&parts))
-}
-
 impl Target for GraphFile {
     fn name(&self) -> &'static str {
         "graph"
@@ -106,7 +95,7 @@ impl Target for GraphFile {
     fn input(&self, rng: &mut Rng) -> Vec<u8> {
         let seed = rng.pick(&self.seeds).clone();
         if rng.below(4) < 3 {
-            if let Some(mut out) = mutate_graph_json(rng, &seed) {
+            if let Some(mut out) = st_file::mutate_metadata_json(rng, &seed, "kiln.graph", NAMES) {
                 if rng.one_in(8) {
                     mutate::bytes(rng, &mut out);
                 }

@@ -5,11 +5,10 @@
 use super::checkpoint::mutate_file;
 use super::Target;
 use crate::rng::Rng;
-use crate::{mutate, seeds, st_file};
+use crate::{seeds, st_file};
 use kiln_nn::optim::Adam;
 use kiln_nn::ModuleBase;
 use kiln_train::Trainer;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Keys and strings worth swapping into the training state.
@@ -60,16 +59,6 @@ impl TrainerDir {
     }
 }
 
-/// Mutates the JSON training state inside `trainer.safetensors`' header metadata.
-fn mutate_state(rng: &mut Rng, trainer: &[u8]) -> Option<Vec<u8>> {
-    let mut parts = st_file::split(trainer)?;
-    let text = parts.header["__metadata__"]["kiln.trainer"].as_str()?;
-    let mut state: Value = serde_json::from_str(text).ok()?;
-    mutate::json(rng, &mut state, NAMES);
-    parts.header["__metadata__"]["kiln.trainer"] = Value::String(state.to_string());
-    Some(st_file::join(&parts))
-}
-
 /// One input holds both files: the model file's length (8 bytes), the model, the trainer.
 fn pack(model: &[u8], trainer: &[u8]) -> Vec<u8> {
     let mut out = (model.len() as u64).to_le_bytes().to_vec();
@@ -97,7 +86,10 @@ impl Target for TrainerDir {
     fn input(&self, rng: &mut Rng) -> Vec<u8> {
         let (mut model, mut trainer) = (self.model.clone(), self.trainer.clone());
         match rng.below(5) {
-            0 | 1 => trainer = mutate_state(rng, &trainer).unwrap_or(trainer),
+            0 | 1 => {
+                trainer = st_file::mutate_metadata_json(rng, &trainer, "kiln.trainer", NAMES)
+                    .unwrap_or(trainer)
+            }
             2 => trainer = mutate_file(rng, &trainer, NAMES),
             3 => model = mutate_file(rng, &model, NAMES),
             _ => {
