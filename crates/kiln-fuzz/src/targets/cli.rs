@@ -70,6 +70,10 @@ fn table(rows: usize) -> String {
 impl Cli {
     /// Trains the seed checkpoint with `kiln` (the binary under test) in `work`.
     pub fn new(kiln: &Path, work: &Path, timeout: Duration) -> Cli {
+        // Absolute: each case runs in its own directory.
+        let kiln = std::fs::canonicalize(kiln)
+            .unwrap_or_else(|e| panic!("the kiln binary {}: {e}", kiln.display()));
+        let kiln = kiln.as_path();
         let csv = table(60);
         let data = work.join("seed.csv");
         std::fs::write(&data, &csv).expect("seed CSV writes");
