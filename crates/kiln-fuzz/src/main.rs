@@ -45,6 +45,10 @@ struct Args {
     /// The kiln binary the cli target runs (default: the one beside this program).
     #[arg(long)]
     kiln: Option<PathBuf>,
+    /// Run the saved inputs in this directory (or this one file) instead of mutating:
+    /// findings, and the corpus of inputs that once crashed (crates/kiln-fuzz/corpus).
+    #[arg(long)]
+    replay: Option<PathBuf>,
 }
 
 /// The `kiln` binary beside this program's (both built into one target directory).
@@ -70,8 +74,21 @@ fn main() -> std::process::ExitCode {
     let findings = Findings::install(&args.findings, target.name(), args.seed);
     report::start_watchdog(Duration::from_secs(args.hang_seconds));
     let started = Instant::now();
-    let budget = Duration::from_secs_f64(args.seconds);
     let mut summary = Summary::new(target.name(), args.seed);
+    if let Some(path) = &args.replay {
+        for (index, input) in report::saved_inputs(path).into_iter().enumerate() {
+            findings.begin(index as u64, &input);
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target.run(&input)));
+            match run {
+                Ok(accepted) => summary.count(accepted),
+                Err(_) => summary.crashes += 1,
+            }
+            findings.end();
+        }
+        summary.seconds = started.elapsed().as_secs_f64();
+        return summary.finish(args.record.as_deref());
+    }
+    let budget = Duration::from_secs_f64(args.seconds);
     let mut index = args.start;
     while started.elapsed() < budget && args.iterations.is_none_or(|n| summary.inputs < n) {
         let input = target.input(&mut Rng::for_input(args.seed, index));

@@ -149,3 +149,21 @@ impl Summary {
         }
     }
 }
+
+/// The inputs saved in `path` (a file, or every file of a directory, by name), to replay.
+pub fn saved_inputs(path: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        vec![path.into()]
+    };
+    files.sort();
+    files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display())))
+        .collect()
+}

@@ -45,3 +45,21 @@ fn trainer_checkpoint_directories() {
     let accepted = run(&TrainerDir::new(dir.path()), 3_000);
     assert!((50..2_900).contains(&accepted), "{accepted} accepted");
 }
+
+/// Inputs that once crashed a reader (saved findings of earlier runs) still return.
+#[test]
+fn the_corpus_of_former_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = GraphFile::new(dir.path());
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/graph");
+    let inputs = kiln_fuzz::report::saved_inputs(&corpus);
+    assert!(
+        inputs.len() >= 4,
+        "{} inputs in {}",
+        inputs.len(),
+        corpus.display()
+    );
+    for input in inputs {
+        graph.run(&input);
+    }
+}
