@@ -287,6 +287,10 @@ fn walk_dyn(m: &dyn ModuleBase, prefix: &str, f: &mut dyn FnMut(&str, &dyn Modul
 /// recurrent layers) also have inherent methods taking more arguments.
 pub trait Module: ModuleBase {
     /// Applies the module.
+    ///
+    /// `#[track_caller]`: a misuse panic inside a layer (wrong input shape or dtype) names
+    /// the line that called `forward`, in every implementation.
+    #[track_caller]
     fn forward(&self, x: &Tensor) -> Tensor;
 }
 

@@ -95,9 +95,12 @@ impl ModuleBase for Sequential {
 impl Module for Sequential {
     /// Applies each layer to the previous one's output.
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.layers
-            .iter()
-            .fold(x.clone(), |h, layer| layer.forward(&h))
+        // A loop, not a fold: a closure would end the caller location at this line.
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward(&h);
+        }
+        h
     }
 }
 
