@@ -279,7 +279,7 @@ fn try_infer_refuses_hostile_attributes_without_panicking() {
                 dilation: [1, 1],
             },
             vec![&x],
-            "unfold: kernel",
+            "fold: kernel",
         ),
     ];
     for (op, inputs, expected) in cases {

@@ -124,6 +124,12 @@ pub(super) fn fold_one<T: super::num::Num>(cols: &[T], out: &mut [T], w: &Window
     }
 }
 
+/// Output length of a window whose geometry shape inference accepted.
+fn out_len(size: usize, k: usize, s: usize, p: usize, d: usize) -> usize {
+    crate::ops::window::conv_len(size, k, s, p, d)
+        .expect("unfold/fold geometry is checked by shape inference")
+}
+
 fn per_batch<T: Send>(out: &mut [T], n: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
     let per = out.len() / n.max(1);
     if per == 0 {
@@ -172,8 +178,8 @@ pub fn unfold(
 ) -> CpuStorage {
     let sh = x.shape();
     let (n, c, h, wd) = (sh[0], sh[1], sh[2], sh[3]);
-    let oh = crate::ops::infer::conv_out(h, k[0], s[0], p[0], d[0], sh);
-    let ow = crate::ops::infer::conv_out(wd, k[1], s[1], p[1], d[1], sh);
+    let oh = out_len(h, k[0], s[0], p[0], d[0]);
+    let ow = out_len(wd, k[1], s[1], p[1], d[1]);
     let w = Window {
         c,
         h,
@@ -220,8 +226,8 @@ pub fn fold(
     shape: &[usize],
 ) -> CpuStorage {
     let (n, c) = (shape[0], shape[1]);
-    let oh = crate::ops::infer::conv_out(output[0], k[0], s[0], p[0], d[0], x.shape());
-    let ow = crate::ops::infer::conv_out(output[1], k[1], s[1], p[1], d[1], x.shape());
+    let oh = out_len(output[0], k[0], s[0], p[0], d[0]);
+    let ow = out_len(output[1], k[1], s[1], p[1], d[1]);
     let w = Window {
         c,
         h: output[0],
@@ -283,8 +289,8 @@ mod tests {
             (3, 2, 6, 3),
         ] {
             let (c, h, wd) = (2, 5, 4);
-            let oh = crate::ops::infer::conv_out(h, k, s, p, d, &[]);
-            let ow = crate::ops::infer::conv_out(wd, k, s, p, d, &[]);
+            let oh = out_len(h, k, s, p, d);
+            let ow = out_len(wd, k, s, p, d);
             let win = Window {
                 c,
                 h,

@@ -798,8 +798,9 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
                 );
             }
             let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
-            let oh = try_conv_out(h, kernel[0], stride[0], padding[0], dilation[0], x.shape())?;
-            let ow = try_conv_out(w, kernel[1], stride[1], padding[1], dilation[1], x.shape())?;
+            let axis = |a: usize| [kernel[a], stride[a], padding[a], dilation[a]];
+            let oh = window_len(op, h, axis(0), x.shape())?;
+            let ow = window_len(op, w, axis(1), x.shape())?;
             (
                 [
                     n,
@@ -820,23 +821,10 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
         } => {
             expect_arity(op, inputs, 1)?;
             let x = inputs[0];
-            let oh = try_conv_out(
-                output[0],
-                kernel[0],
-                stride[0],
-                padding[0],
-                dilation[0],
-                x.shape(),
-            )?;
-            let ow = try_conv_out(
-                output[1],
-                kernel[1],
-                stride[1],
-                padding[1],
-                dilation[1],
-                x.shape(),
-            )?;
-            // Both kernel sizes are positive here (try_conv_out refuses 0).
+            let axis = |a: usize| [kernel[a], stride[a], padding[a], dilation[a]];
+            let oh = window_len(op, output[0], axis(0), x.shape())?;
+            let ow = window_len(op, output[1], axis(1), x.shape())?;
+            // Both kernel sizes are positive here (window_len refuses 0).
             let kk = mul_sizes(op, &kernel[..])?;
             let blocks = mul_sizes(op, &[oh, ow])?;
             if x.rank() != 3 || !x.shape()[1].is_multiple_of(kk) || x.shape()[2] != blocks {
@@ -905,36 +893,20 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
     })
 }
 
-/// Output length of a convolution-like window along one spatial dim, for geometry that
-/// inference already accepted (kernels call this); panics otherwise.
-pub fn conv_out(size: usize, k: usize, s: usize, p: usize, d: usize, shape: &[usize]) -> usize {
-    match try_conv_out(size, k, s, p, d, shape) {
-        Ok(n) => n,
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// Output length of a convolution-like window along one spatial dim, or why the window does
-/// not fit (zero kernel, stride or dilation; a kernel wider than the padded input; sizes past
-/// `usize`).
-pub fn try_conv_out(
+/// Output length of `op`'s window along one spatial dim ([`super::window::conv_len`]), or
+/// why the window does not fit.
+fn window_len(
+    op: &Op,
     size: usize,
-    k: usize,
-    s: usize,
-    p: usize,
-    d: usize,
+    [k, s, p, d]: [usize; 4],
     shape: &[usize],
 ) -> InferResult<usize> {
-    let eff = k
-        .checked_sub(1)
-        .and_then(|k1| d.checked_mul(k1))
-        .and_then(|e| e.checked_add(1));
-    let padded = p.checked_mul(2).and_then(|p2| p2.checked_add(size));
-    match (eff, padded) {
-        (Some(eff), Some(padded)) if s > 0 && d > 0 && padded >= eff => Ok((padded - eff) / s + 1),
-        _ => fail!(
-            "unfold: kernel {k} (stride {s}, dilation {d}) does not fit input size {size} with \
-             padding {p} (input shape {shape:?})"
+    match super::window::conv_len(size, k, s, p, d) {
+        Some(n) => Ok(n),
+        None => fail!(
+            "{}: kernel {k} (stride {s}, dilation {d}) does not fit input size {size} with \
+             padding {p} (input shape {shape:?})",
+            op.name()
         ),
     }
 }

@@ -34,27 +34,38 @@ pub struct Pool2dParams {
     pub ceil_mode: bool,
 }
 
-/// Output length of a pooling window along one axis, like PyTorch's `pooling_output_shape`:
-/// in ceil mode the last window must still start inside the input or its left padding.
-/// Panics, naming `op`, on a geometry PyTorch rejects.
-#[track_caller]
-pub fn pool_out(
+/// The span of `kernel` taps `dilation` apart, `dilation·(kernel − 1) + 1`, or `None` for a
+/// zero kernel or dilation or a span past `usize`.
+fn effective_kernel(kernel: usize, dilation: usize) -> Option<usize> {
+    if kernel == 0 || dilation == 0 {
+        return None;
+    }
+    dilation.checked_mul(kernel - 1)?.checked_add(1)
+}
+
+/// Output length of a convolution window along one axis,
+/// `(size + 2·padding − dilation·(kernel − 1) − 1) / stride + 1`, or `None` when the kernel does
+/// not fit the padded input, a parameter is zero, or a size passes `usize`. The one place
+/// convolution-like window arithmetic is done (conv, unfold, fold, their kernels).
+pub fn conv_len(
     size: usize,
     kernel: usize,
     stride: usize,
     padding: usize,
     dilation: usize,
-    ceil: bool,
-    op: &str,
-) -> usize {
-    match try_pool_out(size, kernel, stride, padding, dilation, ceil, op) {
-        Ok(n) => n,
-        Err(e) => panic!("{e}"),
+) -> Option<usize> {
+    if stride == 0 {
+        return None;
     }
+    let eff = effective_kernel(kernel, dilation)?;
+    let padded = padding.checked_mul(2)?.checked_add(size)?;
+    Some(padded.checked_sub(eff)? / stride + 1)
 }
 
-/// [`pool_out`], returning why the geometry is refused instead of panicking.
-pub fn try_pool_out(
+/// Output length of a pooling window along one axis, like PyTorch's `pooling_output_shape`:
+/// in ceil mode the last window must still start inside the input or its left padding.
+/// Refuses, naming `op`, a geometry PyTorch rejects.
+pub fn pool_out(
     size: usize,
     kernel: usize,
     stride: usize,
@@ -66,34 +77,26 @@ pub fn try_pool_out(
     if kernel == 0 || stride == 0 || dilation == 0 {
         fail!("{op}: kernel size, stride and dilation must be positive");
     }
-    let Some(eff) = dilation
-        .checked_mul(kernel - 1)
-        .and_then(|e| e.checked_add(1))
-    else {
+    let Some(eff) = effective_kernel(kernel, dilation) else {
         fail!("{op}: kernel size {kernel} with dilation {dilation} overflows");
     };
     if padding > eff / 2 {
         fail!("{op}: padding {padding} should be at most half of the effective kernel size {eff}");
     }
-    // padding ≤ eff / 2 ≤ usize::MAX / 2, and the sum cannot pass usize: checked anyway.
-    let padded = size.checked_add(2 * padding);
-    let Some(span) = padded.and_then(|p| p.checked_sub(eff)) else {
+    let Some(out) = conv_len(size, kernel, stride, padding, dilation) else {
         fail!("{op}: input size {size} (padded by {padding}) is smaller than the kernel {eff}");
     };
-    let mut out = if ceil {
-        span.div_ceil(stride)
-    } else {
-        span / stride
-    } + 1;
-    // size + padding ≤ size + 2·padding fits; a product past usize is past it too.
-    if ceil
-        && (out - 1)
-            .checked_mul(stride)
-            .is_none_or(|start| start >= size + padding)
-    {
-        out -= 1;
-    }
-    Ok(out)
+    // Ceil mode: one more window if it starts inside the input or its left padding
+    // (size + padding ≤ size + 2·padding fits; a start past usize is past it too).
+    let span = size + 2 * padding - eff;
+    let starts_inside = |n: usize| n.checked_mul(stride).is_some_and(|s| s < size + padding);
+    Ok(
+        if ceil && !span.is_multiple_of(stride) && starts_inside(out) {
+            out + 1
+        } else {
+            out
+        },
+    )
 }
 
 impl Pool2dParams {
@@ -101,7 +104,7 @@ impl Pool2dParams {
     pub fn output_size(&self, h: usize, w: usize, op: &str) -> InferResult<[usize; 2]> {
         let mut out = [0; 2];
         for (a, size) in [h, w].into_iter().enumerate() {
-            out[a] = try_pool_out(
+            out[a] = pool_out(
                 size,
                 self.kernel[a],
                 self.stride[a],
@@ -135,24 +138,22 @@ impl Conv2dParams {
         }
         let mut out = [0; 2];
         for a in 0..2 {
-            let eff = kernel[a]
-                .checked_sub(1)
-                .and_then(|k1| self.dilation[a].checked_mul(k1))
-                .and_then(|e| e.checked_add(1));
-            let padded = self.padding[a]
-                .checked_mul(2)
-                .and_then(|p2| p2.checked_add(hw[a]));
-            match (eff, padded) {
-                (Some(eff), Some(padded)) if padded >= eff => {
-                    out[a] = (padded - eff) / self.stride[a] + 1;
-                }
-                _ => fail!(
+            let len = conv_len(
+                hw[a],
+                kernel[a],
+                self.stride[a],
+                self.padding[a],
+                self.dilation[a],
+            );
+            let Some(len) = len else {
+                fail!(
                     "{op}: kernel {kernel:?} (dilation {:?}) does not fit the input {hw:?} \
                      padded by {:?} ({shapes})",
                     self.dilation,
                     self.padding
-                ),
-            }
+                )
+            };
+            out[a] = len;
         }
         Ok(out)
     }

@@ -15,19 +15,6 @@ fn check_rank(t: &Tensor, rank: usize, what: &str, op: &str) {
     }
 }
 
-/// Output length of a convolution along one axis (the input size has been validated by the
-/// unfold that ran first).
-#[track_caller]
-fn conv_out_size(
-    size: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-) -> usize {
-    (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
-}
-
 #[track_caller]
 fn check_bias(b: &Tensor, channels: usize, op: &str) {
     if b.shape() != [channels] {
@@ -127,7 +114,9 @@ pub fn conv2d_composite(
     let (stride, padding, dilation) = (stride.into().0, padding.into().0, dilation.into().0);
     let cols = Tensor::unfold_raw(input, [kh, kw], stride, padding, dilation, 0.0);
     let l = cols.shape()[2];
-    let oh = conv_out_size(input.shape()[2], kh, stride[0], padding[0], dilation[0]);
+    // The unfold above has validated this geometry.
+    let oh = crate::ops::window::conv_len(input.shape()[2], kh, stride[0], padding[0], dilation[0])
+        .expect("conv2d: geometry checked by unfold");
     let ow = l / oh.max(1);
     let k = cg * kh * kw;
     let out = if groups == 1 {

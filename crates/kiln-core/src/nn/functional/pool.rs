@@ -21,6 +21,7 @@ struct Axis {
 }
 
 impl Axis {
+    #[track_caller]
     fn new(
         size: usize,
         kernel: usize,
@@ -30,7 +31,10 @@ impl Axis {
         ceil: bool,
         op: &str,
     ) -> Axis {
-        let out = pool_out(size, kernel, stride, padding, dilation, ceil, op);
+        let out = match pool_out(size, kernel, stride, padding, dilation, ceil, op) {
+            Ok(n) => n,
+            Err(e) => panic!("{e}"),
+        };
         let eff = dilation * (kernel - 1) + 1;
         let extra = ((out - 1) * stride + eff).saturating_sub(size + 2 * padding);
         Axis {
