@@ -4,9 +4,7 @@ use super::{Callback, TrainContext};
 use crate::error::TrainError;
 use crate::history::Logs;
 use crate::tensorboard::proto::What;
-use crate::tensorboard::record::write_record;
 use crate::tensorboard::{event_files, Event, EventFileReader, SummaryWriter};
-use prost::Message;
 use std::path::{Path, PathBuf};
 
 /// Writes `train/<key>` per optimizer step and `epoch/<key>` per epoch (train and `val_`
@@ -59,35 +57,41 @@ fn logged_before(event: &Event, epochs_done: i64, global_step: i64) -> bool {
     }
 }
 
-/// Rewrites every event file in `log_dir` without the events logged after the checkpoint
-/// (and without a torn last record a kill may have left); returns how many were dropped.
+/// Cuts every event file in `log_dir` before the first event logged after the checkpoint, or
+/// before a torn record a kill left; returns how many events (and torn records) were dropped.
+/// Events are written in time order, so everything after the cut was logged after the
+/// checkpoint too. The bytes kept are not rewritten: events of kinds this reader does not
+/// decode (graphs, images, another writer's) stay as they were.
 fn trim_after(log_dir: &Path, epochs_done: i64, global_step: i64) -> Result<usize, TrainError> {
     if !log_dir.is_dir() {
         return Ok(0);
     }
     let mut dropped = 0;
     for file in event_files(log_dir)? {
-        let mut kept = Vec::new();
-        let mut changed = false;
-        for event in EventFileReader::open(&file)? {
-            match event {
-                Ok(e) if logged_before(&e, epochs_done, global_step) => {
-                    write_record(&mut kept, &e.encode_to_vec()).map_err(|source| {
-                        TrainError::Io {
-                            path: file.clone(),
-                            source,
-                        }
-                    })?;
-                }
-                Ok(_) => {
+        let mut events = EventFileReader::open(&file)?;
+        let mut cut = None;
+        loop {
+            let at = events.offset();
+            match events.next() {
+                None => break,
+                Some(Ok(e)) if cut.is_none() && logged_before(&e, epochs_done, global_step) => {}
+                Some(_) => {
+                    cut.get_or_insert(at);
                     dropped += 1;
-                    changed = true;
                 }
-                Err(_) => changed = true,
             }
         }
-        if changed {
-            kiln_nn::checkpoint::write_atomic(&file, &kept)?;
+        if let Some(len) = cut {
+            let io = |source| TrainError::Io {
+                path: file.clone(),
+                source,
+            };
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .map_err(io)?;
+            f.set_len(len).map_err(io)?;
+            f.sync_all().map_err(io)?;
         }
     }
     Ok(dropped)
@@ -146,5 +150,35 @@ impl Callback for TensorBoardCallback {
             w.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trimming_cuts_the_file_and_keeps_the_earlier_bytes_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SummaryWriter::new(dir.path()).unwrap();
+        for step in 1..=8 {
+            w.add_scalar("train/loss", 1.0 / step as f64, step).unwrap();
+        }
+        w.close().unwrap();
+        let file = event_files(dir.path()).unwrap().remove(0);
+        // Where the event of step 5 starts: the file must end there, byte for byte as before.
+        let mut events = EventFileReader::open(&file).unwrap();
+        let mut cut = 0;
+        while let Some(Ok(e)) = events.next() {
+            if e.step == 4 {
+                cut = events.offset() as usize;
+            }
+        }
+        let mut original = std::fs::read(&file).unwrap();
+        original.extend_from_slice(b"\x07\x00\x00torn"); // a record a kill cut short
+        std::fs::write(&file, &original).unwrap();
+        let dropped = trim_after(dir.path(), 0, 4).unwrap();
+        assert_eq!(dropped, 5, "steps 5..=8 and the torn record");
+        assert_eq!(std::fs::read(&file).unwrap(), &original[..cut]);
     }
 }

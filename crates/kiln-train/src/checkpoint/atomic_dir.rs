@@ -72,6 +72,9 @@ pub(crate) fn replace_dir(
 ) -> Result<(), TrainError> {
     let (parent, name) = split(dir)?;
     std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+    // A crashed writer may have left the only complete copy moved aside (`.old-<pid>`, and
+    // this process may have that pid): put it back before anything removes `.old` entries.
+    recover(dir)?;
     let tmp = sibling(&parent, &name, TMP_MARKER);
     remove_any(&tmp)?;
     std::fs::create_dir(&tmp).map_err(io_err(&tmp))?;

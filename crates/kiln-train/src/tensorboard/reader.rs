@@ -40,6 +40,11 @@ impl EventFileReader {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Byte offset of the next event's record: where a file would be cut to end before it.
+    pub fn offset(&self) -> u64 {
+        self.records.offset()
+    }
 }
 
 impl Iterator for EventFileReader {
