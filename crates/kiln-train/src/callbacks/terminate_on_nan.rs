@@ -42,26 +42,24 @@ impl Callback for TerminateOnNaN {
         _batch: usize,
         logs: &Logs,
     ) -> Result<(), TrainError> {
-        match logs.get("loss") {
-            Some(&v) if !v.is_finite() => Err(TrainError::NonFinite {
-                what: "loss".into(),
-                value: v,
-                epoch: ctx.epoch + 1,
-                step: ctx.global_step,
-            }),
-            _ => Ok(()),
-        }
+        check(ctx, logs)
     }
 
     fn on_epoch_end(&mut self, ctx: &mut TrainContext, logs: &Logs) -> Result<(), TrainError> {
-        match first_non_finite(logs) {
-            Some((what, value)) => Err(TrainError::NonFinite {
-                what: what.into(),
-                value,
-                epoch: ctx.epoch + 1,
-                step: ctx.global_step,
-            }),
-            None => Ok(()),
-        }
+        check(ctx, logs)
+    }
+}
+
+/// The error for the first non-finite value in `logs` (batch logs: loss, metrics, lr; epoch
+/// logs: the same with validation), naming where training is.
+fn check(ctx: &TrainContext, logs: &Logs) -> Result<(), TrainError> {
+    match first_non_finite(logs) {
+        Some((what, value)) => Err(TrainError::NonFinite {
+            what: what.into(),
+            value,
+            epoch: ctx.epoch + 1,
+            step: ctx.global_step,
+        }),
+        None => Ok(()),
     }
 }
