@@ -69,7 +69,7 @@ fn main() {
     }
     let y = Tensor::randn([16], DType::F32);
     let shape: Vec<usize> = vec![16];
-    let (storage, layout) = execute(&Op::Add, &[&y, &x], &shape, DType::F32);
+    let (storage, layout) = execute(&Op::Add, &[y.operand(), x.operand()], &shape, DType::F32);
     let rows: Vec<(&str, (f64, f64))> = vec![
         (
             "chain y = &y + &x (the benchmark)",
@@ -88,7 +88,9 @@ fn main() {
         ),
         (
             "  cpu::execute (kernel+storage)",
-            ns_per_call(n, || execute(&Op::Add, &[&y, &x], &shape, DType::F32)),
+            ns_per_call(n, || {
+                execute(&Op::Add, &[y.operand(), x.operand()], &shape, DType::F32)
+            }),
         ),
         (
             "    Layout::broadcast_to",

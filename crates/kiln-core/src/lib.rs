@@ -2,25 +2,20 @@
 //! primitive op set with its single [`ops::dispatch`], CPU kernels, reverse-mode autograd, and
 //! the neural-network functionals built from the primitives.
 //!
-//! Layering: nothing here knows about layers, files or HTTP; `kiln-nn`, `kiln-data` and the
-//! rest build on this crate.
+//! Layering: built on `kiln-kernels` (dtypes, shapes, layouts, storage, the op set's
+//! declarations and the CPU kernels, re-exported here under their usual paths); nothing here
+//! knows about layers, files or HTTP. `kiln-nn`, `kiln-data` and the rest build on this crate.
 
 #![warn(missing_docs)]
 
 pub mod autograd;
-pub mod cpu;
-pub mod device;
-pub mod dtype;
-pub mod layout;
-pub mod memory;
 pub mod nn;
 pub mod ops;
-pub mod profile;
 pub mod random;
-pub mod shape;
-pub mod storage;
 pub mod tensor;
 pub mod trace;
+
+pub use kiln_kernels::{cpu, device, dtype, layout, memory, profile, shape, storage, with_storage};
 
 pub use autograd::{no_grad, NoGradGuard};
 pub use cpu::threads::{num_threads, set_num_threads};

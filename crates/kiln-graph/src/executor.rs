@@ -19,6 +19,7 @@ use kiln_core::shape::Shape;
 use kiln_core::storage::{CpuStorage, Storage};
 use kiln_core::trace::{GradTarget, Graph, InputKind, Node, ValueId};
 use kiln_core::{no_grad, Tensor};
+use kiln_kernels::Operand;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -242,7 +243,7 @@ impl Executable {
         };
         no_grad(|| {
             for (out, o) in outputs.iter().zip(&self.graph.outputs) {
-                copy_into(out, rt.value(*o));
+                copy_into(out.operand(), rt.value(*o).operand());
             }
         });
     }
@@ -271,7 +272,7 @@ impl Executable {
                             args.len()
                         )
                     });
-                    copy_into(rt.value(id), arg);
+                    copy_into(rt.value(id).operand(), arg.operand());
                 }
                 for (id, leaf) in &self.grad_inputs {
                     let grad = leaf.grad().unwrap_or_else(|| {
@@ -282,15 +283,15 @@ impl Executable {
                             leaf.shape()
                         )
                     });
-                    copy_into(rt.value(*id), &grad);
+                    copy_into(rt.value(*id).operand(), grad.operand());
                 }
                 for (node, step) in g.nodes.iter().zip(&self.steps) {
                     let out = rt.value(node.id);
                     match step {
                         Step::View => {}
                         Step::Kernel => {
-                            let ins: SmallVec<[&Tensor; 16]> =
-                                node.args.iter().map(|a| rt.value(*a)).collect();
+                            let ins: SmallVec<[Operand<'_>; 16]> =
+                                node.args.iter().map(|a| rt.value(*a).operand()).collect();
                             let _scope = kiln_core::profile::scope(|| {
                                 kiln_core::profile::op_row(
                                     node.op.name(),
@@ -303,22 +304,24 @@ impl Executable {
                                     message: e,
                                 });
                             }
-                            execute_into(&node.op, &ins, out);
+                            execute_into(&node.op, &ins, out.operand());
                         }
-                        Step::FreshRandom => execute_into(&fresh_random(&node.op), &[], out),
+                        Step::FreshRandom => {
+                            execute_into(&fresh_random(&node.op), &[], out.operand())
+                        }
                     }
                 }
                 for (u, target) in g.updates.iter().zip(&self.update_targets) {
                     let v = rt.value(u.value);
                     // A node that ran in place already wrote the target.
                     if !(v.shares_storage(target) && v.layout() == target.layout()) {
-                        copy_into(target, v);
+                        copy_into(target.operand(), v.operand());
                     }
                 }
                 for (k, go) in g.grads.iter().enumerate() {
                     let value = go.value.map(|v| match &rt.grad_copies[k] {
                         Some(copy) => {
-                            copy_into(copy, rt.value(v));
+                            copy_into(copy.operand(), rt.value(v).operand());
                             copy.clone()
                         }
                         None => rt.value(v).clone(),

@@ -117,7 +117,7 @@ fn moment_reads_around_the_op_see_the_values_eager_code_sees() {
 /// alone) and updates the moments in place, like the fused kernel on copies.
 #[test]
 fn eager_dispatch_of_the_op_matches_the_fused_kernel() {
-    use kiln_core::cpu::fused_optim::{adam_step, AdamStep};
+    use kiln_core::ops::fused_optim::{adam_step, AdamStep};
     use kiln_core::ops::{dispatch, Op};
     let p = Tensor::randn([300], DType::F32);
     let g = Tensor::randn([300], DType::F32);

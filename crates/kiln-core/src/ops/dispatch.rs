@@ -1,10 +1,13 @@
-//! The single entry point every tensor operation goes through.
+//! The single entry point every tensor operation goes through, and the one place that turns
+//! tensors into the kernels' storages and layouts and back.
 
 use super::infer::infer;
 use super::Op;
 use crate::autograd::{is_grad_enabled, Node};
 use crate::device::Device;
 use crate::tensor::Tensor;
+use kiln_kernels::Operand;
+use smallvec::SmallVec;
 
 /// Applies a primitive op: infers the output, runs the device kernel, and records an autograd
 /// node when grad mode is on and an input requires grad.
@@ -27,9 +30,11 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
             crate::trace::check_readable(t, op.name());
         }
     }
-    // The inferred shape moves into the output layout (no second copy of the dims).
+    // Kernels see storages and layouts only; the inferred shape moves into the output
+    // layout (no second copy of the dims).
+    let operands: SmallVec<[Operand<'_>; 4]> = inputs.iter().map(|t| t.operand()).collect();
     let (storage, layout) = match device {
-        Device::Cpu => crate::cpu::execute_shape(&op, inputs, shape, dtype),
+        Device::Cpu => crate::cpu::execute_shape(&op, &operands, shape, dtype),
     };
     #[cfg(debug_assertions)]
     assert_eq!(

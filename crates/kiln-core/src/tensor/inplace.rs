@@ -68,7 +68,7 @@ impl Tensor {
             return;
         }
         crate::trace::check_readable(self, op);
-        crate::cpu::copy_into(self, src);
+        crate::cpu::copy_into(self.operand(), src.operand());
     }
 
     #[track_caller]

@@ -39,7 +39,24 @@ pub(crate) struct TensorImpl {
     pub(crate) grad: Mutex<Option<Tensor>>,
 }
 
+impl crate::ops::infer::ValueType for Tensor {
+    #[inline(always)]
+    fn shape(&self) -> &[usize] {
+        Tensor::shape(self)
+    }
+    #[inline(always)]
+    fn dtype(&self) -> DType {
+        Tensor::dtype(self)
+    }
+}
+
 impl Tensor {
+    /// The tensor as a kernel sees it: its storage through its layout, without autograd.
+    #[inline(always)]
+    pub fn operand(&self) -> kiln_kernels::Operand<'_> {
+        kiln_kernels::Operand::new(&self.0.storage, &self.0.layout, self.0.dtype)
+    }
+
     /// Wraps storage and a layout into a tensor with no autograd history.
     #[track_caller]
     pub fn from_storage(storage: Arc<Storage>, layout: Layout) -> Tensor {

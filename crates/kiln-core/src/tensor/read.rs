@@ -9,8 +9,8 @@ impl Tensor {
     #[track_caller]
     pub fn to_vec<T: StorageElement>(&self) -> Vec<T> {
         crate::trace::check_readable(self, "to_vec");
-        let t = crate::cpu::cast_if(self, T::DTYPE);
-        to_contiguous_vec::<T>(&t)
+        let t = crate::cpu::cast_if(self.operand(), T::DTYPE);
+        to_contiguous_vec::<T>(t.operand())
     }
 
     /// Rows of a 2-D tensor.

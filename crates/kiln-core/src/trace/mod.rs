@@ -23,6 +23,7 @@ use crate::layout::Layout;
 use crate::ops::infer::{try_infer, TypeRef};
 use crate::ops::{Distribution, Op};
 use crate::shape::Shape;
+use crate::storage::capture;
 use crate::storage::Storage;
 use crate::tensor::Tensor;
 use std::cell::{Cell, RefCell};
@@ -30,26 +31,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 thread_local! {
-    static ACTIVE: Cell<bool> = const { Cell::new(false) };
     /// Number of the current (or last) trace on this thread; tracers carry theirs.
     static GENERATION: Cell<u32> = const { Cell::new(0) };
     static STATE: RefCell<Option<TraceState>> = const { RefCell::new(None) };
 }
 
-/// Set once any thread has started a trace: until then the hot eager paths skip every
-/// tracing check with one plain load instead of a thread-local access.
-static EVER_TRACED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// True while the current thread is tracing a function for `compile`.
+/// True while the current thread is tracing a function for `compile` (the flag lives with
+/// storage, which marks the buffers a trace makes as its constants).
 #[inline]
 pub fn is_tracing() -> bool {
-    EVER_TRACED.load(std::sync::atomic::Ordering::Relaxed) && ACTIVE.with(|a| a.get())
+    capture::is_active()
 }
 
 /// False until the first trace in this process (no tracer can exist before it).
 #[inline]
 pub(crate) fn ever_traced() -> bool {
-    EVER_TRACED.load(std::sync::atomic::Ordering::Relaxed)
+    capture::ever_active()
 }
 
 /// Shape, dtype and gradient flag of one argument of a traced function.
@@ -99,7 +96,7 @@ struct ActiveGuard;
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        ACTIVE.with(|a| a.set(false));
+        capture::set_active(false);
         if let Some(st) = STATE.with(|s| s.borrow_mut().take()) {
             for (leaf, original) in st.grads {
                 *leaf.0.grad.lock() = original;
@@ -114,7 +111,6 @@ pub fn trace(args: &[ArgSpec], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> Grap
     if is_tracing() {
         panic!("trace: already tracing on this thread (nested compile is not supported)");
     }
-    EVER_TRACED.store(true, std::sync::atomic::Ordering::Relaxed);
     GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
     let mut graph = Graph::default();
     let tracers: Vec<Tensor> = args
@@ -145,7 +141,7 @@ pub fn trace(args: &[ArgSpec], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> Grap
         })
     });
     let guard = ActiveGuard;
-    ACTIVE.with(|a| a.set(true));
+    capture::set_active(true);
     let outs = f(&tracers);
     let out_ids: Vec<ValueId> = outs.iter().map(value_of).collect();
     drop(outs);

@@ -6,7 +6,7 @@ use super::core::{
 };
 use super::json;
 use super::OptimError;
-use kiln_core::cpu::fused_optim::{self, AdamStep};
+use kiln_core::ops::fused_optim::{self, AdamStep};
 use kiln_core::ops::optim::{self, AdamHyper};
 use kiln_core::{DType, Tensor};
 use serde_json::{Map, Value};

@@ -6,7 +6,7 @@ use super::core::{
 };
 use super::json;
 use super::OptimError;
-use kiln_core::cpu::fused_optim::{self, RmsPropStep};
+use kiln_core::ops::fused_optim::{self, RmsPropStep};
 use kiln_core::Tensor;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

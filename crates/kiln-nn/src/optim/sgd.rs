@@ -6,7 +6,7 @@ use super::core::{
 };
 use super::json;
 use super::OptimError;
-use kiln_core::cpu::fused_optim::{self, SgdStep};
+use kiln_core::ops::fused_optim::{self, SgdStep};
 use kiln_core::{no_grad, Tensor};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

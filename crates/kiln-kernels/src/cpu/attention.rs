@@ -8,8 +8,8 @@ use super::dst::Dst;
 use super::num::Num;
 use super::threads;
 use crate::dtype::{DType, Element};
+use crate::operand::Operand;
 use crate::storage::CpuStorage;
-use crate::tensor::Tensor;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,7 +234,7 @@ unsafe impl<T> Sync for OutPtr<T> {}
 /// `outputs` results (laid out one after another, each `heads · per_head` long) and a
 /// scratch of `scratch_len` elements.
 fn for_each_head<T: Elem>(
-    inputs: &[&Tensor],
+    inputs: &[Operand<'_>],
     outputs: usize,
     per_head: usize,
     scratch_len: usize,
@@ -349,7 +349,7 @@ fn dense_copy<T: Copy + Send + Sync>(
     }
 }
 
-fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head, dst: &mut Dst) -> Vec<T> {
+fn forward_typed<T: Elem>(inputs: &[Operand<'_>], h: Head, dst: &mut Dst) -> Vec<T> {
     let (t, d) = (h.t, h.d);
     for_each_head::<T>(
         inputs,
@@ -385,7 +385,7 @@ fn forward_typed<T: Elem>(inputs: &[&Tensor], h: Head, dst: &mut Dst) -> Vec<T> 
 
 /// `dq, dk, dv` of one head for the output gradient `g`:
 /// `dv = Pᵀ g`, `dS = P ⊙ (g vᵀ − rowsum(g vᵀ ⊙ P))`, `dq = scale · dS k`, `dk = scale · dSᵀ q`.
-fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head, dst: &mut Dst) -> Vec<T> {
+fn backward_typed<T: Elem>(inputs: &[Operand<'_>], h: Head, dst: &mut Dst) -> Vec<T> {
     let (t, d) = (h.t, h.d);
     let alpha = T::from_f64(h.scale);
     let scratch_len = 2 * t * t + 5 * t * d;
@@ -444,7 +444,7 @@ fn backward_typed<T: Elem>(inputs: &[&Tensor], h: Head, dst: &mut Dst) -> Vec<T>
     )
 }
 
-fn head(x: &Tensor, scale: f64, causal: bool) -> Head {
+fn head(x: Operand<'_>, scale: f64, causal: bool) -> Head {
     let r = x.rank();
     Head {
         t: x.shape()[r - 2],
@@ -457,7 +457,7 @@ fn head(x: &Tensor, scale: f64, causal: bool) -> Head {
 /// `softmax(scale · q kᵀ) v` per head for `q, k, v` of one shape `[.., T, D]`; with
 /// `backward`, `[dq, dk, dv]` stacked along a new first dim for inputs `q, k, v, g`.
 pub(crate) fn attention(
-    inputs: &[&Tensor],
+    inputs: &[Operand<'_>],
     scale: f64,
     causal: bool,
     backward: bool,

@@ -10,9 +10,9 @@ use super::num::Num;
 use super::threads;
 use super::with_dense;
 use crate::dtype::DType;
+use crate::operand::Operand;
 use crate::ops::Conv2dParams;
 use crate::storage::CpuStorage;
-use crate::tensor::Tensor;
 use rayon::prelude::*;
 
 /// Flops below which a convolution stays on the calling thread.
@@ -260,7 +260,7 @@ fn weight_grad<T: Num>(x: &[T], gy: &[T], g: &Geometry) -> Vec<T> {
     let (og, kg, l, n) = (g.og, g.kg, g.l, g.n);
     let len = g.groups * og * kg;
     if n == 0 {
-        return super::pool::filled(len, T::zero());
+        return crate::pool::filled(len, T::zero());
     }
     // Each run of samples sums dW_gᵀ [kg, og] = Σ cols_g [kg, L] · gy_gᵀ [L, og]: this
     // orientation runs at full gemm speed reading both operands in place (gy_g · cols_gᵀ ran
@@ -337,13 +337,13 @@ fn typed<R>(dtype: DType, f32_: impl FnOnce() -> R, f64_: impl FnOnce() -> R) ->
 }
 
 /// [`crate::ops::Op::Conv2d`]: inputs x, weight and an optional bias.
-pub fn conv2d(inputs: &[&Tensor], p: &Conv2dParams, shape: &[usize]) -> CpuStorage {
+pub fn conv2d(inputs: &[Operand<'_>], p: &Conv2dParams, shape: &[usize]) -> CpuStorage {
     let (x, w) = (inputs[0], inputs[1]);
     let g = Geometry::new(p, x.shape(), w.shape(), &shape[2..]);
-    fn go<T: Num>(inputs: &[&Tensor], g: &Geometry) -> Vec<T> {
+    fn go<T: Num>(inputs: &[Operand<'_>], g: &Geometry) -> Vec<T> {
         with_dense::<T, _>(inputs[0], |x| {
             with_dense::<T, _>(inputs[1], |w| match inputs.get(2) {
-                Some(b) => with_dense::<T, _>(b, |b| forward(x, w, Some(b), g)),
+                Some(&b) => with_dense::<T, _>(b, |b| forward(x, w, Some(b), g)),
                 None => forward(x, w, None, g),
             })
         })
@@ -356,9 +356,14 @@ pub fn conv2d(inputs: &[&Tensor], p: &Conv2dParams, shape: &[usize]) -> CpuStora
 }
 
 /// [`crate::ops::Op::Conv2dInputGrad`]: inputs output gradient and weight.
-pub fn conv2d_input_grad(gy: &Tensor, w: &Tensor, p: &Conv2dParams, shape: &[usize]) -> CpuStorage {
+pub fn conv2d_input_grad(
+    gy: Operand<'_>,
+    w: Operand<'_>,
+    p: &Conv2dParams,
+    shape: &[usize],
+) -> CpuStorage {
     let g = Geometry::new(p, shape, w.shape(), &gy.shape()[2..]);
-    fn go<T: Num>(gy: &Tensor, w: &Tensor, g: &Geometry) -> Vec<T> {
+    fn go<T: Num>(gy: Operand<'_>, w: Operand<'_>, g: &Geometry) -> Vec<T> {
         with_dense::<T, _>(gy, |gy| with_dense::<T, _>(w, |w| input_grad(gy, w, g)))
     }
     typed(
@@ -370,13 +375,13 @@ pub fn conv2d_input_grad(gy: &Tensor, w: &Tensor, p: &Conv2dParams, shape: &[usi
 
 /// [`crate::ops::Op::Conv2dWeightGrad`]: inputs x and output gradient.
 pub fn conv2d_weight_grad(
-    x: &Tensor,
-    gy: &Tensor,
+    x: Operand<'_>,
+    gy: Operand<'_>,
     p: &Conv2dParams,
     shape: &[usize],
 ) -> CpuStorage {
     let g = Geometry::new(p, x.shape(), shape, &gy.shape()[2..]);
-    fn go<T: Num>(x: &Tensor, gy: &Tensor, g: &Geometry) -> Vec<T> {
+    fn go<T: Num>(x: Operand<'_>, gy: Operand<'_>, g: &Geometry) -> Vec<T> {
         with_dense::<T, _>(x, |x| with_dense::<T, _>(gy, |gy| weight_grad(x, gy, g)))
     }
     typed(

@@ -6,12 +6,12 @@ use super::num::Num;
 use super::strided::for_each_run;
 use crate::dtype::DType;
 use crate::layout::Layout;
+use crate::operand::Operand;
 use crate::ops::Op;
 use crate::storage::{CpuStorage, StorageElement};
-use crate::tensor::Tensor;
 use half::{bf16, f16};
 
-fn split_dims(x: &Tensor, dims: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>) {
+fn split_dims(x: Operand<'_>, dims: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>) {
     let l = x.layout();
     let (mut ks, mut kst, mut rs, mut rst) = (vec![], vec![], vec![], vec![]);
     for d in 0..l.rank() {
@@ -97,7 +97,7 @@ fn reduce_runs<T: Copy, A: Copy>(
 
 /// Float sums and products accumulate in f64 (a running f32 sum drifts: 0.1 summed 10⁶ times
 /// is off by 1%, and it stops growing at 2²⁴), then round once to the output dtype.
-fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool, acc: &mut Vec<f64>) {
+fn float_fold<T: StorageElement>(x: Operand<'_>, dims: &[usize], prod: bool, acc: &mut Vec<f64>) {
     let g = x.storage().read();
     let data = T::slice(&g).expect("reduce: dtype");
     if prod {
@@ -118,7 +118,7 @@ fn float_fold<T: StorageElement>(x: &Tensor, dims: &[usize], prod: bool, acc: &m
 /// `(rows, cols)` when `x` is dense and `dims` are exactly its leading dims (more than
 /// one column kept): the sum is then per column of a `rows × cols` matrix, like a bias or
 /// layer-norm weight gradient.
-fn leading_reduction(x: &Tensor, dims: &[usize]) -> Option<(usize, usize)> {
+fn leading_reduction(x: Operand<'_>, dims: &[usize]) -> Option<(usize, usize)> {
     let shape = x.shape();
     let k = dims.len();
     let leading = k < shape.len() && (0..k).all(|d| dims.contains(&d));
@@ -175,7 +175,7 @@ fn column_sums<T: StorageElement>(data: &[T], rows: usize, cols: usize, acc: &mu
 /// Bands of rows a large column sum is split into (see [`column_sums`]).
 const ROW_PARTS: usize = 4;
 
-fn extreme<T: Num>(x: &Tensor, dims: &[usize], max: bool, dst: &mut Dst) -> Vec<T> {
+fn extreme<T: Num>(x: Operand<'_>, dims: &[usize], max: bool, dst: &mut Dst) -> Vec<T> {
     let g = x.storage().read();
     let data = T::slice(&g).expect("reduce: dtype");
     let mut out = dst.take(0);
@@ -205,7 +205,13 @@ fn round_to(acc: &[f64], out: DType, dst: &mut Dst) -> CpuStorage {
 
 /// Applies a reduction over `dims`; the output is dense with the kept dims in order
 /// (keepdim only changes the shape, not the data).
-pub(crate) fn reduce(op: &Op, x: &Tensor, dims: &[usize], out: DType, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn reduce(
+    op: &Op,
+    x: Operand<'_>,
+    dims: &[usize],
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     match op {
         Op::Sum { .. } | Op::Prod { .. } if out.is_float() => {
             let prod = matches!(op, Op::Prod { .. });
@@ -223,6 +229,7 @@ pub(crate) fn reduce(op: &Op, x: &Tensor, dims: &[usize], out: DType, dst: &mut 
         }
         Op::Sum { .. } | Op::Prod { .. } => {
             let x = cast_if(x, DType::I64);
+            let x = x.operand();
             let g = x.storage().read();
             let data = i64::slice(&g).expect("reduce: dtype");
             let mut r = dst.take(0);
@@ -254,7 +261,7 @@ pub(crate) fn reduce(op: &Op, x: &Tensor, dims: &[usize], out: DType, dst: &mut 
     }
 }
 
-fn arg_typed<T: Num>(x: &Tensor, dim: usize, max: bool) -> Vec<i64> {
+fn arg_typed<T: Num>(x: Operand<'_>, dim: usize, max: bool) -> Vec<i64> {
     let g = x.storage().read();
     let data = T::slice(&g).expect("argmax: dtype");
     let l = x.layout();
@@ -288,7 +295,7 @@ fn arg_typed<T: Num>(x: &Tensor, dim: usize, max: bool) -> Vec<i64> {
 }
 
 /// Index of the max (or min) along `dim`, first occurrence, NaN wins.
-pub fn arg_reduce(x: &Tensor, dim: usize, max: bool) -> CpuStorage {
+pub fn arg_reduce(x: Operand<'_>, dim: usize, max: bool) -> CpuStorage {
     CpuStorage::I64(match x.dtype() {
         DType::F32 => arg_typed::<f32>(x, dim, max),
         DType::F64 => arg_typed::<f64>(x, dim, max),

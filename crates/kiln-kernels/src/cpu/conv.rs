@@ -4,8 +4,8 @@
 use super::threads;
 use super::with_dense;
 use crate::dtype::DType;
+use crate::operand::Operand;
 use crate::storage::{CpuStorage, StorageElement};
-use crate::tensor::Tensor;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
@@ -147,7 +147,7 @@ fn per_batch<T: Send>(out: &mut [T], n: usize, f: impl Fn(usize, &mut [T]) + Syn
 }
 
 fn unfold_typed<T: StorageElement>(
-    x: &Tensor,
+    x: Operand<'_>,
     w: &Window,
     n: usize,
     pad: f64,
@@ -168,7 +168,7 @@ fn unfold_typed<T: StorageElement>(
 /// `[N, C, H, W]` → `[N, C·kh·kw, OH·OW]`.
 #[allow(clippy::too_many_arguments)]
 pub fn unfold(
-    x: &Tensor,
+    x: Operand<'_>,
     k: [usize; 2],
     s: [usize; 2],
     p: [usize; 2],
@@ -204,9 +204,9 @@ pub fn unfold(
     }
 }
 
-fn fold_typed<T: super::num::Num>(x: &Tensor, w: &Window, n: usize, total: usize) -> Vec<T> {
+fn fold_typed<T: super::num::Num>(x: Operand<'_>, w: &Window, n: usize, total: usize) -> Vec<T> {
     let per_in = x.numel() / n.max(1);
-    let mut out = super::pool::filled(total, T::zero());
+    let mut out = crate::pool::filled(total, T::zero());
     with_dense::<T, _>(x, |cols| {
         per_batch(&mut out, n, |i, o| {
             fold_one(&cols[i * per_in..(i + 1) * per_in], o, w)
@@ -217,7 +217,7 @@ fn fold_typed<T: super::num::Num>(x: &Tensor, w: &Window, n: usize, total: usize
 
 /// `[N, C·kh·kw, L]` → `[N, C, H, W]`, summing overlapping windows.
 pub fn fold(
-    x: &Tensor,
+    x: Operand<'_>,
     output: [usize; 2],
     k: [usize; 2],
     s: [usize; 2],

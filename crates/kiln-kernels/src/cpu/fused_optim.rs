@@ -3,11 +3,11 @@
 //!
 //! Each function performs exactly the elementwise arithmetic of the matching `torch.optim`
 //! single-tensor update in the same order and precision (the tensor's dtype, scalars converted
-//! to it), so it agrees with the composite tensor-op path to rounding. It is an **eager-only**
-//! fast path: every function returns `false` without touching anything when it cannot apply
-//! (while tracing, non-contiguous or aliased tensors, dtypes other than f32/f64, mismatched
-//! shapes or dtypes, gradient recording on for a parameter that requires grad), and the caller
-//! then runs its composite path.
+//! to it), so it agrees with the composite tensor-op path to rounding. Every function returns
+//! `false` without touching anything when it cannot apply (non-contiguous or aliased
+//! operands, dtypes other than f32/f64, mismatched shapes or dtypes), and the caller then runs
+//! its composite path. The eager wrappers in `kiln_core::ops::fused_optim` also decline while
+//! tracing or recording gradients; the graph runtime runs [`adam_step`] for `Op::AdamStep`.
 //!
 //! Large parameters are split into chunks run on Kiln's thread pool; below
 //! [`threads::GRAIN`](super::threads::GRAIN) elements per chunk the loop stays on the calling
@@ -15,50 +15,16 @@
 
 use super::simd::widest;
 use super::threads;
-use crate::autograd::is_grad_enabled;
 use crate::dtype::DType;
+use crate::operand::{Operand, OwnedOperand};
+use crate::ops::optim::adam_args;
+pub use crate::ops::optim::AdamHyper;
 use crate::storage::StorageElement;
-use crate::tensor::Tensor;
 use num_traits::Float;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::ops::Range;
 use std::sync::Arc;
-
-/// The fixed hyper-parameters of Adam / AdamW (`torch.optim.Adam`, `torch.optim.AdamW`); the
-/// defaults are PyTorch's Adam.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct AdamHyper {
-    /// Decay rate of the first moment average.
-    pub beta1: f64,
-    /// Decay rate of the second moment average.
-    pub beta2: f64,
-    /// Added to the denominator.
-    pub eps: f64,
-    /// L2 penalty (Adam) or decoupled decay (AdamW, see `decoupled`).
-    pub weight_decay: f64,
-    /// AdamW's decoupled weight decay (`p *= 1 − lr · weight_decay`) instead of adding
-    /// `weight_decay · p` to the gradient.
-    pub decoupled: bool,
-    /// Maximize instead of minimize (the gradient is negated).
-    pub maximize: bool,
-    /// AMSGrad (a `max_exp_avg_sq` state is passed).
-    pub amsgrad: bool,
-}
-
-impl Default for AdamHyper {
-    fn default() -> AdamHyper {
-        AdamHyper {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-            maximize: false,
-            amsgrad: false,
-        }
-    }
-}
 
 /// One Adam / AdamW update: the hyper-parameters, the learning rate and the step count.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,14 +88,15 @@ pub struct AdagradStep {
 /// `max_exp_avg_sq` for AMSGrad) updated in place too. Returns `false`, changing nothing,
 /// where the fused path does not apply (see the module docs).
 pub fn adam_step(
-    param: &Tensor,
-    grad: &Tensor,
-    exp_avg: &Tensor,
-    exp_avg_sq: &Tensor,
-    max_exp_avg_sq: Option<&Tensor>,
+    param: Operand<'_>,
+    grad: Operand<'_>,
+    exp_avg: Operand<'_>,
+    exp_avg_sq: Operand<'_>,
+    max_exp_avg_sq: Option<Operand<'_>>,
     h: &AdamStep,
 ) -> bool {
-    let mut writes: SmallVec<[&Tensor; 4]> = SmallVec::from_slice(&[param, exp_avg, exp_avg_sq]);
+    let mut writes: SmallVec<[Operand<'_>; 4]> =
+        SmallVec::from_slice(&[param, exp_avg, exp_avg_sq]);
     writes.extend(max_exp_avg_sq);
     if !eligible(&writes, grad) {
         return false;
@@ -146,13 +113,13 @@ pub fn adam_step(
 /// initialization, else it is decayed and accumulated. Returns `false`, changing nothing,
 /// where the fused path does not apply.
 pub fn sgd_step(
-    param: &Tensor,
-    grad: &Tensor,
-    momentum_buffer: Option<&Tensor>,
+    param: Operand<'_>,
+    grad: Operand<'_>,
+    momentum_buffer: Option<Operand<'_>>,
     first: bool,
     h: &SgdStep,
 ) -> bool {
-    let mut writes: SmallVec<[&Tensor; 4]> = SmallVec::from_slice(&[param]);
+    let mut writes: SmallVec<[Operand<'_>; 4]> = SmallVec::from_slice(&[param]);
     if h.momentum != 0.0 {
         match momentum_buffer {
             Some(b) => writes.push(b),
@@ -173,14 +140,14 @@ pub fn sgd_step(
 /// when `h.momentum > 0`) and `grad_avg` (pass it for the centered variant) updated in place.
 /// Returns `false`, changing nothing, where the fused path does not apply.
 pub fn rmsprop_step(
-    param: &Tensor,
-    grad: &Tensor,
-    square_avg: &Tensor,
-    momentum_buffer: Option<&Tensor>,
-    grad_avg: Option<&Tensor>,
+    param: Operand<'_>,
+    grad: Operand<'_>,
+    square_avg: Operand<'_>,
+    momentum_buffer: Option<Operand<'_>>,
+    grad_avg: Option<Operand<'_>>,
     h: &RmsPropStep,
 ) -> bool {
-    let mut writes: SmallVec<[&Tensor; 4]> = SmallVec::from_slice(&[param, square_avg]);
+    let mut writes: SmallVec<[Operand<'_>; 4]> = SmallVec::from_slice(&[param, square_avg]);
     let with_momentum = h.momentum > 0.0;
     if with_momentum {
         match momentum_buffer {
@@ -212,7 +179,12 @@ pub fn rmsprop_step(
 
 /// One Adagrad update of `param` in place, with the squared-gradient `sum` updated in place.
 /// Returns `false`, changing nothing, where the fused path does not apply.
-pub fn adagrad_step(param: &Tensor, grad: &Tensor, sum: &Tensor, h: &AdagradStep) -> bool {
+pub fn adagrad_step(
+    param: Operand<'_>,
+    grad: Operand<'_>,
+    sum: Operand<'_>,
+    h: &AdagradStep,
+) -> bool {
     let writes = [param, sum];
     if !eligible(&writes, grad) {
         return false;
@@ -226,18 +198,11 @@ pub fn adagrad_step(param: &Tensor, grad: &Tensor, sum: &Tensor, h: &AdagradStep
 
 // ---- eligibility and the chunked driver ----
 
-/// True when the fused loop can run: not tracing, no gradient recording through the
-/// parameter, f32/f64, every tensor dense with the parameter's shape and dtype, and the
-/// written tensors in distinct storages that the gradient does not share (the loop holds
-/// their write locks while reading the gradient).
-fn eligible(writes: &[&Tensor], grad: &Tensor) -> bool {
-    if crate::trace::is_tracing() {
-        return false;
-    }
+/// True when the fused loop can run: f32/f64, every operand dense with the parameter's shape
+/// and dtype, and the written operands in distinct storages that the gradient does not share
+/// (the loop holds their write locks while reading the gradient).
+fn eligible(writes: &[Operand<'_>], grad: Operand<'_>) -> bool {
     let p = writes[0];
-    if is_grad_enabled() && writes.iter().chain([&grad]).any(|t| t.requires_grad()) {
-        return false;
-    }
     if !matches!(p.dtype(), DType::F32 | DType::F64) {
         return false;
     }
@@ -270,7 +235,7 @@ unsafe impl<T: Send> Sync for Col<T> {}
 
 /// Locks the written tensors and the gradient, then runs `body(written chunks, grad chunk)`
 /// over the elements, split into chunks on the thread pool when large.
-fn drive<T, F>(name: &'static str, writes: &[&Tensor], grad: &Tensor, body: F)
+fn drive<T, F>(name: &'static str, writes: &[Operand<'_>], grad: Operand<'_>, body: F)
 where
     T: StorageElement,
     F: Fn(&mut [&mut [T]], &[T]) + Sync,
@@ -459,7 +424,11 @@ impl<T: Float> AdamK<T> {
     }
 }
 
-fn adam_chunk<T: Float + StorageElement>(h: &AdamStep) -> impl Fn(&mut [&mut [T]], &[T]) + Sync {
+/// The Adam arithmetic on one chunk of (param, exp_avg, exp_avg_sq[, max]) and the gradient
+/// (public so a test can compare the pooled loop with one chunk).
+pub fn adam_chunk<T: Float + StorageElement>(
+    h: &AdamStep,
+) -> impl Fn(&mut [&mut [T]], &[T]) + Sync {
     let k = AdamK::<T>::new(h);
     let adam = move |p: &mut T, m: &mut T, v: &mut T, g: T| {
         let (pi, mi, vi) = k.moments(*p, m, v, g);
@@ -667,77 +636,44 @@ fn adagrad_chunk<T: Float + StorageElement>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::no_grad;
-
-    const SGD: SgdStep = SgdStep {
-        lr: 0.5,
-        momentum: 0.0,
-        dampening: 0.0,
-        weight_decay: 0.0,
-        nesterov: false,
-        maximize: false,
+/// The kernel of [`Op::AdamStep`](crate::ops::Op::AdamStep)(super::Op::AdamStep) when the graph runs: the parameter's update is written
+/// into `out` (the parameter itself when the executor runs it in place, else a copy of it).
+pub fn adam_into(h: &AdamHyper, inputs: &[Operand<'_>], out: Operand<'_>) {
+    use adam_args::*;
+    let p = inputs[PARAM];
+    if !(out.shares_storage(p) && out.layout() == p.layout()) {
+        super::copy_into(out, p);
+    }
+    let settings = AdamStep {
+        hyper: *h,
+        lr: scalar_f64(inputs[LR]),
+        step: scalar_f64(inputs[STEP]),
     };
+    let grad = inputs[GRAD];
+    let dense_grad =
+        (!grad.is_contiguous()).then(|| OwnedOperand::dense(super::contiguous(grad), grad.shape()));
+    let done = adam_step(
+        out,
+        dense_grad.as_ref().map_or(grad, OwnedOperand::operand),
+        inputs[EXP_AVG],
+        inputs[EXP_AVG_SQ],
+        h.amsgrad.then(|| inputs[MAX_EXP_AVG_SQ]),
+        &settings,
+    );
+    assert!(
+        done,
+        "adam_step: parameter {:?} {}, its gradient and moments must be dense, of one dtype \
+         and not share storage",
+        out.shape(),
+        out.dtype()
+    );
+}
 
-    #[test]
-    fn plain_sgd_updates_in_place_and_bumps_the_version() {
-        let p = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], [3]);
-        let g = Tensor::from_vec(vec![2.0f32, -2.0, 0.0], [3]);
-        let v0 = p.version();
-        assert!(sgd_step(&p, &g, None, false, &SGD));
-        assert_eq!(p.to_vec::<f32>(), [0.0, 3.0, 3.0]);
-        assert!(p.version() > v0);
-    }
-
-    #[test]
-    fn large_tensors_split_across_the_pool_match_the_inline_loop() {
-        let n = 5 * threads::GRAIN + 17;
-        let p = Tensor::randn([n], DType::F64);
-        let g = Tensor::randn([n], DType::F64);
-        let step = AdamStep {
-            hyper: AdamHyper::default(),
-            lr: 0.1,
-            step: 1.0,
-        };
-        let (m, v) = (p.zeros_like(), p.zeros_like());
-        let want: Vec<f64> = {
-            let (pv, gv) = (p.to_vec::<f64>(), g.to_vec::<f64>());
-            let (mut mv, mut vv) = (vec![0.0; n], vec![0.0; n]);
-            let mut pv2 = pv.clone();
-            adam_chunk::<f64>(&step)(&mut [&mut pv2[..], &mut mv[..], &mut vv[..]], &gv);
-            pv2
-        };
-        assert!(adam_step(&p, &g, &m, &v, None, &step));
-        assert_eq!(p.to_vec::<f64>(), want);
-    }
-
-    #[test]
-    fn declines_what_it_cannot_fuse_and_changes_nothing() {
-        let p = Tensor::randn([4, 5], DType::F32);
-        let before = p.to_vec::<f32>();
-        // A transposed (non-dense) gradient.
-        let gt = Tensor::randn([5, 4], DType::F32).t();
-        assert!(!sgd_step(&p, &gt, None, false, &SGD));
-        // Mismatched dtype and unsupported dtype.
-        assert!(!sgd_step(&p, &p.to_dtype(DType::F64), None, false, &SGD));
-        let h = p.to_dtype(DType::BF16);
-        assert!(!sgd_step(&h, &h.ones_like(), None, false, &SGD));
-        // The gradient aliasing the parameter (the loop would lock it twice).
-        assert!(!sgd_step(&p, &p.detach(), None, false, &SGD));
-        // Momentum without a buffer, and a buffer aliasing the parameter.
-        let mom = SgdStep {
-            momentum: 0.9,
-            ..SGD
-        };
-        let g = p.ones_like();
-        assert!(!sgd_step(&p, &g, None, false, &mom));
-        assert!(!sgd_step(&p, &g, Some(&p.detach()), false, &mom));
-        assert_eq!(p.to_vec::<f32>(), before);
-        // Gradient recording on for a parameter that requires grad.
-        let w = p.detach().requires_grad_(true);
-        assert!(!sgd_step(&w, &g, None, false, &SGD));
-        assert!(no_grad(|| sgd_step(&w, &g, None, false, &SGD)));
-    }
+/// The value of a one-element f64 tensor, read in place (`item` copies it out through a
+/// vector, and the executor allocates nothing per call).
+fn scalar_f64(t: Operand<'_>) -> f64 {
+    let guard = t.storage().read();
+    let data = <f64 as crate::storage::StorageElement>::slice(&guard)
+        .unwrap_or_else(|| panic!("adam_step: step and lr must be f64, got {}", t.dtype()));
+    data[t.layout().offset]
 }

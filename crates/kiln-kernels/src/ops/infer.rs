@@ -7,8 +7,8 @@
 
 use super::{Distribution, Op};
 use crate::dtype::DType;
+use crate::operand::Operand;
 use crate::shape::{broadcast_shapes, checked_numel, same_shape, shape_of, Shape};
-use crate::tensor::Tensor;
 
 /// Why an op cannot apply to its operands; the message names the op, shapes and dtypes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +34,8 @@ macro_rules! fail {
 pub(crate) use fail;
 
 /// What inference needs to know of an operand: its shape and dtype. Implemented by
-/// [`Tensor`] (eager and traced code) and [`TypeRef`] (a graph read from a file).
+/// `kiln_core`'s tensor (eager and traced code), [`Operand`] (kernels) and [`TypeRef`] (a
+/// graph read from a file).
 pub trait ValueType {
     /// The dims.
     fn shape(&self) -> &[usize];
@@ -54,12 +55,12 @@ pub trait ValueType {
     }
 }
 
-impl ValueType for Tensor {
+impl ValueType for Operand<'_> {
     fn shape(&self) -> &[usize] {
-        Tensor::shape(self)
+        Operand::shape(self)
     }
     fn dtype(&self) -> DType {
-        Tensor::dtype(self)
+        Operand::dtype(self)
     }
 }
 
@@ -219,7 +220,7 @@ fn binary_dtype(op: &Op, a: DType, b: DType) -> InferResult<DType> {
 /// [`try_infer`], located at the caller's line (`#[track_caller]` up the public API).
 #[inline(always)]
 #[track_caller]
-pub fn infer(op: &Op, inputs: &[&Tensor]) -> (Shape, DType) {
+pub fn infer<T: ValueType>(op: &Op, inputs: &[&T]) -> (Shape, DType) {
     // The common eager case, a binary op on two same-shape operands, stays small enough to
     // inline into `dispatch` (the output shape is built once, in place, and is as valid as
     // its operands').

@@ -4,9 +4,9 @@ use super::dst::Dst;
 use super::threads::MAP_CHUNK;
 use super::{to_contiguous_vec, to_contiguous_vec_in};
 use crate::dtype::DType;
+use crate::operand::Operand;
 use crate::ops::Op;
 use crate::storage::{CpuStorage, StorageElement};
-use crate::tensor::Tensor;
 use half::{bf16, f16};
 use num_traits::Float;
 
@@ -25,7 +25,7 @@ impl Erf for f64 {
     }
 }
 
-fn map<T: StorageElement>(x: &Tensor, dst: &mut Dst, f: impl Fn(T) -> T + Sync) -> Vec<T> {
+fn map<T: StorageElement>(x: Operand<'_>, dst: &mut Dst, f: impl Fn(T) -> T + Sync) -> Vec<T> {
     if let Some(r) = x.layout().contiguous_range() {
         let g = x.storage().read();
         let src = &T::slice(&g).expect("unary: dtype")[r];
@@ -129,7 +129,7 @@ macro_rules! with_float_unary {
     }};
 }
 
-fn float_kernel<T: Erf + StorageElement>(op: &Op, x: &Tensor, dst: &mut Dst) -> Vec<T> {
+fn float_kernel<T: Erf + StorageElement>(op: &Op, x: Operand<'_>, dst: &mut Dst) -> Vec<T> {
     with_float_unary!(op, T, |f| map(x, dst, f))
 }
 
@@ -175,7 +175,7 @@ pub(crate) fn in_place_by_strips(
 
 /// Runs a vectorized f32 slice kernel over `x` into a new dense buffer, on the pool's threads
 /// when the tensor is large.
-fn simd_map(x: &Tensor, f: SliceKernel, dst: &mut Dst) -> Vec<f32> {
+fn simd_map(x: Operand<'_>, f: SliceKernel, dst: &mut Dst) -> Vec<f32> {
     let mut run = |src: &[f32]| {
         let mut out = dst.take(src.len());
         out.resize(src.len(), 0.0);
@@ -203,35 +203,38 @@ fn f32_slice_fast(op: &Op) -> Option<SliceKernel> {
 }
 
 /// An f32 unary op through its vectorized kernel, if it has one.
-fn f32_fast(op: &Op, x: &Tensor, dst: &mut Dst) -> Option<Vec<f32>> {
+fn f32_fast(op: &Op, x: Operand<'_>, dst: &mut Dst) -> Option<Vec<f32>> {
     f32_slice_fast(op).map(|f| simd_map(x, f, dst))
 }
 
 /// `g · gelu′(x)` (exact GELU), the VJP of GELU in one pass.
-pub(crate) fn gelu_backward(x: &Tensor, g: &Tensor, out: DType, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn gelu_backward(
+    x: Operand<'_>,
+    g: Operand<'_>,
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     let (x, g) = (super::cast_if(x, out), super::cast_if(g, out));
+    let (x, g) = (x.operand(), g.operand());
     if out == DType::F64 {
-        let (xs, gs) = (to_contiguous_vec::<f64>(&x), to_contiguous_vec::<f64>(&g));
+        let (xs, gs) = (to_contiguous_vec::<f64>(x), to_contiguous_vec::<f64>(g));
         let r = std::f64::consts::FRAC_1_SQRT_2;
         let k = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
         let mut o = dst.take(xs.len());
         o.extend(
-            xs.iter().zip(&gs).map(|(&x, &g)| {
-                g * (0.5 * (1.0 + libm::erf(x * r)) + x * k * (-0.5 * x * x).exp())
-            }),
+            xs.iter()
+                .zip(&gs)
+                .map(|(x, g)| g * (0.5 * (1.0 + libm::erf(x * r)) + x * k * (-0.5 * x * x).exp())),
         );
         return CpuStorage::F64(o);
     }
-    let (x32, g32) = (
-        super::cast_if(&x, DType::F32),
-        super::cast_if(&g, DType::F32),
-    );
-    let (xs, gs) = (dense_f32(&x32), dense_f32(&g32));
+    let (x32, g32) = (super::cast_if(x, DType::F32), super::cast_if(g, DType::F32));
+    let (xs, gs) = (dense_f32(x32.operand()), dense_f32(g32.operand()));
     let n = xs.len();
     let mut o = if out == DType::F32 {
         dst.take(n)
     } else {
-        super::pool::take(n)
+        crate::pool::take(n)
     };
     o.resize(n, 0.0);
     super::threads::for_each_chunk(&mut o, MAP_CHUNK, |s, d| {
@@ -247,7 +250,7 @@ pub(crate) fn gelu_backward(x: &Tensor, g: &Tensor, out: DType, dst: &mut Dst) -
 }
 
 /// The elements of an f32 tensor in row-major order: borrowed when dense, else copied.
-fn dense_f32(t: &Tensor) -> DenseF32<'_> {
+fn dense_f32(t: Operand<'_>) -> DenseF32<'_> {
     match t.layout().contiguous_range() {
         Some(r) => DenseF32::Borrowed(t.storage().read(), r),
         None => DenseF32::Owned(to_contiguous_vec::<f32>(t)),
@@ -266,14 +269,14 @@ impl std::ops::Deref for DenseF32<'_> {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
         match self {
-            DenseF32::Borrowed(g, r) => &f32::slice(g).expect("gelu_backward: dtype")[r.clone()],
+            DenseF32::Borrowed(g, r) => &f32::slice(&g).expect("gelu_backward: dtype")[r.clone()],
             DenseF32::Owned(v) => v,
         }
     }
 }
 
 /// Integer / generic path through f64 (Relu, Abs, Sign, Affine, Clamp on integer tensors).
-fn generic_kernel(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
+fn generic_kernel(op: &Op, x: Operand<'_>, out: DType) -> CpuStorage {
     let vals = super::copy::cast(x, DType::F64);
     let CpuStorage::F64(v) = vals else {
         unreachable!()
@@ -294,7 +297,7 @@ fn generic_kernel(op: &Op, x: &Tensor, out: DType) -> CpuStorage {
 }
 
 /// Applies a unary op, producing a dense buffer of `out` dtype.
-pub(crate) fn unary(op: &Op, x: &Tensor, out: DType, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn unary(op: &Op, x: Operand<'_>, out: DType, dst: &mut Dst) -> CpuStorage {
     if matches!(op, Op::LogicalNot) {
         let vals = super::copy::cast(x, DType::Bool);
         let CpuStorage::Bool(v) = vals else {
@@ -306,18 +309,20 @@ pub(crate) fn unary(op: &Op, x: &Tensor, out: DType, dst: &mut Dst) -> CpuStorag
         return generic_kernel(op, x, out);
     }
     let x = super::cast_if(x, out);
+    let x = x.operand();
     match out {
-        DType::F32 => CpuStorage::F32(match f32_fast(op, &x, dst) {
+        DType::F32 => CpuStorage::F32(match f32_fast(op, x, dst) {
             Some(v) => v,
-            None => float_kernel::<f32>(op, &x, dst),
+            None => float_kernel::<f32>(op, x, dst),
         }),
-        DType::F64 => CpuStorage::F64(float_kernel::<f64>(op, &x, dst)),
+        DType::F64 => CpuStorage::F64(float_kernel::<f64>(op, x, dst)),
         DType::BF16 | DType::F16 => {
-            let x32 = super::cast_if(&x, DType::F32);
+            let x32 = super::cast_if(x, DType::F32);
+            let x32 = x32.operand();
             let fresh = &mut Dst::fresh();
-            let r = match f32_fast(op, &x32, fresh) {
+            let r = match f32_fast(op, x32, fresh) {
                 Some(v) => v,
-                None => float_kernel::<f32>(op, &x32, fresh),
+                None => float_kernel::<f32>(op, x32, fresh),
             };
             if out == DType::BF16 {
                 CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())

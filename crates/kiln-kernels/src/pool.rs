@@ -13,8 +13,8 @@
 //! occupying the cache (before this, buffers of sizes nothing asked for again filled it to
 //! its cap and added to every later peak).
 
+use crate::buffer::{CpuStorage, StorageElement};
 use crate::dtype::DType;
-use crate::storage::{CpuStorage, StorageElement};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

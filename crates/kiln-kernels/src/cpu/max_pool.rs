@@ -7,9 +7,9 @@ use super::num::Num;
 use super::threads;
 use super::with_dense;
 use crate::dtype::DType;
+use crate::operand::Operand;
 use crate::ops::Pool2dParams;
 use crate::storage::CpuStorage;
-use crate::tensor::Tensor;
 
 /// Window taps along one axis that fall inside the input: the first input index read and
 /// how many taps (spaced by the dilation) read inside.
@@ -247,7 +247,7 @@ fn backward<T: Num + PartialOrd>(x: &[T], gy: &[T], pl: &Plane) -> Vec<T> {
 }
 
 /// [`crate::ops::Op::MaxPool2d`].
-pub fn max_pool2d(x: &Tensor, p: &Pool2dParams, shape: &[usize]) -> CpuStorage {
+pub fn max_pool2d(x: Operand<'_>, p: &Pool2dParams, shape: &[usize]) -> CpuStorage {
     let pl = Plane::new(p, x.shape()[2], x.shape()[3], [shape[2], shape[3]]);
     let total = shape.iter().product();
     match x.dtype() {
@@ -258,14 +258,14 @@ pub fn max_pool2d(x: &Tensor, p: &Pool2dParams, shape: &[usize]) -> CpuStorage {
 }
 
 /// [`crate::ops::Op::MaxPool2dBackward`]: inputs x and the output gradient.
-pub fn max_pool2d_backward(x: &Tensor, gy: &Tensor, p: &Pool2dParams) -> CpuStorage {
+pub fn max_pool2d_backward(x: Operand<'_>, gy: Operand<'_>, p: &Pool2dParams) -> CpuStorage {
     let pl = Plane::new(
         p,
         x.shape()[2],
         x.shape()[3],
         [gy.shape()[2], gy.shape()[3]],
     );
-    fn go<T: Num + PartialOrd>(x: &Tensor, gy: &Tensor, pl: &Plane) -> Vec<T> {
+    fn go<T: Num + PartialOrd>(x: Operand<'_>, gy: Operand<'_>, pl: &Plane) -> Vec<T> {
         with_dense::<T, _>(x, |x| with_dense::<T, _>(gy, |gy| backward(x, gy, pl)))
     }
     match x.dtype() {

@@ -5,8 +5,8 @@
 use super::dst::Dst;
 use super::{simd, to_contiguous_vec};
 use crate::dtype::DType;
+use crate::operand::Operand;
 use crate::storage::{CpuStorage, StorageElement};
-use crate::tensor::Tensor;
 use half::{bf16, f16};
 use num_traits::Float;
 
@@ -140,7 +140,7 @@ fn block<T: Elem>(src: &[T], dst: &mut [T], inner: usize, log: bool, scratch: &m
 /// Elements of a row whose exponentials log-softmax sums at once.
 const ROW_PIECE: usize = 1024;
 
-fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool, dst: &mut Dst) -> Vec<T> {
+fn typed<T: Elem>(x: Operand<'_>, dim: usize, log: bool, dst: &mut Dst) -> Vec<T> {
     let shape = x.shape();
     let (n, inner) = if shape.is_empty() {
         (1, 1)
@@ -174,14 +174,21 @@ fn typed<T: Elem>(x: &Tensor, dim: usize, log: bool, dst: &mut Dst) -> Vec<T> {
 }
 
 /// Softmax (or log-softmax) of `x` along `dim` into a dense buffer of dtype `out` (a float).
-pub(crate) fn softmax(x: &Tensor, dim: usize, log: bool, out: DType, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn softmax(
+    x: Operand<'_>,
+    dim: usize,
+    log: bool,
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     let x = super::cast_if(x, out);
+    let x = x.operand();
     match out {
-        DType::F32 => CpuStorage::F32(typed::<f32>(&x, dim, log, dst)),
-        DType::F64 => CpuStorage::F64(typed::<f64>(&x, dim, log, dst)),
+        DType::F32 => CpuStorage::F32(typed::<f32>(x, dim, log, dst)),
+        DType::F64 => CpuStorage::F64(typed::<f64>(x, dim, log, dst)),
         DType::BF16 | DType::F16 => {
             let fresh = &mut Dst::fresh();
-            let r = typed::<f32>(&super::cast_if(&x, DType::F32), dim, log, fresh);
+            let r = typed::<f32>(super::cast_if(x, DType::F32).operand(), dim, log, fresh);
             if out == DType::BF16 {
                 CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())
             } else {

@@ -10,16 +10,16 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts a measuring window at the bytes live now.
 pub fn start() {
-    BASE.store(crate::cpu::pool::window_start(), Ordering::Relaxed);
+    BASE.store(crate::pool::window_start(), Ordering::Relaxed);
 }
 
 /// The most bytes live at once since [`start`], beyond those live at [`start`] (tensors that
 /// existed before, such as parameters, are not counted).
 pub fn stop() -> usize {
-    crate::cpu::pool::window_peak().saturating_sub(BASE.load(Ordering::Relaxed))
+    crate::pool::window_peak().saturating_sub(BASE.load(Ordering::Relaxed))
 }
 
 /// Bytes of (large) tensor buffers live now.
 pub fn live_bytes() -> usize {
-    crate::cpu::pool::live_bytes()
+    crate::pool::live_bytes()
 }

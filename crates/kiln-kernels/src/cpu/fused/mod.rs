@@ -1,14 +1,16 @@
 //! Kernel of [`crate::ops::Op::Fused`]: runs a fused elementwise program tile by tile, so every
 //! intermediate of the chain lives in a small buffer in L1 instead of a full-size tensor.
 
+mod reduce;
+
 use super::binary::binary_f32_slice;
 use super::simd;
 use super::strided::for_each_run_from;
 use super::threads;
 use super::unary::unary_f32_slice;
+use crate::operand::Operand;
 use crate::ops::fused::{FusedProgram, FusedStep};
 use crate::storage::CpuStorage;
-use crate::tensor::Tensor;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 use std::mem::MaybeUninit;
@@ -65,16 +67,16 @@ impl OutPtr {
 /// Runs `program` over `inputs` into a new f32 buffer of `shape`. Never inlined: the eager
 /// kernel dispatch stays small.
 #[inline(never)]
-pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> CpuStorage {
+pub fn fused(program: &FusedProgram, inputs: &[Operand<'_>], shape: &[usize]) -> CpuStorage {
     let numel: usize = shape.iter().product();
-    let mut out: Vec<f32> = super::pool::take(numel);
+    let mut out: Vec<f32> = crate::pool::take(numel);
     // SAFETY: every element is written by `run` (or the reduction) before the buffer is read.
     #[allow(clippy::uninit_vec)]
     unsafe {
         out.set_len(numel)
     };
     if let Some(r) = &program.reduce {
-        super::fused_reduce::reduce_into(program, r, inputs, &mut out);
+        reduce::reduce_into(program, r, inputs, &mut out);
         return CpuStorage::F32(out);
     }
     let stores = store_targets(program, inputs, shape);
@@ -89,7 +91,7 @@ pub fn fused(program: &FusedProgram, inputs: &[&Tensor], shape: &[usize]) -> Cpu
 /// be one of the inputs — the graph executor's in-place update of a value that dies here.
 /// Panics unless every input sharing `out`'s storage is `out` itself (same dense layout).
 #[inline(never)]
-pub fn fused_into(program: &FusedProgram, inputs: &[&Tensor], out: &Tensor) {
+pub fn fused_into(program: &FusedProgram, inputs: &[Operand<'_>], out: Operand<'_>) {
     let shape = out.shape();
     assert!(
         out.dtype() == crate::dtype::DType::F32 && out.is_contiguous() && out.layout().offset == 0,
@@ -104,7 +106,7 @@ pub fn fused_into(program: &FusedProgram, inputs: &[&Tensor], out: &Tensor) {
         // SAFETY: `out` is dense f32 at offset 0 with `numel` elements, checked above, and no
         // input shares its storage.
         let out = unsafe { std::slice::from_raw_parts_mut(ptr, numel) };
-        return super::fused_reduce::reduce_into(program, r, inputs, out);
+        return reduce::reduce_into(program, r, inputs, out);
     }
     for t in inputs {
         if t.shares_storage(out) && (t.layout() != out.layout()) {
@@ -123,7 +125,7 @@ pub fn fused_into(program: &FusedProgram, inputs: &[&Tensor], out: &Tensor) {
 
 /// The address of dense f32 `t`'s first element, taken under a write lock (which bumps the
 /// storage's version: the buffer is about to change). The buffer stays put while `t` lives.
-fn dense_f32_ptr(t: &Tensor, what: &str) -> *mut f32 {
+fn dense_f32_ptr(t: Operand<'_>, what: &str) -> *mut f32 {
     let mut guard = t.storage().write();
     match &mut *guard {
         CpuStorage::F32(v) => {
@@ -141,7 +143,7 @@ fn dense_f32_ptr(t: &Tensor, what: &str) -> *mut f32 {
 /// Per store of `program`: the step register and where its input's elements start.
 fn store_targets(
     program: &FusedProgram,
-    inputs: &[&Tensor],
+    inputs: &[Operand<'_>],
     shape: &[usize],
 ) -> SmallVec<[(usize, OutPtr); 4]> {
     program
@@ -174,7 +176,7 @@ fn store_targets(
 }
 
 pub(super) fn sources(
-    inputs: &[&Tensor],
+    inputs: &[Operand<'_>],
     guards: &[parking_lot::RwLockReadGuard<'_, CpuStorage>],
     shape: &[usize],
 ) -> SmallVec<[Source; 8]> {

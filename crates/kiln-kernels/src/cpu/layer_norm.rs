@@ -6,8 +6,8 @@
 use super::dst::Dst;
 use super::{simd, with_dense};
 use crate::dtype::{DType, Element};
+use crate::operand::Operand;
 use crate::storage::{CpuStorage, StorageElement};
-use crate::tensor::Tensor;
 use half::{bf16, f16};
 use num_traits::Float;
 
@@ -84,7 +84,7 @@ fn rows<T: Elem>(
     out
 }
 
-fn forward_typed<T: Elem>(inputs: &[&Tensor], eps: f64, dst: &mut Dst) -> Vec<T> {
+fn forward_typed<T: Elem>(inputs: &[Operand<'_>], eps: f64, dst: &mut Dst) -> Vec<T> {
     let x = inputs[0];
     let d = x.shape().last().copied().unwrap_or(1);
     with_dense::<T, _>(x, |src| {
@@ -95,14 +95,14 @@ fn forward_typed<T: Elem>(inputs: &[&Tensor], eps: f64, dst: &mut Dst) -> Vec<T>
         };
         match inputs {
             [_, w, b] => {
-                with_dense::<T, _>(w, |w| with_dense::<T, _>(b, |b| run(Some((w, b)), dst)))
+                with_dense::<T, _>(*w, |w| with_dense::<T, _>(*b, |b| run(Some((w, b)), dst)))
             }
             _ => run(None, dst),
         }
     })
 }
 
-fn backward_typed<T: Elem>(x: &Tensor, g: &Tensor, eps: f64, dst: &mut Dst) -> Vec<T> {
+fn backward_typed<T: Elem>(x: Operand<'_>, g: Operand<'_>, eps: f64, dst: &mut Dst) -> Vec<T> {
     let d = x.shape().last().copied().unwrap_or(1);
     with_dense::<T, _>(x, |xs| {
         with_dense::<T, _>(g, |gs| {
@@ -116,11 +116,11 @@ fn backward_typed<T: Elem>(x: &Tensor, g: &Tensor, eps: f64, dst: &mut Dst) -> V
 
 /// Runs an f32/f64 kernel on float tensors of dtype `out`, computing bf16/f16 in f32.
 fn by_dtype(
-    inputs: &[&Tensor],
+    inputs: &[Operand<'_>],
     out: DType,
     dst: &mut Dst,
-    f32_kernel: impl Fn(&[&Tensor], &mut Dst) -> Vec<f32>,
-    f64_kernel: impl Fn(&[&Tensor], &mut Dst) -> Vec<f64>,
+    f32_kernel: impl Fn(&[Operand<'_>], &mut Dst) -> Vec<f32>,
+    f64_kernel: impl Fn(&[Operand<'_>], &mut Dst) -> Vec<f64>,
 ) -> CpuStorage {
     match out {
         DType::F32 => CpuStorage::F32(f32_kernel(inputs, dst)),
@@ -128,9 +128,9 @@ fn by_dtype(
         DType::BF16 | DType::F16 => {
             let wide: Vec<_> = inputs
                 .iter()
-                .map(|t| super::cast_if(t, DType::F32).into_owned())
+                .map(|&t| super::cast_if(t, DType::F32))
                 .collect();
-            let refs: Vec<&Tensor> = wide.iter().collect();
+            let refs: Vec<Operand<'_>> = wide.iter().map(|w| w.operand()).collect();
             let r = f32_kernel(&refs, &mut Dst::fresh());
             if out == DType::BF16 {
                 CpuStorage::BF16(r.into_iter().map(bf16::from_f32).collect())
@@ -144,7 +144,12 @@ fn by_dtype(
 
 /// `(x − mean) / sqrt(var + eps)` over the last dim of `inputs[0]`, times `inputs[1]` plus
 /// `inputs[2]` when given.
-pub(crate) fn layer_norm(inputs: &[&Tensor], eps: f64, out: DType, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn layer_norm(
+    inputs: &[Operand<'_>],
+    eps: f64,
+    out: DType,
+    dst: &mut Dst,
+) -> CpuStorage {
     by_dtype(
         inputs,
         out,
@@ -156,8 +161,8 @@ pub(crate) fn layer_norm(inputs: &[&Tensor], eps: f64, out: DType, dst: &mut Dst
 
 /// The gradient of [`layer_norm`] with respect to `x`, given the output gradient `g`.
 pub(crate) fn layer_norm_backward(
-    x: &Tensor,
-    g: &Tensor,
+    x: Operand<'_>,
+    g: Operand<'_>,
     eps: f64,
     out: DType,
     dst: &mut Dst,

@@ -10,9 +10,9 @@ use super::transpose::{transpose_into, transpose_par};
 use super::{cast_if, num::Num};
 use crate::dtype::DType;
 use crate::layout::Layout;
+use crate::operand::{Operand, OwnedOperand};
 use crate::ops::Activation;
 use crate::storage::CpuStorage;
-use crate::tensor::Tensor;
 use gemm::Parallelism;
 use half::f16;
 use rayon::prelude::*;
@@ -393,9 +393,9 @@ fn naive<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &mut D
 type Kernel<T> = fn(&[T], &[T], &Geometry, Option<&[T]>, &mut Dst) -> Vec<T>;
 
 fn typed<T: Num>(
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    bias: Option<Operand<'_>>,
     shape: &[usize],
     f: Kernel<T>,
     dst: &mut Dst,
@@ -421,9 +421,9 @@ fn typed<T: Num>(
 
 /// `a @ b (+ bias)` for rank ≥ 2 operands with broadcast batch dims.
 pub(crate) fn matmul(
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    bias: Option<Operand<'_>>,
     shape: &[usize],
     dst: &mut Dst,
 ) -> CpuStorage {
@@ -432,10 +432,11 @@ pub(crate) fn matmul(
         DType::F64 => typed::<f64>(a, b, bias, shape, gemm_typed, dst),
         DType::F16 => typed::<f16>(a, b, bias, shape, gemm_typed, dst),
         DType::BF16 => {
+            let bias = bias.map(|t| cast_if(t, DType::F32));
             let r = typed::<f32>(
-                &cast_if(a, DType::F32),
-                &cast_if(b, DType::F32),
-                bias.map(|t| cast_if(t, DType::F32)).as_deref(),
+                cast_if(a, DType::F32).operand(),
+                cast_if(b, DType::F32).operand(),
+                bias.as_ref().map(|t| t.operand()),
                 shape,
                 gemm_typed,
                 &mut Dst::fresh(),
@@ -443,7 +444,8 @@ pub(crate) fn matmul(
             let CpuStorage::F32(v) = r else {
                 unreachable!()
             };
-            super::copy::cast(&Tensor::from_vec(v, shape), DType::BF16)
+            let product = OwnedOperand::dense(CpuStorage::F32(v), shape);
+            super::copy::cast(product.operand(), DType::BF16)
         }
         DType::I64 => typed::<i64>(a, b, bias, shape, naive, dst),
         DType::I32 => typed::<i32>(a, b, bias, shape, naive, dst),
@@ -455,9 +457,9 @@ pub(crate) fn matmul(
 /// `act(a @ b (+ bias))`: the product, then the activation over it in place while it is
 /// still in cache (f32), instead of a second kernel reading it back into a new buffer.
 pub(crate) fn matmul_act(
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    bias: Option<Operand<'_>>,
     act: Activation,
     shape: &[usize],
     dtype: DType,
@@ -469,11 +471,8 @@ pub(crate) fn matmul_act(
             CpuStorage::F32(v)
         }
         other => {
-            let product = Tensor::from_storage(
-                std::sync::Arc::new(crate::storage::Storage::cpu(other)),
-                Layout::contiguous(shape),
-            );
-            super::unary::unary(&act.op(), &product, dtype, &mut Dst::fresh())
+            let product = OwnedOperand::dense(other, shape);
+            super::unary::unary(&act.op(), product.operand(), dtype, &mut Dst::fresh())
         }
     }
 }
@@ -501,7 +500,7 @@ fn with_block_scratch(len: usize, f: impl FnOnce(&mut [f32], &mut Vec<f32>)) {
 /// of graph mode, which writes over the GELU input where it dies).
 ///
 /// [`Op::MatmulGeluBackward`]: crate::ops::Op::MatmulGeluBackward
-fn gelu_backward_of_product(a: &Tensor, b: &Tensor, x: &mut [f32]) {
+fn gelu_backward_of_product(a: Operand<'_>, b: Operand<'_>, x: &mut [f32]) {
     let (m, n) = (a.shape()[0], b.shape()[1]);
     assert_eq!(x.len(), m * n, "matmul_gelu_backward: output size");
     let (ga, gb) = (a.storage().read(), b.storage().read());
@@ -537,7 +536,7 @@ fn gelu_backward_of_product(a: &Tensor, b: &Tensor, x: &mut [f32]) {
 /// gradient in a backward).
 ///
 /// [`Op::MatmulGeluRhs`]: crate::ops::Op::MatmulGeluRhs
-fn gelu_rhs_product(a: &Tensor, x: &Tensor, out: &mut [f32]) {
+fn gelu_rhs_product(a: Operand<'_>, x: Operand<'_>, out: &mut [f32]) {
     let (m, k, n) = (a.shape()[0], a.shape()[1], x.shape()[1]);
     assert_eq!(out.len(), m * n, "matmul_gelu_rhs: output size");
     let ga = a.storage().read();
@@ -572,7 +571,7 @@ fn gelu_rhs_product(a: &Tensor, x: &Tensor, out: &mut [f32]) {
 /// [`Op::MatmulGeluRhs`] into a buffer from `dst`, zeroed first (the blocks accumulate onto it).
 ///
 /// [`Op::MatmulGeluRhs`]: crate::ops::Op::MatmulGeluRhs
-pub(crate) fn matmul_gelu_rhs(inputs: &[&Tensor], dst: &mut Dst) -> CpuStorage {
+pub(crate) fn matmul_gelu_rhs(inputs: &[Operand<'_>], dst: &mut Dst) -> CpuStorage {
     let n = inputs[0].shape()[0] * inputs[1].shape()[1];
     let mut v = dst.filled(n, 0.0f32);
     gelu_rhs_product(inputs[0], inputs[1], &mut v);
@@ -582,7 +581,7 @@ pub(crate) fn matmul_gelu_rhs(inputs: &[&Tensor], dst: &mut Dst) -> CpuStorage {
 /// [`Op::MatmulGeluBackward`] into a new buffer: `x` copied, then updated in place.
 ///
 /// [`Op::MatmulGeluBackward`]: crate::ops::Op::MatmulGeluBackward
-pub(crate) fn matmul_gelu_backward(inputs: &[&Tensor], dst: &mut Dst) -> CpuStorage {
+pub(crate) fn matmul_gelu_backward(inputs: &[Operand<'_>], dst: &mut Dst) -> CpuStorage {
     match super::copy::contiguous_in(inputs[2], dst) {
         CpuStorage::F32(mut v) => {
             gelu_backward_of_product(inputs[0], inputs[1], &mut v);
@@ -597,7 +596,7 @@ pub(crate) fn matmul_gelu_backward(inputs: &[&Tensor], dst: &mut Dst) -> CpuStor
 ///
 /// [`Op::MatmulReluBackward`]: crate::ops::Op::MatmulReluBackward
 pub(crate) fn matmul_relu_backward(
-    inputs: &[&Tensor],
+    inputs: &[Operand<'_>],
     shape: &[usize],
     dst: &mut Dst,
 ) -> CpuStorage {
@@ -619,7 +618,7 @@ pub(crate) fn matmul_relu_backward(
 /// executor's in-place plan); otherwise the input is copied into `out` first.
 ///
 /// [`Op::MatmulGeluBackward`]: crate::ops::Op::MatmulGeluBackward
-pub(crate) fn matmul_gelu_backward_into(inputs: &[&Tensor], out: &Tensor) {
+pub(crate) fn matmul_gelu_backward_into(inputs: &[Operand<'_>], out: Operand<'_>) {
     let (a, b, x) = (inputs[0], inputs[1], inputs[2]);
     assert!(
         out.dtype() == DType::F32 && out.is_contiguous() && out.layout().offset == 0,
@@ -647,6 +646,7 @@ pub(crate) fn matmul_gelu_backward_into(inputs: &[&Tensor], out: &Tensor) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::testing::V;
 
     /// Largest |got − want| / (1 + |want|).
     fn max_scaled_diff(got: &[f64], want: &[f64]) -> f64 {
@@ -658,11 +658,12 @@ mod tests {
 
     #[test]
     fn gelu_backward_of_a_product_in_row_blocks_matches_the_two_ops() {
-        use crate::ops::{dispatch, Op};
+        use crate::cpu::testing::dispatch;
+        use crate::ops::Op;
         // 1100 × 600: blocks of 873 rows, then 227; `a` transposed (rows strided by 1).
-        let a = Tensor::randn([64, 1100], DType::F32).t();
-        let b = Tensor::randn([64, 600], DType::F32);
-        let x = Tensor::randn([1100, 600], DType::F32);
+        let a = V::randn([64, 1100], DType::F32).t();
+        let b = V::randn([64, 600], DType::F32);
+        let x = V::randn([1100, 600], DType::F32);
         let x_before = x.to_f64_vec();
         let reference = dispatch(Op::GeluBackward, &[&x, &a.matmul(&b)]).to_f64_vec();
         let close = |got: &[f64]| {
@@ -673,17 +674,22 @@ mod tests {
         close(&dispatch(Op::MatmulGeluBackward, &[&a, &b, &x]).to_f64_vec());
         assert_eq!(x.to_f64_vec(), x_before);
         // The executor's in-place form: over `x` itself.
-        super::super::execute_into(&Op::MatmulGeluBackward, &[&a, &b, &x], &x);
+        super::super::execute_into(
+            &Op::MatmulGeluBackward,
+            &[a.operand(), b.operand(), x.operand()],
+            x.operand(),
+        );
         close(&x.to_f64_vec());
     }
 
     #[test]
     fn product_with_a_gelu_of_the_right_operand_in_blocks_matches_the_two_ops() {
-        use crate::ops::{dispatch, Op};
+        use crate::cpu::testing::dispatch;
+        use crate::ops::Op;
         // k = 1100 rows of x in blocks of 873 and 227; `a` transposed (a weight gradient's
         // dyᵀ), x a transposed view (copied once).
-        let a = Tensor::randn([1100, 96], DType::F32).t();
-        let x = Tensor::randn([600, 1100], DType::F32).t();
+        let a = V::randn([1100, 96], DType::F32).t();
+        let x = V::randn([600, 1100], DType::F32).t();
         // Against the f64 product: f32 sums over k = 1100 drift ~4e-5 relative (the unfused
         // pair measured 4.2e-5, the blocked kernel 2.3e-5).
         let exact = a
@@ -703,14 +709,15 @@ mod tests {
     #[test]
     #[should_panic(expected = "matmul_gelu_backward: needs f32 a [m, k], b [k, n], x [m, n]")]
     fn gelu_backward_of_a_product_names_mismatched_operands() {
-        let a = Tensor::randn([4, 3], DType::F32);
-        let b = Tensor::randn([3, 5], DType::F32);
-        let x = Tensor::randn([4, 6], DType::F32);
-        crate::ops::dispatch(crate::ops::Op::MatmulGeluBackward, &[&a, &b, &x]);
+        let a = V::randn([4, 3], DType::F32);
+        let b = V::randn([3, 5], DType::F32);
+        let x = V::randn([4, 6], DType::F32);
+        crate::cpu::testing::dispatch(crate::ops::Op::MatmulGeluBackward, &[&a, &b, &x]);
     }
 
     /// `gemm_typed` against the naive triple loop for `T`, on layouts given as tensors.
-    fn check<T: Num + Into<f64>>(a: &Tensor, b: &Tensor, tol: f64) {
+    fn check<T: Num + Into<f64>>(a: &V, b: &V, tol: f64) {
+        let (a, b) = (a.operand(), b.operand());
         let (ra, rb) = (a.rank(), b.rank());
         let batch: Vec<usize> = if ra > rb {
             a.shape()[..ra - 2].to_vec()
@@ -738,13 +745,14 @@ mod tests {
 
     #[test]
     fn activation_epilogue_matches_the_separate_op() {
-        use crate::ops::{dispatch, Op};
+        use crate::cpu::testing::dispatch;
+        use crate::ops::Op;
         // 150,300 f32 products: the in-place pass splits them across threads, in strips with
         // a ragged last one. f64 takes the generic path.
         for dtype in [DType::F32, DType::F64] {
-            let a = Tensor::randn([300, 257], dtype);
-            let w = Tensor::randn([501, 257], dtype);
-            let bias = Tensor::randn([501], dtype);
+            let a = V::randn([300, 257], dtype);
+            let w = V::randn([501, 257], dtype);
+            let bias = V::randn([501], dtype);
             for act in [
                 Activation::Relu,
                 Activation::Gelu { tanh: false },
@@ -766,25 +774,19 @@ mod tests {
         for dtype in [DType::F64, DType::F32] {
             let tol = if dtype == DType::F64 { 1e-12 } else { 1e-4 };
             let k = NT_COPY_K + 37;
-            let a = Tensor::randn([3, 5, k], dtype);
-            let w = Tensor::randn([7, k], dtype);
-            let bb = Tensor::randn([3, 6, k], dtype);
-            let a2 = Tensor::randn([9, k], dtype);
+            let a = V::randn([3, 5, k], dtype);
+            let w = V::randn([7, k], dtype);
+            let bb = V::randn([3, 6, k], dtype);
+            let a2 = V::randn([9, k], dtype);
             let cases = [
                 (a.clone(), w.t()),
                 (a.clone(), bb.transpose(-2, -1)),
                 (a2, w.t()),
                 // The weight larger than the batch: a and the product copied instead, in
                 // one threaded product.
-                (
-                    Tensor::randn([128, k], dtype),
-                    Tensor::randn([300, k], dtype).t(),
-                ),
+                (V::randn([128, k], dtype), V::randn([300, k], dtype).t()),
                 // Too small to leave the calling thread.
-                (
-                    Tensor::randn([2, k], dtype),
-                    Tensor::randn([3, k], dtype).t(),
-                ),
+                (V::randn([2, k], dtype), V::randn([3, k], dtype).t()),
             ];
             for (x, y) in &cases {
                 if dtype == DType::F64 {
@@ -800,21 +802,18 @@ mod tests {
     fn uninitialized_outputs_are_fully_written_for_every_path() {
         // Serial, parallel over the batch, and threaded inside one gemm; also k = 0.
         for (a, b) in [
+            (V::randn([4, 3], DType::F32), V::randn([3, 5], DType::F32)),
             (
-                Tensor::randn([4, 3], DType::F32),
-                Tensor::randn([3, 5], DType::F32),
+                V::randn([8, 64, 48], DType::F32),
+                V::randn([48, 80], DType::F32),
             ),
             (
-                Tensor::randn([8, 64, 48], DType::F32),
-                Tensor::randn([48, 80], DType::F32),
+                V::randn([300, 200], DType::F32),
+                V::randn([200, 300], DType::F32),
             ),
             (
-                Tensor::randn([300, 200], DType::F32),
-                Tensor::randn([200, 300], DType::F32),
-            ),
-            (
-                Tensor::randn([2, 5, 0], DType::F32),
-                Tensor::randn([0, 4], DType::F32),
+                V::randn([2, 5, 0], DType::F32),
+                V::randn([0, 4], DType::F32),
             ),
         ] {
             check::<f32>(&a, &b, 1e-4);
@@ -823,7 +822,8 @@ mod tests {
 
     #[test]
     fn small_products_split_into_column_blocks_on_a_pool_thread_match_the_naive_product() {
-        use crate::ops::{dispatch, Op};
+        use crate::cpu::testing::dispatch;
+        use crate::ops::Op;
         // One row and a few rows; a row-major right operand and a transposed weight; a width
         // that leaves the last block short; with and without a bias.
         for (m, k, n, transposed) in [
@@ -832,13 +832,13 @@ mod tests {
             (8, 256, 300, true),
         ] {
             assert!(splits_inside_pool(m, k, n), "{m}×{k} @ {k}×{n} is split");
-            let a = Tensor::randn([m, k], DType::F32);
+            let a = V::randn([m, k], DType::F32);
             let b = if transposed {
-                Tensor::randn([n, k], DType::F32).t()
+                V::randn([n, k], DType::F32).t()
             } else {
-                Tensor::randn([k, n], DType::F32)
+                V::randn([k, n], DType::F32)
             };
-            let bias = Tensor::randn([n], DType::F32);
+            let bias = V::randn([n], DType::F32);
             let plain = &a.matmul(&b) + &bias;
             let fused = threads::install(|| {
                 assert!(threads::on_pool());
@@ -866,7 +866,8 @@ mod tests {
 
     #[test]
     fn a_bias_input_equals_the_product_plus_the_bias_for_every_dtype_and_path() {
-        use crate::ops::{dispatch, Op};
+        use crate::cpu::testing::dispatch;
+        use crate::ops::Op;
         // Serial, batched, threaded inside one gemm, the transposed-operand copies, and the naive
         // integer and bf16 paths.
         let cases = [
@@ -877,17 +878,11 @@ mod tests {
         ];
         for dtype in [DType::F32, DType::F64, DType::BF16, DType::I64] {
             for (sa, sb, transposed) in cases {
-                let a = Tensor::randn(sa, DType::F32)
-                    .mul_scalar(3.0)
-                    .to_dtype(dtype);
-                let b = Tensor::randn(sb, DType::F32)
-                    .mul_scalar(3.0)
-                    .to_dtype(dtype);
+                let a = V::randn(sa, DType::F32).mul_scalar(3.0).to_dtype(dtype);
+                let b = V::randn(sb, DType::F32).mul_scalar(3.0).to_dtype(dtype);
                 let b = if transposed { b.t() } else { b };
                 let n = b.shape()[1];
-                let bias = Tensor::randn([n], DType::F32)
-                    .mul_scalar(3.0)
-                    .to_dtype(dtype);
+                let bias = V::randn([n], DType::F32).mul_scalar(3.0).to_dtype(dtype);
                 let fused = dispatch(Op::Matmul, &[&a, &b, &bias]);
                 let plain = &a.matmul(&b) + &bias;
                 let (x, y) = (fused.to_vec::<f64>(), plain.to_vec::<f64>());

@@ -6,10 +6,10 @@ use super::num::Num;
 use super::strided::for_each_run;
 use super::threads::MAP_CHUNK;
 use crate::dtype::DType;
+use crate::operand::{Operand, OwnedOperand};
 use crate::ops::{CmpOp, Op};
 use crate::shape::same_shape;
 use crate::storage::{CpuStorage, StorageElement};
-use crate::tensor::Tensor;
 use half::{bf16, f16};
 use std::hint::select_unpredictable;
 use std::mem::MaybeUninit;
@@ -55,7 +55,7 @@ enum Src<'a, T> {
 
 impl<'a, T: StorageElement> Src<'a, T> {
     /// `t`'s elements as a [`Src`] for an output of `shape`, if it is either kind.
-    fn of(t: &Tensor, data: &'a [T], shape: &[usize]) -> Option<Self> {
+    fn of(t: Operand<'_>, data: &'a [T], shape: &[usize]) -> Option<Self> {
         if t.numel() == 1 {
             Some(Src::One(data[t.layout().offset]))
         } else if same_shape(t.shape(), shape) {
@@ -69,8 +69,8 @@ impl<'a, T: StorageElement> Src<'a, T> {
 /// `f(a, b)` when each operand is dense or a single element (`x > 0` against a scalar tensor
 /// included), split across threads; `None` for other layouts.
 fn dense_or_one<T: StorageElement, U: StorageElement>(
-    a: &Tensor,
-    b: &Tensor,
+    a: Operand<'_>,
+    b: Operand<'_>,
     shape: &[usize],
     dst: &mut Dst,
     f: &(impl Fn(T, T) -> U + Sync),
@@ -99,8 +99,8 @@ fn dense_or_one<T: StorageElement, U: StorageElement>(
 
 /// `f(a[i], b[i])` over the broadcast `shape`, in row-major order.
 pub fn zip<T: StorageElement, U: StorageElement>(
-    a: &Tensor,
-    b: &Tensor,
+    a: Operand<'_>,
+    b: Operand<'_>,
     shape: &[usize],
     f: impl Fn(T, T) -> U + Sync,
 ) -> Vec<U> {
@@ -109,8 +109,8 @@ pub fn zip<T: StorageElement, U: StorageElement>(
 
 /// [`zip`] into a vector from `dst`.
 pub(crate) fn zip_in<T: StorageElement, U: StorageElement>(
-    a: &Tensor,
-    b: &Tensor,
+    a: Operand<'_>,
+    b: Operand<'_>,
     shape: &[usize],
     dst: &mut Dst,
     f: impl Fn(T, T) -> U + Sync,
@@ -170,7 +170,13 @@ pub(crate) fn zip_in<T: StorageElement, U: StorageElement>(
     out
 }
 
-fn typed<T: Num>(op: &Op, a: &Tensor, b: &Tensor, shape: &[usize], d: &mut Dst) -> CpuStorage {
+fn typed<T: Num>(
+    op: &Op,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    shape: &[usize],
+    d: &mut Dst,
+) -> CpuStorage {
     match op {
         Op::Add => T::wrap(zip_in(a, b, shape, d, T::add)),
         Op::Sub => T::wrap(zip_in(a, b, shape, d, T::sub)),
@@ -225,8 +231,8 @@ pub(crate) fn binary_f32_slice(op: &Op, a: &[f32], b: &[f32], out: &mut [f32]) {
 /// Applies a broadcasting binary op; operands are promoted to a common dtype first.
 pub(crate) fn binary(
     op: &Op,
-    a: &Tensor,
-    b: &Tensor,
+    a: Operand<'_>,
+    b: Operand<'_>,
     shape: &[usize],
     out: DType,
     dst: &mut Dst,
@@ -235,39 +241,40 @@ pub(crate) fn binary(
         Op::Compare(_) => DType::promote(a.dtype(), b.dtype()),
         _ => out,
     };
-    let (a, b) = (cast_if(a, compute), cast_if(b, compute));
+    let (ca, cb) = (cast_if(a, compute), cast_if(b, compute));
+    let (a, b) = (ca.operand(), cb.operand());
     if matches!(op, Op::Pow) {
         return match compute {
-            DType::F32 => CpuStorage::F32(zip_in(&a, &b, shape, dst, f32::powf)),
-            DType::F64 => CpuStorage::F64(zip_in(&a, &b, shape, dst, f64::powf)),
+            DType::F32 => CpuStorage::F32(zip_in(a, b, shape, dst, f32::powf)),
+            DType::F64 => CpuStorage::F64(zip_in(a, b, shape, dst, f64::powf)),
             _ => {
                 let r = zip(
-                    &cast_if(&a, DType::F32),
-                    &cast_if(&b, DType::F32),
+                    cast_if(a, DType::F32).operand(),
+                    cast_if(b, DType::F32).operand(),
                     shape,
                     f32::powf,
                 );
-                let t = Tensor::from_vec(r, shape);
-                super::copy::cast(&t, compute)
+                let t = OwnedOperand::dense(CpuStorage::F32(r), shape);
+                super::copy::cast(t.operand(), compute)
             }
         };
     }
     match compute {
-        DType::F32 => typed::<f32>(op, &a, &b, shape, dst),
-        DType::F64 => typed::<f64>(op, &a, &b, shape, dst),
-        DType::BF16 => typed::<bf16>(op, &a, &b, shape, dst),
-        DType::F16 => typed::<f16>(op, &a, &b, shape, dst),
-        DType::I64 => typed::<i64>(op, &a, &b, shape, dst),
-        DType::I32 => typed::<i32>(op, &a, &b, shape, dst),
-        DType::U8 => typed::<u8>(op, &a, &b, shape, dst),
-        DType::Bool => typed::<bool>(op, &a, &b, shape, dst),
+        DType::F32 => typed::<f32>(op, a, b, shape, dst),
+        DType::F64 => typed::<f64>(op, a, b, shape, dst),
+        DType::BF16 => typed::<bf16>(op, a, b, shape, dst),
+        DType::F16 => typed::<f16>(op, a, b, shape, dst),
+        DType::I64 => typed::<i64>(op, a, b, shape, dst),
+        DType::I32 => typed::<i32>(op, a, b, shape, dst),
+        DType::U8 => typed::<u8>(op, a, b, shape, dst),
+        DType::Bool => typed::<bool>(op, a, b, shape, dst),
     }
 }
 
 fn where_typed<T: StorageElement>(
-    c: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
+    c: Operand<'_>,
+    a: Operand<'_>,
+    b: Operand<'_>,
     shape: &[usize],
     dst: &mut Dst,
 ) -> Vec<T> {
@@ -374,22 +381,23 @@ fn select_into<T: Copy>(
 
 /// `where(cond, a, b)` with broadcasting.
 pub(crate) fn where_(
-    c: &Tensor,
-    a: &Tensor,
-    b: &Tensor,
+    c: Operand<'_>,
+    a: Operand<'_>,
+    b: Operand<'_>,
     shape: &[usize],
     out: DType,
     d: &mut Dst,
 ) -> CpuStorage {
-    let (a, b) = (cast_if(a, out), cast_if(b, out));
+    let (ca, cb) = (cast_if(a, out), cast_if(b, out));
+    let (a, b) = (ca.operand(), cb.operand());
     match out {
-        DType::F32 => CpuStorage::F32(where_typed(c, &a, &b, shape, d)),
-        DType::F64 => CpuStorage::F64(where_typed(c, &a, &b, shape, d)),
-        DType::BF16 => CpuStorage::BF16(where_typed(c, &a, &b, shape, d)),
-        DType::F16 => CpuStorage::F16(where_typed(c, &a, &b, shape, d)),
-        DType::I64 => CpuStorage::I64(where_typed(c, &a, &b, shape, d)),
-        DType::I32 => CpuStorage::I32(where_typed(c, &a, &b, shape, d)),
-        DType::U8 => CpuStorage::U8(where_typed(c, &a, &b, shape, d)),
-        DType::Bool => CpuStorage::Bool(where_typed(c, &a, &b, shape, d)),
+        DType::F32 => CpuStorage::F32(where_typed(c, a, b, shape, d)),
+        DType::F64 => CpuStorage::F64(where_typed(c, a, b, shape, d)),
+        DType::BF16 => CpuStorage::BF16(where_typed(c, a, b, shape, d)),
+        DType::F16 => CpuStorage::F16(where_typed(c, a, b, shape, d)),
+        DType::I64 => CpuStorage::I64(where_typed(c, a, b, shape, d)),
+        DType::I32 => CpuStorage::I32(where_typed(c, a, b, shape, d)),
+        DType::U8 => CpuStorage::U8(where_typed(c, a, b, shape, d)),
+        DType::Bool => CpuStorage::Bool(where_typed(c, a, b, shape, d)),
     }
 }

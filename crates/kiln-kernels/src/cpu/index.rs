@@ -6,22 +6,22 @@ use super::strided::for_each_run;
 use super::{cast_if, to_contiguous_vec};
 use crate::dtype::DType;
 use crate::layout::Layout;
+use crate::operand::{CowOperand, Operand, OwnedOperand};
 use crate::ops::Op;
-use crate::storage::{CpuStorage, Storage, StorageElement};
-use crate::tensor::Tensor;
+use crate::storage::{CpuStorage, StorageElement};
 use crate::with_storage;
-use std::borrow::Cow;
-use std::sync::Arc;
 
 /// Runs `f` on the indices of `idx` as i64, borrowed from its buffer when dense.
-fn with_indices<R>(idx: &Tensor, f: impl FnOnce(&[i64]) -> R) -> R {
+fn with_indices<R>(idx: Operand<'_>, f: impl FnOnce(&[i64]) -> R) -> R {
     if idx.dtype() == DType::I64 {
         if let Some(r) = idx.layout().contiguous_range() {
             let g = idx.storage().read();
             return f(&i64::slice(&g).expect("index: dtype")[r]);
         }
     }
-    f(&to_contiguous_vec::<i64>(&cast_if(idx, DType::I64)))
+    f(&to_contiguous_vec::<i64>(
+        cast_if(idx, DType::I64).operand(),
+    ))
 }
 
 fn out_of_range(op: &str, i: i64, size: usize, dim: usize) -> String {
@@ -39,7 +39,7 @@ fn check(op: &str, i: i64, size: usize, dim: usize) -> usize {
 /// indexed dim), or `None` for valid indices and for ops that read no indices. Graph
 /// runtimes check data from outside with this before running the kernel, so a bad index is
 /// an error they return, not a panic.
-pub fn index_error(op: &Op, inputs: &[&Tensor]) -> Option<String> {
+pub fn index_error(op: &Op, inputs: &[Operand<'_>]) -> Option<String> {
     let dim = match op {
         Op::Gather(d) | Op::IndexSelect(d) | Op::IndexAdd(d) | Op::ScatterAdd(d) => *d,
         _ => return None,
@@ -47,7 +47,7 @@ pub fn index_error(op: &Op, inputs: &[&Tensor]) -> Option<String> {
     let (x, idx) = (inputs.first()?, inputs.get(1)?);
     // A 0-d tensor has the one index 0 along its "dim 0".
     let size = x.shape().get(dim).copied().unwrap_or(1);
-    with_indices(idx, |ids| {
+    with_indices(*idx, |ids| {
         ids.iter()
             .find(|&&i| i < 0 || i as usize >= size)
             .map(|&i| out_of_range(op.name(), i, size, dim))
@@ -62,21 +62,18 @@ fn pre_post(shape: &[usize], dim: usize) -> (usize, usize) {
 }
 
 /// `x` itself when dense, else a dense copy of it.
-fn dense(x: &Tensor) -> Cow<'_, Tensor> {
+fn dense(x: Operand<'_>) -> CowOperand<'_> {
     if x.layout().contiguous_range().is_some() {
-        Cow::Borrowed(x)
+        CowOperand::Borrowed(x)
     } else {
-        Cow::Owned(Tensor::from_storage(
-            Arc::new(Storage::cpu(super::copy::contiguous(x))),
-            Layout::contiguous(x.shape()),
-        ))
+        CowOperand::Owned(OwnedOperand::dense(super::copy::contiguous(x), x.shape()))
     }
 }
 
 /// `x.index_select(dim, idx)`.
 pub(crate) fn index_select(
-    x: &Tensor,
-    idx: &Tensor,
+    x: Operand<'_>,
+    idx: Operand<'_>,
     dim: usize,
     shape: &[usize],
     dst: &mut Dst,
@@ -104,6 +101,7 @@ pub(crate) fn index_select(
             check("index_select", i, n, dim);
         }
         let x = dense(x);
+        let x = x.operand();
         let r = x.layout().contiguous_range().expect("dense");
         let g = x.storage().read();
         with_storage!(&*g, v => go(&v[r], ids, (pre, n, post), dst))
@@ -112,9 +110,9 @@ pub(crate) fn index_select(
 
 /// `base.index_add(dim, idx, src)`.
 pub(crate) fn index_add(
-    base: &Tensor,
-    idx: &Tensor,
-    src: &Tensor,
+    base: Operand<'_>,
+    idx: Operand<'_>,
+    src: Operand<'_>,
     dim: usize,
     dst: &mut Dst,
 ) -> CpuStorage {
@@ -138,6 +136,7 @@ pub(crate) fn index_add(
         }
         let mut out = super::copy::contiguous_in(base, dst);
         let src = dense(src);
+        let src = src.operand();
         let r = src.layout().contiguous_range().expect("dense");
         let g = src.storage().read();
         macro_rules! typed {
@@ -164,7 +163,7 @@ fn base_layout(t: &Layout, shape: &[usize], dim: usize) -> Layout {
 }
 
 /// `x.gather(dim, idx)`.
-pub(crate) fn gather(x: &Tensor, idx: &Tensor, dim: usize, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn gather(x: Operand<'_>, idx: Operand<'_>, dim: usize, dst: &mut Dst) -> CpuStorage {
     let bl = base_layout(x.layout(), idx.shape(), dim);
     let stride = x.strides()[dim];
     let size = x.shape()[dim];
@@ -197,9 +196,9 @@ pub(crate) fn gather(x: &Tensor, idx: &Tensor, dim: usize, dst: &mut Dst) -> Cpu
 
 /// `base.scatter_add(dim, idx, src)`.
 pub(crate) fn scatter_add(
-    base: &Tensor,
-    idx: &Tensor,
-    src: &Tensor,
+    base: Operand<'_>,
+    idx: Operand<'_>,
+    src: Operand<'_>,
     dim: usize,
     dst: &mut Dst,
 ) -> CpuStorage {

@@ -3,12 +3,12 @@
 //! planned buffers). Kernels take their output vector from a [`Dst`] instead of the pool, so
 //! one kernel serves both.
 
-use super::pool;
+use crate::pool;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::with_storage;
 
-/// A kernel's output destination.
-pub(crate) struct Dst {
+/// A kernel's output destination (the CPU backend's [`crate::backend::Backend::Dst`]).
+pub struct Dst {
     /// The buffer to reuse, until a kernel takes it.
     buf: Option<CpuStorage>,
     /// Address of that buffer's elements (to recognize it in the kernel's result).

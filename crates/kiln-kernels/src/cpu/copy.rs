@@ -6,19 +6,19 @@ use super::strided::for_each_run;
 use super::to_contiguous_vec_in;
 use crate::dtype::{DType, Element};
 use crate::layout::Layout;
+use crate::operand::{Operand, OwnedOperand};
 use crate::storage::{CpuStorage, StorageElement};
-use crate::tensor::Tensor;
 use crate::with_storage;
 use half::{bf16, f16};
 
 /// A dense row-major copy of `x`.
-pub fn contiguous(x: &Tensor) -> CpuStorage {
+pub fn contiguous(x: Operand<'_>) -> CpuStorage {
     contiguous_in(x, &mut Dst::fresh())
 }
 
 /// [`contiguous`] into a vector from `dst`.
-pub(crate) fn contiguous_in(x: &Tensor, dst: &mut Dst) -> CpuStorage {
-    fn go<T: StorageElement>(x: &Tensor, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn contiguous_in(x: Operand<'_>, dst: &mut Dst) -> CpuStorage {
+    fn go<T: StorageElement>(x: Operand<'_>, dst: &mut Dst) -> CpuStorage {
         T::wrap(to_contiguous_vec_in::<T>(x, dst))
     }
     match x.dtype() {
@@ -51,12 +51,12 @@ fn cast_vec<S: Element>(src: Vec<S>, to: DType) -> CpuStorage {
 }
 
 /// A dense copy of `x` converted to `to` (floats to ints truncate toward zero).
-pub fn cast(x: &Tensor, to: DType) -> CpuStorage {
+pub fn cast(x: Operand<'_>, to: DType) -> CpuStorage {
     cast_in(x, to, &mut Dst::fresh())
 }
 
 /// [`cast`] into a vector from `dst`: a dense `x` is converted straight from its buffer.
-pub(crate) fn cast_in(x: &Tensor, to: DType, dst: &mut Dst) -> CpuStorage {
+pub(crate) fn cast_in(x: Operand<'_>, to: DType, dst: &mut Dst) -> CpuStorage {
     if x.dtype() == to {
         return contiguous_in(x, dst);
     }
@@ -88,7 +88,7 @@ fn convert_in<S: Element>(src: &[S], to: DType, dst: &mut Dst) -> CpuStorage {
 }
 
 /// [`cast`] of a strided tensor: a dense copy first.
-fn cast_strided(x: &Tensor, to: DType) -> CpuStorage {
+fn cast_strided(x: Operand<'_>, to: DType) -> CpuStorage {
     if x.dtype() == to {
         return contiguous(x);
     }
@@ -129,7 +129,12 @@ fn write_strided<T: Copy>(dst: &mut [T], dst_layout: &Layout, src: &[T], src_lay
 }
 
 /// Concatenates `inputs` along `dim` into a buffer of `shape` (from `dst` for f32/f64).
-pub(crate) fn cat(inputs: &[&Tensor], dim: usize, shape: &[usize], dst: &mut Dst) -> CpuStorage {
+pub(crate) fn cat(
+    inputs: &[Operand<'_>],
+    dim: usize,
+    shape: &[usize],
+    dst: &mut Dst,
+) -> CpuStorage {
     // The inputs tile the output, so every element is written.
     fn buffer<T: StorageElement>(n: usize, dst: &mut Dst) -> CpuStorage {
         T::wrap(dst.for_overwrite::<T>(n))
@@ -145,7 +150,7 @@ pub(crate) fn cat(inputs: &[&Tensor], dim: usize, shape: &[usize], dst: &mut Dst
     for t in inputs {
         let len = t.shape()[dim];
         let dst_layout = full.slice(dim, start, len, 1);
-        write_into(&mut out, &dst_layout, t);
+        write_into(&mut out, &dst_layout, *t);
         start += len;
     }
     out
@@ -153,7 +158,7 @@ pub(crate) fn cat(inputs: &[&Tensor], dim: usize, shape: &[usize], dst: &mut Dst
 
 /// Zeros of `shape` with `x` written at `start, start+step, …` along `dim`.
 pub(crate) fn slice_scatter(
-    x: &Tensor,
+    x: Operand<'_>,
     dim: usize,
     start: usize,
     step: usize,
@@ -176,7 +181,7 @@ pub(crate) fn slice_scatter(
     out
 }
 
-fn write_into(out: &mut CpuStorage, dst_layout: &Layout, src: &Tensor) {
+fn write_into(out: &mut CpuStorage, dst_layout: &Layout, src: Operand<'_>) {
     let guard = src.storage().read();
     macro_rules! go {
         ($($v:ident),*) => {
@@ -190,16 +195,14 @@ fn write_into(out: &mut CpuStorage, dst_layout: &Layout, src: &Tensor) {
 }
 
 /// Writes `src` (broadcast to `dst`'s shape and cast to its dtype) into `dst`'s storage in place.
-pub fn copy_into(dst: &Tensor, src: &Tensor) {
-    let src = super::cast_if(src, dst.dtype());
+pub fn copy_into(dst: Operand<'_>, src: Operand<'_>) {
+    let cast = super::cast_if(src, dst.dtype());
+    let src = cast.operand();
     let src_layout = src.layout().broadcast_to(dst.shape());
-    if dst.shares_storage(&src) {
+    if dst.shares_storage(src) {
         // Read fully before writing when source and destination alias.
-        let dense = Tensor::from_storage(
-            std::sync::Arc::new(crate::storage::Storage::cpu(contiguous(&src))),
-            Layout::contiguous(src.shape()),
-        );
-        return copy_into(dst, &dense);
+        let dense = OwnedOperand::dense(contiguous(src), src.shape());
+        return copy_into(dst, dense.operand());
     }
     let guard = src.storage().read();
     let mut out = dst.storage().write();

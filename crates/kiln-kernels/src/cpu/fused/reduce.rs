@@ -2,13 +2,13 @@
 //! as in `fused.rs`, and each tile of its result is added into f64 accumulators of the reduced
 //! output instead of being written out (the eager sum accumulates in f64 too).
 
-use super::fused::{chunking, for_each_tile, sources, Guards, Kernel};
-use super::simd::sum_f64;
-use super::strided::for_each_run_from;
-use super::threads;
+use super::{chunking, for_each_tile, sources, Guards, Kernel};
+use crate::cpu::simd::sum_f64;
+use crate::cpu::strided::for_each_run_from;
+use crate::cpu::threads;
+use crate::operand::Operand;
 use crate::ops::fused::{FusedProgram, FusedReduce};
 use crate::shape::{broadcast_shapes, Shape};
-use crate::tensor::Tensor;
 use rayon::prelude::*;
 use smallvec::{smallvec, SmallVec};
 
@@ -18,7 +18,7 @@ use smallvec::{smallvec, SmallVec};
 pub(super) fn reduce_into(
     program: &FusedProgram,
     r: &FusedReduce,
-    inputs: &[&Tensor],
+    inputs: &[Operand<'_>],
     out: &mut [f32],
 ) {
     let shape: Shape = inputs.iter().fold(Shape::new(), |s, t| {
@@ -39,7 +39,7 @@ pub(super) fn reduce_into(
     let strides = accumulator_strides(&shape, &r.dims);
     let result = program.n_inputs as usize + program.steps.len() - 1;
     let (per, chunks) = chunking(numel);
-    super::scratch::with_vec(|acc: &mut Vec<f64>| {
+    crate::cpu::scratch::with_vec(|acc: &mut Vec<f64>| {
         acc.resize(chunks * m, 0.0);
         let run_chunk = |(c, part): (usize, &mut [f64])| {
             let start = c * per;

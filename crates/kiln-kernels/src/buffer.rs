@@ -1,11 +1,8 @@
-//! Typed element buffers shared by a tensor and its views, with a version counter that
-//! detects in-place modification of tensors saved for backward.
+//! Typed host buffers: [`CpuStorage`], one `Vec` of one dtype, and [`StorageElement`], the
+//! conversion between a `Vec<T>` and its variant.
 
-use crate::device::Device;
 use crate::dtype::{DType, Element};
 use half::{bf16, f16};
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A host buffer of one dtype.
 #[derive(Clone, Debug)]
@@ -34,14 +31,14 @@ pub enum CpuStorage {
 macro_rules! with_storage {
     ($s:expr, $v:ident => $body:expr) => {
         match $s {
-            $crate::storage::CpuStorage::F32($v) => $body,
-            $crate::storage::CpuStorage::F64($v) => $body,
-            $crate::storage::CpuStorage::BF16($v) => $body,
-            $crate::storage::CpuStorage::F16($v) => $body,
-            $crate::storage::CpuStorage::I64($v) => $body,
-            $crate::storage::CpuStorage::I32($v) => $body,
-            $crate::storage::CpuStorage::U8($v) => $body,
-            $crate::storage::CpuStorage::Bool($v) => $body,
+            $crate::buffer::CpuStorage::F32($v) => $body,
+            $crate::buffer::CpuStorage::F64($v) => $body,
+            $crate::buffer::CpuStorage::BF16($v) => $body,
+            $crate::buffer::CpuStorage::F16($v) => $body,
+            $crate::buffer::CpuStorage::I64($v) => $body,
+            $crate::buffer::CpuStorage::I32($v) => $body,
+            $crate::buffer::CpuStorage::U8($v) => $body,
+            $crate::buffer::CpuStorage::Bool($v) => $body,
         }
     };
 }
@@ -161,115 +158,5 @@ impl CpuStorage {
     /// Value at `i` as f64.
     pub fn get_f64(&self, i: usize) -> f64 {
         with_storage!(self, v => v[i].to_f64())
-    }
-}
-
-/// A device buffer behind a lock, plus its version counter.
-#[derive(Debug)]
-pub struct Storage {
-    data: RwLock<CpuStorage>,
-    version: AtomicU64,
-    device: Device,
-    /// The traced value this storage stands for while compiling ([`NOT_TRACED`] for real
-    /// data); atomic because an in-place write during tracing rebinds it for every handle.
-    tracer: AtomicU32,
-    /// Which trace a tracer belongs to (tracers that outlive their trace are caught).
-    trace_generation: u32,
-    /// Created while a trace was active: a constant of that trace, not captured state.
-    born_in_trace: bool,
-    /// Bytes the caching allocator counts as live for this buffer (0 for small buffers).
-    tracked: usize,
-}
-
-/// `Storage::tracer` value of storages that hold real data.
-const NOT_TRACED: u32 = u32::MAX;
-
-impl Drop for Storage {
-    fn drop(&mut self) {
-        // Hand large buffers to the caching allocator for the next op of the same size.
-        let data = std::mem::replace(self.data.get_mut(), CpuStorage::F32(Vec::new()));
-        crate::cpu::pool::recycle(data, self.tracked);
-    }
-}
-
-impl Storage {
-    /// Wraps a host buffer.
-    #[inline]
-    pub fn cpu(data: CpuStorage) -> Storage {
-        let tracked = crate::cpu::pool::tracked_bytes(&data);
-        crate::cpu::pool::on_alloc(tracked);
-        Storage {
-            data: RwLock::new(data),
-            version: AtomicU64::new(0),
-            device: Device::Cpu,
-            tracer: AtomicU32::new(NOT_TRACED),
-            trace_generation: 0,
-            born_in_trace: crate::trace::is_tracing(),
-            tracked,
-        }
-    }
-
-    /// A data-less stand-in for traced value `id` (see [`crate::trace`]).
-    pub(crate) fn tracer(dtype: DType, id: u32, generation: u32) -> Storage {
-        Storage {
-            data: RwLock::new(CpuStorage::filled(dtype, 0, 0.0)),
-            version: AtomicU64::new(0),
-            device: Device::Cpu,
-            tracer: AtomicU32::new(id),
-            trace_generation: generation,
-            born_in_trace: true,
-            tracked: 0,
-        }
-    }
-
-    /// The traced value this storage stands for, if it is a tracer.
-    #[inline]
-    pub fn tracer_id(&self) -> Option<u32> {
-        match self.tracer.load(Ordering::Relaxed) {
-            NOT_TRACED => None,
-            id => Some(id),
-        }
-    }
-
-    /// The trace a tracer storage was made by.
-    pub(crate) fn trace_generation(&self) -> u32 {
-        self.trace_generation
-    }
-
-    /// Rebinds a tracer to a new value (an in-place write recorded during tracing).
-    pub(crate) fn set_tracer_id(&self, id: u32) {
-        self.tracer.store(id, Ordering::Relaxed);
-    }
-
-    /// True for real-data storages created while a trace was running (that trace's constants).
-    pub fn born_in_trace(&self) -> bool {
-        self.born_in_trace
-    }
-
-    /// Shared read access to the buffer.
-    pub fn read(&self) -> RwLockReadGuard<'_, CpuStorage> {
-        // Recursive: `x + x` reads the same storage twice on one thread.
-        self.data.read_recursive()
-    }
-
-    /// Exclusive write access; bumps the version so saved tensors notice the change.
-    pub fn write(&self) -> RwLockWriteGuard<'_, CpuStorage> {
-        self.version.fetch_add(1, Ordering::Relaxed);
-        self.data.write()
-    }
-
-    /// Current version (number of in-place writes so far).
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Relaxed)
-    }
-
-    /// The device the buffer lives on.
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
-    /// The element type.
-    pub fn dtype(&self) -> DType {
-        self.data.read_recursive().dtype()
     }
 }

@@ -1,0 +1,29 @@
+//! kiln-kernels: the layer below the tensor — dtypes, shapes, layouts, storage, the compute
+//! pool and scratch memory, the primitive op set's declarations with their shape inference,
+//! and the CPU backend's kernels, each a function of [`Operand`]s (storage + layout) and op
+//! parameters that returns storage.
+//!
+//! Layering: this crate depends on no Kiln crate. It knows nothing of autograd, tracing or
+//! `Tensor`: `kiln-core` builds the tensor, autograd and graph capture on it, and the graph
+//! runtime runs compiled graphs on it alone. A device implements [`backend::Backend`].
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod buffer;
+pub mod cpu;
+pub mod device;
+pub mod dtype;
+pub mod layout;
+pub mod memory;
+pub mod operand;
+pub mod ops;
+pub mod pool;
+pub mod profile;
+pub mod shape;
+pub mod storage;
+
+pub use device::Device;
+pub use dtype::{DType, Element};
+pub use half::{bf16, f16};
+pub use operand::{Operand, OwnedOperand};
