@@ -23,9 +23,137 @@ CRATES = ROOT / "crates"
 
 
 def strip_comments(text):
-    """Source without `//` comments and string literals (which may mention paths)."""
-    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
-    return "\n".join(line.split("//", 1)[0] for line in text.splitlines())
+    """Source with comments, string and char literals blanked (they may mention paths),
+    newlines kept so line numbers still hold."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    out.append("\n" if text[i] == "\n" else "")
+                    i += 1
+        elif re.match(r'r#*"', text[i:i + 8]) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            hashes = re.match(r"r(#*)\"", text[i:]).group(1)
+            end = text.find('"' + hashes, i + 2 + len(hashes))
+            end = n if end < 0 else end + 1 + len(hashes)
+            out.append('""' + "\n" * text.count("\n", i, end))
+            i = end
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append('""' + "\n" * text.count("\n", i, j))
+            i = j + 1
+        elif c == "'":
+            # A char literal ('x', '\n', '"') or a lifetime ('a).
+            m = re.match(r"'(\\.[^']*|[^\\'])'", text[i:])
+            if m:
+                out.append("' '")
+                i += m.end()
+            else:
+                out.append(c)
+                i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def drop_test_items(text):
+    """`text` without the items under `#[cfg(test)]` (test code may reach anywhere)."""
+    while True:
+        m = re.search(r"#\[cfg\(test\)\]", text)
+        if not m:
+            return text
+        i = m.end()
+        brace, semi = text.find("{", i), text.find(";", i)
+        if semi >= 0 and (brace < 0 or semi < brace):
+            end = semi + 1
+        else:
+            depth, j = 0, brace
+            while j < len(text):
+                if text[j] == "{":
+                    depth += 1
+                elif text[j] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            end = j + 1
+        text = text[: m.start()] + "\n" * text.count("\n", m.start(), end) + text[end:]
+
+
+def use_tree_paths(tree):
+    """Paths named by a `use` tree: 'a::{b, c::{d, self}}' gives a::b, a::c::d, a::c."""
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
+    tree = re.sub(r"\s+", "", tree)
+    paths = []
+
+    def parse(prefix, s):
+        # Split s at top-level commas.
+        depth, start, parts = 0, 0, []
+        for k, ch in enumerate(s):
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                parts.append(s[start:k])
+                start = k + 1
+        parts.append(s[start:])
+        for p in parts:
+            if not p:
+                continue
+            if "{" in p:
+                head, inner = p.split("{", 1)
+                segs = [x for x in head.split("::") if x]
+                parse(prefix + segs, inner[: inner.rfind("}")])
+            else:
+                segs = prefix + [x for x in p.split("::") if x and x != "*"]
+                if len(segs) > 1 and segs[-1] == "self":
+                    segs = segs[:-1]
+                paths.append(segs)
+
+    parse([], tree)
+    return paths
+
+
+def referenced_paths(text, here):
+    """Absolute module paths (lists) that the code of module `here` refers to."""
+    text = re.sub(r"pub\s*\(\s*(?:in\s+[^)]*|crate|super|self)\s*\)", "pub", text)
+    raw = []
+    for m in re.finditer(r"\buse\s+([^;]+);", text):
+        raw.extend(use_tree_paths(m.group(1)))
+    no_uses = re.sub(r"\buse\s+[^;]+;", "", text)
+    for m in re.finditer(r"(?<![\w:])(\$crate|crate|self|super)((?:\s*::\s*\w+)+)", no_uses):
+        raw.append([m.group(1)] + [x.strip() for x in m.group(2).split("::") if x.strip()])
+    out = []
+    for segs in raw:
+        if not segs:
+            continue
+        if segs[0] in ("crate", "$crate"):
+            out.append(segs[1:])
+            continue
+        base = list(here)
+        k = 0
+        while k < len(segs) and segs[k] in ("super", "self"):
+            if segs[k] == "super":
+                if not base:
+                    break
+                base = base[:-1]
+            k += 1
+        if k:
+            out.append(base + segs[k:])
+    return [p for p in out if p]
 
 
 def module_path(src, file):
@@ -34,32 +162,6 @@ def module_path(src, file):
     if parts[-1] in ("mod", "lib", "main"):
         parts = parts[:-1]
     return parts
-
-
-def referenced_paths(text, here):
-    """Absolute module paths (lists) that the code of module `here` refers to."""
-    out = []
-    # `super` is the parent of the module (a.rs, a/mod.rs or a/b.rs alike).
-    base = here
-    for m in re.finditer(r"(\$?crate|(?:super::)+)(::)?\{?([\w:, {}]*)", text):
-        head, rest = m.group(1), m.group(3)
-        if head.endswith("crate"):
-            root = []
-        else:
-            ups = head.count("super")
-            if ups > len(base):
-                continue
-            root = base[: len(base) - ups]
-        if m.group(0).rstrip().endswith("{") or "{" in m.group(0):
-            names = re.findall(r"(?:^|[{,]\s*)(\w+)", rest)
-        else:
-            names = re.findall(r"^(\w+)", rest)
-        for first in names:
-            # The deeper segments are kept; resolution picks the longest existing module.
-            tail = re.match(rf"{first}((?:::\w+)*)", rest[rest.find(first):])
-            segs = [first] + [s for s in (tail.group(1).split("::") if tail else []) if s]
-            out.append(root + segs)
-    return out
 
 
 def crate_modules(src):
@@ -119,9 +221,7 @@ def module_graphs(crate_dir):
     for here, file in mods.items():
         if "tests" in here:
             continue
-        text = strip_comments(file.read_text())
-        # Test modules may reach anywhere.
-        text = text.split("#[cfg(test)]", 1)[0]
+        text = drop_test_items(strip_comments(file.read_text()))
         for path in referenced_paths(text, list(here)):
             target = resolve(path, mods)
             if target is None:
@@ -169,7 +269,13 @@ def main():
     kiln = {d.name for d in CRATES.iterdir() if (d / "Cargo.toml").exists()}
     for crate, ok in rules.get("deps", {}).items():
         manifest = tomllib.loads((CRATES / crate / "Cargo.toml").read_text())
-        deps = set(manifest.get("dependencies", {}))
+        tables = [manifest] + list(manifest.get("target", {}).values())
+        deps = set()
+        for table in tables:
+            for key in ("dependencies", "dev-dependencies", "build-dependencies"):
+                for name, spec in table.get(key, {}).items():
+                    package = spec.get("package", name) if isinstance(spec, dict) else name
+                    deps.add(package)
         for name in sorted((deps & kiln) - set(ok)):
             failures.append(f"{crate} depends on {name}; its layer allows only {ok}")
 
@@ -203,7 +309,11 @@ def self_test():
             "// crate::tensor in a comment is not an import\n"
             "use super::add::g;\nuse super::super::tensor::Tensor;\n"
         )
-        (src / "cpu" / "add.rs").write_text("use crate::{shape::numel, cpu::copy};\n")
+        (src / "cpu" / "add.rs").write_text(
+            "#[cfg(test)]\nmod tests { use crate::tensor::T; }\n"
+            "const Q: char = '\"'; /* crate::tensor */\n"
+            "use crate::{\n    shape::numel,\n    cpu::{copy, self},\n};\n"
+        )
         graphs = module_graphs(Path(tmp))
         top = sccs(*graphs[""])
         inner = sccs(*graphs["cpu"])

@@ -15,7 +15,10 @@ pub mod random;
 pub mod tensor;
 pub mod trace;
 
-pub use kiln_kernels::{cpu, device, dtype, layout, memory, profile, shape, storage, with_storage};
+pub use kiln_kernels::{
+    backend, buffer, cpu, device, dtype, layout, memory, operand, pool, profile, shape, storage,
+    with_storage,
+};
 
 pub use autograd::{no_grad, NoGradGuard};
 pub use cpu::threads::{num_threads, set_num_threads};

@@ -3,9 +3,11 @@
 //! and the CPU backend's kernels, each a function of [`Operand`]s (storage + layout) and op
 //! parameters that returns storage.
 //!
-//! Layering: this crate depends on no Kiln crate. It knows nothing of autograd, tracing or
-//! `Tensor`: `kiln-core` builds the tensor, autograd and graph capture on it, and the graph
-//! runtime runs compiled graphs on it alone. A device implements [`backend::Backend`].
+//! Layering: this crate depends on no Kiln crate and knows nothing of the tensor handle or
+//! autograd: `kiln-core` builds the tensor, autograd and graph capture on it. The one trace of
+//! graph capture here is a tag each [`storage::Storage`] carries for it (which traced value a
+//! stand-in buffer is, and whether a buffer was made during a capture); kernels never read
+//! it. A device implements [`backend::Backend`].
 
 #![warn(missing_docs)]
 

@@ -53,8 +53,10 @@ impl Storage {
     }
 
     /// A data-less stand-in for traced value `id` of capture `generation` (graph capture, in
-    /// the layer above, makes these).
+    /// the layer above, makes these). Marks capture as having happened in this process, so
+    /// the checks for stale stand-ins run from now on.
     pub fn tracer(dtype: DType, id: u32, generation: u32) -> Storage {
+        capture::mark_ever();
         Storage {
             data: RwLock::new(CpuStorage::filled(dtype, 0, 0.0)),
             version: AtomicU64::new(0),
@@ -148,8 +150,13 @@ pub mod capture {
     /// Starts or ends capture on the current thread.
     pub fn set_active(on: bool) {
         if on {
-            EVER.store(true, Ordering::Relaxed);
+            mark_ever();
         }
         ACTIVE.with(|a| a.set(on));
+    }
+
+    /// Records that a capture has started (or a stand-in buffer exists) in this process.
+    pub(crate) fn mark_ever() {
+        EVER.store(true, Ordering::Relaxed);
     }
 }

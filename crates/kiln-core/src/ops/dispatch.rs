@@ -32,7 +32,7 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
     }
     // Kernels see storages and layouts only; the inferred shape moves into the output
     // layout (no second copy of the dims).
-    let operands: SmallVec<[Operand<'_>; 4]> = inputs.iter().map(|t| t.operand()).collect();
+    let operands: SmallVec<[Operand<'_>; 8]> = inputs.iter().map(|t| t.operand()).collect();
     let (storage, layout) = match device {
         Device::Cpu => crate::cpu::execute_shape(&op, &operands, shape, dtype),
     };

@@ -52,7 +52,8 @@ pub fn sgd_step(
     first: bool,
     h: &SgdStep,
 ) -> bool {
-    may_fuse([param, grad].into_iter().chain(momentum_buffer))
+    let buffer = momentum_buffer.filter(|_| h.momentum != 0.0);
+    may_fuse([param, grad].into_iter().chain(buffer))
         && kernel::sgd_step(
             param.operand(),
             grad.operand(),
@@ -72,7 +73,8 @@ pub fn rmsprop_step(
     grad_avg: Option<&Tensor>,
     h: &RmsPropStep,
 ) -> bool {
-    let state = momentum_buffer.into_iter().chain(grad_avg);
+    let buffer = momentum_buffer.filter(|_| h.momentum > 0.0);
+    let state = buffer.into_iter().chain(grad_avg);
     may_fuse([param, grad, square_avg].into_iter().chain(state))
         && kernel::rmsprop_step(
             param.operand(),

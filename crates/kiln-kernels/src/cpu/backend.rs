@@ -132,7 +132,8 @@ impl Backend for Cpu {
         match op {
             Op::MatmulGeluBackward => matmul::matmul_gelu_backward(inputs, dst),
             Op::MatmulGeluRhs => matmul::matmul_gelu_rhs(inputs, dst),
-            _ => matmul::matmul_relu_backward(inputs, shape, dst),
+            Op::MatmulReluBackward => matmul::matmul_relu_backward(inputs, shape, dst),
+            _ => unreachable!("matmul_epilogue: {} is not a matmul epilogue", op.name()),
         }
     }
     fn unfold(

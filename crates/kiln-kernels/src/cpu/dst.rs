@@ -21,12 +21,12 @@ fn addr(s: &CpuStorage) -> usize {
 
 impl Dst {
     /// Outputs go to new buffers.
-    pub(crate) fn fresh() -> Dst {
+    pub fn fresh() -> Dst {
         Dst { buf: None, addr: 0 }
     }
 
     /// The first output of a matching dtype goes into `buf`.
-    pub(crate) fn reuse(buf: CpuStorage) -> Dst {
+    pub fn reuse(buf: CpuStorage) -> Dst {
         let addr = addr(&buf);
         Dst {
             buf: Some(buf),

@@ -7,7 +7,7 @@
 //! `false` without touching anything when it cannot apply (non-contiguous or aliased
 //! operands, dtypes other than f32/f64, mismatched shapes or dtypes), and the caller then runs
 //! its composite path. The eager wrappers in `kiln_core::ops::fused_optim` also decline while
-//! tracing or recording gradients; the graph runtime runs [`adam_step`] for `Op::AdamStep`.
+//! tracing or recording gradients; the graph executor runs [`adam_into`] for `Op::AdamStep`.
 //!
 //! Large parameters are split into chunks run on Kiln's thread pool; below
 //! [`threads::GRAIN`](super::threads::GRAIN) elements per chunk the loop stays on the calling
@@ -636,7 +636,7 @@ fn adagrad_chunk<T: Float + StorageElement>(
     }
 }
 
-/// The kernel of [`Op::AdamStep`](crate::ops::Op::AdamStep)(super::Op::AdamStep) when the graph runs: the parameter's update is written
+/// The kernel of [`Op::AdamStep`](crate::ops::Op::AdamStep) when the graph runs: the parameter's update is written
 /// into `out` (the parameter itself when the executor runs it in place, else a copy of it).
 pub fn adam_into(h: &AdamHyper, inputs: &[Operand<'_>], out: Operand<'_>) {
     use adam_args::*;

@@ -1,7 +1,8 @@
-//! CPU kernels for the primitive ops. `execute` is the backend contract: given an op, its
-//! inputs and the inferred output, return the output's storage and layout; `execute_into`
-//! writes the output into an existing tensor instead (the graph executor's planned buffers).
-//! Kernels take their output vector from a [`dst::Dst`], so one kernel serves both.
+//! The CPU backend: [`Cpu`] implements [`crate::backend::Backend`] with the kernels in this
+//! module's files, one per kernel family. [`execute`] runs an op on operands and returns the
+//! output's storage and layout; [`execute_into`] writes the output into an existing buffer
+//! instead (the graph executor's planned buffers). Kernels take their output vector from a
+//! [`Dst`], so one kernel serves both.
 
 mod attention;
 mod backend;

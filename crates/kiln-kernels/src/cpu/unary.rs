@@ -269,7 +269,7 @@ impl std::ops::Deref for DenseF32<'_> {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
         match self {
-            DenseF32::Borrowed(g, r) => &f32::slice(&g).expect("gelu_backward: dtype")[r.clone()],
+            DenseF32::Borrowed(g, r) => &f32::slice(g).expect("gelu_backward: dtype")[r.clone()],
             DenseF32::Owned(v) => v,
         }
     }

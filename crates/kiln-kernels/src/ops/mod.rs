@@ -6,6 +6,7 @@
 pub mod fused;
 pub mod infer;
 pub mod optim;
+pub mod value;
 pub mod window;
 
 pub use window::{Conv2dParams, Pool2dParams};

@@ -1,16 +1,18 @@
 //! Optimizer updates as graph primitives: the parameters and operands of
 //! [`Op::AdamStep`](super::Op::AdamStep). A traced `optimizer.step()` records one per
-//! parameter, which runs the eager fused kernel (`crate::cpu::fused_optim`) when the graph runs, instead of ~15 tensor ops that the
-//! graph's elementwise interpreter ran 3–6× slower than that kernel (each of its steps is a
-//! pass over a tile, so the divisions and the square root never overlap the rest).
+//! parameter, which runs the eager fused kernel (`crate::cpu::fused_optim`) when the graph
+//! runs, instead of ~15 tensor ops that the graph's elementwise interpreter ran 3–6× slower
+//! than that kernel (each of its steps is a pass over a tile, so the divisions and the square
+//! root never overlap the rest).
 //!
 //! The op's value is the updated parameter (the executor writes it into the parameter in
 //! place); the moments are written in place as it runs, the way a store-fused program writes
-//! state (see [`Op::writes_args`](super::Op::writes_args)), and the trace records them as updated by the op.
+//! state (see [`Op::writes_args`](super::Op::writes_args)), and the trace records them as
+//! updated by the op.
 
-/// Operand positions of [`Op::AdamStep`](super::Op::AdamStep): parameter, gradient, first and second moments,
-/// the step count after this update's increment and the learning rate (0-d f64), then the
-/// AMSGrad maximum.
+/// Operand positions of [`Op::AdamStep`](super::Op::AdamStep): parameter, gradient, first and
+/// second moments, the step count after this update's increment and the learning rate (0-d
+/// f64), then the AMSGrad maximum.
 pub mod adam_args {
     /// The parameter.
     pub const PARAM: usize = 0;

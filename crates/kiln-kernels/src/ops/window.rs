@@ -1,7 +1,7 @@
 //! Geometry of the sliding-window primitives (convolution and max pooling): their parameters,
 //! output sizes, and shape/dtype inference with PyTorch-style messages.
 
-use super::infer::{fail, InferResult, OpError, ValueType};
+use super::value::{fail, InferResult, OpError, ValueType};
 use super::Op;
 use crate::dtype::DType;
 use crate::shape::Shape;
@@ -190,7 +190,7 @@ fn expect_float4<T: ValueType>(
             fail!(
                 "{name}: expected {desc} of one dtype, f32 or f64; got {}{}",
                 shapes(inputs),
-                super::infer::cast_hint(dtype, t.dtype())
+                super::value::cast_hint(dtype, t.dtype())
             );
         }
     }

@@ -359,7 +359,7 @@ thread_local! {
     static FORCE_COMPOSITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Whether an update may take the fused single-pass kernel of `kiln_core::cpu::fused_optim`:
+/// Whether an update may take the fused single-pass kernel of `kiln_core::ops::fused_optim`:
 /// never while tracing, where the update is recorded instead (see [`use_traced_kernel`]). The
 /// kernels themselves decline other cases (views, aliasing, half dtypes) and the caller then
 /// runs the composite path.

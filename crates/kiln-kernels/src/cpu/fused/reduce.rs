@@ -1,5 +1,5 @@
 //! The reduction epilogue of a fused program ([`FusedReduce`]): the program runs tile by tile
-//! as in `fused.rs`, and each tile of its result is added into f64 accumulators of the reduced
+//! as in `fused/mod.rs`, and each tile of its result is added into f64 accumulators of the reduced
 //! output instead of being written out (the eager sum accumulates in f64 too).
 
 use super::{chunking, for_each_tile, sources, Guards, Kernel};
