@@ -123,11 +123,17 @@ impl OwnedOperand {
 pub enum CowOperand<'a> {
     /// The caller's operand.
     Borrowed(Operand<'a>),
-    /// A copy (a cast or a dense copy).
-    Owned(OwnedOperand),
+    /// A copy (a cast or a dense copy); boxed, so the common borrowed case stays four words
+    /// (unboxed, a pair of these was a 270-byte `memmove` on every eager binary op).
+    Owned(Box<OwnedOperand>),
 }
 
 impl CowOperand<'_> {
+    /// Holds a copy.
+    pub fn owned(o: OwnedOperand) -> CowOperand<'static> {
+        CowOperand::Owned(Box::new(o))
+    }
+
     /// Lends it as an operand.
     #[inline(always)]
     pub fn operand(&self) -> Operand<'_> {

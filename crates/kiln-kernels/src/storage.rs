@@ -28,6 +28,7 @@ pub struct Storage {
 const NOT_TRACED: u32 = u32::MAX;
 
 impl Drop for Storage {
+    #[inline]
     fn drop(&mut self) {
         // Hand large buffers to the caching allocator for the next op of the same size.
         let data = std::mem::replace(self.data.get_mut(), CpuStorage::F32(Vec::new()));
@@ -93,12 +94,14 @@ impl Storage {
     }
 
     /// Shared read access to the buffer.
+    #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, CpuStorage> {
         // Recursive: `x + x` reads the same storage twice on one thread.
         self.data.read_recursive()
     }
 
     /// Exclusive write access; bumps the version so saved tensors notice the change.
+    #[inline]
     pub fn write(&self) -> RwLockWriteGuard<'_, CpuStorage> {
         self.version.fetch_add(1, Ordering::Relaxed);
         self.data.write()

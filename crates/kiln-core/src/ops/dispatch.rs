@@ -32,9 +32,10 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
     }
     // Kernels see storages and layouts only; the inferred shape moves into the output
     // layout (no second copy of the dims).
-    let operands: SmallVec<[Operand<'_>; 8]> = inputs.iter().map(|t| t.operand()).collect();
     let (storage, layout) = match device {
-        Device::Cpu => crate::cpu::execute_shape(&op, &operands, shape, dtype),
+        Device::Cpu => with_operands(inputs, |operands| {
+            crate::cpu::execute_shape(&op, operands, shape, dtype)
+        }),
     };
     #[cfg(debug_assertions)]
     assert_eq!(
@@ -51,6 +52,23 @@ pub fn dispatch(op: Op, inputs: &[&Tensor]) -> Tensor {
         return out;
     }
     attach_grad(op, inputs, out)
+}
+
+/// Calls `f` with `inputs` seen as kernel operands. Up to three inputs (nearly every op) go
+/// in an array on the stack: collecting them into a `SmallVec` showed up as an iterator fold
+/// and a `memmove` per eager op.
+#[inline(always)]
+fn with_operands<R>(inputs: &[&Tensor], f: impl FnOnce(&[Operand<'_>]) -> R) -> R {
+    match inputs {
+        [] => f(&[]),
+        [a] => f(&[a.operand()]),
+        [a, b] => f(&[a.operand(), b.operand()]),
+        [a, b, c] => f(&[a.operand(), b.operand(), c.operand()]),
+        _ => f(&inputs
+            .iter()
+            .map(|t| t.operand())
+            .collect::<SmallVec<[_; 8]>>()),
+    }
 }
 
 /// The tracing path, out of line so the eager path stays small.

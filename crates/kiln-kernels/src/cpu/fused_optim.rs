@@ -16,7 +16,7 @@
 use super::simd::widest;
 use super::threads;
 use crate::dtype::DType;
-use crate::operand::{Operand, OwnedOperand};
+use crate::operand::Operand;
 use crate::ops::optim::adam_args;
 pub use crate::ops::optim::AdamHyper;
 use crate::storage::StorageElement;
@@ -649,12 +649,10 @@ pub fn adam_into(h: &AdamHyper, inputs: &[Operand<'_>], out: Operand<'_>) {
         lr: scalar_f64(inputs[LR]),
         step: scalar_f64(inputs[STEP]),
     };
-    let grad = inputs[GRAD];
-    let dense_grad =
-        (!grad.is_contiguous()).then(|| OwnedOperand::dense(super::contiguous(grad), grad.shape()));
+    let grad = super::dense_if_strided(inputs[GRAD]);
     let done = adam_step(
         out,
-        dense_grad.as_ref().map_or(grad, OwnedOperand::operand),
+        grad.operand(),
         inputs[EXP_AVG],
         inputs[EXP_AVG_SQ],
         h.amsgrad.then(|| inputs[MAX_EXP_AVG_SQ]),

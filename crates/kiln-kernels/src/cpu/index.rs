@@ -6,7 +6,7 @@ use super::strided::for_each_run;
 use super::{cast_if, to_contiguous_vec};
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::operand::{CowOperand, Operand, OwnedOperand};
+use crate::operand::Operand;
 use crate::ops::Op;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::with_storage;
@@ -61,15 +61,6 @@ fn pre_post(shape: &[usize], dim: usize) -> (usize, usize) {
     )
 }
 
-/// `x` itself when dense, else a dense copy of it.
-fn dense(x: Operand<'_>) -> CowOperand<'_> {
-    if x.layout().contiguous_range().is_some() {
-        CowOperand::Borrowed(x)
-    } else {
-        CowOperand::Owned(OwnedOperand::dense(super::copy::contiguous(x), x.shape()))
-    }
-}
-
 /// `x.index_select(dim, idx)`.
 pub(crate) fn index_select(
     x: Operand<'_>,
@@ -100,7 +91,7 @@ pub(crate) fn index_select(
         for &i in ids {
             check("index_select", i, n, dim);
         }
-        let x = dense(x);
+        let x = super::dense_if_strided(x);
         let x = x.operand();
         let r = x.layout().contiguous_range().expect("dense");
         let g = x.storage().read();
@@ -135,7 +126,7 @@ pub(crate) fn index_add(
             check("index_add", i, n, dim);
         }
         let mut out = super::copy::contiguous_in(base, dst);
-        let src = dense(src);
+        let src = super::dense_if_strided(src);
         let src = src.operand();
         let r = src.layout().contiguous_range().expect("dense");
         let g = src.storage().read();

@@ -60,7 +60,9 @@ pub fn execute(
 }
 
 /// [`execute`] taking the inferred output shape by value, so a dense output's layout reuses it.
-#[inline(always)]
+/// Not inlined into callers of other crates: the binding of each op to its kernel then stays
+/// one call inside this crate (inlined into `dispatch` it made every `Cpu` method a
+/// cross-crate call).
 pub fn execute_shape(
     op: &Op,
     inputs: &[Operand<'_>],
@@ -219,6 +221,15 @@ pub fn cast_if(t: Operand<'_>, dtype: DType) -> CowOperand<'_> {
     if t.dtype() == dtype {
         CowOperand::Borrowed(t)
     } else {
-        CowOperand::Owned(OwnedOperand::dense(copy::cast(t, dtype), t.shape()))
+        CowOperand::owned(OwnedOperand::dense(copy::cast(t, dtype), t.shape()))
+    }
+}
+
+/// `t` itself when its elements are one dense run of its storage, else a dense copy of it.
+pub fn dense_if_strided(t: Operand<'_>) -> CowOperand<'_> {
+    if t.is_contiguous() {
+        CowOperand::Borrowed(t)
+    } else {
+        CowOperand::owned(OwnedOperand::dense(copy::contiguous(t), t.shape()))
     }
 }
