@@ -1,5 +1,8 @@
 //! Misuse panics with a message that names the op, the shapes and (where relevant) dtypes.
 
+#[macro_use]
+mod common;
+
 use kiln_core::{DType, Generator, Tensor};
 
 fn f32s(shape: &[usize]) -> Tensor {
@@ -8,17 +11,6 @@ fn f32s(shape: &[usize]) -> Tensor {
 
 fn idx(v: &[i64]) -> Tensor {
     Tensor::from_vec(v.to_vec(), [v.len()])
-}
-
-/// `#[should_panic]` test with an expected message substring.
-macro_rules! panics {
-    ($name:ident, $msg:expr, $body:expr) => {
-        #[test]
-        #[should_panic(expected = $msg)]
-        fn $name() {
-            let _ = $body;
-        }
-    };
 }
 
 // ---- matmul

@@ -2,6 +2,9 @@
 //! (`shape::checked_numel`), so sizes past memory are a panic that names the op, never a
 //! tensor with a wrapped element count (which a later kernel would read out of bounds).
 
+#[macro_use]
+mod common;
+
 use kiln_core::nn::functional as F;
 use kiln_core::ops::infer::{try_infer, TypeRef};
 use kiln_core::ops::{Conv2dParams, Op};
@@ -10,16 +13,6 @@ use kiln_core::{DType, Tensor};
 
 /// 2^62 + 3: times 4 it wraps to 12 in 64-bit arithmetic.
 const WRAPS_TO_12: usize = (1 << 62) + 3;
-
-macro_rules! panics {
-    ($name:ident, $msg:expr, $body:expr) => {
-        #[test]
-        #[should_panic(expected = $msg)]
-        fn $name() {
-            let _ = $body;
-        }
-    };
-}
 
 #[test]
 fn checked_numel_refuses_counts_past_memory_and_strides_that_would_wrap() {

@@ -38,11 +38,6 @@ impl V {
         self.0.operand()
     }
 
-    /// The dims.
-    pub(crate) fn shape(&self) -> Vec<usize> {
-        self.operand().shape().to_vec()
-    }
-
     /// The last two dims swapped (a view).
     pub(crate) fn t(&self) -> V {
         let o = self.operand();
@@ -61,35 +56,15 @@ impl V {
         self.t()
     }
 
-    /// `x · s`.
-    pub(crate) fn mul_scalar(&self, s: f64) -> V {
-        dispatch(Op::Affine { mul: s, add: 0.0 }, &[self])
-    }
-
-    /// Elements in row-major order as f64.
-    pub(crate) fn to_f64_vec(&self) -> Vec<f64> {
-        self.to_vec::<f64>()
-    }
-
     /// Elements in row-major order as `T`.
     pub(crate) fn to_vec<T: StorageElement>(&self) -> Vec<T> {
         let cast = super::cast_if(self.operand(), T::DTYPE);
         super::to_contiguous_vec(cast.operand())
     }
 
-    /// A copy in `dtype`.
-    pub(crate) fn to_dtype(&self, dtype: DType) -> V {
-        dispatch(Op::Cast(dtype), &[self])
-    }
-
     /// The matrix product.
     pub(crate) fn matmul(&self, b: &V) -> V {
         dispatch(Op::Matmul, &[self, b])
-    }
-
-    /// Exact GELU.
-    pub(crate) fn gelu(&self) -> V {
-        dispatch(Op::Gelu { tanh: false }, &[self])
     }
 }
 
