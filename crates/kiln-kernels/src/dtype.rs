@@ -28,16 +28,19 @@ pub enum DType {
 
 impl DType {
     /// True for f32, f64, bf16 and f16: the dtypes that can require grad.
+    #[inline]
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64 | DType::BF16 | DType::F16)
     }
 
     /// True for the integer dtypes (not bool).
+    #[inline]
     pub fn is_int(self) -> bool {
         matches!(self, DType::I64 | DType::I32 | DType::U8)
     }
 
     /// Bytes per element.
+    #[inline]
     pub fn size_in_bytes(self) -> usize {
         match self {
             DType::F64 | DType::I64 => 8,

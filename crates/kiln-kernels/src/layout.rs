@@ -60,21 +60,25 @@ impl Layout {
     }
 
     /// Number of elements.
+    #[inline]
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
 
     /// Number of dimensions.
+    #[inline]
     pub fn rank(&self) -> usize {
         self.shape.len()
     }
 
     /// True when elements are dense in row-major order (size-1 dims may have any stride).
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
         self.dense_numel().is_some()
     }
 
     /// The storage range `[offset, offset + numel)` when contiguous.
+    #[inline]
     pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
         self.dense_numel().map(|n| self.offset..self.offset + n)
     }

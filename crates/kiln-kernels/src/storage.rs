@@ -108,11 +108,13 @@ impl Storage {
     }
 
     /// Current version (number of in-place writes so far).
+    #[inline]
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Relaxed)
     }
 
     /// The device the buffer lives on.
+    #[inline]
     pub fn device(&self) -> Device {
         self.device
     }

@@ -469,11 +469,13 @@ impl Op {
     }
 
     /// True for ops whose output is a view sharing the first input's storage.
+    #[inline]
     pub fn is_view(&self) -> bool {
         matches!(self, Op::Permute(_) | Op::Expand(_) | Op::Slice { .. })
     }
 
     /// True for elementwise ops with one input.
+    #[inline]
     pub fn is_unary(&self) -> bool {
         matches!(
             self,
@@ -496,6 +498,7 @@ impl Op {
     }
 
     /// True for elementwise broadcasting ops with two inputs.
+    #[inline]
     pub fn is_binary(&self) -> bool {
         matches!(
             self,
