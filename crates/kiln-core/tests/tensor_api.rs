@@ -344,16 +344,7 @@ fn column_sums_match_f64_references_at_any_thread_count() {
 // ---------------------------------------------------------------------------------------------
 // dtypes
 
-const ALL: [DType; 8] = [
-    DType::F32,
-    DType::F64,
-    DType::BF16,
-    DType::F16,
-    DType::I64,
-    DType::I32,
-    DType::U8,
-    DType::Bool,
-];
+const ALL: [DType; 8] = DType::ALL;
 
 #[test]
 fn casts_between_all_dtypes() {

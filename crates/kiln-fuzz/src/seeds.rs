@@ -37,16 +37,7 @@ pub fn checkpoints() -> Vec<Vec<u8>> {
     ]);
     let mut dtypes = StateDict::new();
     let v = Tensor::from_vec(vec![1.5f64, -2.0, 0.25, 4.0, 0.0, -0.5], [2, 3]);
-    for d in [
-        DType::F32,
-        DType::F64,
-        DType::BF16,
-        DType::F16,
-        DType::I64,
-        DType::I32,
-        DType::U8,
-        DType::Bool,
-    ] {
+    for d in DType::ALL {
         dtypes.insert(format!("t.{}", d.name()), v.to_dtype(d));
     }
     dtypes.insert("scalar", Tensor::scalar(3.0, DType::F32));

@@ -27,6 +27,18 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype, in declaration order.
+    pub const ALL: [DType; 8] = [
+        DType::F32,
+        DType::F64,
+        DType::BF16,
+        DType::F16,
+        DType::I64,
+        DType::I32,
+        DType::U8,
+        DType::Bool,
+    ];
+
     /// True for f32, f64, bf16 and f16: the dtypes that can require grad.
     #[inline]
     pub fn is_float(self) -> bool {

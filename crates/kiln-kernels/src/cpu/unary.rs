@@ -222,9 +222,9 @@ pub(crate) fn gelu_backward(
         let k = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
         let mut o = dst.take(xs.len());
         o.extend(
-            xs.iter()
-                .zip(&gs)
-                .map(|(x, g)| g * (0.5 * (1.0 + libm::erf(x * r)) + x * k * (-0.5 * x * x).exp())),
+            xs.iter().zip(&gs).map(|(&x, &g)| {
+                g * (0.5 * (1.0 + libm::erf(x * r)) + x * k * (-0.5 * x * x).exp())
+            }),
         );
         return CpuStorage::F64(o);
     }
