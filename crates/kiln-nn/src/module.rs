@@ -119,6 +119,36 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Checks `sd` against a module's own state dict `own`: shapes always, missing and
+/// unexpected keys with `strict`.
+fn check_against(own: &StateDict, sd: &StateDict, strict: bool) -> Result<(), StateDictError> {
+    let mut err = StateDictError::default();
+    for (name, t) in own.iter() {
+        match sd.get(name) {
+            None => err.missing.push(name.to_string()),
+            Some(src) if src.shape() != t.shape() => {
+                err.mismatched
+                    .push((name.to_string(), t.shape().to_vec(), src.shape().to_vec()))
+            }
+            Some(_) => {}
+        }
+    }
+    err.unexpected = sd
+        .keys()
+        .filter(|k| own.get(k).is_none())
+        .map(str::to_string)
+        .collect();
+    if !strict {
+        err.missing.clear();
+        err.unexpected.clear();
+    }
+    if err.is_empty() {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
 /// The structure of a module: submodules, parameters, buffers and mode. `#[derive(Module)]`
 /// implements the three required-by-convention methods; everything else is provided.
 pub trait ModuleBase: Send + Sync {
@@ -192,30 +222,7 @@ pub trait ModuleBase: Send + Sync {
     /// are errors; shape mismatches always are. Nothing is modified when an error is returned.
     fn load_state_dict(&self, sd: &StateDict, strict: bool) -> Result<(), StateDictError> {
         let own = self.state_dict();
-        let mut err = StateDictError::default();
-        for (name, t) in own.iter() {
-            match sd.get(name) {
-                None => err.missing.push(name.to_string()),
-                Some(src) if src.shape() != t.shape() => err.mismatched.push((
-                    name.to_string(),
-                    t.shape().to_vec(),
-                    src.shape().to_vec(),
-                )),
-                Some(_) => {}
-            }
-        }
-        err.unexpected = sd
-            .keys()
-            .filter(|k| own.get(k).is_none())
-            .map(str::to_string)
-            .collect();
-        if !strict {
-            err.missing.clear();
-            err.unexpected.clear();
-        }
-        if !err.is_empty() {
-            return Err(err);
-        }
+        check_against(&own, sd, strict)?;
         no_grad(|| {
             for (name, t) in own.iter() {
                 if let Some(src) = sd.get(name) {
@@ -224,6 +231,13 @@ pub trait ModuleBase: Send + Sync {
             }
         });
         Ok(())
+    }
+
+    /// The checks of [`ModuleBase::load_state_dict`] without loading anything: `Ok` exactly
+    /// when loading `sd` with the same `strict` would succeed. Dtypes are not compared
+    /// (loading converts values to the module's dtype).
+    fn check_state_dict(&self, sd: &StateDict, strict: bool) -> Result<(), StateDictError> {
+        check_against(&self.state_dict(), sd, strict)
     }
 
     /// Sets training mode on this module and all descendants.
@@ -430,6 +444,28 @@ mod tests {
             vec![("first.weight".to_string(), vec![2], vec![3])]
         );
         // Nothing was written.
+        assert_eq!(t.first.weight.to_vec::<f32>(), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn check_state_dict_agrees_with_load_and_writes_nothing() {
+        let t = Tree {
+            first: leaf(1.0),
+            blocks: vec![],
+            maybe: None,
+            _note: String::new(),
+        };
+        let mut sd = t.state_dict();
+        sd.insert("extra", Tensor::zeros([1], DType::F32));
+        let err = t.check_state_dict(&sd, true).unwrap_err();
+        assert_eq!(err, t.load_state_dict(&sd, true).unwrap_err());
+        assert_eq!(err.unexpected, vec!["extra"]);
+        assert!(t.check_state_dict(&sd, false).is_ok());
+        let mut other = StateDict::new();
+        other.insert("first.weight", Tensor::zeros([2], DType::F64));
+        other.insert("first.stat", Tensor::zeros([1], DType::F32));
+        // Another dtype is converted when loaded, so it passes.
+        assert!(t.check_state_dict(&other, true).is_ok());
         assert_eq!(t.first.weight.to_vec::<f32>(), vec![1.0, 1.0]);
     }
 

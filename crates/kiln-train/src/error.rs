@@ -10,7 +10,7 @@ pub enum TrainError {
     /// Reading or writing a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// A checkpoint's weights do not fit the model.
+    /// A checkpoint's weights (or the best weights early stopping kept) do not fit the model.
     #[error(transparent)]
     StateDict(#[from] StateDictError),
     /// A checkpoint's optimizer or scheduler state does not fit.
@@ -32,14 +32,6 @@ pub enum TrainError {
     Resume {
         /// The checkpoint directory.
         path: std::path::PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A callback's state in a checkpoint cannot be restored.
-    #[error("cannot restore {callback} from the checkpoint: {reason}")]
-    CallbackState {
-        /// The callback's name.
-        callback: String,
         /// What is wrong.
         reason: String,
     },

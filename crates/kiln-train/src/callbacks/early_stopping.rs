@@ -199,28 +199,59 @@ impl Callback for EarlyStopping {
                 self.best.unwrap_or(f64::NAN)
             ));
         } else if self.restore_best_weights && self.best.is_some() {
-            // Checked now, not at the end of training: weights that do not fit the model must
-            // stop the resume, not a finished run.
-            let model = ctx.model.state_dict();
-            let fits = weights.len() == model.len()
-                && model.iter().all(|(name, p)| {
-                    weights
-                        .get(name)
-                        .is_some_and(|w| w.shape() == p.shape() && w.dtype() == p.dtype())
-                });
-            if !fits {
-                return Err(TrainError::CallbackState {
-                    callback: self.name(),
-                    reason: format!(
-                        "the checkpoint's best weights ({} tensors) do not fit the model ({} \
-                         tensors)",
-                        weights.len(),
-                        model.len()
-                    ),
-                });
-            }
+            // Checked now, with the check `on_train_end`'s `load_state_dict` makes, not at
+            // the end of training: weights that do not fit the model must stop the resume,
+            // not a finished run.
+            ctx.model.check_state_dict(&weights, true)?;
             self.best_weights = Some(weights);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+    use crate::progress::ProgressMode;
+    use kiln_core::{DType, Tensor};
+    use kiln_nn::{Adam, Linear, ModuleBase};
+
+    #[test]
+    fn best_weights_that_do_not_fit_the_model_stop_the_resume() {
+        let model = Linear::new(2, 3);
+        let mut opt = Adam::new(model.parameters(), 1e-2);
+        let mut ctx = TrainContext {
+            model: &model,
+            optimizer: &mut opt,
+            epoch: 1,
+            epochs: 3,
+            global_step: 4,
+            stop_training: false,
+            history: History::default(),
+            progress: ProgressMode::Silent,
+            notes: Vec::new(),
+        };
+        let mut es = EarlyStopping::new("val_loss", Mode::Min, 2).restore_best_weights(true);
+        let state = json!({"best": 0.5, "best_epoch": 1, "wait": 0, "stopped_epoch": null});
+        es.load_state(&mut ctx, &state).unwrap();
+
+        let mut bad = StateDict::new();
+        bad.insert("best_weights.weight", Tensor::zeros([3, 3], DType::F32));
+        bad.insert("best_weights.bias", Tensor::zeros([3], DType::F32));
+        match es.load_state_tensors(&mut ctx, &bad) {
+            Err(TrainError::StateDict(e)) => {
+                assert_eq!(e.mismatched, [("weight".into(), vec![3, 2], vec![3, 3])])
+            }
+            other => panic!("expected a state-dict error, got {other:?}"),
+        }
+        assert!(es.best_weights.is_none());
+
+        let mut good = StateDict::new();
+        for (name, t) in model.state_dict().iter() {
+            good.insert(format!("{BEST_WEIGHTS}{name}"), t.clone());
+        }
+        es.load_state_tensors(&mut ctx, &good).unwrap();
+        assert_eq!(es.best_weights.as_ref().map(StateDict::len), Some(2));
     }
 }
