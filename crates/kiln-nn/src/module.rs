@@ -49,14 +49,47 @@ impl StateDict {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The same entries with `prefix` put before every name (tensors shared, not copied).
+    /// The prefix includes its separator, as in PyTorch: `sd.prefixed("encoder.")`.
+    pub fn prefixed(&self, prefix: &str) -> StateDict {
+        self.iter()
+            .map(|(n, t)| (format!("{prefix}{n}"), t.clone()))
+            .collect()
+    }
+
+    /// The entries whose names start with `prefix`, with it removed (tensors shared, not
+    /// copied): the inverse of [`StateDict::prefixed`].
+    pub fn strip_prefix(&self, prefix: &str) -> StateDict {
+        self.iter()
+            .filter_map(|(n, t)| Some((n.strip_prefix(prefix)?.to_string(), t.clone())))
+            .collect()
+    }
+}
+
+impl Extend<(String, Tensor)> for StateDict {
+    /// Inserts every entry (replacing entries of the same name).
+    fn extend<I: IntoIterator<Item = (String, Tensor)>>(&mut self, iter: I) {
+        for (n, t) in iter {
+            self.insert(n, t);
+        }
+    }
+}
+
+impl IntoIterator for StateDict {
+    type Item = (String, Tensor);
+    type IntoIter = std::vec::IntoIter<(String, Tensor)>;
+
+    /// The entries in order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
 }
 
 impl FromIterator<(String, Tensor)> for StateDict {
     fn from_iter<I: IntoIterator<Item = (String, Tensor)>>(iter: I) -> StateDict {
         let mut sd = StateDict::new();
-        for (n, t) in iter {
-            sd.insert(n, t);
-        }
+        sd.extend(iter);
         sd
     }
 }
@@ -445,6 +478,24 @@ mod tests {
         );
         // Nothing was written.
         assert_eq!(t.first.weight.to_vec::<f32>(), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn prefixes_are_added_and_stripped() {
+        let mut sd = StateDict::new();
+        sd.insert("a", Tensor::zeros([1], DType::F32));
+        sd.insert("b.c", Tensor::zeros([2], DType::F32));
+        let p = sd.prefixed("best.");
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["best.a", "best.b.c"]);
+        let mut mixed = p.clone();
+        mixed.extend(StateDict::from_iter([(
+            "other.a".to_string(),
+            Tensor::zeros([3], DType::F32),
+        )]));
+        let back = mixed.strip_prefix("best.");
+        assert_eq!(back.keys().collect::<Vec<_>>(), ["a", "b.c"]);
+        assert_eq!(back.get("b.c").unwrap().shape(), [2]);
+        assert!(mixed.strip_prefix("none.").is_empty());
     }
 
     #[test]

@@ -229,11 +229,11 @@ impl Trainer {
         };
         if let Some((states, tensors)) = self.pending_states.take() {
             for cb in callbacks.iter_mut() {
-                let name = cb.name();
-                if let Some(s) = states.get(&name) {
+                if let Some(s) = states.get(&cb.name()) {
                     cb.load_state(&mut ctx, s)?;
                 }
-                cb.load_state_tensors(&mut ctx, &tensors_of(&tensors, &name))?;
+                let mine = tensors.strip_prefix(&tensor_prefix(cb.as_ref()));
+                cb.load_state_tensors(&mut ctx, &mine)?;
             }
         }
         Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_begin(c))?;
@@ -400,22 +400,12 @@ impl Trainer {
 fn all_state_tensors(callbacks: &[Box<dyn Callback>]) -> StateDict {
     let mut all = StateDict::new();
     for cb in callbacks {
-        let name = cb.name();
-        for (k, t) in cb.state_tensors().iter() {
-            all.insert(format!("{name}.{k}"), t.clone());
-        }
+        all.extend(cb.state_tensors().prefixed(&tensor_prefix(cb.as_ref())));
     }
     all
 }
 
-/// The tensors of callback `name` in [`all_state_tensors`]' naming, without the prefix.
-fn tensors_of(all: &StateDict, name: &str) -> StateDict {
-    let prefix = format!("{name}.");
-    let mut mine = StateDict::new();
-    for (k, t) in all.iter() {
-        if let Some(short) = k.strip_prefix(&prefix) {
-            mine.insert(short, t.clone());
-        }
-    }
-    mine
+/// The prefix of a callback's tensors in [`all_state_tensors`]: `<callback name>.`.
+fn tensor_prefix(cb: &dyn Callback) -> String {
+    format!("{}.", cb.name())
 }

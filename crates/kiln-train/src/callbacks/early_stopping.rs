@@ -172,11 +172,10 @@ impl Callback for EarlyStopping {
     }
 
     fn state_tensors(&self) -> StateDict {
-        let mut out = StateDict::new();
-        for (name, t) in self.best_weights.iter().flat_map(|w| w.iter()) {
-            out.insert(format!("{BEST_WEIGHTS}{name}"), t.clone());
-        }
-        out
+        self.best_weights
+            .as_ref()
+            .map(|w| w.prefixed(BEST_WEIGHTS))
+            .unwrap_or_default()
     }
 
     fn load_state_tensors(
@@ -184,12 +183,7 @@ impl Callback for EarlyStopping {
         ctx: &mut TrainContext,
         tensors: &StateDict,
     ) -> Result<(), TrainError> {
-        let mut weights = StateDict::new();
-        for (name, t) in tensors.iter() {
-            if let Some(param) = name.strip_prefix(BEST_WEIGHTS) {
-                weights.insert(param, t.clone());
-            }
-        }
+        let weights = tensors.strip_prefix(BEST_WEIGHTS);
         self.best_weights = None;
         if self.restore_best_weights && self.best.is_some() && weights.is_empty() {
             ctx.note(format!(
@@ -247,10 +241,7 @@ mod tests {
         }
         assert!(es.best_weights.is_none());
 
-        let mut good = StateDict::new();
-        for (name, t) in model.state_dict().iter() {
-            good.insert(format!("{BEST_WEIGHTS}{name}"), t.clone());
-        }
+        let good = model.state_dict().prefixed(BEST_WEIGHTS);
         es.load_state_tensors(&mut ctx, &good).unwrap();
         assert_eq!(es.best_weights.as_ref().map(StateDict::len), Some(2));
     }

@@ -102,9 +102,7 @@ pub fn save(
 ) -> Result<(), TrainError> {
     let opt = optimizer.state_dict();
     let mut trainer_tensors = opt.tensors;
-    for (name, t) in snap.callback_tensors.iter() {
-        trainer_tensors.insert(format!("{CALLBACK_TENSORS}{name}"), t.clone());
-    }
+    trainer_tensors.extend(snap.callback_tensors.prefixed(CALLBACK_TENSORS));
     let mut meta = HashMap::new();
     meta.insert(
         "kiln.trainer".to_string(),
@@ -211,13 +209,11 @@ pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
 /// Splits `trainer.safetensors`' tensors into (callback tensors without their prefix, the
 /// optimizer's).
 fn split_callback_tensors(all: StateDict) -> (StateDict, StateDict) {
-    let (mut callbacks, mut optimizer) = (StateDict::new(), StateDict::new());
-    for (name, t) in all.iter() {
-        match name.strip_prefix(CALLBACK_TENSORS) {
-            Some(short) => callbacks.insert(short, t.clone()),
-            None => optimizer.insert(name, t.clone()),
-        }
-    }
+    let callbacks = all.strip_prefix(CALLBACK_TENSORS);
+    let optimizer = all
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(CALLBACK_TENSORS))
+        .collect();
     (callbacks, optimizer)
 }
 
