@@ -113,27 +113,23 @@ impl Callback for ModelCheckpoint {
         snap: &Snapshot,
         _logs: &Logs,
     ) -> Result<(), TrainError> {
+        let mut dirs = Vec::new();
         if !self.save_best_only || self.monitor.is_none() {
-            checkpoint::save(
-                &self.dir.join("last"),
-                ctx.model,
-                ctx.optimizer,
-                snap,
-                &self.model_meta,
-            )?;
+            dirs.push(self.dir.join("last"));
         }
         if self.every_epoch {
-            let dir = self.dir.join(format!("epoch-{}", snap.epochs_done));
-            checkpoint::save(&dir, ctx.model, ctx.optimizer, snap, &self.model_meta)?;
+            dirs.push(self.dir.join(format!("epoch-{}", snap.epochs_done)));
         }
         if self.improved {
-            checkpoint::save(
-                &self.dir.join("best"),
-                ctx.model,
-                ctx.optimizer,
-                snap,
-                &self.model_meta,
-            )?;
+            dirs.push(self.dir.join("best"));
+        }
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        // Serialized once, written to each directory.
+        let encoded = checkpoint::encode(ctx.model, ctx.optimizer, snap, &self.model_meta);
+        for dir in &dirs {
+            encoded.write(dir)?;
         }
         Ok(())
     }
