@@ -188,6 +188,17 @@ fn resume_err(dir: &Path, reason: impl Into<String>) -> TrainError {
 /// Reads a checkpoint directory written by [`save`]; never panics on bad files.
 pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
     let (model, model_meta) = checkpoint::load_with_metadata(dir.join("model.safetensors"))?;
+    load_with_model(dir, model, &model_meta)
+}
+
+/// [`load`] for a caller that has already read the directory's `model.safetensors`: `model`
+/// and `model_meta` are its state dict and header metadata; only `trainer.safetensors` is
+/// read, and checked against them.
+pub fn load_with_model(
+    dir: &Path,
+    model: StateDict,
+    model_meta: &HashMap<String, String>,
+) -> Result<Loaded, TrainError> {
     let (opt_tensors, meta) = checkpoint::load_with_metadata(dir.join("trainer.safetensors"))?;
     let raw = meta
         .get("kiln.trainer")
