@@ -23,6 +23,11 @@ pub trait BatchSource {
     fn num_batches(&self) -> usize;
     /// The batches of `epoch` (deterministic for a given epoch).
     fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_>;
+    /// `(samples, batch size)` when known: they tell why a source has no batches (no data,
+    /// or fewer samples than one batch with the incomplete batch dropped).
+    fn samples_and_batch_size(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 impl<D, C> BatchSource for DataLoader<D, C>
@@ -36,6 +41,23 @@ where
     fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
         Box::new(self.iter_epoch(epoch))
     }
+    fn samples_and_batch_size(&self) -> Option<(usize, usize)> {
+        Some((self.dataset().len(), self.batch_size()))
+    }
+}
+
+/// [`TrainError::EmptyData`] when `source` has no batches.
+fn check_not_empty(data: &'static str, source: &dyn BatchSource) -> Result<(), TrainError> {
+    if source.num_batches() > 0 {
+        return Ok(());
+    }
+    Err(TrainError::EmptyData {
+        data,
+        // Samples but no batch: fewer than one batch, dropped (`drop_last`).
+        dropped: source
+            .samples_and_batch_size()
+            .filter(|&(samples, _)| samples > 0),
+    })
 }
 
 /// A loss function of (model output, target).
@@ -191,11 +213,9 @@ impl Trainer {
         val: Option<&dyn BatchSource>,
         epochs: usize,
     ) -> Result<History, TrainError> {
-        if train.num_batches() == 0 {
-            return Err(TrainError::EmptyData("training"));
-        }
-        if val.is_some_and(|v| v.num_batches() == 0) {
-            return Err(TrainError::EmptyData("validation"));
+        check_not_empty("training", train)?;
+        if let Some(v) = val {
+            check_not_empty("validation", v)?;
         }
         let start = self.history.epochs.len();
         let mut callbacks = std::mem::take(&mut self.callbacks);

@@ -196,3 +196,35 @@ fn empty_training_or_validation_data_is_an_error() {
         .unwrap_err();
     assert_eq!(e.to_string(), "the validation data is empty");
 }
+
+#[test]
+fn fewer_samples_than_one_batch_with_drop_last_is_named_as_such() {
+    let _serial = serial();
+    let (train, val) = loaders();
+    let (digits_train, _) = digits::default_split();
+    let five = || {
+        DataLoader::new(
+            Subset::new(digits_train.image_dataset(), (0..5).collect()),
+            8,
+        )
+        .drop_last(true)
+    };
+    let model = mlp();
+    let mut opt = Adam::new(model.parameters(), 1e-3);
+    let mut t = Trainer::new().progress(ProgressMode::Silent);
+    let e = t.fit(&model, &mut opt, &five(), Some(&val), 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the training data has 5 samples, fewer than one batch of 8, and drop_last drops that \
+         incomplete batch, so there are no training batches (lower the batch size or turn \
+         drop_last off)"
+    );
+    let e = t
+        .fit(&model, &mut opt, &train, Some(&five()), 1)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("the validation data has 5 samples, fewer than one batch of 8"),
+        "{e}"
+    );
+}
