@@ -27,16 +27,25 @@ impl CsvLogger {
     /// Keeps the header and the rows of epochs `1..=epochs_done`; returns the header's
     /// columns (without `epoch`), or `None` when there is no file.
     fn truncate_to(&self, epochs_done: usize) -> Result<Option<Vec<String>>, TrainError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(TrainError::Io {
-                    path: self.path.clone(),
-                    source,
-                })
-            }
+        let io = |source| TrainError::Io {
+            path: self.path.clone(),
+            source,
         };
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io(source)),
+        };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {}), so the rows logged after the \
+                     checkpoint cannot be removed; move the file aside to resume",
+                    e.utf8_error().valid_up_to()
+                ),
+            ))
+        })?;
         let mut lines = text.lines();
         let Some(header) = lines.next() else {
             return Ok(None);
@@ -54,12 +63,7 @@ impl CsvLogger {
         }
         if kept != text {
             // A log file, not a checkpoint: its errors are the log's I/O errors.
-            kiln_nn::checkpoint::write_atomic(&self.path, kept.as_bytes()).map_err(|source| {
-                TrainError::Io {
-                    path: self.path.clone(),
-                    source,
-                }
-            })?;
+            kiln_nn::checkpoint::write_atomic(&self.path, kept.as_bytes()).map_err(io)?;
         }
         Ok(Some(
             header.split(',').skip(1).map(str::to_string).collect(),
