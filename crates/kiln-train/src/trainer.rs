@@ -78,6 +78,9 @@ pub struct Trainer {
     pending_states: Option<(Map<String, Value>, StateDict)>,
     compile: bool,
     notes: Vec<String>,
+    /// Set when a `fit` ends: its notes stay readable, and the next `resume_from` or `fit`
+    /// starts a new list.
+    notes_closed: bool,
 }
 
 impl Default for Trainer {
@@ -101,6 +104,7 @@ impl Trainer {
             pending_states: None,
             compile: false,
             notes: Vec::new(),
+            notes_closed: false,
         }
     }
 
@@ -156,10 +160,18 @@ impl Trainer {
         &self.history
     }
 
-    /// What callbacks reported about the run during the last `fit` (and `resume_from`):
-    /// early stops, restored weights, recovered checkpoints. Also printed unless silent.
+    /// What callbacks reported about the run during the last `fit` (also one that failed)
+    /// and the `resume_from` before it: early stops, restored weights, recovered
+    /// checkpoints. Also printed unless silent.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// Drops the notes of a finished `fit` before new ones are added.
+    fn open_notes(&mut self) {
+        if std::mem::take(&mut self.notes_closed) {
+            self.notes.clear();
+        }
     }
 
     /// Loads a checkpoint directory written by `ModelCheckpoint`: model weights, optimizer
@@ -172,6 +184,7 @@ impl Trainer {
         model: &dyn Module,
         opt: &mut dyn Optimizer,
     ) -> Result<usize, TrainError> {
+        self.open_notes();
         if let Some(from) = checkpoint::recover(dir)? {
             let note = format!(
                 "recovered checkpoint {} from {} (a previous run stopped while replacing it)",
@@ -213,29 +226,13 @@ impl Trainer {
         val: Option<&dyn BatchSource>,
         epochs: usize,
     ) -> Result<History, TrainError> {
+        self.open_notes();
         check_not_empty("training", train)?;
         if let Some(v) = val {
             check_not_empty("validation", v)?;
         }
         let start = self.history.epochs.len();
         let mut callbacks = std::mem::take(&mut self.callbacks);
-        let result = self.fit_inner(model, opt, train, val, epochs, start, &mut callbacks);
-        self.callbacks = callbacks;
-        result?;
-        Ok(self.history.clone())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn fit_inner(
-        &mut self,
-        model: &dyn Module,
-        opt: &mut dyn Optimizer,
-        train: &dyn BatchSource,
-        val: Option<&dyn BatchSource>,
-        epochs: usize,
-        start: usize,
-        callbacks: &mut [Box<dyn Callback>],
-    ) -> Result<(), TrainError> {
         let mut ctx = TrainContext {
             model,
             optimizer: opt,
@@ -247,16 +244,34 @@ impl Trainer {
             progress: self.progress,
             notes: std::mem::take(&mut self.notes),
         };
+        let result = self.fit_inner(&mut ctx, train, val, start, &mut callbacks);
+        self.callbacks = callbacks;
+        // Kept also when the fit failed: they tell what happened before the error.
+        self.notes = ctx.notes;
+        self.notes_closed = true;
+        result?;
+        Ok(self.history.clone())
+    }
+
+    fn fit_inner(
+        &mut self,
+        ctx: &mut TrainContext,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+        start: usize,
+        callbacks: &mut [Box<dyn Callback>],
+    ) -> Result<(), TrainError> {
+        let epochs = ctx.epochs;
         if let Some((states, tensors)) = self.pending_states.take() {
             for cb in callbacks.iter_mut() {
                 if let Some(s) = states.get(&cb.name()) {
-                    cb.load_state(&mut ctx, s)?;
+                    cb.load_state(ctx, s)?;
                 }
                 let mine = tensors.strip_prefix(&tensor_prefix(cb.as_ref()));
-                cb.load_state_tensors(&mut ctx, &mine)?;
+                cb.load_state_tensors(ctx, &mine)?;
             }
         }
-        Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_begin(c))?;
+        Self::each_callback(callbacks, ctx, |cb, c| cb.on_train_begin(c))?;
         for epoch in start..epochs {
             // Also checked before the first epoch: a resumed callback may have stopped the
             // run already (an early stop recorded in the checkpoint).
@@ -264,8 +279,8 @@ impl Trainer {
                 break;
             }
             ctx.epoch = epoch;
-            Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_epoch_begin(c))?;
-            let (mut logs, progress) = self.train_epoch(&mut ctx, train, callbacks)?;
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_epoch_begin(c))?;
+            let (mut logs, progress) = self.train_epoch(ctx, train, callbacks)?;
             if let Some(v) = val {
                 for (k, x) in self.evaluate(ctx.model, v) {
                     logs.insert(format!("val_{k}"), x);
@@ -273,7 +288,7 @@ impl Trainer {
             }
             logs.insert("lr".into(), ctx.optimizer.lr());
             progress.finish(epoch, epochs, &logs);
-            Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_epoch_end(c, &logs))?;
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_epoch_end(c, &logs))?;
             let mut next = ctx.history.clone();
             next.epochs.push(logs.clone());
             let snapshot = Snapshot {
@@ -287,15 +302,12 @@ impl Trainer {
                 callback_tensors: all_state_tensors(callbacks),
                 history: next.clone(),
             };
-            Self::each_callback(callbacks, &mut ctx, |cb, c| {
-                cb.on_snapshot(c, &snapshot, &logs)
-            })?;
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_snapshot(c, &snapshot, &logs))?;
             ctx.history = next;
         }
-        Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_end(c))?;
+        Self::each_callback(callbacks, ctx, |cb, c| cb.on_train_end(c))?;
         self.global_step = ctx.global_step;
         self.history = ctx.history.clone();
-        self.notes = ctx.notes;
         Ok(())
     }
 
