@@ -235,6 +235,115 @@ fn checkpoint_metadata_claiming_a_trillion_classes() {
     );
 }
 
+/// A safetensors file with no tensors and the header metadata `meta`.
+fn metadata_only_safetensors(meta: serde_json::Value) -> Vec<u8> {
+    let header = serde_json::json!({ "__metadata__": meta }).to_string();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes
+}
+
+#[test]
+fn resuming_a_run_whose_metrics_csv_is_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let best = trained_csv_model(dir.path());
+    let last = best.parent().unwrap().join("last");
+    let run_dir = dir.path().join("runs/t");
+    std::fs::write(run_dir.join("metrics.csv"), b"epoch,loss\n1,\xff\xfe0.5\n").unwrap();
+    let data = csv_arg(&dir.path().join("three.csv"));
+    let run = assert_refused(
+        &[
+            "train",
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--data",
+            &data,
+            "--out",
+            dir.path().join("runs").to_str().unwrap(),
+            "--name",
+            "t",
+            "--threads",
+            "1",
+            "--resume",
+            last.to_str().unwrap(),
+        ],
+        "metrics.csv: not UTF-8 text",
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(!run.stdout.contains("test accuracy"), "{}", run.stdout);
+}
+
+#[test]
+fn info_on_a_corrupt_trainer_safetensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = trained_csv_model(dir.path());
+    let trainer = ckpt.join("trainer.safetensors");
+    let good = std::fs::read(&trainer).unwrap();
+    let trainer_meta = |json: &str| {
+        metadata_only_safetensors(serde_json::json!({ "format": "pt", "kiln.trainer": json }))
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", Vec::new(), "trainer.safetensors"),
+        (
+            "garbage",
+            b"definitely not safetensors".to_vec(),
+            "trainer.safetensors: not a valid safetensors file",
+        ),
+        (
+            "truncated",
+            good[..good.len() / 2].to_vec(),
+            "trainer.safetensors: not a valid safetensors file",
+        ),
+        (
+            "huge header length",
+            u64::MAX.to_le_bytes().to_vec(),
+            "trainer.safetensors: not a valid safetensors file",
+        ),
+        (
+            "no trainer metadata",
+            metadata_only_safetensors(serde_json::json!({ "format": "pt" })),
+            "trainer.safetensors has no kiln.trainer metadata",
+        ),
+        (
+            "bad JSON",
+            trainer_meta("{\"epochs_done\": "),
+            "bad trainer metadata",
+        ),
+        (
+            "wrong field types",
+            trainer_meta(r#"{"epochs_done": "one", "rng": 5, "history": {}}"#),
+            "missing `epochs_done`",
+        ),
+        (
+            "another epoch",
+            trainer_meta(r#"{"epochs_done": 7}"#),
+            "from different epochs",
+        ),
+        (
+            "bad rng",
+            trainer_meta(r#"{"epochs_done": 1, "rng": ["x", "-1"]}"#),
+            "missing or bad `rng`",
+        ),
+        (
+            "history of the wrong length",
+            trainer_meta(r#"{"epochs_done": 1, "rng": ["1", "2"], "history": []}"#),
+            "the history has 0 epochs",
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        std::fs::write(&trainer, &bytes).unwrap();
+        let run = assert_refused(&["info", ckpt.to_str().unwrap()], expected);
+        assert!(
+            matches!(run.code, Some(1 | 2)),
+            "{what}: exit code {:?}: {}",
+            run.code,
+            run.stderr
+        );
+    }
+}
+
 #[test]
 fn a_bug_is_one_line_and_exit_code_101() {
     let run = kiln(&["internal-panic-test"]);

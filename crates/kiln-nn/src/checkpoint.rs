@@ -263,19 +263,17 @@ pub fn parse(
 }
 
 /// Writes `bytes` to `path` atomically: a sibling temporary file is written and synced, then
-/// renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.into(),
-        source,
-    };
+/// renamed over `path`. Any file may be written so (training logs are too), so errors are
+/// plain I/O errors; [`save`] and [`save_with_metadata`] report them as a
+/// [`CheckpointError::Io`].
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
-        .ok_or_else(|| io(std::io::Error::other("path has no file name")))?;
+        .ok_or_else(|| std::io::Error::other("path has no file name"))?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         file_name.to_string_lossy(),
@@ -295,7 +293,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result
 }
 
 /// Saves a state dict to a safetensors file atomically, with `{"format": "pt"}` metadata.
@@ -309,7 +307,11 @@ pub fn save_with_metadata(
     path: impl AsRef<Path>,
     metadata: &HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    write_atomic(path.as_ref(), &to_bytes(sd, metadata))
+    let path = path.as_ref();
+    write_atomic(path, &to_bytes(sd, metadata)).map_err(|source| CheckpointError::Io {
+        path: path.into(),
+        source,
+    })
 }
 
 /// Loads a safetensors file into a state dict.

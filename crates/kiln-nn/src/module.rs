@@ -49,14 +49,47 @@ impl StateDict {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// The same entries with `prefix` put before every name (tensors shared, not copied).
+    /// The prefix includes its separator, as in PyTorch: `sd.prefixed("encoder.")`.
+    pub fn prefixed(&self, prefix: &str) -> StateDict {
+        self.iter()
+            .map(|(n, t)| (format!("{prefix}{n}"), t.clone()))
+            .collect()
+    }
+
+    /// The entries whose names start with `prefix`, with it removed (tensors shared, not
+    /// copied): the inverse of [`StateDict::prefixed`].
+    pub fn strip_prefix(&self, prefix: &str) -> StateDict {
+        self.iter()
+            .filter_map(|(n, t)| Some((n.strip_prefix(prefix)?.to_string(), t.clone())))
+            .collect()
+    }
+}
+
+impl Extend<(String, Tensor)> for StateDict {
+    /// Inserts every entry (replacing entries of the same name).
+    fn extend<I: IntoIterator<Item = (String, Tensor)>>(&mut self, iter: I) {
+        for (n, t) in iter {
+            self.insert(n, t);
+        }
+    }
+}
+
+impl IntoIterator for StateDict {
+    type Item = (String, Tensor);
+    type IntoIter = std::vec::IntoIter<(String, Tensor)>;
+
+    /// The entries in order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
 }
 
 impl FromIterator<(String, Tensor)> for StateDict {
     fn from_iter<I: IntoIterator<Item = (String, Tensor)>>(iter: I) -> StateDict {
         let mut sd = StateDict::new();
-        for (n, t) in iter {
-            sd.insert(n, t);
-        }
+        sd.extend(iter);
         sd
     }
 }
@@ -116,6 +149,36 @@ fn join(prefix: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{prefix}.{name}")
+    }
+}
+
+/// Checks `sd` against a module's own state dict `own`: shapes always, missing and
+/// unexpected keys with `strict`.
+fn check_against(own: &StateDict, sd: &StateDict, strict: bool) -> Result<(), StateDictError> {
+    let mut err = StateDictError::default();
+    for (name, t) in own.iter() {
+        match sd.get(name) {
+            None => err.missing.push(name.to_string()),
+            Some(src) if src.shape() != t.shape() => {
+                err.mismatched
+                    .push((name.to_string(), t.shape().to_vec(), src.shape().to_vec()))
+            }
+            Some(_) => {}
+        }
+    }
+    err.unexpected = sd
+        .keys()
+        .filter(|k| own.get(k).is_none())
+        .map(str::to_string)
+        .collect();
+    if !strict {
+        err.missing.clear();
+        err.unexpected.clear();
+    }
+    if err.is_empty() {
+        Ok(())
+    } else {
+        Err(err)
     }
 }
 
@@ -192,30 +255,7 @@ pub trait ModuleBase: Send + Sync {
     /// are errors; shape mismatches always are. Nothing is modified when an error is returned.
     fn load_state_dict(&self, sd: &StateDict, strict: bool) -> Result<(), StateDictError> {
         let own = self.state_dict();
-        let mut err = StateDictError::default();
-        for (name, t) in own.iter() {
-            match sd.get(name) {
-                None => err.missing.push(name.to_string()),
-                Some(src) if src.shape() != t.shape() => err.mismatched.push((
-                    name.to_string(),
-                    t.shape().to_vec(),
-                    src.shape().to_vec(),
-                )),
-                Some(_) => {}
-            }
-        }
-        err.unexpected = sd
-            .keys()
-            .filter(|k| own.get(k).is_none())
-            .map(str::to_string)
-            .collect();
-        if !strict {
-            err.missing.clear();
-            err.unexpected.clear();
-        }
-        if !err.is_empty() {
-            return Err(err);
-        }
+        check_against(&own, sd, strict)?;
         no_grad(|| {
             for (name, t) in own.iter() {
                 if let Some(src) = sd.get(name) {
@@ -224,6 +264,13 @@ pub trait ModuleBase: Send + Sync {
             }
         });
         Ok(())
+    }
+
+    /// The checks of [`ModuleBase::load_state_dict`] without loading anything: `Ok` exactly
+    /// when loading `sd` with the same `strict` would succeed. Dtypes are not compared
+    /// (loading converts values to the module's dtype).
+    fn check_state_dict(&self, sd: &StateDict, strict: bool) -> Result<(), StateDictError> {
+        check_against(&self.state_dict(), sd, strict)
     }
 
     /// Sets training mode on this module and all descendants.
@@ -430,6 +477,46 @@ mod tests {
             vec![("first.weight".to_string(), vec![2], vec![3])]
         );
         // Nothing was written.
+        assert_eq!(t.first.weight.to_vec::<f32>(), vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn prefixes_are_added_and_stripped() {
+        let mut sd = StateDict::new();
+        sd.insert("a", Tensor::zeros([1], DType::F32));
+        sd.insert("b.c", Tensor::zeros([2], DType::F32));
+        let p = sd.prefixed("best.");
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["best.a", "best.b.c"]);
+        let mut mixed = p.clone();
+        mixed.extend(StateDict::from_iter([(
+            "other.a".to_string(),
+            Tensor::zeros([3], DType::F32),
+        )]));
+        let back = mixed.strip_prefix("best.");
+        assert_eq!(back.keys().collect::<Vec<_>>(), ["a", "b.c"]);
+        assert_eq!(back.get("b.c").unwrap().shape(), [2]);
+        assert!(mixed.strip_prefix("none.").is_empty());
+    }
+
+    #[test]
+    fn check_state_dict_agrees_with_load_and_writes_nothing() {
+        let t = Tree {
+            first: leaf(1.0),
+            blocks: vec![],
+            maybe: None,
+            _note: String::new(),
+        };
+        let mut sd = t.state_dict();
+        sd.insert("extra", Tensor::zeros([1], DType::F32));
+        let err = t.check_state_dict(&sd, true).unwrap_err();
+        assert_eq!(err, t.load_state_dict(&sd, true).unwrap_err());
+        assert_eq!(err.unexpected, vec!["extra"]);
+        assert!(t.check_state_dict(&sd, false).is_ok());
+        let mut other = StateDict::new();
+        other.insert("first.weight", Tensor::zeros([2], DType::F64));
+        other.insert("first.stat", Tensor::zeros([1], DType::F32));
+        // Another dtype is converted when loaded, so it passes.
+        assert!(t.check_state_dict(&other, true).is_ok());
         assert_eq!(t.first.weight.to_vec::<f32>(), vec![1.0, 1.0]);
     }
 

@@ -10,7 +10,7 @@ pub enum TrainError {
     /// Reading or writing a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// A checkpoint's weights do not fit the model.
+    /// A checkpoint's weights (or the best weights early stopping kept) do not fit the model.
     #[error(transparent)]
     StateDict(#[from] StateDictError),
     /// A checkpoint's optimizer or scheduler state does not fit.
@@ -35,14 +35,6 @@ pub enum TrainError {
         /// What is wrong.
         reason: String,
     },
-    /// A callback's state in a checkpoint cannot be restored.
-    #[error("cannot restore {callback} from the checkpoint: {reason}")]
-    CallbackState {
-        /// The callback's name.
-        callback: String,
-        /// What is wrong.
-        reason: String,
-    },
     /// A loss or metric became NaN or infinite (see `TerminateOnNaN`).
     #[error("{what} is {value} at epoch {epoch}, step {step}; stopping (lower the learning rate or check the data)")]
     NonFinite {
@@ -56,9 +48,28 @@ pub enum TrainError {
         step: u64,
     },
     /// A data source has no batches: an epoch over it would report 0 loss and accuracy.
-    #[error("the {0} data is empty")]
-    EmptyData(&'static str),
+    #[error("{}", empty_data(data, dropped))]
+    EmptyData {
+        /// `"training"` or `"validation"`.
+        data: &'static str,
+        /// `(samples, batch size)` when there were samples, fewer than one batch, and the
+        /// loader drops its last incomplete batch (`drop_last`); `None` when there were none.
+        dropped: Option<(usize, usize)>,
+    },
     /// The trainer's options cannot be combined.
     #[error("invalid trainer configuration: {0}")]
     Config(String),
+}
+
+/// [`TrainError::EmptyData`]'s message: no data, or too little for one batch with `drop_last`.
+fn empty_data(data: &str, dropped: &Option<(usize, usize)>) -> String {
+    match *dropped {
+        Some((samples, batch_size)) => format!(
+            "the {data} data has {samples} sample{}, fewer than one batch of {batch_size}, and \
+             drop_last drops that incomplete batch, so there are no {data} batches (lower the \
+             batch size or turn drop_last off)",
+            if samples == 1 { "" } else { "s" }
+        ),
+        None => format!("the {data} data is empty"),
+    }
 }

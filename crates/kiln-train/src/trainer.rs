@@ -23,6 +23,11 @@ pub trait BatchSource {
     fn num_batches(&self) -> usize;
     /// The batches of `epoch` (deterministic for a given epoch).
     fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_>;
+    /// `(samples, batch size)` when known: they tell why a source has no batches (no data,
+    /// or fewer samples than one batch with the incomplete batch dropped).
+    fn samples_and_batch_size(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 impl<D, C> BatchSource for DataLoader<D, C>
@@ -36,6 +41,23 @@ where
     fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
         Box::new(self.iter_epoch(epoch))
     }
+    fn samples_and_batch_size(&self) -> Option<(usize, usize)> {
+        Some((self.dataset().len(), self.batch_size()))
+    }
+}
+
+/// [`TrainError::EmptyData`] when `source` has no batches.
+fn check_not_empty(data: &'static str, source: &dyn BatchSource) -> Result<(), TrainError> {
+    if source.num_batches() > 0 {
+        return Ok(());
+    }
+    Err(TrainError::EmptyData {
+        data,
+        // Samples but no batch: fewer than one batch, dropped (`drop_last`).
+        dropped: source
+            .samples_and_batch_size()
+            .filter(|&(samples, _)| samples > 0),
+    })
 }
 
 /// A loss function of (model output, target).
@@ -56,6 +78,9 @@ pub struct Trainer {
     pending_states: Option<(Map<String, Value>, StateDict)>,
     compile: bool,
     notes: Vec<String>,
+    /// Set when a `fit` ends: its notes stay readable, and the next `resume_from` or `fit`
+    /// starts a new list.
+    notes_closed: bool,
 }
 
 impl Default for Trainer {
@@ -79,6 +104,7 @@ impl Trainer {
             pending_states: None,
             compile: false,
             notes: Vec::new(),
+            notes_closed: false,
         }
     }
 
@@ -134,10 +160,18 @@ impl Trainer {
         &self.history
     }
 
-    /// What callbacks reported about the run during the last `fit` (and `resume_from`):
-    /// early stops, restored weights, recovered checkpoints. Also printed unless silent.
+    /// What callbacks reported about the run during the last `fit` (also one that failed)
+    /// and the `resume_from` before it: early stops, restored weights, recovered
+    /// checkpoints. Also printed unless silent.
     pub fn notes(&self) -> &[String] {
         &self.notes
+    }
+
+    /// Drops the notes of a finished `fit` before new ones are added.
+    fn open_notes(&mut self) {
+        if std::mem::take(&mut self.notes_closed) {
+            self.notes.clear();
+        }
     }
 
     /// Loads a checkpoint directory written by `ModelCheckpoint`: model weights, optimizer
@@ -150,6 +184,7 @@ impl Trainer {
         model: &dyn Module,
         opt: &mut dyn Optimizer,
     ) -> Result<usize, TrainError> {
+        self.open_notes();
         if let Some(from) = checkpoint::recover(dir)? {
             let note = format!(
                 "recovered checkpoint {} from {} (a previous run stopped while replacing it)",
@@ -191,31 +226,13 @@ impl Trainer {
         val: Option<&dyn BatchSource>,
         epochs: usize,
     ) -> Result<History, TrainError> {
-        if train.num_batches() == 0 {
-            return Err(TrainError::EmptyData("training"));
-        }
-        if val.is_some_and(|v| v.num_batches() == 0) {
-            return Err(TrainError::EmptyData("validation"));
+        self.open_notes();
+        check_not_empty("training", train)?;
+        if let Some(v) = val {
+            check_not_empty("validation", v)?;
         }
         let start = self.history.epochs.len();
         let mut callbacks = std::mem::take(&mut self.callbacks);
-        let result = self.fit_inner(model, opt, train, val, epochs, start, &mut callbacks);
-        self.callbacks = callbacks;
-        result?;
-        Ok(self.history.clone())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn fit_inner(
-        &mut self,
-        model: &dyn Module,
-        opt: &mut dyn Optimizer,
-        train: &dyn BatchSource,
-        val: Option<&dyn BatchSource>,
-        epochs: usize,
-        start: usize,
-        callbacks: &mut [Box<dyn Callback>],
-    ) -> Result<(), TrainError> {
         let mut ctx = TrainContext {
             model,
             optimizer: opt,
@@ -227,16 +244,34 @@ impl Trainer {
             progress: self.progress,
             notes: std::mem::take(&mut self.notes),
         };
+        let result = self.fit_inner(&mut ctx, train, val, start, &mut callbacks);
+        self.callbacks = callbacks;
+        // Kept also when the fit failed: they tell what happened before the error.
+        self.notes = ctx.notes;
+        self.notes_closed = true;
+        result?;
+        Ok(self.history.clone())
+    }
+
+    fn fit_inner(
+        &mut self,
+        ctx: &mut TrainContext,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+        start: usize,
+        callbacks: &mut [Box<dyn Callback>],
+    ) -> Result<(), TrainError> {
+        let epochs = ctx.epochs;
         if let Some((states, tensors)) = self.pending_states.take() {
             for cb in callbacks.iter_mut() {
-                let name = cb.name();
-                if let Some(s) = states.get(&name) {
-                    cb.load_state(&mut ctx, s)?;
+                if let Some(s) = states.get(&cb.name()) {
+                    cb.load_state(ctx, s)?;
                 }
-                cb.load_state_tensors(&mut ctx, &tensors_of(&tensors, &name))?;
+                let mine = tensors.strip_prefix(&tensor_prefix(cb.as_ref()));
+                cb.load_state_tensors(ctx, &mine)?;
             }
         }
-        Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_begin(c))?;
+        Self::each_callback(callbacks, ctx, |cb, c| cb.on_train_begin(c))?;
         for epoch in start..epochs {
             // Also checked before the first epoch: a resumed callback may have stopped the
             // run already (an early stop recorded in the checkpoint).
@@ -244,8 +279,8 @@ impl Trainer {
                 break;
             }
             ctx.epoch = epoch;
-            Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_epoch_begin(c))?;
-            let (mut logs, progress) = self.train_epoch(&mut ctx, train, callbacks)?;
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_epoch_begin(c))?;
+            let (mut logs, progress) = self.train_epoch(ctx, train, callbacks)?;
             if let Some(v) = val {
                 for (k, x) in self.evaluate(ctx.model, v) {
                     logs.insert(format!("val_{k}"), x);
@@ -253,7 +288,7 @@ impl Trainer {
             }
             logs.insert("lr".into(), ctx.optimizer.lr());
             progress.finish(epoch, epochs, &logs);
-            Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_epoch_end(c, &logs))?;
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_epoch_end(c, &logs))?;
             let mut next = ctx.history.clone();
             next.epochs.push(logs.clone());
             let snapshot = Snapshot {
@@ -267,15 +302,12 @@ impl Trainer {
                 callback_tensors: all_state_tensors(callbacks),
                 history: next.clone(),
             };
-            Self::each_callback(callbacks, &mut ctx, |cb, c| {
-                cb.on_snapshot(c, &snapshot, &logs)
-            })?;
+            Self::each_callback(callbacks, ctx, |cb, c| cb.on_snapshot(c, &snapshot, &logs))?;
             ctx.history = next;
         }
-        Self::each_callback(callbacks, &mut ctx, |cb, c| cb.on_train_end(c))?;
+        Self::each_callback(callbacks, ctx, |cb, c| cb.on_train_end(c))?;
         self.global_step = ctx.global_step;
         self.history = ctx.history.clone();
-        self.notes = ctx.notes;
         Ok(())
     }
 
@@ -400,22 +432,12 @@ impl Trainer {
 fn all_state_tensors(callbacks: &[Box<dyn Callback>]) -> StateDict {
     let mut all = StateDict::new();
     for cb in callbacks {
-        let name = cb.name();
-        for (k, t) in cb.state_tensors().iter() {
-            all.insert(format!("{name}.{k}"), t.clone());
-        }
+        all.extend(cb.state_tensors().prefixed(&tensor_prefix(cb.as_ref())));
     }
     all
 }
 
-/// The tensors of callback `name` in [`all_state_tensors`]' naming, without the prefix.
-fn tensors_of(all: &StateDict, name: &str) -> StateDict {
-    let prefix = format!("{name}.");
-    let mut mine = StateDict::new();
-    for (k, t) in all.iter() {
-        if let Some(short) = k.strip_prefix(&prefix) {
-            mine.insert(short, t.clone());
-        }
-    }
-    mine
+/// The prefix of a callback's tensors in [`all_state_tensors`]: `<callback name>.`.
+fn tensor_prefix(cb: &dyn Callback) -> String {
+    format!("{}.", cb.name())
 }

@@ -196,3 +196,92 @@ fn empty_training_or_validation_data_is_an_error() {
         .unwrap_err();
     assert_eq!(e.to_string(), "the validation data is empty");
 }
+
+#[test]
+fn fewer_samples_than_one_batch_with_drop_last_is_named_as_such() {
+    let _serial = serial();
+    let (train, val) = loaders();
+    let (digits_train, _) = digits::default_split();
+    let five = || {
+        DataLoader::new(
+            Subset::new(digits_train.image_dataset(), (0..5).collect()),
+            8,
+        )
+        .drop_last(true)
+    };
+    let model = mlp();
+    let mut opt = Adam::new(model.parameters(), 1e-3);
+    let mut t = Trainer::new().progress(ProgressMode::Silent);
+    let e = t.fit(&model, &mut opt, &five(), Some(&val), 1).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the training data has 5 samples, fewer than one batch of 8, and drop_last drops that \
+         incomplete batch, so there are no training batches (lower the batch size or turn \
+         drop_last off)"
+    );
+    let e = t
+        .fit(&model, &mut opt, &train, Some(&five()), 1)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("the validation data has 5 samples, fewer than one batch of 8"),
+        "{e}"
+    );
+}
+
+/// Notes when training begins; fails at the end of an epoch while `fail` is set.
+struct Noisy {
+    fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl kiln_train::callbacks::Callback for Noisy {
+    fn name(&self) -> String {
+        "noisy".into()
+    }
+
+    fn on_train_begin(
+        &mut self,
+        ctx: &mut kiln_train::callbacks::TrainContext,
+    ) -> Result<(), kiln_train::TrainError> {
+        ctx.note(format!("noisy: begins at epoch {}", ctx.epoch + 1));
+        Ok(())
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        _ctx: &mut kiln_train::callbacks::TrainContext,
+        _logs: &kiln_train::Logs,
+    ) -> Result<(), kiln_train::TrainError> {
+        if self.fail.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(kiln_train::TrainError::Config("noisy: told to fail".into()));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn notes_are_those_of_the_last_fit_also_when_it_failed() {
+    let _serial = serial();
+    let (digits_train, _) = digits::default_split();
+    let small = DataLoader::new(
+        Subset::new(digits_train.image_dataset(), (0..64).collect()),
+        32,
+    );
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let model = mlp();
+    let mut opt = Adam::new(model.parameters(), 1e-3);
+    let mut t = Trainer::new()
+        .progress(ProgressMode::Silent)
+        .callback(Noisy { fail: fail.clone() });
+    t.fit(&model, &mut opt, &small, None, 1).unwrap();
+    assert_eq!(t.notes(), ["noisy: begins at epoch 1"]);
+    t.fit(&model, &mut opt, &small, None, 2).unwrap();
+    assert_eq!(t.notes(), ["noisy: begins at epoch 2"], "not carried over");
+    fail.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.fit(&model, &mut opt, &small, None, 3).unwrap_err();
+    assert_eq!(
+        t.notes(),
+        ["noisy: begins at epoch 3"],
+        "kept when fit fails"
+    );
+}

@@ -28,7 +28,9 @@ pub fn run(path: &Path) -> Result<(), String> {
     }
     println!("{} tensors, {total} elements", sd.len());
     if path.is_dir() && path.join("trainer.safetensors").exists() {
-        let loaded = kiln_train::checkpoint::load(path).map_err(|e| e.to_string())?;
+        // `model.safetensors` was read above: only `trainer.safetensors` is read here.
+        let loaded =
+            kiln_train::checkpoint::load_with_model(path, sd, &meta).map_err(|e| e.to_string())?;
         let s = &loaded.snapshot;
         println!(
             "training state: {} epochs done, {} optimizer steps, {} optimizer state tensors, \

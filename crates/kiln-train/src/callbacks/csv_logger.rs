@@ -27,16 +27,25 @@ impl CsvLogger {
     /// Keeps the header and the rows of epochs `1..=epochs_done`; returns the header's
     /// columns (without `epoch`), or `None` when there is no file.
     fn truncate_to(&self, epochs_done: usize) -> Result<Option<Vec<String>>, TrainError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(TrainError::Io {
-                    path: self.path.clone(),
-                    source,
-                })
-            }
+        let io = |source| TrainError::Io {
+            path: self.path.clone(),
+            source,
         };
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io(source)),
+        };
+        let text = String::from_utf8(bytes).map_err(|e| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {}), so the rows logged after the \
+                     checkpoint cannot be removed; move the file aside to resume",
+                    e.utf8_error().valid_up_to()
+                ),
+            ))
+        })?;
         let mut lines = text.lines();
         let Some(header) = lines.next() else {
             return Ok(None);
@@ -53,7 +62,8 @@ impl CsvLogger {
             kept.push('\n');
         }
         if kept != text {
-            kiln_nn::checkpoint::write_atomic(&self.path, kept.as_bytes())?;
+            // A log file, not a checkpoint: its errors are the log's I/O errors.
+            kiln_nn::checkpoint::write_atomic(&self.path, kept.as_bytes()).map_err(io)?;
         }
         Ok(Some(
             header.split(',').skip(1).map(str::to_string).collect(),
@@ -109,5 +119,48 @@ impl Callback for CsvLogger {
             .map(|c| logs.get(c).map(|v| format!("{v}")).unwrap_or_default())
             .collect();
         self.write(&format!("{},{}", ctx.epoch + 1, vals.join(",")), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+    use crate::progress::ProgressMode;
+    use kiln_nn::{Adam, Linear, ModuleBase};
+
+    #[test]
+    fn a_failed_rewrite_of_the_log_is_a_log_error_not_a_checkpoint_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.csv");
+        std::fs::write(&path, "epoch,loss\n1,0.5\n2,0.4\n").unwrap();
+        // The temporary file of the atomic rewrite cannot be created: a directory is there.
+        let tmp = dir
+            .path()
+            .join(format!(".metrics.csv.tmp-{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let model = Linear::new(2, 2);
+        let mut opt = Adam::new(model.parameters(), 1e-2);
+        let mut ctx = TrainContext {
+            model: &model,
+            optimizer: &mut opt,
+            epoch: 1,
+            epochs: 3,
+            global_step: 1,
+            stop_training: false,
+            history: History {
+                epochs: vec![Default::default()],
+            },
+            progress: ProgressMode::Silent,
+            notes: Vec::new(),
+        };
+        let err = CsvLogger::new(&path).on_train_begin(&mut ctx).unwrap_err();
+        assert!(matches!(err, TrainError::Io { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(!message.contains("checkpoint"), "{message}");
+        assert!(
+            message.starts_with(&path.display().to_string()),
+            "{message}"
+        );
     }
 }

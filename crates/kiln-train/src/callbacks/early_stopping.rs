@@ -1,30 +1,10 @@
 //! Stop training when a monitored value stops improving.
 
-use super::{Callback, TrainContext};
+use super::{Best, Callback, Mode, TrainContext};
 use crate::error::TrainError;
 use crate::history::Logs;
 use kiln_nn::StateDict;
-use serde_json::{json, Value};
-
-/// Whether lower or higher values of the monitored key are better.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Lower is better (losses).
-    Min,
-    /// Higher is better (accuracies).
-    Max,
-}
-
-impl Mode {
-    /// True when `value` beats `best` by more than `min_delta`.
-    pub fn improved(self, value: f64, best: Option<f64>, min_delta: f64) -> bool {
-        match (self, best) {
-            (_, None) => true,
-            (Mode::Min, Some(b)) => value < b - min_delta,
-            (Mode::Max, Some(b)) => value > b + min_delta,
-        }
-    }
-}
+use serde_json::{Map, Value};
 
 /// Keras' `EarlyStopping`: stops after `patience` epochs without an improvement of at least
 /// `min_delta` in `monitor`; optionally restores the best epoch's weights at the end. Both are
@@ -32,13 +12,9 @@ impl Mode {
 /// checkpoints, so a resumed run stops and restores exactly as the uninterrupted one would.
 pub struct EarlyStopping {
     monitor: String,
-    mode: Mode,
     patience: usize,
-    min_delta: f64,
     restore_best_weights: bool,
-    best: Option<f64>,
-    /// Epoch (from 1) of `best`.
-    best_epoch: usize,
+    best: Best,
     wait: usize,
     best_weights: Option<StateDict>,
     /// Epoch (from 0) at which training was stopped, if it was.
@@ -50,12 +26,9 @@ impl EarlyStopping {
     pub fn new(monitor: impl Into<String>, mode: Mode, patience: usize) -> EarlyStopping {
         EarlyStopping {
             monitor: monitor.into(),
-            mode,
             patience,
-            min_delta: 0.0,
             restore_best_weights: false,
-            best: None,
-            best_epoch: 0,
+            best: Best::new(mode),
             wait: 0,
             best_weights: None,
             stopped_epoch: None,
@@ -64,7 +37,7 @@ impl EarlyStopping {
 
     /// Smallest change that counts as an improvement.
     pub fn min_delta(mut self, d: f64) -> Self {
-        self.min_delta = d.abs();
+        self.best.set_min_delta(d);
         self
     }
 
@@ -75,7 +48,7 @@ impl EarlyStopping {
     }
 
     fn patience_ran_out(&self) -> bool {
-        self.best.is_some() && self.wait >= self.patience
+        self.best.get().is_some() && self.wait >= self.patience
     }
 }
 
@@ -111,9 +84,7 @@ impl Callback for EarlyStopping {
         let Some(&value) = logs.get(&self.monitor) else {
             return Ok(());
         };
-        if self.mode.improved(value, self.best, self.min_delta) {
-            self.best = Some(value);
-            self.best_epoch = ctx.epoch + 1;
+        if self.best.update(value, ctx.epoch + 1) {
             self.wait = 0;
             if self.restore_best_weights {
                 self.best_weights = Some(deep_copy(&ctx.model.state_dict()));
@@ -129,8 +100,8 @@ impl Callback for EarlyStopping {
                     ctx.epoch + 1,
                     self.monitor,
                     self.wait,
-                    self.best.unwrap_or(f64::NAN),
-                    self.best_epoch
+                    self.best.value().unwrap_or(f64::NAN),
+                    self.best.epoch()
                 ));
             }
         }
@@ -143,26 +114,24 @@ impl Callback for EarlyStopping {
             ctx.note(format!(
                 "early stopping: restored the model weights from the end of epoch {} (best {} \
                  {:.4})",
-                self.best_epoch,
+                self.best.epoch(),
                 self.monitor,
-                self.best.unwrap_or(f64::NAN)
+                self.best.value().unwrap_or(f64::NAN)
             ));
         }
         Ok(())
     }
 
     fn state(&self) -> Option<Value> {
-        Some(json!({
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "wait": self.wait,
-            "stopped_epoch": self.stopped_epoch,
-        }))
+        let mut state = Map::new();
+        self.best.save(&mut state);
+        state.insert("wait".into(), self.wait.into());
+        state.insert("stopped_epoch".into(), self.stopped_epoch.into());
+        Some(Value::Object(state))
     }
 
     fn load_state(&mut self, _ctx: &mut TrainContext, state: &Value) -> Result<(), TrainError> {
-        self.best = state.get("best").and_then(Value::as_f64);
-        self.best_epoch = state.get("best_epoch").and_then(Value::as_u64).unwrap_or(0) as usize;
+        self.best.load(state);
         self.wait = state.get("wait").and_then(Value::as_u64).unwrap_or(0) as usize;
         self.stopped_epoch = state
             .get("stopped_epoch")
@@ -172,11 +141,10 @@ impl Callback for EarlyStopping {
     }
 
     fn state_tensors(&self) -> StateDict {
-        let mut out = StateDict::new();
-        for (name, t) in self.best_weights.iter().flat_map(|w| w.iter()) {
-            out.insert(format!("{BEST_WEIGHTS}{name}"), t.clone());
-        }
-        out
+        self.best_weights
+            .as_ref()
+            .map(|w| w.prefixed(BEST_WEIGHTS))
+            .unwrap_or_default()
     }
 
     fn load_state_tensors(
@@ -184,43 +152,68 @@ impl Callback for EarlyStopping {
         ctx: &mut TrainContext,
         tensors: &StateDict,
     ) -> Result<(), TrainError> {
-        let mut weights = StateDict::new();
-        for (name, t) in tensors.iter() {
-            if let Some(param) = name.strip_prefix(BEST_WEIGHTS) {
-                weights.insert(param, t.clone());
-            }
-        }
+        let weights = tensors.strip_prefix(BEST_WEIGHTS);
         self.best_weights = None;
-        if self.restore_best_weights && self.best.is_some() && weights.is_empty() {
+        let best = self.best.value();
+        if self.restore_best_weights && best.is_some() && weights.is_empty() {
             ctx.note(format!(
                 "early stopping: the checkpoint holds no best weights for {}; weights will be \
                  restored only from an epoch that improves on {:.4}",
                 self.monitor,
-                self.best.unwrap_or(f64::NAN)
+                best.unwrap_or(f64::NAN)
             ));
-        } else if self.restore_best_weights && self.best.is_some() {
-            // Checked now, not at the end of training: weights that do not fit the model must
-            // stop the resume, not a finished run.
-            let model = ctx.model.state_dict();
-            let fits = weights.len() == model.len()
-                && model.iter().all(|(name, p)| {
-                    weights
-                        .get(name)
-                        .is_some_and(|w| w.shape() == p.shape() && w.dtype() == p.dtype())
-                });
-            if !fits {
-                return Err(TrainError::CallbackState {
-                    callback: self.name(),
-                    reason: format!(
-                        "the checkpoint's best weights ({} tensors) do not fit the model ({} \
-                         tensors)",
-                        weights.len(),
-                        model.len()
-                    ),
-                });
-            }
+        } else if self.restore_best_weights && best.is_some() {
+            // Checked now, with the check `on_train_end`'s `load_state_dict` makes, not at
+            // the end of training: weights that do not fit the model must stop the resume,
+            // not a finished run.
+            ctx.model.check_state_dict(&weights, true)?;
             self.best_weights = Some(weights);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::History;
+    use crate::progress::ProgressMode;
+    use kiln_core::{DType, Tensor};
+    use kiln_nn::{Adam, Linear, ModuleBase};
+    use serde_json::json;
+
+    #[test]
+    fn best_weights_that_do_not_fit_the_model_stop_the_resume() {
+        let model = Linear::new(2, 3);
+        let mut opt = Adam::new(model.parameters(), 1e-2);
+        let mut ctx = TrainContext {
+            model: &model,
+            optimizer: &mut opt,
+            epoch: 1,
+            epochs: 3,
+            global_step: 4,
+            stop_training: false,
+            history: History::default(),
+            progress: ProgressMode::Silent,
+            notes: Vec::new(),
+        };
+        let mut es = EarlyStopping::new("val_loss", Mode::Min, 2).restore_best_weights(true);
+        let state = json!({"best": 0.5, "best_epoch": 1, "wait": 0, "stopped_epoch": null});
+        es.load_state(&mut ctx, &state).unwrap();
+
+        let mut bad = StateDict::new();
+        bad.insert("best_weights.weight", Tensor::zeros([3, 3], DType::F32));
+        bad.insert("best_weights.bias", Tensor::zeros([3], DType::F32));
+        match es.load_state_tensors(&mut ctx, &bad) {
+            Err(TrainError::StateDict(e)) => {
+                assert_eq!(e.mismatched, [("weight".into(), vec![3, 2], vec![3, 3])])
+            }
+            other => panic!("expected a state-dict error, got {other:?}"),
+        }
+        assert!(es.best_weights.is_none());
+
+        let good = model.state_dict().prefixed(BEST_WEIGHTS);
+        es.load_state_tensors(&mut ctx, &good).unwrap();
+        assert_eq!(es.best_weights.as_ref().map(StateDict::len), Some(2));
     }
 }

@@ -2,6 +2,7 @@
 //! (Keras' callbacks, Lightning's hooks). Each can persist its own state in checkpoints so a
 //! resumed run continues exactly.
 
+mod best;
 mod csv_logger;
 mod early_stopping;
 mod lr_scheduler;
@@ -9,12 +10,15 @@ mod model_checkpoint;
 mod tensorboard;
 mod terminate_on_nan;
 
+pub use best::Mode;
 pub use csv_logger::CsvLogger;
-pub use early_stopping::{EarlyStopping, Mode};
+pub use early_stopping::EarlyStopping;
 pub use lr_scheduler::{LrSchedulerCallback, StepInterval};
 pub use model_checkpoint::ModelCheckpoint;
 pub use tensorboard::TensorBoardCallback;
 pub use terminate_on_nan::TerminateOnNaN;
+
+use best::Best;
 
 use crate::checkpoint::Snapshot;
 use crate::error::TrainError;

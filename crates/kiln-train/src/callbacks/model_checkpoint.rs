@@ -1,10 +1,10 @@
 //! Save checkpoints every epoch (`last/`) and when a monitored value improves (`best/`).
 
-use super::{Callback, Mode, TrainContext};
+use super::{Best, Callback, Mode, TrainContext};
 use crate::checkpoint::{self, Snapshot};
 use crate::error::TrainError;
 use crate::history::Logs;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -15,12 +15,11 @@ use std::path::{Path, PathBuf};
 /// starts, what an interrupted run left under `<dir>` is recovered and cleaned up.
 pub struct ModelCheckpoint {
     dir: PathBuf,
-    monitor: Option<(String, Mode)>,
+    /// The monitored key and its best value so far (as of the end of the last completed
+    /// epoch).
+    monitor: Option<(String, Best)>,
     save_best_only: bool,
     every_epoch: bool,
-    /// The best monitored value and the epoch (from 1) it was reached in, as of the end of
-    /// the last completed epoch.
-    best: Option<(f64, usize)>,
     /// Whether the epoch just ended improved `best`: decided in `on_epoch_end`, so the
     /// snapshot saved with it already holds the new best, and acted on in `on_snapshot`.
     improved: bool,
@@ -35,7 +34,6 @@ impl ModelCheckpoint {
             monitor: None,
             save_best_only: false,
             every_epoch: false,
-            best: None,
             improved: false,
             model_meta: HashMap::new(),
         }
@@ -43,7 +41,7 @@ impl ModelCheckpoint {
 
     /// Also keep `best/` for the best value of `key`.
     pub fn monitor(mut self, key: impl Into<String>, mode: Mode) -> Self {
-        self.monitor = Some((key.into(), mode));
+        self.monitor = Some((key.into(), Best::new(mode)));
         self
     }
 
@@ -72,7 +70,7 @@ impl ModelCheckpoint {
 
     /// The best monitored value so far and the epoch (from 1) it was reached in.
     pub fn best(&self) -> Option<(f64, usize)> {
-        self.best
+        self.monitor.as_ref().and_then(|(_, best)| best.get())
     }
 }
 
@@ -100,15 +98,12 @@ impl Callback for ModelCheckpoint {
     }
 
     fn on_epoch_end(&mut self, ctx: &mut TrainContext, logs: &Logs) -> Result<(), TrainError> {
-        self.improved = false;
-        if let Some((key, mode)) = &self.monitor {
-            if let Some(&v) = logs.get(key.as_str()) {
-                if mode.improved(v, self.best.map(|(b, _)| b), 0.0) {
-                    self.best = Some((v, ctx.epoch + 1));
-                    self.improved = true;
-                }
-            }
-        }
+        self.improved = match &mut self.monitor {
+            Some((key, best)) => logs
+                .get(key.as_str())
+                .is_some_and(|&v| best.update(v, ctx.epoch + 1)),
+            None => false,
+        };
         Ok(())
     }
 
@@ -118,43 +113,39 @@ impl Callback for ModelCheckpoint {
         snap: &Snapshot,
         _logs: &Logs,
     ) -> Result<(), TrainError> {
+        let mut dirs = Vec::new();
         if !self.save_best_only || self.monitor.is_none() {
-            checkpoint::save(
-                &self.dir.join("last"),
-                ctx.model,
-                ctx.optimizer,
-                snap,
-                &self.model_meta,
-            )?;
+            dirs.push(self.dir.join("last"));
         }
         if self.every_epoch {
-            let dir = self.dir.join(format!("epoch-{}", snap.epochs_done));
-            checkpoint::save(&dir, ctx.model, ctx.optimizer, snap, &self.model_meta)?;
+            dirs.push(self.dir.join(format!("epoch-{}", snap.epochs_done)));
         }
         if self.improved {
-            checkpoint::save(
-                &self.dir.join("best"),
-                ctx.model,
-                ctx.optimizer,
-                snap,
-                &self.model_meta,
-            )?;
+            dirs.push(self.dir.join("best"));
+        }
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        // Serialized once, written to each directory.
+        let encoded = checkpoint::encode(ctx.model, ctx.optimizer, snap, &self.model_meta);
+        for dir in &dirs {
+            encoded.write(dir)?;
         }
         Ok(())
     }
 
     fn state(&self) -> Option<Value> {
-        Some(json!({
-            "best": self.best.map(|(v, _)| v),
-            "best_epoch": self.best.map(|(_, e)| e),
-        }))
+        let mut state = Map::new();
+        if let Some((_, best)) = &self.monitor {
+            best.save(&mut state);
+        }
+        Some(Value::Object(state))
     }
 
     fn load_state(&mut self, _ctx: &mut TrainContext, state: &Value) -> Result<(), TrainError> {
-        let value = state.get("best").and_then(Value::as_f64);
-        // Checkpoints from before `best_epoch` was kept: the epoch is unknown (0).
-        let epoch = state.get("best_epoch").and_then(Value::as_u64).unwrap_or(0);
-        self.best = value.map(|v| (v, epoch as usize));
+        if let Some((_, best)) = &mut self.monitor {
+            best.load(state);
+        }
         Ok(())
     }
 }

@@ -4,7 +4,7 @@ use super::{Callback, TrainContext};
 use crate::error::TrainError;
 use crate::history::Logs;
 use crate::tensorboard::proto::What;
-use crate::tensorboard::{event_files, Event, EventFileReader, SummaryWriter};
+use crate::tensorboard::{event_files, Event, EventFileReader, SummaryWriter, TensorBoardError};
 use std::path::{Path, PathBuf};
 
 /// Writes `train/<key>` per optimizer step and `epoch/<key>` per epoch (train and `val_`
@@ -82,7 +82,7 @@ fn trim_after(log_dir: &Path, epochs_done: i64, global_step: i64) -> Result<usiz
             }
         }
         if let Some(len) = cut {
-            let io = |source| TrainError::Io {
+            let io = |source| TensorBoardError::Write {
                 path: file.clone(),
                 source,
             };

@@ -13,8 +13,9 @@
 //!
 //! The two files only make sense together, so [`save`] replaces the directory `<name>` in
 //! one step instead of file by file:
-//! 1. write both files into `<parent>/.<name>.tmp-<pid>/` (each written, fsynced and renamed
-//!    into place by `kiln_nn::checkpoint::write_atomic`), then fsync that directory;
+//! 1. write both files into `<parent>/.<name>.tmp-<pid>/` and fsync each, then fsync that
+//!    directory (nothing reads the temporary directory, so its files need no atomic writes
+//!    of their own);
 //! 2. rename the current `<name>` (if any) aside to `<parent>/.<name>.old-<pid>`;
 //! 3. rename `.<name>.tmp-<pid>` to `<name>` (the commit point) and fsync `<parent>`;
 //! 4. remove `.<name>.old-<pid>`.
@@ -27,6 +28,10 @@
 //! crash leaves behind (`.<name>.tmp-*` and `.<name>.old-*` directories, `.<file>.tmp-*`
 //! files inside checkpoint directories) are removed by [`clean_stale`], so only one run may
 //! write under a checkpoint root at a time.
+//!
+//! A checkpoint written to several directories at the end of one epoch (`last/`, `best/`,
+//! `epoch-<n>/`) is serialized once ([`encode`]) and the same bytes are written to each
+//! ([`Encoded::write`]).
 
 mod atomic_dir;
 
@@ -34,11 +39,12 @@ pub use atomic_dir::{clean_stale, recover, Cleanup};
 
 use crate::error::TrainError;
 use crate::history::History;
-use kiln_nn::checkpoint;
+use kiln_nn::checkpoint::{self, CheckpointError};
 use kiln_nn::optim::{Optimizer, OptimizerState};
 use kiln_nn::{Module, StateDict};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
 /// Prefix of callback tensors in `trainer.safetensors` (the optimizer's are `state.…`).
@@ -92,7 +98,8 @@ impl Snapshot {
 
 /// Writes a checkpoint directory as a whole, replacing any previous one (see the module doc
 /// for the protocol); `model_meta` goes into the header of `model.safetensors` (e.g. what
-/// architecture the weights belong to).
+/// architecture the weights belong to). To write the same checkpoint to several
+/// directories, [`encode`] it once and [`Encoded::write`] it to each.
 pub fn save(
     dir: &Path,
     model: &dyn Module,
@@ -100,11 +107,26 @@ pub fn save(
     snap: &Snapshot,
     model_meta: &HashMap<String, String>,
 ) -> Result<(), TrainError> {
+    encode(model, optimizer, snap, model_meta).write(dir)
+}
+
+/// A checkpoint's two files, serialized: what [`save`] writes.
+pub struct Encoded {
+    model: Vec<u8>,
+    trainer: Vec<u8>,
+}
+
+/// Serializes the model, the optimizer and the rest of the training state into the bytes of
+/// `model.safetensors` and `trainer.safetensors` (see [`save`] for `model_meta`).
+pub fn encode(
+    model: &dyn Module,
+    optimizer: &dyn Optimizer,
+    snap: &Snapshot,
+    model_meta: &HashMap<String, String>,
+) -> Encoded {
     let opt = optimizer.state_dict();
     let mut trainer_tensors = opt.tensors;
-    for (name, t) in snap.callback_tensors.iter() {
-        trainer_tensors.insert(format!("{CALLBACK_TENSORS}{name}"), t.clone());
-    }
+    trainer_tensors.extend(snap.callback_tensors.prefixed(CALLBACK_TENSORS));
     let mut meta = HashMap::new();
     meta.insert(
         "kiln.trainer".to_string(),
@@ -112,12 +134,38 @@ pub fn save(
     );
     let mut model_meta = model_meta.clone();
     model_meta.insert("kiln.epochs_done".to_string(), snap.epochs_done.to_string());
-    let model_sd = model.state_dict();
-    atomic_dir::replace_dir(dir, |tmp| {
-        checkpoint::save_with_metadata(&trainer_tensors, tmp.join("trainer.safetensors"), &meta)?;
-        checkpoint::save_with_metadata(&model_sd, tmp.join("model.safetensors"), &model_meta)?;
-        Ok(())
-    })
+    Encoded {
+        model: checkpoint::to_bytes(&model.state_dict(), &model_meta),
+        trainer: checkpoint::to_bytes(&trainer_tensors, &meta),
+    }
+}
+
+impl Encoded {
+    /// Writes the checkpoint to `dir` as a whole, replacing any previous one (see the module
+    /// doc for the protocol).
+    pub fn write(&self, dir: &Path) -> Result<(), TrainError> {
+        atomic_dir::replace_dir(dir, |tmp| {
+            write_synced(&tmp.join("trainer.safetensors"), &self.trainer)?;
+            write_synced(&tmp.join("model.safetensors"), &self.model)
+        })
+    }
+}
+
+/// Writes a file of the temporary directory and fsyncs it: the directory is renamed into
+/// place as a whole afterwards, so the file needs no atomic write of its own.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    std::fs::File::create(path)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(|source| {
+            CheckpointError::Io {
+                path: path.into(),
+                source,
+            }
+            .into()
+        })
 }
 
 /// What [`load`] read, before it is applied.
@@ -140,6 +188,17 @@ fn resume_err(dir: &Path, reason: impl Into<String>) -> TrainError {
 /// Reads a checkpoint directory written by [`save`]; never panics on bad files.
 pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
     let (model, model_meta) = checkpoint::load_with_metadata(dir.join("model.safetensors"))?;
+    load_with_model(dir, model, &model_meta)
+}
+
+/// [`load`] for a caller that has already read the directory's `model.safetensors`: `model`
+/// and `model_meta` are its state dict and header metadata; only `trainer.safetensors` is
+/// read, and checked against them.
+pub fn load_with_model(
+    dir: &Path,
+    model: StateDict,
+    model_meta: &HashMap<String, String>,
+) -> Result<Loaded, TrainError> {
     let (opt_tensors, meta) = checkpoint::load_with_metadata(dir.join("trainer.safetensors"))?;
     let raw = meta
         .get("kiln.trainer")
@@ -211,17 +270,62 @@ pub fn load(dir: &Path) -> Result<Loaded, TrainError> {
 /// Splits `trainer.safetensors`' tensors into (callback tensors without their prefix, the
 /// optimizer's).
 fn split_callback_tensors(all: StateDict) -> (StateDict, StateDict) {
-    let (mut callbacks, mut optimizer) = (StateDict::new(), StateDict::new());
-    for (name, t) in all.iter() {
-        match name.strip_prefix(CALLBACK_TENSORS) {
-            Some(short) => callbacks.insert(short, t.clone()),
-            None => optimizer.insert(name, t.clone()),
-        }
-    }
+    let callbacks = all.strip_prefix(CALLBACK_TENSORS);
+    let optimizer = all
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with(CALLBACK_TENSORS))
+        .collect();
     (callbacks, optimizer)
 }
 
 /// True when `dir` looks like a checkpoint directory.
 pub fn exists(dir: &Path) -> bool {
     dir.join("model.safetensors").is_file() && dir.join("trainer.safetensors").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_core::{DType, Tensor};
+    use kiln_nn::{Adam, Linear, ModuleBase};
+
+    #[test]
+    fn one_encoding_writes_the_same_bytes_to_every_directory() {
+        let model = Linear::new(2, 3);
+        let opt = Adam::new(model.parameters(), 1e-2);
+        let mut callback_tensors = StateDict::new();
+        callback_tensors.insert("early_stopping[x].w", Tensor::zeros([2], DType::F32));
+        let snap = Snapshot {
+            epochs_done: 2,
+            global_step: 10,
+            rng: (1, 2),
+            callbacks: Map::new(),
+            callback_tensors,
+            history: History {
+                epochs: vec![Default::default(), Default::default()],
+            },
+        };
+        let root = tempfile::tempdir().unwrap();
+        let encoded = encode(&model, &opt, &snap, &HashMap::new());
+        for name in ["last", "best"] {
+            encoded.write(&root.path().join(name)).unwrap();
+        }
+        for file in ["model.safetensors", "trainer.safetensors"] {
+            let read = |d: &str| std::fs::read(root.path().join(d).join(file)).unwrap();
+            assert_eq!(read("last"), read("best"), "{file}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["best", "last"], "no temporaries left");
+        let loaded = load(&root.path().join("best")).unwrap();
+        assert_eq!(loaded.snapshot.epochs_done, 2);
+        assert_eq!(
+            loaded.snapshot.callback_tensors.keys().collect::<Vec<_>>(),
+            ["early_stopping[x].w"]
+        );
+        assert_eq!(loaded.model.len(), 2);
+    }
 }
