@@ -1,4 +1,7 @@
 //! `kiln`: train a model on bundled or local data, evaluate and inspect checkpoints, predict.
+//!
+//! Layering: the `kiln` command sits on top of the library crates (`kiln-core`, `kiln-nn`,
+//! `kiln-data`, `kiln-train`); nothing depends on it. Each subcommand is one file in `commands/`.
 
 mod args;
 mod commands;

@@ -11,13 +11,12 @@
 pub mod autograd;
 pub mod nn;
 pub mod ops;
-pub mod random;
 pub mod tensor;
 pub mod trace;
 
 pub use kiln_kernels::{
-    backend, buffer, cpu, device, dtype, layout, memory, operand, pool, profile, shape, storage,
-    with_storage,
+    backend, buffer, cpu, device, dtype, layout, memory, operand, pool, profile, random, shape,
+    storage, with_storage,
 };
 
 pub use autograd::{no_grad, NoGradGuard};

@@ -27,6 +27,9 @@
 //! ```
 //!
 //! Layering: depends on `kiln-core` only.
+//!
+//! Layering: built on `kiln-core` alone (batches are tensors); it knows nothing of models,
+//! training or graphs.
 
 #![warn(missing_docs)]
 

@@ -4,6 +4,9 @@
 //! and `Option<M>`); `#[param]` marks a `Tensor` field as a parameter, `#[buffer]` as a
 //! buffer, and `#[module(skip)]` leaves a field out. Names follow the field names, so a field
 //! `fc1: Linear` yields `fc1.weight` and `fc1.bias`, as in PyTorch.
+//!
+//! Layering: a proc-macro crate; it depends on no Kiln crate (the code it generates names the
+//! `nn` items of `kiln-nn` or of the facade, whichever the using crate depends on).
 
 use proc_macro::TokenStream;
 use quote::quote;

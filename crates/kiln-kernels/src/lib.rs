@@ -22,6 +22,7 @@ pub mod operand;
 pub mod ops;
 pub mod pool;
 pub mod profile;
+pub mod random;
 pub mod shape;
 pub mod storage;
 

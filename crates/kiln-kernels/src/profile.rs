@@ -1,6 +1,6 @@
 //! A per-op profiler: calls, total and self time, and bytes allocated for outputs, per op and
 //! per backward op, sorted by time. Turn it on with `KILN_PROFILE=1` or [`enable`], read it
-//! with [`report`] (or print it with [`print`]). When off it costs one relaxed atomic load per
+//! with [`report`] (or print it with [`print()`]). When off it costs one relaxed atomic load per
 //! op. `KILN_PROFILE=shapes` (or [`record_shapes`]) keeps one row per op and input shapes,
 //! like PyTorch's `record_shapes`: which matmul of a model is the slow one.
 

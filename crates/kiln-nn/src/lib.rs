@@ -2,6 +2,10 @@
 //! layers with PyTorch's parameter names and default initialization, initializers, losses,
 //! optimizers with parameter groups, learning-rate schedules, and safetensors checkpoints
 //! that PyTorch reads and writes.
+//!
+//! Layering: built on `kiln-core` (tensors, autograd, functionals), `kiln-derive` (the derive
+//! macro) and `kiln-runtime` (whose safetensors reader and writer the checkpoints use). It knows
+//! nothing of data loading, training loops, graph compilation or files other than checkpoints.
 
 #![warn(missing_docs)]
 

@@ -11,6 +11,10 @@
 //! println!("{:?}", history.get("val_accuracy"));
 //! # }
 //! ```
+//!
+//! Layering: the top of the library — built on `kiln-core`, `kiln-nn` (models, optimizers,
+//! checkpoints), `kiln-data` (loaders) and `kiln-graph` (`Trainer::compile`). Only the facade and
+//! the `kiln` command sit above it.
 
 #![warn(missing_docs)]
 

@@ -10,6 +10,9 @@
 //!   and TensorBoard logging;
 //! - [`compile`] and [`graph`] are `kiln-graph`: graph mode (trace a function — forward,
 //!   backward and optimizer step — into an optimized graph and run it).
+//!
+//! Layering: the facade re-exports the library crates and adds no code of its own; it may
+//! depend on every library crate, and none depends on it (`kiln-bench` does, as a user would).
 
 #![warn(missing_docs)]
 

@@ -57,6 +57,20 @@ impl Tensor {
         kiln_kernels::Operand::new(&self.0.storage, &self.0.layout, self.0.dtype)
     }
 
+    /// The tensor's storage and layout as an owned value (an `Arc` bump): what the graph
+    /// runtime binds and hands out.
+    pub fn to_owned_operand(&self) -> kiln_kernels::OwnedOperand {
+        kiln_kernels::OwnedOperand::new(self.0.storage.clone(), self.0.layout.clone(), self.0.dtype)
+    }
+
+    /// A tensor over an owned operand's storage and layout (sharing its data), with no
+    /// autograd history.
+    #[track_caller]
+    pub fn from_owned_operand(value: &kiln_kernels::OwnedOperand) -> Tensor {
+        let o = value.operand();
+        Tensor::from_parts(o.storage().clone(), o.layout().clone(), o.dtype(), None)
+    }
+
     /// Wraps storage and a layout into a tensor with no autograd history.
     #[track_caller]
     pub fn from_storage(storage: Arc<Storage>, layout: Layout) -> Tensor {

@@ -14,13 +14,13 @@
 //! Eager-only fast paths (fused optimizer loops and the like) check [`is_tracing`] and fall
 //! back to primitive ops so a traced step records them.
 
-mod ir;
-
-pub use ir::{op_label, GradOutput, GradTarget, Graph, Input, InputKind, Node, Update, ValueId};
+pub use kiln_runtime::ir::{
+    infer_checked, op_label, GradOutput, GradTarget, Graph, Input, InputKind, Leaf, Node, Update,
+    ValueId,
+};
 
 use crate::dtype::DType;
 use crate::layout::Layout;
-use crate::ops::infer::{try_infer, TypeRef};
 use crate::ops::{Distribution, Op};
 use crate::shape::Shape;
 use crate::storage::capture;
@@ -121,7 +121,7 @@ pub fn trace(args: &[ArgSpec], f: impl FnOnce(&[Tensor]) -> Vec<Tensor>) -> Grap
             graph.inputs.push(Input {
                 id,
                 kind: InputKind::Arg(i),
-                tensor: None,
+                value: None,
                 shape: spec.shape.iter().copied().collect(),
                 dtype: spec.dtype,
             });
@@ -175,7 +175,7 @@ fn finish(outputs: Vec<ValueId>) -> Graph {
                     // Gradients of intermediate tracers (retain_grad) are not outputs.
                     _ => continue,
                 },
-                None => GradTarget::Leaf(leaf),
+                None => GradTarget::Leaf(leaf_handle(&leaf)),
             };
             st.graph.grads.push(GradOutput { target, value });
         }
@@ -243,7 +243,7 @@ fn bind(st: &mut TraceState, t: &Tensor) -> ValueId {
     st.graph.inputs.push(Input {
         id,
         kind,
-        tensor: Some(t.detach()),
+        value: Some(t.to_owned_operand()),
         shape: t.shape().iter().copied().collect(),
         dtype: t.dtype(),
     });
@@ -412,10 +412,8 @@ pub(crate) fn touch_grad(leaf: &Tensor, slot: &mut Option<Tensor>, reads: bool) 
                 let id = st.graph.new_id();
                 st.graph.inputs.push(Input {
                     id,
-                    kind: InputKind::Grad,
-                    // The leaf itself, not a detached handle: that would have a `.grad` slot
-                    // of its own (empty), and the executor reads the leaf's at each call.
-                    tensor: Some(leaf.clone()),
+                    kind: InputKind::Grad(leaf_handle(leaf)),
+                    value: None,
                     shape: g.shape().iter().copied().collect(),
                     dtype: g.dtype(),
                 });
@@ -459,13 +457,9 @@ fn tracer_read_panic(t: &Tensor, op: &str) -> ! {
     )
 }
 
-/// The output shape and dtype `op` would give on operands of these types, or the message it
-/// would panic with in eager code (for validating graphs read from files). Never panics.
-pub fn infer_checked(op: &Op, args: &[(&[usize], DType)]) -> Result<(Shape, DType), String> {
-    let types: Vec<TypeRef> = args
-        .iter()
-        .map(|&(shape, dtype)| TypeRef { shape, dtype })
-        .collect();
-    let refs: Vec<&TypeRef> = types.iter().collect();
-    try_infer(op, &refs).map_err(|e| e.0)
+/// The graph's handle of a leaf whose `.grad` slot it reads or sets: the leaf itself, not a
+/// detached handle (that would have a `.grad` slot of its own, empty), so the compiled
+/// function reads and sets the leaf's at each call.
+fn leaf_handle(leaf: &Tensor) -> Leaf {
+    Leaf::new(leaf.clone(), leaf.shape())
 }

@@ -37,7 +37,10 @@ impl Pass for AlgebraicSimplify {
 fn dense_values(g: &Graph) -> Vec<bool> {
     let mut dense = vec![false; g.id_bound()];
     for i in &g.inputs {
-        dense[i.id as usize] = i.tensor.as_ref().is_some_and(|t| t.is_contiguous());
+        dense[i.id as usize] = i
+            .value
+            .as_ref()
+            .is_some_and(|v| v.operand().is_contiguous());
     }
     for n in &g.nodes {
         dense[n.id as usize] = match &n.op {

@@ -32,7 +32,7 @@ impl Pass for ConstantFold {
             .inputs
             .iter()
             .filter(|i| i.kind == InputKind::Const)
-            .filter_map(|i| Some((i.id, i.tensor.clone()?)))
+            .filter_map(|i| Some((i.id, Tensor::from_owned_operand(i.value.as_ref()?))))
             .collect();
         let updated: Vec<ValueId> = g.updates.iter().map(|u| u.input).collect();
         consts.retain(|id, _| !updated.contains(id));
@@ -70,7 +70,7 @@ impl Pass for ConstantFold {
                 kind: InputKind::Const,
                 shape: value.shape().iter().copied().collect(),
                 dtype: value.dtype(),
-                tensor: Some(value),
+                value: Some(value.to_owned_operand()),
             });
             remap.insert(old, id);
         }

@@ -1,5 +1,5 @@
 //! Graph-to-graph optimizations, each a small struct behind the [`Pass`] trait, and the
-//! default pipeline [`compile`](crate::compile) runs.
+//! default pipeline [`compile`](crate::compile()) runs.
 
 mod algebraic;
 mod constant_fold;
@@ -24,6 +24,7 @@ pub use sink::SinkToUse;
 pub use store_fusion::StoreFusion;
 
 use kiln_core::trace::{Graph, InputKind, ValueId};
+use kiln_core::Tensor;
 use std::collections::HashMap;
 
 /// One optimization over a graph.
@@ -84,11 +85,8 @@ pub fn replace_uses(g: &mut Graph, map: &HashMap<ValueId, ValueId>) {
     }
 }
 
-/// True for ops whose result shares its operand's elements (views, and reshapes, which the
-/// memory plan makes views where the layout allows).
-pub(crate) fn is_view_like(op: &kiln_core::ops::Op) -> bool {
-    op.is_view() || matches!(op, kiln_core::ops::Op::Reshape(_))
-}
+/// Views, and reshapes, which the memory plan makes views where the layout allows.
+pub(crate) use kiln_runtime::ir::is_view_like;
 
 /// How often each value is read, by id: as a node operand (once per occurrence) or as a
 /// result (output, state update, gradient).
@@ -118,9 +116,9 @@ pub(crate) fn producers(g: &Graph) -> Vec<Option<usize>> {
 pub(crate) fn constant_scalars(g: &Graph) -> Vec<Option<f64>> {
     let mut c = vec![None; g.id_bound()];
     for i in &g.inputs {
-        if let (InputKind::Const, Some(t)) = (&i.kind, &i.tensor) {
-            if t.numel() == 1 {
-                c[i.id as usize] = Some(t.to_f64_vec()[0]);
+        if let (InputKind::Const, Some(v)) = (&i.kind, &i.value) {
+            if v.operand().numel() == 1 {
+                c[i.id as usize] = Some(Tensor::from_owned_operand(v).to_f64_vec()[0]);
             }
         }
     }

@@ -75,8 +75,9 @@ impl Pass for StoreFusion {
                 && input.dtype == DType::F32
                 && input.shape == a.shape
                 && input
-                    .tensor
+                    .value
                     .as_ref()
+                    .map(|v| v.operand())
                     .is_some_and(|t| t.is_contiguous() && t.layout().offset == 0);
             // The state changes at B now: nothing may read it later, and nothing else
             // writes it.

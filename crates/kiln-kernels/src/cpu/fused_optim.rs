@@ -10,7 +10,7 @@
 //! tracing or recording gradients; the graph executor runs [`adam_into`] for `Op::AdamStep`.
 //!
 //! Large parameters are split into chunks run on Kiln's thread pool; below
-//! [`threads::GRAIN`](super::threads::GRAIN) elements per chunk the loop stays on the calling
+//! [`threads::GRAIN`] elements per chunk the loop stays on the calling
 //! thread.
 
 use super::simd::widest;

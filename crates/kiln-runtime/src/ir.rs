@@ -2,17 +2,65 @@
 //! reads at each call and the state it writes back. Printable as text (like a jaxpr) and as
 //! Graphviz DOT.
 
-use crate::dtype::DType;
-use crate::ops::Op;
-use crate::shape::Shape;
-use crate::tensor::Tensor;
+use kiln_kernels::dtype::DType;
+use kiln_kernels::ops::infer::{try_infer, TypeRef};
+use kiln_kernels::ops::Op;
+use kiln_kernels::shape::Shape;
+use kiln_kernels::OwnedOperand;
 use smallvec::SmallVec;
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 /// The number of one value (an input or a node's output). Ids are unique within a graph but
 /// not dense once passes have removed nodes.
 pub type ValueId = u32;
+
+/// A leaf value whose gradient slot a graph reads (a [`InputKind::Grad`] input) or sets (a
+/// [`GradTarget::Leaf`]). The runtime does not know what a leaf is: the layer that traced the
+/// graph puts its own handle here (kiln-core's `Tensor`) and reads it back with
+/// [`Leaf::get`]; the runtime only passes it to the caller's [`crate::executor::Feeds`].
+#[derive(Clone)]
+pub struct Leaf {
+    handle: Arc<dyn Any + Send + Sync>,
+    shape: Shape,
+}
+
+impl Leaf {
+    /// Wraps the tracing layer's handle of a leaf whose gradients have `shape`.
+    pub fn new<T: Any + Send + Sync>(handle: T, shape: &[usize]) -> Leaf {
+        Leaf {
+            handle: Arc::new(handle),
+            shape: shape.iter().copied().collect(),
+        }
+    }
+
+    /// The handle, when it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.handle.downcast_ref()
+    }
+
+    /// The shape of the leaf.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+}
+
+impl PartialEq for Leaf {
+    /// The same leaf: the same handle.
+    fn eq(&self, other: &Leaf) -> bool {
+        Arc::ptr_eq(&self.handle, &other.handle)
+    }
+}
+
+impl Eq for Leaf {}
+
+impl fmt::Debug for Leaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Leaf{:?}", &self.shape[..])
+    }
+}
 
 /// Where a graph input's value comes from at each call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +72,7 @@ pub enum InputKind {
     /// A tensor created while tracing (a literal such as a scalar or a mask): fixed.
     Const,
     /// The `.grad` of a captured leaf, read at each call.
-    Grad,
+    Grad(Leaf),
 }
 
 /// One graph input.
@@ -34,9 +82,10 @@ pub struct Input {
     pub id: ValueId,
     /// Where its value comes from.
     pub kind: InputKind,
-    /// The bound tensor: the state or constant itself, or the leaf whose `.grad` is read.
-    /// `None` for arguments.
-    pub tensor: Option<Tensor>,
+    /// The bound value of a state or constant input: its storage and layout, shared with
+    /// the captured tensor (writes to one are seen by the other). `None` for arguments and
+    /// gradients, whose values come with each call.
+    pub value: Option<OwnedOperand>,
     /// Shape.
     pub shape: Shape,
     /// Element type.
@@ -65,7 +114,7 @@ pub struct Node {
 #[derive(Clone)]
 pub enum GradTarget {
     /// A captured leaf tensor (a parameter).
-    Leaf(Tensor),
+    Leaf(Leaf),
     /// The i-th positional argument.
     Arg(usize),
 }
@@ -102,7 +151,8 @@ pub struct Graph {
     pub updates: Vec<Update>,
     /// Gradient slots set after each call.
     pub grads: Vec<GradOutput>,
-    pub(crate) next_id: ValueId,
+    /// One more than the largest id handed out by [`Graph::new_id`].
+    next_id: ValueId,
 }
 
 impl Graph {
@@ -239,7 +289,7 @@ fn kind_label(k: &InputKind) -> String {
         InputKind::Arg(i) => format!("arg{i}"),
         InputKind::State => "state".into(),
         InputKind::Const => "const".into(),
-        InputKind::Grad => "grad".into(),
+        InputKind::Grad(_) => "grad".into(),
     }
 }
 
@@ -251,7 +301,7 @@ fn type_label(shape: &[usize], dtype: DType) -> String {
 /// `name` or `name{params}` for an op, parameters as in its Debug form.
 pub fn op_label(op: &Op) -> String {
     if let Op::Fused(p) = op {
-        use crate::ops::fused::FusedStep;
+        use kiln_kernels::ops::fused::FusedStep;
         let steps: Vec<String> = p
             .steps
             .iter()
@@ -332,4 +382,20 @@ impl fmt::Display for Graph {
             counts.join(", ")
         )
     }
+}
+
+/// The output shape and dtype `op` would give on operands of these types, or the message it
+/// would panic with in eager code (for validating graphs read from files). Never panics.
+pub fn infer_checked(op: &Op, args: &[(&[usize], DType)]) -> Result<(Shape, DType), String> {
+    let types: Vec<TypeRef> = args
+        .iter()
+        .map(|&(shape, dtype)| TypeRef { shape, dtype })
+        .collect();
+    let refs: Vec<&TypeRef> = types.iter().collect();
+    try_infer(op, &refs).map_err(|e| e.0)
+}
+
+/// True for ops whose result is a view of their operand's storage (no kernel runs).
+pub fn is_view_like(op: &Op) -> bool {
+    op.is_view() || matches!(op, Op::Reshape(_))
 }

@@ -3,10 +3,10 @@
 //! is written back to (an optimizer update), instead of a fresh buffer plus a copy; and
 //! `matmul_gelu_backward`, which may write over its GELU input.
 
-use crate::passes::is_view_like;
-use kiln_core::ops::Op;
-use kiln_core::trace::{Graph, InputKind, ValueId};
-use kiln_core::DType;
+use crate::ir::is_view_like;
+use crate::ir::{Graph, InputKind, ValueId};
+use kiln_kernels::ops::Op;
+use kiln_kernels::DType;
 
 /// Where a node writes its result when it runs in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,10 +6,10 @@
 //! their buffers to the end of the call, and no later value reuses them.
 
 use crate::inplace::InPlace;
-use kiln_core::layout::Layout;
-use kiln_core::ops::Op;
-use kiln_core::trace::{Graph, InputKind, ValueId};
-use kiln_core::DType;
+use crate::ir::{Graph, InputKind, ValueId};
+use kiln_kernels::layout::Layout;
+use kiln_kernels::ops::Op;
+use kiln_kernels::DType;
 
 /// Where one value lives during a call.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,10 +104,10 @@ pub fn plan(g: &Graph, mut in_place: Vec<Option<InPlace>>) -> MemoryPlan {
     let mut needs_buffer: Vec<bool> = vec![false; n];
     for i in &g.inputs {
         let id = i.id as usize;
-        match (&i.kind, &i.tensor) {
-            (InputKind::State | InputKind::Const, Some(t)) => {
+        match (&i.kind, &i.value) {
+            (InputKind::State | InputKind::Const, Some(v)) => {
                 placement[id] = Some(Placement::Bound);
-                layouts[id] = Some(t.layout().clone());
+                layouts[id] = Some(v.operand().layout().clone());
             }
             _ => {
                 needs_buffer[id] = true;
@@ -270,7 +270,8 @@ fn live_peak(groups: &[Group], nodes: usize) -> usize {
 
 /// True when input `t`'s tensor is its whole storage, dense (a fused node can write it).
 fn dense_state(g: &Graph, t: ValueId) -> bool {
-    g.input(t).and_then(|i| i.tensor.as_ref()).is_some_and(|t| {
+    g.input(t).and_then(|i| i.value.as_ref()).is_some_and(|v| {
+        let t = v.operand();
         t.is_contiguous() && t.layout().offset == 0 && t.storage().read().len() == t.numel()
     })
 }

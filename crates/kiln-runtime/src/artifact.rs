@@ -1,0 +1,439 @@
+//! Shipping a graph: a compiled inference graph and its weights in one safetensors file (the
+//! graph as JSON in the header metadata, captured tensors as named tensors), loadable and
+//! runnable by a process that has no Rust code of the model.
+
+use crate::executor::{Buffers, Executable};
+use crate::ir::{infer_checked, Graph, Input, InputKind, Node, ValueId};
+use crate::weights::{self, CheckpointError};
+use kiln_kernels::ops::Op;
+use kiln_kernels::shape::checked_numel;
+use kiln_kernels::{DType, Operand, OwnedOperand};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The `format` metadata value of graph files.
+pub const FORMAT: &str = "kiln-graph";
+/// The graph schema version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Why a graph could not be saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// Reading or writing the file failed, or it is not a valid safetensors file.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The file is safetensors but not a Kiln graph (or a newer schema).
+    #[error("{path}: not a Kiln graph file: {reason}")]
+    NotAGraph {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The graph inside is inconsistent (bad operand, shape, missing weight…).
+    #[error("{path}: malformed graph: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Running the graph would need more memory than the load options allow.
+    #[error(
+        "{path}: the graph needs {needed} bytes of buffers, more than the limit of {limit} \
+         bytes (raise it with LoadOptions::max_buffer_bytes if the file is trusted)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Bytes its memory plan needs.
+        needed: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Only inference graphs (no state updates or gradients) can be shipped.
+    #[error("cannot save a graph that updates state or sets gradients (a train step); compile the inference function under no_grad")]
+    NotInference,
+    /// The graph refused the data of a call (an index out of range).
+    #[error("running the graph: {0}")]
+    Run(#[from] crate::executor::RunError),
+    /// Arguments given to a loaded graph do not match its signature.
+    #[error("argument {index}: expected {expected}, got {got}")]
+    BadArgument {
+        /// Which argument.
+        index: usize,
+        /// The signature's type.
+        expected: String,
+        /// The given type.
+        got: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct InputRecord {
+    id: ValueId,
+    /// `arg` or `weight`.
+    kind: String,
+    arg: Option<usize>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NodeRecord {
+    id: ValueId,
+    op: Op,
+    args: Vec<ValueId>,
+    shape: Vec<usize>,
+    dtype: DType,
+    fresh_random: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GraphRecord {
+    version: u32,
+    inputs: Vec<InputRecord>,
+    nodes: Vec<NodeRecord>,
+    outputs: Vec<ValueId>,
+}
+
+fn weight_name(id: ValueId) -> String {
+    format!("v{id}")
+}
+
+/// Saves an inference graph and the current values of the tensors it captures to `path`
+/// (written atomically).
+pub fn save(graph: &Graph, path: impl AsRef<Path>) -> Result<(), ArtifactError> {
+    if !graph.updates.is_empty() || !graph.grads.is_empty() {
+        return Err(ArtifactError::NotInference);
+    }
+    let mut named: Vec<(String, Operand<'_>)> = Vec::new();
+    let mut inputs = Vec::new();
+    for i in &graph.inputs {
+        let (kind, arg) = match &i.kind {
+            InputKind::Arg(k) => ("arg", Some(*k)),
+            InputKind::State | InputKind::Const => {
+                let v = i.value.as_ref().expect("bound input");
+                named.push((weight_name(i.id), v.operand()));
+                ("weight", None)
+            }
+            InputKind::Grad(_) => return Err(ArtifactError::NotInference),
+        };
+        inputs.push(InputRecord {
+            id: i.id,
+            kind: kind.into(),
+            arg,
+            shape: i.shape.to_vec(),
+            dtype: i.dtype,
+        });
+    }
+    let record = GraphRecord {
+        version: VERSION,
+        inputs,
+        nodes: graph
+            .nodes
+            .iter()
+            .map(|n| NodeRecord {
+                id: n.id,
+                op: n.op.clone(),
+                args: n.args.to_vec(),
+                shape: n.shape.to_vec(),
+                dtype: n.dtype,
+                fresh_random: n.fresh_random,
+            })
+            .collect(),
+        outputs: graph.outputs.clone(),
+    };
+    let json = serde_json::to_string(&record).expect("graph serializes");
+    let meta = HashMap::from([
+        ("kiln.format".to_string(), FORMAT.to_string()),
+        ("kiln.graph".to_string(), json),
+    ]);
+    weights::save(
+        named.iter().map(|(n, v)| (n.as_str(), *v)),
+        path.as_ref(),
+        &meta,
+    )?;
+    Ok(())
+}
+
+/// A graph loaded from a file, ready to run.
+pub struct LoadedGraph {
+    exe: Executable,
+    args: Vec<(Vec<usize>, DType)>,
+    /// The buffers of the last call (made at the first).
+    buffers: Mutex<Option<Buffers>>,
+}
+
+impl LoadedGraph {
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        self.exe.graph()
+    }
+
+    /// The executable (its memory plan; to run it on buffers of one's own).
+    pub fn executable(&self) -> &Executable {
+        &self.exe
+    }
+
+    /// The expected argument shapes and dtypes.
+    pub fn signature(&self) -> &[(Vec<usize>, DType)] {
+        &self.args
+    }
+
+    /// Checks `args` against [`LoadedGraph::signature`].
+    pub fn check_args<'a>(
+        &self,
+        args: impl ExactSizeIterator<Item = (&'a [usize], DType)>,
+    ) -> Result<(), ArtifactError> {
+        if args.len() != self.args.len() {
+            return Err(ArtifactError::BadArgument {
+                index: args.len().min(self.args.len()),
+                expected: format!("{} arguments", self.args.len()),
+                got: format!("{} arguments", args.len()),
+            });
+        }
+        for (index, ((got_shape, got_dtype), (shape, dtype))) in args.zip(&self.args).enumerate() {
+            if got_shape != &shape[..] || got_dtype != *dtype {
+                return Err(ArtifactError::BadArgument {
+                    index,
+                    expected: format!("{dtype}{shape:?}"),
+                    got: format!("{got_dtype}{got_shape:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the graph; arguments must match [`LoadedGraph::signature`]. The outputs are views
+    /// of the graph's buffers: kept past the next call, they stay as they are (that call
+    /// moves to fresh buffers).
+    pub fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
+        self.check_args(args.iter().map(|a| (a.shape(), a.dtype())))?;
+        let mut slot = self.buffers.lock();
+        if slot.as_ref().is_none_or(Buffers::escaped) {
+            *slot = Some(self.exe.buffers());
+        }
+        let bufs = slot.as_ref().expect("buffers made");
+        self.exe.run(bufs, args)?;
+        Ok(self
+            .graph()
+            .outputs
+            .iter()
+            .map(|&o| bufs.value(o).clone())
+            .collect())
+    }
+}
+
+/// Limits applied when loading a graph file.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// The most bytes the graph's planned buffers may take. `None`: the default,
+    /// [`default_buffer_limit`] of the file's weights.
+    pub max_buffer_bytes: Option<usize>,
+}
+
+/// The default bound on a loaded graph's buffers: 1 GiB, or 64 times its weights' bytes when
+/// that is more (a real model's activations are a small multiple of its weights even at large
+/// batch; a file asking for more is almost surely damaged or hostile).
+pub fn default_buffer_limit(weight_bytes: usize) -> usize {
+    (1usize << 30).max(weight_bytes.saturating_mul(64))
+}
+
+/// Loads a graph saved by [`save`] with the default [`LoadOptions`].
+pub fn load(path: impl AsRef<Path>) -> Result<LoadedGraph, ArtifactError> {
+    load_with(path, LoadOptions::default())
+}
+
+/// Loads a graph saved by [`save`]. Every property the executor relies on is checked
+/// (operands defined before use, each node's attributes, shapes and dtypes re-inferred,
+/// weights present, no writes into weights, buffers within `options`' bound), so a damaged or
+/// hand-edited file is an error, not a crash; nothing is printed on rejection.
+pub fn load_with(
+    path: impl AsRef<Path>,
+    options: LoadOptions,
+) -> Result<LoadedGraph, ArtifactError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.into(),
+        source,
+    })?;
+    load_bytes(&bytes, path, options)
+}
+
+/// [`load_with`] for the bytes of a graph file; `path` only names it in errors.
+pub fn load_bytes(
+    bytes: &[u8],
+    path: &Path,
+    options: LoadOptions,
+) -> Result<LoadedGraph, ArtifactError> {
+    let (named, meta) = weights::parse(bytes, path)?;
+    let weights: HashMap<String, OwnedOperand> = named.into_iter().collect();
+    let not_graph = |reason: String| ArtifactError::NotAGraph {
+        path: path.into(),
+        reason,
+    };
+    let malformed = |reason: String| ArtifactError::Malformed {
+        path: path.into(),
+        reason,
+    };
+    if meta.get("kiln.format").map(String::as_str) != Some(FORMAT) {
+        return Err(not_graph("no kiln.format=kiln-graph metadata".into()));
+    }
+    let json = meta
+        .get("kiln.graph")
+        .ok_or_else(|| not_graph("no kiln.graph metadata".into()))?;
+    let record: GraphRecord =
+        serde_json::from_str(json).map_err(|e| malformed(format!("graph JSON: {e}")))?;
+    if record.version != VERSION {
+        return Err(not_graph(format!(
+            "schema version {} (this build reads {VERSION})",
+            record.version
+        )));
+    }
+    // Ids index dense tables in the executor: refuse absurd ones rather than allocate them.
+    let max_id = 16 * (record.inputs.len() + record.nodes.len()) as u64 + 1024;
+    if let Some(id) = record
+        .inputs
+        .iter()
+        .map(|i| i.id)
+        .chain(record.nodes.iter().map(|n| n.id))
+        .find(|&id| id as u64 > max_id)
+    {
+        return Err(malformed(format!("value id %{id} is out of range")));
+    }
+    let mut types: HashMap<ValueId, (Vec<usize>, DType)> = HashMap::new();
+    let mut inputs = Vec::new();
+    let mut args: Vec<Option<(Vec<usize>, DType)>> = Vec::new();
+    for r in record.inputs {
+        if types.contains_key(&r.id) {
+            return Err(malformed(format!("value %{} defined twice", r.id)));
+        }
+        let (kind, value) = match (r.kind.as_str(), r.arg) {
+            ("arg", Some(k)) => {
+                if k > 1024 {
+                    return Err(malformed(format!("argument index {k} out of range")));
+                }
+                if let Err(e) = checked_numel(&r.shape, r.dtype.size_in_bytes()) {
+                    return Err(malformed(format!("argument {k}: {e}")));
+                }
+                if args.len() <= k {
+                    args.resize(k + 1, None);
+                }
+                args[k] = Some((r.shape.clone(), r.dtype));
+                (InputKind::Arg(k), None)
+            }
+            ("weight", _) => {
+                let v = weights
+                    .get(&weight_name(r.id))
+                    .ok_or_else(|| malformed(format!("weight for %{} is missing", r.id)))?;
+                let t = v.operand();
+                if t.shape() != &r.shape[..] || t.dtype() != r.dtype {
+                    return Err(malformed(format!(
+                        "weight for %{} is {}{:?}, the graph says {}{:?}",
+                        r.id,
+                        t.dtype(),
+                        t.shape(),
+                        r.dtype,
+                        r.shape
+                    )));
+                }
+                (InputKind::State, Some(v.clone()))
+            }
+            (k, _) => return Err(malformed(format!("unknown input kind {k:?}"))),
+        };
+        types.insert(r.id, (r.shape.clone(), r.dtype));
+        inputs.push(Input {
+            id: r.id,
+            kind,
+            value,
+            shape: r.shape.iter().copied().collect(),
+            dtype: r.dtype,
+        });
+    }
+    let args: Vec<(Vec<usize>, DType)> = args
+        .into_iter()
+        .enumerate()
+        .map(|(k, a)| a.ok_or_else(|| malformed(format!("argument {k} is never declared"))))
+        .collect::<Result<_, _>>()?;
+    let mut nodes = Vec::new();
+    for r in record.nodes {
+        if types.contains_key(&r.id) {
+            return Err(malformed(format!("value %{} defined twice", r.id)));
+        }
+        let operand_types =
+            r.args
+                .iter()
+                .map(|a| {
+                    types.get(a).map(|(s, d)| (&s[..], *d)).ok_or_else(|| {
+                        malformed(format!("%{} uses %{a} before it is defined", r.id))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        if r.fresh_random && !matches!(r.op, Op::Random { .. }) {
+            return Err(malformed(format!("%{}: only random ops draw fresh", r.id)));
+        }
+        // An inference graph must give the same outputs at every call: nothing may write
+        // into its operands (the weights).
+        if !r.op.writes_args().is_empty() {
+            return Err(malformed(format!(
+                "%{}: {} writes into its operands, which an inference graph may not do",
+                r.id,
+                r.op.name()
+            )));
+        }
+        let (shape, dtype) = infer_checked(&r.op, &operand_types)
+            .map_err(|e| malformed(format!("%{}: {e}", r.id)))?;
+        if shape.as_slice() != &r.shape[..] || dtype != r.dtype {
+            return Err(malformed(format!(
+                "%{}: {} gives {dtype}{shape:?}, the file says {}{:?}",
+                r.id,
+                r.op.name(),
+                r.dtype,
+                r.shape
+            )));
+        }
+        types.insert(r.id, (r.shape.clone(), r.dtype));
+        nodes.push(Node {
+            id: r.id,
+            op: r.op,
+            args: r.args.into_iter().collect(),
+            shape,
+            dtype,
+            fresh_random: r.fresh_random,
+        });
+    }
+    let defined: HashSet<ValueId> = types.keys().copied().collect();
+    if let Some(o) = record.outputs.iter().find(|o| !defined.contains(o)) {
+        return Err(malformed(format!("output %{o} is not defined")));
+    }
+    let weight_bytes = weights
+        .values()
+        .map(|v| v.operand().numel() * v.operand().dtype().size_in_bytes())
+        .fold(0usize, usize::saturating_add);
+    let limit = options
+        .max_buffer_bytes
+        .unwrap_or_else(|| default_buffer_limit(weight_bytes));
+    let graph = Graph::inference(inputs, nodes, record.outputs);
+    let exe = Executable::new(graph);
+    let needed = exe
+        .plan()
+        .buffers
+        .iter()
+        .map(|b| b.bytes())
+        .fold(0usize, usize::saturating_add);
+    if needed > limit {
+        return Err(ArtifactError::TooLarge {
+            path: path.into(),
+            needed,
+            limit,
+        });
+    }
+    Ok(LoadedGraph {
+        exe,
+        args,
+        buffers: Mutex::new(None),
+    })
+}
