@@ -1,6 +1,6 @@
 //! Times the big elementwise kernels of the GPT step (GELU forward/backward, add, layer norm
 //! inputs) at the step's sizes, to see ns per element.
-use kiln_core::ops::{dispatch, Op};
+use kiln_core::ops::{dispatch, Op, UnaryOp};
 use kiln_core::{DType, Tensor};
 use std::time::Instant;
 
@@ -28,10 +28,12 @@ fn main() {
     let n: usize = shape.iter().product();
     let x = Tensor::randn(shape.to_vec(), DType::F32);
     let g = Tensor::randn(shape.to_vec(), DType::F32);
-    time("gelu", n, || dispatch(Op::Gelu { tanh: false }, &[&x]));
+    time("gelu", n, || {
+        dispatch(Op::Unary(UnaryOp::Gelu { tanh: false }), &[&x])
+    });
     time("gelu_backward", n, || dispatch(Op::GeluBackward, &[&x, &g]));
     time("add", n, || dispatch(Op::Add, &[&x, &g]));
     time("mul", n, || dispatch(Op::Mul, &[&x, &g]));
-    time("exp", n, || dispatch(Op::Exp, &[&x]));
+    time("exp", n, || dispatch(Op::Unary(UnaryOp::Exp), &[&x]));
     time("sum all", n, || x.sum_all());
 }

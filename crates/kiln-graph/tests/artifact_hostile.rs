@@ -4,7 +4,7 @@
 
 use kiln_core::nn::functional as F;
 use kiln_core::ops::fused::{FusedProgram, FusedStep, FusedStore};
-use kiln_core::ops::{Distribution, Op};
+use kiln_core::ops::{Distribution, Op, UnaryOp};
 use kiln_core::{no_grad, DType, Tensor};
 use kiln_graph::artifact::{self, ArtifactError, LoadOptions};
 use kiln_graph::compile;
@@ -154,7 +154,7 @@ fn random_and_expanded_values_past_the_memory_bound_are_refused() {
                     &big,
                     DType::F32,
                 ),
-                node(901, Op::Exp, &[900], &big, DType::F32),
+                node(901, Op::Unary(UnaryOp::Exp), &[900], &big, DType::F32),
             ],
         );
     });
@@ -194,7 +194,10 @@ fn a_node_that_writes_into_a_weight_is_refused() {
         // w ← exp(w) at every call: two identical runs would differ.
         let program = FusedProgram {
             n_inputs: 1,
-            steps: vec![FusedStep::Unary { op: Op::Exp, x: 0 }],
+            steps: vec![FusedStep::Unary {
+                op: UnaryOp::Exp,
+                x: 0,
+            }],
             stores: vec![FusedStore { reg: 1, input: 0 }],
             reduce: None,
         };

@@ -12,7 +12,7 @@ use crate::layout::Layout;
 use crate::operand::Operand;
 use crate::ops::fused::FusedProgram;
 use crate::ops::optim::AdamHyper;
-use crate::ops::{Activation, Conv2dParams, Distribution, Op, Pool2dParams};
+use crate::ops::{Activation, Conv2dParams, Distribution, Op, Pool2dParams, UnaryOp};
 
 /// What a kernel produced: a new dense buffer of the output shape, or a view of `inputs[0]`.
 pub enum Out<B> {
@@ -67,8 +67,14 @@ pub trait Backend {
         shape: &[usize],
         dst: &mut Self::Dst,
     ) -> Self::Buffer;
-    /// An elementwise unary op ([`Op::is_unary`]).
-    fn unary(&self, op: &Op, x: Operand<'_>, dtype: DType, dst: &mut Self::Dst) -> Self::Buffer;
+    /// An elementwise unary op ([`Op::Unary`]).
+    fn unary(
+        &self,
+        op: &UnaryOp,
+        x: Operand<'_>,
+        dtype: DType,
+        dst: &mut Self::Dst,
+    ) -> Self::Buffer;
     /// An elementwise binary op with broadcasting ([`Op::is_binary`]).
     fn binary(
         &self,
@@ -294,7 +300,7 @@ pub fn run<B: Backend>(
         Op::SliceScatter {
             dim, start, step, ..
         } => dense(b.slice_scatter(x(), *dim, *start, *step, shape, dst)),
-        _ if op.is_unary() => dense(b.unary(op, x(), dtype, dst)),
+        Op::Unary(u) => dense(b.unary(u, x(), dtype, dst)),
         _ if op.is_binary() => dense(b.binary(op, x(), inputs[1], shape, dtype, dst)),
         Op::Where => dense(b.where_(x(), inputs[1], inputs[2], shape, dtype, dst)),
         Op::Sum { dims, .. }

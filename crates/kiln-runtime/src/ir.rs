@@ -306,7 +306,7 @@ pub fn op_label(op: &Op) -> String {
             .steps
             .iter()
             .map(|s| match s {
-                FusedStep::Unary { op, x } => format!("{}(r{x})", op_label(op)),
+                FusedStep::Unary { op, x } => format!("{}(r{x})", op_label(&Op::Unary(*op))),
                 FusedStep::Binary { op, a, b } => format!("{}(r{a}, r{b})", op_label(op)),
                 FusedStep::Where { c, a, b } => format!("where(r{c}, r{a}, r{b})"),
                 FusedStep::Copy { x } => format!("copy(r{x})"),

@@ -2,7 +2,7 @@
 //! saved and loaded as a graph file. Expected values are worked out by hand in the comments.
 
 use kiln_kernels::cpu::to_contiguous_vec;
-use kiln_kernels::ops::Op;
+use kiln_kernels::ops::{Op, UnaryOp};
 use kiln_kernels::storage::StorageElement;
 use kiln_kernels::{DType, OwnedOperand};
 use kiln_runtime::artifact::{self, ArtifactError};
@@ -47,7 +47,7 @@ fn graph() -> Graph {
     ];
     let nodes = vec![
         node(2, Op::Matmul, &[0, 1], &[2, 2]),
-        node(3, Op::Relu, &[2], &[2, 2]),
+        node(3, Op::Unary(UnaryOp::Relu), &[2], &[2, 2]),
         node(4, Op::Permute([1, 0].into_iter().collect()), &[3], &[2, 2]),
     ];
     Graph::inference(inputs, nodes, vec![3, 4])

@@ -106,3 +106,18 @@ fn attach_grad(op: Op, inputs: &[&Tensor], out: Tensor) -> Tensor {
         Some(node),
     )
 }
+
+/// Tensors are what the op families' VJPs compute with: each op they apply goes through
+/// [`dispatch`], so a gradient is recorded for autograd (create_graph) and graph capture like
+/// any other computation.
+impl super::grad::Differentiable for Tensor {
+    #[track_caller]
+    fn apply(op: Op, args: &[&Tensor]) -> Tensor {
+        dispatch(op, args)
+    }
+
+    #[track_caller]
+    fn full(value: f64, shape: &[usize], dtype: crate::dtype::DType) -> Tensor {
+        Tensor::full(shape, value, dtype)
+    }
+}

@@ -6,6 +6,7 @@
 mod dispatch;
 pub mod fused_optim;
 pub mod optim;
+pub(crate) mod pool_windows;
 pub mod vjp;
 
 pub use dispatch::dispatch;

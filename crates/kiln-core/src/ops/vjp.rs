@@ -30,17 +30,14 @@ impl Saves {
 pub fn saves(op: &Op) -> Saves {
     let s = |inputs: u8, output: bool| Saves { inputs, output };
     match op {
-        // Output-based VJPs also keep inputs: under create_graph the output is recomputed.
-        Op::Exp | Op::Tanh | Op::Sigmoid | Op::Softmax { .. } => s(0b1, true),
-        Op::Div | Op::Pow => s(0b11, true),
-        // ReLU's mask is read off its output (like PyTorch's threshold_backward), so its
-        // input (often a conv output read by nothing else) is freed after the forward. The
-        // mask is piecewise constant: nothing to recompute under create_graph.
-        Op::Relu => s(0, true),
-        Op::Log | Op::Sin | Op::Cos | Op::Erf | Op::Gelu { .. } | Op::Abs | Op::PowScalar(_) => {
-            s(0b1, false)
+        Op::Unary(u) => {
+            let (input, output) = u.saves();
+            s(input as u8, output)
         }
-        Op::Clamp { .. } | Op::Prod { .. } => s(0b1, false),
+        // Output-based VJPs also keep inputs: under create_graph the output is recomputed.
+        Op::Softmax { .. } => s(0b1, true),
+        Op::Div | Op::Pow => s(0b11, true),
+        Op::Prod { .. } => s(0b1, false),
         Op::Max { .. } | Op::Min { .. } => s(0b1, true),
         Op::Mul | Op::Maximum | Op::Minimum | Op::Matmul | Op::GeluBackward => s(0b11, false),
         // The product is recomputed (with its bias) for the activation's VJP.
@@ -53,9 +50,7 @@ pub fn saves(op: &Op) -> Saves {
         Op::MaxPool2d(_) | Op::MaxPool2dBackward(_) => s(0b1, false),
         Op::Where => s(0b1, false),
         Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => s(0b10, false),
-        Op::Sign
-        | Op::Affine { .. }
-        | Op::Add
+        Op::Add
         | Op::Sub
         | Op::Sum { .. }
         | Op::Reshape(_)
@@ -70,7 +65,6 @@ pub fn saves(op: &Op) -> Saves {
         | Op::Fold { .. } => s(0, false),
         // Never differentiated (bool/int outputs or no inputs); keep everything.
         Op::Compare(_)
-        | Op::LogicalNot
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
         | Op::Random { .. }
@@ -171,10 +165,8 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
     // VJPs that use it recompute it from the inputs so the gradient stays differentiable.
     let live;
     let y = if crate::autograd::is_grad_enabled()
-        && matches!(
-            op,
-            Op::Exp | Op::Tanh | Op::Sigmoid | Op::Softmax { .. } | Op::Div | Op::Pow
-        )
+        && (matches!(op, Op::Softmax { .. } | Op::Div | Op::Pow)
+            || matches!(op, Op::Unary(u) if u.recomputes_output()))
         && inputs.iter().any(|t| t.requires_grad())
     {
         live = super::dispatch(op.clone(), inputs);
@@ -183,20 +175,68 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         y
     };
     match op {
-        Op::Exp => one(g * y),
-        Op::Log => one(g / x),
-        Op::Sin => one(g * &x.cos()),
-        Op::Cos => one(-(g * &x.sin())),
-        Op::Tanh => one(g * &(y * y).affine(-1.0, 1.0)),
-        Op::Sigmoid => one(g * &(y * &y.affine(-1.0, 1.0))),
-        Op::Erf => one(g * &(x * x).affine(-1.0, 0.0).exp().affine(2.0 / PI.sqrt(), 0.0)),
-        // A select, not a cast mask times g: two passes instead of three. y > 0 ⇔ x > 0.
-        Op::Relu => one(Tensor::where_(
-            &y.gt_scalar(0.0),
-            g,
-            &Tensor::zeros(&[] as &[usize], g.dtype()),
-        )),
-        Op::Gelu { tanh: false } => one(super::dispatch(Op::GeluBackward, &[x, g])),
+        Op::Unary(u) => match u.vjp(x, y, g) {
+            Some(dx) => one(dx),
+            None => not_differentiable(op, inputs),
+        },
+        Op::GeluBackward
+        | Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Pow
+        | Op::Maximum
+        | Op::Minimum
+        | Op::Where => elementwise_vjp(op, inputs, y, g, needs),
+        Op::Sum { .. } | Op::Max { .. } | Op::Min { .. } | Op::Prod { .. } => {
+            reduce_vjp(op, inputs, y, g, needs)
+        }
+        Op::Softmax { .. }
+        | Op::LayerNorm { .. }
+        | Op::Attention { .. }
+        | Op::LayerNormBackward { .. } => nn_vjp(op, inputs, y, g, needs),
+        Op::Reshape(_)
+        | Op::Permute(_)
+        | Op::Expand(_)
+        | Op::Slice { .. }
+        | Op::SliceScatter { .. }
+        | Op::Contiguous
+        | Op::Cast(_)
+        | Op::Cat(_) => layout_vjp(op, inputs, y, g, needs),
+        Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => {
+            index_vjp(op, inputs, y, g, needs)
+        }
+        Op::MatmulAct(_) | Op::Matmul => matmul_vjp(op, inputs, y, g, needs),
+        Op::Unfold { .. } | Op::Fold { .. } => unfold_vjp(op, inputs, y, g, needs),
+        Op::Conv2d(_)
+        | Op::Conv2dInputGrad { .. }
+        | Op::Conv2dWeightGrad { .. }
+        | Op::MaxPool2d(_)
+        | Op::MaxPool2dBackward(_) => window_vjp(op, inputs, g, needs),
+        Op::Compare(CmpOp::Eq)
+        | Op::Compare(_)
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. }
+        | Op::Random { .. }
+        | Op::AttentionBackward { .. }
+        | Op::Fused(_)
+        | Op::MatmulGeluBackward
+        | Op::MatmulReluBackward
+        | Op::MatmulGeluRhs
+        | Op::AdamStep(_) => not_differentiable(op, inputs),
+    }
+}
+
+/// VJPs: Binary ops with broadcasting, `where` and GELU backward.
+fn elementwise_vjp(
+    op: &Op,
+    inputs: &[&Tensor],
+    y: &Tensor,
+    g: &Tensor,
+    needs: &[bool],
+) -> InputGrads {
+    let x = inputs[0];
+    match op {
         Op::GeluBackward => {
             // y = g·gelu′(x): ∂/∂g is gelu′(x), ∂/∂x is g·gelu″(x) = g·φ(x)·(2 − x²).
             let gg = g;
@@ -210,27 +250,6 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
                 needs[0].then(|| &(gg * dg) * &(&pdf * &x2.affine(-1.0, 2.0))),
                 needs[1].then(|| super::dispatch(Op::GeluBackward, &[x, gg]))
             ]
-        }
-        Op::Gelu { tanh: true } => {
-            let c = (2.0 / PI).sqrt();
-            let x2 = x * x;
-            let u = (x * &x2.affine(0.044715, 1.0)).affine(c, 0.0);
-            let t = u.tanh();
-            let du = x2.affine(3.0 * 0.044715 * c, c);
-            let left = t.affine(0.5, 0.5);
-            let right = &(x * &(&t * &t).affine(-0.5, 0.5)) * &du;
-            one(g * &(&left + &right))
-        }
-        Op::Abs => one(g * &x.sign()),
-        Op::Sign => one(g.zeros_like()),
-        Op::Affine { mul, .. } => one(g.affine(*mul, 0.0)),
-        Op::PowScalar(p) => one(g * &x.pow_scalar(p - 1.0).affine(*p, 0.0)),
-        Op::Clamp { min, max } => {
-            let mut m = x.ge_scalar(min.unwrap_or(f64::NEG_INFINITY));
-            if let Some(hi) = max {
-                m = m.logical_and(&x.le_scalar(*hi));
-            }
-            one(g * &mask(&m, g))
         }
         Op::Add => smallvec![
             needs[0].then(|| sum_to(g, x.shape())),
@@ -283,6 +302,15 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
                 needs[2].then(|| sum_to(&Tensor::where_(c, &z, g), b.shape()))
             ]
         }
+        _ => unreachable!("elementwise_vjp: {}", op.name()),
+    }
+}
+
+/// VJPs: Reductions over dims.
+fn reduce_vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, _needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    let one = |t: Tensor| -> InputGrads { smallvec![Some(t)] };
+    match op {
         Op::Sum { dims, keepdim } => one(unreduce(g, x.shape(), dims, *keepdim).expand(x.shape())),
         Op::Max { dims, keepdim } | Op::Min { dims, keepdim } => {
             let yk = unreduce(y, x.shape(), dims, *keepdim);
@@ -305,6 +333,15 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
             one(&gk * &Tensor::where_(&zeros.eq_scalar(0.0), &(&rest / &ones), &lone))
         }
         // y·(g − Σ g·y), as PyTorch's softmax_backward.
+        _ => unreachable!("reduce_vjp: {}", op.name()),
+    }
+}
+
+/// VJPs: Softmax, layer norm and attention.
+fn nn_vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    let one = |t: Tensor| -> InputGrads { smallvec![Some(t)] };
+    match op {
         Op::Softmax { dim, log: false } => one(y * &(g - &(g * y).sum([*dim], true))),
         // g − softmax·Σ g, with softmax = exp(y).
         Op::Softmax { dim, log: true } => one(g - &(&y.exp() * &g.sum([*dim], true))),
@@ -320,6 +357,15 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
                 .collect()
         }
         Op::LayerNormBackward { eps } => layer_norm_backward_vjp(x, inputs[1], g, *eps, needs),
+        _ => unreachable!("nn_vjp: {}", op.name()),
+    }
+}
+
+/// VJPs: Reshapes, views, copies, casts and concatenation.
+fn layout_vjp(op: &Op, inputs: &[&Tensor], _y: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    let one = |t: Tensor| -> InputGrads { smallvec![Some(t)] };
+    match op {
         Op::Reshape(_) => one(g.reshape(x.shape())),
         Op::Permute(p) => {
             let mut inv = vec![0usize; p.len()];
@@ -356,6 +402,14 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
                 })
                 .collect()
         }
+        _ => unreachable!("layout_vjp: {}", op.name()),
+    }
+}
+
+/// VJPs: Gathers and scatters along one dim.
+fn index_vjp(op: &Op, inputs: &[&Tensor], _y: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    match op {
         Op::IndexSelect(dim) => {
             let idx = inputs[1];
             smallvec![Some(x.zeros_like().index_add(*dim, idx, g)), None]
@@ -387,6 +441,14 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
                 needs[2].then(|| g.gather(*dim, idx))
             ]
         }
+        _ => unreachable!("index_vjp: {}", op.name()),
+    }
+}
+
+/// VJPs: Matrix products and their fused epilogues.
+fn matmul_vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    match op {
         Op::MatmulAct(act) => {
             // The composite's VJP: the activation's on the recomputed product, then matmul's.
             let pre = super::dispatch(Op::Matmul, inputs);
@@ -423,6 +485,15 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
             }
             out
         }
+        _ => unreachable!("matmul_vjp: {}", op.name()),
+    }
+}
+
+/// VJPs: Sliding windows and their adjoint.
+fn unfold_vjp(op: &Op, inputs: &[&Tensor], _y: &Tensor, g: &Tensor, _needs: &[bool]) -> InputGrads {
+    let x = inputs[0];
+    let one = |t: Tensor| -> InputGrads { smallvec![Some(t)] };
+    match op {
         Op::Unfold {
             kernel,
             stride,
@@ -446,33 +517,21 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
         } => one(Tensor::unfold_raw(
             g, *kernel, *stride, *padding, *dilation, 0.0,
         )),
-        Op::Conv2d(_)
-        | Op::Conv2dInputGrad { .. }
-        | Op::Conv2dWeightGrad { .. }
-        | Op::MaxPool2d(_)
-        | Op::MaxPool2dBackward(_) => window_vjp(op, inputs, g, needs),
-        Op::Compare(CmpOp::Eq)
-        | Op::Compare(_)
-        | Op::LogicalNot
-        | Op::ArgMax { .. }
-        | Op::ArgMin { .. }
-        | Op::Random { .. }
-        | Op::AttentionBackward { .. }
-        | Op::Fused(_)
-        | Op::MatmulGeluBackward
-        | Op::MatmulReluBackward
-        | Op::MatmulGeluRhs
-        | Op::AdamStep(_) => {
-            panic!(
-                "backward: op {} is not differentiable but an input requires grad (shapes {:?})",
-                op.name(),
-                inputs
-                    .iter()
-                    .map(|t| t.shape().to_vec())
-                    .collect::<Vec<_>>()
-            )
-        }
+        _ => unreachable!("unfold_vjp: {}", op.name()),
     }
+}
+
+/// Backward reached an op that has no gradient while an input requires one.
+#[track_caller]
+fn not_differentiable(op: &Op, inputs: &[&Tensor]) -> ! {
+    panic!(
+        "backward: op {} is not differentiable but an input requires grad (shapes {:?})",
+        op.name(),
+        inputs
+            .iter()
+            .map(|t| t.shape().to_vec())
+            .collect::<Vec<_>>()
+    )
 }
 
 /// VJPs of the convolution and max-pooling primitives. With `B(x, w, gy) = ⟨gy, conv(x, w)⟩`
@@ -523,14 +582,7 @@ fn window_vjp(op: &Op, inputs: &[&Tensor], g: &Tensor, needs: &[bool]) -> InputG
             // piecewise constant in x.
             let x = inputs[0];
             let pick = || {
-                let (_, idx) = crate::nn::functional::max_pool2d_with_indices(
-                    x,
-                    p.kernel,
-                    p.stride,
-                    p.padding,
-                    p.dilation,
-                    p.ceil_mode,
-                );
+                let idx = super::pool_windows::max_pool2d_indices(x, p);
                 let s = idx.shape().to_vec();
                 g.reshape([s[0], s[1], x.shape()[2] * x.shape()[3]])
                     .gather(2, &idx.reshape([s[0], s[1], s[2] * s[3]]))

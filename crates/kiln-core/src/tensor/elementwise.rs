@@ -3,7 +3,7 @@
 
 use super::Tensor;
 use crate::dtype::DType;
-use crate::ops::{dispatch, CmpOp, Op};
+use crate::ops::{dispatch, CmpOp, Op, UnaryOp};
 
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {$(
@@ -43,31 +43,31 @@ macro_rules! compare_methods {
 impl Tensor {
     unary_methods! {
         /// e^x
-        exp => Op::Exp;
+        exp => Op::Unary(UnaryOp::Exp);
         /// Natural logarithm.
-        log => Op::Log;
+        log => Op::Unary(UnaryOp::Log);
         /// Sine.
-        sin => Op::Sin;
+        sin => Op::Unary(UnaryOp::Sin);
         /// Cosine.
-        cos => Op::Cos;
+        cos => Op::Unary(UnaryOp::Cos);
         /// Hyperbolic tangent.
-        tanh => Op::Tanh;
+        tanh => Op::Unary(UnaryOp::Tanh);
         /// Logistic sigmoid 1 / (1 + e^−x).
-        sigmoid => Op::Sigmoid;
+        sigmoid => Op::Unary(UnaryOp::Sigmoid);
         /// Gauss error function.
-        erf => Op::Erf;
+        erf => Op::Unary(UnaryOp::Erf);
         /// max(x, 0).
-        relu => Op::Relu;
+        relu => Op::Unary(UnaryOp::Relu);
         /// GELU with the exact erf form.
-        gelu => Op::Gelu { tanh: false };
+        gelu => Op::Unary(UnaryOp::Gelu { tanh: false });
         /// GELU with the tanh approximation.
-        gelu_tanh => Op::Gelu { tanh: true };
+        gelu_tanh => Op::Unary(UnaryOp::Gelu { tanh: true });
         /// Absolute value.
-        abs => Op::Abs;
+        abs => Op::Unary(UnaryOp::Abs);
         /// −1, 0 or 1 by sign.
-        sign => Op::Sign;
+        sign => Op::Unary(UnaryOp::Sign);
         /// Logical not (bool result; non-bool inputs test `== 0`).
-        logical_not => Op::LogicalNot;
+        logical_not => Op::Unary(UnaryOp::LogicalNot);
     }
 
     binary_methods! {
@@ -126,7 +126,7 @@ impl Tensor {
     /// `self · mul + add` in one pass.
     #[track_caller]
     pub fn affine(&self, mul: f64, add: f64) -> Tensor {
-        dispatch(Op::Affine { mul, add }, &[self])
+        dispatch(Op::Unary(UnaryOp::Affine { mul, add }), &[self])
     }
 
     /// Adds a scalar.
@@ -169,7 +169,7 @@ impl Tensor {
     /// `self` raised to a scalar power.
     #[track_caller]
     pub fn pow_scalar(&self, p: f64) -> Tensor {
-        dispatch(Op::PowScalar(p), &[self])
+        dispatch(Op::Unary(UnaryOp::PowScalar(p)), &[self])
     }
 
     /// Square root.
@@ -208,43 +208,41 @@ impl Tensor {
         &self.relu() + &self.abs().neg().exp().add_scalar(1.0).log()
     }
 
+    /// Applies an elementwise unary op: every [`UnaryOp`], including those without a named
+    /// method (`x.unary(UnaryOp::Exp)` is `x.exp()`).
+    #[track_caller]
+    pub fn unary(&self, op: UnaryOp) -> Tensor {
+        dispatch(Op::Unary(op), &[self])
+    }
+
     /// Clamps to `[min, max]`.
     #[track_caller]
     pub fn clamp(&self, min: f64, max: f64) -> Tensor {
         if min > max {
             panic!("clamp: min {min} is greater than max {max}");
         }
-        dispatch(
-            Op::Clamp {
-                min: Some(min),
-                max: Some(max),
-            },
-            &[self],
-        )
+        self.unary(UnaryOp::Clamp {
+            min: Some(min),
+            max: Some(max),
+        })
     }
 
     /// Clamps from below.
     #[track_caller]
     pub fn clamp_min(&self, min: f64) -> Tensor {
-        dispatch(
-            Op::Clamp {
-                min: Some(min),
-                max: None,
-            },
-            &[self],
-        )
+        self.unary(UnaryOp::Clamp {
+            min: Some(min),
+            max: None,
+        })
     }
 
     /// Clamps from above.
     #[track_caller]
     pub fn clamp_max(&self, max: f64) -> Tensor {
-        dispatch(
-            Op::Clamp {
-                min: None,
-                max: Some(max),
-            },
-            &[self],
-        )
+        self.unary(UnaryOp::Clamp {
+            min: None,
+            max: Some(max),
+        })
     }
 
     /// Elementwise and of truthiness (bool result).

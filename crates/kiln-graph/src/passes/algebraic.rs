@@ -1,7 +1,7 @@
 //! Algebraic simplification: identities and chains of layout ops.
 
 use super::{constant_scalars, producers, replace_uses, use_counts, Pass};
-use kiln_core::ops::Op;
+use kiln_core::ops::{Op, UnaryOp};
 use kiln_core::shape::Shape;
 use kiln_core::trace::{Graph, ValueId};
 use kiln_core::DType;
@@ -76,8 +76,8 @@ fn sweep(g: &mut Graph) -> bool {
                 .is_some_and(|(s, d)| s[..] == n.shape[..] && *d == n.dtype)
         };
         let identity_of = match &n.op {
-            Op::Affine { mul, add } if *mul == 1.0 && *add == 0.0 => x,
-            Op::PowScalar(p) if *p == 1.0 => x,
+            Op::Unary(UnaryOp::Affine { mul, add }) if *mul == 1.0 && *add == 0.0 => x,
+            Op::Unary(UnaryOp::PowScalar(p)) if *p == 1.0 => x,
             Op::Permute(p) if p.iter().enumerate().all(|(k, &d)| k == d) => x,
             Op::Reshape(_) | Op::Expand(_) | Op::Cast(_) if same_type(x.unwrap()) => x,
             Op::Contiguous => x.filter(|&v| dense[v as usize]),

@@ -3,7 +3,7 @@
 
 use super::{use_counts, Pass};
 use kiln_core::ops::fused::{FusedProgram, FusedReduce, FusedStep};
-use kiln_core::ops::Op;
+use kiln_core::ops::{Op, UnaryOp};
 use kiln_core::trace::{Graph, ValueId};
 use kiln_core::DType;
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ fn fusible(types: &HashMap<ValueId, DType>, n: &kiln_core::trace::Node) -> bool 
     let arg = |k: usize| types.get(&n.args[k]).copied();
     let f32_args = n.args.iter().all(|a| types.get(a) == Some(&DType::F32));
     match &n.op {
-        Op::LogicalNot => false,
+        Op::Unary(UnaryOp::LogicalNot) => false,
         op if op.is_unary() => n.dtype == DType::F32 && f32_args,
         Op::Compare(_) => n.dtype == DType::Bool && f32_args,
         op if op.is_binary() => n.dtype == DType::F32 && f32_args,
@@ -161,8 +161,8 @@ impl Pass for ElementwiseFusion {
                             b: reg(n.args[2]),
                         },
                         Op::Cast(_) => FusedStep::Copy { x: reg(n.args[0]) },
-                        op if op.is_unary() => FusedStep::Unary {
-                            op: op.clone(),
+                        Op::Unary(op) => FusedStep::Unary {
+                            op: *op,
                             x: reg(n.args[0]),
                         },
                         op => FusedStep::Binary {

@@ -22,7 +22,7 @@
 //! GELU).
 
 use super::{constant_scalars, producers, use_counts, Pass};
-use kiln_core::ops::{Activation, CmpOp, Op};
+use kiln_core::ops::{Activation, CmpOp, Op, UnaryOp};
 use kiln_core::shape::Shape;
 use kiln_core::trace::{Graph, ValueId};
 use kiln_core::DType;
@@ -185,7 +185,7 @@ fn gelu_rhs(
         let p = producer[v as usize].filter(|_| uses[v as usize] == 1)?;
         match &g.nodes[p].op {
             Op::Reshape(_) => v = g.nodes[p].args[0],
-            Op::Gelu { tanh: false } => {
+            Op::Unary(UnaryOp::Gelu { tanh: false }) => {
                 let x = g.nodes[p].args[0];
                 let same = types[x as usize].as_ref() == Some(b_type);
                 let matrices = is_f32_matrix(types, node.args[0]) && is_f32_matrix(types, b);

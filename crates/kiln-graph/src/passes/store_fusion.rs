@@ -216,10 +216,7 @@ fn merge(g: &mut Graph, ia: usize, ib: usize, update: usize) {
 
 fn remap(s: &FusedStep, f: &impl Fn(u16) -> u16) -> FusedStep {
     match s {
-        FusedStep::Unary { op, x } => FusedStep::Unary {
-            op: op.clone(),
-            x: f(*x),
-        },
+        FusedStep::Unary { op, x } => FusedStep::Unary { op: *op, x: f(*x) },
         FusedStep::Binary { op, a, b } => FusedStep::Binary {
             op: op.clone(),
             a: f(*a),

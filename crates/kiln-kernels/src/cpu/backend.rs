@@ -6,7 +6,7 @@ use crate::backend::{Backend, UnfoldParams};
 use crate::operand::OwnedOperand;
 use crate::ops::fused::FusedProgram;
 use crate::ops::optim::AdamHyper;
-use crate::ops::{Activation, Conv2dParams, Distribution, Pool2dParams};
+use crate::ops::{Activation, Conv2dParams, Distribution, Pool2dParams, UnaryOp};
 
 /// The host: buffers are `Vec`s behind [`CpuStorage`], kernels run on Kiln's thread pool.
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,7 +36,7 @@ impl Backend for Cpu {
     ) -> CpuStorage {
         copy::slice_scatter(x, dim, start, step, shape, dst)
     }
-    fn unary(&self, op: &Op, x: Operand<'_>, dtype: DType, dst: &mut Dst) -> CpuStorage {
+    fn unary(&self, op: &UnaryOp, x: Operand<'_>, dtype: DType, dst: &mut Dst) -> CpuStorage {
         unary::unary(op, x, dtype, dst)
     }
     fn binary(

@@ -467,12 +467,12 @@ pub(crate) fn matmul_act(
 ) -> CpuStorage {
     match matmul(a, b, bias, shape, dst) {
         CpuStorage::F32(mut v) => {
-            super::unary::unary_f32_in_place(&act.op(), &mut v);
+            super::unary::unary_f32_in_place(&act.unary(), &mut v);
             CpuStorage::F32(v)
         }
         other => {
             let product = OwnedOperand::dense(other, shape);
-            super::unary::unary(&act.op(), product.operand(), dtype, &mut Dst::fresh())
+            super::unary::unary(&act.unary(), product.operand(), dtype, &mut Dst::fresh())
         }
     }
 }

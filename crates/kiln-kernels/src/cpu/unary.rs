@@ -5,25 +5,10 @@ use super::threads::MAP_CHUNK;
 use super::{to_contiguous_vec, to_contiguous_vec_in};
 use crate::dtype::DType;
 use crate::operand::Operand;
-use crate::ops::Op;
+use crate::ops::unary::{with_float_unary, UnaryFloat};
+use crate::ops::UnaryOp;
 use crate::storage::{CpuStorage, StorageElement};
 use half::{bf16, f16};
-use num_traits::Float;
-
-/// Float types with an error function.
-trait Erf: Float {
-    fn erf(self) -> Self;
-}
-impl Erf for f32 {
-    fn erf(self) -> f32 {
-        libm::erff(self)
-    }
-}
-impl Erf for f64 {
-    fn erf(self) -> f64 {
-        libm::erf(self)
-    }
-}
 
 fn map<T: StorageElement>(x: Operand<'_>, dst: &mut Dst, f: impl Fn(T) -> T + Sync) -> Vec<T> {
     if let Some(r) = x.layout().contiguous_range() {
@@ -40,103 +25,18 @@ fn map<T: StorageElement>(x: Operand<'_>, dst: &mut Dst, f: impl Fn(T) -> T + Sy
     v
 }
 
-/// Expands `$body` once per float unary op with `$f` bound to the op's element function on
-/// `$T` — the one definition of each op's arithmetic, shared by the eager kernels here and the
-/// graph compiler's fused kernel (`cpu/fused.rs`), each instantiated with its own tight loop.
-/// The functions capture their constants by value (`move`): a captured reference is loaded
-/// in the loop through a pointer that may alias the output, which kept ReLU's loop scalar
-/// (0.47 vs 0.1 ns per element).
-macro_rules! with_float_unary {
-    ($op:expr, $T:ty, |$f:ident| $body:expr) => {{
-        #[allow(unused_macros)]
-        macro_rules! run {
-            ($g:expr) => {{
-                let $f = $g;
-                $body
-            }};
-        }
-        let c = |v: f64| -> $T { <$T as num_traits::NumCast>::from(v).unwrap() };
-        let (zero, one, half): ($T, $T, $T) = (c(0.0), c(1.0), c(0.5));
-        let op: &Op = $op;
-        match op {
-            Op::Exp => run!(|v: $T| v.exp()),
-            Op::Log => run!(|v: $T| v.ln()),
-            Op::Sin => run!(|v: $T| v.sin()),
-            Op::Cos => run!(|v: $T| v.cos()),
-            Op::Tanh => run!(|v: $T| v.tanh()),
-            Op::Sigmoid => run!(move |v: $T| one / (one + (-v).exp())),
-            Op::Erf => run!(|v: $T| Erf::erf(v)),
-            // `!(v <= 0)` keeps NaN, as `v > 0 || isnan(v)`, in one compare that vectorizes.
-            Op::Relu => run!(move |v: $T| if v <= zero { zero } else { v }),
-            Op::Gelu { tanh: false } => {
-                let r = c(std::f64::consts::FRAC_1_SQRT_2);
-                run!(move |v: $T| half * v * (one + Erf::erf(v * r)))
-            }
-            Op::Gelu { tanh: true } => {
-                let k = c((2.0 / std::f64::consts::PI).sqrt());
-                let a = c(0.044715);
-                run!(move |v: $T| { half * v * (one + (k * (v + a * v * v * v)).tanh()) })
-            }
-            Op::Abs => run!(|v: $T| v.abs()),
-            Op::Sign => run!(move |v: $T| {
-                if v > zero {
-                    one
-                } else if v < zero {
-                    -one
-                } else {
-                    v
-                }
-            }),
-            Op::Affine { mul, add } => {
-                let (m, a) = (c(*mul), c(*add));
-                run!(move |v: $T| v * m + a)
-            }
-            Op::PowScalar(p) => {
-                let p = *p;
-                if p == 2.0 {
-                    run!(|v: $T| v * v)
-                } else if p == 0.5 {
-                    run!(|v: $T| v.sqrt())
-                } else if p == -0.5 {
-                    run!(|v: $T| one / v.sqrt())
-                } else if p == -1.0 {
-                    run!(|v: $T| one / v)
-                } else if p == 1.0 {
-                    run!(|v: $T| v)
-                } else {
-                    let pt = c(p);
-                    run!(move |v: $T| v.powf(pt))
-                }
-            }
-            Op::Clamp { min, max } => {
-                let (lo, hi) = (min.map(c), max.map(c));
-                run!(move |mut v: $T| {
-                    if let Some(lo) = lo {
-                        if v < lo {
-                            v = lo
-                        }
-                    }
-                    if let Some(hi) = hi {
-                        if v > hi {
-                            v = hi
-                        }
-                    }
-                    v
-                })
-            }
-            _ => unreachable!("unary: {} is not a float unary op", op.name()),
-        }
-    }};
-}
-
-fn float_kernel<T: Erf + StorageElement>(op: &Op, x: Operand<'_>, dst: &mut Dst) -> Vec<T> {
+fn float_kernel<T: UnaryFloat + StorageElement>(
+    op: &UnaryOp,
+    x: Operand<'_>,
+    dst: &mut Dst,
+) -> Vec<T> {
     with_float_unary!(op, T, |f| map(x, dst, f))
 }
 
 /// `dst[i] = op(src[i])` for an f32 unary op: the vectorized kernels where there is one, else
-/// the element functions of [`with_float_unary`] (used by the fused graph kernel).
+/// the element functions of `ops::unary` (used by the fused graph kernel).
 #[inline(always)]
-pub(crate) fn unary_f32_slice(op: &Op, src: &[f32], dst: &mut [f32]) {
+pub(crate) fn unary_f32_slice(op: &UnaryOp, src: &[f32], dst: &mut [f32]) {
     if let Some(f) = f32_slice_fast(op) {
         return f(src, dst);
     }
@@ -149,7 +49,7 @@ pub(crate) fn unary_f32_slice(op: &Op, src: &[f32], dst: &mut [f32]) {
 
 /// `data[i] = op(data[i])` for an f32 unary op, on the pool's threads when large (a matmul's
 /// activation epilogue over the product it just wrote).
-pub(crate) fn unary_f32_in_place(op: &Op, data: &mut [f32]) {
+pub(crate) fn unary_f32_in_place(op: &UnaryOp, data: &mut [f32]) {
     in_place_by_strips(data, |_, src, strip| unary_f32_slice(op, src, strip));
 }
 
@@ -193,17 +93,17 @@ fn simd_map(x: Operand<'_>, f: SliceKernel, dst: &mut Dst) -> Vec<f32> {
 type SliceKernel = fn(&[f32], &mut [f32]);
 
 /// The f32 ops with a vectorized slice kernel (libm's are scalar calls).
-fn f32_slice_fast(op: &Op) -> Option<SliceKernel> {
+fn f32_slice_fast(op: &UnaryOp) -> Option<SliceKernel> {
     match op {
-        Op::Exp => Some(super::simd::exp),
-        Op::Erf => Some(super::simd::erf),
-        Op::Gelu { tanh: false } => Some(super::simd::gelu),
+        UnaryOp::Exp => Some(super::simd::exp),
+        UnaryOp::Erf => Some(super::simd::erf),
+        UnaryOp::Gelu { tanh: false } => Some(super::simd::gelu),
         _ => None,
     }
 }
 
 /// An f32 unary op through its vectorized kernel, if it has one.
-fn f32_fast(op: &Op, x: Operand<'_>, dst: &mut Dst) -> Option<Vec<f32>> {
+fn f32_fast(op: &UnaryOp, x: Operand<'_>, dst: &mut Dst) -> Option<Vec<f32>> {
     f32_slice_fast(op).map(|f| simd_map(x, f, dst))
 }
 
@@ -276,18 +176,18 @@ impl std::ops::Deref for DenseF32<'_> {
 }
 
 /// Integer / generic path through f64 (Relu, Abs, Sign, Affine, Clamp on integer tensors).
-fn generic_kernel(op: &Op, x: Operand<'_>, out: DType) -> CpuStorage {
+fn generic_kernel(op: &UnaryOp, x: Operand<'_>, out: DType) -> CpuStorage {
     let vals = super::copy::cast(x, DType::F64);
     let CpuStorage::F64(v) = vals else {
         unreachable!()
     };
     let f = |e: f64| -> f64 {
         match op {
-            Op::Relu => e.max(0.0),
-            Op::Abs => e.abs(),
-            Op::Sign => e.signum() * (e != 0.0) as i32 as f64,
-            Op::Affine { mul, add } => e * mul + add,
-            Op::Clamp { min, max } => e
+            UnaryOp::Relu => e.max(0.0),
+            UnaryOp::Abs => e.abs(),
+            UnaryOp::Sign => e.signum() * (e != 0.0) as i32 as f64,
+            UnaryOp::Affine { mul, add } => e * mul + add,
+            UnaryOp::Clamp { min, max } => e
                 .max(min.unwrap_or(f64::NEG_INFINITY))
                 .min(max.unwrap_or(f64::INFINITY)),
             _ => unreachable!(),
@@ -297,8 +197,8 @@ fn generic_kernel(op: &Op, x: Operand<'_>, out: DType) -> CpuStorage {
 }
 
 /// Applies a unary op, producing a dense buffer of `out` dtype.
-pub(crate) fn unary(op: &Op, x: Operand<'_>, out: DType, dst: &mut Dst) -> CpuStorage {
-    if matches!(op, Op::LogicalNot) {
+pub(crate) fn unary(op: &UnaryOp, x: Operand<'_>, out: DType, dst: &mut Dst) -> CpuStorage {
+    if matches!(op, UnaryOp::LogicalNot) {
         let vals = super::copy::cast(x, DType::Bool);
         let CpuStorage::Bool(v) = vals else {
             unreachable!()

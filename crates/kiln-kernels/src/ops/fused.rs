@@ -14,15 +14,15 @@
 //! written out — e.g. a layer norm's weight gradient `Σ g·x̂`. The op's output is then the
 //! reduced shape; the elementwise iteration shape is the inputs' broadcast shape.
 
-use super::Op;
+use super::{Op, UnaryOp};
 
 /// One step of a [`FusedProgram`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum FusedStep {
     /// An elementwise unary primitive (exp, affine, relu, …) of register `x`.
     Unary {
-        /// The primitive (must satisfy `Op::is_unary`).
-        op: Op,
+        /// The primitive (not `logical_not`: programs compute in f32).
+        op: UnaryOp,
         /// Operand register.
         x: u16,
     },
@@ -104,7 +104,7 @@ impl FusedProgram {
         for (k, s) in self.steps.iter().enumerate() {
             let defined = self.n_inputs as usize + k;
             match s {
-                FusedStep::Unary { op, .. } if !op.is_unary() || matches!(op, Op::LogicalNot) => {
+                FusedStep::Unary { op, .. } if matches!(op, UnaryOp::LogicalNot) => {
                     return Err(format!(
                         "fused: step {k}: {} is not a fusible unary op",
                         op.name()

@@ -37,7 +37,8 @@ pub fn float_dtype(d: DType) -> DType {
     }
 }
 
-fn is_integral(v: f64) -> bool {
+/// True for a finite whole number.
+pub(crate) fn is_integral(v: f64) -> bool {
     v.fract() == 0.0 && v.is_finite()
 }
 
@@ -166,38 +167,104 @@ pub fn try_infer<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
 
 fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
     let name = op.name();
-    if op.is_unary() {
+    if let Op::Unary(u) = op {
         expect_arity(op, inputs, 1)?;
         let x = inputs[0];
-        let d = x.dtype();
-        let out = match op {
-            Op::Relu | Op::Abs | Op::Sign | Op::Clamp { .. } => {
-                if d == DType::Bool {
-                    fail!(
-                        "{name}: not supported for bool tensors (shape {:?})",
-                        x.shape()
-                    );
-                }
-                d
-            }
-            Op::Affine { mul, add } => {
-                if d.is_float() {
-                    d
-                } else if is_integral(*mul) && is_integral(*add) {
-                    if d == DType::Bool {
-                        DType::I64
-                    } else {
-                        d
-                    }
-                } else {
-                    DType::F32
-                }
-            }
-            Op::LogicalNot => DType::Bool,
-            _ => float_dtype(d),
-        };
-        return Ok((shape_of(x.shape()), out));
+        return Ok((shape_of(x.shape()), u.infer(x.dtype(), x.shape())?));
     }
+    Ok(match op {
+        Op::Add
+        | Op::Sub
+        | Op::Mul
+        | Op::Div
+        | Op::Pow
+        | Op::Maximum
+        | Op::Minimum
+        | Op::Compare(_)
+        | Op::Where => infer_elementwise(op, inputs)?,
+        Op::Sum { .. }
+        | Op::Prod { .. }
+        | Op::Max { .. }
+        | Op::Min { .. }
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. } => infer_reduce(op, inputs)?,
+        Op::Reshape(_)
+        | Op::Permute(_)
+        | Op::Expand(_)
+        | Op::Slice { .. }
+        | Op::SliceScatter { .. }
+        | Op::Contiguous
+        | Op::Cast(_)
+        | Op::Cat(_) => infer_layout(op, inputs)?,
+        Op::GeluBackward
+        | Op::LayerNorm { .. }
+        | Op::Attention { .. }
+        | Op::AttentionBackward { .. }
+        | Op::LayerNormBackward { .. }
+        | Op::Softmax { .. } => infer_nn(op, inputs)?,
+        Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => {
+            infer_index(op, inputs)?
+        }
+        Op::Matmul
+        | Op::MatmulAct(_)
+        | Op::MatmulGeluBackward
+        | Op::MatmulReluBackward
+        | Op::MatmulGeluRhs => infer_matmul(op, inputs)?,
+        Op::Unfold { .. } | Op::Fold { .. } => infer_unfold(op, inputs)?,
+        Op::Random {
+            shape, dtype, dist, ..
+        } => {
+            expect_arity(op, inputs, 0)?;
+            if !dtype.is_float() {
+                fail!("random: {dist:?} samples need a float dtype, got {dtype}");
+            }
+            let _ = Distribution::Uniform;
+            (shape.clone(), *dtype)
+        }
+        Op::Fused(program) => infer_fused(program, inputs)?,
+        Op::AdamStep(h) => {
+            use super::optim::adam_args::*;
+            let Some(p) = inputs.first() else {
+                fail!("adam_step: no operands")
+            };
+            let ok = inputs.len() == h.arity()
+                && inputs.iter().enumerate().all(|(i, t)| {
+                    if i == STEP || i == LR {
+                        t.dtype() == DType::F64 && t.numel() == 1
+                    } else {
+                        t.dtype() == p.dtype() && t.shape() == p.shape()
+                    }
+                })
+                && matches!(p.dtype(), DType::F32 | DType::F64);
+            if !ok {
+                fail!(
+                    "adam_step: expected {} operands (param, grad, exp_avg, exp_avg_sq{}: f32 or \
+                     f64 of one shape; step, lr: 0-d f64), got {:?}",
+                    h.arity(),
+                    if h.amsgrad { ", max_exp_avg_sq" } else { "" },
+                    inputs
+                        .iter()
+                        .map(|t| (t.shape().to_vec(), t.dtype()))
+                        .collect::<Vec<_>>()
+                );
+            }
+            (p.shape().into(), p.dtype())
+        }
+        Op::Conv2d(_)
+        | Op::Conv2dInputGrad { .. }
+        | Op::Conv2dWeightGrad { .. }
+        | Op::MaxPool2d(_)
+        | Op::MaxPool2dBackward(_) => super::window::try_infer(op, inputs)?,
+        _ => fail!(
+            "{name}: no shape rule for this op with {} inputs",
+            inputs.len()
+        ),
+    })
+}
+
+/// Binary ops with broadcasting, and `where`.
+fn infer_elementwise<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    let name = op.name();
     Ok(match op {
         Op::Add
         | Op::Sub
@@ -242,6 +309,14 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             };
             (s, DType::promote(a.dtype(), b.dtype()))
         }
+        _ => unreachable!("infer_elementwise: {}", op.name()),
+    })
+}
+
+/// Reductions over dims, and arg-reductions.
+fn infer_reduce<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    let name = op.name();
+    Ok(match op {
         Op::Sum { dims, keepdim } | Op::Prod { dims, keepdim } => {
             expect_arity(op, inputs, 1)?;
             let x = inputs[0];
@@ -279,6 +354,13 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             }
             (reduced_shape(x.shape(), &[*dim], *keepdim), DType::I64)
         }
+        _ => unreachable!("infer_reduce: {}", op.name()),
+    })
+}
+
+/// Reshapes, views, copies, casts and concatenation.
+fn infer_layout<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    Ok(match op {
         Op::Reshape(shape) => {
             expect_arity(op, inputs, 1)?;
             let x = inputs[0];
@@ -367,6 +449,51 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             expect_arity(op, inputs, 1)?;
             (inputs[0].shape().into(), inputs[0].dtype())
         }
+        Op::Cast(d) => {
+            expect_arity(op, inputs, 1)?;
+            (inputs[0].shape().into(), *d)
+        }
+        Op::Cat(dim) => {
+            if inputs.is_empty() {
+                fail!("cat: expected a non-empty list of tensors");
+            }
+            let first = inputs[0];
+            let mut s: Shape = first.shape().into();
+            if *dim >= s.len() {
+                fail!("cat: dim {dim} out of range for shapes {}", shapes(inputs));
+            }
+            s[*dim] = 0;
+            for t in inputs {
+                let ok = t.rank() == first.rank()
+                    && t.shape()
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &v)| i == *dim || v == first.shape()[i]);
+                if !ok {
+                    fail!("cat: shapes {} differ outside dim {dim}", shapes(inputs));
+                }
+                if t.dtype() != first.dtype() {
+                    fail!(
+                        "cat: dtypes differ ({}){}",
+                        dtypes(inputs),
+                        cast_hint(first.dtype(), t.dtype())
+                    );
+                }
+                let Some(total) = s[*dim].checked_add(t.shape()[*dim]) else {
+                    fail!("cat: sizes along dim {dim} overflow ({})", shapes(inputs));
+                };
+                s[*dim] = total;
+            }
+            (s, first.dtype())
+        }
+        _ => unreachable!("infer_layout: {}", op.name()),
+    })
+}
+
+/// The fused neural-network ops: softmax, layer norm, attention, GELU backward.
+fn infer_nn<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    let name = op.name();
+    Ok(match op {
         Op::GeluBackward => {
             expect_arity(op, inputs, 2)?;
             let (x, g) = (inputs[0], inputs[1]);
@@ -455,43 +582,13 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             }
             (x.shape().into(), float_dtype(x.dtype()))
         }
-        Op::Cast(d) => {
-            expect_arity(op, inputs, 1)?;
-            (inputs[0].shape().into(), *d)
-        }
-        Op::Cat(dim) => {
-            if inputs.is_empty() {
-                fail!("cat: expected a non-empty list of tensors");
-            }
-            let first = inputs[0];
-            let mut s: Shape = first.shape().into();
-            if *dim >= s.len() {
-                fail!("cat: dim {dim} out of range for shapes {}", shapes(inputs));
-            }
-            s[*dim] = 0;
-            for t in inputs {
-                let ok = t.rank() == first.rank()
-                    && t.shape()
-                        .iter()
-                        .enumerate()
-                        .all(|(i, &v)| i == *dim || v == first.shape()[i]);
-                if !ok {
-                    fail!("cat: shapes {} differ outside dim {dim}", shapes(inputs));
-                }
-                if t.dtype() != first.dtype() {
-                    fail!(
-                        "cat: dtypes differ ({}){}",
-                        dtypes(inputs),
-                        cast_hint(first.dtype(), t.dtype())
-                    );
-                }
-                let Some(total) = s[*dim].checked_add(t.shape()[*dim]) else {
-                    fail!("cat: sizes along dim {dim} overflow ({})", shapes(inputs));
-                };
-                s[*dim] = total;
-            }
-            (s, first.dtype())
-        }
+        _ => unreachable!("infer_nn: {}", op.name()),
+    })
+}
+
+/// Gathers and scatters along one dim.
+fn infer_index<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    Ok(match op {
         Op::IndexSelect(dim) => {
             expect_arity(op, inputs, 2)?;
             let (x, idx) = (inputs[0], inputs[1]);
@@ -572,6 +669,13 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             }
             (base.shape().into(), base.dtype())
         }
+        _ => unreachable!("infer_index: {}", op.name()),
+    })
+}
+
+/// Matrix products and their fused epilogues and backward ops.
+fn infer_matmul<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    Ok(match op {
         Op::MatmulGeluBackward | Op::MatmulReluBackward => {
             let name = op.name();
             if inputs.len() != 3 {
@@ -699,6 +803,13 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             }
             (s, a.dtype())
         }
+        _ => unreachable!("infer_matmul: {}", op.name()),
+    })
+}
+
+/// Sliding windows (im2col) and their adjoint.
+fn infer_unfold<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    Ok(match op {
         Op::Unfold {
             kernel,
             stride,
@@ -759,54 +870,7 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
                 x.dtype(),
             )
         }
-        Op::Random {
-            shape, dtype, dist, ..
-        } => {
-            expect_arity(op, inputs, 0)?;
-            if !dtype.is_float() {
-                fail!("random: {dist:?} samples need a float dtype, got {dtype}");
-            }
-            let _ = Distribution::Uniform;
-            (shape.clone(), *dtype)
-        }
-        Op::Fused(program) => infer_fused(program, inputs)?,
-        Op::AdamStep(h) => {
-            use super::optim::adam_args::*;
-            let Some(p) = inputs.first() else {
-                fail!("adam_step: no operands")
-            };
-            let ok = inputs.len() == h.arity()
-                && inputs.iter().enumerate().all(|(i, t)| {
-                    if i == STEP || i == LR {
-                        t.dtype() == DType::F64 && t.numel() == 1
-                    } else {
-                        t.dtype() == p.dtype() && t.shape() == p.shape()
-                    }
-                })
-                && matches!(p.dtype(), DType::F32 | DType::F64);
-            if !ok {
-                fail!(
-                    "adam_step: expected {} operands (param, grad, exp_avg, exp_avg_sq{}: f32 or \
-                     f64 of one shape; step, lr: 0-d f64), got {:?}",
-                    h.arity(),
-                    if h.amsgrad { ", max_exp_avg_sq" } else { "" },
-                    inputs
-                        .iter()
-                        .map(|t| (t.shape().to_vec(), t.dtype()))
-                        .collect::<Vec<_>>()
-                );
-            }
-            (p.shape().into(), p.dtype())
-        }
-        Op::Conv2d(_)
-        | Op::Conv2dInputGrad { .. }
-        | Op::Conv2dWeightGrad { .. }
-        | Op::MaxPool2d(_)
-        | Op::MaxPool2dBackward(_) => super::window::try_infer(op, inputs)?,
-        _ => fail!(
-            "{name}: no shape rule for this op with {} inputs",
-            inputs.len()
-        ),
+        _ => unreachable!("infer_unfold: {}", op.name()),
     })
 }
 

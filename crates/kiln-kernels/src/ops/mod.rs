@@ -1,14 +1,20 @@
-//! The primitive op set. Every tensor operation in Kiln bottoms out in one [`Op`]; each op is
-//! declared once: shape/dtype inference ([`infer`]) and its kernel binding (`crate::backend`)
-//! here, its vector-Jacobian product in `kiln_core::ops::vjp`, where `dispatch` is the single
+//! The primitive op set. Every tensor operation in Kiln bottoms out in one [`Op`]. An op
+//! family declared in its own file holds everything about its ops — variants, names, dtype
+//! rule, element arithmetic, what the gradient reads and the vector-Jacobian product (written
+//! against [`grad::Differentiable`]) — so reading or adding one touches that file:
+//! [`unary`] so far. The other families' shape rules are in [`infer`], their kernel binding
+//! in `crate::backend`, their VJPs in `kiln_core::ops::vjp`; `dispatch` there is the single
 //! entry for tensors.
 
 pub mod fused;
+pub mod grad;
 pub mod infer;
 pub mod optim;
+pub mod unary;
 pub mod value;
 pub mod window;
 
+pub use unary::UnaryOp;
 pub use window::{Conv2dParams, Pool2dParams};
 
 use crate::dtype::DType;
@@ -44,9 +50,9 @@ pub enum Distribution {
 /// An activation a matmul applies to its result in the same kernel ([`Op::MatmulAct`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Activation {
-    /// [`Op::Relu`]
+    /// [`UnaryOp::Relu`]
     Relu,
-    /// [`Op::Gelu`]
+    /// [`UnaryOp::Gelu`]
     Gelu {
         /// the tanh approximation
         tanh: bool,
@@ -55,18 +61,23 @@ pub enum Activation {
 
 impl Activation {
     /// The elementwise op it applies.
-    pub fn op(self) -> Op {
+    pub fn unary(self) -> UnaryOp {
         match self {
-            Activation::Relu => Op::Relu,
-            Activation::Gelu { tanh } => Op::Gelu { tanh },
+            Activation::Relu => UnaryOp::Relu,
+            Activation::Gelu { tanh } => UnaryOp::Gelu { tanh },
         }
+    }
+
+    /// The elementwise op it applies, as an [`Op`].
+    pub fn op(self) -> Op {
+        Op::Unary(self.unary())
     }
 
     /// The activation applying `op`, if `op` is one.
     pub fn of(op: &Op) -> Option<Activation> {
         match *op {
-            Op::Relu => Some(Activation::Relu),
-            Op::Gelu { tanh } => Some(Activation::Gelu { tanh }),
+            Op::Unary(UnaryOp::Relu) => Some(Activation::Relu),
+            Op::Unary(UnaryOp::Gelu { tanh }) => Some(Activation::Gelu { tanh }),
             _ => None,
         }
     }
@@ -78,51 +89,6 @@ pub type Dims = SmallVec<[usize; 6]>;
 /// One primitive operation. Composite ops (softmax, losses, conv, …) are functions over these.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
-    // ---- elementwise unary (float dtypes unless noted) ----
-    /// e^x
-    Exp,
-    /// natural log
-    Log,
-    /// sine
-    Sin,
-    /// cosine
-    Cos,
-    /// hyperbolic tangent
-    Tanh,
-    /// logistic sigmoid
-    Sigmoid,
-    /// Gauss error function
-    Erf,
-    /// max(x, 0); any numeric dtype
-    Relu,
-    /// GELU, exact (erf) or with the tanh approximation
-    Gelu {
-        /// use the tanh approximation
-        tanh: bool,
-    },
-    /// |x|; any numeric dtype
-    Abs,
-    /// -1, 0 or 1; any numeric dtype
-    Sign,
-    /// x·mul + add: scalar add/sub/mul/div and negation; any numeric dtype
-    Affine {
-        /// multiplier
-        mul: f64,
-        /// addend
-        add: f64,
-    },
-    /// x^p for a scalar p (covers sqrt, rsqrt, square, reciprocal)
-    PowScalar(f64),
-    /// clamp to [min, max]; any numeric dtype
-    Clamp {
-        /// lower bound
-        min: Option<f64>,
-        /// upper bound
-        max: Option<f64>,
-    },
-    /// logical not of a bool tensor (or `x == 0`)
-    LogicalNot,
-
     // ---- elementwise binary with NumPy broadcasting; operands are promoted ----
     /// a + b (bool: or)
     Add,
@@ -378,27 +344,18 @@ pub enum Op {
     /// exp_avg_sq, step and lr (0-d f64), then max_exp_avg_sq with AMSGrad; output: the
     /// updated parameter; the moments are written in place; not differentiable
     AdamStep(optim::AdamHyper),
+
+    // ---- elementwise unary (declared in `unary.rs`) ----
+    /// An elementwise op with one operand. Untagged in files, so a graph file names it as
+    /// before the unary ops had their own enum (`"Exp"`, `{"Gelu":{"tanh":false}}`).
+    #[serde(untagged)]
+    Unary(UnaryOp),
 }
 
 impl Op {
     /// Short lowercase name used in error messages, profiles and printed graphs.
     pub fn name(&self) -> &'static str {
         match self {
-            Op::Exp => "exp",
-            Op::Log => "log",
-            Op::Sin => "sin",
-            Op::Cos => "cos",
-            Op::Tanh => "tanh",
-            Op::Sigmoid => "sigmoid",
-            Op::Erf => "erf",
-            Op::Relu => "relu",
-            Op::Gelu { .. } => "gelu",
-            Op::Abs => "abs",
-            Op::Sign => "sign",
-            Op::Affine { .. } => "affine",
-            Op::PowScalar(_) => "pow_scalar",
-            Op::Clamp { .. } => "clamp",
-            Op::LogicalNot => "logical_not",
             Op::Add => "add",
             Op::Sub => "sub",
             Op::Mul => "mul",
@@ -450,10 +407,11 @@ impl Op {
             Op::Random { .. } => "random",
             Op::Fused(_) => "fused",
             Op::AdamStep(_) => "adam_step",
+            Op::Unary(u) => u.name(),
         }
     }
 
-    /// Number of primitive ops (variants of this enum).
+    /// Number of primitive ops (the variants of this enum, each [`UnaryOp`] counted as one).
     pub const COUNT: usize = 59;
 
     /// Operand positions the op writes in place as it runs (a store-fused program's state
@@ -477,24 +435,7 @@ impl Op {
     /// True for elementwise ops with one input.
     #[inline]
     pub fn is_unary(&self) -> bool {
-        matches!(
-            self,
-            Op::Exp
-                | Op::Log
-                | Op::Sin
-                | Op::Cos
-                | Op::Tanh
-                | Op::Sigmoid
-                | Op::Erf
-                | Op::Relu
-                | Op::Gelu { .. }
-                | Op::Abs
-                | Op::Sign
-                | Op::Affine { .. }
-                | Op::PowScalar(_)
-                | Op::Clamp { .. }
-                | Op::LogicalNot
-        )
+        matches!(self, Op::Unary(_))
     }
 
     /// True for elementwise broadcasting ops with two inputs.

@@ -4,55 +4,9 @@
 
 use super::pair::{OptPair, Pair};
 use crate::dtype::DType;
-use crate::ops::{dispatch, window::pool_out, Op, Pool2dParams};
+use crate::ops::pool_windows::{axes, max_pool2d_indices, windows, Axis};
+use crate::ops::{dispatch, Op, Pool2dParams};
 use crate::tensor::Tensor;
-
-/// Geometry of one pooling axis.
-#[derive(Clone, Copy)]
-struct Axis {
-    size: usize,
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-    out: usize,
-    /// Rows/cols appended past the end so that ceil-mode windows fit.
-    extra: usize,
-}
-
-impl Axis {
-    #[track_caller]
-    fn new(
-        size: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-        dilation: usize,
-        ceil: bool,
-        op: &str,
-    ) -> Axis {
-        let out = match pool_out(size, kernel, stride, padding, dilation, ceil, op) {
-            Ok(n) => n,
-            Err(e) => panic!("{e}"),
-        };
-        let eff = dilation * (kernel - 1) + 1;
-        let extra = ((out - 1) * stride + eff).saturating_sub(size + 2 * padding);
-        Axis {
-            size,
-            kernel,
-            stride,
-            padding,
-            dilation,
-            out,
-            extra,
-        }
-    }
-
-    /// Input coordinate read by output `o` at kernel tap `t` (may lie outside the input).
-    fn source(&self, o: usize, t: usize) -> i64 {
-        (o * self.stride + t * self.dilation) as i64 - self.padding as i64
-    }
-}
 
 /// Validates `[N, C, H, W]` or unbatched `[C, H, W]` input, returning it as 4-D.
 fn as_batched(input: &Tensor, op: &str) -> Tensor {
@@ -72,55 +26,6 @@ fn unbatch(out: Tensor, input: &Tensor) -> Tensor {
     } else {
         out
     }
-}
-
-/// Appends `extra` entries of `value` at the end of `dim`.
-fn pad_end(x: Tensor, dim: usize, extra: usize, value: f64) -> Tensor {
-    if extra == 0 {
-        return x;
-    }
-    let mut shape = x.shape().to_vec();
-    shape[dim] = extra;
-    let fill = Tensor::full(shape, value, x.dtype());
-    Tensor::cat(&[x, fill], dim)
-}
-
-/// Every pooling window of every plane: `[N·C, kh·kw, H'·W']`, reading `pad_value` outside.
-fn windows(x: &Tensor, ax: [Axis; 2], pad_value: f64) -> Tensor {
-    let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
-    let planes = x.reshape([n * c, 1, h, w]);
-    let planes = pad_end(planes, 2, ax[0].extra, pad_value);
-    let planes = pad_end(planes, 3, ax[1].extra, pad_value);
-    Tensor::unfold_raw(
-        &planes,
-        [ax[0].kernel, ax[1].kernel],
-        [ax[0].stride, ax[1].stride],
-        [ax[0].padding, ax[1].padding],
-        [ax[0].dilation, ax[1].dilation],
-        pad_value,
-    )
-}
-
-fn axes(
-    x: &Tensor,
-    kernel: Pair,
-    stride: Pair,
-    padding: Pair,
-    dilation: Pair,
-    ceil: bool,
-    op: &str,
-) -> [Axis; 2] {
-    [0, 1].map(|a| {
-        Axis::new(
-            x.shape()[2 + a],
-            kernel.0[a],
-            stride.0[a],
-            padding.0[a],
-            dilation.0[a],
-            ceil,
-            op,
-        )
-    })
 }
 
 /// 2-D max pooling of `[N, C, H, W]` (or `[C, H, W]`), like `F.max_pool2d(input, kernel_size,
@@ -167,10 +72,10 @@ pub fn max_pool2d_composite(
     let kernel = kernel_size.into();
     let ax = axes(
         &x,
-        kernel,
-        stride.into().or(kernel),
-        padding.into(),
-        dilation.into(),
+        kernel.0,
+        stride.into().or(kernel).0,
+        padding.into().0,
+        dilation.into().0,
         ceil_mode,
         "max_pool2d",
     );
@@ -195,39 +100,17 @@ pub fn max_pool2d_with_indices(
     let x = as_batched(input, "max_pool2d");
     let kernel = kernel_size.into();
     let (stride, padding, dilation) = (stride.into().or(kernel), padding.into(), dilation.into());
-    let ax = axes(
-        &x,
-        kernel,
-        stride,
-        padding,
-        dilation,
-        ceil_mode,
-        "max_pool2d",
-    );
-    let cols = windows(&x.detach(), ax, f64::NEG_INFINITY);
-    let shape = [x.shape()[0], x.shape()[1], ax[0].out, ax[1].out];
     let out = max_pool2d(&x, kernel, stride, padding, dilation, ceil_mode);
-    // The winning tap per window, mapped to an input position through a table indexed by
-    // (tap, window).
-    let l = ax[0].out * ax[1].out;
-    let width = ax[1].size as i64;
-    let mut table = Vec::with_capacity(ax[0].kernel * ax[1].kernel * l);
-    for ki in 0..ax[0].kernel {
-        for kj in 0..ax[1].kernel {
-            for oy in 0..ax[0].out {
-                for ox in 0..ax[1].out {
-                    let (iy, ix) = (ax[0].source(oy, ki), ax[1].source(ox, kj));
-                    let inside = (0..ax[0].size as i64).contains(&iy) && (0..width).contains(&ix);
-                    table.push(if inside { iy * width + ix } else { -1 });
-                }
-            }
-        }
-    }
-    let table = Tensor::from_vec(table, [ax[0].kernel * ax[1].kernel * l]);
-    let window = Tensor::arange(0.0, l as f64, 1.0, DType::I64);
-    let tap = cols.argmax(1, false);
-    let flat = &tap.affine(l as f64, 0.0) + &window;
-    let indices = table.index_select(0, &flat.flatten_all()).reshape(shape);
+    let indices = max_pool2d_indices(
+        &x,
+        &Pool2dParams {
+            kernel: kernel.0,
+            stride: stride.0,
+            padding: padding.0,
+            dilation: dilation.0,
+            ceil_mode,
+        },
+    );
     (unbatch(out, input), unbatch(indices, input))
 }
 
@@ -248,10 +131,10 @@ pub fn avg_pool2d(
     let kernel = kernel_size.into();
     let ax = axes(
         &x,
-        kernel,
-        stride.into().or(kernel),
-        padding.into(),
-        Pair([1, 1]),
+        kernel.0,
+        stride.into().or(kernel).0,
+        padding.into().0,
+        [1, 1],
         ceil_mode,
         "avg_pool2d",
     );
