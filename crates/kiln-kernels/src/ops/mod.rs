@@ -411,9 +411,6 @@ impl Op {
         }
     }
 
-    /// Number of primitive ops (the variants of this enum, each [`UnaryOp`] counted as one).
-    pub const COUNT: usize = 59;
-
     /// Operand positions the op writes in place as it runs (a store-fused program's state
     /// stores, an optimizer update's moments): graph passes must not merge, fold or move it.
     /// Nothing reads those values before it (store fusion checks; a trace records an
