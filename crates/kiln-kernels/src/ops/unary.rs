@@ -19,6 +19,8 @@ pub enum UnaryOp {
     Exp,
     /// natural log
     Log,
+    /// ln(1 + x), accurate for x near 0
+    Log1p,
     /// sine
     Sin,
     /// cosine
@@ -66,6 +68,7 @@ impl UnaryOp {
         match self {
             UnaryOp::Exp => "exp",
             UnaryOp::Log => "log",
+            UnaryOp::Log1p => "log1p",
             UnaryOp::Sin => "sin",
             UnaryOp::Cos => "cos",
             UnaryOp::Tanh => "tanh",
@@ -141,6 +144,7 @@ impl UnaryOp {
         Some(match self {
             UnaryOp::Exp => mul(g, y),
             UnaryOp::Log => div(g, x),
+            UnaryOp::Log1p => div(g, &affine(x, 1.0, 1.0)),
             UnaryOp::Sin => mul(g, &unary(UnaryOp::Cos, x)),
             UnaryOp::Cos => neg(&mul(g, &unary(UnaryOp::Sin, x))),
             UnaryOp::Tanh => mul(g, &affine(&mul(y, y), -1.0, 1.0)),
@@ -225,6 +229,7 @@ macro_rules! with_float_unary {
         match op {
             UnaryOp::Exp => run!(|v: $T| v.exp()),
             UnaryOp::Log => run!(|v: $T| v.ln()),
+            UnaryOp::Log1p => run!(|v: $T| v.ln_1p()),
             UnaryOp::Sin => run!(|v: $T| v.sin()),
             UnaryOp::Cos => run!(|v: $T| v.cos()),
             UnaryOp::Tanh => run!(|v: $T| v.tanh()),
