@@ -13,7 +13,10 @@ fn log1p_matches_closed_forms_in_f64_and_f32() {
     let y = x.unary(UnaryOp::Log1p).to_vec::<f64>();
     let expected = [0.0, 1.0, -std::f64::consts::LN_2, 1e-10 - 5e-21];
     for (got, want) in y.iter().zip(expected) {
-        assert!((got - want).abs() <= 1e-16 * want.abs().max(1.0), "{got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-16 * want.abs().max(1.0),
+            "{got} vs {want}"
+        );
     }
     // In f32, ln(1 + 1e-7) rounds 1 + 1e-7 first and gives 1.19e-7; log1p keeps 1e-7.
     let small = Tensor::from_vec(vec![1e-7f32], [1]).unary(UnaryOp::Log1p);

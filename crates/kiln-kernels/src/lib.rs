@@ -5,9 +5,10 @@
 //!
 //! Layering: this crate depends on no Kiln crate and knows nothing of the tensor handle or
 //! autograd: `kiln-core` builds the tensor, autograd and graph capture on it. The one trace of
-//! graph capture here is a tag each [`storage::Storage`] carries for it (which traced value a
-//! stand-in buffer is, and whether a buffer was made during a capture); kernels never read
-//! it. A device implements [`backend::Backend`].
+//! graph capture here is one opaque word each [`storage::Storage`] keeps for it
+//! ([`storage::Storage::capture_tag`]: the capture layer encodes which traced value a
+//! stand-in buffer is; this layer only sets the bit saying a buffer was made during a
+//! capture); kernels never read it. A device implements [`backend::Backend`].
 
 #![warn(missing_docs)]
 

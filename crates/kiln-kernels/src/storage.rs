@@ -5,7 +5,7 @@ pub use crate::buffer::{CpuStorage, StorageElement};
 use crate::device::Device;
 use crate::dtype::DType;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A device buffer behind a lock, plus its version counter.
 #[derive(Debug)]
@@ -13,19 +13,13 @@ pub struct Storage {
     data: RwLock<CpuStorage>,
     version: AtomicU64,
     device: Device,
-    /// The traced value this storage stands for while compiling ([`NOT_TRACED`] for real
-    /// data); atomic because an in-place write during tracing rebinds it for every handle.
-    tracer: AtomicU32,
-    /// Which trace a tracer belongs to (tracers that outlive their trace are caught).
-    trace_generation: u32,
-    /// Created while a trace was active: a constant of that trace, not captured state.
-    born_in_trace: bool,
+    /// One word that graph capture (the layer above) keeps here: opaque to this layer except
+    /// for [`Storage::BORN_IN_CAPTURE`], set at creation. Atomic because capture rewrites it
+    /// for every handle at once (an in-place write rebinds a stand-in to a new value).
+    capture_tag: AtomicU64,
     /// Bytes the caching allocator counts as live for this buffer (0 for small buffers).
     tracked: usize,
 }
-
-/// `Storage::tracer` value of storages that hold real data.
-const NOT_TRACED: u32 = u32::MAX;
 
 impl Drop for Storage {
     #[inline]
@@ -37,6 +31,11 @@ impl Drop for Storage {
 }
 
 impl Storage {
+    /// The bit of [`Storage::capture_tag`] set on storages created while capture was active
+    /// on their thread (constants of the function being traced, not captured state). The
+    /// other 63 bits are the capture layer's.
+    pub const BORN_IN_CAPTURE: u64 = 1 << 63;
+
     /// Wraps a host buffer.
     #[inline]
     pub fn cpu(data: CpuStorage) -> Storage {
@@ -46,51 +45,39 @@ impl Storage {
             data: RwLock::new(data),
             version: AtomicU64::new(0),
             device: Device::Cpu,
-            tracer: AtomicU32::new(NOT_TRACED),
-            trace_generation: 0,
-            born_in_trace: capture::is_active(),
+            capture_tag: AtomicU64::new(if capture::is_active() {
+                Storage::BORN_IN_CAPTURE
+            } else {
+                0
+            }),
             tracked,
         }
     }
 
-    /// A data-less stand-in for traced value `id` of capture `generation` (graph capture, in
-    /// the layer above, makes these). Marks capture as having happened in this process, so
-    /// the checks for stale stand-ins run from now on.
-    pub fn tracer(dtype: DType, id: u32, generation: u32) -> Storage {
+    /// A data-less stand-in for a traced value, carrying `tag` (graph capture, in the layer
+    /// above, makes these and says what the tag means). Marks capture as having happened in
+    /// this process, so the checks for stale stand-ins run from now on.
+    pub fn stand_in(dtype: DType, tag: u64) -> Storage {
         capture::mark_ever();
         Storage {
             data: RwLock::new(CpuStorage::filled(dtype, 0, 0.0)),
             version: AtomicU64::new(0),
             device: Device::Cpu,
-            tracer: AtomicU32::new(id),
-            trace_generation: generation,
-            born_in_trace: true,
+            capture_tag: AtomicU64::new(tag),
             tracked: 0,
         }
     }
 
-    /// The traced value this storage stands for, if it is a tracer.
+    /// The capture layer's word (see [`Storage::BORN_IN_CAPTURE`]); kernels never read it.
     #[inline]
-    pub fn tracer_id(&self) -> Option<u32> {
-        match self.tracer.load(Ordering::Relaxed) {
-            NOT_TRACED => None,
-            id => Some(id),
-        }
+    pub fn capture_tag(&self) -> u64 {
+        self.capture_tag.load(Ordering::Relaxed)
     }
 
-    /// The trace a tracer storage was made by.
-    pub fn trace_generation(&self) -> u32 {
-        self.trace_generation
-    }
-
-    /// Rebinds a tracer to a new value (an in-place write recorded during tracing).
-    pub fn set_tracer_id(&self, id: u32) {
-        self.tracer.store(id, Ordering::Relaxed);
-    }
-
-    /// True for real-data storages created while a trace was running (that trace's constants).
-    pub fn born_in_trace(&self) -> bool {
-        self.born_in_trace
+    /// Replaces the capture layer's word.
+    #[inline]
+    pub fn set_capture_tag(&self, tag: u64) {
+        self.capture_tag.store(tag, Ordering::Relaxed);
     }
 
     /// Shared read access to the buffer.
@@ -127,7 +114,7 @@ impl Storage {
 
 /// Whether graph capture is running on this thread. Graph capture lives in the layer above
 /// (`kiln_core::trace`); storage only needs to know, so that a buffer made while a function
-/// is being traced is flagged as that trace's constant ([`Storage::born_in_trace`]).
+/// is being traced is flagged as that trace's constant ([`Storage::BORN_IN_CAPTURE`]).
 pub mod capture {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicBool, Ordering};

@@ -134,7 +134,7 @@ fn write_dim(
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(id) = self.storage().tracer_id() {
+        if let Some(id) = crate::trace::tracer_id(self.storage()) {
             // No values while tracing; say which graph value it is instead.
             return write!(
                 f,

@@ -36,6 +36,36 @@ thread_local! {
     static STATE: RefCell<Option<TraceState>> = const { RefCell::new(None) };
 }
 
+/// The capture tag of a tracer's storage ([`Storage::capture_tag`]): the born-in-capture
+/// bit, [`STAND_IN`], the trace's generation (30 bits) and the traced value's id (32 bits).
+const STAND_IN: u64 = 1 << 62;
+/// The bits of a generation a tag keeps (generations are compared modulo this).
+const GENERATION_MASK: u32 = (1 << 30) - 1;
+
+fn tracer_tag(id: ValueId, generation: u32) -> u64 {
+    Storage::BORN_IN_CAPTURE
+        | STAND_IN
+        | u64::from(generation & GENERATION_MASK) << 32
+        | u64::from(id)
+}
+
+/// The traced value a storage stands for, if it is a tracer's.
+#[inline]
+pub(crate) fn tracer_id(s: &Storage) -> Option<ValueId> {
+    let tag = s.capture_tag();
+    (tag & STAND_IN != 0).then_some(tag as u32)
+}
+
+/// The generation of the trace a tracer's storage was made by.
+fn tag_generation(s: &Storage) -> u32 {
+    (s.capture_tag() >> 32) as u32 & GENERATION_MASK
+}
+
+/// Rebinds a tracer to a new value (an in-place write recorded during tracing).
+fn set_tracer_id(s: &Storage, id: ValueId) {
+    s.set_capture_tag(s.capture_tag() & !u64::from(u32::MAX) | u64::from(id));
+}
+
 /// True while the current thread is tracing a function for `compile` (the flag lives with
 /// storage, which marks the buffers a trace makes as its constants).
 #[inline]
@@ -169,7 +199,7 @@ fn finish(outputs: Vec<ValueId>) -> Graph {
     }
     with_state(|st| {
         for (leaf, value) in grads {
-            let target = match leaf.storage().tracer_id() {
+            let target = match tracer_id(leaf.storage()) {
                 Some(id) => match st.graph.input(id).map(|i| i.kind.clone()) {
                     Some(InputKind::Arg(i)) => GradTarget::Arg(i),
                     // Gradients of intermediate tracers (retain_grad) are not outputs.
@@ -212,7 +242,7 @@ fn generation() -> u32 {
 
 fn tracer_tensor(id: ValueId, shape: &[usize], dtype: DType) -> Tensor {
     Tensor::from_parts(
-        Arc::new(Storage::tracer(dtype, id, generation())),
+        Arc::new(Storage::stand_in(dtype, tracer_tag(id, generation()))),
         Layout::contiguous(shape),
         dtype,
         None,
@@ -221,7 +251,7 @@ fn tracer_tensor(id: ValueId, shape: &[usize], dtype: DType) -> Tensor {
 
 /// The graph value a tensor stands for, binding captured tensors as inputs on first use.
 fn value_of(t: &Tensor) -> ValueId {
-    if let Some(id) = t.storage().tracer_id() {
+    if let Some(id) = tracer_id(t.storage()) {
         check_generation(t);
         return id;
     }
@@ -235,7 +265,7 @@ fn bind(st: &mut TraceState, t: &Tensor) -> ValueId {
         return b.value;
     }
     let id = st.graph.new_id();
-    let kind = if t.storage().born_in_trace() {
+    let kind = if t.storage().capture_tag() & Storage::BORN_IN_CAPTURE != 0 {
         InputKind::Const
     } else {
         InputKind::State
@@ -259,7 +289,7 @@ fn bind(st: &mut TraceState, t: &Tensor) -> ValueId {
 /// Panics when a tracer from an earlier trace (kept in a struct field during that trace) is
 /// used in this one.
 fn check_generation(t: &Tensor) {
-    if t.storage().trace_generation() != generation() {
+    if tag_generation(t.storage()) != generation() & GENERATION_MASK {
         panic!(
             "compile: a tensor (shape {:?}, {}) made while tracing an earlier call escaped into \
              this one — traced code stored a computed tensor in a struct (e.g. optimizer state \
@@ -309,7 +339,10 @@ pub(crate) fn record(
         id
     });
     let layout = view_layout.unwrap_or_else(|| Layout::contiguous_owned(shape));
-    (Arc::new(Storage::tracer(dtype, id, generation())), layout)
+    (
+        Arc::new(Storage::stand_in(dtype, tracer_tag(id, generation()))),
+        layout,
+    )
 }
 
 /// Records a draw from the global generator that happens at each call of the graph.
@@ -338,7 +371,7 @@ pub(crate) fn record_fresh_random(dist: Distribution, shape: Shape, dtype: DType
 /// Records the in-place write `dst ← value` (`value` already has `dst`'s shape and dtype).
 pub(crate) fn assign(op_name: &str, dst: &Tensor, value: &Tensor) {
     let v = value_of(value);
-    if let Some(id) = dst.storage().tracer_id() {
+    if let Some(id) = tracer_id(dst.storage()) {
         check_generation(dst);
         if with_state(|st| st.views.contains(&id)) {
             panic!(
@@ -348,7 +381,7 @@ pub(crate) fn assign(op_name: &str, dst: &Tensor, value: &Tensor) {
                 dst.shape()
             );
         }
-        dst.storage().set_tracer_id(v);
+        set_tracer_id(dst.storage(), v);
         return;
     }
     with_state(|st| {
@@ -408,7 +441,7 @@ pub(crate) fn touch_grad(leaf: &Tensor, slot: &mut Option<Tensor>, reads: bool) 
         }
         st.grads.push((leaf.clone(), slot.clone()));
         if let Some(g) = slot.as_ref().filter(|_| reads) {
-            if g.storage().tracer_id().is_none() {
+            if tracer_id(g.storage()).is_none() {
                 let id = st.graph.new_id();
                 st.graph.inputs.push(Input {
                     id,
@@ -425,7 +458,7 @@ pub(crate) fn touch_grad(leaf: &Tensor, slot: &mut Option<Tensor>, reads: bool) 
 
 /// True for tensors that stand for a traced value (no data).
 pub fn is_tracer(t: &Tensor) -> bool {
-    t.storage().tracer_id().is_some()
+    tracer_id(t.storage()).is_some()
 }
 
 /// Panics with a clear message when `op` would read the data of a tracer.
