@@ -4,6 +4,9 @@
 //! Each workload family lives in its own module exposing `KEYS` (the JSON keys it can report)
 //! and `run(&Selection, &mut Report)`; adding a family means adding a module and one entry in
 //! [`WORKLOADS`].
+//!
+//! Layering: a user of Kiln, not part of it — it depends on the facade (`kiln`) alone, as a
+//! user's crate would, and nothing depends on it.
 
 pub mod cnn;
 pub mod compiled;

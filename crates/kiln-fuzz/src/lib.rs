@@ -5,6 +5,9 @@
 //! it or refusing it with an error. A panic, abort, crash or hang is a finding.
 //!
 //! Readers added later (ONNX, HTTP bodies) add their target to [`targets`].
+//!
+//! Layering: a test harness on top of the readers it fuzzes (`kiln-core`, `kiln-nn`,
+//! `kiln-graph`, `kiln-train`, and the `kiln` binary); nothing depends on it.
 
 pub mod mutate;
 pub mod report;
