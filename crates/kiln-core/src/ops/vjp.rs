@@ -1,7 +1,7 @@
 //! Vector-Jacobian products of the primitive ops, written with tensor ops so that backward is
 //! itself differentiable and traceable.
 
-use super::{CmpOp, Op};
+use super::{Family, Op};
 use crate::tensor::Tensor;
 use smallvec::{smallvec, SmallVec};
 use std::f64::consts::PI;
@@ -174,60 +174,27 @@ pub fn vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) 
     } else {
         y
     };
-    match op {
-        Op::Unary(u) => match u.vjp(x, y, g) {
-            Some(dx) => one(dx),
-            None => not_differentiable(op, inputs),
+    match op.family() {
+        Family::Unary => match op {
+            Op::Unary(u) => match u.vjp(x, y, g) {
+                Some(dx) => one(dx),
+                None => not_differentiable(op, inputs),
+            },
+            _ => unreachable!("vjp: {} is not unary", op.name()),
         },
-        Op::GeluBackward
-        | Op::Add
-        | Op::Sub
-        | Op::Mul
-        | Op::Div
-        | Op::Pow
-        | Op::Maximum
-        | Op::Minimum
-        | Op::Where => elementwise_vjp(op, inputs, y, g, needs),
-        Op::Sum { .. } | Op::Max { .. } | Op::Min { .. } | Op::Prod { .. } => {
-            reduce_vjp(op, inputs, y, g, needs)
-        }
-        Op::Softmax { .. }
-        | Op::LayerNorm { .. }
-        | Op::Attention { .. }
-        | Op::LayerNormBackward { .. } => nn_vjp(op, inputs, y, g, needs),
-        Op::Reshape(_)
-        | Op::Permute(_)
-        | Op::Expand(_)
-        | Op::Slice { .. }
-        | Op::SliceScatter { .. }
-        | Op::Contiguous
-        | Op::Cast(_)
-        | Op::Cat(_) => layout_vjp(op, inputs, y, g, needs),
-        Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => {
-            index_vjp(op, inputs, y, g, needs)
-        }
-        Op::MatmulAct(_) | Op::Matmul => matmul_vjp(op, inputs, y, g, needs),
-        Op::Unfold { .. } | Op::Fold { .. } => unfold_vjp(op, inputs, y, g, needs),
-        Op::Conv2d(_)
-        | Op::Conv2dInputGrad { .. }
-        | Op::Conv2dWeightGrad { .. }
-        | Op::MaxPool2d(_)
-        | Op::MaxPool2dBackward(_) => window_vjp(op, inputs, g, needs),
-        Op::Compare(CmpOp::Eq)
-        | Op::Compare(_)
-        | Op::ArgMax { .. }
-        | Op::ArgMin { .. }
-        | Op::Random { .. }
-        | Op::AttentionBackward { .. }
-        | Op::Fused(_)
-        | Op::MatmulGeluBackward
-        | Op::MatmulReluBackward
-        | Op::MatmulGeluRhs
-        | Op::AdamStep(_) => not_differentiable(op, inputs),
+        Family::Elementwise => elementwise_vjp(op, inputs, y, g, needs),
+        Family::Reduce => reduce_vjp(op, inputs, y, g, needs),
+        Family::Nn => nn_vjp(op, inputs, y, g, needs),
+        Family::Layout => layout_vjp(op, inputs, y, g, needs),
+        Family::Index => index_vjp(op, inputs, y, g, needs),
+        Family::Matmul => matmul_vjp(op, inputs, y, g, needs),
+        Family::Unfold => unfold_vjp(op, inputs, y, g, needs),
+        Family::Window => window_vjp(op, inputs, g, needs),
+        Family::Random | Family::Fused | Family::Optim => not_differentiable(op, inputs),
     }
 }
 
-/// VJPs: Binary ops with broadcasting, `where` and GELU backward.
+/// VJPs: binary ops with broadcasting and `where`.
 fn elementwise_vjp(
     op: &Op,
     inputs: &[&Tensor],
@@ -237,20 +204,6 @@ fn elementwise_vjp(
 ) -> InputGrads {
     let x = inputs[0];
     match op {
-        Op::GeluBackward => {
-            // y = g·gelu′(x): ∂/∂g is gelu′(x), ∂/∂x is g·gelu″(x) = g·φ(x)·(2 − x²).
-            let gg = g;
-            let dg = inputs[1];
-            let x2 = x * x;
-            let pdf = x2
-                .affine(-0.5, 0.0)
-                .exp()
-                .affine(1.0 / (2.0 * PI).sqrt(), 0.0);
-            smallvec![
-                needs[0].then(|| &(gg * dg) * &(&pdf * &x2.affine(-1.0, 2.0))),
-                needs[1].then(|| super::dispatch(Op::GeluBackward, &[x, gg]))
-            ]
-        }
         Op::Add => smallvec![
             needs[0].then(|| sum_to(g, x.shape())),
             needs[1].then(|| sum_to(g, inputs[1].shape()))
@@ -302,7 +255,7 @@ fn elementwise_vjp(
                 needs[2].then(|| sum_to(&Tensor::where_(c, &z, g), b.shape()))
             ]
         }
-        _ => unreachable!("elementwise_vjp: {}", op.name()),
+        _ => not_differentiable(op, inputs),
     }
 }
 
@@ -333,15 +286,29 @@ fn reduce_vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, _needs: &[boo
             one(&gk * &Tensor::where_(&zeros.eq_scalar(0.0), &(&rest / &ones), &lone))
         }
         // y·(g − Σ g·y), as PyTorch's softmax_backward.
-        _ => unreachable!("reduce_vjp: {}", op.name()),
+        _ => not_differentiable(op, inputs),
     }
 }
 
-/// VJPs: Softmax, layer norm and attention.
+/// VJPs: softmax, layer norm, attention and GELU backward.
 fn nn_vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
     let x = inputs[0];
     let one = |t: Tensor| -> InputGrads { smallvec![Some(t)] };
     match op {
+        Op::GeluBackward => {
+            // y = g·gelu′(x): ∂/∂g is gelu′(x), ∂/∂x is g·gelu″(x) = g·φ(x)·(2 − x²).
+            let gg = g;
+            let dg = inputs[1];
+            let x2 = x * x;
+            let pdf = x2
+                .affine(-0.5, 0.0)
+                .exp()
+                .affine(1.0 / (2.0 * PI).sqrt(), 0.0);
+            smallvec![
+                needs[0].then(|| &(gg * dg) * &(&pdf * &x2.affine(-1.0, 2.0))),
+                needs[1].then(|| super::dispatch(Op::GeluBackward, &[x, gg]))
+            ]
+        }
         Op::Softmax { dim, log: false } => one(y * &(g - &(g * y).sum([*dim], true))),
         // g − softmax·Σ g, with softmax = exp(y).
         Op::Softmax { dim, log: true } => one(g - &(&y.exp() * &g.sum([*dim], true))),
@@ -357,7 +324,7 @@ fn nn_vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool]) -
                 .collect()
         }
         Op::LayerNormBackward { eps } => layer_norm_backward_vjp(x, inputs[1], g, *eps, needs),
-        _ => unreachable!("nn_vjp: {}", op.name()),
+        _ => not_differentiable(op, inputs),
     }
 }
 
@@ -402,7 +369,7 @@ fn layout_vjp(op: &Op, inputs: &[&Tensor], _y: &Tensor, g: &Tensor, needs: &[boo
                 })
                 .collect()
         }
-        _ => unreachable!("layout_vjp: {}", op.name()),
+        _ => not_differentiable(op, inputs),
     }
 }
 
@@ -441,7 +408,7 @@ fn index_vjp(op: &Op, inputs: &[&Tensor], _y: &Tensor, g: &Tensor, needs: &[bool
                 needs[2].then(|| g.gather(*dim, idx))
             ]
         }
-        _ => unreachable!("index_vjp: {}", op.name()),
+        _ => not_differentiable(op, inputs),
     }
 }
 
@@ -485,7 +452,7 @@ fn matmul_vjp(op: &Op, inputs: &[&Tensor], y: &Tensor, g: &Tensor, needs: &[bool
             }
             out
         }
-        _ => unreachable!("matmul_vjp: {}", op.name()),
+        _ => not_differentiable(op, inputs),
     }
 }
 
@@ -517,7 +484,7 @@ fn unfold_vjp(op: &Op, inputs: &[&Tensor], _y: &Tensor, g: &Tensor, _needs: &[bo
         } => one(Tensor::unfold_raw(
             g, *kernel, *stride, *padding, *dilation, 0.0,
         )),
-        _ => unreachable!("unfold_vjp: {}", op.name()),
+        _ => not_differentiable(op, inputs),
     }
 }
 

@@ -5,7 +5,7 @@
 //! it checks every attribute a kernel relies on (dims below the rank, window sizes, output
 //! sizes that fit in memory), so nothing reaches a kernel with a size it does not own.
 
-use super::{Distribution, Op};
+use super::{Distribution, Family, Op};
 use crate::dtype::DType;
 use crate::shape::{broadcast_shapes, checked_numel, same_shape, shape_of, Shape};
 
@@ -166,51 +166,30 @@ pub fn try_infer<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
 }
 
 fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
-    let name = op.name();
-    if let Op::Unary(u) = op {
-        expect_arity(op, inputs, 1)?;
-        let x = inputs[0];
-        return Ok((shape_of(x.shape()), u.infer(x.dtype(), x.shape())?));
-    }
-    Ok(match op {
-        Op::Add
-        | Op::Sub
-        | Op::Mul
-        | Op::Div
-        | Op::Pow
-        | Op::Maximum
-        | Op::Minimum
-        | Op::Compare(_)
-        | Op::Where => infer_elementwise(op, inputs)?,
-        Op::Sum { .. }
-        | Op::Prod { .. }
-        | Op::Max { .. }
-        | Op::Min { .. }
-        | Op::ArgMax { .. }
-        | Op::ArgMin { .. } => infer_reduce(op, inputs)?,
-        Op::Reshape(_)
-        | Op::Permute(_)
-        | Op::Expand(_)
-        | Op::Slice { .. }
-        | Op::SliceScatter { .. }
-        | Op::Contiguous
-        | Op::Cast(_)
-        | Op::Cat(_) => infer_layout(op, inputs)?,
-        Op::GeluBackward
-        | Op::LayerNorm { .. }
-        | Op::Attention { .. }
-        | Op::AttentionBackward { .. }
-        | Op::LayerNormBackward { .. }
-        | Op::Softmax { .. } => infer_nn(op, inputs)?,
-        Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => {
-            infer_index(op, inputs)?
+    match op.family() {
+        Family::Unary => {
+            let Op::Unary(u) = op else {
+                unreachable!("infer: {} is not unary", op.name())
+            };
+            expect_arity(op, inputs, 1)?;
+            let x = inputs[0];
+            Ok((shape_of(x.shape()), u.infer(x.dtype(), x.shape())?))
         }
-        Op::Matmul
-        | Op::MatmulAct(_)
-        | Op::MatmulGeluBackward
-        | Op::MatmulReluBackward
-        | Op::MatmulGeluRhs => infer_matmul(op, inputs)?,
-        Op::Unfold { .. } | Op::Fold { .. } => infer_unfold(op, inputs)?,
+        Family::Elementwise => infer_elementwise(op, inputs),
+        Family::Reduce => infer_reduce(op, inputs),
+        Family::Layout => infer_layout(op, inputs),
+        Family::Nn => infer_nn(op, inputs),
+        Family::Index => infer_index(op, inputs),
+        Family::Matmul => infer_matmul(op, inputs),
+        Family::Unfold => infer_unfold(op, inputs),
+        Family::Window => super::window::try_infer(op, inputs),
+        Family::Random | Family::Fused | Family::Optim => infer_other(op, inputs),
+    }
+}
+
+/// Random draws, fused programs and optimizer updates.
+fn infer_other<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DType)> {
+    Ok(match op {
         Op::Random {
             shape, dtype, dist, ..
         } => {
@@ -250,15 +229,7 @@ fn infer_general<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DT
             }
             (p.shape().into(), p.dtype())
         }
-        Op::Conv2d(_)
-        | Op::Conv2dInputGrad { .. }
-        | Op::Conv2dWeightGrad { .. }
-        | Op::MaxPool2d(_)
-        | Op::MaxPool2dBackward(_) => super::window::try_infer(op, inputs)?,
-        _ => fail!(
-            "{name}: no shape rule for this op with {} inputs",
-            inputs.len()
-        ),
+        _ => unreachable!("infer_other: {}", op.name()),
     })
 }
 

@@ -2,8 +2,9 @@
 //! family declared in its own file holds everything about its ops — variants, names, dtype
 //! rule, element arithmetic, what the gradient reads and the vector-Jacobian product (written
 //! against [`grad::Differentiable`]) — so reading or adding one touches that file:
-//! [`unary`] so far. The other families' shape rules are in [`infer`], their kernel binding
-//! in `crate::backend`, their VJPs in `kiln_core::ops::vjp`; `dispatch` there is the single
+//! [`unary`] so far. [`Op::family`] says which family an op belongs to; the other families'
+//! shape rules are one function each in [`infer`], their kernel binding in `crate::backend`,
+//! their VJPs one function each in `kiln_core::ops::vjp`; `dispatch` there is the single
 //! entry for tensors.
 
 pub mod fused;
@@ -81,6 +82,36 @@ impl Activation {
             _ => None,
         }
     }
+}
+
+/// The family an op is declared with: its shape rule and its VJP are written per family
+/// (`infer.rs`, `kiln_core::ops::vjp`), the unary family in one file of its own ([`unary`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Elementwise with one operand ([`Op::Unary`]).
+    Unary,
+    /// Binary ops with broadcasting, comparisons and `where`.
+    Elementwise,
+    /// Reductions over dims, and arg-reductions.
+    Reduce,
+    /// Reshapes, views, copies, casts and concatenation.
+    Layout,
+    /// Softmax, layer norm, attention, GELU backward and their backward ops.
+    Nn,
+    /// Gathers and scatters along one dim.
+    Index,
+    /// Matrix products, their fused epilogues and backward ops.
+    Matmul,
+    /// Sliding windows (im2col) and their adjoint.
+    Unfold,
+    /// Convolution and max pooling ([`window`]).
+    Window,
+    /// Random draws.
+    Random,
+    /// Programs of the graph compiler's fused kernels.
+    Fused,
+    /// Optimizer updates.
+    Optim,
 }
 
 /// Dims of a reduction or permutation.
@@ -420,6 +451,59 @@ impl Op {
             Op::Fused(p) => p.stores.iter().map(|s| s.input as usize).collect(),
             Op::AdamStep(h) => SmallVec::from_slice(h.written_args()),
             _ => SmallVec::new(),
+        }
+    }
+
+    /// The family the op is declared with.
+    pub fn family(&self) -> Family {
+        match self {
+            Op::Unary(_) => Family::Unary,
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Div
+            | Op::Pow
+            | Op::Maximum
+            | Op::Minimum
+            | Op::Compare(_)
+            | Op::Where => Family::Elementwise,
+            Op::Sum { .. }
+            | Op::Prod { .. }
+            | Op::Max { .. }
+            | Op::Min { .. }
+            | Op::ArgMax { .. }
+            | Op::ArgMin { .. } => Family::Reduce,
+            Op::Reshape(_)
+            | Op::Permute(_)
+            | Op::Expand(_)
+            | Op::Slice { .. }
+            | Op::SliceScatter { .. }
+            | Op::Contiguous
+            | Op::Cast(_)
+            | Op::Cat(_) => Family::Layout,
+            Op::GeluBackward
+            | Op::LayerNorm { .. }
+            | Op::LayerNormBackward { .. }
+            | Op::Attention { .. }
+            | Op::AttentionBackward { .. }
+            | Op::Softmax { .. } => Family::Nn,
+            Op::IndexSelect(_) | Op::IndexAdd(_) | Op::Gather(_) | Op::ScatterAdd(_) => {
+                Family::Index
+            }
+            Op::Matmul
+            | Op::MatmulAct(_)
+            | Op::MatmulGeluBackward
+            | Op::MatmulGeluRhs
+            | Op::MatmulReluBackward => Family::Matmul,
+            Op::Unfold { .. } | Op::Fold { .. } => Family::Unfold,
+            Op::Conv2d(_)
+            | Op::Conv2dInputGrad { .. }
+            | Op::Conv2dWeightGrad { .. }
+            | Op::MaxPool2d(_)
+            | Op::MaxPool2dBackward(_) => Family::Window,
+            Op::Random { .. } => Family::Random,
+            Op::Fused(_) => Family::Fused,
+            Op::AdamStep(_) => Family::Optim,
         }
     }
 
