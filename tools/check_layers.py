@@ -10,6 +10,8 @@
    build dependencies; tests may use any crate).
 3. The kernel layer and the graph runtime (`crates/kiln-kernels/src`,
    `crates/kiln-runtime/src`) never name `Tensor` outside comments.
+4. No function in the op declarations (`ops/` of kiln-kernels and kiln-core, `backend.rs`)
+   is longer than 200 lines.
 
 Imports are read from the source text (`use crate::…`, `crate::a::b` paths, `super::`),
 which is what a reader sees; no build is needed.
@@ -242,6 +244,34 @@ def module_graphs(crate_dir):
     return graphs
 
 
+#: The op declarations, where no function may pass `MAX_FN_LINES` (a family's shape rule or
+#: VJPs that outgrow it belong in a family of their own).
+OP_DECLARATIONS = ["kiln-kernels/src/ops", "kiln-core/src/ops", "kiln-kernels/src/backend.rs"]
+MAX_FN_LINES = 200
+
+
+def long_functions(text, limit):
+    """(name, first line, length) of each function body in `text` longer than `limit` lines:
+    from its `fn` line to the closing brace at the same indentation. Declarations without a
+    body (trait methods) are skipped."""
+    lines = text.split("\n")
+    found = []
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)(?:pub(?:\([a-z]+\))? )?(?:const )?(?:unsafe )?fn (\w+)", line)
+        if not m:
+            continue
+        head = "\n".join(lines[i : i + 20])
+        brace, semi = head.find("{"), head.find(";")
+        if semi != -1 and (brace == -1 or semi < brace):
+            continue
+        for j in range(i + 1, len(lines)):
+            if lines[j] == m.group(1) + "}":
+                if j - i + 1 > limit:
+                    found.append((m.group(2), i + 1, j - i + 1))
+                break
+    return found
+
+
 def main():
     rules = tomllib.loads((ROOT / "tools" / "layers.toml").read_text())
     allowed = {
@@ -290,11 +320,22 @@ def main():
                 if re.search(r"\bTensor\b", line):
                     failures.append(f"{file.relative_to(ROOT)}:{n}: {layer} names Tensor")
 
+    # Op declarations stay readable: no function over MAX_FN_LINES lines.
+    for place in OP_DECLARATIONS:
+        path = CRATES / place
+        files = sorted(path.rglob("*.rs")) if path.is_dir() else [path]
+        for file in files:
+            for name, line, n in long_functions(file.read_text(), MAX_FN_LINES):
+                failures.append(
+                    f"{file.relative_to(ROOT)}:{line}: fn {name} is {n} lines "
+                    f"(op declarations stay under {MAX_FN_LINES})"
+                )
+
     for f in failures:
         print(f"check_layers: {f}")
     if failures:
         return 1
-    print("check_layers: ok (no new module circle; crate layers hold; kernels and runtime name no Tensor)")
+    print("check_layers: ok (no new module circle; crate layers hold; kernels and runtime name no Tensor; op declarations' functions under 200 lines)")
     return 0
 
 
@@ -325,7 +366,10 @@ def self_test():
         assert top == [["cpu", "tensor"]], top
         assert inner == [["add", "copy"]], inner
         assert graphs[""][1]["tensor"] == {"cpu", "shape"}, graphs[""][1]
-    print("check_layers: self-test ok (planted circles found)")
+    long = "fn short() {\n}\n" + "pub(crate) fn long<T>(x: T) {\n" + "    x;\n" * 5 + "}\n"
+    long += "    fn declared(&self) -> u8;\n"
+    assert long_functions(long, 5) == [("long", 3, 7)], long_functions(long, 5)
+    print("check_layers: self-test ok (planted circles and a long function found)")
 
 
 if __name__ == "__main__":
