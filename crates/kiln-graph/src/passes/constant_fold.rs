@@ -3,6 +3,7 @@
 use super::{replace_uses, Pass};
 use kiln_core::ops::dispatch;
 use kiln_core::trace::{Graph, Input, InputKind, ValueId};
+use kiln_core::operand::OwnedOperand;
 use kiln_core::{no_grad, Tensor};
 use std::collections::HashMap;
 
@@ -28,14 +29,15 @@ impl Pass for ConstantFold {
     }
 
     fn run(&self, g: &mut Graph) -> bool {
-        let mut consts: HashMap<ValueId, Tensor> = g
+        let updated: Vec<ValueId> = g.updates.iter().map(|u| u.input).collect();
+        // Constant inputs are wrapped as tensors only when a node they feed is folded.
+        let inputs: HashMap<ValueId, &OwnedOperand> = g
             .inputs
             .iter()
-            .filter(|i| i.kind == InputKind::Const)
-            .filter_map(|i| Some((i.id, Tensor::from_owned_operand(i.value.as_ref()?))))
+            .filter(|i| i.kind == InputKind::Const && !updated.contains(&i.id))
+            .filter_map(|i| Some((i.id, i.value.as_ref()?)))
             .collect();
-        let updated: Vec<ValueId> = g.updates.iter().map(|u| u.input).collect();
-        consts.retain(|id, _| !updated.contains(id));
+        let mut folded: HashMap<ValueId, Tensor> = HashMap::new();
         let mut new_inputs = Vec::new();
         for n in &g.nodes {
             let numel: usize = n.shape.iter().product();
@@ -43,19 +45,24 @@ impl Pass for ConstantFold {
                 || numel > self.max_elements
                 || n.args.is_empty()
                 || !n.op.writes_args().is_empty()
+                || !n
+                    .args
+                    .iter()
+                    .all(|a| inputs.contains_key(a) || folded.contains_key(a))
             {
                 continue;
             }
-            let Some(args) = n
+            let args: Vec<Tensor> = n
                 .args
                 .iter()
-                .map(|a| consts.get(a))
-                .collect::<Option<Vec<&Tensor>>>()
-            else {
-                continue;
-            };
-            let value = no_grad(|| dispatch(n.op.clone(), &args));
-            consts.insert(n.id, value.clone());
+                .map(|a| match folded.get(a) {
+                    Some(t) => t.clone(),
+                    None => Tensor::from_owned_operand(inputs[a]),
+                })
+                .collect();
+            let refs: Vec<&Tensor> = args.iter().collect();
+            let value = no_grad(|| dispatch(n.op.clone(), &refs));
+            folded.insert(n.id, value.clone());
             new_inputs.push((n.id, value));
         }
         if new_inputs.is_empty() {

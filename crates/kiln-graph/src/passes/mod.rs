@@ -24,7 +24,6 @@ pub use sink::SinkToUse;
 pub use store_fusion::StoreFusion;
 
 use kiln_core::trace::{Graph, InputKind, ValueId};
-use kiln_core::Tensor;
 use std::collections::HashMap;
 
 /// One optimization over a graph.
@@ -117,8 +116,9 @@ pub(crate) fn constant_scalars(g: &Graph) -> Vec<Option<f64>> {
     let mut c = vec![None; g.id_bound()];
     for i in &g.inputs {
         if let (InputKind::Const, Some(v)) = (&i.kind, &i.value) {
-            if v.operand().numel() == 1 {
-                c[i.id as usize] = Some(Tensor::from_owned_operand(v).to_f64_vec()[0]);
+            let v = v.operand();
+            if v.numel() == 1 {
+                c[i.id as usize] = Some(v.storage().read().get_f64(v.layout().offset));
             }
         }
     }
