@@ -1,9 +1,9 @@
 //! Constant folding: evaluates nodes whose operands are all constants at compile time.
 
 use super::{replace_uses, Pass};
+use kiln_core::operand::OwnedOperand;
 use kiln_core::ops::dispatch;
 use kiln_core::trace::{Graph, Input, InputKind, ValueId};
-use kiln_core::operand::OwnedOperand;
 use kiln_core::{no_grad, Tensor};
 use std::collections::HashMap;
 
