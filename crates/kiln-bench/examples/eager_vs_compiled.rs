@@ -1,16 +1,31 @@
-//! Eager vs compiled train step of the benchmark's MLP or GPT, in one process, in alternating
-//! rounds (an eager round, then a compiled one), so that both see the same machine: on a
-//! noisy machine two separate runs can differ by 30%, more than the effect being measured.
-//! Prints the median over rounds of each round's median step time, and their ratio.
+//! Eager vs compiled train step of the benchmark's MLP, CNN or GPT, or of `kiln train`'s
+//! digits CNN, in one process, in alternating rounds (an eager round, then a compiled one),
+//! so that both see the same machine: on a noisy machine two separate runs can differ by 30%,
+//! more than the effect being measured. Prints the median over rounds of each round's median
+//! step time, and their ratio.
 //!
-//! `cargo run --release -p kiln-bench --example eager_vs_compiled [-- mlp|gpt [ROUNDS]]`
-//! (defaults: mlp, 15 rounds of 40 steps; gpt: 5 steps per round)
+//! `cargo run --release -p kiln-bench --example eager_vs_compiled [-- [--contended]
+//! mlp|cnn|digits|gpt [ROUNDS]]` (defaults: mlp, 15 rounds of 40 steps; cnn 10, gpt 5 steps
+//! per round). `--contended` runs a CPU-bound process beside the measurement (one busy
+//! core, as a CI runner's neighbour or a server's batcher would be), stopped at the end.
 
 use kiln::prelude::*;
-use kiln_bench::{gpt, mlp, timing, train};
+use kiln_bench::{cnn, gpt, mlp, timing, train};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--burn") {
+        // The competing process of `--contended`: spins until its parent kills it.
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    let contended = args.first().map(String::as_str) == Some("--contended");
+    if contended {
+        args.remove(0);
+    }
+    let _burner = contended.then(Burner::start);
     let workload = args.first().map_or("mlp", String::as_str);
     let rounds: usize = match args.get(1).map(|r| r.parse()) {
         None => 15,
@@ -24,16 +39,74 @@ fn main() {
     let (eager, compiled) = match workload {
         "mlp" => mlp_rounds(rounds),
         "gpt" => gpt_rounds(rounds),
+        "cnn" => cnn_rounds(rounds, cnn::model, [64, 3, 32, 32]),
+        "digits" => cnn_rounds(rounds, digits_cnn, [32, 1, 8, 8]),
         other => {
-            eprintln!("eager_vs_compiled: unknown workload {other:?} (mlp or gpt)");
+            eprintln!("eager_vs_compiled: unknown workload {other:?} (mlp, cnn, digits or gpt)");
             std::process::exit(2);
         }
     };
     println!(
-        "{workload}: eager {eager:.3} ms, compiled {compiled:.3} ms, compiled/eager {:.3} \
+        "{workload}{}: eager {eager:.3} ms, compiled {compiled:.3} ms, compiled/eager {:.3} \
          ({rounds} rounds)",
+        if contended { " (contended)" } else { "" },
         compiled / eager
     );
+}
+
+/// A CPU-bound child process (this example with `--burn`), killed when dropped.
+struct Burner(std::process::Child);
+
+impl Burner {
+    fn start() -> Burner {
+        let exe = std::env::current_exe().expect("eager_vs_compiled: own path");
+        let child = std::process::Command::new(exe)
+            .arg("--burn")
+            .spawn()
+            .expect("eager_vs_compiled: start the competing process");
+        Burner(child)
+    }
+}
+
+impl Drop for Burner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `kiln train`'s digits CNN (`--model cnn` on `[1, 8, 8]` digits; dropout left out).
+fn digits_cnn() -> Sequential {
+    let pad1 = || Conv2dConfig::default().padding(1);
+    Sequential::new()
+        .append(Conv2d::with_config(1, 32, 3, pad1()))
+        .append(ReLU::new())
+        .append(Conv2d::with_config(32, 64, 3, pad1()))
+        .append(ReLU::new())
+        .append(MaxPool2d::new(2))
+        .append(Flatten::new())
+        .append(Linear::new(64 * 4 * 4, 128))
+        .append(ReLU::new())
+        .append(Linear::new(128, 10))
+}
+
+/// A CNN's Adam step on a random batch of `shape`, eager and compiled on two copies.
+fn cnn_rounds(rounds: usize, make: fn() -> Sequential, shape: [usize; 4]) -> (f64, f64) {
+    let (m1, m2) = (make(), make());
+    let mut o1 = Adam::new(m1.parameters(), 1e-3);
+    let mut o2 = Adam::new(m2.parameters(), 1e-3);
+    let batch = [
+        Tensor::randn(shape, DType::F32),
+        Tensor::randint(0, 10, [shape[0]]),
+    ];
+    let mut step =
+        compile(|b: &[Tensor]| vec![train::step(|x| m2.forward(x), &b[0], &b[1], &mut o2)]);
+    alternate(
+        rounds,
+        10,
+        || train::step(|x| m1.forward(x), &batch[0], &batch[1], &mut o1),
+        || step.call(&batch),
+    )
 }
 
 /// Median of the per-round medians of `eager` and `compiled` (milliseconds per step).
