@@ -93,3 +93,36 @@ fn graph_file_round_trip_runs_without_tensors() {
         Err(ArtifactError::BadArgument { index: 0, .. })
     ));
 }
+
+#[test]
+fn unary_ops_keep_the_names_graph_files_gave_them_before_their_enum() {
+    use kiln_kernels::ops::fused::FusedStep;
+    // serde's externally tagged form of the former flat variants `Op::Exp`, `Op::Gelu {..}`,
+    // `Op::Affine {..}`, as graph files written before `Op::Unary` hold them.
+    let cases = [
+        (Op::Unary(UnaryOp::Exp), r#""Exp""#),
+        (
+            Op::Unary(UnaryOp::Gelu { tanh: false }),
+            r#"{"Gelu":{"tanh":false}}"#,
+        ),
+        (
+            Op::Unary(UnaryOp::Affine { mul: 2.0, add: 1.0 }),
+            r#"{"Affine":{"mul":2.0,"add":1.0}}"#,
+        ),
+        (Op::Unary(UnaryOp::PowScalar(0.5)), r#"{"PowScalar":0.5}"#),
+        (Op::Add, r#""Add""#),
+    ];
+    for (op, json) in cases {
+        assert_eq!(serde_json::to_string(&op).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Op>(json).unwrap(), op);
+    }
+    let step = FusedStep::Unary {
+        op: UnaryOp::Exp,
+        x: 0,
+    };
+    assert_eq!(
+        serde_json::to_string(&step).unwrap(),
+        r#"{"Unary":{"op":"Exp","x":0}}"#
+    );
+    assert!(serde_json::from_str::<Op>(r#""NoSuchOp""#).is_err());
+}
