@@ -29,11 +29,6 @@ impl LoadedGraph {
         self.inner.signature()
     }
 
-    /// The loaded graph as the runtime sees it (runs on storages, without tensors).
-    pub fn runtime(&self) -> &runtime::LoadedGraph {
-        &self.inner
-    }
-
     /// Runs the graph; arguments must match [`LoadedGraph::signature`]. Outputs kept past
     /// the next call stay as they are (that call moves to fresh buffers).
     pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>, ArtifactError> {

@@ -42,13 +42,7 @@ struct TensorFeeds<'a>(&'a [Tensor]);
 
 impl Feeds for TensorFeeds<'_> {
     fn arg(&self, k: usize) -> Option<Operand<'_>> {
-        match self.0.get(k) {
-            Some(t) => Some(t.operand()),
-            None => panic!(
-                "compiled function: argument {k} missing ({} given)",
-                self.0.len()
-            ),
-        }
+        self.0.get(k).map(Tensor::operand)
     }
 
     fn grad(&self, leaf: &Leaf, f: &mut dyn FnMut(Operand<'_>)) {
@@ -93,11 +87,6 @@ impl Executable {
     /// Per node, the buffer it writes in place, if any.
     pub fn in_place(&self) -> &[Option<InPlace>] {
         self.exe.in_place()
-    }
-
-    /// The runtime executable underneath.
-    pub fn runtime(&self) -> &kiln_runtime::Executable {
-        &self.exe
     }
 
     /// Runs the graph on `args` and returns its outputs. State updates and gradient slots are

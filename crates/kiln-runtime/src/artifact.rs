@@ -173,18 +173,13 @@ impl LoadedGraph {
         self.exe.graph()
     }
 
-    /// The executable (its memory plan; to run it on buffers of one's own).
-    pub fn executable(&self) -> &Executable {
-        &self.exe
-    }
-
     /// The expected argument shapes and dtypes.
     pub fn signature(&self) -> &[(Vec<usize>, DType)] {
         &self.args
     }
 
     /// Checks `args` against [`LoadedGraph::signature`].
-    pub fn check_args<'a>(
+    fn check_args<'a>(
         &self,
         args: impl ExactSizeIterator<Item = (&'a [usize], DType)>,
     ) -> Result<(), ArtifactError> {
