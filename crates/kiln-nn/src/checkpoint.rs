@@ -16,13 +16,20 @@ pub use kiln_runtime::weights::{write_atomic, CheckpointError};
 
 /// Little-endian bytes of a tensor's elements in row-major order.
 pub fn tensor_bytes(t: &Tensor) -> Vec<u8> {
-    weights::operand_bytes(t.operand())
+    weights::operand_bytes(readable(t).operand())
+}
+
+/// The tensor, after the check that it has data: a traced stand-in (a checkpoint written
+/// inside a compiled function) panics with the message every value read gives.
+fn readable(t: &Tensor) -> &Tensor {
+    kiln_core::trace::check_readable(t, "checkpoint");
+    t
 }
 
 /// Serializes a state dict to safetensors bytes; `metadata` is stored in the header and
 /// `"format": "pt"` is always set.
 pub fn to_bytes(sd: &StateDict, metadata: &HashMap<String, String>) -> Vec<u8> {
-    weights::to_bytes(sd.iter().map(|(n, t)| (n, t.operand())), metadata)
+    weights::to_bytes(sd.iter().map(|(n, t)| (n, readable(t).operand())), metadata)
 }
 
 /// Parses safetensors bytes into a state dict (keys sorted) and the header metadata.
@@ -61,7 +68,7 @@ pub fn save_with_metadata(
     metadata: &HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
     weights::save(
-        sd.iter().map(|(n, t)| (n, t.operand())),
+        sd.iter().map(|(n, t)| (n, readable(t).operand())),
         path.as_ref(),
         metadata,
     )
@@ -115,6 +122,31 @@ mod tests {
             assert_eq!(got.dtype(), t.dtype(), "{name}");
             assert_eq!(got.to_vec::<f64>(), t.to_vec::<f64>(), "{name}");
         }
+    }
+
+    #[test]
+    fn writing_a_traced_tensor_says_it_has_no_value() {
+        use kiln_core::trace::{trace, ArgSpec};
+        use kiln_core::DType;
+        let spec = ArgSpec {
+            shape: vec![2],
+            dtype: DType::F32,
+            requires_grad: false,
+        };
+        let err = std::panic::catch_unwind(|| {
+            trace(&[spec], |xs| {
+                let mut sd = StateDict::new();
+                sd.insert("x", xs[0].clone());
+                to_bytes(&sd, &HashMap::new());
+                vec![xs[0].clone()]
+            });
+        })
+        .unwrap_err();
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("checkpoint: cannot read the value of a traced tensor"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -461,9 +461,10 @@ pub fn is_tracer(t: &Tensor) -> bool {
     tracer_id(t.storage()).is_some()
 }
 
-/// Panics with a clear message when `op` would read the data of a tracer.
+/// Panics with a clear message when `op` would read the data of a tracer (a layer above
+/// that reads tensors' storage itself, as checkpoint writing does, calls it first).
 #[inline]
-pub(crate) fn check_readable(t: &Tensor, op: &str) {
+pub fn check_readable(t: &Tensor, op: &str) {
     if ever_traced() && is_tracer(t) {
         tracer_read_panic(t, op);
     }
