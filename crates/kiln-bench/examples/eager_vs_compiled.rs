@@ -15,10 +15,17 @@ use kiln_bench::{cnn, gpt, mlp, timing, train};
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--burn") {
-        // The competing process of `--contended`: spins until its parent kills it.
+        // The competing process of `--contended`: spins until its parent kills it, or
+        // exits once the parent is gone (killed before it could), so it never lingers.
+        let parent = std::os::unix::process::parent_id();
         let mut x = 0u64;
         loop {
-            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            for _ in 0..1 << 24 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
         }
     }
     let contended = args.first().map(String::as_str) == Some("--contended");
