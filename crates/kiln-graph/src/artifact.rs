@@ -10,8 +10,9 @@ use kiln_runtime::artifact as runtime;
 use std::path::Path;
 
 pub use kiln_runtime::artifact::{
-    default_buffer_limit, save, ArtifactError, LoadOptions, FORMAT, VERSION,
+    default_buffer_limit, save, save_dynamic, ArtifactError, LoadOptions, FORMAT, VERSION,
 };
+pub use kiln_runtime::symbolic::{Dim, DynamicGraph, SymShape};
 
 /// A graph loaded from a file, ready to run on tensors.
 pub struct LoadedGraph {
@@ -29,7 +30,22 @@ impl LoadedGraph {
         self.inner.signature()
     }
 
-    /// Runs the graph; arguments must match [`LoadedGraph::signature`]. Outputs kept past
+    /// The arguments' dims (each `mul·B + add` of the batch size `B`) and dtypes.
+    pub fn arg_dims(&self) -> &[(SymShape, DType)] {
+        self.inner.arg_dims()
+    }
+
+    /// The outputs' dims and dtypes.
+    pub fn output_dims(&self) -> Vec<(SymShape, DType)> {
+        self.inner.output_dims()
+    }
+
+    /// How many plans were made so far: one per batch size run.
+    pub fn plans_made(&self) -> usize {
+        self.inner.plans_made()
+    }
+
+    /// Runs the graph; arguments must match [`LoadedGraph::arg_dims`]. Outputs kept past
     /// the next call stay as they are (that call moves to fresh buffers).
     pub fn run(&self, args: &[Tensor]) -> Result<Vec<Tensor>, ArtifactError> {
         let operands: Vec<_> = args.iter().map(Tensor::operand).collect();

@@ -6,6 +6,7 @@ use crate::passes::{default_pipeline, Pass};
 use kiln_core::autograd::is_grad_enabled;
 use kiln_core::trace::{trace, ArgSpec, Graph};
 use kiln_core::Tensor;
+use kiln_runtime::symbolic::{BySize, DynamicGraph, TRACE_BATCH};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +16,15 @@ pub struct CompileOptions {
     pub cache_size: usize,
     /// Passes run on each traced graph, in order.
     pub passes: Vec<Box<dyn Pass>>,
+    /// Trace one graph with a symbolic batch dim that runs at every batch size (see
+    /// [`kiln_runtime::symbolic`]) instead of one graph per argument shape.
+    pub dynamic_batch: bool,
+    /// With `dynamic_batch`, the arguments whose dim 0 is the batch; `None`: every argument
+    /// that is not 0-d.
+    pub batch_args: Option<Vec<usize>>,
+    /// With `dynamic_batch`, how many batch sizes keep their plan and buffers (most recently
+    /// used).
+    pub plans_per_graph: usize,
 }
 
 impl Default for CompileOptions {
@@ -22,6 +32,9 @@ impl Default for CompileOptions {
         CompileOptions {
             cache_size: 8,
             passes: default_pipeline(),
+            dynamic_batch: false,
+            batch_args: None,
+            plans_per_graph: 4,
         }
     }
 }
@@ -35,8 +48,19 @@ struct Signature {
 
 struct Entry {
     signature: Signature,
-    executable: Arc<Executable>,
+    plans: Plans,
     report: CompileReport,
+}
+
+/// The compiled form of one signature.
+enum Plans {
+    /// One graph for the signature's shapes.
+    Fixed(Arc<Executable>),
+    /// A graph with a symbolic batch dim, and its plans for the batch sizes run recently.
+    Dynamic {
+        graph: Box<DynamicGraph>,
+        sizes: BySize<Executable>,
+    },
 }
 
 /// The compiled graphs of one function, keyed by input signature. [`Compiled`] pairs it with
@@ -47,6 +71,7 @@ pub struct GraphCache {
     /// Most recently used first.
     cache: Vec<Entry>,
     traces: usize,
+    plans: usize,
 }
 
 impl GraphCache {
@@ -56,6 +81,7 @@ impl GraphCache {
             options,
             cache: Vec::new(),
             traces: 0,
+            plans: 0,
         }
     }
 
@@ -78,24 +104,121 @@ impl GraphCache {
         self.traces
     }
 
+    /// How many graphs were planned so far: one per trace, plus one per new batch size of a
+    /// graph with a symbolic batch (no re-trace).
+    pub fn plan_count(&self) -> usize {
+        self.plans
+    }
+
+    /// The arguments that carry the batch, when the batch is symbolic.
+    fn batch_args(&self, args: &[Tensor]) -> Vec<usize> {
+        if !self.options.dynamic_batch {
+            return Vec::new();
+        }
+        match &self.options.batch_args {
+            Some(list) => list.clone(),
+            None => (0..args.len()).filter(|&k| args[k].rank() > 0).collect(),
+        }
+    }
+
     /// The executable for `args`' signature, compiling `f` if needed.
+    #[track_caller]
     pub fn executable(
         &mut self,
         args: &[Tensor],
         f: &mut dyn FnMut(&[Tensor]) -> Vec<Tensor>,
     ) -> Arc<Executable> {
+        let batch_args = self.batch_args(args);
+        let mut specs: Vec<ArgSpec> = args.iter().map(ArgSpec::of).collect();
+        let mut batch = None;
+        for &k in &batch_args {
+            let Some(spec) = specs.get_mut(k).filter(|s| !s.shape.is_empty()) else {
+                panic!(
+                    "compile: argument {k} should carry the batch in dim 0, but {} arguments \
+                     were given and it is not one of them or is 0-d",
+                    args.len()
+                );
+            };
+            match batch {
+                Some(b) if b != spec.shape[0] => panic!(
+                    "compile: the batch arguments disagree on the batch size: {b} and {} \
+                     (argument {k}, shape {:?})",
+                    spec.shape[0], spec.shape
+                ),
+                _ => batch = Some(spec.shape[0]),
+            }
+            // The signature leaves the batch out; the trace is made at TRACE_BATCH.
+            spec.shape[0] = 0;
+        }
         let signature = Signature {
-            args: args.iter().map(ArgSpec::of).collect(),
+            args: specs,
             grad_enabled: is_grad_enabled(),
         };
-        if let Some(pos) = self.cache.iter().position(|e| e.signature == signature) {
-            let entry = self.cache.remove(pos);
-            let exe = entry.executable.clone();
-            self.cache.insert(0, entry);
-            return exe;
+        let pos = match self.cache.iter().position(|e| e.signature == signature) {
+            Some(pos) => pos,
+            None => {
+                self.compile_signature(signature, &batch_args, f);
+                0
+            }
+        };
+        let entry = self.cache.remove(pos);
+        self.cache.insert(0, entry);
+        let plans = &mut self.plans;
+        match &mut self.cache[0].plans {
+            Plans::Fixed(exe) => exe.clone(),
+            Plans::Dynamic { graph, sizes } => {
+                let b = batch.expect("a dynamic graph has batch arguments");
+                sizes
+                    .get_or_try_insert(b, || {
+                        *plans += 1;
+                        graph.instantiate(b).map(Executable::new)
+                    })
+                    .unwrap_or_else(|e| panic!("compile: {e}"))
+            }
         }
-        let (graph, mut report) = self.build(&signature.args, f);
-        let executable = Arc::new(Executable::new(graph));
+    }
+
+    /// The graph with a symbolic batch that `args`' signature runs, if the batch is symbolic
+    /// (compiling `f` if needed): what [`kiln_runtime::artifact::save_dynamic`] ships.
+    pub fn dynamic_graph(
+        &mut self,
+        args: &[Tensor],
+        f: &mut dyn FnMut(&[Tensor]) -> Vec<Tensor>,
+    ) -> Option<DynamicGraph> {
+        self.executable(args, f);
+        match &self.cache[0].plans {
+            Plans::Dynamic { graph, .. } => Some((**graph).clone()),
+            Plans::Fixed(_) => None,
+        }
+    }
+
+    /// Traces, optimizes and plans `f` for `signature`, as the most recently used entry.
+    #[track_caller]
+    fn compile_signature(
+        &mut self,
+        signature: Signature,
+        batch_args: &[usize],
+        f: &mut dyn FnMut(&[Tensor]) -> Vec<Tensor>,
+    ) {
+        let mut specs = signature.args.clone();
+        for &k in batch_args {
+            specs[k].shape[0] = TRACE_BATCH;
+        }
+        let (graph, mut report) = self.build(&specs, f);
+        // With a symbolic batch this plan (at TRACE_BATCH) only fills in the report.
+        let executable = Arc::new(Executable::new(graph.clone()));
+        let plans = if batch_args.is_empty() {
+            self.plans += 1;
+            Plans::Fixed(executable.clone())
+        } else {
+            let dynamic = DynamicGraph::new(graph, TRACE_BATCH, batch_args).unwrap_or_else(|e| {
+                panic!("compile with a dynamic batch: {e}");
+            });
+            Plans::Dynamic {
+                graph: Box::new(dynamic),
+                sizes: BySize::new(self.options.plans_per_graph),
+            }
+        };
         let plan = executable.plan();
         report.arena_bytes = plan.arena_bytes();
         report.buffers = plan.buffers.len();
@@ -107,12 +230,11 @@ impl GraphCache {
             0,
             Entry {
                 signature,
-                executable: executable.clone(),
+                plans,
                 report,
             },
         );
         self.cache.truncate(self.options.cache_size.max(1));
-        executable
     }
 
     fn build(
@@ -195,6 +317,31 @@ where
     /// How many times the function was traced so far.
     pub fn trace_count(&self) -> usize {
         self.cache.trace_count()
+    }
+
+    /// How many graphs were planned so far: one per trace, and with
+    /// [`Compiled::dynamic_batch`] one per new batch size (with no re-trace).
+    pub fn plan_count(&self) -> usize {
+        self.cache.plan_count()
+    }
+
+    /// Traces one graph with a symbolic batch dim (dim 0 of every argument that is not 0-d)
+    /// that runs at every batch size: a new batch size makes a new memory plan from the same
+    /// graph, with no re-trace (the plans of the last few sizes are kept). The trace happens
+    /// at a batch of [`TRACE_BATCH`]; code that makes a tensor whose shape follows the batch
+    /// size from plain numbers (`Tensor::zeros([x.shape()[0], 4])`) is read as such only when
+    /// it is used with the batch, and an op that cannot follow the batch size is a panic at
+    /// trace time naming it.
+    pub fn dynamic_batch(mut self) -> Self {
+        self.cache.options.dynamic_batch = true;
+        self
+    }
+
+    /// The graph with a symbolic batch dim for `args`' signature (after
+    /// [`Compiled::dynamic_batch`]; `None` otherwise), to ship with
+    /// [`crate::artifact::save_dynamic`].
+    pub fn dynamic_graph(&mut self, args: &[Tensor]) -> Option<DynamicGraph> {
+        self.cache.dynamic_graph(args, &mut self.f)
     }
 }
 

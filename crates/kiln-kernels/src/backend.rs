@@ -257,6 +257,8 @@ pub trait Backend {
         seed: u64,
         offset: u64,
     ) -> Self::Buffer;
+    /// `n` elements equal to `value`.
+    fn full(&self, value: f64, n: usize, dtype: DType) -> Self::Buffer;
     /// A fused elementwise program over broadcast operands.
     fn fused(
         &self,
@@ -309,6 +311,10 @@ pub fn run<B: Backend>(
         | Op::Prod { dims, .. } => dense(b.reduce(op, x(), dims, dtype, dst)),
         Op::ArgMax { dim, .. } => dense(b.arg_reduce(x(), *dim, true)),
         Op::ArgMin { dim, .. } => dense(b.arg_reduce(x(), *dim, false)),
+        Op::Numel { dims, dtype } => {
+            let n: usize = dims.iter().map(|&d| x().shape()[d]).product();
+            dense(b.full(n as f64, 1, *dtype))
+        }
         Op::IndexSelect(dim) => dense(b.index_select(x(), inputs[1], *dim, shape, dst)),
         Op::IndexAdd(dim) => dense(b.index_add(x(), inputs[1], inputs[2], *dim, dst)),
         Op::Gather(dim) => dense(b.gather(x(), inputs[1], *dim, dst)),

@@ -4,6 +4,7 @@
 
 use crate::executor::{Buffers, Executable};
 use crate::ir::{infer_checked, Graph, Input, InputKind, Node, ValueId};
+use crate::symbolic::{shape_at, BySize, Dim, DynamicGraph, SymShape, SymbolicError};
 use crate::weights::{self, CheckpointError};
 use kiln_kernels::ops::Op;
 use kiln_kernels::shape::checked_numel;
@@ -59,6 +60,9 @@ pub enum ArtifactError {
     /// The graph refused the data of a call (an index out of range).
     #[error("running the graph: {0}")]
     Run(#[from] crate::executor::RunError),
+    /// The arguments' batch size is one the graph cannot run at (or they disagree on it).
+    #[error(transparent)]
+    Batch(#[from] SymbolicError),
     /// Arguments given to a loaded graph do not match its signature.
     #[error("argument {index}: expected {expected}, got {got}")]
     BadArgument {
@@ -91,12 +95,28 @@ struct NodeRecord {
     fresh_random: bool,
 }
 
+/// Where a graph with a symbolic batch dim has it.
+#[derive(Serialize, Deserialize)]
+struct BatchRecord {
+    /// The batch size the graph was traced at (its recorded shapes are at this size).
+    traced: usize,
+    /// The arguments whose dim 0 is the batch.
+    args: Vec<usize>,
+    /// The arguments' and outputs' dims (`mul·B + add`), for readers of the file; the loader
+    /// derives them again from the graph and checks they agree.
+    arg_dims: Vec<SymShape>,
+    output_dims: Vec<SymShape>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct GraphRecord {
     version: u32,
     inputs: Vec<InputRecord>,
     nodes: Vec<NodeRecord>,
     outputs: Vec<ValueId>,
+    /// Present when the batch dim is symbolic (files without it run at one batch size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    batch: Option<BatchRecord>,
 }
 
 fn weight_name(id: ValueId) -> String {
@@ -106,6 +126,41 @@ fn weight_name(id: ValueId) -> String {
 /// Saves an inference graph and the current values of the tensors it captures to `path`
 /// (written atomically).
 pub fn save(graph: &Graph, path: impl AsRef<Path>) -> Result<(), ArtifactError> {
+    save_record(graph, None, path.as_ref())
+}
+
+/// Saves an inference graph with a symbolic batch dim (see [`crate::symbolic`]): the loaded
+/// graph runs at every batch size.
+pub fn save_dynamic(graph: &DynamicGraph, path: impl AsRef<Path>) -> Result<(), ArtifactError> {
+    let batch = BatchRecord {
+        traced: graph.traced_batch(),
+        args: graph.batch_args().to_vec(),
+        arg_dims: arg_dims(graph).into_iter().map(|(d, _)| d).collect(),
+        output_dims: graph.output_dims(),
+    };
+    save_record(graph.graph(), Some(batch), path.as_ref())
+}
+
+/// The dims of each argument of a graph with a symbolic batch, in argument order.
+fn arg_dims(graph: &DynamicGraph) -> Vec<(SymShape, DType)> {
+    let g = graph.graph();
+    let mut args: Vec<(usize, SymShape, DType)> = g
+        .inputs
+        .iter()
+        .filter_map(|i| match i.kind {
+            InputKind::Arg(k) => Some((k, graph.dims(i.id).expect("input dims").clone(), i.dtype)),
+            _ => None,
+        })
+        .collect();
+    args.sort_by_key(|a| a.0);
+    args.into_iter().map(|(_, d, t)| (d, t)).collect()
+}
+
+fn save_record(
+    graph: &Graph,
+    batch: Option<BatchRecord>,
+    path: &Path,
+) -> Result<(), ArtifactError> {
     if !graph.updates.is_empty() || !graph.grads.is_empty() {
         return Err(ArtifactError::NotInference);
     }
@@ -145,68 +200,64 @@ pub fn save(graph: &Graph, path: impl AsRef<Path>) -> Result<(), ArtifactError> 
             })
             .collect(),
         outputs: graph.outputs.clone(),
+        batch,
     };
     let json = serde_json::to_string(&record).expect("graph serializes");
     let meta = HashMap::from([
         ("kiln.format".to_string(), FORMAT.to_string()),
         ("kiln.graph".to_string(), json),
     ]);
-    weights::save(
-        named.iter().map(|(n, v)| (n.as_str(), *v)),
-        path.as_ref(),
-        &meta,
-    )?;
+    weights::save(named.iter().map(|(n, v)| (n.as_str(), *v)), path, &meta)?;
     Ok(())
 }
 
 /// A graph loaded from a file, ready to run.
 pub struct LoadedGraph {
-    exe: Executable,
+    /// The graph as saved (at its traced batch size, when the batch is symbolic).
+    graph: Graph,
+    /// Argument dims and dtypes (fixed dims unless the batch is symbolic).
+    arg_dims: Vec<(SymShape, DType)>,
+    /// The argument shapes at the traced batch size.
     args: Vec<(Vec<usize>, DType)>,
-    /// The buffers of the last call (made at the first).
+    /// How the shapes follow the batch, when they do.
+    dynamic: Option<DynamicGraph>,
+    /// The plan and buffers per batch size run recently (one entry for a fixed graph).
+    plans: Mutex<BySize<SizedGraph>>,
+    /// The most bytes one size's buffers may take.
+    limit: usize,
+    path: PathBuf,
+}
+
+/// A graph written out at one batch size, with its plan and the buffers of its last call.
+struct SizedGraph {
+    exe: Executable,
     buffers: Mutex<Option<Buffers>>,
 }
 
-impl LoadedGraph {
-    /// The graph.
-    pub fn graph(&self) -> &Graph {
-        self.exe.graph()
-    }
-
-    /// The expected argument shapes and dtypes.
-    pub fn signature(&self) -> &[(Vec<usize>, DType)] {
-        &self.args
-    }
-
-    /// Checks `args` against [`LoadedGraph::signature`].
-    fn check_args<'a>(
-        &self,
-        args: impl ExactSizeIterator<Item = (&'a [usize], DType)>,
-    ) -> Result<(), ArtifactError> {
-        if args.len() != self.args.len() {
-            return Err(ArtifactError::BadArgument {
-                index: args.len().min(self.args.len()),
-                expected: format!("{} arguments", self.args.len()),
-                got: format!("{} arguments", args.len()),
+impl SizedGraph {
+    /// Plans `graph`, refusing it when its buffers would pass `limit`.
+    fn new(graph: Graph, limit: usize, path: &Path) -> Result<SizedGraph, ArtifactError> {
+        let exe = Executable::new(graph);
+        let needed = exe
+            .plan()
+            .buffers
+            .iter()
+            .map(|b| b.bytes())
+            .fold(0usize, usize::saturating_add);
+        if needed > limit {
+            return Err(ArtifactError::TooLarge {
+                path: path.into(),
+                needed,
+                limit,
             });
         }
-        for (index, ((got_shape, got_dtype), (shape, dtype))) in args.zip(&self.args).enumerate() {
-            if got_shape != &shape[..] || got_dtype != *dtype {
-                return Err(ArtifactError::BadArgument {
-                    index,
-                    expected: format!("{dtype}{shape:?}"),
-                    got: format!("{got_dtype}{got_shape:?}"),
-                });
-            }
-        }
-        Ok(())
+        Ok(SizedGraph {
+            exe,
+            buffers: Mutex::new(None),
+        })
     }
 
-    /// Runs the graph; arguments must match [`LoadedGraph::signature`]. The outputs are views
-    /// of the graph's buffers: kept past the next call, they stay as they are (that call
-    /// moves to fresh buffers).
-    pub fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
-        self.check_args(args.iter().map(|a| (a.shape(), a.dtype())))?;
+    fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
         let mut slot = self.buffers.lock();
         if slot.as_ref().is_none_or(Buffers::escaped) {
             *slot = Some(self.exe.buffers());
@@ -214,11 +265,106 @@ impl LoadedGraph {
         let bufs = slot.as_ref().expect("buffers made");
         self.exe.run(bufs, args)?;
         Ok(self
+            .exe
             .graph()
             .outputs
             .iter()
             .map(|&o| bufs.value(o).clone())
             .collect())
+    }
+}
+
+impl LoadedGraph {
+    /// The graph (at its traced batch size, when the batch is symbolic).
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The expected argument shapes and dtypes; for a graph with a symbolic batch, at the
+    /// batch size it was traced at ([`LoadedGraph::arg_dims`] says which dims follow the
+    /// batch).
+    pub fn signature(&self) -> &[(Vec<usize>, DType)] {
+        &self.args
+    }
+
+    /// The arguments' dims (each `mul·B + add` of the batch size `B`) and dtypes.
+    pub fn arg_dims(&self) -> &[(SymShape, DType)] {
+        &self.arg_dims
+    }
+
+    /// The outputs' dims and dtypes.
+    pub fn output_dims(&self) -> Vec<(SymShape, DType)> {
+        let types = self.graph.types();
+        self.graph
+            .outputs
+            .iter()
+            .map(|&o| {
+                let (shape, dtype) = types[o as usize].clone().expect("outputs typed");
+                let dims = match &self.dynamic {
+                    Some(d) => d.dims(o).expect("output dims").clone(),
+                    None => shape.iter().map(|&n| Dim::fixed(n)).collect(),
+                };
+                (dims, dtype)
+            })
+            .collect()
+    }
+
+    /// The graph with its symbolic batch, if it has one.
+    pub fn dynamic(&self) -> Option<&DynamicGraph> {
+        self.dynamic.as_ref()
+    }
+
+    /// How many plans were made so far: one per batch size run (and per size seen again after
+    /// it was evicted from the cache of recent sizes).
+    pub fn plans_made(&self) -> usize {
+        self.plans.lock().made()
+    }
+
+    /// Checks `args` against [`LoadedGraph::arg_dims`] at `batch` (`None`: fixed shapes).
+    fn check_args(&self, args: &[Operand<'_>], batch: Option<usize>) -> Result<(), ArtifactError> {
+        if args.len() != self.arg_dims.len() {
+            return Err(ArtifactError::BadArgument {
+                index: args.len().min(self.arg_dims.len()),
+                expected: format!("{} arguments", self.arg_dims.len()),
+                got: format!("{} arguments", args.len()),
+            });
+        }
+        for (index, (a, (dims, dtype))) in args.iter().zip(&self.arg_dims).enumerate() {
+            let shape = shape_at(dims, batch.unwrap_or(0));
+            if shape.as_deref() != Some(a.shape()) || a.dtype() != *dtype {
+                return Err(ArtifactError::BadArgument {
+                    index,
+                    expected: format!("{dtype}{}", crate::symbolic::shape_label(dims)),
+                    got: format!("{}{:?}", a.dtype(), a.shape()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the graph; arguments must match [`LoadedGraph::arg_dims`] (at one batch size,
+    /// when the batch is symbolic). The outputs are views of the graph's buffers: kept past
+    /// the next call, they stay as they are (that call moves to fresh buffers).
+    pub fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
+        let batch = match &self.dynamic {
+            Some(d) => {
+                let shapes: Vec<&[usize]> = args.iter().map(|a| a.shape()).collect();
+                Some(d.batch_of(&shapes)?)
+            }
+            None => None,
+        };
+        self.check_args(args, batch)?;
+        let sized = self
+            .plans
+            .lock()
+            .get_or_try_insert(batch.unwrap_or(0), || {
+                let graph = match (&self.dynamic, batch) {
+                    (Some(d), Some(b)) => d.instantiate(b)?,
+                    _ => self.graph.clone(),
+                };
+                SizedGraph::new(graph, self.limit, &self.path)
+            })?;
+        sized.run(args)
     }
 }
 
@@ -412,23 +558,49 @@ pub fn load_bytes(
         .max_buffer_bytes
         .unwrap_or_else(|| default_buffer_limit(weight_bytes));
     let graph = Graph::inference(inputs, nodes, record.outputs);
-    let exe = Executable::new(graph);
-    let needed = exe
-        .plan()
-        .buffers
-        .iter()
-        .map(|b| b.bytes())
-        .fold(0usize, usize::saturating_add);
-    if needed > limit {
-        return Err(ArtifactError::TooLarge {
-            path: path.into(),
-            needed,
-            limit,
-        });
-    }
+    let dynamic = match record.batch {
+        None => None,
+        Some(b) => Some(dynamic_of(&graph, b, &args).map_err(malformed)?),
+    };
+    let arg_dims = match &dynamic {
+        Some(d) => arg_dims(d),
+        None => args
+            .iter()
+            .map(|(s, t)| (s.iter().map(|&n| Dim::fixed(n)).collect(), *t))
+            .collect(),
+    };
+    // The plan at the traced size is made now, so a graph too large for the limit is refused
+    // at load (other sizes are checked when first run).
+    let mut plans = BySize::new(4);
+    let key = dynamic.as_ref().map_or(0, DynamicGraph::traced_batch);
+    plans.get_or_try_insert(key, || SizedGraph::new(graph.clone(), limit, path))?;
     Ok(LoadedGraph {
-        exe,
+        graph,
+        arg_dims,
         args,
-        buffers: Mutex::new(None),
+        dynamic,
+        plans: Mutex::new(plans),
+        limit,
+        path: path.into(),
     })
+}
+
+/// The symbolic batch of a loaded graph, checked against what the file says.
+fn dynamic_of(
+    graph: &Graph,
+    b: BatchRecord,
+    args: &[(Vec<usize>, DType)],
+) -> Result<DynamicGraph, String> {
+    if b.traced > 1 << 20 {
+        return Err(format!("traced batch size {} is out of range", b.traced));
+    }
+    if let Some(k) = b.args.iter().find(|&&k| k >= args.len()) {
+        return Err(format!("batch argument {k} does not exist"));
+    }
+    let d = DynamicGraph::new(graph.clone(), b.traced, &b.args).map_err(|e| e.to_string())?;
+    let derived: Vec<SymShape> = arg_dims(&d).into_iter().map(|(s, _)| s).collect();
+    if derived != b.arg_dims || d.output_dims() != b.output_dims {
+        return Err("the recorded symbolic dims do not match the graph".into());
+    }
+    Ok(d)
 }

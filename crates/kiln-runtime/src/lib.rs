@@ -1,7 +1,8 @@
 //! kiln-runtime: runs compiled graphs. The graph IR ([`ir`]: an SSA list of primitive ops over
 //! numbered values, with the inputs it reads and the state it writes), memory planning
 //! ([`inplace`], [`memplan`]), the [`executor`] that runs a planned graph over preallocated
-//! buffers, and the graph file format ([`artifact`]) with its weights in safetensors
+//! buffers, the symbolic batch dim that lets one graph run at every batch size
+//! ([`symbolic`]), and the graph file format ([`artifact`]) with its weights in safetensors
 //! ([`weights`]).
 //!
 //! Layering: this crate depends on `kiln-kernels` alone. It knows no tensor handle, autograd
@@ -20,6 +21,7 @@ pub mod executor;
 pub mod inplace;
 pub mod ir;
 pub mod memplan;
+pub mod symbolic;
 pub mod weights;
 
 pub use executor::{Buffers, Executable, Feeds, RunError};

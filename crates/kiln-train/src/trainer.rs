@@ -109,8 +109,9 @@ impl Trainer {
     }
 
     /// Runs each training step (forward, loss, backward, optimizer step) as one
-    /// compiled graph (`kiln::compile`), traced on the first batch of each shape. Needs
-    /// `grad_accumulation(1)`; evaluation stays eager.
+    /// compiled graph (`kiln::compile`) with a symbolic batch dim: traced once per run, at
+    /// the first batch, and planned once per batch size (the last batch of an epoch may be
+    /// smaller). Needs `grad_accumulation(1)`; evaluation stays eager.
     pub fn compile(mut self, on: bool) -> Self {
         self.compile = on;
         self
@@ -272,6 +273,15 @@ impl Trainer {
             }
         }
         Self::each_callback(callbacks, ctx, |cb, c| cb.on_train_begin(c))?;
+        // One compiled step for the whole run: its batch dim is symbolic, so the last, smaller
+        // batch of an epoch runs the same graph (a new plan, no re-trace), and later epochs
+        // reuse both.
+        let mut graphs = self.compile.then(|| {
+            GraphCache::new(CompileOptions {
+                dynamic_batch: true,
+                ..CompileOptions::default()
+            })
+        });
         for epoch in start..epochs {
             // Also checked before the first epoch: a resumed callback may have stopped the
             // run already (an early stop recorded in the checkpoint).
@@ -280,7 +290,7 @@ impl Trainer {
             }
             ctx.epoch = epoch;
             Self::each_callback(callbacks, ctx, |cb, c| cb.on_epoch_begin(c))?;
-            let (mut logs, progress) = self.train_epoch(ctx, train, callbacks)?;
+            let (mut logs, progress) = self.train_epoch(ctx, train, callbacks, graphs.as_mut())?;
             if let Some(v) = val {
                 for (k, x) in self.evaluate(ctx.model, v) {
                     logs.insert(format!("val_{k}"), x);
@@ -316,6 +326,7 @@ impl Trainer {
         ctx: &mut TrainContext,
         train: &dyn BatchSource,
         callbacks: &mut [Box<dyn Callback>],
+        mut graphs: Option<&mut GraphCache>,
     ) -> Result<(Logs, Progress), TrainError> {
         ctx.model.train();
         let n = train.num_batches();
@@ -336,9 +347,6 @@ impl Trainer {
                     .into(),
             ));
         }
-        let mut graphs = self
-            .compile
-            .then(|| GraphCache::new(CompileOptions::default()));
         ctx.optimizer.zero_grad();
         for (b, (x, y)) in train.batches(ctx.epoch as u64).enumerate() {
             Self::each_callback(callbacks, ctx, |cb, c| cb.on_batch_begin(c, b))?;

@@ -67,6 +67,7 @@ pub fn saves(op: &Op) -> Saves {
         Op::Compare(_)
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
+        | Op::Numel { .. }
         | Op::Random { .. }
         | Op::AttentionBackward { .. }
         | Op::Fused(_)

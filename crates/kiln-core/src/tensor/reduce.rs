@@ -44,8 +44,26 @@ impl Tensor {
     pub fn mean(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         self.check_float("mean");
         let dims = self.reduce_dims(dims, "mean");
+        if crate::trace::is_tracing() {
+            let n = self.count(dims.clone(), self.dtype());
+            return &self.sum(dims, keepdim) / &n;
+        }
         let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
         self.sum(dims, keepdim).div_scalar(n as f64)
+    }
+
+    /// The number of elements over `dims` (all when empty) as a 0-d `dtype` tensor that never
+    /// requires grad: a mean's divisor. Traced by `compile`, it is read from the shape when
+    /// the graph runs, so a graph with a symbolic batch dim divides by the batch it is given
+    /// (a plain `n as f64` would freeze the traced batch size into the graph).
+    #[track_caller]
+    pub fn count(&self, dims: impl DimList, dtype: crate::DType) -> Tensor {
+        let dims = self.reduce_dims(dims, "count");
+        if !crate::trace::is_tracing() {
+            let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
+            return Tensor::scalar(n as f64, dtype);
+        }
+        crate::autograd::no_grad(|| dispatch(Op::Numel { dims, dtype }, &[self]))
     }
 
     /// Mean of all elements (0-d).
@@ -59,8 +77,13 @@ impl Tensor {
     pub fn var(&self, dims: impl DimList, unbiased: bool, keepdim: bool) -> Tensor {
         self.check_float("var");
         let dims = self.reduce_dims(dims, "var");
-        let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
         let centered = self - &self.mean(dims.clone(), true);
+        if crate::trace::is_tracing() {
+            let n = self.count(dims.clone(), self.dtype());
+            let denom = if unbiased { n.sub_scalar(1.0) } else { n };
+            return &centered.square().sum(dims, keepdim) / &denom;
+        }
+        let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
         let denom = if unbiased { n as f64 - 1.0 } else { n as f64 };
         centered.square().sum(dims, keepdim).div_scalar(denom)
     }

@@ -242,6 +242,9 @@ impl Backend for Cpu {
     ) -> CpuStorage {
         random::random(dist, n, dtype, seed, offset)
     }
+    fn full(&self, value: f64, n: usize, dtype: DType) -> CpuStorage {
+        CpuStorage::filled(dtype, n, value)
+    }
     fn fused(&self, program: &FusedProgram, inputs: &[Operand<'_>], shape: &[usize]) -> CpuStorage {
         fused::fused(program, inputs, shape)
     }

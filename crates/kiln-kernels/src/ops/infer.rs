@@ -325,6 +325,14 @@ fn infer_reduce<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape, DTy
             }
             (reduced_shape(x.shape(), &[*dim], *keepdim), DType::I64)
         }
+        Op::Numel { dims, dtype } => {
+            expect_arity(op, inputs, 1)?;
+            expect_reduce_dims(op, dims, inputs[0].shape())?;
+            if !dtype.is_float() {
+                fail!("{name}: the count's dtype must be float, got {dtype}");
+            }
+            (Shape::new(), *dtype)
+        }
         _ => unreachable!("infer_reduce: {}", op.name()),
     })
 }

@@ -184,6 +184,17 @@ pub enum Op {
         keepdim: bool,
     },
 
+    /// the number of elements over `dims` of the operand (the product of their sizes) as a
+    /// 0-d `dtype` value: a mean's divisor, read from the operand's shape when the op runs so
+    /// that a graph with a symbolic batch dim divides by the batch it is given; reads no
+    /// element, not differentiable
+    Numel {
+        /// counted dims
+        dims: Dims,
+        /// output dtype (float)
+        dtype: DType,
+    },
+
     // ---- layout (views share storage; Contiguous, Cast, Cat and SliceScatter copy) ----
     /// new shape over the same elements (a view when strides allow, else a copy)
     Reshape(Shape),
@@ -402,6 +413,7 @@ impl Op {
             Op::Prod { .. } => "prod",
             Op::ArgMax { .. } => "argmax",
             Op::ArgMin { .. } => "argmin",
+            Op::Numel { .. } => "numel",
             Op::Reshape(_) => "reshape",
             Op::Permute(_) => "permute",
             Op::Expand(_) => "expand",
@@ -472,7 +484,8 @@ impl Op {
             | Op::Max { .. }
             | Op::Min { .. }
             | Op::ArgMax { .. }
-            | Op::ArgMin { .. } => Family::Reduce,
+            | Op::ArgMin { .. }
+            | Op::Numel { .. } => Family::Reduce,
             Op::Reshape(_)
             | Op::Permute(_)
             | Op::Expand(_)

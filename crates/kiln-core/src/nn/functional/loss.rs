@@ -216,7 +216,7 @@ fn nll_core(
     let denom = || match (&target_weight, &valid) {
         (Some(w), _) => w.sum_all(),
         (None, Some(v)) => v.to_dtype(logp.dtype()).sum_all(),
-        (None, None) => Tensor::scalar(logp.shape()[0] as f64, logp.dtype()),
+        (None, None) => logp.count([0], logp.dtype()),
     };
     let finish = |t: Tensor| match reduction {
         Reduction::None => t.reshape(out_shape),
