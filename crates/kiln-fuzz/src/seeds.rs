@@ -53,6 +53,7 @@ pub fn checkpoints() -> Vec<Vec<u8>> {
 pub fn graphs(dir: &Path) -> Vec<Vec<u8>> {
     manual_seed(2);
     let mut out = Vec::new();
+    let mut dynamic_seed = Vec::new();
     let mut save = |name: &str, graph: kiln_graph::Graph| {
         let path = dir.join(name);
         artifact::save(&graph, &path).expect("seed graph saves");
@@ -72,6 +73,15 @@ pub fn graphs(dir: &Path) -> Vec<Vec<u8>> {
             "cnn.kgraph",
             f.graph(&[Tensor::randn([2, 1, 8, 8], DType::F32)]),
         );
+        // The same with a symbolic batch dim.
+        let mut f =
+            compile(|xs: &[Tensor]| vec![F::log_softmax(&net.forward(&xs[0]), 1)]).dynamic_batch();
+        let dynamic = f
+            .dynamic_graph(&[Tensor::randn([2, 1, 8, 8], DType::F32)])
+            .expect("a dynamic graph");
+        let path = dir.join("cnn-dynamic.kgraph");
+        artifact::save_dynamic(&dynamic, &path).expect("seed graph saves");
+        dynamic_seed = std::fs::read(&path).expect("seed graph reads");
 
         let emb = Embedding::new(11, 8);
         let block = CausalDecoderBlock::new(8, 2);
@@ -100,6 +110,7 @@ pub fn graphs(dir: &Path) -> Vec<Vec<u8>> {
             f.graph(&[Tensor::randn([3, 6], DType::F32), idx]),
         );
     });
+    out.push(dynamic_seed);
     out
 }
 

@@ -40,6 +40,11 @@ impl LoadedGraph {
         self.inner.output_dims()
     }
 
+    /// True when the graph has a symbolic batch dim (it runs at every batch size).
+    pub fn dynamic_batch(&self) -> bool {
+        self.inner.dynamic().is_some()
+    }
+
     /// How many plans were made so far: one per batch size run.
     pub fn plans_made(&self) -> usize {
         self.inner.plans_made()

@@ -250,3 +250,62 @@ fn an_index_out_of_range_at_run_is_an_error_not_a_panic() {
         x.gather(1, &good).exp().to_vec::<f32>()
     );
 }
+
+/// A graph file with a symbolic batch: the MLP of [`saved_graph`] traced with one.
+fn saved_dynamic_graph(dir: &Path) -> PathBuf {
+    let net = Sequential::new()
+        .append(Linear::new(6, 10))
+        .append(ReLU::new())
+        .append(Linear::new(10, 4));
+    let path = dir.join("mlp-dynamic.kgraph");
+    let graph = no_grad(|| {
+        let mut f =
+            compile(|xs: &[Tensor]| vec![F::softmax(&net.forward(&xs[0]), -1)]).dynamic_batch();
+        f.dynamic_graph(&[Tensor::randn([2, 6], DType::F32)])
+            .unwrap()
+    });
+    artifact::save_dynamic(&graph, &path).unwrap();
+    path
+}
+
+#[test]
+fn a_damaged_batch_record_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved_dynamic_graph(dir.path());
+    assert!(artifact::load(&path).unwrap().dynamic_batch());
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+        (
+            "traced-1.kgraph",
+            Box::new(|g| g["batch"]["traced"] = json!(1)),
+            "traced at a batch size of 2 or more",
+        ),
+        (
+            "traced-huge.kgraph",
+            Box::new(|g| g["batch"]["traced"] = json!(u64::MAX)),
+            "batch",
+        ),
+        (
+            "no-such-arg.kgraph",
+            Box::new(|g| g["batch"]["args"] = json!([5])),
+            "batch argument 5 does not exist",
+        ),
+        (
+            "wrong-dims.kgraph",
+            Box::new(|g| g["batch"]["output_dims"][0][1] = json!({"mul": 1, "add": 0})),
+            "do not match the graph",
+        ),
+    ];
+    for (name, edit, says) in cases {
+        let bad = edited(&path, name, edit);
+        match artifact::load(&bad) {
+            Err(e @ (ArtifactError::Malformed { .. } | ArtifactError::NotAGraph { .. })) => {
+                assert!(e.to_string().contains(says), "{name}: {e}")
+            }
+            Err(e) => panic!("{name}: unexpected error {e}"),
+            Ok(_) => panic!("{name}: accepted"),
+        }
+    }
+    // A batch of 0 is a typed error, not a panic.
+    let loaded = artifact::load(&path).unwrap();
+    assert!(loaded.run(&[Tensor::zeros([0, 6], DType::F32)]).is_err());
+}

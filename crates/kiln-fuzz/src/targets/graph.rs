@@ -21,6 +21,7 @@ const NAMES: &[&str] = &[
     "Sum",
     "Max",
     "ArgMax",
+    "Numel",
     "Reshape",
     "Permute",
     "Expand",
@@ -71,6 +72,12 @@ const NAMES: &[&str] = &[
     "stores",
     "reduce",
     "steps",
+    "batch",
+    "traced",
+    "arg_dims",
+    "output_dims",
+    "mul",
+    "add",
 ];
 
 /// The graph-file target.
@@ -117,10 +124,15 @@ impl Target for GraphFile {
                 return false;
             }
         };
+        // A graph with a symbolic batch runs at a batch of 3, not the one it was traced at.
         let args: Vec<Tensor> = loaded
-            .signature()
+            .arg_dims()
             .iter()
-            .map(|(shape, dtype)| Tensor::ones(shape.as_slice(), *dtype))
+            .zip(loaded.signature())
+            .map(|((dims, dtype), (traced, _))| {
+                let at3: Option<Vec<usize>> = dims.iter().map(|d| d.at(3)).collect();
+                Tensor::ones(at3.unwrap_or_else(|| traced.clone()).as_slice(), *dtype)
+            })
             .collect();
         match loaded.run(&args) {
             Ok(outputs) => {
@@ -131,6 +143,14 @@ impl Target for GraphFile {
             }
             // The data refused by an op at run time (ones as indices of an empty dim).
             Err(ArtifactError::Run(e)) => {
+                std::hint::black_box(e.to_string());
+                false
+            }
+            // A batch the graph cannot take (a fixed slice of the batch longer than 3), or
+            // whose buffers pass the bound: typed refusals at a size other than the traced one.
+            Err(e @ (ArtifactError::Batch(_) | ArtifactError::TooLarge { .. }))
+                if loaded.dynamic_batch() =>
+            {
                 std::hint::black_box(e.to_string());
                 false
             }
