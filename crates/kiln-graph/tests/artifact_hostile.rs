@@ -273,7 +273,8 @@ fn a_damaged_batch_record_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = saved_dynamic_graph(dir.path());
     assert!(artifact::load(&path).unwrap().dynamic_batch());
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "traced-1.kgraph",
             Box::new(|g| g["batch"]["traced"] = json!(1)),
