@@ -8,6 +8,11 @@
 //! mlp|cnn|digits|gpt [ROUNDS]]` (defaults: mlp, 15 rounds of 40 steps; cnn 10, gpt 5 steps
 //! per round). `--contended` runs a CPU-bound process beside the measurement (one busy
 //! core, as a CI runner's neighbour or a server's batcher would be), stopped at the end.
+//!
+//! `eager_vs_compiled -- suite [ROUNDS]` measures the digits CNN, the MLP and the GPT step,
+//! each quiet and then contended, and prints one JSON object: per workload and condition the
+//! eager and compiled medians (ms) and the median of the per-round compiled/eager ratios
+//! (`bench/eager_vs_compiled.sh` writes it to `bench/results/`).
 
 use kiln::prelude::*;
 use kiln_bench::{cnn, gpt, mlp, timing, train};
@@ -28,6 +33,11 @@ fn main() {
             }
         }
     }
+    if args.first().map(String::as_str) == Some("suite") {
+        let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(9);
+        suite(rounds);
+        return;
+    }
     let contended = args.first().map(String::as_str) == Some("--contended");
     if contended {
         args.remove(0);
@@ -43,21 +53,97 @@ fn main() {
         }
     };
     kiln::set_num_threads(2);
-    let (eager, compiled) = match workload {
-        "mlp" => mlp_rounds(rounds),
-        "gpt" => gpt_rounds(rounds),
-        "cnn" => cnn_rounds(rounds, cnn::model, [64, 3, 32, 32]),
-        "digits" => cnn_rounds(rounds, digits_cnn, [32, 1, 8, 8]),
-        other => {
-            eprintln!("eager_vs_compiled: unknown workload {other:?} (mlp, cnn, digits or gpt)");
-            std::process::exit(2);
-        }
+    let Some(r) = run_workload(workload, rounds) else {
+        eprintln!("eager_vs_compiled: unknown workload {workload:?} (mlp, cnn, digits or gpt)");
+        std::process::exit(2);
     };
+    let (eager, compiled) = (r.eager_ms(), r.compiled_ms());
     println!(
         "{workload}{}: eager {eager:.3} ms, compiled {compiled:.3} ms, compiled/eager {:.3} \
          ({rounds} rounds)",
         if contended { " (contended)" } else { "" },
         compiled / eager
+    );
+}
+
+/// Per round, the median step time (ms) of the eager and of the compiled step.
+struct Rounds {
+    eager: Vec<f64>,
+    compiled: Vec<f64>,
+}
+
+impl Rounds {
+    fn eager_ms(&self) -> f64 {
+        timing::median(&mut self.eager.clone())
+    }
+
+    fn compiled_ms(&self) -> f64 {
+        timing::median(&mut self.compiled.clone())
+    }
+
+    /// The median of the rounds' compiled/eager ratios (each round pairs the two on the
+    /// same machine state).
+    fn paired_ratio(&self) -> f64 {
+        let mut r: Vec<f64> = self
+            .compiled
+            .iter()
+            .zip(&self.eager)
+            .map(|(c, e)| c / e)
+            .collect();
+        timing::median(&mut r)
+    }
+}
+
+fn run_workload(workload: &str, rounds: usize) -> Option<Rounds> {
+    Some(match workload {
+        "mlp" => mlp_rounds(rounds),
+        "gpt" => gpt_rounds(rounds),
+        "cnn" => cnn_rounds(rounds, cnn::model, [64, 3, 32, 32]),
+        "digits" => cnn_rounds(rounds, digits_cnn, [32, 1, 8, 8]),
+        _ => return None,
+    })
+}
+
+/// The digits CNN, MLP and GPT steps, quiet then contended, as one JSON object.
+fn suite(rounds: usize) {
+    kiln::set_num_threads(2);
+    let mut out = serde_json::Map::new();
+    for workload in ["digits", "mlp", "gpt"] {
+        let mut per = serde_json::Map::new();
+        for contended in [false, true] {
+            let burner = contended.then(Burner::start);
+            let r = run_workload(workload, rounds).expect("known workload");
+            drop(burner);
+            let round3 = |v: f64| (v * 1e3).round() / 1e3;
+            let ratios: Vec<f64> = r
+                .compiled
+                .iter()
+                .zip(&r.eager)
+                .map(|(c, e)| round3(c / e))
+                .collect();
+            eprintln!(
+                "{workload} {}: eager {:.3} ms, compiled {:.3} ms, paired compiled/eager {:.3}",
+                if contended { "contended" } else { "quiet" },
+                r.eager_ms(),
+                r.compiled_ms(),
+                r.paired_ratio()
+            );
+            per.insert(
+                if contended { "contended" } else { "quiet" }.into(),
+                serde_json::json!({
+                    "eager_ms": round3(r.eager_ms()),
+                    "compiled_ms": round3(r.compiled_ms()),
+                    "compiled_over_eager": round3(r.paired_ratio()),
+                    "round_ratios": ratios,
+                }),
+            );
+        }
+        out.insert(workload.into(), per.into());
+    }
+    out.insert("rounds".into(), rounds.into());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).expect("results serialize")
     );
 }
 
@@ -98,7 +184,7 @@ fn digits_cnn() -> Sequential {
 }
 
 /// A CNN's Adam step on a random batch of `shape`, eager and compiled on two copies.
-fn cnn_rounds(rounds: usize, make: fn() -> Sequential, shape: [usize; 4]) -> (f64, f64) {
+fn cnn_rounds(rounds: usize, make: fn() -> Sequential, shape: [usize; 4]) -> Rounds {
     let (m1, m2) = (make(), make());
     let mut o1 = Adam::new(m1.parameters(), 1e-3);
     let mut o2 = Adam::new(m2.parameters(), 1e-3);
@@ -116,22 +202,25 @@ fn cnn_rounds(rounds: usize, make: fn() -> Sequential, shape: [usize; 4]) -> (f6
     )
 }
 
-/// Median of the per-round medians of `eager` and `compiled` (milliseconds per step).
+/// Each round's median step time (ms) of `eager` and then of `compiled`.
 fn alternate(
     rounds: usize,
     steps: usize,
     mut eager: impl FnMut() -> Tensor,
     mut compiled: impl FnMut() -> Vec<Tensor>,
-) -> (f64, f64) {
+) -> Rounds {
     let (mut e, mut c) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         e.push(timing::bench(1, steps, &mut eager) * 1e3);
         c.push(timing::bench(1, steps, &mut compiled) * 1e3);
     }
-    (timing::median(&mut e), timing::median(&mut c))
+    Rounds {
+        eager: e,
+        compiled: c,
+    }
 }
 
-fn mlp_rounds(rounds: usize) -> (f64, f64) {
+fn mlp_rounds(rounds: usize) -> Rounds {
     let (m1, m2) = (mlp::model(), mlp::model());
     let mut o1 = Adam::new(m1.parameters(), 1e-3);
     let mut o2 = Adam::new(m2.parameters(), 1e-3);
@@ -149,7 +238,7 @@ fn mlp_rounds(rounds: usize) -> (f64, f64) {
     )
 }
 
-fn gpt_rounds(rounds: usize) -> (f64, f64) {
+fn gpt_rounds(rounds: usize) -> Rounds {
     let (m1, m2) = (gpt::Gpt::new(), gpt::Gpt::new());
     let mut o1 = AdamW::new(m1.parameters(), 3e-4);
     let mut o2 = AdamW::new(m2.parameters(), 3e-4);

@@ -59,11 +59,15 @@ fn build(n: usize) -> Arc<ThreadPool> {
     Arc::new(pool)
 }
 
-/// Pins worker `i` of `n` to its own core when there are at least `n` cores: new threads
-/// otherwise often share their parent's core until the scheduler rebalances (measured: a 256
-/// matmul right after start-up ran at half speed in about half the runs).
+/// Pins worker `i` of `n` to its own core when `KILN_PIN=1` and there are at least `n` cores
+/// (like `OMP_PROC_BIND`). Off by default: beside another busy process (a CI runner's
+/// neighbour, a server's batcher) a pinned thread cannot leave the shared core, and a GPT
+/// compiled step, whose schedule runs on a pool thread, took 1.21–1.31× the eager step's time
+/// pinned against 0.96–0.99× unpinned (three paired runs each, 2026-12-07). Pinning helps a
+/// dedicated machine right after start-up, when new threads may share their parent's core
+/// until the scheduler rebalances.
 fn pin_to_core(i: usize, n: usize) {
-    if std::env::var_os("KILN_NO_PIN").is_some() {
+    if std::env::var_os("KILN_PIN").is_none_or(|v| v != "1") {
         return;
     }
     if let Some(cores) = core_affinity::get_core_ids() {
