@@ -5,7 +5,7 @@
 //! step time, and their ratio.
 //!
 //! `cargo run --release -p kiln-bench --example eager_vs_compiled [-- [--contended]
-//! mlp|cnn|digits|gpt [ROUNDS]]` (defaults: mlp, 15 rounds of 40 steps; cnn 10, gpt 5 steps
+//! mlp|mlp-sgd|cnn|digits|gpt [ROUNDS]]` (defaults: mlp, 15 rounds of 40 steps; cnn 10, gpt 5 steps
 //! per round). `--contended` runs a CPU-bound process beside the measurement (one busy
 //! core, as a CI runner's neighbour or a server's batcher would be), stopped at the end.
 //!
@@ -54,7 +54,9 @@ fn main() {
     };
     kiln::set_num_threads(2);
     let Some(r) = run_workload(workload, rounds) else {
-        eprintln!("eager_vs_compiled: unknown workload {workload:?} (mlp, cnn, digits or gpt)");
+        eprintln!(
+            "eager_vs_compiled: unknown workload {workload:?} (mlp, mlp-sgd, cnn, digits or gpt)"
+        );
         std::process::exit(2);
     };
     let (eager, compiled) = (r.eager_ms(), r.compiled_ms());
@@ -96,7 +98,8 @@ impl Rounds {
 
 fn run_workload(workload: &str, rounds: usize) -> Option<Rounds> {
     Some(match workload {
-        "mlp" => mlp_rounds(rounds),
+        "mlp" => mlp_rounds(rounds, false),
+        "mlp-sgd" => mlp_rounds(rounds, true),
         "gpt" => gpt_rounds(rounds),
         "cnn" => cnn_rounds(rounds, cnn::model, [64, 3, 32, 32]),
         "digits" => cnn_rounds(rounds, digits_cnn, [32, 1, 8, 8]),
@@ -220,20 +223,28 @@ fn alternate(
     }
 }
 
-fn mlp_rounds(rounds: usize) -> Rounds {
+/// The MLP step with Adam, or with plain SGD (lr 1e-3) as JAX's `jit` reference step has
+/// (`bench/jax_mlp_step.py`).
+fn mlp_rounds(rounds: usize, sgd: bool) -> Rounds {
     let (m1, m2) = (mlp::model(), mlp::model());
-    let mut o1 = Adam::new(m1.parameters(), 1e-3);
-    let mut o2 = Adam::new(m2.parameters(), 1e-3);
+    let opt = |m: &Sequential| -> Box<dyn Optimizer> {
+        if sgd {
+            Box::new(Sgd::new(m.parameters(), 1e-3))
+        } else {
+            Box::new(Adam::new(m.parameters(), 1e-3))
+        }
+    };
+    let (mut o1, mut o2) = (opt(&m1), opt(&m2));
     let batch = [
         Tensor::randn([128, 1, 28, 28], DType::F32),
         Tensor::randint(0, 10, [128]),
     ];
     let mut step =
-        compile(|b: &[Tensor]| vec![train::step(|x| m2.forward(x), &b[0], &b[1], &mut o2)]);
+        compile(|b: &[Tensor]| vec![train::step(|x| m2.forward(x), &b[0], &b[1], &mut *o2)]);
     alternate(
         rounds,
         40,
-        || train::step(|x| m1.forward(x), &batch[0], &batch[1], &mut o1),
+        || train::step(|x| m1.forward(x), &batch[0], &batch[1], &mut *o1),
         || step.call(&batch),
     )
 }
