@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Eager vs compiled, on a quiet machine and beside a busy process, written to
-# bench/results/eager-vs-compiled-<date>.json:
+# bench/results/eager-vs-compiled-<UTC date and time>.json:
 #   - the train steps of the digits CNN, the MLP and the GPT workload, in alternating eager and
 #     compiled rounds inside one process (`eager_vs_compiled suite`), each round's ratio paired;
 #   - `kiln train` on the bundled digits (12 epochs), eager and `--compile` runs alternating,
@@ -57,7 +57,7 @@ for condition in quiet contended; do
     fi
 done
 
-out="bench/results/eager-vs-compiled-$(date -u +%Y-%m-%d).json"
+out="bench/results/eager-vs-compiled-$(date -u +%Y-%m-%dT%H%M).json"
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 if grep -q avx512f /proc/cpuinfo; then isa="AVX-512"; else isa="AVX2"; fi
 python3 - "$work/steps.json" "$work/train.txt" "$out" "$cpu, $(nproc) cores, $isa" <<'EOF'

@@ -33,6 +33,10 @@ fn main() {
             }
         }
     }
+    if args.first().map(String::as_str) == Some("--profile") {
+        PROFILE.store(true, std::sync::atomic::Ordering::Relaxed);
+        args.remove(0);
+    }
     if args.first().map(String::as_str) == Some("suite") {
         let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(9);
         suite(rounds);
@@ -205,6 +209,9 @@ fn cnn_rounds(rounds: usize, make: fn() -> Sequential, shape: [usize; 4]) -> Rou
     )
 }
 
+/// `--profile`: print the per-op profile of the steps of the first round, eager then compiled.
+static PROFILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Each round's median step time (ms) of `eager` and then of `compiled`.
 fn alternate(
     rounds: usize,
@@ -212,6 +219,21 @@ fn alternate(
     mut eager: impl FnMut() -> Tensor,
     mut compiled: impl FnMut() -> Vec<Tensor>,
 ) -> Rounds {
+    if PROFILE.load(std::sync::atomic::Ordering::Relaxed) {
+        eager();
+        compiled();
+        let profiled = |what: &str, run: &mut dyn FnMut()| {
+            kiln::profile::reset();
+            kiln::profile::enable();
+            for _ in 0..steps {
+                run();
+            }
+            kiln::profile::disable();
+            eprintln!("== {what}, {steps} steps\n{}", kiln::profile::report());
+        };
+        profiled("eager", &mut || drop(eager()));
+        profiled("compiled", &mut || drop(compiled()));
+    }
     let (mut e, mut c) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         e.push(timing::bench(1, steps, &mut eager) * 1e3);

@@ -447,7 +447,7 @@ fn remat_recomputes_a_value_next_to_far_reads_when_its_operand_is_live_there() {
     });
     let x = Tensor::randn([256, 256], DType::F64);
     let before = run(&g, std::slice::from_ref(&x));
-    assert!(Rematerialize.run(&mut g));
+    assert!(Rematerialize::default().run(&mut g));
     assert_eq!(count(&g, "exp"), 2);
     // The copy sits right before its reader, the product.
     let mul = g.nodes.iter().position(|n| n.op.name() == "mul").unwrap();
@@ -460,7 +460,7 @@ fn remat_recomputes_a_value_next_to_far_reads_when_its_operand_is_live_there() {
         let y = chain(&h);
         vec![&y * &h]
     });
-    assert!(!Rematerialize.run(&mut g));
+    assert!(!Rematerialize::default().run(&mut g));
 }
 
 #[test]
@@ -490,15 +490,20 @@ fn remat_recomputes_a_large_matmul_only_for_reads_far_into_the_graph() {
         Tensor::randn([64, 1024], DType::F64),
         Tensor::randn([4], DType::F64),
     ];
+    let with_matmuls = Rematerialize { matmuls: true };
     let mut g = graph(60, 0);
     let before: Vec<Vec<f64>> = run_outputs(&g, &args);
-    assert!(Rematerialize.run(&mut g), "{g}");
+    assert!(with_matmuls.run(&mut g), "{g}");
     assert_eq!(count(&g, "matmul"), 2, "{g}");
     let after: Vec<Vec<f64>> = run_outputs(&g, &args);
     assert_eq!(before, after);
+    // Off by default: the product is kept.
+    let mut g = graph(60, 0);
+    Rematerialize::default().run(&mut g);
+    assert_eq!(count(&g, "matmul"), 1, "{g}");
     // The same distance in a graph over five times longer: the product is kept.
     let mut g = graph(60, 300);
-    Rematerialize.run(&mut g);
+    with_matmuls.run(&mut g);
     assert_eq!(count(&g, "matmul"), 1, "{g}");
 }
 

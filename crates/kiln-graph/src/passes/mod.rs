@@ -45,7 +45,7 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(DeadCode),
         Box::new(MatmulEpilogue),
         Box::new(ElementwiseFusion),
-        Box::new(Rematerialize),
+        Box::new(Rematerialize::default()),
         // Again: recomputed GELUs feeding a weight gradient fuse into it.
         Box::new(MatmulEpilogue),
         Box::new(SinkToUse),

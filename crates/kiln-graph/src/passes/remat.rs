@@ -5,12 +5,13 @@
 //! own backward, so recomputing costs one cheap pass and frees a full activation across the
 //! whole backward.
 //!
-//! A large matmul result read again only far into the backward is recomputed too, when the
-//! gap spans a third of the graph: in a GPT step, the first two layers' MLP hidden layers.
-//! Their two extra matmuls (~4% of the step) free 8 MiB each across the step's peak (planned
-//! arena 87.3 MiB recomputing only the first, 79.3 MiB with both). A fifth of the graph (the
-//! earlier setting) also recomputed the third layer's, which left the compiled step 11%
-//! slower than eager.
+//! With [`Rematerialize::matmuls`], a large matmul result read again only far into the
+//! backward is recomputed too, when the gap spans a third of the graph: in a GPT step, the
+//! first two layers' MLP hidden layers. Their two extra matmuls free 8 MiB each across the
+//! step's peak (planned arena 87.3 MiB recomputing only the first, 79.3 MiB with both) but
+//! cost time: the compiled GPT step took 0.98–1.02× eager's with them and 0.88–0.94× without
+//! (quiet; 0.97–1.03× against 0.94–0.97× beside a busy process), so the default pipeline
+//! leaves them off — its planned memory stays below eager's peak either way.
 
 use super::{is_view_like, producers, Pass};
 use kiln_core::ops::Op;
@@ -18,7 +19,12 @@ use kiln_core::trace::{Graph, InputKind, Node, ValueId};
 use std::collections::HashMap;
 
 /// Recomputes large elementwise values next to reads far from their definition.
-pub struct Rematerialize;
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rematerialize {
+    /// Also recompute large matmul results read again far into the backward: less memory,
+    /// more time (see the module docs).
+    pub matmuls: bool,
+}
 
 /// Values smaller than this are not worth recomputing.
 const MIN_BYTES: usize = 256 * 1024;
@@ -46,7 +52,7 @@ impl Pass for Rematerialize {
         let mut changed = false;
         let mut index = Index::of(g);
         for v in ids {
-            if rematerialize(g, v, &index) {
+            if rematerialize(g, v, &index, self.matmuls) {
                 index = Index::of(g);
                 changed = true;
             }
@@ -122,7 +128,7 @@ fn uses_of(g: &Graph, v: ValueId, users: &[Vec<usize>], roots: &[ValueId]) -> Op
 }
 
 /// Recomputes `v` before its late reads if that pays; true if the graph changed.
-fn rematerialize(g: &mut Graph, v: ValueId, index: &Index) -> bool {
+fn rematerialize(g: &mut Graph, v: ValueId, index: &Index, matmuls: bool) -> bool {
     let (producer, users) = (&index.producer, &index.users);
     let Some(k) = producer[v as usize] else {
         return false;
@@ -132,7 +138,8 @@ fn rematerialize(g: &mut Graph, v: ValueId, index: &Index) -> bool {
         shape.iter().product::<usize>() * dtype.size_in_bytes()
     };
     let size = bytes(&node.shape, node.dtype);
-    let matmul = matches!(node.op, Op::Matmul | Op::MatmulAct(_)) && size >= MATMUL_MIN_BYTES;
+    let matmul =
+        matmuls && matches!(node.op, Op::Matmul | Op::MatmulAct(_)) && size >= MATMUL_MIN_BYTES;
     if !(is_cheap(&node.op) || matmul) || node.fresh_random || size < MIN_BYTES {
         return false;
     }

@@ -158,18 +158,32 @@ fn spin_until(done: &AtomicBool) {
         return;
     }
     let _role = AwakeRole;
+    if contended_now() {
+        return;
+    }
     let mut idle_since: Option<std::time::Instant> = None;
+    let mut last = std::time::Instant::now();
     while !done.load(Ordering::Acquire) {
+        // A loop iteration takes well under a microsecond; one that took longer than
+        // PREEMPTED means the scheduler gave this core to another thread meanwhile: the core
+        // is shared, and spinning on it only takes time from whoever else needs it.
+        let now = std::time::Instant::now();
+        if now.duration_since(last) > PREEMPTED {
+            mark_contended(now);
+            return;
+        }
+        last = now;
         if rayon::yield_now() == Some(rayon::Yield::Executed) {
             idle_since = None;
+            last = std::time::Instant::now();
             continue;
         }
         // Spin through the short gaps between a schedule's parallel loops, but give the
         // core back after a while without work: on a shared core a spinner that never
         // yields takes the time the schedule's own thread needs (a CNN step ran 1.6× slower
         // than eager beside one busy process). Parked, the thread is woken by the next fork.
-        let since = *idle_since.get_or_insert_with(std::time::Instant::now);
-        if since.elapsed() > SPIN_BUDGET {
+        let since = *idle_since.get_or_insert(now);
+        if now.duration_since(since) > SPIN_BUDGET {
             return;
         }
         std::hint::spin_loop();
@@ -178,6 +192,32 @@ fn spin_until(done: &AtomicBool) {
 
 /// How long a spinner of [`run_with_pool_awake`] waits without work before it parks.
 const SPIN_BUDGET: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// A gap in a spinner's loop this long means its thread was descheduled (another process
+/// wants the core).
+const PREEMPTED: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// After a spinner was preempted, spinners park at once for this long, then try again.
+const CONTENDED_FOR: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// When spinning may start again, in nanoseconds after [`epoch`] (0: now).
+static CONTENDED_UNTIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn mark_contended(now: std::time::Instant) {
+    let until = now.duration_since(epoch()) + CONTENDED_FOR;
+    CONTENDED_UNTIL.store(until.as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// True while a spinner was preempted recently.
+fn contended_now() -> bool {
+    let until = CONTENDED_UNTIL.load(Ordering::Relaxed);
+    until != 0 && (epoch().elapsed().as_nanos() as u64) < until
+}
 
 /// Clears this thread's [`AWAKE_ROLE`] when dropped.
 struct AwakeRole;
