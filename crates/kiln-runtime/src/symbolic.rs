@@ -31,8 +31,9 @@ use std::fmt;
 /// The batch size graphs with a symbolic batch dim are traced at (see the module docs).
 pub const TRACE_BATCH: usize = 97;
 
-/// One dimension: `mul·B + add` for the batch size `B` (a fixed dim has `mul` 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+/// One dimension: `mul·B + add` for the batch size `B` (a fixed dim has `mul` 0). Prints
+/// (also with `{:?}`) as users read it: `B`, `3B`, `B-1`, `10`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Dim {
     /// Multiple of the batch size.
     pub mul: u32,
@@ -75,6 +76,12 @@ impl fmt::Display for Dim {
             (1, a) => write!(f, "B{a:+}"),
             (m, a) => write!(f, "{m}B{a:+}"),
         }
+    }
+}
+
+impl fmt::Debug for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
