@@ -47,3 +47,8 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+// The guide's chapters (`docs/`), compiled and run the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/graph-mode.md")]
+pub struct GuideGraphModeDoctests;
