@@ -16,12 +16,17 @@ use std::path::{Path, PathBuf};
 /// 2^62 + 3: times 4 it wraps to 12 in 64-bit arithmetic.
 const WRAPS_TO_12: usize = (1 << 62) + 3;
 
-/// A valid graph file: softmax(MLP(x)) for x: f32[2, 6].
-fn saved_graph(dir: &Path) -> PathBuf {
-    let net = Sequential::new()
+/// The MLP 6-10-4 the saved graphs run.
+fn mlp() -> Sequential {
+    Sequential::new()
         .append(Linear::new(6, 10))
         .append(ReLU::new())
-        .append(Linear::new(10, 4));
+        .append(Linear::new(10, 4))
+}
+
+/// A valid graph file: softmax(MLP(x)) for x: f32[2, 6].
+fn saved_graph(dir: &Path) -> PathBuf {
+    let net = mlp();
     let path = dir.join("mlp.kgraph");
     let graph = no_grad(|| {
         let mut f = compile(|xs: &[Tensor]| vec![F::softmax(&net.forward(&xs[0]), -1)]);
@@ -253,10 +258,7 @@ fn an_index_out_of_range_at_run_is_an_error_not_a_panic() {
 
 /// A graph file with a symbolic batch: the MLP of [`saved_graph`] traced with one.
 fn saved_dynamic_graph(dir: &Path) -> PathBuf {
-    let net = Sequential::new()
-        .append(Linear::new(6, 10))
-        .append(ReLU::new())
-        .append(Linear::new(10, 4));
+    let net = mlp();
     let path = dir.join("mlp-dynamic.kgraph");
     let graph = no_grad(|| {
         let mut f =
