@@ -321,6 +321,61 @@ pub trait ModuleBase: Send + Sync {
 
     /// `self` as a trait object (implemented automatically).
     fn as_dyn(&self) -> &dyn ModuleBase;
+
+    /// The module's settings as printed after its name in [`ModuleBase::tree`]
+    /// (`in_features=4, out_features=2, bias=true`), like PyTorch's `extra_repr`; empty by
+    /// default.
+    fn extra_repr(&self) -> String {
+        String::new()
+    }
+
+    /// The module's type name without its path or generic arguments (`Linear`).
+    fn type_name(&self) -> &'static str {
+        short_type_name(std::any::type_name::<Self>())
+    }
+
+    /// The module tree as PyTorch's `print(model)` shows it: each module's type and settings,
+    /// children indented under their names.
+    ///
+    /// ```
+    /// use kiln_nn::{Linear, ModuleBase, ReLU, Sequential};
+    /// let mlp = Sequential::new().append(Linear::new(4, 8)).append(ReLU::new());
+    /// assert_eq!(
+    ///     mlp.tree(),
+    ///     "Sequential(\n  (0): Linear(in_features=4, out_features=8, bias=true)\n  (1): ReLU()\n)"
+    /// );
+    /// ```
+    fn tree(&self) -> String {
+        let mut out = String::new();
+        write_tree(self.as_dyn(), 0, &mut out);
+        out
+    }
+}
+
+/// `kiln_nn::layers::linear::Linear` → `Linear`; `alloc::vec::Vec<..>` → `Vec`.
+fn short_type_name(full: &'static str) -> &'static str {
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+fn write_tree(m: &dyn ModuleBase, indent: usize, out: &mut String) {
+    use std::fmt::Write as _;
+    let children = m.children();
+    let _ = write!(out, "{}({}", m.type_name(), m.extra_repr());
+    if children.is_empty() {
+        out.push(')');
+        return;
+    }
+    if !m.extra_repr().is_empty() {
+        out.push(',');
+    }
+    out.push('\n');
+    for (name, child) in children {
+        let _ = write!(out, "{:w$}({name}): ", "", w = indent + 2);
+        write_tree(child, indent + 2, out);
+        out.push('\n');
+    }
+    let _ = write!(out, "{:w$})", "", w = indent);
 }
 
 fn walk_dyn(m: &dyn ModuleBase, prefix: &str, f: &mut dyn FnMut(&str, &dyn ModuleBase)) {

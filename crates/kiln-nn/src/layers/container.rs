@@ -92,6 +92,13 @@ impl ModuleBase for Sequential {
     }
 }
 
+impl std::fmt::Debug for Sequential {
+    /// The module tree ([`ModuleBase::tree`]), as PyTorch prints a model.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.tree())
+    }
+}
+
 impl Module for Sequential {
     /// Applies each layer to the previous one's output.
     fn forward(&self, x: &Tensor) -> Tensor {

@@ -263,6 +263,22 @@ impl ModuleBase for Conv2d {
     fn as_dyn(&self) -> &dyn ModuleBase {
         self
     }
+    fn extra_repr(&self) -> String {
+        let w = self.weight.shape();
+        let c = &self.config;
+        let pair = |p: Pair| format!("({}, {})", p.0[0], p.0[1]);
+        format!(
+            "{}, {}, kernel_size={}, stride={}, padding={}, dilation={}, groups={}, bias={}",
+            w[1] * c.groups,
+            w[0],
+            pair(Pair([w[2], w[3]])),
+            pair(c.stride),
+            pair(c.padding),
+            pair(c.dilation),
+            c.groups,
+            self.bias.is_some()
+        )
+    }
 }
 
 impl Module for Conv2d {

@@ -45,6 +45,9 @@ impl ModuleBase for Dropout {
     fn as_dyn(&self) -> &dyn ModuleBase {
         self
     }
+    fn extra_repr(&self) -> String {
+        format!("p={}", self.p)
+    }
 }
 
 impl Module for Dropout {

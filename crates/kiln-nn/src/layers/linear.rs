@@ -51,6 +51,20 @@ impl ModuleBase for Linear {
     fn as_dyn(&self) -> &dyn ModuleBase {
         self
     }
+    fn extra_repr(&self) -> String {
+        format!(
+            "in_features={}, out_features={}, bias={}",
+            self.in_features(),
+            self.out_features(),
+            self.bias.is_some()
+        )
+    }
+}
+
+impl std::fmt::Debug for Linear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.tree())
+    }
 }
 
 impl Module for Linear {

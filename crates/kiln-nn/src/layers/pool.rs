@@ -61,6 +61,16 @@ impl ModuleBase for MaxPool2d {
     fn as_dyn(&self) -> &dyn ModuleBase {
         self
     }
+    fn extra_repr(&self) -> String {
+        let pair = |p: Pair| format!("({}, {})", p.0[0], p.0[1]);
+        format!(
+            "kernel_size={}, stride={}, padding={}, dilation={}",
+            pair(self.kernel_size),
+            pair(self.stride),
+            pair(self.padding),
+            pair(self.dilation)
+        )
+    }
 }
 
 impl Module for MaxPool2d {
