@@ -1,7 +1,8 @@
 //! A model prints as PyTorch's `print(model)` does: the module tree with each layer's settings.
 
 use kiln_nn::layers::{
-    Conv2d, Conv2dConfig, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential,
+    BatchNorm2d, Conv2d, Conv2dConfig, Dropout, Embedding, Flatten, LayerNorm, Linear, MaxPool2d,
+    ReLU, Sequential,
 };
 use kiln_nn::{Module, ModuleBase, Tensor};
 
@@ -46,4 +47,20 @@ Net(
 )";
     assert_eq!(net.tree(), expected);
     assert_eq!(format!("{:?}", net.features), net.features.tree());
+}
+
+#[test]
+fn norms_and_embeddings_print_their_settings() {
+    let m = Sequential::new()
+        .append(Embedding::new(100, 16))
+        .append(LayerNorm::new(16))
+        .append(BatchNorm2d::new(8));
+    assert_eq!(
+        m.tree(),
+        "Sequential(
+  (0): Embedding(100, 16)
+  (1): LayerNorm([16], eps=1e-5, elementwise_affine=true)
+  (2): BatchNorm2d(8, eps=1e-5, momentum=0.1, affine=true, track_running_stats=true)
+)"
+    );
 }

@@ -88,6 +88,13 @@ impl ModuleBase for Embedding {
     fn as_dyn(&self) -> &dyn ModuleBase {
         self
     }
+    fn extra_repr(&self) -> String {
+        let w = self.weight.shape();
+        match self.padding_idx {
+            Some(p) => format!("{}, {}, padding_idx={p}", w[0], w[1]),
+            None => format!("{}, {}", w[0], w[1]),
+        }
+    }
 }
 
 impl Module for Embedding {

@@ -179,6 +179,17 @@ macro_rules! batch_norm {
             fn as_dyn(&self) -> &dyn ModuleBase {
                 self
             }
+            fn extra_repr(&self) -> String {
+                let c = &self.config;
+                let momentum = c.momentum.map_or("None".to_string(), |m| m.to_string());
+                format!(
+                    "{}, eps={:e}, momentum={momentum}, affine={}, track_running_stats={}",
+                    self.num_features(),
+                    c.eps,
+                    c.affine,
+                    c.track_running_stats
+                )
+            }
         }
 
         impl Module for $name {
@@ -332,6 +343,12 @@ impl ModuleBase for LayerNorm {
     }
     fn as_dyn(&self) -> &dyn ModuleBase {
         self
+    }
+    fn extra_repr(&self) -> String {
+        format!(
+            "{:?}, eps={:e}, elementwise_affine={}",
+            self.normalized_shape, self.config.eps, self.config.elementwise_affine
+        )
     }
 }
 
