@@ -188,3 +188,31 @@ fn a_tensor_made_with_the_batch_size_is_refused_at_trace_time() {
     .dynamic_batch();
     no_grad(|| f.call(&[Tensor::zeros([4, 3], DType::F32)]));
 }
+
+#[test]
+fn a_filled_tensor_made_from_the_batch_size_ships_in_a_graph_file() {
+    // A recurrent-style initial state: a fill of shape [batch, 3] made inside the function.
+    let w = Tensor::randn([3, 3], DType::F32);
+    let f = |xs: &[Tensor]| {
+        let x = &xs[0];
+        let state = Tensor::full([x.shape()[0], 3], 0.5, DType::F32);
+        vec![(x + &state.matmul(&w)).tanh()]
+    };
+    let mut compiled = compile(f).dynamic_batch();
+    let graph = no_grad(|| compiled.dynamic_graph(&[Tensor::zeros([2, 3], DType::F32)]))
+        .expect("a dynamic graph");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.kgraph");
+    artifact::save_dynamic(&graph, &path).unwrap();
+    let loaded = artifact::load(&path).unwrap();
+    for b in [1, 5, 40] {
+        let x = Tensor::randn([b, 3], DType::F32);
+        let expected = no_grad(|| f(std::slice::from_ref(&x)));
+        let got = loaded.run(&[x]).unwrap();
+        let d = max_abs_diff(&got[0], &expected[0]);
+        assert!(
+            d <= 1e-6,
+            "batch {b}: the loaded graph differs from eager by {d}"
+        );
+    }
+}

@@ -78,7 +78,8 @@ pub enum ArtifactError {
 #[derive(Serialize, Deserialize)]
 struct InputRecord {
     id: ValueId,
-    /// `arg` or `weight`.
+    /// `arg`, `weight` (a captured parameter or buffer) or `const` (a tensor made while
+    /// tracing: a constant filled with one value may follow a symbolic batch).
     kind: String,
     arg: Option<usize>,
     shape: Vec<usize>,
@@ -172,7 +173,12 @@ fn save_record(
             InputKind::State | InputKind::Const => {
                 let v = i.value.as_ref().expect("bound input");
                 named.push((weight_name(i.id), v.operand()));
-                ("weight", None)
+                let kind = if i.kind == InputKind::Const {
+                    "const"
+                } else {
+                    "weight"
+                };
+                (kind, None)
             }
             InputKind::Grad(_) => return Err(ArtifactError::NotInference),
         };
@@ -466,7 +472,7 @@ pub fn load_bytes(
                 args[k] = Some((r.shape.clone(), r.dtype));
                 (InputKind::Arg(k), None)
             }
-            ("weight", _) => {
+            (kind @ ("weight" | "const"), _) => {
                 let v = weights
                     .get(&weight_name(r.id))
                     .ok_or_else(|| malformed(format!("weight for %{} is missing", r.id)))?;
@@ -481,7 +487,12 @@ pub fn load_bytes(
                         r.shape
                     )));
                 }
-                (InputKind::State, Some(v.clone()))
+                let kind = if kind == "const" {
+                    InputKind::Const
+                } else {
+                    InputKind::State
+                };
+                (kind, Some(v.clone()))
             }
             (k, _) => return Err(malformed(format!("unknown input kind {k:?}"))),
         };

@@ -65,6 +65,7 @@ const NAMES: &[&str] = &[
     "F16",
     "arg",
     "weight",
+    "const",
     "dims",
     "dim",
     "shape",
