@@ -219,19 +219,25 @@ fn save_record(
 
 /// A graph loaded from a file, ready to run.
 pub struct LoadedGraph {
-    /// The graph as saved (at its traced batch size, when the batch is symbolic).
-    graph: Graph,
+    form: Form,
     /// Argument dims and dtypes (fixed dims unless the batch is symbolic).
     arg_dims: Vec<(SymShape, DType)>,
-    /// The argument shapes at the traced batch size.
+    /// The argument shapes (at the traced batch size, when the batch is symbolic).
     args: Vec<(Vec<usize>, DType)>,
-    /// How the shapes follow the batch, when they do.
-    dynamic: Option<DynamicGraph>,
-    /// The plan and buffers per batch size run recently (one entry for a fixed graph).
-    plans: Mutex<BySize<SizedGraph>>,
-    /// The most bytes one size's buffers may take.
-    limit: usize,
-    path: PathBuf,
+}
+
+/// A loaded graph at one size, or with its symbolic batch.
+enum Form {
+    /// Fixed shapes: one plan.
+    Fixed(SizedGraph),
+    /// A symbolic batch: the plans of the batch sizes run recently.
+    Dynamic {
+        graph: DynamicGraph,
+        plans: Mutex<BySize<SizedGraph>>,
+        /// The most bytes one size's buffers may take.
+        limit: usize,
+        path: PathBuf,
+    },
 }
 
 /// A graph written out at one batch size, with its plan and the buffers of its last call.
@@ -283,7 +289,10 @@ impl SizedGraph {
 impl LoadedGraph {
     /// The graph (at its traced batch size, when the batch is symbolic).
     pub fn graph(&self) -> &Graph {
-        &self.graph
+        match &self.form {
+            Form::Fixed(sized) => sized.exe.graph(),
+            Form::Dynamic { graph, .. } => graph.graph(),
+        }
     }
 
     /// The expected argument shapes and dtypes; for a graph with a symbolic batch, at the
@@ -300,13 +309,14 @@ impl LoadedGraph {
 
     /// The outputs' dims and dtypes.
     pub fn output_dims(&self) -> Vec<(SymShape, DType)> {
-        let types = self.graph.types();
-        self.graph
+        let graph = self.graph();
+        let types = graph.types();
+        graph
             .outputs
             .iter()
             .map(|&o| {
                 let (shape, dtype) = types[o as usize].clone().expect("outputs typed");
-                let dims = match &self.dynamic {
+                let dims = match self.dynamic() {
                     Some(d) => d.dims(o).expect("output dims").clone(),
                     None => shape.iter().map(|&n| Dim::fixed(n)).collect(),
                 };
@@ -317,13 +327,19 @@ impl LoadedGraph {
 
     /// The graph with its symbolic batch, if it has one.
     pub fn dynamic(&self) -> Option<&DynamicGraph> {
-        self.dynamic.as_ref()
+        match &self.form {
+            Form::Fixed(_) => None,
+            Form::Dynamic { graph, .. } => Some(graph),
+        }
     }
 
     /// How many plans were made so far: one per batch size run (and per size seen again after
-    /// it was evicted from the cache of recent sizes).
+    /// it was evicted from the cache of recent sizes); 1 for a graph of fixed shapes.
     pub fn plans_made(&self) -> usize {
-        self.plans.lock().made()
+        match &self.form {
+            Form::Fixed(_) => 1,
+            Form::Dynamic { plans, .. } => plans.lock().made(),
+        }
     }
 
     /// Checks `args` against [`LoadedGraph::arg_dims`] at `batch` (`None`: fixed shapes).
@@ -352,25 +368,26 @@ impl LoadedGraph {
     /// when the batch is symbolic). The outputs are views of the graph's buffers: kept past
     /// the next call, they stay as they are (that call moves to fresh buffers).
     pub fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
-        let batch = match &self.dynamic {
-            Some(d) => {
-                let shapes: Vec<&[usize]> = args.iter().map(|a| a.shape()).collect();
-                Some(d.batch_of(&shapes)?)
+        match &self.form {
+            Form::Fixed(sized) => {
+                self.check_args(args, None)?;
+                sized.run(args)
             }
-            None => None,
-        };
-        self.check_args(args, batch)?;
-        let sized = self
-            .plans
-            .lock()
-            .get_or_try_insert(batch.unwrap_or(0), || {
-                let graph = match (&self.dynamic, batch) {
-                    (Some(d), Some(b)) => d.instantiate(b)?,
-                    _ => self.graph.clone(),
-                };
-                SizedGraph::new(graph, self.limit, &self.path)
-            })?;
-        sized.run(args)
+            Form::Dynamic {
+                graph,
+                plans,
+                limit,
+                path,
+            } => {
+                let shapes: Vec<&[usize]> = args.iter().map(|a| a.shape()).collect();
+                let batch = graph.batch_of(&shapes)?;
+                self.check_args(args, Some(batch))?;
+                let sized = plans.lock().get_or_try_insert(batch, || {
+                    SizedGraph::new(graph.instantiate(batch)?, *limit, path)
+                })?;
+                sized.run(args)
+            }
+        }
     }
 }
 
@@ -569,36 +586,42 @@ pub fn load_bytes(
         .max_buffer_bytes
         .unwrap_or_else(|| default_buffer_limit(weight_bytes));
     let graph = Graph::inference(inputs, nodes, record.outputs);
-    let dynamic = match record.batch {
-        None => None,
-        Some(b) => Some(dynamic_of(&graph, b, &args).map_err(malformed)?),
-    };
-    let arg_dims = match &dynamic {
-        Some(d) => arg_dims(d),
-        None => args
-            .iter()
-            .map(|(s, t)| (s.iter().map(|&n| Dim::fixed(n)).collect(), *t))
-            .collect(),
-    };
     // The plan at the traced size is made now, so a graph too large for the limit is refused
     // at load (other sizes are checked when first run).
-    let mut plans = BySize::new(4);
-    let key = dynamic.as_ref().map_or(0, DynamicGraph::traced_batch);
-    plans.get_or_try_insert(key, || SizedGraph::new(graph.clone(), limit, path))?;
+    let (form, arg_dims) = match record.batch {
+        None => {
+            let arg_dims = args
+                .iter()
+                .map(|(s, t)| (s.iter().map(|&n| Dim::fixed(n)).collect(), *t))
+                .collect();
+            (Form::Fixed(SizedGraph::new(graph, limit, path)?), arg_dims)
+        }
+        Some(b) => {
+            let dynamic = dynamic_of(graph, b, &args).map_err(malformed)?;
+            let mut plans = BySize::new(4);
+            plans.get_or_try_insert(dynamic.traced_batch(), || {
+                SizedGraph::new(dynamic.graph().clone(), limit, path)
+            })?;
+            let arg_dims = arg_dims(&dynamic);
+            let form = Form::Dynamic {
+                graph: dynamic,
+                plans: Mutex::new(plans),
+                limit,
+                path: path.into(),
+            };
+            (form, arg_dims)
+        }
+    };
     Ok(LoadedGraph {
-        graph,
+        form,
         arg_dims,
         args,
-        dynamic,
-        plans: Mutex::new(plans),
-        limit,
-        path: path.into(),
     })
 }
 
 /// The symbolic batch of a loaded graph, checked against what the file says.
 fn dynamic_of(
-    graph: &Graph,
+    graph: Graph,
     b: BatchRecord,
     args: &[(Vec<usize>, DType)],
 ) -> Result<DynamicGraph, String> {
@@ -608,7 +631,7 @@ fn dynamic_of(
     if let Some(k) = b.args.iter().find(|&&k| k >= args.len()) {
         return Err(format!("batch argument {k} does not exist"));
     }
-    let d = DynamicGraph::new(graph.clone(), b.traced, &b.args).map_err(|e| e.to_string())?;
+    let d = DynamicGraph::new(graph, b.traced, &b.args).map_err(|e| e.to_string())?;
     let derived: Vec<SymShape> = arg_dims(&d).into_iter().map(|(s, _)| s).collect();
     if derived != b.arg_dims || d.output_dims() != b.output_dims {
         return Err("the recorded symbolic dims do not match the graph".into());
