@@ -205,12 +205,14 @@ impl GraphCache {
             specs[k].shape[0] = TRACE_BATCH;
         }
         let (graph, mut report) = self.build(&specs, f);
-        // With a symbolic batch this plan (at TRACE_BATCH) only fills in the report.
-        let executable = Arc::new(Executable::new(graph.clone()));
         let plans = if batch_args.is_empty() {
             self.plans += 1;
-            Plans::Fixed(executable.clone())
+            let executable = Arc::new(Executable::new(graph));
+            report.set_plan(executable.plan());
+            Plans::Fixed(executable)
         } else {
+            // The report shows the plan at TRACE_BATCH; calls plan their own sizes.
+            report.set_plan(&kiln_runtime::memplan::plan_graph(&graph));
             let dynamic = DynamicGraph::new(graph, TRACE_BATCH, batch_args).unwrap_or_else(|e| {
                 panic!("compile with a dynamic batch: {e}");
             });
@@ -219,10 +221,6 @@ impl GraphCache {
                 sizes: BySize::new(self.options.plans_per_graph),
             }
         };
-        let plan = executable.plan();
-        report.arena_bytes = plan.arena_bytes();
-        report.buffers = plan.buffers.len();
-        report.peak_live_bytes = plan.live_peak_bytes;
         if crate::log::enabled() {
             eprintln!("{report}");
         }

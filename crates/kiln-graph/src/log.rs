@@ -44,6 +44,13 @@ impl CompileReport {
     pub fn total_time(&self) -> Duration {
         self.trace_time + self.passes.iter().map(|p| p.time).sum::<Duration>()
     }
+
+    /// Fills in the memory plan's figures.
+    pub fn set_plan(&mut self, plan: &kiln_runtime::memplan::MemoryPlan) {
+        self.arena_bytes = plan.arena_bytes();
+        self.buffers = plan.buffers.len();
+        self.peak_live_bytes = plan.live_peak_bytes;
+    }
 }
 
 impl fmt::Display for CompileReport {

@@ -118,13 +118,7 @@ impl Executable {
     /// Prepares `graph` for execution: plans its memory (buffers are allocated by
     /// [`Executable::buffers`]).
     pub fn new(graph: Graph) -> Executable {
-        let n = graph.id_bound();
-        let mut last_use = vec![usize::MAX; n];
-        for (i, node) in graph.nodes.iter().enumerate() {
-            for &a in &node.args {
-                last_use[a as usize] = i;
-            }
-        }
+        let last_use = crate::memplan::last_uses(&graph);
         let in_place = crate::inplace::plan(&graph, &last_use);
         let plan = crate::memplan::plan(&graph, in_place);
         let steps: Vec<Step> = graph

@@ -95,6 +95,23 @@ pub fn view_layout(op: &Op, base: &Layout) -> Option<Layout> {
     }
 }
 
+/// Per value id, the index of the last node that reads it (`usize::MAX`: none).
+pub fn last_uses(g: &Graph) -> Vec<usize> {
+    let mut last_use = vec![usize::MAX; g.id_bound()];
+    for (i, node) in g.nodes.iter().enumerate() {
+        for &a in &node.args {
+            last_use[a as usize] = i;
+        }
+    }
+    last_use
+}
+
+/// Plans `g` as [`crate::Executable::new`] does, without making an executable (what a
+/// compile report shows of a graph that is not run at these shapes).
+pub fn plan_graph(g: &Graph) -> MemoryPlan {
+    plan(g, crate::inplace::plan(g, &last_uses(g)))
+}
+
 /// Plans `g` given its in-place plan (see [`crate::inplace::plan`]).
 pub fn plan(g: &Graph, mut in_place: Vec<Option<InPlace>>) -> MemoryPlan {
     let n = g.id_bound();
