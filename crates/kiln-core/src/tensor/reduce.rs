@@ -44,12 +44,19 @@ impl Tensor {
     pub fn mean(&self, dims: impl DimList, keepdim: bool) -> Tensor {
         self.check_float("mean");
         let dims = self.reduce_dims(dims, "mean");
+        self.div_by_count(self.sum(dims.clone(), keepdim), dims, 0.0)
+    }
+
+    /// `t / (n − minus)` for `n` elements of `self` over `dims`: a scalar division eagerly,
+    /// a division by [`Tensor::count`] (read from the shape when the graph runs) while tracing.
+    fn div_by_count(&self, t: Tensor, dims: Dims, minus: f64) -> Tensor {
         if crate::trace::is_tracing() {
-            let n = self.count(dims.clone(), self.dtype());
-            return &self.sum(dims, keepdim) / &n;
+            let n = self.count(dims, self.dtype());
+            let n = if minus == 0.0 { n } else { n.sub_scalar(minus) };
+            return &t / &n;
         }
         let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
-        self.sum(dims, keepdim).div_scalar(n as f64)
+        t.div_scalar(n as f64 - minus)
     }
 
     /// The number of elements over `dims` (all when empty) as a 0-d `dtype` tensor that never
@@ -78,14 +85,8 @@ impl Tensor {
         self.check_float("var");
         let dims = self.reduce_dims(dims, "var");
         let centered = self - &self.mean(dims.clone(), true);
-        if crate::trace::is_tracing() {
-            let n = self.count(dims.clone(), self.dtype());
-            let denom = if unbiased { n.sub_scalar(1.0) } else { n };
-            return &centered.square().sum(dims, keepdim) / &denom;
-        }
-        let n: usize = dims.iter().map(|&d| self.shape()[d]).product();
-        let denom = if unbiased { n as f64 - 1.0 } else { n as f64 };
-        centered.square().sum(dims, keepdim).div_scalar(denom)
+        let bessel = if unbiased { 1.0 } else { 0.0 };
+        self.div_by_count(centered.square().sum(dims.clone(), keepdim), dims, bessel)
     }
 
     /// Variance of all elements.
