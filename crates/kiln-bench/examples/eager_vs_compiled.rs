@@ -37,9 +37,16 @@ fn main() {
         PROFILE.store(true, std::sync::atomic::Ordering::Relaxed);
         args.remove(0);
     }
+    let rounds = |arg: Option<&String>, default: usize| match arg.map(|r| r.parse()) {
+        None => default,
+        Some(Ok(r)) if r > 0 => r,
+        Some(_) => {
+            eprintln!("eager_vs_compiled: ROUNDS must be a positive integer");
+            std::process::exit(2);
+        }
+    };
     if args.first().map(String::as_str) == Some("suite") {
-        let rounds = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(9);
-        suite(rounds);
+        suite(rounds(args.get(1), 9));
         return;
     }
     let contended = args.first().map(String::as_str) == Some("--contended");
@@ -48,14 +55,7 @@ fn main() {
     }
     let _burner = contended.then(Burner::start);
     let workload = args.first().map_or("mlp", String::as_str);
-    let rounds: usize = match args.get(1).map(|r| r.parse()) {
-        None => 15,
-        Some(Ok(r)) if r > 0 => r,
-        Some(_) => {
-            eprintln!("eager_vs_compiled: ROUNDS must be a positive integer");
-            std::process::exit(2);
-        }
-    };
+    let rounds = rounds(args.get(1), 15);
     kiln::set_num_threads(2);
     let Some(r) = run_workload(workload, rounds) else {
         eprintln!(

@@ -361,12 +361,13 @@ fn short_type_name(full: &'static str) -> &'static str {
 fn write_tree(m: &dyn ModuleBase, indent: usize, out: &mut String) {
     use std::fmt::Write as _;
     let children = m.children();
-    let _ = write!(out, "{}({}", m.type_name(), m.extra_repr());
+    let extra = m.extra_repr();
+    let _ = write!(out, "{}({extra}", m.type_name());
     if children.is_empty() {
         out.push(')');
         return;
     }
-    if !m.extra_repr().is_empty() {
+    if !extra.is_empty() {
         out.push(',');
     }
     out.push('\n');
