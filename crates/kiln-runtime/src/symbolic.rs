@@ -159,17 +159,11 @@ impl DynamicGraph {
             // A constant filled with one value (zeros made by a VJP, a mask of ones) with a
             // dim that is a multiple of the traced batch was made from the batch size: it
             // follows it. A constant with varied values cannot, and stays fixed.
-            let batch_sized = i.shape.iter().any(|&n| n > 0 && n.is_multiple_of(traced));
+            let sized: SymShape = i.shape.iter().map(|&n| batch_multiple(n, traced)).collect();
+            let batch_sized = sized.iter().any(|d| !d.is_fixed());
             if let (InputKind::Const, Some(v), true) = (&i.kind, &i.value, batch_sized) {
                 if let Some(fill) = uniform_value(v) {
-                    for (dim, &n) in d.iter_mut().zip(&i.shape) {
-                        if n > 0 && n.is_multiple_of(traced) {
-                            *dim = Dim {
-                                mul: (n / traced) as u32,
-                                add: 0,
-                            };
-                        }
-                    }
+                    d = sized;
                     fills.push((i.id, fill));
                 }
             }
@@ -430,16 +424,7 @@ fn fit(s0: &[usize], s1: &[usize], s2: &[usize], t: usize) -> Result<SymShape, S
 
 /// The symbolic form of `op`'s shape parameter, when it follows the batch.
 fn symbolic_param(op: &Op, ins: &[&SymShape], t: usize) -> Result<Option<Param>, String> {
-    let multiple = |n: usize| {
-        if n > 0 && n.is_multiple_of(t) {
-            Dim {
-                mul: (n / t) as u32,
-                add: 0,
-            }
-        } else {
-            Dim::fixed(n)
-        }
-    };
+    let multiple = |n: usize| batch_multiple(n, t);
     let symbolic = |s: &SymShape| s.iter().any(|d| !d.is_fixed());
     Ok(match op {
         Op::Reshape(target) => {
@@ -551,11 +536,16 @@ fn reshape_dims(x: &[Dim], target: &[usize], t: usize) -> Result<SymShape, Strin
         ));
     };
     let mut out = fixed;
-    out[j] = Dim {
-        mul: (target[j] / t) as u32,
-        add: 0,
-    };
+    out[j] = batch_multiple(target[j], t);
     Ok(out)
+}
+
+/// `k·B` for a size `n` that is `k` times the traced batch `t`, else `n` fixed.
+fn batch_multiple(n: usize, t: usize) -> Dim {
+    match u32::try_from(n / t) {
+        Ok(mul) if n > 0 && n.is_multiple_of(t) => Dim { mul, add: 0 },
+        _ => Dim::fixed(n),
+    }
 }
 
 /// `op` with its shape parameter written out at batch `b`.
