@@ -26,12 +26,12 @@
 //! }
 //! ```
 //!
-//! Layering: depends on `kiln-core` only.
-//!
 //! Layering: built on `kiln-core` alone (batches are tensors); it knows nothing of models,
 //! training or graphs.
+//!
+//! Guide: *Data* (`docs/src/data.md`).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod cifar10;
 pub mod csv;
@@ -48,7 +48,8 @@ mod rng;
 pub mod transforms;
 
 pub use dataset::{
-    random_split, ConcatDataset, Dataset, SplitLengths, Subset, TensorDataset, Transformed,
+    random_split, ConcatDataset, Dataset, MultiInputDataset, SplitLengths, Subset, TensorDataset,
+    Transformed,
 };
 pub use error::{DataError, Result};
 pub use labeled::{LabeledImages, Split};

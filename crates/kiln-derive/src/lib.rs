@@ -7,6 +7,10 @@
 //!
 //! Layering: a proc-macro crate; it depends on no Kiln crate (the code it generates names the
 //! `nn` items of `kiln-nn` or of the facade, whichever the using crate depends on).
+//!
+//! Guide: *Building models* (`docs/src/models.md`).
+
+#![deny(missing_docs)]
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -41,7 +45,9 @@ fn role(field: &syn::Field) -> syn::Result<Role> {
 }
 
 /// Implements `kiln_nn::ModuleBase` (parameters, buffers, submodules, train/eval, state_dict)
-/// for a struct; write `impl Module for T { fn forward(..) }` yourself.
+/// for a struct, and `Debug` as the module tree (`println!("{model:?}")` prints what PyTorch's
+/// `print(model)` does; do not also derive `Debug`). Write `impl Module for T { fn forward(..) }`
+/// yourself.
 #[proc_macro_derive(Module, attributes(param, buffer, module))]
 pub fn derive_module(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
@@ -130,6 +136,12 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
             }
             fn as_dyn(&self) -> &dyn #nn::ModuleBase {
                 self
+            }
+        }
+        // `println!("{model:?}")` prints the module tree, as `print(model)` does in PyTorch.
+        impl #impl_g ::std::fmt::Debug for #name #ty_g #where_c {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&#nn::ModuleBase::tree(self))
             }
         }
     })

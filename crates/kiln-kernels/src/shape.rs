@@ -151,6 +151,15 @@ impl DimList for () {
         SmallVec::new()
     }
 }
+// One integer is a list of one, as in PyTorch: `x.sum(1, false)`, `Tensor::zeros(3, ..)`.
+macro_rules! dim_list_of_one {
+    ($($t:ty),*) => {$(impl DimList for $t {
+        fn to_i64s(&self) -> SmallVec<[i64; 6]> {
+            smallvec::smallvec![self.as_i64()]
+        }
+    })*};
+}
+dim_list_of_one!(usize, isize, i32, i64, u32);
 
 /// Converts a list of non-negative sizes into a [`Shape`] for elements of `elem_bytes` bytes,
 /// panicking (naming `op`) on negative sizes and on shapes [`checked_numel`] refuses.

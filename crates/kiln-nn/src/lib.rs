@@ -6,8 +6,11 @@
 //! Layering: built on `kiln-core` (tensors, autograd, functionals), `kiln-derive` (the derive
 //! macro) and `kiln-runtime` (whose safetensors reader and writer the checkpoints use). It knows
 //! nothing of data loading, training loops, graph compilation or files other than checkpoints.
+//!
+//! Guide: *Building models* (`docs/src/models.md`) for modules, layers, losses and optimizers;
+//! *Checkpoints and PyTorch interop* (`docs/src/checkpoints.md`) for safetensors files.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 // Lets `#[derive(Module)]` name this crate `::kiln_nn` from inside it too.
 extern crate self as kiln_nn;
@@ -16,6 +19,8 @@ pub mod checkpoint;
 pub mod init;
 pub mod layers;
 pub mod module;
+pub mod multi_input;
+pub mod summary;
 pub mod optim;
 
 pub use kiln_core::nn::functional;
@@ -23,4 +28,6 @@ pub use kiln_core::Tensor;
 pub use kiln_derive::Module;
 pub use layers::*;
 pub use module::{Module, ModuleBase, StateDict, StateDictError};
+pub use multi_input::MultiInput;
+pub use summary::{summary, Summary};
 pub use optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};

@@ -1,6 +1,7 @@
 //! The `Module` trait: a tree of submodules with named parameters and buffers, train/eval
 //! mode, and state dicts with PyTorch's dotted names.
 
+use crate::multi_input::MultiInput;
 use kiln_core::{no_grad, Device, Tensor};
 use std::fmt;
 
@@ -387,8 +388,9 @@ fn walk_dyn(m: &dyn ModuleBase, prefix: &str, f: &mut dyn FnMut(&str, &dyn Modul
 }
 
 /// A module with a single-tensor forward pass. Layers with other signatures (attention,
-/// recurrent layers) also have inherent methods taking more arguments.
-pub trait Module: ModuleBase {
+/// recurrent layers) also have inherent methods taking more arguments; a model of several
+/// input tensors implements [`MultiInput`] instead.
+pub trait Module: MultiInput {
     /// Applies the module.
     ///
     /// `#[track_caller]`: a misuse panic inside a layer (wrong input shape or dtype) names

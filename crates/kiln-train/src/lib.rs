@@ -15,8 +15,12 @@
 //! Layering: the top of the library — built on `kiln-core`, `kiln-nn` (models, optimizers,
 //! checkpoints), `kiln-data` (loaders) and `kiln-graph` (`Trainer::compile`). Only the facade and
 //! the `kiln` command sit above it.
+//!
+//! Guide: *Training and callbacks* (`docs/src/training.md`); *TensorBoard and the profiler*
+//! (`docs/src/tensorboard-profiler.md`) for logging; *Checkpoints and PyTorch interop*
+//! (`docs/src/checkpoints.md`) for resumable trainer checkpoints.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod callbacks;
 pub mod checkpoint;
@@ -31,4 +35,4 @@ pub use error::TrainError;
 pub use history::{History, Logs};
 pub use metrics::{Meter, Metric};
 pub use progress::ProgressMode;
-pub use trainer::{BatchSource, LossFn, Trainer};
+pub use trainer::{Batch, BatchSource, IntoBatch, LossFn, Trainer};

@@ -13,16 +13,42 @@ use kiln_core::{no_grad, Tensor};
 use kiln_data::{Collate, DataLoader, Dataset};
 use kiln_graph::{CompileOptions, GraphCache};
 use kiln_nn::optim::{clip_grad_norm, Optimizer};
-use kiln_nn::{Module, StateDict};
+use kiln_nn::{MultiInput, StateDict};
 use serde_json::{Map, Value};
 use std::path::Path;
+
+/// One batch as the `Trainer` sees it: the model's inputs (one tensor for a [`Module`],
+/// several for a [`MultiInput`] model) and the target.
+///
+/// [`Module`]: kiln_nn::Module
+pub type Batch = (Vec<Tensor>, Tensor);
+
+/// What a [`DataLoader`]'s batches can be for the `Trainer`: `(input, target)` for a
+/// single-input model, `(inputs, target)` for a model of several inputs (the batches of a
+/// [`MultiInputDataset`](kiln_data::MultiInputDataset)).
+pub trait IntoBatch {
+    /// The inputs and the target.
+    fn into_batch(self) -> Batch;
+}
+
+impl IntoBatch for (Tensor, Tensor) {
+    fn into_batch(self) -> Batch {
+        (vec![self.0], self.1)
+    }
+}
+
+impl IntoBatch for (Vec<Tensor>, Tensor) {
+    fn into_batch(self) -> Batch {
+        self
+    }
+}
 
 /// Anything that yields `(inputs, targets)` batches per epoch; implemented for [`DataLoader`].
 pub trait BatchSource {
     /// Batches per epoch.
     fn num_batches(&self) -> usize;
     /// The batches of `epoch` (deterministic for a given epoch).
-    fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_>;
+    fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = Batch> + '_>;
     /// `(samples, batch size)` when known: they tell why a source has no batches (no data,
     /// or fewer samples than one batch with the incomplete batch dropped).
     fn samples_and_batch_size(&self) -> Option<(usize, usize)> {
@@ -33,13 +59,14 @@ pub trait BatchSource {
 impl<D, C> BatchSource for DataLoader<D, C>
 where
     D: Dataset + Send + Sync + 'static,
-    C: Collate<D::Item, Output = (Tensor, Tensor)> + 'static,
+    C: Collate<D::Item> + 'static,
+    C::Output: IntoBatch + Send + 'static,
 {
     fn num_batches(&self) -> usize {
         self.len()
     }
-    fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
-        Box::new(self.iter_epoch(epoch))
+    fn batches(&self, epoch: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
+        Box::new(self.iter_epoch(epoch).map(IntoBatch::into_batch))
     }
     fn samples_and_batch_size(&self) -> Option<(usize, usize)> {
         Some((self.dataset().len(), self.batch_size()))
@@ -58,6 +85,20 @@ fn check_not_empty(data: &'static str, source: &dyn BatchSource) -> Result<(), T
             .samples_and_batch_size()
             .filter(|&(samples, _)| samples > 0),
     })
+}
+
+/// [`TrainError::Config`] when a batch has a different number of inputs than the model takes
+/// (a two-input model fed a single-input dataset, or the reverse).
+fn check_inputs(model: &dyn MultiInput, inputs: &[Tensor]) -> Result<(), TrainError> {
+    match model.num_inputs() {
+        Some(n) if n != inputs.len() => Err(TrainError::Config(format!(
+            "{} takes {n} input tensor(s), but the data's batches have {}: a model of \
+             several inputs needs batches of (inputs, target), e.g. from a MultiInputDataset",
+            model.type_name(),
+            inputs.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A loss function of (model output, target).
@@ -182,7 +223,7 @@ impl Trainer {
     pub fn resume_from(
         &mut self,
         dir: &Path,
-        model: &dyn Module,
+        model: &dyn MultiInput,
         opt: &mut dyn Optimizer,
     ) -> Result<usize, TrainError> {
         self.open_notes();
@@ -219,9 +260,12 @@ impl Trainer {
 
     /// Trains for `epochs` epochs in total (a resumed trainer continues from its checkpoint's
     /// epoch), validating after each epoch when `val` is given. Returns the history.
+    ///
+    /// `model` is any [`Module`](kiln_nn::Module), or a [`MultiInput`] model whose batches
+    /// carry several inputs.
     pub fn fit(
         &mut self,
-        model: &dyn Module,
+        model: &dyn MultiInput,
         opt: &mut dyn Optimizer,
         train: &dyn BatchSource,
         val: Option<&dyn BatchSource>,
@@ -348,19 +392,24 @@ impl Trainer {
             ));
         }
         ctx.optimizer.zero_grad();
-        for (b, (x, y)) in train.batches(ctx.epoch as u64).enumerate() {
+        for (b, (xs, y)) in train.batches(ctx.epoch as u64).enumerate() {
+            check_inputs(ctx.model, &xs)?;
             Self::each_callback(callbacks, ctx, |cb, c| cb.on_batch_begin(c, b))?;
             let (loss, out) = match graphs.as_mut() {
                 Some(graphs) => {
-                    let outs = graphs.call(&[x.clone(), y.clone()], &mut |batch| {
-                        let (loss, out) = self.step(ctx, &batch[0], &batch[1]);
+                    // The compiled step's arguments: the inputs, then the target.
+                    let mut args = xs.clone();
+                    args.push(y.clone());
+                    let outs = graphs.call(&args, &mut |batch| {
+                        let (inputs, target) = batch.split_at(batch.len() - 1);
+                        let (loss, out) = self.step(ctx, inputs, &target[0]);
                         vec![loss, out]
                     });
                     ctx.global_step += 1;
                     (outs[0].clone(), outs[1].clone())
                 }
                 None => {
-                    let out = ctx.model.forward(&x);
+                    let out = ctx.model.forward_inputs(&xs);
                     let loss = (self.loss)(&out, &y);
                     if accum > 1 {
                         loss.mul_scalar(1.0 / accum as f64).backward();
@@ -391,15 +440,16 @@ impl Trainer {
                 .into_iter()
                 .find(|(k, _)| k == "accuracy")
                 .map(|(_, v)| v);
-            progress.batch(x.shape().first().copied().unwrap_or(1), meter.loss(), acc);
+            let batch_size = xs[0].shape().first().copied().unwrap_or(1);
+            progress.batch(batch_size, meter.loss(), acc);
         }
         Ok((meter.values().into_iter().collect(), progress))
     }
 
     /// One whole training step (what a compiled step traces): forward, loss, backward,
     /// update, gradients cleared. Returns the loss and the detached output.
-    fn step(&self, ctx: &mut TrainContext, x: &Tensor, y: &Tensor) -> (Tensor, Tensor) {
-        let out = ctx.model.forward(x);
+    fn step(&self, ctx: &mut TrainContext, xs: &[Tensor], y: &Tensor) -> (Tensor, Tensor) {
+        let out = ctx.model.forward_inputs(xs);
         let loss = (self.loss)(&out, y);
         loss.backward();
         ctx.optimizer.step();
@@ -409,13 +459,13 @@ impl Trainer {
 
     /// Loss and metrics over `data` in evaluation mode without gradients (the model's mode is
     /// restored afterwards).
-    pub fn evaluate(&self, model: &dyn Module, data: &dyn BatchSource) -> Logs {
+    pub fn evaluate(&self, model: &dyn MultiInput, data: &dyn BatchSource) -> Logs {
         let was_training = model.is_training();
         model.eval();
         let mut meter = Meter::new(&self.metrics);
         no_grad(|| {
-            for (x, y) in data.batches(0) {
-                let out = model.forward(&x);
+            for (xs, y) in data.batches(0) {
+                let out = model.forward_inputs(&xs);
                 let loss = (self.loss)(&out, &y).item::<f64>();
                 meter.update(loss, &out, &y);
             }
@@ -426,11 +476,14 @@ impl Trainer {
 
     /// Model outputs for every batch of `data`, concatenated along dim 0 (evaluation mode, no
     /// gradients).
-    pub fn predict(&self, model: &dyn Module, data: &dyn BatchSource) -> Tensor {
+    pub fn predict(&self, model: &dyn MultiInput, data: &dyn BatchSource) -> Tensor {
         let was_training = model.is_training();
         model.eval();
-        let outs: Vec<Tensor> =
-            no_grad(|| data.batches(0).map(|(x, _)| model.forward(&x)).collect());
+        let outs: Vec<Tensor> = no_grad(|| {
+            data.batches(0)
+                .map(|(xs, _)| model.forward_inputs(&xs))
+                .collect()
+        });
         model.set_training(was_training);
         Tensor::cat(&outs, 0)
     }

@@ -16,7 +16,7 @@ use kiln_train::callbacks::{
     TensorBoardCallback,
 };
 use kiln_train::tensorboard::proto::{self, What};
-use kiln_train::{BatchSource, ProgressMode, Trainer};
+use kiln_train::{Batch, BatchSource, ProgressMode, Trainer};
 use serde_json::Value;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -47,12 +47,12 @@ impl BatchSource for ScriptedValidation {
     fn num_batches(&self) -> usize {
         1
     }
-    fn batches(&self, _epoch: u64) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
+    fn batches(&self, _epoch: u64) -> Box<dyn Iterator<Item = Batch> + '_> {
         let value = VAL_LOSS[self.calls.get()];
         self.calls.set(self.calls.get() + 1);
         let n = self.inputs.shape()[0];
         let targets = Tensor::full([n], value, DType::F32);
-        Box::new(std::iter::once((self.inputs.clone(), targets)))
+        Box::new(std::iter::once((vec![self.inputs.clone()], targets)))
     }
 }
 

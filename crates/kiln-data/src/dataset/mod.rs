@@ -2,12 +2,14 @@
 //! [`ConcatDataset`], [`random_split`] and [`Transformed`].
 
 mod concat;
+mod multi_input_dataset;
 mod split;
 mod subset;
 mod tensor_dataset;
 mod transformed;
 
 pub use concat::ConcatDataset;
+pub use multi_input_dataset::MultiInputDataset;
 pub use split::{random_split, SplitLengths};
 pub use subset::Subset;
 pub use tensor_dataset::TensorDataset;

@@ -21,7 +21,9 @@ pub trait Collate<I>: Send + Sync {
 /// - `(x, y)` samples become `(stack(xs), stack(ys))`: `[B, ...]` features and, for 0-d class
 ///   labels, `[B]` labels;
 /// - `Tensor` samples become one stacked tensor;
-/// - `Vec<Tensor>` samples (all of one length) become one stacked tensor per position.
+/// - `Vec<Tensor>` samples (all of one length) become one stacked tensor per position;
+/// - `(Vec<Tensor>, Tensor)` samples (several inputs and a target) become
+///   `(one stacked tensor per input, stacked targets)`.
 ///
 /// Panics if shapes differ within a batch (with `Tensor::stack`'s message).
 #[derive(Clone, Copy, Debug, Default)]
@@ -33,6 +35,17 @@ impl Collate<(Tensor, Tensor)> for StackCollate {
     fn collate(&self, samples: Vec<(Tensor, Tensor)>) -> (Tensor, Tensor) {
         let (xs, ys): (Vec<Tensor>, Vec<Tensor>) = samples.into_iter().unzip();
         (Tensor::stack(&xs, 0), Tensor::stack(&ys, 0))
+    }
+}
+
+impl Collate<(Vec<Tensor>, Tensor)> for StackCollate {
+    type Output = (Vec<Tensor>, Tensor);
+
+    /// Samples of several inputs and a target (a [`MultiInputDataset`](crate::MultiInputDataset)'s)
+    /// become one stacked tensor per input and the stacked targets.
+    fn collate(&self, samples: Vec<(Vec<Tensor>, Tensor)>) -> (Vec<Tensor>, Tensor) {
+        let (xs, ys): (Vec<Vec<Tensor>>, Vec<Tensor>) = samples.into_iter().unzip();
+        (self.collate(xs), Tensor::stack(&ys, 0))
     }
 }
 

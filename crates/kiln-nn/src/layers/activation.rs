@@ -33,7 +33,7 @@ macro_rules! elementwise {
             /// Applies the function elementwise.
             fn forward(&self, x: &Tensor) -> Tensor {
                 let f: fn(&Tensor) -> Tensor = $f;
-                f(x)
+                crate::summary::observed(self, f(x))
             }
         }
     };
@@ -97,7 +97,7 @@ impl ModuleBase for GELU {
 impl Module for GELU {
     /// Applies GELU elementwise.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::gelu(x, self.approximate_tanh)
+        crate::summary::observed(self, F::gelu(x, self.approximate_tanh))
     }
 }
 
@@ -124,7 +124,7 @@ impl ModuleBase for Softmax {
 impl Module for Softmax {
     /// Applies softmax along `dim`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::softmax(x, self.dim)
+        crate::summary::observed(self, F::softmax(x, self.dim))
     }
 }
 
@@ -151,7 +151,7 @@ impl ModuleBase for LogSoftmax {
 impl Module for LogSoftmax {
     /// Applies log-softmax along `dim`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::log_softmax(x, self.dim)
+        crate::summary::observed(self, F::log_softmax(x, self.dim))
     }
 }
 
@@ -192,6 +192,6 @@ impl ModuleBase for Flatten {
 impl Module for Flatten {
     /// Merges the dims.
     fn forward(&self, x: &Tensor) -> Tensor {
-        x.flatten(self.start_dim, self.end_dim)
+        crate::summary::observed(self, x.flatten(self.start_dim, self.end_dim))
     }
 }

@@ -134,7 +134,7 @@ impl MultiheadAttention {
         key_padding_mask: Option<&Tensor>,
         is_causal: bool,
     ) -> Tensor {
-        self.attend(
+        let (out, _) = self.attend(
             query,
             key,
             value,
@@ -142,8 +142,8 @@ impl MultiheadAttention {
             key_padding_mask,
             is_causal,
             None,
-        )
-        .0
+        );
+        crate::summary::observed(self, out)
     }
 
     /// [`MultiheadAttention::forward_qkv`] that also returns the attention weights (after

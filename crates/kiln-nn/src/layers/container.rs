@@ -102,12 +102,14 @@ impl std::fmt::Debug for Sequential {
 impl Module for Sequential {
     /// Applies each layer to the previous one's output.
     fn forward(&self, x: &Tensor) -> Tensor {
-        // A loop, not a fold: a closure would end the caller location at this line.
-        let mut h = x.clone();
-        for layer in &self.layers {
-            h = layer.forward(&h);
-        }
-        h
+        crate::summary::observed(self, {
+            // A loop, not a fold: a closure would end the caller location at this line.
+            let mut h = x.clone();
+            for layer in &self.layers {
+                h = layer.forward(&h);
+            }
+            h
+        })
     }
 }
 

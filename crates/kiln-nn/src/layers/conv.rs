@@ -141,19 +141,21 @@ impl ModuleBase for Conv1d {
 impl Module for Conv1d {
     /// `[N, C_in, L]` (or unbatched `[C_in, L]`) → `[N, C_out, L']`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let c = &self.config;
-        if x.rank() == 2 {
-            return self.forward(&x.unsqueeze(0)).squeeze(0);
-        }
-        F::conv1d(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            c.stride,
-            c.padding,
-            c.dilation,
-            c.groups,
-        )
+        crate::summary::observed(self, {
+            let c = &self.config;
+            if x.rank() == 2 {
+                return self.forward(&x.unsqueeze(0)).squeeze(0);
+            }
+            F::conv1d(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                c.stride,
+                c.padding,
+                c.dilation,
+                c.groups,
+            )
+        })
     }
 }
 
@@ -284,19 +286,21 @@ impl ModuleBase for Conv2d {
 impl Module for Conv2d {
     /// `[N, C_in, H, W]` (or unbatched `[C_in, H, W]`) → `[N, C_out, H', W']`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let c = &self.config;
-        if x.rank() == 3 {
-            return self.forward(&x.unsqueeze(0)).squeeze(0);
-        }
-        F::conv2d(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            c.stride,
-            c.padding,
-            c.dilation,
-            c.groups,
-        )
+        crate::summary::observed(self, {
+            let c = &self.config;
+            if x.rank() == 3 {
+                return self.forward(&x.unsqueeze(0)).squeeze(0);
+            }
+            F::conv2d(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                c.stride,
+                c.padding,
+                c.dilation,
+                c.groups,
+            )
+        })
     }
 }
 
@@ -424,19 +428,21 @@ impl ModuleBase for ConvTranspose2d {
 impl Module for ConvTranspose2d {
     /// `[N, C_in, H, W]` (or unbatched `[C_in, H, W]`) → `[N, C_out, H', W']`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let c = &self.config;
-        if x.rank() == 3 {
-            return self.forward(&x.unsqueeze(0)).squeeze(0);
-        }
-        F::conv_transpose2d(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            c.stride,
-            c.padding,
-            c.output_padding,
-            c.groups,
-            c.dilation,
-        )
+        crate::summary::observed(self, {
+            let c = &self.config;
+            if x.rank() == 3 {
+                return self.forward(&x.unsqueeze(0)).squeeze(0);
+            }
+            F::conv_transpose2d(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                c.stride,
+                c.padding,
+                c.output_padding,
+                c.groups,
+                c.dilation,
+            )
+        })
     }
 }

@@ -53,6 +53,6 @@ impl ModuleBase for Dropout {
 impl Module for Dropout {
     /// Applies dropout when training.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::dropout(x, self.p, self.training.get())
+        crate::summary::observed(self, F::dropout(x, self.p, self.training.get()))
     }
 }

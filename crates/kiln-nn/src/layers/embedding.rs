@@ -100,6 +100,6 @@ impl ModuleBase for Embedding {
 impl Module for Embedding {
     /// Integer indices of any shape → `[*indices.shape, embedding_dim]`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::embedding(x, &self.weight, self.padding_idx)
+        crate::summary::observed(self, F::embedding(x, &self.weight, self.padding_idx))
     }
 }

@@ -70,6 +70,6 @@ impl std::fmt::Debug for Linear {
 impl Module for Linear {
     /// `[.., in_features]` → `[.., out_features]`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::linear(x, &self.weight, self.bias.as_ref())
+        crate::summary::observed(self, F::linear(x, &self.weight, self.bias.as_ref()))
     }
 }

@@ -195,24 +195,26 @@ macro_rules! batch_norm {
         impl Module for $name {
             #[doc = concat!("Normalizes ", $shapes, " per channel (dim 1).")]
             fn forward(&self, x: &Tensor) -> Tensor {
-                if !$ranks.contains(&x.rank()) {
-                    panic!(
-                        "{}: expected a {} input, got shape {:?}",
-                        $torch,
-                        $shapes,
-                        x.shape()
-                    );
-                }
-                batch_norm_forward(
-                    x,
-                    self.training.get(),
-                    &self.config,
-                    self.weight.as_ref(),
-                    self.bias.as_ref(),
-                    self.running_mean.as_ref(),
-                    self.running_var.as_ref(),
-                    self.num_batches_tracked.as_ref(),
-                )
+                crate::summary::observed(self, {
+                    if !$ranks.contains(&x.rank()) {
+                        panic!(
+                            "{}: expected a {} input, got shape {:?}",
+                            $torch,
+                            $shapes,
+                            x.shape()
+                        );
+                    }
+                    batch_norm_forward(
+                        x,
+                        self.training.get(),
+                        &self.config,
+                        self.weight.as_ref(),
+                        self.bias.as_ref(),
+                        self.running_mean.as_ref(),
+                        self.running_var.as_ref(),
+                        self.num_batches_tracked.as_ref(),
+                    )
+                })
             }
         }
     };
@@ -355,12 +357,15 @@ impl ModuleBase for LayerNorm {
 impl Module for LayerNorm {
     /// Normalizes `[.., *normalized_shape]`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::layer_norm(
-            x,
-            &self.normalized_shape,
-            self.weight.as_ref(),
-            self.bias.as_ref(),
-            self.config.eps,
+        crate::summary::observed(
+            self,
+            F::layer_norm(
+                x,
+                &self.normalized_shape,
+                self.weight.as_ref(),
+                self.bias.as_ref(),
+                self.config.eps,
+            ),
         )
     }
 }
@@ -420,8 +425,10 @@ impl ModuleBase for RMSNorm {
 impl Module for RMSNorm {
     /// Normalizes `[.., *normalized_shape]`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let eps = self.eps.unwrap_or_else(|| machine_eps(x.dtype()));
-        F::rms_norm(x, &self.normalized_shape, self.weight.as_ref(), eps)
+        crate::summary::observed(self, {
+                let eps = self.eps.unwrap_or_else(|| machine_eps(x.dtype()));
+                F::rms_norm(x, &self.normalized_shape, self.weight.as_ref(), eps)
+        })
     }
 }
 
@@ -482,19 +489,21 @@ impl ModuleBase for GroupNorm {
 impl Module for GroupNorm {
     /// Normalizes `[N, C, ..]`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        if x.rank() < 2 || x.shape()[1] != self.num_channels {
-            panic!(
-                "GroupNorm: expected an input [N, {}, ..], got shape {:?}",
-                self.num_channels,
-                x.shape()
-            );
-        }
-        F::group_norm(
-            x,
-            self.num_groups,
-            self.weight.as_ref(),
-            self.bias.as_ref(),
-            self.eps,
-        )
+        crate::summary::observed(self, {
+                if x.rank() < 2 || x.shape()[1] != self.num_channels {
+                    panic!(
+                        "GroupNorm: expected an input [N, {}, ..], got shape {:?}",
+                        self.num_channels,
+                        x.shape()
+                    );
+                }
+                F::group_norm(
+                    x,
+                    self.num_groups,
+                    self.weight.as_ref(),
+                    self.bias.as_ref(),
+                    self.eps,
+                )
+        })
     }
 }

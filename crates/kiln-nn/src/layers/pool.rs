@@ -76,13 +76,16 @@ impl ModuleBase for MaxPool2d {
 impl Module for MaxPool2d {
     /// `[N, C, H, W]` or `[C, H, W]` → pooled.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::max_pool2d(
-            x,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.ceil_mode,
+        crate::summary::observed(
+            self,
+            F::max_pool2d(
+                x,
+                self.kernel_size,
+                self.stride,
+                self.padding,
+                self.dilation,
+                self.ceil_mode,
+            ),
         )
     }
 }
@@ -158,14 +161,17 @@ impl ModuleBase for AvgPool2d {
 impl Module for AvgPool2d {
     /// `[N, C, H, W]` or `[C, H, W]` → pooled.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::avg_pool2d(
-            x,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.ceil_mode,
-            self.count_include_pad,
-            self.divisor_override,
+        crate::summary::observed(
+            self,
+            F::avg_pool2d(
+                x,
+                self.kernel_size,
+                self.stride,
+                self.padding,
+                self.ceil_mode,
+                self.count_include_pad,
+                self.divisor_override,
+            ),
         )
     }
 }
@@ -195,6 +201,6 @@ impl ModuleBase for AdaptiveAvgPool2d {
 impl Module for AdaptiveAvgPool2d {
     /// `[N, C, H, W]` or `[C, H, W]` → `[.., H', W']`.
     fn forward(&self, x: &Tensor) -> Tensor {
-        F::adaptive_avg_pool2d(x, self.output_size)
+        crate::summary::observed(self, F::adaptive_avg_pool2d(x, self.output_size))
     }
 }

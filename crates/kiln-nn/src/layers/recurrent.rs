@@ -415,7 +415,7 @@ recurrent_module!(LSTM);
 impl Module for LSTM {
     /// The output sequence from zero initial states.
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.inner.run(x, None, None).0
+        crate::summary::observed(self, self.inner.run(x, None, None).0)
     }
 }
 
@@ -456,6 +456,6 @@ recurrent_module!(GRU);
 impl Module for GRU {
     /// The output sequence from a zero initial state.
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.inner.run(x, None, None).0
+        crate::summary::observed(self, self.inner.run(x, None, None).0)
     }
 }

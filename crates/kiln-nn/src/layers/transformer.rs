@@ -197,13 +197,14 @@ impl TransformerEncoderLayer {
             self.dropout2
                 .forward(&self.linear2.forward(&self.dropout.forward(&hidden)))
         };
-        if self.config.norm_first {
+        let out = if self.config.norm_first {
             let x = src + &sa(&self.norm1.forward(src));
             &x + &ff(&self.norm2.forward(&x))
         } else {
             let x = self.norm1.forward(&(src + &sa(src)));
             self.norm2.forward(&(&x + &ff(&x)))
-        }
+        };
+        crate::summary::observed(self, out)
     }
 }
 
@@ -267,7 +268,7 @@ impl TransformerEncoder {
 impl Module for TransformerEncoder {
     /// The stack without masks.
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.forward_with_mask(x, None, None, false)
+        crate::summary::observed(self, self.forward_with_mask(x, None, None, false))
     }
 }
 
@@ -388,9 +389,11 @@ impl CausalDecoderBlock {
 impl Module for CausalDecoderBlock {
     /// `[batch, seq, d_model]` → same shape; position `t` sees positions `≤ t` only.
     fn forward(&self, x: &Tensor) -> Tensor {
-        let a = self.attn.self_attention(&self.ln1.forward(x), true);
-        let x = x + &self.resid_dropout.forward(&a);
-        let m = self.mlp.forward(&self.ln2.forward(&x));
-        &x + &self.resid_dropout.forward(&m)
+        crate::summary::observed(self, {
+            let a = self.attn.self_attention(&self.ln1.forward(x), true);
+            let x = x + &self.resid_dropout.forward(&a);
+            let m = self.mlp.forward(&self.ln2.forward(&x));
+            &x + &self.resid_dropout.forward(&m)
+        })
     }
 }

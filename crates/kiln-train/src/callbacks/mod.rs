@@ -25,13 +25,13 @@ use crate::error::TrainError;
 use crate::history::{History, Logs};
 use crate::progress::{self, ProgressMode};
 use kiln_nn::optim::Optimizer;
-use kiln_nn::{Module, StateDict};
+use kiln_nn::{MultiInput, StateDict};
 use serde_json::Value;
 
 /// What callbacks see and may change while training.
 pub struct TrainContext<'a> {
     /// The model being trained.
-    pub model: &'a dyn Module,
+    pub model: &'a dyn MultiInput,
     /// Its optimizer (schedulers change learning rates through it).
     pub optimizer: &'a mut dyn Optimizer,
     /// The current epoch, counting from 0.

@@ -41,7 +41,7 @@ use crate::error::TrainError;
 use crate::history::History;
 use kiln_nn::checkpoint::{self, CheckpointError};
 use kiln_nn::optim::{Optimizer, OptimizerState};
-use kiln_nn::{Module, StateDict};
+use kiln_nn::{ModuleBase, StateDict};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io::Write;
@@ -102,7 +102,7 @@ impl Snapshot {
 /// directories, [`encode`] it once and [`Encoded::write`] it to each.
 pub fn save(
     dir: &Path,
-    model: &dyn Module,
+    model: &dyn ModuleBase,
     optimizer: &dyn Optimizer,
     snap: &Snapshot,
     model_meta: &HashMap<String, String>,
@@ -119,7 +119,7 @@ pub struct Encoded {
 /// Serializes the model, the optimizer and the rest of the training state into the bytes of
 /// `model.safetensors` and `trainer.safetensors` (see [`save`] for `model_meta`).
 pub fn encode(
-    model: &dyn Module,
+    model: &dyn ModuleBase,
     optimizer: &dyn Optimizer,
     snap: &Snapshot,
     model_meta: &HashMap<String, String>,
