@@ -10,7 +10,8 @@
 #   Python: $PYTHON, else /tmp/ref/bin/python, else python3. Without PyTorch, prints Kiln's
 #   JSON only and exits 0. The table gives each key's direction (lower/higher better), the
 #   performance issue's target (a bound on kiln/pytorch, or on Kiln's own value for
-#   eager_add16) and whether it is met.
+#   eager_add16) and whether it is met. With PyTorch, the run is also written to
+#   bench/results/compare-<date>-<cpu>.json, which tools/render_performance.py renders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,8 +61,9 @@ done
 [[ $have_torch == 1 ]] || exit 0
 
 echo
-KILN_RUNS="$kiln_runs" TORCH_RUNS="$torch_runs" ROUNDS="$rounds" "$PYTHON" - <<'PY'
-import json, os, statistics
+KILN_RUNS="$kiln_runs" TORCH_RUNS="$torch_runs" ROUNDS="$rounds" ARGS="${args[*]:-}" \
+    COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$PYTHON" - <<'PY'
+import datetime, json, os, platform, re, statistics
 
 kiln_runs = [json.loads(l) for l in os.environ["KILN_RUNS"].splitlines() if l.strip()]
 torch_runs = [json.loads(l) for l in os.environ["TORCH_RUNS"].splitlines() if l.strip()]
@@ -147,4 +149,53 @@ print("\ntargets met: %d of %d (ratio = kiln/pytorch; targets from the performan
 if rounds > 1:
     print("%d alternating rounds: values are per-key medians, ratios the median of the paired "
           "per-round ratios" % rounds)
+
+
+def machine():
+    """CPU model, cores and the widest vector ISA, from /proc/cpuinfo (Linux)."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or "unknown", os.cpu_count(), "unknown"
+    model = re.search(r"model name\s*:\s*(.*)", info)
+    found = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
+    flags = set(found.group(1).split()) if found else set()
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "baseline"
+    return (model.group(1).strip() if model else "unknown"), os.cpu_count(), isa
+
+
+# The run, for the performance page (tools/render_performance.py renders docs/src/performance.md
+# and the README's summary from the newest of these files).
+import torch as _torch
+cpu, cores, isa = machine()
+now = datetime.datetime.now(datetime.timezone.utc)
+slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")[:40]
+result = {
+    "what": "Kiln eager (kiln-bench) vs PyTorch eager (bench/torch_reference.py): the same "
+            "workloads, alternating processes; values are per-key medians over the rounds, "
+            "kiln_over_pytorch the median of the paired per-round ratios",
+    "command": "bench/compare.sh --rounds %d %s" % (rounds, os.environ.get("ARGS", "")),
+    "commit": os.environ.get("COMMIT", "unknown"),
+    "date": now.strftime("%Y-%m-%d %H:%M UTC"),
+    "machine": {"cpu": cpu, "cores": cores, "isa": isa},
+    "pytorch": _torch.__version__,
+    "rounds": rounds,
+    "keys": {
+        key: {
+            "kiln": kiln.get(key),
+            "pytorch": torch.get(key),
+            "kiln_over_pytorch": paired.get(key),
+            "higher_is_better": higher_is_better(key),
+            "kiln_rounds": [r.get(key) for r in kiln_runs],
+            "pytorch_rounds": [r.get(key) for r in torch_runs],
+        }
+        for key in list(kiln) + [k for k in torch if k not in kiln]
+    },
+}
+path = "bench/results/compare-%s-%s.json" % (now.strftime("%Y-%m-%dT%H%M"), slug)
+with open(path + ".tmp", "w") as f:
+    json.dump(result, f, indent=1)
+    f.write("\n")
+os.replace(path + ".tmp", path)
+print("wrote " + path)
 PY

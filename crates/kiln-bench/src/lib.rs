@@ -7,6 +7,10 @@
 //!
 //! Layering: a user of Kiln, not part of it — it depends on the facade (`kiln`) alone, as a
 //! user's crate would, and nothing depends on it.
+//!
+//! Guide: *Performance* (`docs/src/performance.md`), which reports these measurements.
+
+#![deny(missing_docs)]
 
 pub mod cnn;
 pub mod compiled;

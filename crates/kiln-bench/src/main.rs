@@ -4,6 +4,10 @@
 //! `KILN_NUM_THREADS`, else 2 (the setting the PyTorch reference numbers use). `--profile`
 //! (or `KILN_PROFILE=1`) turns on Kiln's per-op profiler for the selected workloads and prints
 //! its table on stderr afterwards; profiled timings include the profiler's overhead.
+//!
+//! Guide: *Performance* (`docs/src/performance.md`).
+
+#![deny(missing_docs)]
 
 use kiln_bench::{Selection, WORKLOADS};
 use std::process::ExitCode;

@@ -1,10 +1,11 @@
 //! `--data` sources: the bundled digits, MNIST or CIFAR-10 directories, or a CSV file; each
 //! split into train / validation / test sets deterministically.
 
-use crate::models::MAX_CLASSES;
+use crate::csv_table;
+use crate::models::{ModelSpec, MAX_CLASSES};
 use kiln_core::Tensor;
-use kiln_data::{csv, digits, random_split, Dataset, Split, Subset, TensorDataset};
-use std::path::PathBuf;
+use kiln_data::{digits, random_split, Dataset, Split, Subset, TensorDataset};
+use std::path::{Path, PathBuf};
 
 /// Where training data comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +43,41 @@ impl std::str::FromStr for DataSpec {
     }
 }
 
+impl DataSpec {
+    /// The same source with its path (if any) passed through `f`.
+    pub fn map_path(&self, f: impl FnOnce(&Path) -> PathBuf) -> DataSpec {
+        match self {
+            DataSpec::Digits => DataSpec::Digits,
+            DataSpec::Mnist(p) => DataSpec::Mnist(f(p)),
+            DataSpec::Cifar10(p) => DataSpec::Cifar10(f(p)),
+            DataSpec::Csv(p) => DataSpec::Csv(f(p)),
+        }
+    }
+
+    /// The `--data` argument that parses back to this source; `None` when the path is not
+    /// UTF-8 text.
+    pub fn to_arg(&self) -> Option<String> {
+        Some(match self {
+            DataSpec::Digits => "digits".into(),
+            DataSpec::Mnist(p) => format!("mnist:{}", p.to_str()?),
+            DataSpec::Cifar10(p) => format!("cifar10:{}", p.to_str()?),
+            DataSpec::Csv(p) => format!("csv:{}", p.to_str()?),
+        })
+    }
+}
+
+/// As the `--data` argument (a path that is not UTF-8 is shown lossily).
+impl std::fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            DataSpec::Digits => write!(f, "digits"),
+            DataSpec::Mnist(p) => write!(f, "mnist:{}", p.display()),
+            DataSpec::Cifar10(p) => write!(f, "cifar10:{}", p.display()),
+            DataSpec::Csv(p) => write!(f, "csv:{}", p.display()),
+        }
+    }
+}
+
 /// A dataset split three ways, with what the model needs to know about it.
 pub struct Splits {
     /// Training samples.
@@ -58,6 +94,10 @@ pub struct Splits {
     pub name: String,
     /// Divisor from raw values to model inputs.
     pub scale: f64,
+    /// The class names by index when the labels are text (CSV data only).
+    pub class_names: Option<Vec<String>>,
+    /// The feature column names (CSV data only).
+    pub feature_names: Option<Vec<String>>,
 }
 
 /// The number of classes labels `0..=max` make; `source` names where the labels come from.
@@ -123,8 +163,14 @@ impl Splits {
 }
 
 impl DataSpec {
-    /// Loads and splits the data; file problems come back as readable errors.
-    pub fn load(&self, seed: u64, label_column: &str) -> Result<Splits, String> {
+    /// Loads and splits the data; file problems come back as readable errors. With `model`
+    /// (evaluating a checkpoint), CSV columns and class names are matched to the model's.
+    pub fn load(
+        &self,
+        seed: u64,
+        label_column: &str,
+        model: Option<&ModelSpec>,
+    ) -> Result<Splits, String> {
         match self {
             DataSpec::Digits => {
                 let (train, test) = digits::default_split();
@@ -138,6 +184,8 @@ impl DataSpec {
                     classes,
                     name: "digits".into(),
                     scale: 16.0,
+                    class_names: None,
+                    feature_names: None,
                 })
             }
             DataSpec::Mnist(dir) | DataSpec::Cifar10(dir) => {
@@ -163,11 +211,12 @@ impl DataSpec {
                     classes,
                     name: name.into(),
                     scale: 255.0,
+                    class_names: None,
+                    feature_names: None,
                 })
             }
             DataSpec::Csv(file) => {
-                let data = csv::load(file, &csv::CsvOptions::new(label_column))
-                    .map_err(|e| e.to_string())?;
+                let data = csv_table::load(file, label_column, model)?;
                 if data.is_empty() {
                     return Err(format!("{}: no data rows after the header", file.display()));
                 }
@@ -194,6 +243,8 @@ impl DataSpec {
                     classes,
                     name,
                     scale: 1.0,
+                    class_names: data.class_names,
+                    feature_names: Some(data.feature_names),
                 })
             }
         }

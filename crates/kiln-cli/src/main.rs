@@ -2,12 +2,19 @@
 //!
 //! Layering: the `kiln` command sits on top of the library crates (`kiln-core`, `kiln-nn`,
 //! `kiln-data`, `kiln-train`); nothing depends on it. Each subcommand is one file in `commands/`.
+//!
+//! Guide: *The `kiln` command* (`docs/src/command-line.md`).
+
+#![deny(missing_docs)]
 
 mod args;
 mod commands;
+mod csv_table;
 mod data;
 mod last_resort;
 mod models;
+mod record;
+mod rows;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,30 +35,14 @@ struct Cli {
 enum Command {
     /// Train a model (default: a small CNN on the bundled digits).
     Train(commands::train::TrainArgs),
-    /// Evaluate a checkpoint on the test split of a data source.
-    Eval {
-        /// Checkpoint directory (e.g. runs/digits-cnn/checkpoints/best) or model.safetensors.
-        checkpoint: PathBuf,
-        /// Data source: digits, mnist:<dir>, cifar10:<dir> or csv:<file>.
-        #[arg(long, default_value = "digits")]
-        data: data::DataSpec,
-        /// Label column for CSV data.
-        #[arg(long, default_value = "label")]
-        label_column: String,
-        /// Seed of the train/validation/test split (must match training for CSV data).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
-    /// Predict the class of one input: a CSV row of numbers or an image file.
-    Predict {
-        /// Checkpoint directory or model.safetensors.
-        checkpoint: PathBuf,
-        /// A comma-separated row of input values (raw scale), or a PNG/JPEG path. A row may
-        /// start with a minus sign (`-1.5,2`).
-        #[arg(allow_hyphen_values = true)]
-        input: String,
-    },
-    /// Show a checkpoint's parameters, shapes and metadata.
+    /// Evaluate a checkpoint on the test split of a data source (by default the one it was
+    /// trained on).
+    Eval(commands::eval::EvalArgs),
+    /// Predict the class of one input (a row of numbers or an image file) or of every row
+    /// of a CSV file.
+    Predict(commands::predict::PredictArgs),
+    /// Show a checkpoint's parameters, shapes and metadata, its class names and the data it
+    /// was trained on.
     Info {
         /// Checkpoint directory or .safetensors file.
         checkpoint: PathBuf,
@@ -69,13 +60,8 @@ fn main() -> ExitCode {
 fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Train(args) => commands::train::run(args),
-        Command::Eval {
-            checkpoint,
-            data,
-            label_column,
-            seed,
-        } => commands::eval::run(&checkpoint, &data, &label_column, seed),
-        Command::Predict { checkpoint, input } => commands::predict::run(&checkpoint, &input),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Predict(args) => commands::predict::run(args),
         Command::Info { checkpoint } => commands::info::run(&checkpoint),
         Command::PanicTest => panic!("a deliberate panic\nover two lines"),
     };

@@ -26,12 +26,36 @@ pub struct ModelSpec {
     /// Raw input values are divided by this before the model sees them (16 for digits, 255
     /// for 8-bit images, 1 for CSV tables); `kiln predict` applies it to CSV rows.
     pub scale: f64,
+    /// The class names by index, when the labels were text (`setosa`, `versicolor`, …);
+    /// `None` when they were class indices.
+    pub class_names: Option<Vec<String>>,
+    /// The feature column names of CSV data, in input order (`None` for images and for
+    /// checkpoints written before they were recorded), so `kiln eval` and `kiln predict` can
+    /// match a file's columns by name.
+    pub feature_names: Option<Vec<String>>,
 }
 
 impl ModelSpec {
-    /// As JSON for checkpoint metadata.
+    /// As JSON for checkpoint metadata; the optional names are left out when absent, so a
+    /// spec without them is written as before.
     pub fn to_json(&self) -> Value {
-        json!({ "kind": self.kind, "input": self.input, "classes": self.classes, "scale": self.scale })
+        let mut v = json!({ "kind": self.kind, "input": self.input, "classes": self.classes, "scale": self.scale });
+        if let Some(names) = &self.class_names {
+            v["class_names"] = json!(names);
+        }
+        if let Some(names) = &self.feature_names {
+            v["feature_names"] = json!(names);
+        }
+        v
+    }
+
+    /// The name of class `index`, or the index itself as text when the classes have no
+    /// names.
+    pub fn class_name(&self, index: usize) -> String {
+        match &self.class_names {
+            Some(names) => names[index].clone(),
+            None => index.to_string(),
+        }
     }
 
     /// From checkpoint metadata, validated (see [`ModelSpec::validate`]); errors name the
@@ -60,6 +84,8 @@ impl ModelSpec {
                 None => 1.0,
                 Some(s) => s.as_f64().ok_or_else(|| bad("scale", "a number"))?,
             },
+            class_names: names(v, "class_names")?,
+            feature_names: names(v, "feature_names")?,
         };
         spec.validate()?;
         Ok(spec)
@@ -99,6 +125,11 @@ impl ModelSpec {
                 "`scale` is {}; it must be a finite number > 0",
                 self.scale
             ));
+        }
+        check_names(self.class_names.as_deref(), "class_names", self.classes)?;
+        // An input size that overflows is refused below, by the parameter count.
+        if let Some(features) = self.input.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+            check_names(self.feature_names.as_deref(), "feature_names", features)?;
         }
         match self.num_parameters() {
             Some(n) if n <= MAX_PARAMETERS => Ok(()),
@@ -180,6 +211,46 @@ impl ModelSpec {
     }
 }
 
+/// The optional list of names under `key` (`None` when the key is absent).
+fn names(v: &Value, key: &str) -> Result<Option<Vec<String>>, String> {
+    let Some(list) = v.get(key) else {
+        return Ok(None);
+    };
+    list.as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .map(|s| s.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
+        .map(Some)
+        .ok_or_else(|| format!("field `{key}` is not a list of strings"))
+}
+
+/// Names, when present, must be one per slot (`want` of them), non-empty and distinct: a
+/// name must identify one class or one column.
+fn check_names(names: Option<&[String]>, key: &str, want: usize) -> Result<(), String> {
+    let Some(names) = names else {
+        return Ok(());
+    };
+    if names.len() != want {
+        return Err(format!(
+            "`{key}` has {} names for {want} entries",
+            names.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        if n.is_empty() {
+            return Err(format!("`{key}` has an empty name"));
+        }
+        if !seen.insert(n) {
+            return Err(format!("`{key}` names `{n}` twice"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +262,8 @@ mod tests {
             input: input.to_vec(),
             classes,
             scale: 1.0,
+            class_names: None,
+            feature_names: None,
         }
     }
 
@@ -218,5 +291,25 @@ mod tests {
         assert!(e.contains("at least 1"), "{e}");
         let e = ModelSpec::from_json(&json!({"kind": "mlp", "input": [4], "classes": 1e12}));
         assert!(e.unwrap_err().contains("`classes`"));
+    }
+
+    #[test]
+    fn names_round_trip_and_are_checked() {
+        let mut s = spec("mlp", &[2], 2);
+        s.class_names = Some(vec!["cat".into(), "dog".into()]);
+        s.feature_names = Some(vec!["h".into(), "w".into()]);
+        assert_eq!(ModelSpec::from_json(&s.to_json()), Ok(s.clone()));
+        assert_eq!(s.class_name(1), "dog");
+        // Written before names were recorded: no names, class indices as text.
+        let old = ModelSpec::from_json(&json!({"kind": "mlp", "input": [2], "classes": 2}));
+        assert_eq!(old.as_ref().map(|o| o.class_name(1)), Ok("1".to_string()));
+        s.class_names = Some(vec!["cat".into()]);
+        assert!(s.validate().unwrap_err().contains("1 names for 2 entries"));
+        s.class_names = Some(vec!["cat".into(), "cat".into()]);
+        assert!(s.validate().unwrap_err().contains("twice"));
+        let e = ModelSpec::from_json(
+            &json!({"kind": "mlp", "input": [2], "classes": 2, "class_names": [1, 2]}),
+        );
+        assert!(e.unwrap_err().contains("`class_names`"));
     }
 }

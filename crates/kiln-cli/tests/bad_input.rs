@@ -1,6 +1,9 @@
 //! Everyday bad input is an error that names the flag or field, never a panic, an abort, a
 //! hang or garbage with exit code 0 (issue 20, item 5: one test per case found).
 
+mod common;
+
+use common::edit_metadata;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -355,5 +358,164 @@ fn a_bug_is_one_line_and_exit_code_101() {
             && lines[0].contains("main.rs:"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn predict_refuses_inputs_that_are_not_a_row_an_image_or_a_csv_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = trained_csv_model(dir.path());
+    let ckpt = ckpt.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    assert_refused(&["predict", ckpt, d], "is a directory");
+    let notes = write(dir.path(), "notes.txt", "a,b\n1,2\n");
+    assert_refused(
+        &["predict", ckpt, notes.to_str().unwrap()],
+        "neither an image (PNG or JPEG) nor a CSV file",
+    );
+    assert_refused(
+        &["predict", ckpt, "missing.csv"],
+        "missing.csv: no such file",
+    );
+    // The CSV-only flags with a single row.
+    assert_refused(
+        &["predict", ckpt, "1,2", "--out", "p.csv"],
+        "--out is for a CSV file",
+    );
+    assert_refused(
+        &["predict", ckpt, "1,2", "--label-column", "y"],
+        "--label-column is for a CSV file",
+    );
+}
+
+#[test]
+fn predict_refuses_bad_csv_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = trained_csv_model(dir.path());
+    let ckpt_str = ckpt.to_str().unwrap();
+    // The model was trained on columns a, b and labels 0..=2.
+    let cases: &[(&str, &str)] = &[
+        ("", "the file is empty"),
+        ("a,b,label\n", "no data rows after the header"),
+        ("a,b,c\n1,2,3\n", "unknown column `c`"),
+        ("a,label\n1,0\n", "no column `b`"),
+        ("a,b\n1,2,3\n", "line 2: 3 fields, but the header has 2"),
+        (
+            "a,b\n1,2\n1,NaN\n",
+            "line 3: column `b`: `NaN` is not a finite number",
+        ),
+        ("a,b\n1e39,2\n", "column `a`: `1e39` is not a finite number"),
+        ("a,b\nx,2\n", "column `a`: `x` is not a number"),
+        (
+            "a,b,label\n1,2,7\n",
+            "line 2: label `7` is not a class index of the model (0 to 2)",
+        ),
+    ];
+    for (i, (text, what)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("rows{i}.csv"), text);
+        let run = assert_refused(&["predict", ckpt_str, file.to_str().unwrap()], what);
+        assert!(!run.stdout.contains("row 1:"), "{}", run.stdout);
+    }
+    let latin1 = dir.path().join("latin1.csv");
+    std::fs::write(&latin1, b"a,b\n1,\xff\n").unwrap();
+    assert_refused(
+        &["predict", ckpt_str, latin1.to_str().unwrap()],
+        "latin1.csv: line 2: invalid UTF-8",
+    );
+    let good = write(dir.path(), "good.csv", "b,a\n2,1\n");
+    let run = assert_refused(
+        &[
+            "predict",
+            ckpt_str,
+            good.to_str().unwrap(),
+            "--out",
+            "/nonexistent/dir/p.csv",
+        ],
+        "/nonexistent/dir/p.csv: cannot write",
+    );
+    assert!(run.stdout.contains("row 1: "), "{}", run.stdout);
+
+    // Without recorded column names, columns are positional and must be as many as the
+    // model's inputs.
+    edit_metadata(&ckpt.join("model.safetensors"), |meta| {
+        let mut spec: serde_json::Value =
+            serde_json::from_str(meta["kiln.model"].as_str().unwrap()).unwrap();
+        spec.as_object_mut()
+            .unwrap()
+            .remove("feature_names")
+            .unwrap();
+        meta["kiln.model"] = spec.to_string().into();
+    });
+    let three = write(dir.path(), "three_cols.csv", "x,y,z,label\n1,2,3,0\n");
+    assert_refused(
+        &["predict", ckpt_str, three.to_str().unwrap()],
+        "3 feature columns (besides the label column `label`), but the model takes 2 values per row",
+    );
+}
+
+#[test]
+fn eval_without_usable_recorded_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = trained_csv_model(dir.path());
+    let ckpt_str = ckpt.to_str().unwrap();
+    // The recorded file is gone: the error says the path came from the checkpoint.
+    let data = dir.path().join("three.csv");
+    let saved = std::fs::read(&data).unwrap();
+    std::fs::remove_file(&data).unwrap();
+    let run = assert_refused(&["eval", ckpt_str], "three.csv: no such file or directory");
+    assert!(
+        run.stderr
+            .contains("(the data recorded in the checkpoint; pass --data"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&data, saved).unwrap();
+
+    // A damaged record is an error without --data, a note with it.
+    edit_metadata(&ckpt.join("model.safetensors"), |meta| {
+        meta["kiln.data"] = "{\"data\": 3}".into();
+    });
+    assert_refused(
+        &["eval", ckpt_str],
+        "bad `kiln.data` metadata: no string field `data`; pass --data",
+    );
+    let run = kiln(&["eval", ckpt_str, "--data", &csv_arg(&data)]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("note: ignoring the checkpoint's bad `kiln.data` metadata"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("(from --data)"), "{}", run.stdout);
+}
+
+#[test]
+fn csv_labels_that_are_neither_indices_nor_usable_names() {
+    let dir = tempfile::tempdir().unwrap();
+    // Numbers that are not class indices keep today's error.
+    let data = write(dir.path(), "neg.csv", "a,b,label\n1,2,0\n3,4,-1\n");
+    assert_refused(
+        &["train", "--data", &csv_arg(&data)],
+        "\"-1\" is not a class index",
+    );
+    let data = write(dir.path(), "frac.csv", "a,b,label\n1,2,0\n3,4,2.5\n");
+    assert_refused(
+        &["train", "--data", &csv_arg(&data)],
+        "\"2.5\" is not a class index",
+    );
+    // Names with a gap.
+    let data = write(dir.path(), "gap.csv", "a,b,label\n1,2,cat\n3,4,\n");
+    assert_refused(&["train", "--data", &csv_arg(&data)], "empty class name");
+    // Class names against a model trained on class indices.
+    let ckpt = trained_csv_model(dir.path());
+    let named = write(
+        dir.path(),
+        "named.csv",
+        &table(40, |i| i % 3).replace(",0\n", ",cat\n"),
+    );
+    assert_refused(
+        &["eval", ckpt.to_str().unwrap(), "--data", &csv_arg(&named)],
+        "label column `label` holds class names (1, 2, cat), but the model was trained on class indices 0 to 2",
     );
 }

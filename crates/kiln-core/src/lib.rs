@@ -5,8 +5,11 @@
 //! Layering: built on `kiln-kernels` (dtypes, shapes, layouts, storage, the op set's
 //! declarations and the CPU kernels, re-exported here under their usual paths); nothing here
 //! knows about layers, files or HTTP. `kiln-nn`, `kiln-data` and the rest build on this crate.
+//!
+//! Guide: *Tensors and autograd* (`docs/src/tensors.md`); *Errors and bad input*
+//! (`docs/src/errors.md`) for what a wrong shape or dtype reports.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod autograd;
 pub mod nn;

@@ -8,6 +8,10 @@
 //!
 //! Layering: a test harness on top of the readers it fuzzes (`kiln-core`, `kiln-nn`,
 //! `kiln-graph`, `kiln-train`, and the `kiln` binary); nothing depends on it.
+//!
+//! Guide: *Errors and bad input* (`docs/src/errors.md`), the behaviour these targets check.
+
+#![deny(missing_docs)]
 
 pub mod mutate;
 pub mod report;

@@ -6,6 +6,10 @@
 //!
 //! Usage: `kiln-fuzz <checkpoint|graph|trainer|cli> [--seconds N] [--iterations N]
 //! [--seed S] [--findings DIR] [--record FILE] [--kiln PATH]`
+//!
+//! Guide: *Errors and bad input* (`docs/src/errors.md`).
+
+#![deny(missing_docs)]
 
 use clap::Parser;
 use kiln_fuzz::report::{self, Findings, Summary};

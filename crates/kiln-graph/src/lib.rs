@@ -8,8 +8,10 @@
 //! `kiln-runtime` (the IR, memory planning, the executor and the graph file format, which it
 //! re-exports under their old paths: [`memplan`], [`inplace`]); models (`kiln-nn`) are plain
 //! functions to it.
+//!
+//! Guide: *Graph mode: `compile`* (`docs/src/graph-mode.md`).
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod artifact;
 pub mod compile;

@@ -9,8 +9,12 @@
 //! ([`storage::Storage::capture_tag`]: the capture layer encodes which traced value a
 //! stand-in buffer is; this layer only sets the bit saying a buffer was made during a
 //! capture); kernels never read it. A device implements [`backend::Backend`].
+//!
+//! Guide: *Tensors and autograd* (`docs/src/tensors.md`) for dtypes, devices and layouts as
+//! a user sees them; *Performance* (`docs/src/performance.md`) for the kernels, compute threads
+//! and the caching allocator.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod backend;
 pub mod buffer;

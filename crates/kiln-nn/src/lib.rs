@@ -20,8 +20,8 @@ pub mod init;
 pub mod layers;
 pub mod module;
 pub mod multi_input;
-pub mod summary;
 pub mod optim;
+pub mod summary;
 
 pub use kiln_core::nn::functional;
 pub use kiln_core::Tensor;
@@ -29,5 +29,5 @@ pub use kiln_derive::Module;
 pub use layers::*;
 pub use module::{Module, ModuleBase, StateDict, StateDictError};
 pub use multi_input::MultiInput;
-pub use summary::{summary, Summary};
 pub use optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
+pub use summary::{summary, Summary};

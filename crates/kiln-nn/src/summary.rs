@@ -37,7 +37,9 @@ fn key(module: &dyn ModuleBase) -> Key {
 pub fn observed(module: &dyn ModuleBase, out: Tensor) -> Tensor {
     RECORDING.with(|r| {
         if let Some(map) = r.borrow_mut().as_mut() {
-            map.entry(key(module)).or_default().push(out.shape().to_vec());
+            map.entry(key(module))
+                .or_default()
+                .push(out.shape().to_vec());
         }
     });
     out
@@ -173,7 +175,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -203,13 +205,21 @@ impl fmt::Display for Summary {
         let w1 = cells.iter().map(|c| c.1.len()).max().unwrap_or(0).max(12);
         let w2 = cells.iter().map(|c| c.2.len()).max().unwrap_or(0).max(7);
         let rule = "=".repeat(w0 + w1 + w2 + 4);
-        writeln!(f, "{:w0$}  {:w1$}  {:>w2$}", "Layer (type)", "Output shape", "Param #")?;
+        writeln!(
+            f,
+            "{:w0$}  {:w1$}  {:>w2$}",
+            "Layer (type)", "Output shape", "Param #"
+        )?;
         writeln!(f, "{rule}")?;
         for (label, shape, params) in &cells {
             writeln!(f, "{label:w0$}  {shape:w1$}  {params:>w2$}")?;
         }
         writeln!(f, "{rule}")?;
-        writeln!(f, "Total params: {}", thousands(self.trainable + self.frozen))?;
+        writeln!(
+            f,
+            "Total params: {}",
+            thousands(self.trainable + self.frozen)
+        )?;
         writeln!(f, "Trainable params: {}", thousands(self.trainable))?;
         writeln!(f, "Non-trainable params: {}", thousands(self.frozen))?;
         writeln!(f, "Buffers: {}", thousands(self.buffers))?;

@@ -51,6 +51,33 @@ fn a_pytorch_pickle_is_recognized_and_the_message_says_how_to_convert_it() {
 }
 
 #[test]
+fn a_checkpoint_whose_header_length_reads_like_a_pickle_loads() {
+    // A 640-byte header makes the file start 80 02 00 00 …, a pickle's first two bytes; the
+    // `{` at byte 8 says it is safetensors. (A `kiln train` checkpoint once had one.)
+    let mut sd = StateDict::new();
+    sd.insert("w", Tensor::from_vec(vec![1.0f32, 2.0], [2]));
+    for header_len in [640u64, 896, 1152, 1408, 640 + 65536] {
+        // Pad the metadata until the header has the length wanted (the JSON grows by one byte
+        // per byte of value).
+        let mut pad = 0;
+        let bytes = loop {
+            let meta = HashMap::from([("pad".to_string(), "x".repeat(pad))]);
+            let bytes = checkpoint::to_bytes(&sd, &meta);
+            let len = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+            if len >= header_len {
+                assert_eq!(len, header_len, "padding overshot");
+                break bytes;
+            }
+            pad += (header_len - len) as usize;
+        };
+        assert_eq!(bytes[0], 0x80);
+        let (back, _) = checkpoint::from_safetensors_bytes(&bytes)
+            .unwrap_or_else(|e| panic!("header of {header_len} bytes: {e}"));
+        assert_eq!(back.get("w").unwrap().to_vec::<f32>(), [1.0, 2.0]);
+    }
+}
+
+#[test]
 fn the_same_state_dict_and_metadata_always_give_the_same_bytes() {
     let mut sd = StateDict::new();
     sd.insert("b", Tensor::from_vec(vec![1.0f32, 2.0], [2]));

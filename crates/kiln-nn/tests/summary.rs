@@ -9,7 +9,12 @@ use kiln_nn::{summary, Module, ModuleBase};
 
 fn digits_cnn() -> Sequential {
     Sequential::new()
-        .append(Conv2d::with_config(1, 8, 3, Conv2dConfig::default().padding(1)))
+        .append(Conv2d::with_config(
+            1,
+            8,
+            3,
+            Conv2dConfig::default().padding(1),
+        ))
         .append(BatchNorm2d::new(8))
         .append(ReLU::new())
         .append(MaxPool2d::new(2))
@@ -65,7 +70,12 @@ fn zero_sized_layers_get_their_own_shapes_in_order() {
     let shapes: Vec<_> = s.rows.iter().map(|r| r.output_shape.clone()).collect();
     assert_eq!(
         shapes,
-        [Some(vec![2, 12]), Some(vec![2, 3, 4]), Some(vec![2, 12]), Some(vec![2, 12])]
+        [
+            Some(vec![2, 12]),
+            Some(vec![2, 3, 4]),
+            Some(vec![2, 12]),
+            Some(vec![2, 12])
+        ]
     );
 }
 

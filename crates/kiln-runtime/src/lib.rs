@@ -13,8 +13,11 @@
 //! in this IR).
 //!
 //! Start reading at [`executor::Executable`].
+//!
+//! Guide: *Graph mode: `compile`* (`docs/src/graph-mode.md`) for graphs, memory planning and
+//! graph files; *Serving* (`docs/src/serving.md`) for running saved graphs.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod artifact;
 pub mod executor;

@@ -170,9 +170,13 @@ fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
 }
 
 /// True for the first bytes of a `torch.save` file: a zip archive (PyTorch ≥ 1.6) or a bare
-/// pickle stream (protocol 2–5 starts with 0x80 and the protocol number).
+/// pickle stream (protocol 2–5 starts with 0x80 and the protocol number) — and not a
+/// safetensors file. A safetensors file starts with its header's length, which can read as
+/// those bytes (a 640-byte header starts `80 02 00 00`), then its JSON header: `{` at byte 8,
+/// where neither a zip archive nor a pickle has one.
 fn is_pytorch_pickle(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04") || matches!(bytes, [0x80, 2..=5, ..])
+    let safetensors_header = bytes.get(8) == Some(&b'{');
+    !safetensors_header && (bytes.starts_with(b"PK\x03\x04") || matches!(bytes, [0x80, 2..=5, ..]))
 }
 
 /// Named values read from a safetensors file, sorted by name.

@@ -45,7 +45,10 @@ impl MultiInput for TwoHalves {
 fn halves(d: &digits::Digits) -> MultiInputDataset {
     let x = d.features().div_scalar(16.0);
     MultiInputDataset::new(
-        vec![x.narrow(1, 0, 32).contiguous(), x.narrow(1, 32, 32).contiguous()],
+        vec![
+            x.narrow(1, 0, 32).contiguous(),
+            x.narrow(1, 32, 32).contiguous(),
+        ],
         d.labels().clone(),
     )
 }

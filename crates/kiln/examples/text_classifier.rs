@@ -68,11 +68,16 @@ impl MultiInput for LineClassifier {
     /// `tokens` i64 `[N, LEN]` and `padding` bool `[N, LEN]` (true at padding) → logits `[N, 3]`.
     fn forward_inputs(&self, inputs: &[Tensor]) -> Tensor {
         let [tokens, padding] = inputs else {
-            panic!("LineClassifier takes (tokens, padding mask), got {} inputs", inputs.len());
+            panic!(
+                "LineClassifier takes (tokens, padding mask), got {} inputs",
+                inputs.len()
+            );
         };
         let positions = Tensor::arange(0.0, LEN as f64, 1.0, DType::I64);
         let h = &self.tokens.forward(tokens) + &self.positions.forward(&positions);
-        let h = self.encoder.forward_with_mask(&h, None, Some(padding), false);
+        let h = self
+            .encoder
+            .forward_with_mask(&h, None, Some(padding), false);
         // Mean over the real tokens only: padding contributes nothing.
         let real = padding.logical_not().to_dtype(DType::F32).unsqueeze(2); // [N, LEN, 1]
         let pooled = (&h * &real).sum(1, false) / real.sum(1, false);
@@ -162,11 +167,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Per-class accuracy on the test lines, from `predict`'s logits.
-    let predicted = trainer.predict(&model, &test_loader).argmax(1, false).to_vec::<i64>();
-    let truth: Vec<i64> = (0..test.len()).map(|i| test.get(i).1.item::<i64>()).collect();
+    let predicted = trainer
+        .predict(&model, &test_loader)
+        .argmax(1, false)
+        .to_vec::<i64>();
+    let truth: Vec<i64> = (0..test.len())
+        .map(|i| test.get(i).1.item::<i64>())
+        .collect();
     for (c, name) in CLASSES.iter().enumerate() {
         let of_class: Vec<usize> = (0..truth.len()).filter(|&i| truth[i] == c as i64).collect();
-        let right = of_class.iter().filter(|&&i| predicted[i] == c as i64).count();
+        let right = of_class
+            .iter()
+            .filter(|&&i| predicted[i] == c as i64)
+            .count();
         println!("{name:>6}: {right}/{} test lines right", of_class.len());
     }
     Ok(())

@@ -113,7 +113,43 @@ pub mod prelude {
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
-// The guide's chapters (`docs/`), compiled and run the same way.
+// The guide's chapters (`docs/src/`, an mdBook), compiled and run the same way: a broken
+// example in the book fails `cargo test --workspace`. `tools/check_book.py` checks that every
+// chapter in `docs/src/SUMMARY.md` is listed here.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/graph-mode.md")]
-pub struct GuideGraphModeDoctests;
+mod guide {
+    #[doc = include_str!("../../../docs/src/introduction.md")]
+    pub struct Introduction;
+    #[doc = include_str!("../../../docs/src/getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../../../docs/src/coming-from.md")]
+    pub struct ComingFrom;
+    #[doc = include_str!("../../../docs/src/tensors.md")]
+    pub struct Tensors;
+    #[doc = include_str!("../../../docs/src/models.md")]
+    pub struct Models;
+    #[doc = include_str!("../../../docs/src/data.md")]
+    pub struct Data;
+    #[doc = include_str!("../../../docs/src/training.md")]
+    pub struct Training;
+    #[doc = include_str!("../../../docs/src/tensorboard-profiler.md")]
+    pub struct TensorboardProfiler;
+    #[doc = include_str!("../../../docs/src/checkpoints.md")]
+    pub struct Checkpoints;
+    #[doc = include_str!("../../../docs/src/graph-mode.md")]
+    pub struct GraphMode;
+    #[doc = include_str!("../../../docs/src/command-line.md")]
+    pub struct CommandLine;
+    #[doc = include_str!("../../../docs/src/serving.md")]
+    pub struct Serving;
+    #[doc = include_str!("../../../docs/src/onnx.md")]
+    pub struct Onnx;
+    #[doc = include_str!("../../../docs/src/quantization.md")]
+    pub struct Quantization;
+    #[doc = include_str!("../../../docs/src/distributed.md")]
+    pub struct Distributed;
+    #[doc = include_str!("../../../docs/src/performance.md")]
+    pub struct Performance;
+    #[doc = include_str!("../../../docs/src/errors.md")]
+    pub struct Errors;
+}

@@ -2,8 +2,52 @@
 //! checkpoint directory also its training state, read the way `--resume` reads it (so an
 //! error here means the directory cannot be resumed from).
 
-use super::model_file;
+use super::{model_file, MODEL_KEY};
+use crate::data::DataSpec;
+use crate::models::ModelSpec;
+use crate::record::DataRecord;
+use std::collections::HashMap;
 use std::path::Path;
+
+/// The class names and training data, read from the metadata, in words. Best effort: the
+/// raw metadata is printed above, and a damaged entry must not hide the tensors.
+fn summary(meta: &HashMap<String, String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    let spec = meta
+        .get(MODEL_KEY)
+        .and_then(|raw| serde_json::from_str(raw).ok())
+        .and_then(|v| ModelSpec::from_json(&v).ok());
+    if let Some(spec) = spec {
+        let names: Vec<String> = (0..spec.classes).map(|c| spec.class_name(c)).collect();
+        let what = match spec.class_names {
+            Some(_) => "class names",
+            None => "class indices",
+        };
+        lines.push(format!(
+            "classes ({} {what}): {}",
+            spec.classes,
+            names.join(", ")
+        ));
+        if let Some(features) = &spec.feature_names {
+            lines.push(format!("features: {}", features.join(", ")));
+        }
+    }
+    match DataRecord::from_metadata(meta) {
+        Ok(Some(r)) => {
+            let label = match r.data {
+                DataSpec::Csv(_) => format!("label column `{}`, ", r.label_column),
+                _ => String::new(),
+            };
+            lines.push(format!(
+                "trained on: {} ({label}split seed {})",
+                r.data, r.seed
+            ))
+        }
+        Ok(None) => lines.push("trained on: not recorded".into()),
+        Err(e) => lines.push(format!("trained on: {e}")),
+    }
+    lines
+}
 
 /// Runs `kiln info`.
 pub fn run(path: &Path) -> Result<(), String> {
@@ -14,6 +58,9 @@ pub fn run(path: &Path) -> Result<(), String> {
     keys.sort();
     for k in keys {
         println!("  {k}: {}", meta[k]);
+    }
+    for line in summary(&meta) {
+        println!("{line}");
     }
     let width = sd.keys().map(str::len).max().unwrap_or(4);
     let mut total = 0;

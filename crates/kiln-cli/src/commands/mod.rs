@@ -3,6 +3,8 @@
 pub mod eval;
 pub mod info;
 pub mod predict;
+pub mod predict_csv;
+pub mod predict_input;
 pub mod train;
 
 use crate::models::ModelSpec;

@@ -1,11 +1,36 @@
-//! `kiln predict`: the predicted class and probabilities for one CSV row or image.
+//! `kiln predict`: the predicted class and probabilities for one row of numbers or an image;
+//! a CSV file of rows goes to [`super::predict_csv`].
 
-use super::load_model;
+use super::predict_input::{classify, Input};
+use super::{load_model, predict_csv};
 use crate::models::ModelSpec;
+use crate::record::DataRecord;
+use clap::Args;
 use kiln_core::nn::functional::softmax;
 use kiln_core::{no_grad, Tensor};
-use kiln_nn::Module;
-use std::path::Path;
+use kiln_nn::{Module, Sequential};
+use std::path::{Path, PathBuf};
+
+/// Options of `kiln predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Checkpoint directory or model.safetensors.
+    checkpoint: PathBuf,
+    /// What to predict: a comma-separated row of input values (raw scale; it may start with
+    /// a minus sign, `-1.5,2`), a PNG/JPEG path, or a CSV file (*.csv) with a header row,
+    /// one prediction per row: columns are matched by name to the training features when
+    /// the checkpoint records them, else by position.
+    #[arg(allow_hyphen_values = true)]
+    input: String,
+    /// For a CSV file: the label column, read to report accuracy instead of as a feature
+    /// (default: the one used in training, else `label`; the file need not have it).
+    #[arg(long)]
+    label_column: Option<String>,
+    /// For a CSV file: also write the predictions to this CSV file (row, class, probability,
+    /// then one probability column per class), replaced as a whole.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
 
 fn parse_row(input: &str, spec: &ModelSpec) -> Result<Tensor, String> {
     let vals: Vec<f32> = input
@@ -66,30 +91,63 @@ fn load_image(path: &Path, spec: &ModelSpec) -> Result<Tensor, String> {
     Ok(Tensor::from_vec(data, [1, c, h, w]))
 }
 
-/// Runs `kiln predict`.
-pub fn run(checkpoint: &Path, input: &str) -> Result<(), String> {
-    let (model, spec, _) = load_model(checkpoint)?;
-    let as_path = Path::new(input);
-    let x = if as_path.is_file() {
-        load_image(as_path, &spec)?
-    } else {
-        parse_row(input, &spec)?
-    };
-    let probs = no_grad(|| softmax(&model.forward(&x), -1)).to_vec::<f32>();
+/// The class probabilities of a batch `x`, row after row; an error if one is not finite.
+pub(super) fn probabilities(model: &Sequential, x: &Tensor) -> Result<Vec<f32>, String> {
+    let probs = no_grad(|| softmax(&model.forward(x), -1)).to_vec::<f32>();
     if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
         return Err(format!(
             "the model's output is not finite ({bad}); are the checkpoint's weights finite?"
         ));
     }
-    let (best, p) = probs
+    Ok(probs)
+}
+
+/// The most probable class of one row of probabilities, and its probability.
+pub(super) fn best(probs: &[f32]) -> (usize, f32) {
+    probs
         .iter()
         .enumerate()
-        .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b });
-    println!("class {best} (probability {p:.4})");
+        .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
+}
+
+/// Runs `kiln predict`.
+pub fn run(args: PredictArgs) -> Result<(), String> {
+    // The input is classified first: a directory or a stray file is refused before the
+    // checkpoint is read.
+    let input = classify(&args.input).map_err(|e| e.to_string())?;
+    if !matches!(input, Input::Csv(_)) {
+        let csv_only = [
+            ("--out", args.out.is_some()),
+            ("--label-column", args.label_column.is_some()),
+        ];
+        if let Some((flag, _)) = csv_only.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "{flag} is for a CSV file of rows; `{}` is a single input",
+                args.input
+            ));
+        }
+    }
+    let (model, spec, meta) = load_model(&args.checkpoint)?;
+    let x = match input {
+        Input::Csv(file) => {
+            // The label column is only for scoring, so a damaged record just means `label`.
+            let recorded = DataRecord::from_metadata(&meta).ok().flatten();
+            let label_column = args
+                .label_column
+                .or(recorded.map(|r| r.label_column))
+                .unwrap_or_else(|| "label".into());
+            return predict_csv::run(&model, &spec, &file, &label_column, args.out.as_deref());
+        }
+        Input::Image(path) => load_image(&path, &spec)?,
+        Input::Row(row) => parse_row(&row, &spec)?,
+    };
+    let probs = probabilities(&model, &x)?;
+    let (class, p) = best(&probs);
+    println!("class {} (probability {p:.4})", spec.class_name(class));
     let all: Vec<String> = probs
         .iter()
         .enumerate()
-        .map(|(i, p)| format!("{i}: {p:.4}"))
+        .map(|(i, p)| format!("{}: {p:.4}", spec.class_name(i)))
         .collect();
     println!("probabilities: {}", all.join("  "));
     Ok(())

@@ -5,6 +5,7 @@ use super::MODEL_KEY;
 use crate::args;
 use crate::data::DataSpec;
 use crate::models::{ModelSpec, MODELS};
+use crate::record::{DataRecord, DATA_KEY};
 use clap::Args;
 use kiln_core::manual_seed;
 use kiln_data::DataLoader;
@@ -49,10 +50,12 @@ pub struct TrainArgs {
     /// Continue from a checkpoint directory (e.g. runs/digits-cnn/checkpoints/last).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Data: digits (bundled), mnist:<dir>, cifar10:<dir> or csv:<file>.
+    /// Data: digits (bundled), mnist:<dir>, cifar10:<dir> or csv:<file>. The checkpoints
+    /// record it (a path made absolute), with --label-column and --seed, for `kiln eval`.
     #[arg(long, default_value = "digits")]
     data: DataSpec,
-    /// Label column for CSV data.
+    /// Label column for CSV data: class indices (0, 1, …) or class names (setosa, …; kept in
+    /// the checkpoint for `kiln predict` and `kiln info`).
     #[arg(long, default_value = "label")]
     label_column: String,
     /// Compute threads (default: all cores; at most 4× the cores).
@@ -101,13 +104,15 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         kiln_core::set_num_threads(n);
     }
     manual_seed(args.seed);
-    let splits = args.data.load(args.seed, &args.label_column)?;
+    let splits = args.data.load(args.seed, &args.label_column, None)?;
     splits.require(&["train", "val", "test"])?;
     let spec = ModelSpec {
         kind: args.model.clone(),
         input: splits.input.clone(),
         classes: splits.classes,
         scale: splits.scale,
+        class_names: splits.class_names.clone(),
+        feature_names: splits.feature_names.clone(),
     };
     let model = spec.build()?;
     let mut opt = optimizer(&args.optimizer, model.parameters(), args.lr);
@@ -135,14 +140,20 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     if !args.no_terminate_on_nan {
         trainer = trainer.callback(TerminateOnNaN::new());
     }
+    let mut checkpoints = ModelCheckpoint::new(run_dir.join("checkpoints"))
+        .monitor("val_accuracy", Mode::Max)
+        .every_epoch(args.save_every_epoch)
+        .model_metadata(MODEL_KEY, spec.to_json().to_string());
+    match DataRecord::for_training(&args.data, &args.label_column, args.seed).to_json() {
+        Some(record) => checkpoints = checkpoints.model_metadata(DATA_KEY, record.to_string()),
+        None => eprintln!(
+            "note: the data path is not UTF-8 text, so the checkpoints do not record it; pass \
+             --data to `kiln eval`"
+        ),
+    }
     let mut trainer = trainer
         .callback(LrSchedulerCallback::new(schedule, StepInterval::Epoch))
-        .callback(
-            ModelCheckpoint::new(run_dir.join("checkpoints"))
-                .monitor("val_accuracy", Mode::Max)
-                .every_epoch(args.save_every_epoch)
-                .model_metadata(MODEL_KEY, spec.to_json().to_string()),
-        )
+        .callback(checkpoints)
         .callback(TensorBoardCallback::new(run_dir.join("tensorboard")))
         .callback(CsvLogger::new(run_dir.join("metrics.csv")));
     if let Some(dir) = &args.resume {

@@ -426,8 +426,8 @@ impl Module for RMSNorm {
     /// Normalizes `[.., *normalized_shape]`.
     fn forward(&self, x: &Tensor) -> Tensor {
         crate::summary::observed(self, {
-                let eps = self.eps.unwrap_or_else(|| machine_eps(x.dtype()));
-                F::rms_norm(x, &self.normalized_shape, self.weight.as_ref(), eps)
+            let eps = self.eps.unwrap_or_else(|| machine_eps(x.dtype()));
+            F::rms_norm(x, &self.normalized_shape, self.weight.as_ref(), eps)
         })
     }
 }
@@ -490,20 +490,20 @@ impl Module for GroupNorm {
     /// Normalizes `[N, C, ..]`.
     fn forward(&self, x: &Tensor) -> Tensor {
         crate::summary::observed(self, {
-                if x.rank() < 2 || x.shape()[1] != self.num_channels {
-                    panic!(
-                        "GroupNorm: expected an input [N, {}, ..], got shape {:?}",
-                        self.num_channels,
-                        x.shape()
-                    );
-                }
-                F::group_norm(
-                    x,
-                    self.num_groups,
-                    self.weight.as_ref(),
-                    self.bias.as_ref(),
-                    self.eps,
-                )
+            if x.rank() < 2 || x.shape()[1] != self.num_channels {
+                panic!(
+                    "GroupNorm: expected an input [N, {}, ..], got shape {:?}",
+                    self.num_channels,
+                    x.shape()
+                );
+            }
+            F::group_norm(
+                x,
+                self.num_groups,
+                self.weight.as_ref(),
+                self.bias.as_ref(),
+                self.eps,
+            )
         })
     }
 }

@@ -1,0 +1,98 @@
+//! `kiln predict CHECKPOINT rows.csv`: a prediction for every row of a CSV file, the accuracy
+//! when the file has the label column, and optionally the predictions as a CSV file.
+
+use super::predict::{best, probabilities};
+use crate::models::ModelSpec;
+use crate::rows;
+use kiln_core::Tensor;
+use kiln_nn::Sequential;
+use std::io::Write;
+use std::path::Path;
+
+/// Rows per forward pass: bounds memory for large files.
+const BATCH: usize = 256;
+
+/// Predicts every row of `file`; `label_column` names its (optional) label column, and
+/// `out`, if given, receives the predictions as CSV.
+pub fn run(
+    model: &Sequential,
+    spec: &ModelSpec,
+    file: &Path,
+    label_column: &str,
+    out: Option<&Path>,
+) -> Result<(), String> {
+    let rows = rows::read(file, spec, label_column)?;
+    let per_row: usize = spec.input.iter().product();
+    let mut probs = Vec::with_capacity(rows.len * spec.classes);
+    for chunk in rows.values.chunks(BATCH * per_row) {
+        let scaled: Vec<f32> = chunk.iter().map(|v| v / spec.scale as f32).collect();
+        let mut shape = vec![chunk.len() / per_row];
+        shape.extend(&spec.input);
+        probs.extend(probabilities(model, &Tensor::from_vec(scaled, shape))?);
+    }
+    let predicted: Vec<(usize, f32)> = probs.chunks(spec.classes).map(best).collect();
+    for (i, &(class, p)) in predicted.iter().enumerate() {
+        println!(
+            "row {}: {} (probability {p:.4})",
+            i + 1,
+            spec.class_name(class)
+        );
+    }
+    if let Some(labels) = &rows.labels {
+        let right = predicted
+            .iter()
+            .zip(labels)
+            .filter(|((c, _), l)| c == *l)
+            .count();
+        println!(
+            "accuracy: {:.2}% ({right} of {} rows, against column `{label_column}`)",
+            100.0 * right as f64 / rows.len as f64,
+            rows.len
+        );
+    }
+    if let Some(out) = out {
+        write_atomically(out, &to_csv(spec, &predicted, &probs)?)?;
+        eprintln!("wrote {} predictions to {}", rows.len, out.display());
+    }
+    Ok(())
+}
+
+/// The predictions as CSV: `row,class,probability`, then one probability column per class
+/// (`p_<class>`).
+fn to_csv(spec: &ModelSpec, predicted: &[(usize, f32)], probs: &[f32]) -> Result<Vec<u8>, String> {
+    // The csv writer quotes class names that hold commas or quotes.
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["row".to_string(), "class".into(), "probability".into()];
+    header.extend((0..spec.classes).map(|c| format!("p_{}", spec.class_name(c))));
+    let failed = |e: csv::Error| format!("writing the predictions: {e}");
+    w.write_record(&header).map_err(failed)?;
+    for (i, (&(class, p), all)) in predicted.iter().zip(probs.chunks(spec.classes)).enumerate() {
+        let mut record = vec![(i + 1).to_string(), spec.class_name(class), p.to_string()];
+        record.extend(all.iter().map(f32::to_string));
+        w.write_record(&record).map_err(failed)?;
+    }
+    w.into_inner()
+        .map_err(|e| format!("writing the predictions: {}", e.error()))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// `path` is never left half-written (a rename within one file system is atomic).
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("{}: cannot write: {e}", path.display());
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let tmp_name = format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id());
+    let tmp = dir.map_or_else(|| tmp_name.clone().into(), |d| d.join(&tmp_name));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let result = written.and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        // Best effort: the temporary file may not even exist.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
+}
