@@ -16,18 +16,18 @@
 extern crate self as kiln_nn;
 
 pub mod checkpoint;
+pub mod forward;
 pub mod init;
 pub mod layers;
 pub mod module;
-pub mod multi_input;
 pub mod optim;
 pub mod summary;
 
+pub use forward::{Module, MultiInput};
 pub use kiln_core::nn::functional;
 pub use kiln_core::Tensor;
 pub use kiln_derive::Module;
 pub use layers::*;
-pub use module::{Module, ModuleBase, StateDict, StateDictError};
-pub use multi_input::MultiInput;
+pub use module::{ModuleBase, StateDict, StateDictError};
 pub use optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use summary::{summary, Summary};

@@ -1,7 +1,6 @@
-//! The `Module` trait: a tree of submodules with named parameters and buffers, train/eval
+//! `ModuleBase`: a tree of submodules with named parameters and buffers, train/eval
 //! mode, and state dicts with PyTorch's dotted names.
 
-use crate::multi_input::MultiInput;
 use kiln_core::{no_grad, Device, Tensor};
 use std::fmt;
 
@@ -387,18 +386,6 @@ fn walk_dyn(m: &dyn ModuleBase, prefix: &str, f: &mut dyn FnMut(&str, &dyn Modul
     }
 }
 
-/// A module with a single-tensor forward pass. Layers with other signatures (attention,
-/// recurrent layers) also have inherent methods taking more arguments; a model of several
-/// input tensors implements [`MultiInput`] instead.
-pub trait Module: MultiInput {
-    /// Applies the module.
-    ///
-    /// `#[track_caller]`: a misuse panic inside a layer (wrong input shape or dtype) names
-    /// the line that called `forward`, in every implementation.
-    #[track_caller]
-    fn forward(&self, x: &Tensor) -> Tensor;
-}
-
 impl<M: ModuleBase> ModuleBase for Vec<M> {
     fn children(&self) -> Vec<(String, &dyn ModuleBase)> {
         self.iter()
@@ -434,27 +421,6 @@ impl<M: ModuleBase> ModuleBase for Option<M> {
     }
     fn own_training(&self) -> Option<bool> {
         self.as_ref().and_then(|m| m.own_training())
-    }
-    fn as_dyn(&self) -> &dyn ModuleBase {
-        self
-    }
-}
-
-impl ModuleBase for Box<dyn Module> {
-    fn children(&self) -> Vec<(String, &dyn ModuleBase)> {
-        (**self).children()
-    }
-    fn own_parameters(&self) -> Vec<(String, Tensor)> {
-        (**self).own_parameters()
-    }
-    fn own_buffers(&self) -> Vec<(String, Tensor)> {
-        (**self).own_buffers()
-    }
-    fn set_own_training(&self, t: bool) {
-        (**self).set_own_training(t)
-    }
-    fn own_training(&self) -> Option<bool> {
-        (**self).own_training()
     }
     fn as_dyn(&self) -> &dyn ModuleBase {
         self

@@ -7,8 +7,8 @@
 //! the layers inside it; its own output shape is shown for the top-level model only, since
 //! its `forward` is your code.
 
+use crate::forward::MultiInput;
 use crate::module::ModuleBase;
-use crate::multi_input::MultiInput;
 use kiln_core::{no_grad, Tensor};
 use std::cell::RefCell;
 use std::collections::HashMap;

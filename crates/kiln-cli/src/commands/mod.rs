@@ -5,6 +5,7 @@ pub mod info;
 pub mod predict;
 pub mod predict_csv;
 pub mod predict_input;
+pub mod probabilities;
 pub mod train;
 
 use crate::models::ModelSpec;

@@ -2,13 +2,12 @@
 //! a CSV file of rows goes to [`super::predict_csv`].
 
 use super::predict_input::{classify, Input};
+use super::probabilities::{best, probabilities};
 use super::{load_model, predict_csv};
 use crate::models::ModelSpec;
 use crate::record::DataRecord;
 use clap::Args;
-use kiln_core::nn::functional::softmax;
-use kiln_core::{no_grad, Tensor};
-use kiln_nn::{Module, Sequential};
+use kiln_core::Tensor;
 use std::path::{Path, PathBuf};
 
 /// Options of `kiln predict`.
@@ -89,25 +88,6 @@ fn load_image(path: &Path, spec: &ModelSpec) -> Result<Tensor, String> {
         _ => return Err(format!("images with {c} channels are not supported")),
     };
     Ok(Tensor::from_vec(data, [1, c, h, w]))
-}
-
-/// The class probabilities of a batch `x`, row after row; an error if one is not finite.
-pub(super) fn probabilities(model: &Sequential, x: &Tensor) -> Result<Vec<f32>, String> {
-    let probs = no_grad(|| softmax(&model.forward(x), -1)).to_vec::<f32>();
-    if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
-        return Err(format!(
-            "the model's output is not finite ({bad}); are the checkpoint's weights finite?"
-        ));
-    }
-    Ok(probs)
-}
-
-/// The most probable class of one row of probabilities, and its probability.
-pub(super) fn best(probs: &[f32]) -> (usize, f32) {
-    probs
-        .iter()
-        .enumerate()
-        .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
 }
 
 /// Runs `kiln predict`.

@@ -1,7 +1,7 @@
 //! `kiln predict CHECKPOINT rows.csv`: a prediction for every row of a CSV file, the accuracy
 //! when the file has the label column, and optionally the predictions as a CSV file.
 
-use super::predict::{best, probabilities};
+use super::probabilities::{best, probabilities};
 use crate::models::ModelSpec;
 use crate::rows;
 use kiln_core::Tensor;

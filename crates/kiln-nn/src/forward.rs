@@ -1,5 +1,6 @@
-//! Models of several input tensors: a text classifier's tokens and padding mask, an image and
-//! its metadata. PyTorch's `forward(self, tokens, mask)`.
+//! The forward-pass traits: [`Module`] (one input tensor, what most layers and models take)
+//! and [`MultiInput`] (several: a text classifier's tokens and padding mask, an image and its
+//! metadata; PyTorch's `forward(self, tokens, mask)`).
 //!
 //! Every [`Module`] is a [`MultiInput`] of one tensor, so code that runs models of any arity
 //! (the `Trainer`, `summary`) takes `&dyn MultiInput` and single-tensor models stay as simple
@@ -25,8 +26,20 @@
 //! assert_eq!(y.shape(), [5, 10]);
 //! ```
 
-use crate::module::{Module, ModuleBase};
+use crate::module::ModuleBase;
 use kiln_core::Tensor;
+
+/// A module with a single-tensor forward pass. Layers with other signatures (attention,
+/// recurrent layers) also have inherent methods taking more arguments; a model of several
+/// input tensors implements [`MultiInput`] instead.
+pub trait Module: MultiInput {
+    /// Applies the module.
+    ///
+    /// `#[track_caller]`: a misuse panic inside a layer (wrong input shape or dtype) names
+    /// the line that called `forward`, in every implementation.
+    #[track_caller]
+    fn forward(&self, x: &Tensor) -> Tensor;
+}
 
 /// A module whose forward pass takes one or more tensors and returns one.
 ///
@@ -61,5 +74,32 @@ impl<M: Module> MultiInput for M {
 
     fn num_inputs(&self) -> Option<usize> {
         Some(1)
+    }
+}
+
+impl ModuleBase for Box<dyn Module> {
+    fn children(&self) -> Vec<(String, &dyn ModuleBase)> {
+        (**self).children()
+    }
+    fn own_parameters(&self) -> Vec<(String, Tensor)> {
+        (**self).own_parameters()
+    }
+    fn own_buffers(&self) -> Vec<(String, Tensor)> {
+        (**self).own_buffers()
+    }
+    fn set_own_training(&self, t: bool) {
+        (**self).set_own_training(t)
+    }
+    fn own_training(&self) -> Option<bool> {
+        (**self).own_training()
+    }
+    fn extra_repr(&self) -> String {
+        (**self).extra_repr()
+    }
+    fn type_name(&self) -> &'static str {
+        (**self).type_name()
+    }
+    fn as_dyn(&self) -> &dyn ModuleBase {
+        self
     }
 }
