@@ -174,7 +174,7 @@ result = {
     "what": "Kiln eager (kiln-bench) vs PyTorch eager (bench/torch_reference.py): the same "
             "workloads, alternating processes; values are per-key medians over the rounds, "
             "kiln_over_pytorch the median of the paired per-round ratios",
-    "command": "bench/compare.sh --rounds %d %s" % (rounds, os.environ.get("ARGS", "")),
+    "command": ("bench/compare.sh --rounds %d %s" % (rounds, os.environ.get("ARGS", ""))).strip(),
     "commit": os.environ.get("COMMIT", "unknown"),
     "date": now.strftime("%Y-%m-%d %H:%M UTC"),
     "machine": {"cpu": cpu, "cores": cores, "isa": isa},

@@ -27,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
 TARGETS = {
     "docs/src/performance.md": ["kiln-vs-pytorch", "compiled-vs-eager", "kiln-vs-jax"],
+    "docs/src/graph-mode.md": ["compiled-vs-eager", "kiln-vs-jax"],
     "README.md": ["summary"],
 }
 
@@ -111,7 +112,7 @@ def kiln_vs_pytorch(path, keys=None, compact=False):
     if keys:
         order = {KEYS[k][0]: i for i, k in enumerate(keys)}
         rows.sort(key=lambda row: order[row[0]])
-    out = ["| workload | unit | Kiln | PyTorch | Kiln |", "|---|---|---:|---:|---|"]
+    out = ["| workload | unit | Kiln | PyTorch | Kiln vs PyTorch |", "|---|---|---:|---:|---|"]
     for what, unit, k, t, ratio, words in rows:
         out.append("| %s | %s | %s | %s | %s |" % (what, unit, num(k), num(t), words))
     source = ("%s; PyTorch %s eager, both at the same threads; %d alternating rounds, medians; "
@@ -172,7 +173,8 @@ def summary(compare, compiled, jax):
         extra.append("the compiled MLP step takes %s× the time of JAX `jit`'s"
                      % num(load(jax)["kiln_over_jax"]))
     if extra:
-        out += ["", "; ".join(extra).capitalize() + ". Details, method and more: "
+        sentence = "; ".join(extra)
+        out += ["", sentence[0].upper() + sentence[1:] + ". Details, method and more: "
                 "[Performance](docs/src/performance.md)."]
     return out
 
