@@ -1,6 +1,8 @@
-//! The `kiln` command: real invocations (train, resume, eval, predict, info) on a small CSV
-//! data set and the checkpoint it trains, with arguments replaced by odd values, dropped,
-//! repeated or swapped, the CSV mutated, and the checkpoint's metadata mutated. Every run
+//! The `kiln` command: real invocations (train, resume, eval with and without the recorded data
+//! source, predict a row or a CSV file of rows, info) on a small CSV data set — its labels
+//! class indices or class names — and the checkpoint it trains, with arguments replaced by odd
+//! values, dropped, repeated or swapped, the CSV mutated, and the checkpoint's metadata
+//! (model spec, data record) mutated. Every run
 //! must end with exit code 0, 1 (an error, reported) or 2 (a usage error from the argument
 //! parser): never a panic (code 101, "panicked"), a signal or a hang.
 
@@ -33,7 +35,8 @@ const FLAGS: &[&str] = &[
 /// Names worth swapping into the checkpoint's header metadata.
 #[rustfmt::skip]
 const NAMES: &[&str] = &[
-    "kiln.model", "kiln.classes", "format", "pt", "mlp", "cnn",
+    "kiln.model", "kiln.classes", "format", "pt", "mlp", "cnn", "kiln.data", "data",
+    "label_column", "seed", "class_names", "feature_names",
 ];
 
 /// Invocation templates: `{csv}`, `{ckpt}` and `{out}` are filled in per input.
@@ -44,9 +47,15 @@ const TEMPLATES: &[&[&str]] = &[
     &["train", "--resume", "{ckpt}", "--model", "mlp", "--data", "csv:{csv}", "--epochs", "3",
       "--out", "{out}", "--name", "f", "--progress", "silent", "--threads", "1"],
     &["eval", "{ckpt}", "--data", "csv:{csv}"],
+    &["eval", "{ckpt}"],
     &["predict", "{ckpt}", "0.5,1.5,-2,3"],
+    &["predict", "{ckpt}", "{csv}"],
+    &["predict", "{ckpt}", "{csv}", "--out", "{out}.csv", "--label-column", "label"],
     &["info", "{ckpt}"],
 ];
+
+/// Class names the CSV's labels are sometimes written as (`kiln train` reads text labels).
+const CLASS_NAMES: [&str; 3] = ["setosa", "versicolor", "virginica"];
 
 /// The CLI target.
 pub struct Cli {
@@ -140,6 +149,21 @@ impl Cli {
         }
     }
 
+    /// The table with its class indices written as class names (the last column).
+    fn named_labels(csv: &str) -> String {
+        let mut out = String::new();
+        for (i, line) in csv.lines().enumerate() {
+            match line.rsplit_once(',') {
+                Some((features, label)) if i > 0 => {
+                    let name = label.parse::<usize>().ok().and_then(|c| CLASS_NAMES.get(c));
+                    out += &format!("{features},{}\n", name.copied().unwrap_or(label));
+                }
+                _ => out += &format!("{line}\n"),
+            }
+        }
+        out
+    }
+
     fn mutate_csv(rng: &mut Rng, csv: &str) -> String {
         let mut lines: Vec<String> = csv.lines().map(str::to_string).collect();
         for _ in 0..1 + rng.below(3) {
@@ -179,6 +203,9 @@ impl Target for Cli {
         let mut args: Vec<String> = rng.pick(TEMPLATES).iter().map(|s| s.to_string()).collect();
         let mut csv = self.csv.clone();
         let mut model = self.checkpoint[0].1.clone();
+        if rng.below(4) == 0 {
+            csv = Cli::named_labels(&csv);
+        }
         match rng.below(4) {
             0 | 1 => Cli::mutate_args(rng, &mut args),
             2 => csv = Cli::mutate_csv(rng, &csv),
