@@ -24,7 +24,7 @@ use std::process::ExitCode;
 #[command(
     name = "kiln",
     version,
-    about = "Kiln: train, evaluate and inspect models"
+    about = "Kiln: train, evaluate, inspect, export and serve models"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +41,10 @@ enum Command {
     /// Predict the class of one input (a row of numbers or an image file) or of every row
     /// of a CSV file.
     Predict(commands::predict::PredictArgs),
+    /// Export a checkpoint (or a run directory's best) as a graph file for serving.
+    Export(commands::export::ExportArgs),
+    /// Serve a model repository, or a run directory, over the Open Inference Protocol.
+    Serve(commands::serve::ServeArgs),
     /// Show a checkpoint's parameters, shapes and metadata, its class names and the data it
     /// was trained on.
     Info {
@@ -63,6 +67,8 @@ fn run(command: Command) -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Info { checkpoint } => commands::info::run(&checkpoint),
+        Command::Export(args) => commands::export::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::PanicTest => panic!("a deliberate panic\nover two lines"),
     };
     match result {

@@ -97,6 +97,17 @@ pub fn operand_bytes(t: Operand<'_>) -> Vec<u8> {
     }
 }
 
+/// A dense row-major value of `shape` from its elements' little-endian bytes (the layout
+/// [`operand_bytes`] writes, and the Open Inference Protocol's binary tensors use); `None`
+/// when `bytes` is not exactly `shape`'s element count of `dtype`.
+pub fn operand_from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Option<OwnedOperand> {
+    let elements = kiln_kernels::shape::checked_numel(shape, dtype.size_in_bytes()).ok()?;
+    if elements.checked_mul(dtype.size_in_bytes()) != Some(bytes.len()) {
+        return None;
+    }
+    from_bytes(st_dtype(dtype), shape, bytes)
+}
+
 /// A dense value from little-endian bytes; `None` for a dtype Kiln has no counterpart of.
 fn from_bytes(dtype: Dtype, shape: &[usize], data: &[u8]) -> Option<OwnedOperand> {
     fn read<T: StorageElement, const N: usize>(d: &[u8], f: impl Fn([u8; N]) -> T) -> CpuStorage {

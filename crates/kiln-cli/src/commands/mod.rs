@@ -1,11 +1,13 @@
 //! One module per subcommand, plus loading a checkpointed model.
 
 pub mod eval;
+pub mod export;
 pub mod info;
 pub mod predict;
 pub mod predict_csv;
 pub mod predict_input;
 pub mod probabilities;
+pub mod serve;
 pub mod train;
 
 use crate::models::ModelSpec;

@@ -1,0 +1,28 @@
+//! kiln-serve: serves Kiln graph files (`.kgraph`) from a model repository over the Open
+//! Inference Protocol v2 — the protocol of KServe and NVIDIA Triton, so `tritonclient` and
+//! other clients work unchanged — with dynamic batching and Prometheus metrics.
+//!
+//! Layering: built on `kiln-runtime` and `kiln-kernels` alone (a served graph needs no tensor,
+//! autograd, layers or trainer), plus axum and tokio for HTTP.
+//!
+//! Guide: *Serving* (`docs/src/serving.md`).
+
+#![deny(missing_docs)]
+
+pub mod batcher;
+pub mod config;
+pub mod datatype;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod names;
+pub mod registry;
+pub mod repository;
+pub mod server;
+pub mod tensor;
+
+pub use config::ModelConfig;
+pub use error::ServeError;
+pub use registry::Registry;
+pub use server::{serve, serve_until, ServeOptions};

@@ -1,0 +1,154 @@
+//! The models being served: name → version → loaded model, swapped as a whole on reload so
+//! a request sees one consistent set and keeps its model alive (an `Arc`) until it answers.
+
+use crate::error::ServeError;
+use crate::model::ServedModel;
+use crate::repository::{self, check_name, EntryError};
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Versions of one model, ascending.
+pub type Versions = BTreeMap<u64, Arc<ServedModel>>;
+
+/// A version that could not be loaded, kept for its metadata and the logs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unavailable {
+    /// Model name.
+    pub model: String,
+    /// Version, when the problem is one version's.
+    pub version: Option<u64>,
+    /// Why.
+    pub reason: String,
+}
+
+/// The served models and the repository they come from.
+pub struct Registry {
+    repo: PathBuf,
+    models: RwLock<BTreeMap<String, Versions>>,
+    unavailable: RwLock<Vec<Unavailable>>,
+}
+
+impl Registry {
+    /// Loads every model of `repo`. Models or versions that fail to load are reported (and
+    /// logged) as unavailable; the others serve.
+    pub fn load(repo: &Path) -> Result<Registry, String> {
+        let registry = Registry {
+            repo: repo.to_path_buf(),
+            models: RwLock::new(BTreeMap::new()),
+            unavailable: RwLock::new(Vec::new()),
+        };
+        registry.reload()?;
+        Ok(registry)
+    }
+
+    /// Scans the repository again: loads versions that are new, drops versions that are gone
+    /// (requests in flight keep theirs until they answer), keeps the rest as they are.
+    pub fn reload(&self) -> Result<(), String> {
+        let (entries, problems) = repository::scan(&self.repo)?;
+        let mut unavailable: Vec<Unavailable> = problems
+            .into_iter()
+            .map(|EntryError { model, message }| Unavailable {
+                model,
+                version: None,
+                reason: message,
+            })
+            .collect();
+        let current = self.models.read().clone();
+        let mut next = BTreeMap::new();
+        for entry in entries {
+            let mut versions = Versions::new();
+            for (version, file) in &entry.versions {
+                let kept = current
+                    .get(&entry.name)
+                    .and_then(|v| v.get(version))
+                    .filter(|m| m.config == entry.config);
+                if let Some(model) = kept {
+                    versions.insert(*version, Arc::clone(model));
+                    continue;
+                }
+                match ServedModel::load(&entry.name, *version, file, &entry.config) {
+                    Ok(model) => {
+                        eprintln!("kiln serve: loaded {} version {version}", entry.name);
+                        versions.insert(*version, Arc::new(model));
+                    }
+                    Err(reason) => {
+                        eprintln!(
+                            "kiln serve: {} version {version} is unavailable: {reason}",
+                            entry.name
+                        );
+                        unavailable.push(Unavailable {
+                            model: entry.name.clone(),
+                            version: Some(*version),
+                            reason,
+                        });
+                    }
+                }
+            }
+            if !versions.is_empty() {
+                next.insert(entry.name, versions);
+            }
+        }
+        for (name, versions) in &current {
+            for version in versions.keys() {
+                if next.get(name).is_none_or(|v| !v.contains_key(version)) {
+                    eprintln!("kiln serve: unloading {name} version {version}");
+                }
+            }
+        }
+        *self.models.write() = next;
+        *self.unavailable.write() = unavailable;
+        Ok(())
+    }
+
+    /// The model `name` at `version` (default: its highest loaded version).
+    pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ServeError> {
+        check_name(name).map_err(ServeError::BadRequest)?;
+        let models = self.models.read();
+        let not_found = |what: String| {
+            let why = self
+                .unavailable
+                .read()
+                .iter()
+                .find(|u| u.model == name)
+                .map(|u| format!(" ({})", u.reason))
+                .unwrap_or_default();
+            ServeError::NotFound(format!("{what}{why}"))
+        };
+        let versions = models
+            .get(name)
+            .ok_or_else(|| not_found(format!("unknown model `{name}`")))?;
+        match version {
+            None => Ok(Arc::clone(
+                versions.values().next_back().expect("a model has versions"),
+            )),
+            Some(v) => {
+                let n: u64 = v.parse().map_err(|_| {
+                    ServeError::BadRequest(format!(
+                        "version `{}` is not a number",
+                        v.escape_debug()
+                    ))
+                })?;
+                versions
+                    .get(&n)
+                    .cloned()
+                    .ok_or_else(|| not_found(format!("model `{name}` has no version {n}")))
+            }
+        }
+    }
+
+    /// Every loaded model version.
+    pub fn all(&self) -> Vec<Arc<ServedModel>> {
+        self.models
+            .read()
+            .values()
+            .flat_map(|v| v.values().cloned())
+            .collect()
+    }
+
+    /// Versions that failed to load, with why.
+    pub fn unavailable(&self) -> Vec<Unavailable> {
+        self.unavailable.read().clone()
+    }
+}
