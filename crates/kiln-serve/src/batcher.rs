@@ -1,5 +1,5 @@
-//! Dynamic batching: requests for one model version queue, and a worker joins those that
-//! arrive within `max_queue_delay_us` of the first, up to `max_batch_size` rows (or a preferred
+//! Dynamic batching: requests for one model version queue, and a worker joins those already
+//! waiting and those that arrive within `max_queue_delay_us` of the first, up to `max_batch_size` rows (or a preferred
 //! size), along dim 0; the graph runs once on the joined batch (its batch dim is symbolic) and
 //! each request gets its own rows back, in order.
 //!
@@ -133,11 +133,15 @@ fn work(graph: &LoadedGraph, jobs: &Mutex<Receiver<Job>>, stats: &Stats, policy:
             let until = first.enqueued + policy.delay;
             let mut batch = vec![first];
             while policy.batching && rows < policy.max_rows && !policy.preferred.contains(&rows) {
+                // Past the delay, requests already queued still join: a loaded server
+                // batches even with no delay at all.
                 let now = Instant::now();
-                if now >= until {
-                    break;
-                }
-                match rx.recv_timeout(until - now) {
+                let next = if now >= until {
+                    rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+                } else {
+                    rx.recv_timeout(until - now)
+                };
+                match next {
                     Ok(job) if rows + job.rows <= policy.max_rows => {
                         rows += job.rows;
                         batch.push(job);

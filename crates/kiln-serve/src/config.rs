@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! max_batch_size = 32           # 0: no batching (each request runs alone)
-//! max_queue_delay_us = 500      # how long a request waits for others to join its batch
+//! max_queue_delay_us = 500      # how long a request waits for others to join its batch (0:
+//!                               # only those already queued join, as Triton's default)
 //! preferred_batch_sizes = [8, 16, 32]
 //! max_queue_size = 1024         # requests waiting; past this, 503 with Retry-After
 //! instance_count = 1            # batches run at once
@@ -73,7 +74,7 @@ impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             max_batch_size: 32,
-            max_queue_delay_us: 500,
+            max_queue_delay_us: 0,
             preferred_batch_sizes: Vec::new(),
             max_queue_size: 1024,
             instance_count: 1,
