@@ -519,3 +519,90 @@ fn csv_labels_that_are_neither_indices_nor_usable_names() {
         "label column `label` holds class names (1, 2, cat), but the model was trained on class indices 0 to 2",
     );
 }
+
+#[test]
+fn export_and_serve_refuse_bad_sources_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("repo/m/1");
+    let out = out.to_str().unwrap();
+    let garbage = write(d, "model.safetensors", "not a checkpoint");
+    assert_refused(
+        &["export", garbage.to_str().unwrap(), "--out", out],
+        "model.safetensors",
+    );
+    assert_refused(
+        &["export", d.join("nowhere").to_str().unwrap(), "--out", out],
+        "nowhere",
+    );
+    // A run directory whose checkpoints were never written.
+    std::fs::create_dir_all(d.join("run/checkpoints")).unwrap();
+    assert_refused(
+        &["export", d.join("run").to_str().unwrap(), "--out", out],
+        "no checkpoints/best or checkpoints/last",
+    );
+    assert!(
+        !d.join("repo/m/1/model.kgraph").exists(),
+        "nothing written on failure"
+    );
+
+    assert_refused(&["serve"], "give a run directory");
+    let repo = d.join("no-repo");
+    // (`-1` is refused by the argument parser as a flag; the others by the range check.)
+    for (bad, what) in [
+        ("nan", "--poll-secs"),
+        ("-1", "'-1'"),
+        ("1e9", "--poll-secs"),
+    ] {
+        let args = [
+            "serve",
+            "--model-repository",
+            repo.to_str().unwrap(),
+            "--poll-secs",
+            bad,
+        ];
+        assert_refused(&args, what);
+    }
+    assert_refused(
+        &["serve", "--model-repository", repo.to_str().unwrap()],
+        "model repository",
+    );
+    assert_refused(
+        &["serve", "--http-port", "70000", "--model-repository", "x"],
+        "70000",
+    );
+    assert_refused(
+        &[
+            "serve",
+            "--host",
+            "not-an-address",
+            "--model-repository",
+            "x",
+        ],
+        "not-an-address",
+    );
+    assert_refused(
+        &["serve", d.join("run").to_str().unwrap()],
+        "no checkpoints/best",
+    );
+}
+
+#[test]
+fn a_trained_checkpoint_exports_to_a_graph_with_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let best = trained_csv_model(dir.path());
+    let version = dir.path().join("repo/m/1");
+    let run = kiln(&[
+        "export",
+        best.to_str().unwrap(),
+        "--out",
+        version.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(version.join("model.kgraph").is_file());
+    let config = std::fs::read_to_string(dir.path().join("repo/m/config.toml")).unwrap();
+    assert!(
+        config.contains(r#"outputs = ["logits", "probabilities"]"#),
+        "{config}"
+    );
+}

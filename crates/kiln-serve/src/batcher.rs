@@ -180,7 +180,7 @@ fn run_batch(graph: &LoadedGraph, batch: Vec<Job>, stats: &Stats) {
     if live.is_empty() {
         return;
     }
-    let args = join(&live);
+    let (args, live) = join(live);
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let operands: Vec<_> = args.iter().map(HostTensor::to_operand).collect();
@@ -230,13 +230,14 @@ fn answer_all(jobs: Vec<Job>, e: ServeError) {
     }
 }
 
-/// The jobs' inputs joined along dim 0 (one job: its inputs as they are).
-fn join(jobs: &[Job]) -> Vec<HostTensor> {
-    if let [one] = jobs {
-        return one.inputs.clone();
+/// The jobs' inputs joined along dim 0, taken out of the jobs (one job: its inputs moved, not
+/// copied).
+fn join(mut jobs: Vec<Job>) -> (Vec<HostTensor>, Vec<Job>) {
+    if let [one] = &mut jobs[..] {
+        return (std::mem::take(&mut one.inputs), jobs);
     }
     let rows: usize = jobs.iter().map(|j| j.rows).sum();
-    (0..jobs[0].inputs.len())
+    let joined = (0..jobs[0].inputs.len())
         .map(|k| {
             let first = &jobs[0].inputs[k];
             let mut shape = first.shape.clone();
@@ -251,7 +252,11 @@ fn join(jobs: &[Job]) -> Vec<HostTensor> {
                 bytes,
             }
         })
-        .collect()
+        .collect();
+    for job in &mut jobs {
+        job.inputs = Vec::new(); // joined; the request's own copy is no longer needed
+    }
+    (joined, jobs)
 }
 
 /// Rows `offset..offset + n` of an output of `total` rows.

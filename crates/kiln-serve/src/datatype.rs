@@ -38,16 +38,7 @@ mod tests {
 
     #[test]
     fn every_dtype_round_trips_through_its_protocol_name() {
-        for d in [
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::I64,
-            DType::I32,
-            DType::U8,
-            DType::Bool,
-        ] {
+        for d in DType::ALL {
             assert_eq!(from_protocol_name(protocol_name(d)), Some(d));
         }
         assert_eq!(from_protocol_name("BYTES"), None);

@@ -46,63 +46,51 @@ impl Stats {
     }
 }
 
-/// A metric: name, kind, help text, and the counter it reads.
-type Metric = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&Stats) -> &AtomicU64,
-);
+/// A metric: name, help text, and the counter it reads (every metric is a counter).
+type Metric = (&'static str, &'static str, fn(&Stats) -> &AtomicU64);
 
 /// Prometheus text for `(model, version, stats)` rows, metric names as Triton's.
 pub fn render(models: &[(String, u64, &Stats)]) -> String {
     let metrics: [Metric; 7] = [
         (
             "nv_inference_request_success",
-            "counter",
             "Number of successful inference requests",
             |s| &s.success,
         ),
         (
             "nv_inference_request_failure",
-            "counter",
             "Number of failed inference requests",
             |s| &s.failure,
         ),
         (
             "nv_inference_count",
-            "counter",
             "Number of inferences performed (batch rows)",
             |s| &s.inferences,
         ),
         (
             "nv_inference_exec_count",
-            "counter",
             "Number of model executions (batches run)",
             |s| &s.executions,
         ),
         (
             "nv_inference_request_duration_us",
-            "counter",
             "Cumulative request duration in microseconds",
             |s| &s.request_us,
         ),
         (
             "nv_inference_queue_duration_us",
-            "counter",
             "Cumulative queue duration in microseconds",
             |s| &s.queue_us,
         ),
         (
             "nv_inference_compute_infer_duration_us",
-            "counter",
             "Cumulative compute duration in microseconds",
             |s| &s.compute_us,
         ),
     ];
     let mut out = String::new();
-    for (name, kind, help, field) in metrics {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (name, help, field) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         for (model, version, stats) in models {
             let _ = writeln!(
                 out,

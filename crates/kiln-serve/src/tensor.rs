@@ -21,17 +21,19 @@ pub struct HostTensor {
 const MAX_JSON_DEPTH: usize = 32;
 
 impl HostTensor {
-    /// Elements in `shape`, or `None` when the count overflows.
-    pub fn element_count(shape: &[usize]) -> Option<usize> {
-        shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    /// Elements in `shape` of `dtype`, or why there cannot be that many: the kernel layer's
+    /// one size check (element count and bytes bounded), so a request is refused where a
+    /// tensor would be.
+    fn element_count(dtype: DType, shape: &[usize]) -> Result<usize, String> {
+        kiln_kernels::shape::checked_numel(shape, dtype.size_in_bytes())
+            .map_err(|e| format!("shape {shape:?}: {e}"))
     }
 
     /// The tensor of `dtype` and `shape` whose elements are `data`, a JSON array flat or nested
     /// in row-major order (the protocol allows both). The message of an error names what is
     /// wrong, for the caller to prefix with the input's name.
     pub fn from_json(dtype: DType, shape: &[usize], data: &Value) -> Result<HostTensor, String> {
-        let want = HostTensor::element_count(shape)
-            .ok_or_else(|| format!("shape {shape:?} has too many elements"))?;
+        let want = HostTensor::element_count(dtype, shape)?;
         let mut bytes = Vec::with_capacity(want.saturating_mul(dtype.size_in_bytes()).min(1 << 26));
         let mut count = 0usize;
         // Depth-first over nested arrays without recursion: a hostile body cannot overflow
@@ -82,9 +84,7 @@ impl HostTensor {
     /// The tensor of `dtype` and `shape` with these little-endian bytes (the binary tensor
     /// extension); an error when their length does not match.
     pub fn from_bytes(dtype: DType, shape: &[usize], bytes: Vec<u8>) -> Result<HostTensor, String> {
-        let want = HostTensor::element_count(shape)
-            .and_then(|n| n.checked_mul(dtype.size_in_bytes()))
-            .ok_or_else(|| format!("shape {shape:?} has too many elements"))?;
+        let want = HostTensor::element_count(dtype, shape)? * dtype.size_in_bytes();
         if bytes.len() != want {
             return Err(format!(
                 "{} bytes of binary data, but shape {shape:?} of {} needs {want}",

@@ -67,15 +67,11 @@ pub fn export(checkpoint: &Path, version_dir: &Path) -> Result<PathBuf, String> 
     if let Some(model_dir) = version_dir.parent() {
         let config = model_dir.join("config.toml");
         if !config.exists() {
-            write_small_file(&config, CONFIG.as_bytes())?;
+            kiln_nn::checkpoint::write_atomic(&config, CONFIG.as_bytes())
+                .map_err(|e| format!("{}: {e}", config.display()))?;
         }
     }
     Ok(file)
-}
-
-/// Writes a small file atomically.
-fn write_small_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    kiln_nn::checkpoint::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Runs `kiln export`.

@@ -52,6 +52,7 @@ const TEMPLATES: &[&[&str]] = &[
     &["predict", "{ckpt}", "{csv}"],
     &["predict", "{ckpt}", "{csv}", "--out", "{out}.csv", "--label-column", "label"],
     &["info", "{ckpt}"],
+    &["export", "{ckpt}", "--out", "{out}/m/1"],
 ];
 
 /// Class names the CSV's labels are sometimes written as (`kiln train` reads text labels).
