@@ -237,7 +237,34 @@ pub fn parse(
 /// Writes `bytes` to `path` atomically: a sibling temporary file is written and synced, then
 /// renamed over `path`. Any file may be written so (training logs are too), so errors are
 /// plain I/O errors.
+///
+/// Only a regular file is replaced. A symbolic link is followed, so the file it points to is
+/// replaced and the link kept. A path that names something else — `/dev/null`, a FIFO, a
+/// terminal — is written in place: a rename would put a regular file where the device was
+/// (as root, `--out /dev/null` once turned the machine's `/dev/null` into a file). A
+/// directory is an error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path)?;
+            resolved.as_path()
+        }
+        _ => path,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            ))
+        }
+        Ok(m) if !m.is_file() => {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            return f.write_all(bytes);
+        }
+        _ => {}
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -6,7 +6,6 @@ use crate::models::ModelSpec;
 use crate::rows;
 use kiln_core::Tensor;
 use kiln_nn::Sequential;
-use std::io::Write;
 use std::path::Path;
 
 /// Rows per forward pass: bounds memory for large files.
@@ -51,7 +50,9 @@ pub fn run(
         );
     }
     if let Some(out) = out {
-        write_atomically(out, &to_csv(spec, &predicted, &probs)?)?;
+        let csv = to_csv(spec, &predicted, &probs)?;
+        kiln_nn::checkpoint::write_atomic(out, &csv)
+            .map_err(|e| format!("{}: cannot write: {e}", out.display()))?;
         eprintln!("wrote {} predictions to {}", rows.len, out.display());
     }
     Ok(())
@@ -73,26 +74,4 @@ fn to_csv(spec: &ModelSpec, predicted: &[(usize, f32)], probs: &[f32]) -> Result
     }
     w.into_inner()
         .map_err(|e| format!("writing the predictions: {}", e.error()))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// `path` is never left half-written (a rename within one file system is atomic).
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("{}: cannot write: {e}", path.display());
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-    let tmp_name = format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id());
-    let tmp = dir.map_or_else(|| tmp_name.clone().into(), |d| d.join(&tmp_name));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    let result = written.and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        // Best effort: the temporary file may not even exist.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(fail)
 }

@@ -11,6 +11,7 @@ use super::Target;
 use crate::mutate;
 use crate::rng::Rng;
 use serde_json::{json, Value};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -267,6 +268,14 @@ impl Target for Cli {
             std::thread::sleep(Duration::from_millis(5));
         };
         let stderr = reader.join().unwrap_or_default();
+        // `--out /dev/null` is among the odd values; run as root, an atomic writer that renamed
+        // a file over it turned the machine's /dev/null into a regular file (and broke every
+        // later command reading it).
+        let null = std::fs::metadata("/dev/null").map(|m| m.file_type());
+        assert!(
+            null.as_ref().is_ok_and(|t| t.is_char_device()),
+            "kiln {args:?} replaced /dev/null: {null:?}"
+        );
         match status.code() {
             Some(0) => true,
             Some(1 | 2) if !stderr.contains("panicked") && !stderr.contains("internal error") => {
