@@ -61,6 +61,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
             post(infer_version),
         )
         .route("/metrics", get(metrics))
+        .merge(crate::tf_serving::routes())
         .fallback(|| async { ServeError::NotFound("no such endpoint".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(registry)
@@ -80,10 +81,9 @@ fn spec_json(s: &TensorSpec) -> Value {
 
 fn metadata(registry: &Registry, model: &ServedModel) -> Value {
     let versions: Vec<String> = registry
-        .all()
+        .versions_of(&model.name)
         .iter()
-        .filter(|m| m.name == model.name)
-        .map(|m| m.version.to_string())
+        .map(u64::to_string)
         .collect();
     json!({
         "name": model.name,
@@ -271,23 +271,7 @@ fn requested_outputs(
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad(format!("outputs[{i}] has no string `name`")))?;
-            let index = model
-                .outputs
-                .iter()
-                .position(|s| s.name == name)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "model `{}` has no output `{}`; its outputs are {}",
-                        model.name,
-                        name.escape_debug(),
-                        model
-                            .outputs
-                            .iter()
-                            .map(|s| format!("`{}`", s.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
+            let index = model.output_index(name)?;
             let binary = o
                 .get("parameters")
                 .and_then(|p| p.get("binary_data"))

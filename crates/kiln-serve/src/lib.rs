@@ -1,9 +1,10 @@
 //! kiln-serve: serves Kiln graph files (`.kgraph`) from a model repository over the Open
 //! Inference Protocol v2 — the protocol of KServe and NVIDIA Triton, so `tritonclient` and
-//! other clients work unchanged — with dynamic batching and Prometheus metrics.
+//! other clients work unchanged — over HTTP and gRPC, and TF Serving's REST API, with dynamic
+//! batching and Prometheus metrics.
 //!
 //! Layering: built on `kiln-runtime` and `kiln-kernels` alone (a served graph needs no tensor,
-//! autograd, layers or trainer), plus axum and tokio for HTTP.
+//! autograd, layers or trainer), plus axum and tokio for HTTP and tonic for gRPC.
 //!
 //! Guide: *Serving* (`docs/src/serving.md`).
 
@@ -13,6 +14,7 @@ pub mod batcher;
 pub mod config;
 pub mod datatype;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod model;
@@ -21,8 +23,9 @@ pub mod registry;
 pub mod repository;
 pub mod server;
 pub mod tensor;
+pub mod tf_serving;
 
 pub use config::ModelConfig;
 pub use error::ServeError;
 pub use registry::Registry;
-pub use server::{serve, serve_until, ServeOptions};
+pub use server::{serve, serve_until, Bound, ServeOptions};

@@ -206,6 +206,26 @@ impl ServedModel {
         result
     }
 
+    /// The position of the output called `name`; a 400 naming the outputs there are when
+    /// there is none.
+    pub fn output_index(&self, name: &str) -> Result<usize, ServeError> {
+        self.outputs
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| {
+                ServeError::BadRequest(format!(
+                    "model `{}` has no output `{}`; its outputs are {}",
+                    self.name,
+                    name.escape_debug(),
+                    self.outputs
+                        .iter()
+                        .map(|s| format!("`{}`", s.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+
     fn has_input(&self, name: &str) -> bool {
         self.inputs.iter().any(|s| s.name == name)
     }

@@ -147,6 +147,15 @@ impl Registry {
             .collect()
     }
 
+    /// The loaded versions of `name`, lowest first (metadata's `versions`).
+    pub fn versions_of(&self, name: &str) -> Vec<u64> {
+        self.models
+            .read()
+            .get(name)
+            .map(|v| v.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Versions that failed to load, with why.
     pub fn unavailable(&self) -> Vec<Unavailable> {
         self.unavailable.read().clone()

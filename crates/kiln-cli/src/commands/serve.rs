@@ -1,4 +1,5 @@
-//! `kiln serve`: serves a model repository over the Open Inference Protocol (HTTP), or a
+//! `kiln serve`: serves a model repository over the Open Inference Protocol (HTTP and gRPC)
+//! and TF Serving's REST API, or a
 //! `kiln train` run directory directly (its best checkpoint is exported to a graph first, in a
 //! temporary repository).
 
@@ -24,6 +25,12 @@ pub struct ServeArgs {
     /// HTTP port (0: any free port, printed at start).
     #[arg(long, default_value_t = 8000)]
     pub http_port: u16,
+    /// gRPC port (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8001, conflicts_with = "no_grpc")]
+    pub grpc_port: u16,
+    /// Serve HTTP only.
+    #[arg(long)]
+    pub no_grpc: bool,
     /// Seconds between scans of the repository for new and removed versions (0: never).
     #[arg(long, default_value_t = 5.0)]
     pub poll_secs: f64,
@@ -69,9 +76,15 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let options = ServeOptions {
         repository,
         http: SocketAddr::new(args.host, args.http_port),
+        grpc: (!args.no_grpc).then(|| SocketAddr::new(args.host, args.grpc_port)),
         poll: (args.poll_secs > 0.0).then(|| Duration::from_secs_f64(args.poll_secs)),
     };
-    serve(&options, |addr| {
-        eprintln!("kiln serve: Open Inference Protocol over HTTP at http://{addr}/v2");
+    serve(&options, |bound| {
+        let http = bound.http;
+        eprintln!("kiln serve: Open Inference Protocol over HTTP at http://{http}/v2");
+        if let Some(grpc) = bound.grpc {
+            eprintln!("kiln serve: Open Inference Protocol over gRPC at {grpc}");
+        }
+        eprintln!("kiln serve: TF Serving REST at http://{http}/v1/models");
     })
 }
