@@ -1,11 +1,12 @@
 //! The models being served: name → version → loaded model, swapped as a whole on reload so
 //! a request sees one consistent set and keeps its model alive (an `Arc`) until it answers.
 
+use crate::config::VersionPolicy;
 use crate::error::ServeError;
 use crate::model::ServedModel;
-use crate::repository::{self, check_name, EntryError};
-use parking_lot::RwLock;
-use std::collections::BTreeMap;
+use crate::repository::{self, check_name, EntryError, ModelEntry};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,7 +29,12 @@ pub struct Registry {
     repo: PathBuf,
     models: RwLock<BTreeMap<String, Versions>>,
     unavailable: RwLock<Vec<Unavailable>>,
+    /// Graph files that failed to load, with their size and modification time then.
+    failed: Mutex<HashMap<PathBuf, (FileStamp, String)>>,
 }
+
+/// A file's size and modification time: whether it changed since it was last read.
+type FileStamp = (u64, Option<std::time::SystemTime>);
 
 impl Registry {
     /// Loads every model of `repo`. Models or versions that fail to load are reported (and
@@ -38,6 +44,7 @@ impl Registry {
             repo: repo.to_path_buf(),
             models: RwLock::new(BTreeMap::new()),
             unavailable: RwLock::new(Vec::new()),
+            failed: Mutex::new(HashMap::new()),
         };
         registry.reload()?;
         Ok(registry)
@@ -58,32 +65,32 @@ impl Registry {
         let current = self.models.read().clone();
         let mut next = BTreeMap::new();
         for entry in entries {
+            let numbers: Vec<u64> = entry.versions.iter().map(|v| v.0).collect();
+            let selected = entry.config.version_policy.select(&numbers);
+            // `latest N` means the newest N that load: a corrupt new version must not unload
+            // the one serving now, so older versions fill in for newer ones that fail.
+            let quota = match entry.config.version_policy {
+                VersionPolicy::Latest(n) => Some(n),
+                _ => None,
+            };
             let mut versions = Versions::new();
-            for (version, file) in &entry.versions {
-                let kept = current
-                    .get(&entry.name)
-                    .and_then(|v| v.get(version))
-                    .filter(|m| m.config == entry.config);
-                if let Some(model) = kept {
-                    versions.insert(*version, Arc::clone(model));
+            for (version, file) in entry.versions.iter().rev() {
+                let wanted = match quota {
+                    Some(n) => versions.len() < n,
+                    None => selected.contains(version),
+                };
+                if !wanted {
                     continue;
                 }
-                match ServedModel::load(&entry.name, *version, file, &entry.config) {
+                match self.load_version(&entry, &current, *version, file) {
                     Ok(model) => {
-                        eprintln!("kiln serve: loaded {} version {version}", entry.name);
-                        versions.insert(*version, Arc::new(model));
+                        versions.insert(*version, model);
                     }
-                    Err(reason) => {
-                        eprintln!(
-                            "kiln serve: {} version {version} is unavailable: {reason}",
-                            entry.name
-                        );
-                        unavailable.push(Unavailable {
-                            model: entry.name.clone(),
-                            version: Some(*version),
-                            reason,
-                        });
-                    }
+                    Err(reason) => unavailable.push(Unavailable {
+                        model: entry.name.clone(),
+                        version: Some(*version),
+                        reason,
+                    }),
                 }
             }
             if !versions.is_empty() {
@@ -100,6 +107,52 @@ impl Registry {
         *self.models.write() = next;
         *self.unavailable.write() = unavailable;
         Ok(())
+    }
+
+    /// Version `version` of `entry`: the one loaded now if its config is unchanged, else
+    /// loaded from `file`. A file that failed before is not loaded again until it changes
+    /// (its size or modification time), so a corrupt version is logged once, not every poll.
+    fn load_version(
+        &self,
+        entry: &ModelEntry,
+        current: &BTreeMap<String, Versions>,
+        version: u64,
+        file: &Path,
+    ) -> Result<Arc<ServedModel>, String> {
+        let kept = current
+            .get(&entry.name)
+            .and_then(|v| v.get(&version))
+            .filter(|m| m.config == entry.config);
+        if let Some(model) = kept {
+            return Ok(Arc::clone(model));
+        }
+        let stamp = std::fs::metadata(file)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()));
+        if let Some((seen, reason)) = self.failed.lock().get(file) {
+            if stamp.as_ref() == Some(seen) {
+                return Err(reason.clone());
+            }
+        }
+        match ServedModel::load(&entry.name, version, file, &entry.config) {
+            Ok(model) => {
+                eprintln!("kiln serve: loaded {} version {version}", entry.name);
+                self.failed.lock().remove(file);
+                Ok(Arc::new(model))
+            }
+            Err(reason) => {
+                eprintln!(
+                    "kiln serve: {} version {version} is unavailable: {reason}",
+                    entry.name
+                );
+                if let Some(stamp) = stamp {
+                    self.failed
+                        .lock()
+                        .insert(file.to_path_buf(), (stamp, reason.clone()));
+                }
+                Err(reason)
+            }
+        }
     }
 
     /// The model `name` at `version` (default: its highest loaded version).

@@ -15,14 +15,15 @@ use std::path::{Path, PathBuf};
 /// The file a version directory holds.
 pub const GRAPH_FILE: &str = "model.kgraph";
 
-/// One model found in the repository: its config and the versions its policy selects.
+/// One model found in the repository: its config and every version in its directory (the
+/// registry applies the version policy, as it alone knows which versions load).
 #[derive(Clone, Debug)]
 pub struct ModelEntry {
     /// The directory name.
     pub name: String,
     /// The model's `config.toml`, or the defaults.
     pub config: ModelConfig,
-    /// The selected versions with their graph files, ascending.
+    /// The versions with their graph files, ascending.
     pub versions: Vec<(u64, PathBuf)>,
 }
 
@@ -74,7 +75,7 @@ pub fn scan(repo: &Path) -> Result<(Vec<ModelEntry>, Vec<EntryError>), String> {
                 continue;
             }
         };
-        let mut available: Vec<(u64, PathBuf)> = std::fs::read_dir(&path)
+        let mut versions: Vec<(u64, PathBuf)> = std::fs::read_dir(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .flatten()
             .filter_map(|v| {
@@ -83,13 +84,7 @@ pub fn scan(repo: &Path) -> Result<(Vec<ModelEntry>, Vec<EntryError>), String> {
                 (number > 0 && file.is_file()).then_some((number, file))
             })
             .collect();
-        available.sort();
-        let numbers: Vec<u64> = available.iter().map(|v| v.0).collect();
-        let chosen = config.version_policy.select(&numbers);
-        let versions: Vec<(u64, PathBuf)> = available
-            .into_iter()
-            .filter(|(n, _)| chosen.contains(n))
-            .collect();
+        versions.sort();
         if !versions.is_empty() {
             models.push(ModelEntry {
                 name,
@@ -121,7 +116,7 @@ mod tests {
         let (models, problems) = scan(repo.path()).unwrap();
         assert_eq!(models.len(), 1);
         let v: Vec<u64> = models[0].versions.iter().map(|v| v.0).collect();
-        assert_eq!(v, [2, 10]);
+        assert_eq!(v, [1, 2, 10]);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].model, "bad");
     }

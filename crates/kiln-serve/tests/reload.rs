@@ -7,6 +7,7 @@ use kiln::prelude::*;
 use kiln_serve::tensor::HostTensor;
 use kiln_serve::Registry;
 use std::path::Path;
+use std::sync::Arc;
 
 fn save(path: &Path, out: usize) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -67,4 +68,33 @@ async fn versions_come_and_go_without_disturbing_the_others() {
     assert_eq!(bad.len(), 1);
     assert_eq!((bad[0].model.as_str(), bad[0].version), ("m", Some(3)));
     assert_eq!(registry.get("m", None).unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn a_corrupt_latest_version_leaves_the_serving_one_loaded_until_it_is_fixed() {
+    let repo = tempfile::tempdir().unwrap();
+    let m = repo.path().join("m");
+    save(&m.join("1/model.kgraph"), 2); // the default policy: the latest 1 version
+    let registry = Registry::load(repo.path()).unwrap();
+    let serving = registry.get("m", None).unwrap();
+    assert_eq!(serving.version, 1);
+
+    std::fs::create_dir_all(m.join("2")).unwrap();
+    std::fs::write(m.join("2/model.kgraph"), b"garbage").unwrap();
+    for _ in 0..2 {
+        registry.reload().unwrap();
+        assert_eq!(versions(&registry), [1], "version 1 still serves");
+        let bad = registry.unavailable();
+        assert_eq!((bad.len(), bad[0].version), (1, Some(2)), "{bad:?}");
+    }
+    assert!(
+        Arc::ptr_eq(&registry.get("m", None).unwrap(), &serving),
+        "the same loaded version 1, not a reload"
+    );
+
+    // Version 2 fixed (a new file): it loads and replaces version 1.
+    save(&m.join("2/model.kgraph"), 3);
+    registry.reload().unwrap();
+    assert_eq!(versions(&registry), [2]);
+    assert!(registry.unavailable().is_empty());
 }

@@ -14,12 +14,25 @@ use std::time::Duration;
 
 /// A served repository and the eager model its graph was made from.
 pub struct Served {
+    /// HTTP.
     pub addr: SocketAddr,
     pub grpc: SocketAddr,
     pub model: Sequential,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Result<(), String>>>,
     _repo: tempfile::TempDir,
+}
+
+impl Served {
+    /// Asks the server to stop (as SIGTERM does) and returns what `serve_until` returned.
+    pub fn shut_down(&mut self) -> Result<(), String> {
+        let _ = self.stop.take().expect("running").send(());
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("server thread")
+    }
 }
 
 impl Drop for Served {
@@ -41,21 +54,27 @@ pub fn mlp() -> Sequential {
         .append(Linear::new(16, 3))
 }
 
-pub fn save_graph(model: &Sequential, path: &Path) {
+/// Saves `model`'s graph, for inputs of `features` columns and any batch size.
+pub fn save_graph(model: &Sequential, features: usize, path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let graph = no_grad(|| {
         compile(|x: &[Tensor]| vec![model.forward(&x[0])])
             .dynamic_batch()
-            .dynamic_graph(&[Tensor::zeros([1, 4], DType::F32)])
+            .dynamic_graph(&[Tensor::zeros([1, features], DType::F32)])
             .expect("a graph with a symbolic batch")
     });
     artifact::save_dynamic(&graph, path).unwrap();
 }
 
+/// Serves `mlp()` as model `mlp` with `config` as its config.toml.
 pub fn start(config: &str) -> Served {
+    start_model(mlp(), 4, config)
+}
+
+/// Serves `model` (inputs of `features` columns) as model `mlp` with `config`.
+pub fn start_model(model: Sequential, features: usize, config: &str) -> Served {
     let repo = tempfile::tempdir().unwrap();
-    let model = mlp();
-    save_graph(&model, &repo.path().join("mlp/1/model.kgraph"));
+    save_graph(&model, features, &repo.path().join("mlp/1/model.kgraph"));
     std::fs::write(repo.path().join("mlp/config.toml"), config).unwrap();
     let options = ServeOptions {
         repository: repo.path().to_path_buf(),
@@ -91,6 +110,17 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    receive(send(addr, method, path, headers, body))
+}
+
+/// Sends one HTTP/1.1 request (the connection closes after its answer); read it with `receive`.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!(
@@ -103,6 +133,11 @@ pub fn request(
     head += "\r\n";
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
+    s
+}
+
+/// The answer on a connection `send` wrote a request to: (status, headers lowercased, body).
+pub fn receive(mut s: TcpStream) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw
