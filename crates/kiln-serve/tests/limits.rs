@@ -40,12 +40,12 @@ fn send_slow(addr: SocketAddr) -> std::net::TcpStream {
     )
 }
 
-fn slow_request(addr: SocketAddr) -> (u16, Vec<(String, String)>, Vec<u8>) {
+fn slow_request(addr: SocketAddr) -> HttpAnswer {
     receive(send_slow(addr))
 }
 
 /// Sends `n` requests at once, each on its own thread; their statuses and headers.
-fn burst(addr: SocketAddr, n: usize) -> Vec<(u16, Vec<(String, String)>, Vec<u8>)> {
+fn burst(addr: SocketAddr, n: usize) -> Vec<HttpAnswer> {
     let threads: Vec<_> = (0..n)
         .map(|_| std::thread::spawn(move || slow_request(addr)))
         .collect();

@@ -102,14 +102,17 @@ pub fn start_model(model: Sequential, features: usize, config: &str) -> Served {
     }
 }
 
-/// One HTTP/1.1 request; returns (status, headers lowercased, body).
+/// An HTTP answer: status, headers (names lowercased), body.
+pub type HttpAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One HTTP/1.1 request and its answer.
 pub fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+) -> HttpAnswer {
     receive(send(addr, method, path, headers, body))
 }
 
@@ -137,7 +140,7 @@ pub fn send(
 }
 
 /// The answer on a connection `send` wrote a request to: (status, headers lowercased, body).
-pub fn receive(mut s: TcpStream) -> (u16, Vec<(String, String)>, Vec<u8>) {
+pub fn receive(mut s: TcpStream) -> HttpAnswer {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw
