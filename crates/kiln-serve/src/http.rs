@@ -126,13 +126,10 @@ async fn model_version_ready(
 
 async fn metrics(State(r): State<Arc<Registry>>) -> Response {
     let models = r.all();
-    let rows: Vec<(String, u64, &crate::metrics::Stats)> = models
-        .iter()
-        .map(|m| (m.name.clone(), m.version, &*m.stats))
-        .collect();
+    let stats: Vec<&crate::metrics::Stats> = models.iter().map(|m| &*m.stats).collect();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&rows),
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        crate::metrics::render(&stats),
     )
         .into_response()
 }

@@ -90,7 +90,7 @@ impl ServedModel {
         let leads = |s: &TensorSpec| s.shape.first() == Some(&-1) && !s.shape[1..].contains(&-1);
         let batched_graph = inputs.iter().chain(&outputs).all(leads);
         let batching = batched_graph && config.max_batch_size > 1;
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::new(name, version));
         let batcher = Batcher::start(
             Arc::new(graph),
             config,
