@@ -15,6 +15,7 @@ Sources (the newest file of each kind, by the date-time in its name):
   bench/results/compare-<date>-<cpu>.json    bench/compare.sh: Kiln eager vs PyTorch eager
   bench/results/eager-vs-compiled-<date>.json bench/eager_vs_compiled.sh: compile vs eager
   bench/results/jax-vs-kiln-<date>.json      bench/jax_vs_kiln.sh: compile vs JAX jit
+  bench/results/serve-<date>-<cpu>.json      bench/serve.sh: kiln serve vs MLServer + PyTorch
 """
 
 import glob
@@ -26,7 +27,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
 TARGETS = {
-    "docs/src/performance.md": ["kiln-vs-pytorch", "compiled-vs-eager", "kiln-vs-jax"],
+    "docs/src/performance.md": ["kiln-vs-pytorch", "compiled-vs-eager", "kiln-vs-jax",
+                                "kiln-serve-vs-mlserver"],
+    "docs/src/serving.md": ["kiln-serve-vs-mlserver"],
     "docs/src/graph-mode.md": ["compiled-vs-eager", "kiln-vs-jax"],
     "README.md": ["summary"],
 }
@@ -159,6 +162,40 @@ def kiln_vs_jax(path):
     return out
 
 
+def serve_vs_mlserver(path):
+    r = load(path)
+    out = ["| model | protocol | clients | Kiln infer/s | MLServer infer/s | Kiln p50 / p99 µs "
+           "| MLServer p50 / p99 µs | Kiln batch · queue · compute µs |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    names = {"mlp": "MLP 784-512-512-10", "cnn": "digits CNN"}
+    whole = lambda v: "{:,}".format(round(v))
+    order = lambda t: (list(names).index(t["model"]), t["protocol"] != "http", t["concurrency"])
+    for t in sorted(r["summary"]["table"], key=order):
+        split = t["kiln_server"]
+        out.append("| %s | %s | %d | %s | %s | %s / %s | %s / %s | %s |" % (
+            names.get(t["model"], t["model"]), "HTTP" if t["protocol"] == "http" else "gRPC",
+            t["concurrency"], whole(t["kiln_rps"]), whole(t["peer_rps"]),
+            whole(t["kiln_p50_us"]), whole(t["kiln_p99_us"]), whole(t["peer_p50_us"]),
+            whole(t["peer_p99_us"]),
+            "%.2f · %s · %s" % (split["avg_batch"], whole(split["queue_us"]),
+                                whole(split["compute_per_batch_us"])) if split else "–"))
+    a = r["summary"]["acceptance"]["http"]
+    out += ["", "At concurrency 1 over HTTP, Kiln's median latency is %s× MLServer's and its "
+            "server overhead (p50 minus the model's compute, from `/metrics`) %s µs; at "
+            "concurrency 32 it serves %s× MLServer's requests per second, %s× its own at "
+            "concurrency 1, with batches of %s on average." % (
+                num(a["mlp_c1_p50_vs_peer"]), whole(a["mlp_c1_overhead_us"]),
+                num(a["mlp_c32_rps_vs_peer"]), num(a["mlp_c32_over_c1_rps"]),
+                num(a["mlp_c32_avg_batch"])),
+            "", "%s; commit `%s`, %s; `bench/serve.sh` (%s): closed loops of %d s, %s rounds "
+            "alternating Kiln and MLServer, medians (ratios: median of paired rounds). HTTP: "
+            "%s; gRPC: %s. Batch, queue and compute: Kiln's `/metrics` over each run."
+            % (machine_text(r["machine"]), r["commit"], date_from_name(path), rel(path),
+               r["method"]["seconds"], r["method"]["rounds"], r["method"]["http_load"],
+               r["method"]["grpc_load"])]
+    return out
+
+
 def summary(compare, compiled, jax):
     out = kiln_vs_pytorch(compare, SUMMARY_KEYS, compact=True)
     extra = []
@@ -183,7 +220,10 @@ def render():
     compare = newest("compare-*.json")
     compiled = newest("eager-vs-compiled-*.json")
     jax = newest("jax-vs-kiln-*.json")
+    serve = newest("serve-*.json")
     blocks = {}
+    if serve:
+        blocks["kiln-serve-vs-mlserver"] = serve_vs_mlserver(serve)
     if compare:
         blocks["kiln-vs-pytorch"] = kiln_vs_pytorch(compare)
         blocks["summary"] = summary(compare, compiled, jax)

@@ -91,13 +91,18 @@ pub fn serve_until(
                 tonic::transport::Server::builder()
                     .add_service(service)
                     .serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(l),
+                        // Small answers must leave at once, not wait on Nagle's algorithm
+                        // for the peer's delayed ACK (≈40 ms stalls at concurrency 1).
+                        tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
                         signal,
                     )
                     .await
             })
         });
         ready(bound);
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let http = axum::serve(listener, crate::http::router(registry))
             .with_graceful_shutdown(until_stopped())
             .await

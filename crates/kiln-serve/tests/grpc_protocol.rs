@@ -295,3 +295,123 @@ async fn bad_requests_get_statuses_that_name_the_problem() {
     // The server still answers.
     assert!(c.model_infer(raw_request(&rows)).await.is_ok());
 }
+
+/// Sends and receives message bytes as they are, so a test can send mutated protobuf.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawBytes;
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawBytes;
+    type Decoder = RawBytes;
+    fn encoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+    fn decoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_mutated_protobuf_requests_get_statuses_and_no_crash() {
+    use prost::Message;
+    let s = start(CONFIG);
+    let channel = Channel::from_shared(format!("http://{}", s.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/inference.GRPCInferenceService/ModelInfer",
+    );
+    let mut typed = raw_request(&[0.5, -1.0, 2.0, 0.25]);
+    typed.raw_input_contents.clear();
+    typed.inputs[0].contents = Some(InferTensorContents {
+        fp32_contents: vec![0.5, -1.0, 2.0, 0.25],
+        ..Default::default()
+    });
+    let valid = [
+        raw_request(&[0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, 3.0]).encode_to_vec(),
+        typed.encode_to_vec(),
+    ];
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n.max(1) as u64) as usize
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for i in 0..3_000 {
+        let mut body = valid[next(2)].clone();
+        for _ in 0..1 + next(3) {
+            if body.is_empty() {
+                body.push(0x0a);
+            }
+            let at = next(body.len());
+            match next(5) {
+                0 => body[at] = next(256) as u8,
+                1 => body.truncate(at),
+                2 => {
+                    let end = (at + 1 + next(8)).min(body.len());
+                    body.drain(at..end);
+                }
+                3 => body.insert(at, [0xff, 0x80, 0x7f, 0x00][next(4)]),
+                _ => {
+                    let dup = body[at..(at + 1 + next(16)).min(body.len())].to_vec();
+                    body.splice(at..at, dup);
+                }
+            }
+        }
+        grpc.ready().await.expect("the connection stays up");
+        match grpc
+            .unary(tonic::Request::new(body.clone()), path.clone(), RawCodec)
+            .await
+        {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                let decode = e.code() == Code::Internal && e.message().contains("decode");
+                assert!(
+                    matches!(e.code(), Code::InvalidArgument | Code::NotFound) || decode,
+                    "request {i}: {:?} {}",
+                    e.code(),
+                    e.message()
+                );
+                refused += 1;
+            }
+        }
+    }
+    eprintln!("3000 mutated protobuf requests: {ok} answered, {refused} refused");
+    assert!(refused > 1_000, "most mutations should be refused ({refused})");
+    let mut c = client(&s).await;
+    assert!(c.server_live(ServerLiveRequest {}).await.unwrap().into_inner().live);
+}

@@ -192,6 +192,7 @@ fn rss_kib() -> u64 {
 
 #[test]
 fn ten_thousand_mutated_requests_get_answers_and_no_crash() {
+    // Open Inference Protocol bodies (JSON and binary) and TF Serving predict bodies.
     let s = start("max_batch_size = 8\nmax_queue_delay_us = 100\n");
     let valid = json!({
         "id": "m",
@@ -206,6 +207,12 @@ fn ten_thousand_mutated_requests_get_answers_and_no_crash() {
                     "parameters": {"binary_data_size": 16}}]
     })
     .to_string();
+    // TF Serving's REST predict, rows and columns.
+    let tf_bodies = [
+        json!({"instances": [[0.5, -1.0, 2.0, 0.25], [1.5, 0.0, -0.5, 3.0]]}),
+        json!({"signature_name": "serving_default", "inputs": {"input__0": [[0.5, -1.0, 2.0, 0.25]]}}),
+    ]
+    .map(|b| b.to_string().into_bytes());
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move |n: usize| {
         rng ^= rng << 13;
@@ -231,11 +238,15 @@ fn ten_thousand_mutated_requests_get_answers_and_no_crash() {
         if i == 500 {
             rss_after_warmup = rss_kib();
         }
-        let binary = next(4) == 0;
+        let kind = next(5);
+        let binary = kind == 0;
+        let tf = kind == 4;
         let mut body = if binary {
             let mut b = binary_header.clone().into_bytes();
             b.extend_from_slice(&[0u8; 16]);
             b
+        } else if tf {
+            tf_bodies[next(2)].clone()
         } else {
             valid.clone()
         };
@@ -267,11 +278,19 @@ fn ten_thousand_mutated_requests_get_answers_and_no_crash() {
         if let Some(h) = &length_header {
             headers.push(("Inference-Header-Content-Length", h.as_str()));
         }
-        let path = [
-            "/v2/models/mlp/infer",
-            "/v2/models/mlp/versions/1/infer",
-            "/v2/models/ml%00p/infer",
-        ][next(3)];
+        let path = if tf {
+            [
+                "/v1/models/mlp:predict",
+                "/v1/models/mlp/versions/1:predict",
+                "/v1/models/mlp:pre%00dict",
+            ][next(3)]
+        } else {
+            [
+                "/v2/models/mlp/infer",
+                "/v2/models/mlp/versions/1/infer",
+                "/v2/models/ml%00p/infer",
+            ][next(3)]
+        };
         let (status, _, answer) = request(s.addr, "POST", path, &headers, &body);
         match status {
             200 => ok += 1,
