@@ -411,7 +411,16 @@ async fn three_thousand_mutated_protobuf_requests_get_statuses_and_no_crash() {
         }
     }
     eprintln!("3000 mutated protobuf requests: {ok} answered, {refused} refused");
-    assert!(refused > 1_000, "most mutations should be refused ({refused})");
+    assert!(
+        refused > 1_000,
+        "most mutations should be refused ({refused})"
+    );
     let mut c = client(&s).await;
-    assert!(c.server_live(ServerLiveRequest {}).await.unwrap().into_inner().live);
+    assert!(
+        c.server_live(ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
 }

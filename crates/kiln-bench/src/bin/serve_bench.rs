@@ -38,7 +38,7 @@ fn save(model: &Sequential, example: &[usize], repo: &Path, name: &str) -> Resul
             .dynamic_graph(&[Tensor::zeros(example.to_vec(), DType::F32)])
     })
     .ok_or_else(|| format!("{name} does not compile with a symbolic batch"))?;
-    artifact::save_dynamic(&graph, &dir.join("model.kgraph")).map_err(|e| e.to_string())?;
+    artifact::save_dynamic(&graph, dir.join("model.kgraph")).map_err(|e| e.to_string())?;
     let config = repo.join(name).join("config.toml");
     std::fs::write(&config, "max_batch_size = 32\n").map_err(|e| e.to_string())
 }
