@@ -363,13 +363,7 @@ async fn three_thousand_mutated_protobuf_requests_get_statuses_and_no_crash() {
         raw_request(&[0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, 3.0]).encode_to_vec(),
         typed.encode_to_vec(),
     ];
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move |n: usize| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % n.max(1) as u64) as usize
-    };
+    let mut next = below(0x2545_F491_4F6C_DD1D);
     let (mut ok, mut refused) = (0, 0);
     for i in 0..3_000 {
         let mut body = valid[next(2)].clone();

@@ -213,13 +213,7 @@ fn ten_thousand_mutated_requests_get_answers_and_no_crash() {
         json!({"signature_name": "serving_default", "inputs": {"input__0": [[0.5, -1.0, 2.0, 0.25]]}}),
     ]
     .map(|b| b.to_string().into_bytes());
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move |n: usize| {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        (rng % n.max(1) as u64) as usize
-    };
+    let mut next = below(0x9E37_79B9_7F4A_7C15);
     let tokens: [&[u8]; 10] = [
         b"-1",
         b"1e309",

@@ -208,3 +208,14 @@ pub fn floats(v: &Value) -> Vec<f32> {
         .map(|x| x.as_f64().unwrap() as f32)
         .collect()
 }
+
+/// A seeded xorshift generator: each call gives a number below its argument.
+pub fn below(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |n| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    }
+}
