@@ -545,6 +545,22 @@ fn export_and_serve_refuse_bad_sources_and_flags() {
         !d.join("repo/m/1/model.kgraph").exists(),
         "nothing written on failure"
     );
+    // ONNX: a broken graph file and a broken checkpoint are refused; nothing is written.
+    let onnx = d.join("m.onnx");
+    let onnx = onnx.to_str().unwrap();
+    let bad_graph = write(d, "model.kgraph", "not a graph");
+    for source in [bad_graph.to_str().unwrap(), garbage.to_str().unwrap()] {
+        let args = ["export", source, "--format", "onnx", "--out", onnx];
+        assert_refused(&args, source.rsplit('/').next().unwrap());
+    }
+    assert_refused(
+        &["export", out, "--format", "tflite", "--out", onnx],
+        "tflite",
+    );
+    assert!(
+        !d.join("m.onnx").exists(),
+        "no ONNX file written on failure"
+    );
 
     assert_refused(&["serve"], "give a run directory");
     let repo = d.join("no-repo");

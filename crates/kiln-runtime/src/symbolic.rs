@@ -282,6 +282,12 @@ impl DynamicGraph {
         &self.batch_args
     }
 
+    /// The value a constant input whose shape follows the batch is filled with (it is made
+    /// at each batch size, not stored); `None` for other values.
+    pub fn fill_of(&self, id: ValueId) -> Option<f64> {
+        self.fills.iter().find(|(i, _)| *i == id).map(|&(_, v)| v)
+    }
+
     /// The symbolic dims of a value.
     pub fn dims(&self, id: ValueId) -> Option<&SymShape> {
         self.dims.get(id as usize).and_then(Option::as_ref)

@@ -1,5 +1,6 @@
 //! `kiln export`: a checkpoint of `kiln train` as a graph file that `kiln serve` (or any
-//! program linking the runtime) runs at every batch size, without the model's code.
+//! program linking the runtime) runs at every batch size, without the model's code; or, with
+//! `--format onnx`, a checkpoint or a graph file as an ONNX model.
 
 use super::load_model;
 use clap::Args;
@@ -13,16 +14,30 @@ use std::path::{Path, PathBuf};
 const CONFIG: &str = "# Written by `kiln export`: the graph's tensor names.\n\
                       inputs = [\"input\"]\noutputs = [\"logits\", \"probabilities\"]\n";
 
+/// What `kiln export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq)]
+pub enum Format {
+    /// A Kiln graph file in a model repository's version directory.
+    #[default]
+    Kgraph,
+    /// An ONNX model file (opset 21, a symbolic batch dim).
+    Onnx,
+}
+
 /// Options of `kiln export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// A `kiln train` run directory (its best checkpoint is exported, else its last), or a
-    /// checkpoint directory or model.safetensors.
+    /// A `kiln train` run directory (its best checkpoint is exported, else its last), a
+    /// checkpoint directory or model.safetensors, or (with `--format onnx`) a `.kgraph` file.
     pub source: PathBuf,
-    /// The version directory to write, `REPO/<model>/<version>`: `model.kgraph` goes in it,
-    /// and `REPO/<model>/config.toml` names the tensors unless it exists.
+    /// kgraph: the version directory to write, `REPO/<model>/<version>` (`model.kgraph` goes
+    /// in it, and `REPO/<model>/config.toml` names the tensors unless it exists). onnx: the
+    /// `.onnx` file to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// The checkpoint a path names: a run directory's best (or last) checkpoint, or the path.
@@ -47,20 +62,7 @@ pub fn checkpoint_of(source: &Path) -> Result<PathBuf, String> {
 /// training scale inside the graph, as `kiln predict` does), logits and class probabilities
 /// out, with a symbolic batch dim. Returns the file written.
 pub fn export(checkpoint: &Path, version_dir: &Path) -> Result<PathBuf, String> {
-    let (model, spec, _) = load_model(checkpoint)?;
-    let scale = spec.scale;
-    let mut example = vec![1];
-    example.extend(&spec.input);
-    let graph = no_grad(|| {
-        compile(|x: &[Tensor]| {
-            let logits = model.forward(&x[0].div_scalar(scale));
-            let probabilities = softmax(&logits, -1);
-            vec![logits, probabilities]
-        })
-        .dynamic_batch()
-        .dynamic_graph(&[Tensor::zeros(example, DType::F32)])
-    })
-    .ok_or("the model cannot be traced with a symbolic batch")?;
+    let graph = trace(checkpoint)?;
     std::fs::create_dir_all(version_dir).map_err(|e| format!("{}: {e}", version_dir.display()))?;
     let file = version_dir.join("model.kgraph");
     kiln_graph::artifact::save_dynamic(&graph, &file).map_err(|e| e.to_string())?;
@@ -74,8 +76,63 @@ pub fn export(checkpoint: &Path, version_dir: &Path) -> Result<PathBuf, String> 
     Ok(file)
 }
 
+/// `checkpoint`'s model as a graph with a symbolic batch: raw inputs in, logits and class
+/// probabilities out.
+fn trace(checkpoint: &Path) -> Result<kiln_graph::artifact::DynamicGraph, String> {
+    let (model, spec, _) = load_model(checkpoint)?;
+    let scale = spec.scale;
+    let mut example = vec![1];
+    example.extend(&spec.input);
+    no_grad(|| {
+        compile(|x: &[Tensor]| {
+            let logits = model.forward(&x[0].div_scalar(scale));
+            let probabilities = softmax(&logits, -1);
+            vec![logits, probabilities]
+        })
+        .dynamic_batch()
+        .dynamic_graph(&[Tensor::zeros(example, DType::F32)])
+    })
+    .ok_or_else(|| "the model cannot be traced with a symbolic batch".to_string())
+}
+
+/// Writes `source` (a checkpoint, or a `.kgraph` file) as the ONNX model `out`.
+fn export_onnx(source: &Path, out: &Path) -> Result<String, String> {
+    let is_graph_file = source.extension().is_some_and(|e| e == "kgraph") && source.is_file();
+    let (model, from) = if is_graph_file {
+        let loaded = kiln_runtime::artifact::load(source).map_err(|e| e.to_string())?;
+        let options = kiln_onnx::ExportOptions::default();
+        let model = match loaded.dynamic() {
+            Some(g) => kiln_onnx::export_dynamic(g, &options),
+            None => kiln_onnx::export(loaded.graph(), &options),
+        };
+        (model, source.to_path_buf())
+    } else {
+        let checkpoint = checkpoint_of(source)?;
+        let options = kiln_onnx::ExportOptions {
+            input_names: vec!["input".into()],
+            output_names: vec!["logits".into(), "probabilities".into()],
+            ..Default::default()
+        };
+        (
+            kiln_onnx::export_dynamic(&trace(&checkpoint)?, &options),
+            checkpoint,
+        )
+    };
+    let model = model.map_err(|e| e.to_string())?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    kiln_onnx::save(&model, out).map_err(|e| e.to_string())?;
+    Ok(from.display().to_string())
+}
+
 /// Runs `kiln export`.
 pub fn run(args: ExportArgs) -> Result<(), String> {
+    if args.format == Format::Onnx {
+        let from = export_onnx(&args.source, &args.out)?;
+        println!("wrote {} (from {from})", args.out.display());
+        return Ok(());
+    }
     let checkpoint = checkpoint_of(&args.source)?;
     let file = export(&checkpoint, &args.out)?;
     println!("wrote {} (from {})", file.display(), checkpoint.display());

@@ -1,6 +1,6 @@
-//! The elementwise unary ops, each declared once here: its variant, name, dtype rule, element
-//! arithmetic (shared by the eager kernels and the graph compiler's fused kernel), what its
-//! gradient reads, and its vector-Jacobian product. Adding a float unary op is a variant and
+//! The elementwise unary ops, each declared once here: its variant, name, ONNX form, dtype
+//! rule, element arithmetic (shared by the eager kernels and the graph compiler's fused
+//! kernel), what its gradient reads, and its vector-Jacobian product. Adding a float unary op is a variant and
 //! one line in each `match` below, plus its test.
 
 use super::grad::{
@@ -62,7 +62,62 @@ pub enum UnaryOp {
     LogicalNot,
 }
 
+/// How ONNX writes a unary op: the export column of its declaration (`kiln-onnx` turns it
+/// into nodes of the default domain).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum OnnxUnary {
+    /// The standard op of this name, one node.
+    Op(&'static str),
+    /// `Log(Add(x, 1))`.
+    Log1p,
+    /// `Gelu` (opset 20 and later), or its erf formula before.
+    Gelu {
+        /// the tanh approximation
+        tanh: bool,
+    },
+    /// `Add(Mul(x, mul), add)`, each skipped when it is the identity.
+    Affine {
+        /// multiplier
+        mul: f64,
+        /// addend
+        add: f64,
+    },
+    /// `Sqrt`, `Reciprocal` or `Mul(x, x)` for those exponents, else `Pow(x, p)`.
+    Pow(f64),
+    /// `Clip(x, min, max)`, a missing bound left empty.
+    Clip {
+        /// lower bound
+        min: Option<f64>,
+        /// upper bound
+        max: Option<f64>,
+    },
+    /// `Not` of the operand as bool.
+    Not,
+}
+
 impl UnaryOp {
+    /// The op in ONNX (see [`OnnxUnary`]).
+    pub fn onnx(&self) -> OnnxUnary {
+        match *self {
+            UnaryOp::Exp => OnnxUnary::Op("Exp"),
+            UnaryOp::Log => OnnxUnary::Op("Log"),
+            UnaryOp::Log1p => OnnxUnary::Log1p,
+            UnaryOp::Sin => OnnxUnary::Op("Sin"),
+            UnaryOp::Cos => OnnxUnary::Op("Cos"),
+            UnaryOp::Tanh => OnnxUnary::Op("Tanh"),
+            UnaryOp::Sigmoid => OnnxUnary::Op("Sigmoid"),
+            UnaryOp::Erf => OnnxUnary::Op("Erf"),
+            UnaryOp::Relu => OnnxUnary::Op("Relu"),
+            UnaryOp::Gelu { tanh } => OnnxUnary::Gelu { tanh },
+            UnaryOp::Abs => OnnxUnary::Op("Abs"),
+            UnaryOp::Sign => OnnxUnary::Op("Sign"),
+            UnaryOp::Affine { mul, add } => OnnxUnary::Affine { mul, add },
+            UnaryOp::PowScalar(p) => OnnxUnary::Pow(p),
+            UnaryOp::Clamp { min, max } => OnnxUnary::Clip { min, max },
+            UnaryOp::LogicalNot => OnnxUnary::Not,
+        }
+    }
+
     /// Short lowercase name used in error messages, profiles and printed graphs.
     pub fn name(&self) -> &'static str {
         match self {
