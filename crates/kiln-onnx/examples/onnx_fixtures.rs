@@ -15,6 +15,41 @@ use kiln::prelude::*;
 use kiln_onnx::{export_dynamic, save, ExportOptions};
 use std::path::Path;
 
+/// The char transformer of `crates/kiln/examples/char_transformer.rs`, smaller: token and
+/// position embeddings, causal decoder blocks, a final norm and the next-token head.
+#[derive(Module)]
+struct CharTransformer {
+    tok_emb: Embedding,
+    pos_emb: Embedding,
+    blocks: Vec<CausalDecoderBlock>,
+    ln_f: LayerNorm,
+    head: Linear,
+}
+
+impl CharTransformer {
+    fn new(vocab: usize) -> CharTransformer {
+        CharTransformer {
+            tok_emb: Embedding::new(vocab, 32),
+            pos_emb: Embedding::new(16, 32),
+            blocks: (0..2).map(|_| CausalDecoderBlock::new(32, 4)).collect(),
+            ln_f: LayerNorm::new(32),
+            head: Linear::new(32, vocab),
+        }
+    }
+}
+
+impl Module for CharTransformer {
+    fn forward(&self, idx: &Tensor) -> Tensor {
+        let t = idx.size(1);
+        let positions = Tensor::arange(0.0, t as f64, 1.0, DType::I64);
+        let mut x = &self.tok_emb.forward(idx) + &self.pos_emb.forward(&positions);
+        for block in &self.blocks {
+            x = block.forward(&x);
+        }
+        self.head.forward(&self.ln_f.forward(&x))
+    }
+}
+
 /// A model to export: its name, what it computes, and an example input at batch `b`.
 struct Case {
     name: &'static str,
@@ -78,7 +113,26 @@ fn cases() -> Vec<Case> {
                 .append(Softmax::new(1)),
             |b| randn(&[b, 1, 8, 8]),
         ),
+        case("identity", Identity::new(), |b| randn(&[b, 7])),
+        case("relu", ReLU::new(), |b| randn(&[b, 7])),
+        case("silu", SiLU::new(), |b| randn(&[b, 7])),
+        case("tanh", Tanh::new(), |b| randn(&[b, 7])),
+        case("sigmoid", Sigmoid::new(), |b| randn(&[b, 7])),
         case("gelu", GELU::new(), |b| randn(&[b, 7])),
+        case("softmax", Softmax::new(1), |b| randn(&[b, 6])),
+        case("flatten", Flatten::new(), |b| randn(&[b, 2, 3, 4])),
+        case("batch_norm1d", BatchNorm1d::new(5), |b| randn(&[b, 5, 3])),
+        case("multihead_attention", MultiheadAttention::new(16, 4), |b| {
+            randn(&[b, 6, 16])
+        }),
+        case(
+            "transformer_encoder",
+            TransformerEncoder::new(2, || TransformerEncoderLayer::new(16, 4)),
+            |b| randn(&[b, 6, 16]),
+        ),
+        case("char_transformer", CharTransformer::new(40), |b| {
+            tokens(b, 12, 40)
+        }),
         case("log_softmax", LogSoftmax::new(1), |b| randn(&[b, 6])),
         case("layer_norm", LayerNorm::new(12), |b| randn(&[b, 5, 12])),
         case("rms_norm", RMSNorm::new(12), |b| randn(&[b, 5, 12])),

@@ -91,6 +91,8 @@ pub use kiln_graph::compile;
 #[doc(inline)]
 pub use kiln_nn as nn;
 #[doc(inline)]
+pub use kiln_onnx as onnx;
+#[doc(inline)]
 pub use kiln_train as train;
 
 /// Everything a model script needs in scope.
