@@ -16,6 +16,7 @@ Sources (the newest file of each kind, by the date-time in its name):
   bench/results/eager-vs-compiled-<date>.json bench/eager_vs_compiled.sh: compile vs eager
   bench/results/jax-vs-kiln-<date>.json      bench/jax_vs_kiln.sh: compile vs JAX jit
   bench/results/serve-<date>-<cpu>.json      bench/serve.sh: kiln serve vs MLServer + PyTorch
+  bench/results/onnx-<date>-<cpu>.json       bench/onnx.sh: Kiln vs onnxruntime, same models
 """
 
 import glob
@@ -28,8 +29,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
 TARGETS = {
     "docs/src/performance.md": ["kiln-vs-pytorch", "compiled-vs-eager", "kiln-vs-jax",
-                                "kiln-serve-vs-mlserver"],
+                                "kiln-serve-vs-mlserver", "kiln-vs-onnxruntime"],
     "docs/src/serving.md": ["kiln-serve-vs-mlserver"],
+    "docs/src/onnx.md": ["kiln-vs-onnxruntime"],
     "docs/src/graph-mode.md": ["compiled-vs-eager", "kiln-vs-jax"],
     "README.md": ["summary"],
 }
@@ -196,6 +198,23 @@ def serve_vs_mlserver(path):
     return out
 
 
+def kiln_vs_onnxruntime(path):
+    r = load(path)
+    names = {"mlp": "MLP 784-512-512-10", "encoder": "BERT-like encoder (4 layers, d 256, seq 128)"}
+    out = ["| model | batch | Kiln `compile` µs | onnxruntime µs | Kiln / onnxruntime |",
+           "|---|---:|---:|---:|---:|"]
+    for t in r["summary"]:
+        out.append("| %s | %d | %s | %s | %s |" % (names.get(t["model"], t["model"]), t["batch"],
+                                                   num(t["kiln_us"]), num(t["ort_us"]),
+                                                   num(t["kiln_over_ort"])))
+    out += ["", "%s; onnxruntime %s; %d threads each; commit `%s`, %s; `bench/onnx.sh` (%s): "
+            "onnxruntime runs the ONNX files Kiln exported, Kiln its compiled graph of the same "
+            "weights; median call time, %d rounds alternating which goes first, median of the "
+            "paired ratios." % (machine_text(r["machine"]), r["onnxruntime"], r["threads"],
+                                r["commit"], date_from_name(path), rel(path), r["rounds"])]
+    return out
+
+
 def summary(compare, compiled, jax):
     out = kiln_vs_pytorch(compare, SUMMARY_KEYS, compact=True)
     extra = []
@@ -221,7 +240,10 @@ def render():
     compiled = newest("eager-vs-compiled-*.json")
     jax = newest("jax-vs-kiln-*.json")
     serve = newest("serve-*.json")
+    onnx = newest("onnx-*.json")
     blocks = {}
+    if onnx:
+        blocks["kiln-vs-onnxruntime"] = kiln_vs_onnxruntime(onnx)
     if serve:
         blocks["kiln-serve-vs-mlserver"] = serve_vs_mlserver(serve)
     if compare:
