@@ -8,10 +8,12 @@ use crate::error::OnnxError;
 use crate::proto::attribute_proto::AttributeType;
 use crate::proto::tensor_proto::DataType;
 use crate::proto::{AttributeProto, NodeProto, TensorProto};
+use kiln_kernels::buffer::CpuStorage;
 use kiln_kernels::dtype::DType;
 use kiln_kernels::ops::fused::{FusedProgram, FusedStep};
 use kiln_kernels::ops::unary::OnnxUnary;
 use kiln_kernels::ops::{Activation, CmpOp, Op, UnaryOp};
+use kiln_kernels::OwnedOperand;
 use kiln_runtime::ir::{Node, ValueId};
 use kiln_runtime::symbolic::Dim;
 
@@ -74,37 +76,12 @@ fn attr_string(name: &str, v: &str) -> AttributeProto {
     }
 }
 
-/// Little-endian bytes of `v` as one element of `dtype`.
-fn scalar_bytes(dtype: DType, v: f64) -> Vec<u8> {
-    match dtype {
-        DType::F32 => (v as f32).to_le_bytes().to_vec(),
-        DType::F64 => v.to_le_bytes().to_vec(),
-        DType::F16 => half::f16::from_f64(v).to_le_bytes().to_vec(),
-        DType::BF16 => half::bf16::from_f64(v).to_le_bytes().to_vec(),
-        DType::I64 => (v as i64).to_le_bytes().to_vec(),
-        DType::I32 => (v as i32).to_le_bytes().to_vec(),
-        DType::U8 => vec![v as u8],
-        DType::Bool => vec![(v != 0.0) as u8],
-    }
-}
-
-/// The usual promotion of two operand dtypes (float over integer, wider over narrower).
-fn promote(a: DType, b: DType) -> DType {
-    let rank = |d: DType| match d {
-        DType::Bool => 0,
-        DType::U8 => 1,
-        DType::I32 => 2,
-        DType::I64 => 3,
-        DType::BF16 => 4,
-        DType::F16 => 5,
-        DType::F32 => 6,
-        DType::F64 => 7,
-    };
-    if rank(a) >= rank(b) {
-        a
-    } else {
-        b
-    }
+/// Little-endian bytes of `values` as elements of `dtype`, converted as Kiln fills a tensor
+/// (`CpuStorage::from_f64s`) and laid out as its weight files are (`operand_bytes`).
+fn encode(dtype: DType, values: impl ExactSizeIterator<Item = f64>) -> Vec<u8> {
+    let n = values.len();
+    let storage = CpuStorage::from_f64s(dtype, values);
+    kiln_runtime::weights::operand_bytes(OwnedOperand::dense(storage, &[n]).operand())
 }
 
 /// Writes ONNX nodes and initializers for the nodes of one graph.
@@ -200,7 +177,7 @@ impl<'a> Emitter<'a> {
         let one = TensorProto {
             dims: vec![1],
             data_type: Some(onnx_dtype(dtype)),
-            raw_data: Some(scalar_bytes(dtype, value)),
+            raw_data: Some(encode(dtype, std::iter::once(value))),
             ..Default::default()
         };
         let attr = AttributeProto {
@@ -270,7 +247,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn scalar(&mut self, dtype: DType, v: f64) -> String {
-        self.constant(None, dtype, &[], scalar_bytes(dtype, v))
+        self.constant(None, dtype, &[], encode(dtype, std::iter::once(v)))
     }
 
     fn ints(&mut self, v: &[i64]) -> String {
@@ -304,11 +281,13 @@ impl<'a> Emitter<'a> {
         let d = node.dtype;
         match &node.op {
             Op::Unary(u) => {
-                let x = self.arg(
-                    node,
-                    0,
-                    unary_operand_dtype(*u, self.dtype(node.args[0]), d),
-                );
+                // Operands are cast to the output dtype, except that logical not reads bools.
+                let operand = if *u == UnaryOp::LogicalNot {
+                    DType::Bool
+                } else {
+                    d
+                };
+                let x = self.arg(node, 0, operand);
                 self.unary(*u, x, d, out)?;
             }
             op if op.is_binary() => {
@@ -316,7 +295,7 @@ impl<'a> Emitter<'a> {
                 self.binary(op, a, b, out)?;
             }
             Op::Compare(c) => {
-                let common = promote(self.dtype(node.args[0]), self.dtype(node.args[1]));
+                let common = DType::promote(self.dtype(node.args[0]), self.dtype(node.args[1]));
                 let (a, b) = (self.arg(node, 0, common), self.arg(node, 1, common));
                 self.compare(*c, a, b, out);
             }
@@ -378,8 +357,7 @@ impl<'a> Emitter<'a> {
             }
             Op::Cast(to) => {
                 let from = self.dtype(node.args[0]);
-                let x = self.cast(value_name(node.args[0]), from, *to);
-                self.emit("Identity", vec![x], out, vec![]);
+                self.cast_into(value_name(node.args[0]), from, *to, out);
             }
             Op::Cat(dim) => {
                 let parts = (0..node.args.len()).map(|k| self.arg(node, k, d)).collect();
@@ -782,14 +760,11 @@ impl<'a> Emitter<'a> {
             return Err(unsupported("unfold over a batch-dependent channel dim"));
         }
         let (c, k) = (channels.add as usize, kernel[0] * kernel[1]);
-        let mut weight = Vec::with_capacity(c * k * k * d.size_in_bytes());
-        for _ in 0..c {
-            for p in 0..k {
-                for q in 0..k {
-                    weight.extend(scalar_bytes(d, (p == q) as u8 as f64));
-                }
-            }
-        }
+        // Element (c·K + p, 0, q) is 1 where q = p: per channel, a K×K identity.
+        let weight = encode(
+            d,
+            (0..c * k * k).map(|i| (i % k == (i / k) % k) as u8 as f64),
+        );
         let w = self.constant(None, d, &[c * k, 1, kernel[0], kernel[1]], weight);
         let attrs = vec![
             attr_ints("kernel_shape", kernel.map(|v| v as i64)),
@@ -819,8 +794,8 @@ impl<'a> Emitter<'a> {
                 return Err(unsupported("layer norm over a batch-dependent dim"));
             }
             let n = last.add as usize;
-            let ones = (0..n).flat_map(|_| scalar_bytes(d, 1.0)).collect();
-            let zeros = (0..n).flat_map(|_| scalar_bytes(d, 0.0)).collect();
+            let ones = encode(d, std::iter::repeat_n(1.0, n));
+            let zeros = encode(d, std::iter::repeat_n(0.0, n));
             (
                 self.constant(None, d, &[n], ones),
                 self.constant(None, d, &[n], zeros),
@@ -859,18 +834,16 @@ impl<'a> Emitter<'a> {
                 ));
             }
             let t = t.add as usize;
-            let mask: Vec<u8> = (0..t * t)
-                .flat_map(|i| {
-                    scalar_bytes(
-                        d,
-                        if i % t > i / t {
-                            f64::NEG_INFINITY
-                        } else {
-                            0.0
-                        },
-                    )
-                })
-                .collect();
+            let mask = encode(
+                d,
+                (0..t * t).map(|i| {
+                    if i % t > i / t {
+                        f64::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                }),
+            );
             let m = self.constant(None, d, &[t, t], mask);
             scores = self.emit("Add", vec![scores, m], None, vec![]);
         }
@@ -931,14 +904,4 @@ impl<'a> Emitter<'a> {
 /// ONNX pads: begin of each spatial dim, then end of each.
 fn pads(p: [usize; 2]) -> [i64; 4] {
     [p[0] as i64, p[1] as i64, p[0] as i64, p[1] as i64]
-}
-
-/// The dtype a unary op's operand is cast to first: its output dtype, except where the op
-/// reads another (logical not reads bools).
-fn unary_operand_dtype(u: UnaryOp, input: DType, output: DType) -> DType {
-    match u {
-        UnaryOp::LogicalNot => DType::Bool,
-        _ if input == output => input,
-        _ => output,
-    }
 }
