@@ -194,17 +194,18 @@ fn run_batch(graph: &LoadedGraph, batch: Vec<Job>, stats: &Stats) {
     let rows: usize = live.iter().map(|j| j.rows).sum();
     stats.record_execution(rows, started.elapsed());
     match outcome {
+        Ok(Ok(outputs)) if live.len() == 1 => {
+            // A request run alone gets the outputs themselves, not a copy of their rows.
+            let job = live.into_iter().next().expect("one job");
+            let _ = job.reply.send(Ok(outputs));
+        }
         Ok(Ok(outputs)) => {
             let mut offset = 0;
             for job in live {
-                let mine = if offset == 0 && job.rows == rows {
-                    outputs.clone()
-                } else {
-                    outputs
-                        .iter()
-                        .map(|o| rows_of(o, offset, job.rows, rows))
-                        .collect()
-                };
+                let mine = outputs
+                    .iter()
+                    .map(|o| rows_of(o, offset, job.rows, rows))
+                    .collect();
                 offset += job.rows;
                 let _ = job.reply.send(Ok(mine));
             }

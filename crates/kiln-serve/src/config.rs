@@ -34,16 +34,15 @@ impl Default for VersionPolicy {
 }
 
 impl VersionPolicy {
-    /// The versions of `available` (sorted ascending) this policy serves.
-    pub fn select(&self, available: &[u64]) -> Vec<u64> {
+    /// Whether `version` is served when `served` newer versions already are. Versions are
+    /// offered newest first, and one that fails to load does not count: `latest = N` is the
+    /// newest N versions *that load*, so a corrupt new version does not unload the one
+    /// serving now.
+    pub fn admits(&self, version: u64, served: usize) -> bool {
         match self {
-            VersionPolicy::Latest(n) => available[available.len().saturating_sub(*n)..].to_vec(),
-            VersionPolicy::All(_) => available.to_vec(),
-            VersionPolicy::Specific(v) => available
-                .iter()
-                .copied()
-                .filter(|a| v.contains(a))
-                .collect(),
+            VersionPolicy::Latest(n) => served < *n,
+            VersionPolicy::All(_) => true,
+            VersionPolicy::Specific(v) => v.contains(&version),
         }
     }
 }
@@ -147,6 +146,19 @@ impl ModelConfig {
 mod tests {
     use super::*;
 
+    /// The versions `policy` serves of `available` (ascending) when those in `broken` fail
+    /// to load, ascending.
+    fn served(policy: &VersionPolicy, available: &[u64], broken: &[u64]) -> Vec<u64> {
+        let mut loaded = Vec::new();
+        for &v in available.iter().rev() {
+            if policy.admits(v, loaded.len()) && !broken.contains(&v) {
+                loaded.push(v);
+            }
+        }
+        loaded.reverse();
+        loaded
+    }
+
     #[test]
     fn the_documented_example_parses() {
         let c = ModelConfig::parse(
@@ -157,8 +169,13 @@ mod tests {
         assert_eq!(c.max_batch_size, 16);
         assert_eq!(c.input_name(0), "pixels");
         assert_eq!(c.output_name(1), "output__1");
-        assert_eq!(c.version_policy.select(&[1, 2, 5]), [2, 5]);
-        assert_eq!(VersionPolicy::Specific(vec![1, 9]).select(&[1, 2]), [1]);
+        assert_eq!(served(&c.version_policy, &[1, 2, 5], &[]), [2, 5]);
+        assert_eq!(
+            served(&VersionPolicy::Specific(vec![1, 9]), &[1, 2], &[]),
+            [1]
+        );
+        // Latest N skips a version that fails to load for the next older one.
+        assert_eq!(served(&c.version_policy, &[1, 2, 5], &[5]), [1, 2]);
     }
 
     #[test]

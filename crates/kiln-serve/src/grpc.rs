@@ -72,14 +72,9 @@ fn tensor_metadata(s: &TensorSpec) -> TensorMetadata {
     }
 }
 
-/// A request tensor's shape as sizes: each dim ≥ 0, at most 16 dims.
+/// A request tensor's shape as sizes: each dim ≥ 0 (the rank is checked where the tensor is
+/// made, `HostTensor`).
 fn shape(name: &str, dims: &[i64]) -> Result<Vec<usize>, ServeError> {
-    if dims.len() > 16 {
-        return Err(bad(format!(
-            "input `{name}`: `shape` has {} dims",
-            dims.len()
-        )));
-    }
     dims.iter()
         .map(|&d| usize::try_from(d))
         .collect::<Result<_, _>>()

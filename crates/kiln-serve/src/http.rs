@@ -207,9 +207,6 @@ fn decode_inputs(
             .as_array()
             .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect())
             .ok_or_else(|| at("`shape` is not an array of non-negative integers".into()))?;
-        if shape.len() > 16 {
-            return Err(at(format!("`shape` has {} dims", shape.len())));
-        }
         let binary_size = input
             .get("parameters")
             .and_then(|p| p.get("binary_data_size"));

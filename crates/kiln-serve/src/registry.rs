@@ -1,7 +1,6 @@
 //! The models being served: name → version → loaded model, swapped as a whole on reload so
 //! a request sees one consistent set and keeps its model alive (an `Arc`) until it answers.
 
-use crate::config::VersionPolicy;
 use crate::error::ServeError;
 use crate::model::ServedModel;
 use crate::repository::{self, check_name, EntryError, ModelEntry};
@@ -65,21 +64,9 @@ impl Registry {
         let current = self.models.read().clone();
         let mut next = BTreeMap::new();
         for entry in entries {
-            let numbers: Vec<u64> = entry.versions.iter().map(|v| v.0).collect();
-            let selected = entry.config.version_policy.select(&numbers);
-            // `latest N` means the newest N that load: a corrupt new version must not unload
-            // the one serving now, so older versions fill in for newer ones that fail.
-            let quota = match entry.config.version_policy {
-                VersionPolicy::Latest(n) => Some(n),
-                _ => None,
-            };
             let mut versions = Versions::new();
             for (version, file) in entry.versions.iter().rev() {
-                let wanted = match quota {
-                    Some(n) => versions.len() < n,
-                    None => selected.contains(version),
-                };
-                if !wanted {
+                if !entry.config.version_policy.admits(*version, versions.len()) {
                     continue;
                 }
                 match self.load_version(&entry, &current, *version, file) {

@@ -17,14 +17,23 @@ pub struct HostTensor {
     pub bytes: Vec<u8>,
 }
 
+/// The most dims a request's tensor may have (no served graph takes more).
+pub const MAX_RANK: usize = 16;
+
 /// Nesting deeper than this in a JSON `data` array is refused (no tensor has that many dims).
-const MAX_JSON_DEPTH: usize = 32;
+pub(crate) const MAX_JSON_DEPTH: usize = 32;
 
 impl HostTensor {
     /// Elements in `shape` of `dtype`, or why there cannot be that many: the kernel layer's
     /// one size check (element count and bytes bounded), so a request is refused where a
     /// tensor would be.
     fn element_count(dtype: DType, shape: &[usize]) -> Result<usize, String> {
+        if shape.len() > MAX_RANK {
+            return Err(format!(
+                "`shape` has {} dims (at most {MAX_RANK})",
+                shape.len()
+            ));
+        }
         kiln_kernels::shape::checked_numel(shape, dtype.size_in_bytes())
             .map_err(|e| format!("shape {shape:?}: {e}"))
     }

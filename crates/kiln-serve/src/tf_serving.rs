@@ -10,7 +10,7 @@
 use crate::error::ServeError;
 use crate::model::{ServedModel, TensorSpec};
 use crate::registry::Registry;
-use crate::tensor::HostTensor;
+use crate::tensor::{HostTensor, MAX_JSON_DEPTH};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,9 +20,6 @@ use std::sync::Arc;
 
 /// The one signature a Kiln graph has.
 pub const SIGNATURE: &str = "serving_default";
-
-/// Nesting deeper than this is refused (no tensor has that many dims).
-const MAX_DEPTH: usize = 32;
 
 /// The routes under `/v1/models/`.
 pub fn routes() -> Router<Arc<Registry>> {
@@ -167,8 +164,8 @@ fn shape_of(v: &Value, depth: usize) -> Result<Vec<usize>, String> {
     let Value::Array(items) = v else {
         return Ok(Vec::new());
     };
-    if depth >= MAX_DEPTH {
-        return Err(format!("nests deeper than {MAX_DEPTH} levels"));
+    if depth >= MAX_JSON_DEPTH {
+        return Err(format!("nests deeper than {MAX_JSON_DEPTH} levels"));
     }
     let Some(first) = items.first() else {
         return Ok(vec![0]);
@@ -201,17 +198,6 @@ fn nested(t: &HostTensor) -> Value {
         unreachable!("to_json gives an array")
     };
     build(&mut flat.into_iter(), &t.shape)
-}
-
-/// Row `i` of `t` (its dim 0), nested.
-fn row(t: &HostTensor, i: usize) -> Value {
-    let inner: usize = t.shape[1..].iter().product();
-    let size = t.dtype.size_in_bytes() * inner;
-    nested(&HostTensor {
-        dtype: t.dtype,
-        shape: t.shape[1..].to_vec(),
-        bytes: t.bytes[i * size..(i + 1) * size].to_vec(),
-    })
 }
 
 /// The model's input `name`.
@@ -322,26 +308,30 @@ async fn predict(
         )));
     }
     let names = model.outputs.iter().map(|s| s.name.clone());
-    Ok(Json(match (rows, outputs.as_slice()) {
-        (true, [only]) => {
-            json!({"predictions": (0..batch).map(|i| row(only, i)).collect::<Vec<_>>()})
-        }
-        (true, _) => {
+    // Each output nested once: its outer array is its rows.
+    let nested: Vec<Value> = outputs.iter().map(nested).collect();
+    Ok(Json(match (rows, nested) {
+        (true, mut nested) if nested.len() == 1 => json!({ "predictions": nested.remove(0) }),
+        (true, nested) => {
+            let mut columns: Vec<std::vec::IntoIter<Value>> = nested
+                .into_iter()
+                .map(|o| match o {
+                    Value::Array(rows) => rows.into_iter(),
+                    _ => unreachable!("a batched output nests as rows"),
+                })
+                .collect();
             let per_row: Vec<Value> = (0..batch)
-                .map(|i| {
+                .map(|_| {
                     let fields: Map<String, Value> = names
                         .clone()
-                        .zip(outputs.iter().map(|o| row(o, i)))
+                        .zip(columns.iter_mut().map(|c| c.next().unwrap_or(Value::Null)))
                         .collect();
                     Value::Object(fields)
                 })
                 .collect();
             json!({ "predictions": per_row })
         }
-        (false, [only]) => json!({ "outputs": nested(only) }),
-        (false, _) => {
-            let fields: Map<String, Value> = names.zip(outputs.iter().map(nested)).collect();
-            json!({ "outputs": fields })
-        }
+        (false, mut nested) if nested.len() == 1 => json!({ "outputs": nested.remove(0) }),
+        (false, nested) => json!({ "outputs": names.zip(nested).collect::<Map<String, Value>>() }),
     }))
 }

@@ -239,6 +239,12 @@ async fn bad_requests_get_statuses_that_name_the_problem() {
             "negative",
         ),
         (
+            "17 dims",
+            Box::new(|r| r.inputs[0].shape = vec![1; 17]),
+            Code::InvalidArgument,
+            "at most 16",
+        ),
+        (
             "short raw data",
             Box::new(|r| {
                 r.raw_input_contents[0].pop();
