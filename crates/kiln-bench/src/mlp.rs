@@ -15,8 +15,18 @@ pub const KEYS: &[&str] = &["mlp_train_step_ms"];
 
 /// The benchmark MLP (also used by the inference workload).
 pub fn model() -> Sequential {
-    Sequential::new()
-        .append(Flatten::new())
+    layers(Sequential::new().append(Flatten::new()))
+}
+
+/// The same MLP on `[N, 784]` rows, with no flatten: the model the serving and ONNX
+/// benchmarks give Kiln and their peers.
+pub fn dense() -> Sequential {
+    layers(Sequential::new())
+}
+
+/// `Linear(784, 512) → ReLU → Linear(512, 512) → ReLU → Linear(512, 10)` after `first`.
+fn layers(first: Sequential) -> Sequential {
+    first
         .append(Linear::new(784, 512))
         .append(ReLU::new())
         .append(Linear::new(512, 512))

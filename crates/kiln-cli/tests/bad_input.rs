@@ -588,6 +588,40 @@ fn export_and_serve_refuse_bad_sources_and_flags() {
         "70000",
     );
     assert_refused(
+        &["serve", "--grpc-port", "70000", "--model-repository", "x"],
+        "70000",
+    );
+    assert_refused(
+        &[
+            "serve",
+            "--no-grpc",
+            "--grpc-port",
+            "9000",
+            "--model-repository",
+            "x",
+        ],
+        "--no-grpc",
+    );
+    // HTTP and gRPC asked to share one port: the second bind fails, reported, not a panic.
+    let empty = d.join("empty-repo");
+    std::fs::create_dir_all(&empty).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let args = [
+        "serve",
+        "--model-repository",
+        empty.to_str().unwrap(),
+        "--http-port",
+        &port,
+        "--grpc-port",
+        &port,
+    ];
+    assert_refused(&args, "cannot listen on 127.0.0.1:");
+    assert_refused(
         &[
             "serve",
             "--host",

@@ -23,17 +23,7 @@ const D_MODEL: usize = 256;
 fn model(name: &str) -> Result<(Box<dyn Module>, Vec<usize>), String> {
     manual_seed(0);
     Ok(match name {
-        "mlp" => (
-            Box::new(
-                Sequential::new()
-                    .append(Linear::new(784, 512))
-                    .append(ReLU::new())
-                    .append(Linear::new(512, 512))
-                    .append(ReLU::new())
-                    .append(Linear::new(512, 10)),
-            ),
-            vec![784],
-        ),
+        "mlp" => (Box::new(kiln_bench::mlp::dense()), vec![784]),
         "encoder" => (
             Box::new(TransformerEncoder::new(4, || {
                 TransformerEncoderLayer::new(D_MODEL, 4)
@@ -108,6 +98,9 @@ fn run(args: &[String]) -> Result<(), String> {
             let batch: usize = flag(args, "--batch")?
                 .parse()
                 .map_err(|e| format!("--batch: {e}"))?;
+            if !(1..=256).contains(&batch) {
+                return Err("--batch must be 1 to 256".into());
+            }
             let us = time(name, batch)?;
             println!(
                 "{}",

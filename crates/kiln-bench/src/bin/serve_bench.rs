@@ -45,12 +45,7 @@ fn save(model: &Sequential, example: &[usize], repo: &Path, name: &str) -> Resul
 
 fn models(out: &Path) -> Result<(), String> {
     manual_seed(0);
-    let mlp = Sequential::new()
-        .append(Linear::new(784, 512))
-        .append(ReLU::new())
-        .append(Linear::new(512, 512))
-        .append(ReLU::new())
-        .append(Linear::new(512, 10));
+    let mlp = kiln_bench::mlp::dense();
     save(&mlp, &[1, 784], out, "mlp")?;
     let padded = || Conv2dConfig::default().padding(1);
     let cnn = Sequential::new()
@@ -169,9 +164,20 @@ fn run(args: &[String]) -> Result<(), String> {
                     .split(',')
                     .map(|d| d.parse().map_err(|e| format!("--shape: {e}")))
                     .collect::<Result<_, _>>()?,
-                concurrency: number("--concurrency")?.max(1.0) as usize,
+                concurrency: number("--concurrency")? as usize,
                 seconds: number("--seconds")?,
             };
+            // A closed loop of 1 to 1024 clients for up to an hour: beyond that the numbers
+            // mean nothing, and `Duration` refuses what is negative or not finite.
+            if !(1..=1024).contains(&load.concurrency) {
+                return Err("--concurrency must be 1 to 1024".into());
+            }
+            if !(load.seconds > 0.0 && load.seconds <= 3600.0) {
+                return Err("--seconds must be above 0 and at most 3600".into());
+            }
+            if load.shape.iter().any(|&d| d <= 0) || load.shape.iter().product::<i64>() > 1 << 24 {
+                return Err("--shape needs positive dims, at most 2^24 elements".into());
+            }
             // Two client threads at most, as wrk runs with -t2: the load generator shares the
             // machine with the server it measures.
             let threads = if load.concurrency > 1 { 2 } else { 1 };
