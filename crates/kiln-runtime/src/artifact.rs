@@ -391,6 +391,83 @@ impl LoadedGraph {
     }
 }
 
+impl LoadedGraph {
+    /// A graph built in memory (an imported model) ready to run, under the same bound on its
+    /// buffers as a loaded file (`options`; the default is [`default_buffer_limit`] of its
+    /// weights). Its nodes must already be checked (operands defined, shapes inferred), as an
+    /// importer does while building it; `name` names it in errors.
+    pub fn from_graph(
+        graph: Graph,
+        name: &Path,
+        options: LoadOptions,
+    ) -> Result<LoadedGraph, ArtifactError> {
+        let limit = buffer_limit(&graph, options);
+        let args = graph_args(&graph);
+        let arg_dims = args
+            .iter()
+            .map(|(s, t)| (s.iter().map(|&n| Dim::fixed(n)).collect(), *t))
+            .collect();
+        Ok(LoadedGraph {
+            form: Form::Fixed(SizedGraph::new(graph, limit, name)?),
+            arg_dims,
+            args,
+        })
+    }
+
+    /// [`LoadedGraph::from_graph`] for a graph with a symbolic batch: each batch size gets its
+    /// own plan when first run (the last 4 are kept).
+    pub fn from_dynamic(
+        graph: DynamicGraph,
+        name: &Path,
+        options: LoadOptions,
+    ) -> Result<LoadedGraph, ArtifactError> {
+        let limit = buffer_limit(graph.graph(), options);
+        let args = graph_args(graph.graph());
+        let mut plans = BySize::new(4);
+        plans.get_or_try_insert(graph.traced_batch(), || {
+            SizedGraph::new(graph.graph().clone(), limit, name)
+        })?;
+        let arg_dims = arg_dims(&graph);
+        Ok(LoadedGraph {
+            form: Form::Dynamic {
+                graph,
+                plans: Mutex::new(plans),
+                limit,
+                path: name.into(),
+            },
+            arg_dims,
+            args,
+        })
+    }
+}
+
+/// The bound on a graph's buffers: `options`' or the default for its weights.
+fn buffer_limit(graph: &Graph, options: LoadOptions) -> usize {
+    let weight_bytes = graph
+        .inputs
+        .iter()
+        .filter_map(|i| i.value.as_ref())
+        .map(|v| v.operand().numel() * v.operand().dtype().size_in_bytes())
+        .fold(0usize, usize::saturating_add);
+    options
+        .max_buffer_bytes
+        .unwrap_or_else(|| default_buffer_limit(weight_bytes))
+}
+
+/// A graph's argument shapes and dtypes, by position.
+fn graph_args(graph: &Graph) -> Vec<(Vec<usize>, DType)> {
+    let mut args: Vec<(usize, Vec<usize>, DType)> = graph
+        .inputs
+        .iter()
+        .filter_map(|i| match i.kind {
+            InputKind::Arg(k) => Some((k, i.shape.to_vec(), i.dtype)),
+            _ => None,
+        })
+        .collect();
+    args.sort_by_key(|a| a.0);
+    args.into_iter().map(|(_, s, t)| (s, t)).collect()
+}
+
 /// Limits applied when loading a graph file.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoadOptions {

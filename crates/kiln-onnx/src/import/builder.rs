@@ -1,0 +1,358 @@
+//! Builds a Kiln graph from ONNX nodes, one Kiln op at a time. Each op is checked by its own
+//! shape rule (`infer_checked`) before it is added, so a model Kiln cannot run is refused with
+//! the op's message while importing, never when it runs. Ops whose operands are all known
+//! while importing (shape arithmetic: `Shape` → `Gather` → `Concat` → a `Reshape` target;
+//! weight transposes; folded batch norms) are run right away by the CPU kernels and stay
+//! constants, as ONNX Runtime's constant folding does.
+
+use kiln_kernels::cpu::{execute, to_contiguous_vec};
+use kiln_kernels::ops::{Op, UnaryOp};
+use kiln_kernels::shape::{checked_numel, Shape};
+use kiln_kernels::storage::CpuStorage;
+use kiln_kernels::{DType, OwnedOperand};
+use kiln_runtime::ir::{infer_checked, Graph, Input, InputKind, Node, ValueId};
+use std::cell::Cell;
+use std::rc::Rc;
+
+/// What an import step fails with: a message the caller puts beside the node it came from.
+pub(crate) type R<T> = Result<T, String>;
+
+/// Constants folded while importing may take this many bytes in all (a model whose shape
+/// arithmetic builds more is refused rather than allowed to exhaust memory).
+const FOLD_BUDGET: usize = 1 << 30;
+
+/// A value known while importing: an initializer, a `Constant`, or a folded result.
+pub(crate) struct Const {
+    /// The value (dense).
+    pub value: OwnedOperand,
+    /// A weight of the model (an initializer), rather than a constant made while importing.
+    weight: bool,
+    /// Its values were computed from the traced batch size (a `Shape` of a batch-sized
+    /// value): right at that size only, so it may steer shapes but not enter the graph.
+    batch_valued: bool,
+    /// Its graph input, once some op that runs in the graph reads it.
+    id: Cell<Option<ValueId>>,
+}
+
+/// A value of the ONNX graph as Kiln sees it.
+#[derive(Clone)]
+pub(crate) enum Value {
+    /// Computed when the graph runs.
+    Node {
+        /// Its id in the Kiln graph.
+        id: ValueId,
+        /// Shape.
+        shape: Shape,
+        /// Element type.
+        dtype: DType,
+    },
+    /// Known while importing.
+    Const(Rc<Const>),
+}
+
+impl Value {
+    /// Its shape.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Value::Node { shape, .. } => shape,
+            Value::Const(c) => c.value.operand().shape(),
+        }
+    }
+
+    /// Its element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Value::Node { dtype, .. } => *dtype,
+            Value::Const(c) => c.value.operand().dtype(),
+        }
+    }
+
+    /// Its rank.
+    pub fn rank(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// Its value, when known while importing.
+    pub fn known(&self) -> Option<&OwnedOperand> {
+        match self {
+            Value::Const(c) => Some(&c.value),
+            Value::Node { .. } => None,
+        }
+    }
+}
+
+/// The Kiln graph being built.
+#[derive(Default)]
+pub(crate) struct Builder {
+    inputs: Vec<Input>,
+    nodes: Vec<Node>,
+    next_id: ValueId,
+    folded_bytes: usize,
+    /// The size given to the symbolic batch, when there is one.
+    batch: Option<usize>,
+}
+
+impl Builder {
+    fn fresh_id(&mut self) -> ValueId {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The `k`-th argument of the graph.
+    pub fn arg(&mut self, k: usize, shape: &[usize], dtype: DType) -> Value {
+        let id = self.fresh_id();
+        self.inputs.push(Input {
+            id,
+            kind: InputKind::Arg(k),
+            value: None,
+            shape: shape.iter().copied().collect(),
+            dtype,
+        });
+        Value::Node {
+            id,
+            shape: shape.iter().copied().collect(),
+            dtype,
+        }
+    }
+
+    /// Builds the graph at batch size `b` (the trace size of a symbolic batch).
+    pub fn trace_batch(&mut self, b: usize) {
+        self.batch = Some(b);
+    }
+
+    fn known(&self, value: OwnedOperand, weight: bool, batch_valued: bool) -> Value {
+        Value::Const(Rc::new(Const {
+            value: dense(value),
+            weight,
+            batch_valued,
+            id: Cell::new(None),
+        }))
+    }
+
+    /// A weight of the model (an initializer).
+    pub fn weight(&self, value: OwnedOperand) -> Value {
+        self.known(value, true, false)
+    }
+
+    /// A constant made while importing.
+    pub fn constant(&self, value: OwnedOperand) -> Value {
+        self.known(value, false, false)
+    }
+
+    /// The dims of a value as a 1-d i64 constant (`Shape`, `Size`); with a symbolic batch, one
+    /// holding a multiple of the trace size counts as computed from the batch.
+    pub fn dims_of(&self, dims: &[i64], shape: &[usize]) -> Value {
+        let from_batch = self.batch.is_some_and(|b| {
+            dims.iter()
+                .any(|&d| d > 0 && (d as usize).is_multiple_of(b))
+        });
+        self.known(
+            OwnedOperand::dense(CpuStorage::I64(dims.to_vec()), shape),
+            false,
+            from_batch,
+        )
+    }
+
+    /// A 0-d constant.
+    pub fn scalar(&self, v: f64, dtype: DType) -> Value {
+        self.constant(OwnedOperand::dense(
+            CpuStorage::from_f64s(dtype, std::iter::once(v)),
+            &[],
+        ))
+    }
+
+    /// A 1-d i64 constant.
+    pub fn i64s(&self, v: &[i64]) -> Value {
+        self.constant(OwnedOperand::dense(CpuStorage::I64(v.to_vec()), &[v.len()]))
+    }
+
+    /// The graph value of `v`, adding a constant as a graph input the first time it is read.
+    pub fn id(&mut self, v: &Value) -> R<ValueId> {
+        match v {
+            Value::Node { id, .. } => Ok(*id),
+            Value::Const(c) => {
+                if let Some(id) = c.id.get() {
+                    return Ok(id);
+                }
+                if c.batch_valued {
+                    return Err(
+                        "a value computed from the batch size enters the graph as data; it would \
+                         be wrong at other batch sizes (fix the batch size to import this model)"
+                            .into(),
+                    );
+                }
+                let id = self.fresh_id();
+                let o = c.value.operand();
+                self.inputs.push(Input {
+                    id,
+                    kind: if c.weight {
+                        InputKind::State
+                    } else {
+                        InputKind::Const
+                    },
+                    value: Some(c.value.clone()),
+                    shape: o.shape().iter().copied().collect(),
+                    dtype: o.dtype(),
+                });
+                c.id.set(Some(id));
+                Ok(id)
+            }
+        }
+    }
+
+    /// Applies `op` to `args`: run now when every operand is known, else added to the graph.
+    /// Refused with the op's own message when its shape rule rejects the operands.
+    pub fn op(&mut self, op: Op, args: &[&Value]) -> R<Value> {
+        let types: Vec<(&[usize], DType)> = args.iter().map(|a| (a.shape(), a.dtype())).collect();
+        let (shape, dtype) = infer_checked(&op, &types)?;
+        let known: Option<Vec<_>> = args.iter().map(|a| a.known()).collect();
+        if let (Some(known), false) = (known, matches!(op, Op::Random { .. })) {
+            let bytes = checked_numel(&shape, dtype.size_in_bytes()).map_err(|e| e.to_string())?
+                * dtype.size_in_bytes();
+            self.folded_bytes = self.folded_bytes.saturating_add(bytes);
+            if self.folded_bytes > FOLD_BUDGET {
+                return Err(format!(
+                    "the constants computed while importing pass {FOLD_BUDGET} bytes"
+                ));
+            }
+            let operands: Vec<_> = known.iter().map(|k| k.operand()).collect();
+            let (storage, layout) = execute(&op, &operands, &shape, dtype);
+            let batch_valued = args
+                .iter()
+                .any(|a| matches!(a, Value::Const(c) if c.batch_valued));
+            return Ok(self.known(
+                OwnedOperand::new(storage, layout, dtype),
+                false,
+                batch_valued,
+            ));
+        }
+        let ids = args.iter().map(|a| self.id(a)).collect::<R<_>>()?;
+        let id = self.fresh_id();
+        self.nodes.push(Node {
+            id,
+            op,
+            args: ids,
+            shape: shape.clone(),
+            dtype,
+            fresh_random: false,
+        });
+        Ok(Value::Node { id, shape, dtype })
+    }
+
+    /// `x` reshaped (no op when the shape is already `shape`).
+    pub fn reshape(&mut self, x: &Value, shape: &[usize]) -> R<Value> {
+        if x.shape() == shape {
+            return Ok(x.clone());
+        }
+        self.op(Op::Reshape(shape.iter().copied().collect()), &[x])
+    }
+
+    /// `x` with its dims reordered.
+    pub fn permute(&mut self, x: &Value, perm: &[usize]) -> R<Value> {
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(x.clone());
+        }
+        self.op(Op::Permute(perm.iter().copied().collect()), &[x])
+    }
+
+    /// An elementwise unary op.
+    pub fn unary(&mut self, x: &Value, u: UnaryOp) -> R<Value> {
+        self.op(Op::Unary(u), &[x])
+    }
+
+    /// A binary op.
+    pub fn binary(&mut self, op: Op, a: &Value, b: &Value) -> R<Value> {
+        self.op(op, &[a, b])
+    }
+
+    /// `x` as `dtype` (no op when it already is).
+    pub fn cast(&mut self, x: &Value, dtype: DType) -> R<Value> {
+        if x.dtype() == dtype {
+            return Ok(x.clone());
+        }
+        self.op(Op::Cast(dtype), &[x])
+    }
+
+    /// `x · k` with a scalar of `x`'s dtype.
+    pub fn scale(&mut self, x: &Value, k: f64) -> R<Value> {
+        if k == 1.0 {
+            return Ok(x.clone());
+        }
+        let k = self.scalar(k, x.dtype());
+        self.binary(Op::Mul, x, &k)
+    }
+
+    /// A copy of `x` computed in the graph, for an output that would otherwise be an input
+    /// or a constant.
+    pub fn computed(&mut self, x: &Value) -> R<Value> {
+        if let Value::Node { id, .. } = x {
+            if !self.inputs.iter().any(|i| i.id == *id) {
+                return Ok(x.clone());
+            }
+        }
+        let arg = self.id(x)?;
+        let id = self.fresh_id();
+        let shape: Shape = x.shape().iter().copied().collect();
+        let dtype = x.dtype();
+        self.nodes.push(Node {
+            id,
+            op: Op::Contiguous,
+            args: [arg].into_iter().collect(),
+            shape: shape.clone(),
+            dtype,
+            fresh_random: false,
+        });
+        Ok(Value::Node { id, shape, dtype })
+    }
+
+    /// The graph, returning `outputs`.
+    pub fn finish(mut self, outputs: &[Value]) -> R<Graph> {
+        let outputs = outputs
+            .iter()
+            .map(|o| self.computed(o))
+            .collect::<R<Vec<_>>>()?;
+        let ids = outputs
+            .iter()
+            .map(|o| node_id(o).expect("computed"))
+            .collect();
+        Ok(Graph::inference(self.inputs, self.nodes, ids))
+    }
+}
+
+fn node_id(v: &Value) -> Option<ValueId> {
+    match v {
+        Value::Node { id, .. } => Some(*id),
+        Value::Const(_) => None,
+    }
+}
+
+/// `v` with a dense row-major layout (a folded transpose is a strided view until copied).
+fn dense(v: OwnedOperand) -> OwnedOperand {
+    let o = v.operand();
+    if o.is_contiguous() && o.layout().offset == 0 {
+        return v;
+    }
+    let (storage, layout) = execute(&Op::Contiguous, &[o], o.shape(), o.dtype());
+    OwnedOperand::new(storage, layout, o.dtype())
+}
+
+/// The elements of a known value as i64 (integers as they are, floats truncated).
+pub(crate) fn known_i64s(v: &OwnedOperand) -> Vec<i64> {
+    let o = v.operand();
+    if o.dtype() == DType::I64 {
+        return to_contiguous_vec::<i64>(o);
+    }
+    let (storage, layout) = execute(&Op::Cast(DType::I64), &[o], o.shape(), DType::I64);
+    to_contiguous_vec::<i64>(OwnedOperand::new(storage, layout, DType::I64).operand())
+}
+
+/// The elements of a known value as f64.
+pub(crate) fn known_f64s(v: &OwnedOperand) -> Vec<f64> {
+    let o = v.operand();
+    if o.dtype() == DType::F64 {
+        return to_contiguous_vec::<f64>(o);
+    }
+    let (storage, layout) = execute(&Op::Cast(DType::F64), &[o], o.shape(), DType::F64);
+    to_contiguous_vec::<f64>(OwnedOperand::new(storage, layout, DType::F64).operand())
+}

@@ -1,0 +1,170 @@
+//! The ONNX ops Kiln imports, each a function from a node's inputs and attributes to Kiln
+//! ops, grouped by kind. The table lists every op with the attributes its function reads: any
+//! other attribute on a node is refused, so an attribute the importer does not know can never
+//! change a result silently.
+
+mod elementwise;
+mod nn;
+mod reduce;
+mod shape;
+
+use super::attrs::Attrs;
+use super::builder::{known_i64s, Builder, Value, R};
+use kiln_kernels::ops::Op;
+
+/// One node being imported.
+pub(crate) struct NodeIn<'a> {
+    /// Its inputs; `None` for an optional input left out (an empty name).
+    pub inputs: Vec<Option<Value>>,
+    /// Its attributes.
+    pub attrs: Attrs<'a>,
+    /// How many outputs the model reads (trailing optional outputs may be left out).
+    pub outputs: usize,
+    /// The model's opset of the default domain.
+    pub opset: i64,
+}
+
+impl NodeIn<'_> {
+    /// Input `k`, which the op requires.
+    pub fn input(&self, k: usize) -> R<&Value> {
+        self.opt(k).ok_or_else(|| format!("input {k} is missing"))
+    }
+
+    /// Input `k`, if given.
+    pub fn opt(&self, k: usize) -> Option<&Value> {
+        self.inputs.get(k).and_then(Option::as_ref)
+    }
+
+    /// Input `k` as integers, which must be known while importing (a shape, axes, pads).
+    pub fn ints(&self, k: usize) -> R<Option<Vec<i64>>> {
+        match self.opt(k) {
+            None => Ok(None),
+            Some(v) => match v.known() {
+                Some(c) => Ok(Some(known_i64s(c))),
+                None => Err(format!(
+                    "input {k} must be known while importing (computed from the model's weights \
+                     and shapes), but it depends on the graph's inputs"
+                )),
+            },
+        }
+    }
+
+    /// Refuses outputs past the first `n` that the model reads.
+    pub fn outputs_at_most(&self, n: usize) -> R<()> {
+        if self.outputs > n {
+            return Err(format!(
+                "output {} is read, but only the first {n} are supported",
+                self.outputs - 1
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An op's import function.
+type Import = fn(&mut Builder, &NodeIn) -> R<Vec<Value>>;
+
+/// One op of the default domain that Kiln imports.
+pub(crate) struct OpDef {
+    /// The ONNX op type.
+    pub name: &'static str,
+    /// The attributes its function reads.
+    pub attrs: &'static [&'static str],
+    /// The function.
+    pub import: Import,
+}
+
+/// Every op Kiln imports, by name.
+pub(crate) fn find(name: &str) -> Option<&'static OpDef> {
+    elementwise::OPS
+        .iter()
+        .chain(nn::OPS)
+        .chain(reduce::OPS)
+        .chain(shape::OPS)
+        .find(|d| d.name == name)
+}
+
+/// The names of the ops Kiln imports, sorted.
+pub fn supported() -> Vec<&'static str> {
+    let mut v: Vec<_> = elementwise::OPS
+        .iter()
+        .chain(nn::OPS)
+        .chain(reduce::OPS)
+        .chain(shape::OPS)
+        .map(|d| d.name)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// An ONNX axis (negative counts from the end) as a dim of a rank-`rank` value.
+pub(crate) fn axis(a: i64, rank: usize) -> R<usize> {
+    let r = rank as i64;
+    if a < -r || a >= r.max(1) {
+        return Err(format!("axis {a} is out of range for rank {rank}"));
+    }
+    Ok(if a < 0 { (a + r) as usize } else { a as usize })
+}
+
+/// One output.
+pub(crate) fn one(v: Value) -> R<Vec<Value>> {
+    Ok(vec![v])
+}
+
+/// The broadcast shape of two shapes (NumPy's rule).
+pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> R<Vec<usize>> {
+    let r = a.len().max(b.len());
+    (0..r)
+        .map(|i| {
+            let da = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
+            match (da, db) {
+                (x, y) if x == y => Ok(x),
+                (1, y) => Ok(y),
+                (x, 1) => Ok(x),
+                _ => Err(format!(
+                    "shapes {a:?} and {b:?} cannot be broadcast together"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// `x` padded along `dim` with `before` and `after` entries of `value` (a constant block on
+/// each side, joined by one concatenation).
+pub(crate) fn pad_dim(
+    b: &mut Builder,
+    x: &Value,
+    dim: usize,
+    before: usize,
+    after: usize,
+    value: f64,
+) -> R<Value> {
+    if before == 0 && after == 0 {
+        return Ok(x.clone());
+    }
+    let mut parts = Vec::new();
+    let block = |b: &mut Builder, len: usize| -> R<Value> {
+        let mut shape = x.shape().to_vec();
+        shape[dim] = len;
+        let s = b.scalar(value, x.dtype());
+        b.op(Op::Expand(shape.iter().copied().collect()), &[&s])
+    };
+    if before > 0 {
+        parts.push(block(b, before)?);
+    }
+    parts.push(x.clone());
+    if after > 0 {
+        parts.push(block(b, after)?);
+    }
+    let refs: Vec<&Value> = parts.iter().collect();
+    b.op(Op::Cat(dim), &refs)
+}

@@ -1,0 +1,215 @@
+//! Reductions over axes (given as an attribute before opset 18, as an input from it on) and
+//! `ArgMax`/`ArgMin`.
+
+use super::{axis, one, NodeIn, OpDef};
+use crate::import::builder::{Builder, Value, R};
+use kiln_kernels::ops::{Dims, Op, UnaryOp};
+
+const AXES: &[&str] = &["axes", "keepdims", "noop_with_empty_axes"];
+
+pub(super) const OPS: &[OpDef] = &[
+    OpDef {
+        name: "ReduceSum",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::Sum),
+    },
+    OpDef {
+        name: "ReduceMean",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::Mean),
+    },
+    OpDef {
+        name: "ReduceMax",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::Max),
+    },
+    OpDef {
+        name: "ReduceMin",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::Min),
+    },
+    OpDef {
+        name: "ReduceProd",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::Prod),
+    },
+    OpDef {
+        name: "ReduceL1",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::L1),
+    },
+    OpDef {
+        name: "ReduceL2",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::L2),
+    },
+    OpDef {
+        name: "ReduceSumSquare",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::SumSquare),
+    },
+    OpDef {
+        name: "ReduceLogSum",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::LogSum),
+    },
+    OpDef {
+        name: "ReduceLogSumExp",
+        attrs: AXES,
+        import: |b, n| reduce(b, n, Kind::LogSumExp),
+    },
+    OpDef {
+        name: "ArgMax",
+        attrs: &["axis", "keepdims", "select_last_index"],
+        import: |b, n| arg(b, n, true),
+    },
+    OpDef {
+        name: "ArgMin",
+        attrs: &["axis", "keepdims", "select_last_index"],
+        import: |b, n| arg(b, n, false),
+    },
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Prod,
+    L1,
+    L2,
+    SumSquare,
+    LogSum,
+    LogSumExp,
+}
+
+fn reduce(b: &mut Builder, n: &NodeIn, kind: Kind) -> R<Vec<Value>> {
+    let x = n.input(0)?;
+    let keepdim = n.attrs.int_or("keepdims", 1)? != 0;
+    let axes = match (n.attrs.ints("axes")?, n.ints(1)?) {
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => Vec::new(),
+        (Some(_), Some(_)) => return Err("axes given both as an attribute and an input".into()),
+    };
+    if axes.is_empty() && n.attrs.int_or("noop_with_empty_axes", 0)? != 0 {
+        return one(x.clone());
+    }
+    let mut dims: Vec<usize> = if axes.is_empty() {
+        (0..x.rank()).collect()
+    } else {
+        axes.iter().map(|&a| axis(a, x.rank())).collect::<R<_>>()?
+    };
+    dims.sort_unstable();
+    dims.dedup();
+    let dims: Dims = dims.into_iter().collect();
+    let sum = |b: &mut Builder, v: &Value| {
+        b.op(
+            Op::Sum {
+                dims: dims.clone(),
+                keepdim,
+            },
+            &[v],
+        )
+    };
+    let y = match kind {
+        Kind::Sum => sum(b, x)?,
+        Kind::Mean => {
+            // Divided by the count read when the graph runs, so a reduction over the batch
+            // stays right at every batch size.
+            let s = sum(b, x)?;
+            let count = b.op(
+                Op::Numel {
+                    dims: dims.clone(),
+                    dtype: x.dtype(),
+                },
+                &[x],
+            )?;
+            b.binary(Op::Div, &s, &count)?
+        }
+        Kind::Max => b.op(
+            Op::Max {
+                dims: dims.clone(),
+                keepdim,
+            },
+            &[x],
+        )?,
+        Kind::Min => b.op(
+            Op::Min {
+                dims: dims.clone(),
+                keepdim,
+            },
+            &[x],
+        )?,
+        Kind::Prod => b.op(
+            Op::Prod {
+                dims: dims.clone(),
+                keepdim,
+            },
+            &[x],
+        )?,
+        Kind::L1 => {
+            let a = b.unary(x, UnaryOp::Abs)?;
+            sum(b, &a)?
+        }
+        Kind::SumSquare | Kind::L2 => {
+            let sq = b.binary(Op::Mul, x, x)?;
+            let s = sum(b, &sq)?;
+            if kind == Kind::L2 {
+                b.unary(&s, UnaryOp::PowScalar(0.5))?
+            } else {
+                s
+            }
+        }
+        Kind::LogSum => {
+            let s = sum(b, x)?;
+            b.unary(&s, UnaryOp::Log)?
+        }
+        Kind::LogSumExp => {
+            // log Σ exp(x − m) + m with m the max, so large inputs do not overflow.
+            let m = b.op(
+                Op::Max {
+                    dims: dims.clone(),
+                    keepdim: true,
+                },
+                &[x],
+            )?;
+            let shifted = b.binary(Op::Sub, x, &m)?;
+            let e = b.unary(&shifted, UnaryOp::Exp)?;
+            let s = b.op(
+                Op::Sum {
+                    dims: dims.clone(),
+                    keepdim: true,
+                },
+                &[&e],
+            )?;
+            let l = b.unary(&s, UnaryOp::Log)?;
+            let y = b.binary(Op::Add, &l, &m)?;
+            if keepdim {
+                y
+            } else {
+                let shape: Vec<usize> = (0..x.rank())
+                    .filter(|d| !dims.contains(d))
+                    .map(|d| x.shape()[d])
+                    .collect();
+                b.reshape(&y, &shape)?
+            }
+        }
+    };
+    one(y)
+}
+
+fn arg(b: &mut Builder, n: &NodeIn, max: bool) -> R<Vec<Value>> {
+    if n.attrs.int_or("select_last_index", 0)? != 0 {
+        return Err("select_last_index=1 is not supported".into());
+    }
+    let x = n.input(0)?;
+    let dim = axis(n.attrs.int_or("axis", 0)?, x.rank())?;
+    let keepdim = n.attrs.int_or("keepdims", 1)? != 0;
+    let op = if max {
+        Op::ArgMax { dim, keepdim }
+    } else {
+        Op::ArgMin { dim, keepdim }
+    };
+    one(b.op(op, &[x])?)
+}

@@ -1,0 +1,167 @@
+//! ONNX tensors (initializers, `Constant` values, test data) as Kiln values: the element
+//! types Kiln has, every storage form the format allows (raw little-endian bytes, the typed
+//! repeated fields, external data files beside the model), each size checked before anything
+//! is allocated.
+
+use crate::error::OnnxError;
+use crate::proto::tensor_proto::{DataLocation, DataType};
+use crate::proto::TensorProto;
+use kiln_kernels::shape::checked_numel;
+use kiln_kernels::storage::{CpuStorage, StorageElement};
+use kiln_kernels::{DType, OwnedOperand};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+/// The Kiln dtype of an ONNX element type, or an error naming the type.
+pub fn kiln_dtype(onnx: i32, what: &str) -> Result<DType, OnnxError> {
+    let t = DataType::try_from(onnx).unwrap_or(DataType::Undefined);
+    Ok(match t {
+        DataType::Float => DType::F32,
+        DataType::Double => DType::F64,
+        DataType::Float16 => DType::F16,
+        DataType::Bfloat16 => DType::BF16,
+        DataType::Int64 => DType::I64,
+        DataType::Int32 => DType::I32,
+        DataType::Uint8 => DType::U8,
+        DataType::Bool => DType::Bool,
+        _ => {
+            return Err(OnnxError::NotSupported(format!(
+                "{what}: element type {} ({onnx}), which has no Kiln dtype (Kiln has f32, \
+                 f64, f16, bf16, i64, i32, u8 and bool),",
+                t.as_str_name()
+            )))
+        }
+    })
+}
+
+/// Dims of a tensor, each checked to be a size.
+fn dims(t: &TensorProto, what: &str) -> Result<Vec<usize>, OnnxError> {
+    t.dims
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| {
+                OnnxError::Invalid(format!("{what}: negative dim {d} in {:?}", t.dims))
+            })
+        })
+        .collect()
+}
+
+/// Decodes `t`; `dir` is the model's folder, where external data files live (`None`: data
+/// outside the model is refused).
+pub fn decode(t: &TensorProto, dir: Option<&Path>, what: &str) -> Result<OwnedOperand, OnnxError> {
+    let dtype = kiln_dtype(t.data_type(), what)?;
+    let shape = dims(t, what)?;
+    let n = checked_numel(&shape, dtype.size_in_bytes())
+        .map_err(|e| OnnxError::Invalid(format!("{what}: {e}")))?;
+    if t.segment.is_some() {
+        return Err(OnnxError::NotSupported(format!(
+            "{what}: segmented tensors"
+        )));
+    }
+    let bad = |found: usize| {
+        OnnxError::Invalid(format!(
+            "{what}: {dtype}{shape:?} needs {n} elements, the tensor holds {found}"
+        ))
+    };
+    if t.data_location() == DataLocation::External {
+        let bytes = external(t, dir, n * dtype.size_in_bytes(), what)?;
+        return kiln_runtime::weights::operand_from_le_bytes(dtype, &shape, &bytes)
+            .ok_or_else(|| bad(bytes.len() / dtype.size_in_bytes().max(1)));
+    }
+    if let Some(raw) = &t.raw_data {
+        return kiln_runtime::weights::operand_from_le_bytes(dtype, &shape, raw)
+            .ok_or_else(|| bad(raw.len() / dtype.size_in_bytes().max(1)));
+    }
+    let storage = match dtype {
+        DType::F32 => typed(&t.float_data, n, |&v| v).map_err(bad)?,
+        DType::F64 => typed(&t.double_data, n, |&v| v).map_err(bad)?,
+        DType::I64 => typed(&t.int64_data, n, |&v| v).map_err(bad)?,
+        DType::I32 => typed(&t.int32_data, n, |&v| v).map_err(bad)?,
+        // The narrow types are stored widened in int32_data (f16 and bf16 as their bits).
+        DType::U8 => typed(&t.int32_data, n, |&v| v as u8).map_err(bad)?,
+        DType::Bool => typed(&t.int32_data, n, |&v| v != 0).map_err(bad)?,
+        DType::F16 => typed(&t.int32_data, n, |&v| {
+            kiln_kernels::f16::from_bits(v as u16)
+        })
+        .map_err(bad)?,
+        DType::BF16 => typed(&t.int32_data, n, |&v| {
+            kiln_kernels::bf16::from_bits(v as u16)
+        })
+        .map_err(bad)?,
+    };
+    Ok(OwnedOperand::dense(storage, &shape))
+}
+
+/// Elements from one of the typed repeated fields, which must hold exactly `n`.
+fn typed<S, T: StorageElement>(
+    field: &[S],
+    n: usize,
+    f: impl Fn(&S) -> T,
+) -> Result<CpuStorage, usize> {
+    if field.len() != n {
+        return Err(field.len());
+    }
+    Ok(T::wrap(field.iter().map(f).collect()))
+}
+
+/// The bytes of a tensor stored in a file beside the model (`location`, `offset`, `length`
+/// keys). The location must name a file inside the model's folder.
+fn external(
+    t: &TensorProto,
+    dir: Option<&Path>,
+    bytes: usize,
+    what: &str,
+) -> Result<Vec<u8>, OnnxError> {
+    let invalid = |m: String| OnnxError::Invalid(format!("{what}: external data: {m}"));
+    let dir = dir.ok_or_else(|| invalid("the model was not read from a file".into()))?;
+    let (mut location, mut offset, mut length) = (None, 0u64, None);
+    for e in &t.external_data {
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| invalid(format!("{} is not a number: {v:?}", e.key())))
+        };
+        match e.key() {
+            "location" => location = Some(e.value().to_string()),
+            "offset" => offset = number(e.value())?,
+            "length" => length = Some(number(e.value())?),
+            _ => {}
+        }
+    }
+    let location = location.ok_or_else(|| invalid("no location".into()))?;
+    let relative = Path::new(&location);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(invalid(format!(
+            "location {location:?} is not a file inside the model's folder"
+        )));
+    }
+    if let Some(l) = length {
+        if l != bytes as u64 {
+            return Err(invalid(format!(
+                "length {l}, the tensor needs {bytes} bytes"
+            )));
+        }
+    }
+    let path = dir.join(relative);
+    let io = |source| OnnxError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(&path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if offset
+        .checked_add(bytes as u64)
+        .is_none_or(|end| end > size)
+    {
+        return Err(invalid(format!(
+            "{location}: {bytes} bytes at offset {offset} pass the end of the file ({size} bytes)"
+        )));
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(io)?;
+    let mut data = vec![0u8; bytes];
+    file.read_exact(&mut data).map_err(io)?;
+    Ok(data)
+}
