@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 struct Args {
     /// What to fuzz: checkpoint (safetensors files), graph (graph files, loaded and run),
     /// trainer (training checkpoint directories, resumed) or cli (the kiln command).
-    #[arg(value_parser = ["checkpoint", "graph", "trainer", "cli"])]
+    #[arg(value_parser = ["checkpoint", "graph", "onnx", "trainer", "cli"])]
     target: String,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 10.0)]
@@ -67,6 +67,7 @@ fn main() -> std::process::ExitCode {
     let target: Box<dyn Target> = match args.target.as_str() {
         "checkpoint" => Box::new(targets::checkpoint::Checkpoint::new()),
         "graph" => Box::new(targets::graph::GraphFile::new(work.path())),
+        "onnx" => Box::new(targets::onnx::OnnxModel::new(work.path())),
         "trainer" => Box::new(targets::trainer::TrainerDir::new(work.path())),
         _ => {
             let kiln = args.kiln.clone().unwrap_or_else(kiln_beside_me);

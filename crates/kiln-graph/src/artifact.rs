@@ -40,6 +40,11 @@ impl LoadedGraph {
         self.inner.output_dims()
     }
 
+    /// The graph with its symbolic batch, if it has one.
+    pub fn dynamic(&self) -> Option<&DynamicGraph> {
+        self.inner.dynamic()
+    }
+
     /// True when the graph has a symbolic batch dim (it runs at every batch size).
     pub fn dynamic_batch(&self) -> bool {
         self.inner.dynamic().is_some()

@@ -195,7 +195,12 @@ fn run_test(dir: &Path, rtol: f64, atol: f64) -> (Status, String) {
             }
         }
     }
-    (Status::Pass, String::new())
+    let note = if model.per_batch() {
+        "imported per batch size"
+    } else {
+        ""
+    };
+    (Status::Pass, note.into())
 }
 
 /// Per test: its tolerances and whether only default-domain ops are used.

@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod graph;
+pub mod onnx;
 pub mod trainer;
 
 use crate::rng::Rng;

@@ -90,6 +90,8 @@ pub(crate) struct Builder {
     folded_bytes: usize,
     /// The size given to the symbolic batch, when there is one.
     batch: Option<usize>,
+    /// Set when a value computed from the batch size was refused as data.
+    refused_batch: Cell<bool>,
 }
 
 impl Builder {
@@ -175,7 +177,8 @@ impl Builder {
                 if let Some(id) = c.id.get() {
                     return Ok(id);
                 }
-                if c.batch_valued {
+                if c.batch_valued && self.batch.is_some_and(|b| holds_multiple(&c.value, b)) {
+                    self.refused_batch.set(true);
                     return Err(
                         "a value computed from the batch size enters the graph as data; it would \
                          be wrong at other batch sizes (fix the batch size to import this model)"
@@ -206,10 +209,12 @@ impl Builder {
     pub fn op(&mut self, op: Op, args: &[&Value]) -> R<Value> {
         let types: Vec<(&[usize], DType)> = args.iter().map(|a| (a.shape(), a.dtype())).collect();
         let (shape, dtype) = infer_checked(&op, &types)?;
+        // A value past the kernels' size bound is refused here, before anything plans it.
+        let bytes = checked_numel(&shape, dtype.size_in_bytes())
+            .map_err(|e| format!("{}: {e}", op.name()))?
+            * dtype.size_in_bytes();
         let known: Option<Vec<_>> = args.iter().map(|a| a.known()).collect();
         if let (Some(known), false) = (known, matches!(op, Op::Random { .. })) {
-            let bytes = checked_numel(&shape, dtype.size_in_bytes()).map_err(|e| e.to_string())?
-                * dtype.size_in_bytes();
             self.folded_bytes = self.folded_bytes.saturating_add(bytes);
             if self.folded_bytes > FOLD_BUDGET {
                 return Err(format!(
@@ -306,12 +311,28 @@ impl Builder {
         Ok(Value::Node { id, shape, dtype })
     }
 
-    /// The graph, returning `outputs`.
-    pub fn finish(mut self, outputs: &[Value]) -> R<Graph> {
+    /// True when a value computed from the batch size was refused as data (the model can
+    /// still be imported at a fixed batch size).
+    pub fn refused_batch(&self) -> bool {
+        self.refused_batch.get()
+    }
+
+    /// A value computed on the host from `from` (a `Range`, integer arithmetic): computed
+    /// from the batch size when one of them is.
+    pub fn derived(&self, value: OwnedOperand, from: &[&Value]) -> Value {
+        let batch_valued = from
+            .iter()
+            .any(|a| matches!(a, Value::Const(c) if c.batch_valued));
+        self.known(value, false, batch_valued)
+    }
+
+    /// The graph, returning `outputs`; an error says whether it came from the batch.
+    pub fn finish(mut self, outputs: &[Value]) -> Result<Graph, (String, bool)> {
         let outputs = outputs
             .iter()
             .map(|o| self.computed(o))
-            .collect::<R<Vec<_>>>()?;
+            .collect::<R<Vec<_>>>()
+            .map_err(|e| (e, self.refused_batch()))?;
         let ids = outputs
             .iter()
             .map(|o| node_id(o).expect("computed"))
@@ -335,6 +356,14 @@ fn dense(v: OwnedOperand) -> OwnedOperand {
     }
     let (storage, layout) = execute(&Op::Contiguous, &[o], o.shape(), o.dtype());
     OwnedOperand::new(storage, layout, o.dtype())
+}
+
+/// True when some element of `v` is a non-zero multiple of `b` (a value made from a batch
+/// of `b`: the batch itself, batch × heads, …).
+fn holds_multiple(v: &OwnedOperand, b: usize) -> bool {
+    known_f64s(v)
+        .iter()
+        .any(|&x| x != 0.0 && x.fract() == 0.0 && (x.abs() % b as f64) == 0.0)
 }
 
 /// The elements of a known value as i64 (integers as they are, floats truncated).

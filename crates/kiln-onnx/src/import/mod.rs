@@ -23,7 +23,7 @@ use builder::{Builder, Value};
 use kiln_kernels::{DType, Operand, OwnedOperand};
 use kiln_runtime::artifact::{ArtifactError, LoadOptions, LoadedGraph};
 use kiln_runtime::ir::Graph;
-use kiln_runtime::symbolic::{Dim, DynamicGraph, SymShape, TRACE_BATCH};
+use kiln_runtime::symbolic::{BySize, Dim, DynamicGraph, SymShape, TRACE_BATCH};
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -59,18 +59,84 @@ pub struct Port {
 
 /// An imported model, ready to run.
 pub struct OnnxModel {
-    loaded: LoadedGraph,
+    form: Form,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
     opset: i64,
     producer: String,
 }
 
+/// How an imported model runs its batch sizes.
+enum Form {
+    /// One graph: fixed shapes, or a symbolic batch Kiln's graph analysis follows.
+    Graph(Box<LoadedGraph>),
+    /// A model whose graph computes data from the batch size (an `arange` over the batch in
+    /// an index, say): imported again at each batch size it is run at (the last 4 kept), so
+    /// every size is exact.
+    PerBatch(Box<PerBatch>),
+}
+
+/// What re-importing a model at a batch size needs.
+struct PerBatch {
+    model: ModelProto,
+    weights: HashMap<String, OwnedOperand>,
+    options: ImportOptions,
+    name: std::path::PathBuf,
+    batch_args: Vec<usize>,
+    sizes: parking_lot::Mutex<BySize<LoadedGraph>>,
+}
+
+impl PerBatch {
+    fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
+        let mut batch = None;
+        for &k in &self.batch_args {
+            let b = args.get(k).and_then(|a| a.shape().first().copied());
+            match (batch, b) {
+                (_, None) => {
+                    return Err(ArtifactError::BadArgument {
+                        index: k,
+                        expected: "a value whose dim 0 is the batch".into(),
+                        got: format!("{} arguments", args.len()),
+                    })
+                }
+                (Some(p), Some(b)) if p != b => {
+                    return Err(ArtifactError::BadArgument {
+                        index: k,
+                        expected: format!("batch {p}"),
+                        got: format!("batch {b}"),
+                    })
+                }
+                (_, b) => batch = b,
+            }
+        }
+        let batch = batch.unwrap_or(1);
+        let graph = self.sizes.lock().get_or_try_insert(batch, || {
+            let imported = import(&self.model, &self.weights, &self.options, Some(batch)).map_err(
+                |(e, _)| ArtifactError::Malformed {
+                    path: self.name.clone(),
+                    reason: format!("at batch {batch}: {e}"),
+                },
+            )?;
+            LoadedGraph::from_graph(imported.graph, &self.name, load_options(&self.options))
+        })?;
+        graph.run(args)
+    }
+}
+
 impl OnnxModel {
     /// Runs the model on one value per input (in the order of [`OnnxModel::inputs`]); any
     /// batch size when the batch is symbolic. Wrong shapes or dtypes are an error.
     pub fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
-        self.loaded.run(args)
+        match &self.form {
+            Form::Graph(g) => g.run(args),
+            Form::PerBatch(p) => p.run(args),
+        }
+    }
+
+    /// True when the model is imported again at each batch size (its graph computes data
+    /// from the batch size, which one symbolic graph cannot follow).
+    pub fn per_batch(&self) -> bool {
+        matches!(self.form, Form::PerBatch(_))
     }
 
     /// The inputs, in the order [`OnnxModel::run`] takes them.
@@ -93,19 +159,27 @@ impl OnnxModel {
         &self.producer
     }
 
-    /// The Kiln graph (at the trace batch size when the batch is symbolic).
-    pub fn graph(&self) -> &Graph {
-        self.loaded.graph()
+    /// The Kiln graph (at the trace batch size when the batch is symbolic); `None` for a
+    /// model imported per batch size.
+    pub fn graph(&self) -> Option<&Graph> {
+        match &self.form {
+            Form::Graph(g) => Some(g.graph()),
+            Form::PerBatch(_) => None,
+        }
     }
 
     /// The graph with its symbolic batch, if it has one (what `artifact::save_dynamic` ships).
     pub fn dynamic(&self) -> Option<&DynamicGraph> {
-        self.loaded.dynamic()
+        match &self.form {
+            Form::Graph(g) => g.dynamic(),
+            Form::PerBatch(_) => None,
+        }
     }
+}
 
-    /// The runnable graph, for a caller that keeps only it (`kiln serve`).
-    pub fn into_loaded(self) -> LoadedGraph {
-        self.loaded
+fn load_options(options: &ImportOptions) -> LoadOptions {
+    LoadOptions {
+        max_buffer_bytes: options.max_buffer_bytes,
     }
 }
 
@@ -135,23 +209,56 @@ pub fn load_bytes(
 ) -> Result<OnnxModel, OnnxError> {
     let model = ModelProto::decode(bytes)
         .map_err(|e| OnnxError::Invalid(format!("{}: not an ONNX model: {e}", name.display())))?;
-    let imported = import(&model, dir, options)?;
-    let load = LoadOptions {
-        max_buffer_bytes: options.max_buffer_bytes,
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Invalid("the model has no graph".into()))?;
+    let mut weights = HashMap::new();
+    for t in &graph.initializer {
+        let what = format!("initializer {:?}", t.name());
+        if weights
+            .insert(t.name().to_string(), tensor::decode(t, dir, &what)?)
+            .is_some()
+        {
+            return Err(OnnxError::Invalid(format!("{what} is defined twice")));
+        }
+    }
+    let producer = format!("{} {}", model.producer_name(), model.producer_version())
+        .trim()
+        .to_string();
+    let invalid = |e: ArtifactError| OnnxError::Invalid(e.to_string());
+    let (imported, form) = match import(&model, &weights, options, None) {
+        Ok(imported) => {
+            let planned = match imported.dynamic.clone() {
+                Some(d) => LoadedGraph::from_dynamic(d, name, load_options(options)),
+                None => {
+                    LoadedGraph::from_graph(imported.graph.clone(), name, load_options(options))
+                }
+            };
+            (imported, Form::Graph(Box::new(planned.map_err(invalid)?)))
+        }
+        // The batch cannot stay symbolic: check the model imports at a size (1), then import
+        // it at each size it is run at.
+        Err((_, true)) => {
+            let imported = import(&model, &weights, options, Some(1)).map_err(|(e, _)| e)?;
+            let per = PerBatch {
+                model: model.clone(),
+                weights,
+                options: options.clone(),
+                name: name.into(),
+                batch_args: imported.batch_args.clone(),
+                sizes: parking_lot::Mutex::new(BySize::new(4)),
+            };
+            (imported, Form::PerBatch(Box::new(per)))
+        }
+        Err((e, false)) => return Err(e),
     };
-    let planned = match imported.dynamic {
-        Some(d) => LoadedGraph::from_dynamic(d, name, load),
-        None => LoadedGraph::from_graph(imported.graph, name, load),
-    };
-    let loaded = planned.map_err(|e| OnnxError::Invalid(e.to_string()))?;
     Ok(OnnxModel {
-        loaded,
+        form,
         inputs: imported.inputs,
         outputs: imported.outputs,
         opset: imported.opset,
-        producer: format!("{} {}", model.producer_name(), model.producer_version())
-            .trim()
-            .to_string(),
+        producer,
     })
 }
 
@@ -162,6 +269,8 @@ struct Imported {
     inputs: Vec<Port>,
     outputs: Vec<Port>,
     opset: i64,
+    /// The inputs whose dim 0 is the batch.
+    batch_args: Vec<usize>,
 }
 
 /// The opset of the default domain (0 when the model imports none: then every node is of
@@ -178,12 +287,15 @@ fn default_opset(model: &ModelProto) -> i64 {
 struct InputType {
     dtype: DType,
     dims: SymShape,
+    /// Dim 0 is the batch (symbolic, or fixed at the size asked for).
+    batch: bool,
 }
 
 fn input_type(
     v: &ValueInfoProto,
     options: &ImportOptions,
     batch_name: &mut Option<String>,
+    fixed_batch: Option<usize>,
 ) -> Result<InputType, OnnxError> {
     let name = v.name();
     let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
@@ -197,6 +309,7 @@ fn input_type(
         OnnxError::NotSupported(format!("input {name:?}: a tensor of unknown rank"))
     })?;
     let mut dims = SymShape::new();
+    let mut batch = false;
     for (i, d) in shape.dim.iter().enumerate() {
         let symbol = match &d.value {
             Some(dimension::Value::DimValue(n)) if *n >= 0 => {
@@ -211,7 +324,8 @@ fn input_type(
         } else if i == 0 && (symbol.is_empty() || batch_name.as_ref().is_none_or(|b| *b == symbol))
         {
             batch_name.get_or_insert(symbol);
-            dims.push(Dim::batch());
+            batch = true;
+            dims.push(fixed_batch.map_or(Dim::batch(), Dim::fixed));
         } else {
             let shown = if symbol.is_empty() {
                 "unnamed".to_string()
@@ -224,40 +338,38 @@ fn input_type(
             )));
         }
     }
-    Ok(InputType { dtype, dims })
+    Ok(InputType { dtype, dims, batch })
 }
 
+/// Imports `model` with its decoded initializers; the batch symbolic (`fixed_batch` `None`)
+/// or of a given size. An error says whether it came from keeping the batch symbolic.
 fn import(
     model: &ModelProto,
-    dir: Option<&Path>,
+    weights: &HashMap<String, OwnedOperand>,
     options: &ImportOptions,
-) -> Result<Imported, OnnxError> {
+    fixed_batch: Option<usize>,
+) -> Result<Imported, (OnnxError, bool)> {
     let opset = default_opset(model);
+    let plain = |e: OnnxError| (e, false);
     let g = model
         .graph
         .as_ref()
-        .ok_or_else(|| OnnxError::Invalid("the model has no graph".into()))?;
+        .ok_or_else(|| plain(OnnxError::Invalid("the model has no graph".into())))?;
     if !g.sparse_initializer.is_empty() {
-        return Err(OnnxError::NotSupported("sparse initializers".into()));
+        return Err(plain(OnnxError::NotSupported("sparse initializers".into())));
     }
     let mut b = Builder::default();
     let mut values: HashMap<String, Value> = HashMap::new();
-    for t in &g.initializer {
-        let what = format!("initializer {:?}", t.name());
-        let v = tensor::decode(t, dir, &what)?;
-        if values.insert(t.name().to_string(), b.weight(v)).is_some() {
-            return Err(OnnxError::Invalid(format!("{what} is defined twice")));
-        }
+    for (name, v) in weights {
+        values.insert(name.clone(), b.weight(v.clone()));
     }
     let mut inputs = Vec::new();
     let mut batch_args = Vec::new();
     let mut batch_name = None;
-    let initializers: std::collections::HashSet<&str> =
-        g.initializer.iter().map(|t| t.name()).collect();
-    for v in g.input.iter().filter(|v| !initializers.contains(v.name())) {
-        let t = input_type(v, options, &mut batch_name)?;
+    for v in g.input.iter().filter(|v| !weights.contains_key(v.name())) {
+        let t = input_type(v, options, &mut batch_name, fixed_batch).map_err(plain)?;
         let k = inputs.len();
-        if t.dims.first().is_some_and(|d| !d.is_fixed()) {
+        if t.batch {
             batch_args.push(k);
         }
         let shape: Vec<usize> = t
@@ -265,6 +377,12 @@ fn import(
             .iter()
             .map(|d| d.at(TRACE_BATCH).expect("a batch dim is non-negative"))
             .collect();
+        if let Err(e) = kiln_kernels::shape::checked_numel(&shape, t.dtype.size_in_bytes()) {
+            return Err(plain(OnnxError::Invalid(format!(
+                "input {:?}: {e}",
+                v.name()
+            ))));
+        }
         values.insert(v.name().to_string(), b.arg(k, &shape, t.dtype));
         inputs.push(Port {
             name: v.name().to_string(),
@@ -272,52 +390,60 @@ fn import(
             dims: t.dims,
         });
     }
-    if !batch_args.is_empty() {
+    if !batch_args.is_empty() && fixed_batch.is_none() {
         b.trace_batch(TRACE_BATCH);
     }
     for node in &g.node {
-        import_node(&mut b, &mut values, node, opset)?;
+        import_node(&mut b, &mut values, node, opset).map_err(|e| {
+            let from_batch = b.refused_batch();
+            (e, from_batch)
+        })?;
     }
     let mut outs = Vec::new();
     let mut ports = Vec::new();
     for o in &g.output {
         let v = values.get(o.name()).ok_or_else(|| {
-            OnnxError::Invalid(format!("output {:?} is never computed", o.name()))
+            plain(OnnxError::Invalid(format!(
+                "output {:?} is never computed",
+                o.name()
+            )))
         })?;
         if let Some(type_proto::Value::TensorType(t)) =
             o.r#type.as_ref().and_then(|t| t.value.as_ref())
         {
             if t.elem_type.is_some() {
-                let declared =
-                    tensor::kiln_dtype(t.elem_type(), &format!("output {:?}", o.name()))?;
+                let declared = tensor::kiln_dtype(t.elem_type(), &format!("output {:?}", o.name()))
+                    .map_err(plain)?;
                 if declared != v.dtype() {
-                    return Err(OnnxError::Invalid(format!(
+                    return Err(plain(OnnxError::Invalid(format!(
                         "output {:?} is declared {declared}, but the graph computes {}",
                         o.name(),
                         v.dtype()
-                    )));
+                    ))));
                 }
             }
         }
         outs.push(v.clone());
         ports.push((o.name().to_string(), v.dtype()));
     }
-    let mut graph = b.finish(&outs).map_err(OnnxError::Invalid)?;
+    let mut graph = match b.finish(&outs) {
+        Ok(g) => g,
+        Err((e, from_batch)) => return Err((OnnxError::Invalid(e), from_batch)),
+    };
     if let Some(optimize) = &options.optimize {
         optimize(&mut graph);
     }
     let types = graph.types();
-    let dynamic = if batch_args.is_empty() {
+    let dynamic = if batch_args.is_empty() || fixed_batch.is_some() {
         None
     } else {
-        Some(
-            DynamicGraph::new(graph.clone(), TRACE_BATCH, &batch_args).map_err(|e| {
-                OnnxError::NotSupported(format!(
-                    "a batch dim that stays symbolic here ({e}); fix its size with \
-                 ImportOptions::dims (`--dim NAME=SIZE`), and this model"
-                ))
-            })?,
-        )
+        let d = DynamicGraph::new(graph.clone(), TRACE_BATCH, &batch_args);
+        Some(d.map_err(|e| {
+            (
+                OnnxError::NotSupported(format!("a symbolic batch ({e})")),
+                true,
+            )
+        })?)
     };
     let outputs = graph
         .outputs
@@ -341,6 +467,7 @@ fn import(
         inputs,
         outputs,
         opset,
+        batch_args,
     })
 }
 

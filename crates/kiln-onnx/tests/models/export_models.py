@@ -127,6 +127,8 @@ def main():
     only = set(filter(None, a.only.split(",")))
     warnings.simplefilter("ignore")
     torch.set_num_threads(2)
+    # nn.MultiheadAttention's fused inference path has no TorchScript ONNX export.
+    torch.backends.mha.set_fastpath_enabled(False)
     for name, build, make_inputs, names in MODELS:
         if only and name not in only:
             continue

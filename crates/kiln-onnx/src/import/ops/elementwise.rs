@@ -33,6 +33,8 @@ pub(super) const OPS: &[OpDef] = &[
     def!("Xor", |b, n| logical(b, n, Op::Compare(CmpOp::Ne))),
     def!("Not", |b, n| unary(b, n, UnaryOp::LogicalNot)),
     def!("Where", where_),
+    def!("IsNaN", is_nan),
+    def!("IsInf", is_inf, ["detect_negative", "detect_positive"]),
     def!("Max", |b, n| variadic(b, n, Op::Maximum)),
     def!("Min", |b, n| variadic(b, n, Op::Minimum)),
     def!("Sum", |b, n| variadic(b, n, Op::Add)),
@@ -129,7 +131,7 @@ fn integer_fold(
         .zip(&ys)
         .map(|(&p, &q)| f(p, q).ok_or_else(|| format!("integer {what} by zero")))
         .collect::<R<Vec<i64>>>()?;
-    let v = b.constant(OwnedOperand::dense(CpuStorage::I64(out), &shape));
+    let v = b.derived(OwnedOperand::dense(CpuStorage::I64(out), &shape), &[x, y]);
     one(b.cast(&v, x.dtype())?)
 }
 
@@ -205,7 +207,7 @@ fn rounding(b: &mut Builder, n: &NodeIn, f: fn(f64) -> f64) -> R<Vec<Value>> {
         return Err("rounding values computed by the graph has no Kiln kernel yet".into());
     };
     let data = CpuStorage::from_f64s(x.dtype(), known_f64s(v).into_iter().map(f));
-    one(b.constant(OwnedOperand::dense(data, x.shape())))
+    one(b.derived(OwnedOperand::dense(data, x.shape()), &[x]))
 }
 
 fn where_(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
@@ -418,4 +420,33 @@ fn clip(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         }
     }
     one(y)
+}
+
+/// `x ≠ x`: true exactly for NaN.
+fn is_nan(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
+    let x = n.input(0)?;
+    one(b.binary(Op::Compare(CmpOp::Ne), x, x)?)
+}
+
+fn is_inf(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
+    let x = n.input(0)?;
+    let neg = n.attrs.int_or("detect_negative", 1)? != 0;
+    let pos = n.attrs.int_or("detect_positive", 1)? != 0;
+    let test = |b: &mut Builder, v: f64| -> R<Value> {
+        let s = b.scalar(v, x.dtype());
+        b.binary(Op::Compare(CmpOp::Eq), x, &s)
+    };
+    one(match (neg, pos) {
+        (true, true) => {
+            let a = test(b, f64::INFINITY)?;
+            let c = test(b, f64::NEG_INFINITY)?;
+            b.binary(Op::Add, &a, &c)?
+        }
+        (false, true) => test(b, f64::INFINITY)?,
+        (true, false) => test(b, f64::NEG_INFINITY)?,
+        (false, false) => {
+            let f = b.scalar(0.0, kiln_kernels::DType::Bool);
+            b.op(Op::Expand(x.shape().iter().copied().collect()), &[&f])?
+        }
+    })
 }

@@ -195,6 +195,20 @@ fn window(n: &NodeIn, input: &[usize], kernel: Option<&[usize]>) -> R<Window> {
             .collect(),
         other => return Err(format!("auto_pad {other:?}")),
     };
+    // Bounded so the window arithmetic below cannot overflow (real windows are tiny).
+    const MOST: usize = 1 << 20;
+    let all = kernel.iter().chain(&stride).chain(&dilation);
+    if all
+        .chain(pads.iter().flat_map(|(p, q)| [p, q]))
+        .any(|&v| v > MOST)
+    {
+        return Err(format!(
+            "a window size, stride, dilation or pad past {MOST}"
+        ));
+    }
+    if input.contains(&0) {
+        return Err(format!("an empty spatial dim in {input:?}"));
+    }
     Ok(Window {
         kernel,
         stride,
@@ -349,6 +363,11 @@ fn max_pool(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     n.outputs_at_most(1)?;
     let x = n.input(0)?;
     let rank = x.rank();
+    if !(3..=4).contains(&rank) {
+        return Err(format!(
+            "input of rank {rank}: Kiln imports 1-D and 2-D pooling"
+        ));
+    }
     let win = window(n, &x.shape()[2..], None)?;
     let x2 = as_2d(b, x)?;
     // The op pads symmetrically by at most half the window; the rest is padded here with −∞.
@@ -404,6 +423,9 @@ fn average_pool(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         let mut out = (padded - eff) / s + 1;
         if ceil && !(padded - eff).is_multiple_of(s) && out * s < size + pb {
             out += 1;
+        }
+        if out.saturating_mul(k) > 1 << 26 {
+            return Err(format!("{out} windows of {k}"));
         }
         extra.push(((out - 1) * s + eff).saturating_sub(padded));
         let (lo, hi) = if include_pad {

@@ -66,6 +66,11 @@ pub(super) const OPS: &[OpDef] = &[
         import: gather_elements,
     },
     OpDef {
+        name: "GatherND",
+        attrs: &["batch_dims"],
+        import: gather_nd,
+    },
+    OpDef {
         name: "Shape",
         attrs: &["start", "end"],
         import: shape,
@@ -166,6 +171,9 @@ fn reshape(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         });
     }
     let total: usize = x.shape().iter().product();
+    if kiln_kernels::shape::checked_numel(&shape, 1).is_err() {
+        return Err(format!("shape {target:?} is too large"));
+    }
     if let Some(i) = infer {
         let known: usize = shape.iter().product();
         if known == 0 || !total.is_multiple_of(known) {
@@ -397,7 +405,13 @@ fn gather(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let dim = axis(n.attrs.int_or("axis", 0)?, x.rank())?;
     let count: usize = idx.shape().iter().product();
     let flat = match idx.known() {
-        Some(v) => b.i64s(&wrap_indices(&known_i64s(v), x.shape()[dim])?),
+        Some(v) => {
+            let wrapped = wrap_indices(&known_i64s(v), x.shape()[dim])?;
+            b.derived(
+                OwnedOperand::dense(CpuStorage::I64(wrapped), &[count]),
+                &[idx],
+            )
+        }
         None => {
             let i = wrap_at_run(b, idx, x.shape()[dim])?;
             b.reshape(&i, &[count])?
@@ -416,7 +430,10 @@ fn gather_elements(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let index = match idx.known() {
         Some(v) => {
             let wrapped = wrap_indices(&known_i64s(v), x.shape()[dim])?;
-            b.constant(OwnedOperand::dense(CpuStorage::I64(wrapped), idx.shape()))
+            b.derived(
+                OwnedOperand::dense(CpuStorage::I64(wrapped), idx.shape()),
+                &[idx],
+            )
         }
         None => wrap_at_run(b, idx, x.shape()[dim])?,
     };
@@ -457,6 +474,15 @@ fn tile(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let reps = sizes(&n.ints(1)?.ok_or("repeats are missing")?, "repeats")?;
     if reps.len() != x.rank() {
         return Err(format!("repeats {reps:?} for rank {}", x.rank()));
+    }
+    let tiled: Vec<usize> = x
+        .shape()
+        .iter()
+        .zip(&reps)
+        .map(|(&d, &r)| d.saturating_mul(r))
+        .collect();
+    if kiln_kernels::shape::checked_numel(&tiled, x.dtype().size_in_bytes()).is_err() {
+        return Err(format!("repeats {reps:?} make {tiled:?}, too large"));
     }
     // [d0, d1] → [1, d0, 1, d1] → [r0, d0, r1, d1] → [r0·d0, r1·d1]
     let inter: Vec<usize> = x.shape().iter().flat_map(|&d| [1, d]).collect();
@@ -605,11 +631,59 @@ fn range(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     }
     let count = count as usize;
     let data = CpuStorage::from_f64s(dtype, (0..count).map(|i| start + i as f64 * delta));
-    one(b.constant(OwnedOperand::dense(data, &[count])))
+    one(b.derived(OwnedOperand::dense(data, &[count]), &[s, l, d]))
 }
 
 fn cast(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let to = n.attrs.int("to")?.ok_or("to is required")?;
     let dtype = kiln_dtype(to as i32, "to").map_err(|e| e.to_string())?;
     one(b.cast(n.input(0)?, dtype)?)
+}
+
+/// `GatherND` without batch dims: the index tuples (the last dim of the indices, `k` long)
+/// become row numbers of the data flattened over its first `k` dims, and one `IndexSelect`
+/// picks them.
+fn gather_nd(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
+    if n.attrs.int_or("batch_dims", 0)? != 0 {
+        return Err("batch_dims other than 0 is not supported".into());
+    }
+    let (x, idx) = (n.input(0)?, n.input(1)?);
+    let Some(&k) = idx.shape().last() else {
+        return Err("indices of rank 0".into());
+    };
+    if k == 0 || k > x.rank() {
+        return Err(format!("index tuples of {k} for data of rank {}", x.rank()));
+    }
+    let lead = &x.shape()[..k];
+    let rows: usize = lead.iter().product();
+    let mut flat_shape = vec![rows];
+    flat_shape.extend_from_slice(&x.shape()[k..]);
+    let flat = b.reshape(x, &flat_shape)?;
+    // Row-major strides of the leading dims, and their sizes for negative indices.
+    let strides: Vec<i64> = (0..k)
+        .map(|i| lead[i + 1..].iter().product::<usize>() as i64)
+        .collect();
+    let sizes: Vec<i64> = lead.iter().map(|&d| d as i64).collect();
+    let i = b.cast(idx, DType::I64)?;
+    let zero = b.scalar(0.0, DType::I64);
+    let negative = b.binary(Op::Compare(kiln_kernels::ops::CmpOp::Lt), &i, &zero)?;
+    let size = b.i64s(&sizes);
+    let shifted = b.binary(Op::Add, &i, &size)?;
+    let i = b.op(Op::Where, &[&negative, &shifted, &i])?;
+    let stride = b.i64s(&strides);
+    let scaled = b.binary(Op::Mul, &i, &stride)?;
+    let last: kiln_kernels::ops::Dims = [idx.rank() - 1].into_iter().collect();
+    let row = b.op(
+        Op::Sum {
+            dims: last,
+            keepdim: false,
+        },
+        &[&scaled],
+    )?;
+    let count: usize = row.shape().iter().product();
+    let row_flat = b.reshape(&row, &[count])?;
+    let y = b.op(Op::IndexSelect(0), &[&flat, &row_flat])?;
+    let mut shape = idx.shape()[..idx.rank() - 1].to_vec();
+    shape.extend_from_slice(&x.shape()[k..]);
+    one(b.reshape(&y, &shape)?)
 }
