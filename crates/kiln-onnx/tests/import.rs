@@ -1,0 +1,131 @@
+//! Import: a model Kiln exported comes back with its symbolic batch and Kiln's outputs; what
+//! cannot be imported is a typed error naming the op, its domain and opset (or the attribute);
+//! malformed bytes are an error. (`onnx_suite` runs PyTorch's exports and the ONNX backend
+//! tests against onnxruntime's and ONNX's own outputs in CI.)
+
+use kiln::graph::compile;
+use kiln::prelude::*;
+use kiln_onnx::proto::{AttributeProto, ModelProto};
+use kiln_onnx::{export_dynamic, load_bytes, ExportOptions, ImportOptions, OnnxError};
+use prost::Message;
+use std::path::Path;
+
+fn cnn_model() -> (Sequential, ModelProto) {
+    manual_seed(3);
+    let net = Sequential::new()
+        .append(Conv2d::with_config(
+            1,
+            4,
+            3,
+            Conv2dConfig::default().padding(1),
+        ))
+        .append(ReLU::new())
+        .append(MaxPool2d::new(2))
+        .append(Flatten::new())
+        .append(Linear::new(4 * 4 * 4, 5));
+    let graph = no_grad(|| {
+        compile(|x: &[Tensor]| vec![net.forward(&x[0])])
+            .dynamic_batch()
+            .dynamic_graph(&[Tensor::zeros([2, 1, 8, 8], DType::F32)])
+    })
+    .expect("traces");
+    let model = export_dynamic(&graph, &ExportOptions::default()).expect("exports");
+    (net, model)
+}
+
+fn import(model: &ModelProto) -> Result<kiln_onnx::OnnxModel, OnnxError> {
+    load_bytes(
+        &model.encode_to_vec(),
+        None,
+        Path::new("test.onnx"),
+        &ImportOptions::default(),
+    )
+}
+
+#[test]
+fn an_exported_cnn_imports_with_its_batch_symbolic_and_gives_kilns_outputs() {
+    let (net, model) = cnn_model();
+    let onnx = import(&model).expect("imports");
+    assert_eq!(onnx.inputs().len(), 1);
+    assert!(
+        !onnx.inputs()[0].dims[0].is_fixed(),
+        "the batch stays symbolic"
+    );
+    assert!(onnx.dynamic().is_some() && !onnx.per_batch());
+    for batch in [1, 3, 7] {
+        let x = Tensor::randn([batch, 1, 8, 8], DType::F32);
+        let got = onnx.run(&[x.operand()]).expect("runs");
+        let got = Tensor::from_owned_operand(&got[0]).to_vec::<f32>();
+        let want = no_grad(|| net.forward(&x)).to_vec::<f32>();
+        assert_eq!(got.len(), batch * 5);
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                "{g} vs {w} at batch {batch}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_op_kiln_does_not_import_is_named_with_its_domain_and_opset() {
+    let (_, mut model) = cnn_model();
+    let g = model.graph.as_mut().unwrap();
+    g.node[0].op_type = Some("NonMaxSuppression".into());
+    g.node[0].name = Some("nms".into());
+    let e = import(&model).err().expect("refused");
+    assert!(matches!(e, OnnxError::UnsupportedOp { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "ONNX import: node \"nms\": op NonMaxSuppression of domain \"\" (opset 21) is not supported"
+    );
+
+    let (_, mut model) = cnn_model();
+    let g = model.graph.as_mut().unwrap();
+    g.node[0].domain = Some("com.microsoft".into());
+    let e = import(&model).err().expect("refused");
+    assert!(e.to_string().contains("of domain \"com.microsoft\""), "{e}");
+}
+
+#[test]
+fn an_attribute_the_importer_does_not_read_is_refused_not_ignored() {
+    let (_, mut model) = cnn_model();
+    let g = model.graph.as_mut().unwrap();
+    let conv = g
+        .node
+        .iter_mut()
+        .find(|n| n.op_type() == "Conv")
+        .expect("a Conv");
+    conv.attribute.push(AttributeProto {
+        name: Some("future_flag".into()),
+        i: Some(1),
+        r#type: Some(2),
+        ..Default::default()
+    });
+    let e = import(&model).err().expect("refused");
+    assert!(matches!(e, OnnxError::Node { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("(Conv): attribute future_flag is not supported"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_bytes_and_a_value_used_before_it_is_defined_are_invalid() {
+    let e = load_bytes(
+        b"\x08\x07\x12\xff",
+        None,
+        Path::new("x.onnx"),
+        &ImportOptions::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(matches!(e, OnnxError::Invalid(_)), "{e}");
+
+    let (_, mut model) = cnn_model();
+    let g = model.graph.as_mut().unwrap();
+    g.node.reverse();
+    let e = import(&model).err().expect("refused");
+    assert!(e.to_string().contains("before it is defined"), "{e}");
+}
