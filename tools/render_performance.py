@@ -200,8 +200,9 @@ def serve_vs_mlserver(path):
 
 def kiln_vs_onnxruntime(path):
     r = load(path)
-    names = {"mlp": "MLP 784-512-512-10", "encoder": "BERT-like encoder (4 layers, d 256, seq 128)"}
-    out = ["| model | batch | Kiln `compile` µs | onnxruntime µs | Kiln / onnxruntime |",
+    names = {"mlp": "MLP 784-512-512-10", "encoder": "BERT-like encoder (4 layers, d 256, seq 128)",
+             "resnet50": "ResNet-50, 224² (imported)", "mobilenet_v2": "MobileNetV2, 224² (imported)"}
+    out = ["| model | batch | Kiln µs | onnxruntime µs | Kiln / onnxruntime |",
            "|---|---:|---:|---:|---:|"]
     for t in r["summary"]:
         out.append("| %s | %d | %s | %s | %s |" % (names.get(t["model"], t["model"]), t["batch"],
@@ -209,7 +210,8 @@ def kiln_vs_onnxruntime(path):
                                                    num(t["kiln_over_ort"])))
     out += ["", "%s; onnxruntime %s; %d threads each; commit `%s`, %s; `bench/onnx.sh` (%s): "
             "onnxruntime runs the ONNX files Kiln exported, Kiln its compiled graph of the same "
-            "weights; median call time, %d rounds alternating which goes first, median of the "
+            "weights (imported models: both run the file PyTorch exported, Kiln through "
+            "`kiln::onnx::load`); median call time, %d rounds alternating which goes first, median of the "
             "paired ratios." % (machine_text(r["machine"]), r["onnxruntime"], r["threads"],
                                 r["commit"], date_from_name(path), rel(path), r["rounds"])]
     return out

@@ -3,7 +3,8 @@
 
 Kiln exports the models (`onnx_bench export`); onnxruntime runs those ONNX files, Kiln runs
 its own compiled graph of the same weights (`onnx_bench time`, a fresh process per
-measurement). Each round times every (model, batch) on both, alternating which goes first;
+measurement). With torch installed, torchvision's ResNet-50 and MobileNetV2 are exported by
+PyTorch, and both run that file (Kiln through its importer). Each round times every (model, batch) on both, alternating which goes first;
 the ratio Kiln / onnxruntime is taken per round and the median reported. Timing rule on both
 sides: 3 warm-up calls, then calls until 2 s have passed (10 to 200), the median.
 
@@ -24,6 +25,27 @@ import onnxruntime as ort
 
 CASES = [("mlp", 1), ("mlp", 8), ("encoder", 1), ("encoder", 8)]
 FEATURES = {"mlp": [784], "encoder": [128, 256]}
+# Models PyTorch exports (torchvision, random weights, TorchScript exporter): Kiln imports
+# the same file onnxruntime runs. Timed when torch is installed.
+IMPORTED = {"resnet50": [3, 224, 224], "mobilenet_v2": [3, 224, 224]}
+
+
+def export_imported(work):
+    """Exports the IMPORTED models into `work`; their names, or none without torch."""
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        print("torch/torchvision not installed: imported models skipped")
+        return []
+    torch.manual_seed(0)
+    for name, features in IMPORTED.items():
+        model = getattr(torchvision.models, name)().eval()
+        torch.onnx.export(model, (torch.randn(1, *features),), os.path.join(work, f"{name}.onnx"),
+                          dynamo=False, opset_version=17, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "batch"},
+                                                                 "output": {0: "batch"}})
+    return list(IMPORTED)
 
 
 def ort_median_us(session, x):
@@ -39,8 +61,13 @@ def ort_median_us(session, x):
     return samples[len(samples) // 2]
 
 
-def kiln_median_us(binary, model, batch):
-    out = subprocess.run([binary, "time", "--model", model, "--batch", str(batch)],
+def kiln_median_us(binary, model, batch, work):
+    if model in IMPORTED:
+        what = ["--file", os.path.join(work, f"{model}.onnx"),
+                "--shape", ",".join(map(str, IMPORTED[model]))]
+    else:
+        what = ["--model", model]
+    out = subprocess.run([binary, "time", *what, "--batch", str(batch)],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["median_us"]
 
@@ -53,27 +80,31 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="kiln-onnx-bench.")
     subprocess.run([args.onnx_bench, "export", "--out", work], check=True)
+    imported = export_imported(work)
+    cases = CASES + [(m, b) for m in imported for b in (1, 8)]
+    shapes = {**FEATURES, **IMPORTED}
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     options.inter_op_num_threads = 1
     sessions = {m: ort.InferenceSession(os.path.join(work, f"{m}.onnx"), options,
-                                        providers=["CPUExecutionProvider"]) for m in FEATURES}
+                                        providers=["CPUExecutionProvider"])
+                for m in list(FEATURES) + imported}
     rng = np.random.default_rng(0)
     rows = []
     for r in range(args.rounds):
-        for model, batch in CASES:
-            x = rng.standard_normal([batch] + FEATURES[model]).astype(np.float32)
+        for model, batch in cases:
+            x = rng.standard_normal([batch] + shapes[model]).astype(np.float32)
             if r % 2 == 0:
-                k = kiln_median_us(args.onnx_bench, model, batch)
+                k = kiln_median_us(args.onnx_bench, model, batch, work)
                 o = ort_median_us(sessions[model], x)
             else:
                 o = ort_median_us(sessions[model], x)
-                k = kiln_median_us(args.onnx_bench, model, batch)
+                k = kiln_median_us(args.onnx_bench, model, batch, work)
             rows.append({"round": r, "model": model, "batch": batch, "kiln_us": k, "ort_us": o})
             print(f"round {r} {model} b{batch}: Kiln {k:.0f} µs, onnxruntime {o:.0f} µs, "
                   f"ratio {k / o:.3f}", flush=True)
     summary = []
-    for model, batch in CASES:
+    for model, batch in cases:
         rs = [x for x in rows if (x["model"], x["batch"]) == (model, batch)]
         summary.append({
             "model": model, "batch": batch,

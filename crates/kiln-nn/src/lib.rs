@@ -17,6 +17,7 @@ extern crate self as kiln_nn;
 
 pub mod checkpoint;
 pub mod forward;
+pub mod graph_module;
 pub mod init;
 pub mod layers;
 pub mod module;
@@ -24,6 +25,7 @@ pub mod optim;
 pub mod summary;
 
 pub use forward::{Module, MultiInput};
+pub use graph_module::{GraphModule, GraphWeight};
 pub use kiln_core::nn::functional;
 pub use kiln_core::Tensor;
 pub use kiln_derive::Module;

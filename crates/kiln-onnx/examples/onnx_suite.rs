@@ -6,8 +6,11 @@
 //!
 //! ```text
 //! cargo run --release -p kiln-onnx --example onnx_suite -- DIR [--expect FILE] [--write FILE]
-//!     [--rtol R] [--atol A] [--all] [--quiet]
+//!     [--rtol R] [--atol A] [--all] [--quiet] [--plain]
 //! ```
+//!
+//! Models load as users load them, through `kiln::onnx::load` (Kiln's graph passes run on
+//! the imported graph); `--plain` loads them with `kiln_onnx::load`, as imported.
 //!
 //! Tolerances come from `DIR/manifest.json` when it has the test, else from `--rtol`/`--atol`
 //! (default 1e-3 and 1e-7, the backend runner's). `--all` fails unless every test passes.
@@ -47,6 +50,7 @@ struct Args {
     atol: f64,
     all: bool,
     quiet: bool,
+    plain: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         atol: 1e-7,
         all: false,
         quiet: false,
+        plain: false,
     };
     let mut dir = None;
     while let Some(a) = it.next() {
@@ -78,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--all" => args.all = true,
             "--quiet" => args.quiet = true,
+            "--plain" => args.plain = true,
             s if s.starts_with("--") => return Err(format!("unknown flag {s}")),
             s => dir = Some(PathBuf::from(s)),
         }
@@ -141,8 +147,15 @@ fn compare(got: &OwnedOperand, want: &OwnedOperand, rtol: f64, atol: f64) -> Res
     }
 }
 
-fn run_test(dir: &Path, rtol: f64, atol: f64) -> (Status, String) {
-    let model = match kiln_onnx::load(dir.join("model.onnx")) {
+fn run_test(dir: &Path, rtol: f64, atol: f64, plain: bool) -> (Status, String) {
+    let path = dir.join("model.onnx");
+    // As users load models: through the facade, with Kiln's graph passes (`--plain`: without).
+    let loaded = if plain {
+        kiln_onnx::load(&path)
+    } else {
+        kiln::onnx::load(&path)
+    };
+    let model = match loaded {
         Ok(m) => m,
         Err(
             e @ (OnnxError::UnsupportedOp { .. }
@@ -263,7 +276,7 @@ fn main() -> ExitCode {
         let (rtol, atol) = cases
             .get(&name)
             .map_or((args.rtol, args.atol), |c| (c.rtol, c.atol));
-        let (status, why) = run_test(t, rtol, atol);
+        let (status, why) = run_test(t, rtol, atol, args.plain);
         let line = format!("{name} {}", status.name());
         if !args.quiet || status == Status::Fail {
             println!("{line}{}{why}", if why.is_empty() { "" } else { "  # " });

@@ -23,4 +23,7 @@ pub mod proto {
 
 pub use error::OnnxError;
 pub use export::{export, export_dynamic, save, ExportOptions};
-pub use import::{load, load_bytes, load_with, ImportOptions, OnnxModel, Port};
+pub use import::{
+    import_graph, load, load_bytes, load_with, ImportOptions, ImportedGraph, OnnxModel, Optimize,
+    Port, WeightInput,
+};

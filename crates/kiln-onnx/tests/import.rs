@@ -129,3 +129,34 @@ fn malformed_bytes_and_a_value_used_before_it_is_defined_are_invalid() {
     let e = import(&model).err().expect("refused");
     assert!(e.to_string().contains("before it is defined"), "{e}");
 }
+
+#[test]
+fn a_trainable_import_gives_the_models_outputs_and_its_weights_train() {
+    let (net, model) = cnn_model();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cnn.onnx");
+    kiln_onnx::save(&model, &path).unwrap();
+    let body = kiln::onnx::load_trainable(&path, &ImportOptions::default()).expect("imports");
+    // Conv and Linear weights and biases, as the network has.
+    assert_eq!(body.parameters().len(), 4);
+    assert_eq!(body.num_parameters(), net.num_parameters());
+    let x = Tensor::randn([6, 1, 8, 8], DType::F32);
+    let want = no_grad(|| net.forward(&x)).to_vec::<f32>();
+    let got = body.forward(&x).to_vec::<f32>();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+    }
+    // A few steps of SGD on a fixed batch lower the loss: gradients reach every weight.
+    let y = Tensor::from_vec(vec![0i64, 1, 2, 3, 4, 0], [6]);
+    let mut opt = Sgd::new(body.parameters(), 0.05);
+    let first = F::cross_entropy(&body.forward(&x), &y);
+    for _ in 0..5 {
+        opt.zero_grad();
+        let loss = F::cross_entropy(&body.forward(&x), &y);
+        loss.backward();
+        assert!(body.parameters().iter().all(|p| p.grad().is_some()));
+        opt.step();
+    }
+    let last = F::cross_entropy(&body.forward(&x), &y);
+    assert!(last.item::<f64>() < first.item::<f64>());
+}

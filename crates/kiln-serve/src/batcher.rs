@@ -12,7 +12,8 @@ use crate::error::ServeError;
 use crate::metrics::Stats;
 use crate::tensor::HostTensor;
 use kiln_kernels::Operand;
-use kiln_runtime::artifact::LoadedGraph;
+use kiln_kernels::OwnedOperand;
+use kiln_runtime::artifact::{ArtifactError, LoadedGraph};
 use parking_lot::Mutex;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -58,6 +59,25 @@ pub struct Batcher {
     label: String,
 }
 
+/// A model version's graph as the workers run it: a Kiln graph file, or an imported ONNX
+/// model.
+pub trait Runnable: Send + Sync {
+    /// Runs the graph on one value per input.
+    fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError>;
+}
+
+impl Runnable for LoadedGraph {
+    fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
+        LoadedGraph::run(self, args)
+    }
+}
+
+impl Runnable for kiln_onnx::OnnxModel {
+    fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
+        kiln_onnx::OnnxModel::run(self, args)
+    }
+}
+
 /// How the workers form batches.
 #[derive(Clone)]
 struct Policy {
@@ -71,7 +91,7 @@ impl Batcher {
     /// Starts `config.instance_count` workers for `graph`; `batching` says whether requests
     /// may be joined (else each runs alone). `label` names the worker threads.
     pub fn start(
-        graph: Arc<LoadedGraph>,
+        graph: Arc<dyn Runnable>,
         config: &ModelConfig,
         batching: bool,
         stats: Arc<Stats>,
@@ -94,7 +114,7 @@ impl Batcher {
             );
             std::thread::Builder::new()
                 .name(format!("kiln-serve {label} #{i}"))
-                .spawn(move || work(&graph, &jobs, &stats, &policy))
+                .spawn(move || work(&*graph, &jobs, &stats, &policy))
                 .expect("a worker thread starts");
         }
         Batcher { queue, label }
@@ -117,7 +137,7 @@ impl Batcher {
 }
 
 /// A worker: takes a batch of jobs, runs it, answers; stops when the queue is gone and empty.
-fn work(graph: &LoadedGraph, jobs: &Mutex<Receiver<Job>>, stats: &Stats, policy: &Policy) {
+fn work(graph: &dyn Runnable, jobs: &Mutex<Receiver<Job>>, stats: &Stats, policy: &Policy) {
     let mut carried: Option<Job> = None;
     loop {
         let batch = {
@@ -161,7 +181,7 @@ fn work(graph: &LoadedGraph, jobs: &Mutex<Receiver<Job>>, stats: &Stats, policy:
 }
 
 /// Runs one batch and answers each job with its rows.
-fn run_batch(graph: &LoadedGraph, batch: Vec<Job>, stats: &Stats) {
+fn run_batch(graph: &dyn Runnable, batch: Vec<Job>, stats: &Stats) {
     let now = Instant::now();
     let mut live = Vec::with_capacity(batch.len());
     for job in batch {

@@ -1,7 +1,7 @@
 //! A served model version: its graph, the names, datatypes and shapes of its inputs and
 //! outputs (the protocol's metadata), request checks, and its batcher.
 
-use crate::batcher::{Batcher, Job};
+use crate::batcher::{Batcher, Job, Runnable};
 use crate::config::ModelConfig;
 use crate::error::ServeError;
 use crate::metrics::Stats;
@@ -66,33 +66,89 @@ fn spec(name: String, dims: &[Dim], dtype: DType) -> Result<TensorSpec, String> 
     Ok(TensorSpec { name, dtype, shape })
 }
 
+/// One port of an opened model file: its own name (ONNX files have them), dims and dtype.
+type Port = (Option<String>, Vec<Dim>, DType);
+
+/// A model file, opened.
+struct Opened {
+    graph: Arc<dyn Runnable>,
+    inputs: Vec<Port>,
+    outputs: Vec<Port>,
+}
+
+/// Opens a Kiln graph file, or imports an ONNX model (`.onnx`) with `import`.
+fn open(file: &Path, import: &kiln_onnx::ImportOptions) -> Result<Opened, String> {
+    if file.extension().is_some_and(|e| e == "onnx") {
+        let model =
+            kiln_onnx::load_with(file, import).map_err(|e| format!("{}: {e}", file.display()))?;
+        let ports = |p: &[kiln_onnx::Port]| -> Vec<Port> {
+            p.iter()
+                .map(|p| (Some(p.name.clone()), p.dims.to_vec(), p.dtype))
+                .collect()
+        };
+        let (inputs, outputs) = (ports(model.inputs()), ports(model.outputs()));
+        return Ok(Opened {
+            graph: Arc::new(model),
+            inputs,
+            outputs,
+        });
+    }
+    let graph = artifact::load(file).map_err(|e| e.to_string())?;
+    let ports = |p: Vec<(kiln_runtime::symbolic::SymShape, DType)>| -> Vec<Port> {
+        p.into_iter().map(|(d, t)| (None, d.to_vec(), t)).collect()
+    };
+    let inputs = ports(graph.arg_dims().to_vec());
+    let outputs = ports(graph.output_dims());
+    Ok(Opened {
+        graph: Arc::new(graph),
+        inputs,
+        outputs,
+    })
+}
+
 impl ServedModel {
-    /// Loads `file` as version `version` of `name` and starts its batcher.
+    /// Loads `file` (a `.kgraph`, or a `.onnx` model imported) as version `version` of
+    /// `name` and starts its batcher.
     pub fn load(
         name: &str,
         version: u64,
         file: &Path,
         config: &ModelConfig,
+        import: &kiln_onnx::ImportOptions,
     ) -> Result<ServedModel, String> {
-        let graph = artifact::load(file).map_err(|e| e.to_string())?;
-        let inputs = graph
-            .arg_dims()
+        let opened = open(file, import)?;
+        let name_of = |names: &[String], i: usize, own: &Option<String>, default: String| {
+            names
+                .get(i)
+                .cloned()
+                .or_else(|| own.clone())
+                .unwrap_or(default)
+        };
+        let inputs = opened
+            .inputs
             .iter()
             .enumerate()
-            .map(|(i, (dims, dtype))| spec(config.input_name(i), dims, *dtype))
+            .map(|(i, (own, dims, dtype))| {
+                let name = name_of(&config.inputs, i, own, config.input_name(i));
+                spec(name, dims, *dtype)
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let outputs = graph
-            .output_dims()
+        let outputs = opened
+            .outputs
             .iter()
             .enumerate()
-            .map(|(i, (dims, dtype))| spec(config.output_name(i), dims, *dtype))
+            .map(|(i, (own, dims, dtype))| {
+                let name = name_of(&config.outputs, i, own, config.output_name(i));
+                spec(name, dims, *dtype)
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        let graph = opened.graph;
         let leads = |s: &TensorSpec| s.shape.first() == Some(&-1) && !s.shape[1..].contains(&-1);
         let batched_graph = inputs.iter().chain(&outputs).all(leads);
         let batching = batched_graph && config.max_batch_size > 1;
         let stats = Arc::new(Stats::new(name, version));
         let batcher = Batcher::start(
-            Arc::new(graph),
+            graph,
             config,
             batching,
             Arc::clone(&stats),

@@ -30,6 +30,8 @@ pub struct Registry {
     unavailable: RwLock<Vec<Unavailable>>,
     /// Graph files that failed to load, with their size and modification time then.
     failed: Mutex<HashMap<PathBuf, (FileStamp, String)>>,
+    /// How ONNX versions are imported.
+    import: kiln_onnx::ImportOptions,
 }
 
 /// A file's size and modification time: whether it changed since it was last read.
@@ -39,11 +41,17 @@ impl Registry {
     /// Loads every model of `repo`. Models or versions that fail to load are reported (and
     /// logged) as unavailable; the others serve.
     pub fn load(repo: &Path) -> Result<Registry, String> {
+        Registry::load_with(repo, kiln_onnx::ImportOptions::default())
+    }
+
+    /// [`Registry::load`], importing `model.onnx` versions with `import`.
+    pub fn load_with(repo: &Path, import: kiln_onnx::ImportOptions) -> Result<Registry, String> {
         let registry = Registry {
             repo: repo.to_path_buf(),
             models: RwLock::new(BTreeMap::new()),
             unavailable: RwLock::new(Vec::new()),
             failed: Mutex::new(HashMap::new()),
+            import,
         };
         registry.reload()?;
         Ok(registry)
@@ -121,7 +129,7 @@ impl Registry {
                 return Err(reason.clone());
             }
         }
-        match ServedModel::load(&entry.name, version, file, &entry.config) {
+        match ServedModel::load(&entry.name, version, file, &entry.config, &self.import) {
             Ok(model) => {
                 eprintln!("kiln serve: loaded {} version {version}", entry.name);
                 self.failed.lock().remove(file);

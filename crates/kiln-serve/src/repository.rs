@@ -2,18 +2,20 @@
 //!
 //! ```text
 //! REPO/<model>/config.toml          optional (see `config`)
-//! REPO/<model>/<version>/model.kgraph
+//! REPO/<model>/<version>/model.kgraph   (or model.onnx, as Triton's onnxruntime backend)
 //! ```
 //!
 //! Versions are positive integers. Anything else in the repository is ignored, so a
-//! half-copied version directory (no `model.kgraph` yet) is not a version.
+//! half-copied version directory (no model file yet) is not a version.
 
 use crate::config::ModelConfig;
 pub use crate::names::check_name;
 use std::path::{Path, PathBuf};
 
-/// The file a version directory holds.
+/// The file a version directory holds: a Kiln graph file…
 pub const GRAPH_FILE: &str = "model.kgraph";
+/// … or an ONNX model (imported when it loads; a graph file wins when both are there).
+pub const ONNX_FILE: &str = "model.onnx";
 
 /// One model found in the repository: its config and every version in its directory (the
 /// registry applies the version policy, as it alone knows which versions load).
@@ -80,8 +82,11 @@ pub fn scan(repo: &Path) -> Result<(Vec<ModelEntry>, Vec<EntryError>), String> {
             .flatten()
             .filter_map(|v| {
                 let number: u64 = v.file_name().to_str()?.parse().ok()?;
-                let file = v.path().join(GRAPH_FILE);
-                (number > 0 && file.is_file()).then_some((number, file))
+                let file = [GRAPH_FILE, ONNX_FILE]
+                    .iter()
+                    .map(|f| v.path().join(f))
+                    .find(|f| f.is_file())?;
+                (number > 0).then_some((number, file))
             })
             .collect();
         versions.sort();

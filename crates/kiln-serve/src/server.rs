@@ -17,6 +17,9 @@ pub struct ServeOptions {
     pub grpc: Option<SocketAddr>,
     /// How often the repository is scanned for new and removed versions (`None`: never).
     pub poll: Option<Duration>,
+    /// How `model.onnx` versions are imported (the `kiln` command passes Kiln's graph
+    /// passes as `optimize`).
+    pub import: kiln_onnx::ImportOptions,
 }
 
 /// The addresses a running server listens on (port 0 in the options: the one picked).
@@ -40,7 +43,10 @@ pub fn serve_until(
     ready: impl FnOnce(Bound),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let registry = Arc::new(Registry::load(&options.repository)?);
+    let registry = Arc::new(Registry::load_with(
+        &options.repository,
+        options.import.clone(),
+    )?);
     for u in registry.unavailable() {
         eprintln!("kiln serve: {} unavailable: {}", u.model, u.reason);
     }

@@ -90,8 +90,58 @@ pub use kiln_graph as graph;
 pub use kiln_graph::compile;
 #[doc(inline)]
 pub use kiln_nn as nn;
-#[doc(inline)]
-pub use kiln_onnx as onnx;
+/// ONNX export and import (`kiln-onnx`). [`onnx::load`] and [`onnx::load_with`] here run
+/// Kiln's graph passes (the pipeline `compile` runs) over the imported graph before it is
+/// planned; `kiln_onnx::load` runs it as imported.
+pub mod onnx {
+    pub use kiln_onnx::*;
+
+    /// The passes `compile` runs, as an import's [`ImportOptions::optimize`].
+    pub fn optimize() -> Optimize {
+        std::sync::Arc::new(kiln_graph::passes::run_default_pipeline)
+    }
+
+    /// Imports the ONNX model at `path` and optimizes its graph with Kiln's passes.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<OnnxModel, OnnxError> {
+        load_with(path, &ImportOptions::default())
+    }
+
+    /// Imports the ONNX model at `path` as a module to train: its initializers become
+    /// parameters (a batch norm's running statistics, buffers), and its forward pass runs the
+    /// imported ops with autograd. `options.outputs` cuts the network (before its head, say);
+    /// `options.trainable` is set here.
+    pub fn load_trainable(
+        path: impl AsRef<std::path::Path>,
+        options: &ImportOptions,
+    ) -> Result<kiln_nn::GraphModule, OnnxError> {
+        let options = ImportOptions {
+            trainable: true,
+            optimize: None,
+            ..options.clone()
+        };
+        let g = import_graph(path, &options)?;
+        let weights: Vec<kiln_nn::GraphWeight> = g
+            .weights
+            .iter()
+            .map(|w| kiln_nn::GraphWeight {
+                id: w.id,
+                name: w.name.clone(),
+                trainable: w.trainable,
+            })
+            .collect();
+        Ok(kiln_nn::GraphModule::new(g.graph, g.dynamic, &weights))
+    }
+
+    /// [`load`] with options; Kiln's passes run unless `options.optimize` names others.
+    pub fn load_with(
+        path: impl AsRef<std::path::Path>,
+        options: &ImportOptions,
+    ) -> Result<OnnxModel, OnnxError> {
+        let mut options = options.clone();
+        options.optimize.get_or_insert_with(optimize);
+        kiln_onnx::load_with(path, &options)
+    }
+}
 #[doc(inline)]
 pub use kiln_train as train;
 

@@ -3,6 +3,8 @@
 //! ```text
 //! onnx_bench export --out DIR                      # DIR/mlp.onnx, DIR/encoder.onnx
 //! onnx_bench time --model mlp|encoder --batch B    # median µs of Kiln's compiled forward
+//! onnx_bench time --file F.onnx --batch B --shape 3,224,224
+//!                                                  # median µs of Kiln running an imported file
 //! ```
 //!
 //! The models are made from seed 0, so both commands build the same weights: `mlp` is the
@@ -57,8 +59,24 @@ fn export(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Median µs of the compiled forward at `batch`: 3 warm-up calls, then calls until 2 s have
-/// passed (at least 10, at most 200).
+/// Median µs of `call`: 3 warm-up calls, then calls until 2 s have passed (at least 10, at
+/// most 200).
+fn median_us(mut call: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    for _ in 0..3 {
+        call()?;
+    }
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < 10 || (samples.len() < 200 && started.elapsed().as_secs_f64() < 2.0) {
+        let t = Instant::now();
+        call()?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[samples.len() / 2])
+}
+
+/// Median µs of the compiled forward at `batch`.
 fn time(name: &str, batch: usize) -> Result<f64, String> {
     set_num_threads(2);
     let (m, features) = model(name)?;
@@ -67,18 +85,24 @@ fn time(name: &str, batch: usize) -> Result<f64, String> {
     let mut forward = compile(|x: &[Tensor]| vec![m.forward(&x[0])]);
     let args = [x];
     no_grad(|| {
-        for _ in 0..3 {
-            forward.call(&args);
-        }
-        let started = Instant::now();
-        let mut samples = Vec::new();
-        while samples.len() < 10 || (samples.len() < 200 && started.elapsed().as_secs_f64() < 2.0) {
-            let t = Instant::now();
+        median_us(|| {
             drop(std::hint::black_box(forward.call(&args)));
-            samples.push(t.elapsed().as_secs_f64() * 1e6);
-        }
-        samples.sort_by(f64::total_cmp);
-        Ok(samples[samples.len() / 2])
+            Ok(())
+        })
+    })
+}
+
+/// Median µs of an imported ONNX file (`kiln::onnx::load`, Kiln's passes) at `batch`, its one
+/// input of `features` per row.
+fn time_file(file: &Path, features: &[usize], batch: usize) -> Result<f64, String> {
+    set_num_threads(2);
+    let model = kiln::onnx::load(file).map_err(|e| e.to_string())?;
+    let x = input(features, batch);
+    let args = [x.operand()];
+    median_us(|| {
+        let out = model.run(&args).map_err(|e| e.to_string())?;
+        drop(std::hint::black_box(out));
+        Ok(())
     })
 }
 
@@ -94,13 +118,25 @@ fn run(args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("export") => export(Path::new(flag(args, "--out")?)),
         Some("time") => {
-            let name = flag(args, "--model")?;
             let batch: usize = flag(args, "--batch")?
                 .parse()
                 .map_err(|e| format!("--batch: {e}"))?;
             if !(1..=256).contains(&batch) {
                 return Err("--batch must be 1 to 256".into());
             }
+            if let Ok(file) = flag(args, "--file") {
+                let features = flag(args, "--shape")?
+                    .split(',')
+                    .map(|d| d.parse::<usize>().map_err(|e| format!("--shape: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let us = time_file(Path::new(file), &features, batch)?;
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file, "batch": batch, "median_us": us})
+                );
+                return Ok(());
+            }
+            let name = flag(args, "--model")?;
             let us = time(name, batch)?;
             println!(
                 "{}",
@@ -108,7 +144,11 @@ fn run(args: &[String]) -> Result<(), String> {
             );
             Ok(())
         }
-        _ => Err("usage: onnx_bench export --out DIR | time --model mlp|encoder --batch B".into()),
+        _ => Err(
+            "usage: onnx_bench export --out DIR | time --model mlp|encoder --batch B | \
+                  time --file F.onnx --batch B --shape D,…"
+                .into(),
+        ),
     }
 }
 

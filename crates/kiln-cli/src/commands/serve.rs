@@ -1,21 +1,21 @@
 //! `kiln serve`: serves a model repository over the Open Inference Protocol (HTTP and gRPC)
-//! and TF Serving's REST API, or a
-//! `kiln train` run directory directly (its best checkpoint is exported to a graph first, in a
-//! temporary repository).
+//! and TF Serving's REST API, or one model directly from a temporary repository: a `kiln
+//! train` run directory (its best checkpoint exported to a graph first) or an ONNX file.
 
 use super::export::{checkpoint_of, export};
 use clap::Args;
 use kiln_serve::{serve, ServeOptions};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Options of `kiln serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// A `kiln train` run directory to serve directly (as model `<run name>`, version 1).
+    /// A `kiln train` run directory or an ONNX file (`model.onnx`) to serve directly (as model
+    /// `<run name>` or `<file stem>`, version 1).
     pub run: Option<PathBuf>,
-    /// A model repository: `REPO/<model>/<version>/model.kgraph` (+ optional
+    /// A model repository: `REPO/<model>/<version>/model.kgraph` or `model.onnx` (+ optional
     /// `REPO/<model>/config.toml`).
     #[arg(long, conflicts_with = "run")]
     pub model_repository: Option<PathBuf>,
@@ -48,6 +48,12 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
     let mut _temporary = None;
     let repository = match (&args.run, &args.model_repository) {
         (_, Some(repo)) => repo.clone(),
+        (Some(file), None) if file.extension().is_some_and(|e| e == "onnx") => {
+            let dir = tempfile::tempdir().map_err(|e| format!("temporary repository: {e}"))?;
+            let path = onnx_repository(file, dir.path())?;
+            _temporary = Some(dir);
+            path
+        }
         (Some(run), None) => {
             let checkpoint = checkpoint_of(run)?;
             let name = run
@@ -68,9 +74,11 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             path
         }
         (None, None) => {
-            return Err("give a run directory (kiln serve runs/digits-cnn) or \
-                        --model-repository REPO"
-                .into())
+            return Err(
+                "give a run directory (kiln serve runs/digits-cnn), an ONNX file \
+                        (kiln serve model.onnx) or --model-repository REPO"
+                    .into(),
+            )
         }
     };
     let options = ServeOptions {
@@ -78,6 +86,13 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         http: SocketAddr::new(args.host, args.http_port),
         grpc: (!args.no_grpc).then(|| SocketAddr::new(args.host, args.grpc_port)),
         poll: (args.poll_secs > 0.0).then(|| Duration::from_secs_f64(args.poll_secs)),
+        // ONNX models go through the passes `compile` runs, as `kiln::onnx::load` does.
+        import: kiln_onnx::ImportOptions {
+            optimize: Some(std::sync::Arc::new(
+                kiln_graph::passes::run_default_pipeline,
+            )),
+            ..Default::default()
+        },
     };
     serve(&options, |bound| {
         let http = bound.http;
@@ -87,4 +102,29 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         }
         eprintln!("kiln serve: TF Serving REST at http://{http}/v1/models");
     })
+}
+
+/// A repository in `dir` serving the ONNX file `file` as model `<file stem>`, version 1 (a
+/// link to the file, so external weight data beside it is found).
+fn onnx_repository(file: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let target = file
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    if !target.is_file() {
+        return Err(format!("{} is not a file", file.display()));
+    }
+    let name = file
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| kiln_serve::repository::check_name(n).is_ok())
+        .unwrap_or_else(|| "model".into());
+    let version = dir.join(&name).join("1");
+    std::fs::create_dir_all(&version).map_err(|e| format!("temporary repository: {e}"))?;
+    let link = version.join(kiln_serve::repository::ONNX_FILE);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&target, &link).map_err(|e| format!("temporary repository: {e}"))?;
+    #[cfg(not(unix))]
+    std::fs::copy(&target, &link).map_err(|e| format!("temporary repository: {e}"))?;
+    eprintln!("kiln serve: serving {} as model {name}", file.display());
+    Ok(dir.to_path_buf())
 }

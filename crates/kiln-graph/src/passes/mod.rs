@@ -54,6 +54,14 @@ pub fn default_pipeline() -> Vec<Box<dyn Pass>> {
     ]
 }
 
+/// Runs the default pipeline over `g` (what an importer runs on a graph it built, as
+/// `compile` runs it on a trace).
+pub fn run_default_pipeline(g: &mut Graph) {
+    for pass in default_pipeline() {
+        pass.run(g);
+    }
+}
+
 /// Points every use of a key of `map` (operands, outputs, updates, gradients) at its value,
 /// following chains (a → b → c).
 pub fn replace_uses(g: &mut Graph, map: &HashMap<ValueId, ValueId>) {

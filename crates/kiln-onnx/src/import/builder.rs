@@ -27,6 +27,13 @@ pub(crate) struct Const {
     pub value: OwnedOperand,
     /// A weight of the model (an initializer), rather than a constant made while importing.
     weight: bool,
+    /// The initializer's name, for a weight.
+    name: Option<String>,
+    /// Made from a weight (a weight itself, or an op over one folded while importing).
+    from_weight: bool,
+    /// A weight that is a statistic, not a parameter (a batch norm's running mean and
+    /// variance): not trained.
+    frozen: Cell<bool>,
     /// Its values were computed from the traced batch size (a `Shape` of a batch-sized
     /// value): right at that size only, so it may steer shapes but not enter the graph.
     batch_valued: bool,
@@ -92,6 +99,21 @@ pub(crate) struct Builder {
     batch: Option<usize>,
     /// Set when a value computed from the batch size was refused as data.
     refused_batch: Cell<bool>,
+    /// Keep ops over weights in the graph (a graph to train) instead of folding them.
+    keep_weight_ops: bool,
+    /// The weights read by the graph: input id, initializer name, trainable.
+    weights: Vec<WeightInput>,
+}
+
+/// A weight the graph reads as an input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightInput {
+    /// The graph input.
+    pub id: ValueId,
+    /// The ONNX initializer's name.
+    pub name: String,
+    /// A parameter to train (false for a batch norm's running statistics).
+    pub trainable: bool,
 }
 
 impl Builder {
@@ -123,18 +145,41 @@ impl Builder {
         self.batch = Some(b);
     }
 
+    /// Keeps ops over weights in the graph, so the weights stay its inputs (to train them).
+    pub fn keep_weight_ops(&mut self) {
+        self.keep_weight_ops = true;
+    }
+
     fn known(&self, value: OwnedOperand, weight: bool, batch_valued: bool) -> Value {
         Value::Const(Rc::new(Const {
             value: dense(value),
             weight,
+            name: None,
+            from_weight: weight,
+            frozen: Cell::new(false),
             batch_valued,
             id: Cell::new(None),
         }))
     }
 
-    /// A weight of the model (an initializer).
-    pub fn weight(&self, value: OwnedOperand) -> Value {
-        self.known(value, true, false)
+    /// A weight of the model (the initializer `name`).
+    pub fn weight(&self, value: OwnedOperand, name: &str) -> Value {
+        Value::Const(Rc::new(Const {
+            value: dense(value),
+            weight: true,
+            name: Some(name.to_string()),
+            from_weight: true,
+            frozen: Cell::new(false),
+            batch_valued: false,
+            id: Cell::new(None),
+        }))
+    }
+
+    /// Marks a weight as a statistic that is not trained.
+    pub fn freeze(&self, v: &Value) {
+        if let Value::Const(c) = v {
+            c.frozen.set(true);
+        }
     }
 
     /// A constant made while importing.
@@ -199,6 +244,13 @@ impl Builder {
                     dtype: o.dtype(),
                 });
                 c.id.set(Some(id));
+                if let (true, Some(name)) = (c.weight, &c.name) {
+                    self.weights.push(WeightInput {
+                        id,
+                        name: name.clone(),
+                        trainable: !c.frozen.get() && o.dtype().is_float(),
+                    });
+                }
                 Ok(id)
             }
         }
@@ -214,7 +266,12 @@ impl Builder {
             .map_err(|e| format!("{}: {e}", op.name()))?
             * dtype.size_in_bytes();
         let known: Option<Vec<_>> = args.iter().map(|a| a.known()).collect();
-        if let (Some(known), false) = (known, matches!(op, Op::Random { .. })) {
+        let over_weight = args
+            .iter()
+            .any(|a| matches!(a, Value::Const(c) if c.from_weight));
+        // A trainable import keeps ops over weights in the graph, so the weights stay its inputs.
+        let keep = matches!(op, Op::Random { .. }) || (self.keep_weight_ops && over_weight);
+        if let (Some(known), false) = (known, keep) {
             self.folded_bytes = self.folded_bytes.saturating_add(bytes);
             if self.folded_bytes > FOLD_BUDGET {
                 return Err(format!(
@@ -226,11 +283,15 @@ impl Builder {
             let batch_valued = args
                 .iter()
                 .any(|a| matches!(a, Value::Const(c) if c.batch_valued));
-            return Ok(self.known(
-                OwnedOperand::new(storage, layout, dtype),
-                false,
+            return Ok(Value::Const(Rc::new(Const {
+                value: dense(OwnedOperand::new(storage, layout, dtype)),
+                weight: false,
+                name: None,
+                from_weight: over_weight,
+                frozen: Cell::new(false),
                 batch_valued,
-            ));
+                id: Cell::new(None),
+            })));
         }
         let ids = args.iter().map(|a| self.id(a)).collect::<R<_>>()?;
         let id = self.fresh_id();
@@ -326,8 +387,12 @@ impl Builder {
         self.known(value, false, batch_valued)
     }
 
-    /// The graph, returning `outputs`; an error says whether it came from the batch.
-    pub fn finish(mut self, outputs: &[Value]) -> Result<Graph, (String, bool)> {
+    /// The graph, returning `outputs`, and the weights it reads; an error says whether it
+    /// came from the batch.
+    pub fn finish(
+        mut self,
+        outputs: &[Value],
+    ) -> Result<(Graph, Vec<WeightInput>), (String, bool)> {
         let outputs = outputs
             .iter()
             .map(|o| self.computed(o))
@@ -337,7 +402,7 @@ impl Builder {
             .iter()
             .map(|o| node_id(o).expect("computed"))
             .collect();
-        Ok(Graph::inference(self.inputs, self.nodes, ids))
+        Ok((Graph::inference(self.inputs, self.nodes, ids), self.weights))
     }
 }
 

@@ -19,6 +19,7 @@ pub use tensor::decode as decode_tensor;
 use crate::error::OnnxError;
 use crate::proto::tensor_shape_proto::dimension;
 use crate::proto::{type_proto, ModelProto, ValueInfoProto};
+pub use builder::WeightInput;
 use builder::{Builder, Value};
 use kiln_kernels::{DType, Operand, OwnedOperand};
 use kiln_runtime::artifact::{ArtifactError, LoadOptions, LoadedGraph};
@@ -44,6 +45,25 @@ pub struct ImportOptions {
     /// The most bytes the graph's buffers may take at one batch size (`None`: the default
     /// bound of graph files, `kiln_runtime::artifact::default_buffer_limit`).
     pub max_buffer_bytes: Option<usize>,
+    /// Values of the ONNX graph to return instead of its outputs (names of node outputs):
+    /// cut a network before its head, say, to put a new one on it.
+    pub outputs: Vec<String>,
+    /// Keep the ops over weights in the graph (transposes, folded batch norms), so every
+    /// initializer stays an input of the graph: what a graph to train needs
+    /// ([`import_graph`]).
+    pub trainable: bool,
+}
+
+impl std::fmt::Debug for ImportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("dims", &self.dims)
+            .field("optimize", &self.optimize.as_ref().map(|_| "…"))
+            .field("max_buffer_bytes", &self.max_buffer_bytes)
+            .field("outputs", &self.outputs)
+            .field("trainable", &self.trainable)
+            .finish()
+    }
 }
 
 /// One input or output of an imported model.
@@ -196,7 +216,12 @@ pub fn load_with(path: impl AsRef<Path>, options: &ImportOptions) -> Result<Onnx
         path: path.into(),
         source,
     })?;
-    load_bytes(&bytes, path.parent(), path, options)
+    // External data lives beside the file itself (a repository may link to it).
+    let dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    load_bytes(&bytes, dir.as_deref(), path, options)
 }
 
 /// Imports a model from its bytes; `dir` is where its external data files are (`None`:
@@ -209,20 +234,7 @@ pub fn load_bytes(
 ) -> Result<OnnxModel, OnnxError> {
     let model = ModelProto::decode(bytes)
         .map_err(|e| OnnxError::Invalid(format!("{}: not an ONNX model: {e}", name.display())))?;
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| OnnxError::Invalid("the model has no graph".into()))?;
-    let mut weights = HashMap::new();
-    for t in &graph.initializer {
-        let what = format!("initializer {:?}", t.name());
-        if weights
-            .insert(t.name().to_string(), tensor::decode(t, dir, &what)?)
-            .is_some()
-        {
-            return Err(OnnxError::Invalid(format!("{what} is defined twice")));
-        }
-    }
+    let weights = decode_weights(&model, dir)?;
     let producer = format!("{} {}", model.producer_name(), model.producer_version())
         .trim()
         .to_string();
@@ -240,7 +252,23 @@ pub fn load_bytes(
         // The batch cannot stay symbolic: check the model imports at a size (1), then import
         // it at each size it is run at.
         Err((_, true)) => {
-            let imported = import(&model, &weights, options, Some(1)).map_err(|(e, _)| e)?;
+            let mut imported = import(&model, &weights, options, Some(2)).map_err(|(e, _)| e)?;
+            // Which output dims follow the batch: compare the imports at 2 and 3.
+            let at3 = import(&model, &weights, options, Some(3)).map_err(|(e, _)| e)?;
+            for (o, o3) in imported.outputs.iter_mut().zip(&at3.outputs) {
+                o.dims = o
+                    .dims
+                    .iter()
+                    .zip(&o3.dims)
+                    .map(|(&d2, &d3)| {
+                        let m = (d3.add - d2.add).max(0);
+                        Dim {
+                            mul: m as u32,
+                            add: d2.add - 2 * m,
+                        }
+                    })
+                    .collect();
+            }
             let per = PerBatch {
                 model: model.clone(),
                 weights,
@@ -262,9 +290,84 @@ pub fn load_bytes(
     })
 }
 
+/// An ONNX model as a Kiln graph, not planned: what a caller that runs the graph its own way
+/// needs (a module that trains it, replaying it with autograd).
+pub struct ImportedGraph {
+    /// The graph (at the trace batch size when the batch is symbolic).
+    pub graph: Graph,
+    /// The graph with its symbolic batch, if it has one.
+    pub dynamic: Option<DynamicGraph>,
+    /// The inputs, in argument order.
+    pub inputs: Vec<Port>,
+    /// The outputs.
+    pub outputs: Vec<Port>,
+    /// The initializers the graph reads, with their input ids.
+    pub weights: Vec<WeightInput>,
+}
+
+/// Imports the ONNX model at `path` as a graph; with `options.trainable`, every initializer
+/// stays a graph input. A model that can only run per batch size is refused here.
+pub fn import_graph(
+    path: impl AsRef<Path>,
+    options: &ImportOptions,
+) -> Result<ImportedGraph, OnnxError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let model = ModelProto::decode(&bytes[..])
+        .map_err(|e| OnnxError::Invalid(format!("{}: not an ONNX model: {e}", path.display())))?;
+    let dir = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let weights = decode_weights(&model, dir.as_deref())?;
+    let imported = import(&model, &weights, options, None).map_err(|(e, from_batch)| {
+        if from_batch {
+            OnnxError::NotSupported(format!(
+                "{}: a graph that computes data from the batch size, as one graph ({e})",
+                path.display()
+            ))
+        } else {
+            e
+        }
+    })?;
+    Ok(ImportedGraph {
+        graph: imported.graph,
+        dynamic: imported.dynamic,
+        inputs: imported.inputs,
+        outputs: imported.outputs,
+        weights: imported.weights,
+    })
+}
+
+/// Decodes every initializer of `model` (`dir`: where external data lives).
+fn decode_weights(
+    model: &ModelProto,
+    dir: Option<&Path>,
+) -> Result<HashMap<String, OwnedOperand>, OnnxError> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Invalid("the model has no graph".into()))?;
+    let mut weights = HashMap::new();
+    for t in &graph.initializer {
+        let what = format!("initializer {:?}", t.name());
+        if weights
+            .insert(t.name().to_string(), tensor::decode(t, dir, &what)?)
+            .is_some()
+        {
+            return Err(OnnxError::Invalid(format!("{what} is defined twice")));
+        }
+    }
+    Ok(weights)
+}
+
 /// A model as a Kiln graph, before it is planned.
 struct Imported {
     graph: Graph,
+    weights: Vec<WeightInput>,
     dynamic: Option<DynamicGraph>,
     inputs: Vec<Port>,
     outputs: Vec<Port>,
@@ -295,7 +398,6 @@ fn input_type(
     v: &ValueInfoProto,
     options: &ImportOptions,
     batch_name: &mut Option<String>,
-    fixed_batch: Option<usize>,
 ) -> Result<InputType, OnnxError> {
     let name = v.name();
     let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
@@ -325,7 +427,7 @@ fn input_type(
         {
             batch_name.get_or_insert(symbol);
             batch = true;
-            dims.push(fixed_batch.map_or(Dim::batch(), Dim::fixed));
+            dims.push(Dim::batch());
         } else {
             let shown = if symbol.is_empty() {
                 "unnamed".to_string()
@@ -360,22 +462,26 @@ fn import(
     }
     let mut b = Builder::default();
     let mut values: HashMap<String, Value> = HashMap::new();
+    if options.trainable {
+        b.keep_weight_ops();
+    }
     for (name, v) in weights {
-        values.insert(name.clone(), b.weight(v.clone()));
+        values.insert(name.clone(), b.weight(v.clone(), name));
     }
     let mut inputs = Vec::new();
     let mut batch_args = Vec::new();
     let mut batch_name = None;
     for v in g.input.iter().filter(|v| !weights.contains_key(v.name())) {
-        let t = input_type(v, options, &mut batch_name, fixed_batch).map_err(plain)?;
+        let t = input_type(v, options, &mut batch_name).map_err(plain)?;
         let k = inputs.len();
         if t.batch {
             batch_args.push(k);
         }
+        let size = fixed_batch.unwrap_or(TRACE_BATCH);
         let shape: Vec<usize> = t
             .dims
             .iter()
-            .map(|d| d.at(TRACE_BATCH).expect("a batch dim is non-negative"))
+            .map(|d| d.at(size).expect("a batch dim is non-negative"))
             .collect();
         if let Err(e) = kiln_kernels::shape::checked_numel(&shape, t.dtype.size_in_bytes()) {
             return Err(plain(OnnxError::Invalid(format!(
@@ -401,7 +507,20 @@ fn import(
     }
     let mut outs = Vec::new();
     let mut ports = Vec::new();
-    for o in &g.output {
+    let chosen: Vec<ValueInfoProto> = options
+        .outputs
+        .iter()
+        .map(|n| ValueInfoProto {
+            name: Some(n.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let outputs = if chosen.is_empty() {
+        &g.output
+    } else {
+        &chosen
+    };
+    for o in outputs {
         let v = values.get(o.name()).ok_or_else(|| {
             plain(OnnxError::Invalid(format!(
                 "output {:?} is never computed",
@@ -426,12 +545,25 @@ fn import(
         outs.push(v.clone());
         ports.push((o.name().to_string(), v.dtype()));
     }
-    let mut graph = match b.finish(&outs) {
+    let (mut graph, weight_inputs) = match b.finish(&outs) {
         Ok(g) => g,
         Err((e, from_batch)) => return Err((OnnxError::Invalid(e), from_batch)),
     };
     if let Some(optimize) = &options.optimize {
+        let args: Vec<_> = graph
+            .inputs
+            .iter()
+            .filter(|i| matches!(i.kind, kiln_runtime::ir::InputKind::Arg(_)))
+            .cloned()
+            .collect();
         optimize(&mut graph);
+        // An input only read for its shape is dead once the shape is folded; the model still
+        // takes it.
+        for a in args {
+            if graph.input(a.id).is_none() {
+                graph.inputs.push(a);
+            }
+        }
     }
     let types = graph.types();
     let dynamic = if batch_args.is_empty() || fixed_batch.is_some() {
@@ -463,6 +595,7 @@ fn import(
         .collect();
     Ok(Imported {
         graph: dynamic.as_ref().map_or(graph, |d| d.graph().clone()),
+        weights: weight_inputs,
         dynamic,
         inputs,
         outputs,

@@ -9,7 +9,7 @@ with the TorchScript exporter (`dynamo=False`) and the dynamo exporter (`dynamo=
 symbolic batch dim. Inputs are random at batch 3 (not the export batch, 2), so the check also
 runs the symbolic batch.
 
-usage: export_models.py DIR [--only NAME,...] [--exporters torchscript,dynamo]
+usage: export_models.py DIR [--only NAME,...] [--exporters torchscript,dynamo] [--image PIXELS]
 """
 
 import argparse
@@ -26,8 +26,8 @@ from onnx import numpy_helper
 EXPORT_BATCH, TEST_BATCH, IMAGE = 2, 3, 64
 
 
-def vision(name, build, size=IMAGE):
-    return name, build, lambda b: [torch.randn(b, 3, size, size)], ["input"]
+def vision(name, build, size=None):
+    return name, build, lambda b: [torch.randn(b, 3, size or IMAGE, size or IMAGE)], ["input"]
 
 
 def small_vit():
@@ -121,7 +121,10 @@ def main():
     p.add_argument("dir")
     p.add_argument("--only", default="")
     p.add_argument("--exporters", default="torchscript,dynamo")
+    p.add_argument("--image", type=int, default=64, help="image size of the vision models")
     a = p.parse_args()
+    global IMAGE
+    IMAGE = a.image
     out = Path(a.dir)
     out.mkdir(parents=True, exist_ok=True)
     only = set(filter(None, a.only.split(",")))

@@ -66,21 +66,58 @@ pub fn save_graph(model: &Sequential, features: usize, path: &Path) {
     artifact::save_dynamic(&graph, path).unwrap();
 }
 
+/// Saves `model`'s graph as an ONNX file with a symbolic batch, its input named `features`
+/// and its output `scores`.
+pub fn save_onnx(model: &Sequential, features: usize, path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let graph = no_grad(|| {
+        compile(|x: &[Tensor]| vec![model.forward(&x[0])])
+            .dynamic_batch()
+            .dynamic_graph(&[Tensor::zeros([1, features], DType::F32)])
+            .expect("a graph with a symbolic batch")
+    });
+    let options = kiln_onnx::ExportOptions {
+        input_names: vec!["features".into()],
+        output_names: vec!["scores".into()],
+        ..Default::default()
+    };
+    let onnx = kiln_onnx::export_dynamic(&graph, &options).unwrap();
+    kiln_onnx::save(&onnx, path).unwrap();
+}
+
 /// Serves `mlp()` as model `mlp` with `config` as its config.toml.
 pub fn start(config: &str) -> Served {
     start_model(mlp(), 4, config)
 }
 
+/// Serves `mlp()` from an ONNX file (`mlp/1/model.onnx`) with `config`.
+pub fn start_onnx(config: &str) -> Served {
+    start_from(mlp(), config, |m, repo| {
+        save_onnx(m, 4, &repo.join("mlp/1/model.onnx"))
+    })
+}
+
 /// Serves `model` (inputs of `features` columns) as model `mlp` with `config`.
 pub fn start_model(model: Sequential, features: usize, config: &str) -> Served {
+    start_from(model, config, |m, repo| {
+        save_graph(m, features, &repo.join("mlp/1/model.kgraph"))
+    })
+}
+
+/// Serves `model` as model `mlp` with `config`, its file written by `write` into the repository.
+fn start_from(model: Sequential, config: &str, write: impl FnOnce(&Sequential, &Path)) -> Served {
     let repo = tempfile::tempdir().unwrap();
-    save_graph(&model, features, &repo.path().join("mlp/1/model.kgraph"));
+    write(&model, repo.path());
     std::fs::write(repo.path().join("mlp/config.toml"), config).unwrap();
     let options = ServeOptions {
         repository: repo.path().to_path_buf(),
         http: "127.0.0.1:0".parse().unwrap(),
         grpc: Some("127.0.0.1:0".parse().unwrap()),
         poll: None,
+        import: kiln::onnx::ImportOptions {
+            optimize: Some(kiln::onnx::optimize()),
+            ..Default::default()
+        },
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel();

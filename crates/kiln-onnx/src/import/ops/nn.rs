@@ -533,6 +533,9 @@ fn batch_norm(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     }
     let x = n.input(0)?;
     let (scale, bias, mean, var) = (n.input(1)?, n.input(2)?, n.input(3)?, n.input(4)?);
+    // Running statistics, not parameters: a trainable import keeps them fixed.
+    b.freeze(mean);
+    b.freeze(var);
     let eps = n.attrs.float_or("epsilon", 1e-5)? as f64;
     // y = x·s + t with s = scale / sqrt(var + eps), t = bias − mean·s: two constants when the
     // statistics are weights (the usual case), folded here.
