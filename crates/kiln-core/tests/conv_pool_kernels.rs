@@ -76,6 +76,24 @@ fn conv_cases() -> Vec<(&'static str, [usize; 4], [usize; 4], Conv2dParams)> {
             conv([2, 2], [1, 1], [1, 1], 3),
         ),
         (
+            "depthwise_dilated_nonsquare",
+            [2, 4, 7, 6],
+            [4, 1, 3, 2],
+            conv([1, 1], [2, 1], [2, 1], 4),
+        ),
+        (
+            "depthwise_kernel_wider_than_input",
+            [1, 2, 2, 3],
+            [2, 1, 3, 3],
+            conv([1, 2], [1, 1], [1, 1], 2),
+        ),
+        (
+            "depthwise_taps_in_padding_only",
+            [1, 2, 1, 1],
+            [2, 1, 3, 3],
+            conv([2, 2], [1, 1], [1, 1], 2),
+        ),
+        (
             "pointwise",
             [2, 4, 3, 5],
             [3, 4, 1, 1],
@@ -205,6 +223,20 @@ fn conv2d_kernels_match_the_composite_path() {
             [8, 32, 16, 16],
             [64, 32, 3, 3],
             conv([1, 1], [1, 1], [1, 1], 1),
+        ));
+        // One sample big enough that the pool splits it inside: the gemm's threads, and a
+        // depthwise convolution's channels (stride 2 and padded).
+        cases.push((
+            "batch1_split_gemm",
+            [1, 16, 32, 32],
+            [32, 16, 3, 3],
+            conv([1, 1], [1, 1], [1, 1], 1),
+        ));
+        cases.push((
+            "batch1_split_depthwise",
+            [1, 67, 128, 128],
+            [67, 1, 3, 3],
+            conv([2, 2], [1, 1], [1, 1], 67),
         ));
         for (name, xs, ws, p) in cases {
             let inputs = [

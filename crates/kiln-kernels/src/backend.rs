@@ -177,8 +177,14 @@ pub trait Backend {
         w: &UnfoldParams,
         shape: &[usize],
     ) -> Self::Buffer;
-    /// Direct 2-d convolution of input, weight (and bias).
-    fn conv2d(&self, inputs: &[Operand<'_>], p: &Conv2dParams, shape: &[usize]) -> Self::Buffer;
+    /// Direct 2-d convolution of input, weight (and bias), into `dst`'s buffer when it fits.
+    fn conv2d(
+        &self,
+        inputs: &[Operand<'_>],
+        p: &Conv2dParams,
+        shape: &[usize],
+        dst: &mut Self::Dst,
+    ) -> Self::Buffer;
     /// Gradient of a convolution with respect to its input.
     fn conv2d_input_grad(
         &self,
@@ -360,7 +366,7 @@ pub fn run<B: Backend>(
             };
             dense(b.fold(x(), *output, &w, shape))
         }
-        Op::Conv2d(p) => dense(b.conv2d(inputs, p, shape)),
+        Op::Conv2d(p) => dense(b.conv2d(inputs, p, shape, dst)),
         Op::Conv2dInputGrad { conv, .. } => dense(b.conv2d_input_grad(x(), inputs[1], conv, shape)),
         Op::Conv2dWeightGrad { conv, .. } => {
             dense(b.conv2d_weight_grad(x(), inputs[1], conv, shape))

@@ -156,8 +156,14 @@ impl Backend for Cpu {
     ) -> CpuStorage {
         conv::fold(x, output, w.kernel, w.stride, w.padding, w.dilation, shape)
     }
-    fn conv2d(&self, inputs: &[Operand<'_>], p: &Conv2dParams, shape: &[usize]) -> CpuStorage {
-        conv2d::conv2d(inputs, p, shape)
+    fn conv2d(
+        &self,
+        inputs: &[Operand<'_>],
+        p: &Conv2dParams,
+        shape: &[usize],
+        dst: &mut Dst,
+    ) -> CpuStorage {
+        conv2d::conv2d(inputs, p, shape, dst)
     }
     fn conv2d_input_grad(
         &self,

@@ -26,7 +26,7 @@ pub(super) struct Window {
 impl Window {
     /// Input coordinate read by output position `o` at kernel tap `t` along axis `a`.
     #[inline]
-    fn src(&self, a: usize, o: usize, t: usize) -> Option<usize> {
+    pub(super) fn src(&self, a: usize, o: usize, t: usize) -> Option<usize> {
         let v = (o * self.s[a] + t * self.d[a]) as isize - self.p[a] as isize;
         let size = if a == 0 { self.h } else { self.w };
         (v >= 0 && (v as usize) < size).then_some(v as usize)
@@ -35,7 +35,7 @@ impl Window {
     /// For kernel column `kj`: the range of output columns that read inside the input, and
     /// the input column the first of them reads (later ones step by the stride).
     #[inline]
-    fn cols(&self, kj: usize) -> (std::ops::Range<usize>, usize) {
+    pub(super) fn cols(&self, kj: usize) -> (std::ops::Range<usize>, usize) {
         let (s, off) = (
             self.s[1] as isize,
             (kj * self.d[1]) as isize - self.p[1] as isize,

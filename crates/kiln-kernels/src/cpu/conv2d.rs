@@ -56,6 +56,11 @@ impl Geometry {
         }
     }
 
+    /// Whether the output grid has positions (an empty one has nothing to split).
+    fn grid_nonempty(&self) -> bool {
+        self.l > 0 && self.win.c > 0
+    }
+
     fn pointwise(&self) -> bool {
         self.win.k == [1, 1] && self.win.s == [1, 1] && self.win.p == [0, 0]
     }
@@ -73,6 +78,13 @@ impl Geometry {
     fn parallel(&self) -> bool {
         let flops = 2 * self.n * self.groups * self.og * self.kg * self.l;
         flops >= PARALLEL_FLOPS && self.n > 1 && threads::num_threads() > 1
+    }
+
+    /// One sample large enough to split inside (batch 1 of a real network): its products,
+    /// or its channels, run across the pool instead of on one thread.
+    fn split_inside(&self) -> bool {
+        let flops = 2 * self.groups * self.og * self.kg * self.l;
+        self.n == 1 && flops >= PARALLEL_FLOPS && threads::num_threads() > 1
     }
 
     /// The `[C·kh·kw, L]` columns of sample `x`: `x` itself when pointwise, else im2col into
@@ -131,6 +143,28 @@ fn gemm<T: Num>(
     a: Mat<T>,
     b: Mat<T>,
 ) {
+    gemm_with(
+        (m, n, k),
+        dst,
+        dst_rs,
+        accumulate,
+        a,
+        b,
+        gemm::Parallelism::None,
+    )
+}
+
+/// [`gemm`], split across the pool's threads by `parallelism` (for one large sample).
+#[allow(clippy::too_many_arguments)]
+fn gemm_with<T: Num>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<T>,
+    b: Mat<T>,
+    parallelism: gemm::Parallelism,
+) {
     Mat::new(&*dst, dst_rs, 1).check(m, n);
     a.check(m, k);
     b.check(k, n);
@@ -156,7 +190,7 @@ fn gemm<T: Num>(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }
@@ -190,21 +224,97 @@ fn per_sample<T: Num>(
     }
 }
 
-/// A dense output buffer of `len` elements that the kernel overwrites completely.
-fn output<T: Num>(len: usize) -> Vec<T> {
+/// A dense output buffer of `len` elements that the kernel overwrites completely: `dst`'s
+/// (the executor's planned buffer, so no copy follows) when it fits, else a new one.
+fn output<T: Num>(len: usize, dst: &mut Dst) -> Vec<T> {
     assert!(
         matches!(T::DTYPE, DType::F32 | DType::F64),
         "conv2d: output of {:?}",
         T::DTYPE
     );
-    Dst::fresh().for_overwrite(len)
+    dst.for_overwrite(len)
 }
 
-fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry) -> Vec<T> {
+/// A depthwise convolution of one sample (one input and one output channel per group): each
+/// channel's taps summed straight into its output rows, with no im2col (whose one-row gemm
+/// per channel costs more than the arithmetic, DESIGN.md §5).
+fn depthwise_one<T: Num>(x: &[T], w: &[T], out: &mut [T], win: &Window) {
+    let (plane, taps, grid) = (win.h * win.w, win.k[0] * win.k[1], win.oh * win.ow);
+    for c in 0..win.c {
+        let (xc, wc) = (&x[c * plane..(c + 1) * plane], &w[c * taps..(c + 1) * taps]);
+        let oc = &mut out[c * grid..(c + 1) * grid];
+        oc.fill(T::zero());
+        for ki in 0..win.k[0] {
+            for kj in 0..win.k[1] {
+                let wv = wc[ki * win.k[1] + kj];
+                let (cols, first) = win.cols(kj);
+                if cols.is_empty() {
+                    continue; // this tap reads only padding
+                }
+                for oy in 0..win.oh {
+                    let Some(iy) = win.src(0, oy, ki) else {
+                        continue;
+                    };
+                    let row = &xc[iy * win.w..(iy + 1) * win.w];
+                    let dst = &mut oc[oy * win.ow + cols.start..oy * win.ow + cols.end];
+                    if win.s[1] == 1 {
+                        // Contiguous reads: the compiler vectorizes this.
+                        for (o, &v) in dst.iter_mut().zip(&row[first..first + cols.len()]) {
+                            *o = o.add(wv.mul(v));
+                        }
+                    } else {
+                        for (n, o) in dst.iter_mut().enumerate() {
+                            *o = o.add(wv.mul(row[first + n * win.s[1]]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A depthwise convolution of one sample with its channels split across the pool.
+fn depthwise_split<T: Num>(x: &[T], w: &[T], out: &mut [T], win: &Window) {
+    let (plane, taps, grid) = (win.h * win.w, win.k[0] * win.k[1], win.oh * win.ow);
+    let per = win.c.div_ceil(threads::num_threads()).max(1);
+    threads::install(|| {
+        out.par_chunks_mut(per * grid)
+            .enumerate()
+            .for_each(|(i, o)| {
+                let c0 = i * per;
+                let n = o.len() / grid.max(1);
+                let part = Window { c: n, ..*win };
+                depthwise_one(
+                    &x[c0 * plane..(c0 + n) * plane],
+                    &w[c0 * taps..(c0 + n) * taps],
+                    o,
+                    &part,
+                );
+            })
+    });
+}
+
+fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry, dst: &mut Dst) -> Vec<T> {
     let (og, kg, l) = (g.og, g.kg, g.l);
-    let mut out = output::<T>(g.n * g.out_len());
+    let mut out = output::<T>(g.n * g.out_len(), dst);
+    let depthwise = g.groups == g.win.c && og == 1 && g.groups > 1;
+    if g.split_inside() && g.grid_nonempty() {
+        // Batch 1: the pool splits the sample's work instead of its (one) sample.
+        forward_one_split(x, w, bias, g, &mut out, depthwise);
+        return out;
+    }
     per_sample(&mut out, g.out_len(), g.parallel(), |i, out_n, scratch| {
-        let cols = g.columns(&x[i * g.in_len()..(i + 1) * g.in_len()], scratch);
+        let x_n = &x[i * g.in_len()..(i + 1) * g.in_len()];
+        if depthwise {
+            depthwise_one(x_n, w, out_n, &g.win);
+            if let Some(b) = bias {
+                for (row, &bv) in out_n.chunks_exact_mut(l.max(1)).zip(b) {
+                    row.iter_mut().for_each(|v| *v = v.add(bv));
+                }
+            }
+            return;
+        }
+        let cols = g.columns(x_n, scratch);
         for gi in 0..g.groups {
             // out_g [og, L] = W_g [og, kg] · cols_g [kg, L]
             gemm(
@@ -226,9 +336,47 @@ fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry) -> Vec<T>
     out
 }
 
+/// One sample's convolution with its work split across the pool: each group's product by
+/// the gemm's own threads, or a depthwise convolution's channels.
+fn forward_one_split<T: Num>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &Geometry,
+    out: &mut [T],
+    depthwise: bool,
+) {
+    let (og, kg, l) = (g.og, g.kg, g.l);
+    if depthwise {
+        depthwise_split(x, w, out, &g.win);
+    } else {
+        let mut scratch = Vec::new();
+        let cols = g.columns(x, &mut scratch);
+        let nt = threads::num_threads();
+        threads::install(|| {
+            for gi in 0..g.groups {
+                gemm_with(
+                    (og, l, kg),
+                    &mut out[gi * og * l..],
+                    l,
+                    false,
+                    Mat::new(&w[gi * og * kg..], kg, 1),
+                    Mat::new(&cols[gi * kg * l..], l, 1),
+                    gemm::Parallelism::Rayon(nt),
+                );
+            }
+        });
+    }
+    if let Some(b) = bias {
+        for (row, &bv) in out.chunks_exact_mut(l.max(1)).zip(b) {
+            row.iter_mut().for_each(|v| *v = v.add(bv));
+        }
+    }
+}
+
 fn input_grad<T: Num>(gy: &[T], w: &[T], g: &Geometry) -> Vec<T> {
     let (og, kg, l) = (g.og, g.kg, g.l);
-    let mut dx = output::<T>(g.n * g.in_len());
+    let mut dx = output::<T>(g.n * g.in_len(), &mut Dst::fresh());
     per_sample(&mut dx, g.in_len(), g.parallel(), |i, dx_n, scratch| {
         let gy_n = &gy[i * g.out_len()..(i + 1) * g.out_len()];
         // cols_g [kg, L] = W_gᵀ [kg, og] · gy_g [og, L]
@@ -266,7 +414,7 @@ fn weight_grad<T: Num>(x: &[T], gy: &[T], g: &Geometry) -> Vec<T> {
     // orientation runs at full gemm speed reading both operands in place (gy_g · cols_gᵀ ran
     // at half). The runs' sums are added and transposed at the end.
     let run = |samples: std::ops::Range<usize>| -> Vec<T> {
-        let mut acc = output::<T>(len);
+        let mut acc = output::<T>(len, &mut Dst::fresh());
         let mut scratch = Vec::new();
         for (j, i) in samples.enumerate() {
             let cols = g.columns(&x[i * g.in_len()..(i + 1) * g.in_len()], &mut scratch);
@@ -306,7 +454,7 @@ fn weight_grad<T: Num>(x: &[T], gy: &[T], g: &Geometry) -> Vec<T> {
         total
     };
     // [groups, kg, og] → [groups, og, kg]
-    let mut dw = output::<T>(len);
+    let mut dw = output::<T>(len, &mut Dst::fresh());
     for gi in 0..g.groups {
         for o in 0..og {
             for k in 0..kg {
@@ -336,23 +484,29 @@ fn typed<R>(dtype: DType, f32_: impl FnOnce() -> R, f64_: impl FnOnce() -> R) ->
     }
 }
 
-/// [`crate::ops::Op::Conv2d`]: inputs x, weight and an optional bias.
-pub fn conv2d(inputs: &[Operand<'_>], p: &Conv2dParams, shape: &[usize]) -> CpuStorage {
+/// [`crate::ops::Op::Conv2d`]: inputs x, weight and an optional bias; the output goes into
+/// `dst`'s buffer when it fits.
+pub fn conv2d(
+    inputs: &[Operand<'_>],
+    p: &Conv2dParams,
+    shape: &[usize],
+    dst: &mut Dst,
+) -> CpuStorage {
     let (x, w) = (inputs[0], inputs[1]);
     let g = Geometry::new(p, x.shape(), w.shape(), &shape[2..]);
-    fn go<T: Num>(inputs: &[Operand<'_>], g: &Geometry) -> Vec<T> {
+    fn go<T: Num>(inputs: &[Operand<'_>], g: &Geometry, dst: &mut Dst) -> Vec<T> {
         with_dense::<T, _>(inputs[0], |x| {
             with_dense::<T, _>(inputs[1], |w| match inputs.get(2) {
-                Some(&b) => with_dense::<T, _>(b, |b| forward(x, w, Some(b), g)),
-                None => forward(x, w, None, g),
+                Some(&b) => with_dense::<T, _>(b, |b| forward(x, w, Some(b), g, dst)),
+                None => forward(x, w, None, g, dst),
             })
         })
     }
-    typed(
-        x.dtype(),
-        || CpuStorage::F32(go(inputs, &g)),
-        || CpuStorage::F64(go(inputs, &g)),
-    )
+    match x.dtype() {
+        DType::F32 => CpuStorage::F32(go(inputs, &g, dst)),
+        DType::F64 => CpuStorage::F64(go(inputs, &g, dst)),
+        d => unreachable!("conv2d kernels: dtype {d} (inference admits f32 and f64)"),
+    }
 }
 
 /// [`crate::ops::Op::Conv2dInputGrad`]: inputs output gradient and weight.

@@ -372,6 +372,80 @@ impl Builder {
         Ok(Value::Node { id, shape, dtype })
     }
 
+    /// Folds a per-channel `y = x·scale + shift` into the convolution computing `x` (a batch
+    /// norm after a conv, as exported models have it): the conv's weight and bias are
+    /// rescaled on the host into new constants, so the graph loses two passes over the
+    /// activations. Only when `x` is a conv node over known weights, and ops over weights may
+    /// be folded; returns whether it did. The caller knows `x` has no other reader.
+    pub fn fold_affine_into_conv(&mut self, x: &Value, scale: &[f64], shift: &[f64]) -> bool {
+        let Value::Node { id, dtype, .. } = x else {
+            return false;
+        };
+        if self.keep_weight_ops || !matches!(dtype, DType::F32 | DType::F64) {
+            return false;
+        }
+        let Some(k) = self
+            .nodes
+            .iter()
+            .rposition(|n| n.id == *id && matches!(n.op, Op::Conv2d(_)))
+        else {
+            return false;
+        };
+        let value = |ids: Option<&ValueId>| {
+            ids.and_then(|a| self.inputs.iter().find(|i| i.id == *a))
+                .and_then(|i| i.value.clone())
+        };
+        let args = self.nodes[k].args.clone();
+        let Some(w) = value(args.get(1)) else {
+            return false;
+        };
+        let bias = match args.get(2) {
+            Some(_) => match value(args.get(2)) {
+                Some(b) => Some(b),
+                None => return false,
+            },
+            None => None,
+        };
+        let shape = w.operand().shape().to_vec();
+        let o = shape[0];
+        if scale.len() != o || shift.len() != o {
+            return false;
+        }
+        let per = shape[1..].iter().product::<usize>();
+        let wv = known_f64s(&w);
+        let scaled = wv
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v * scale[i / per.max(1)]);
+        let new_w = OwnedOperand::dense(CpuStorage::from_f64s(*dtype, scaled), &shape);
+        let bv = bias.as_ref().map_or(vec![0.0; o], known_f64s);
+        let new_b = (0..o).map(|c| bv[c] * scale[c] + shift[c]);
+        let new_b = OwnedOperand::dense(CpuStorage::from_f64s(*dtype, new_b), &[o]);
+        let (w_id, b_id) = (self.constant_input(new_w), self.constant_input(new_b));
+        let node = &mut self.nodes[k];
+        node.args[1] = w_id;
+        if node.args.len() > 2 {
+            node.args[2] = b_id;
+        } else {
+            node.args.push(b_id);
+        }
+        true
+    }
+
+    /// A constant made while importing, as a graph input.
+    fn constant_input(&mut self, value: OwnedOperand) -> ValueId {
+        let id = self.fresh_id();
+        let o = value.operand();
+        self.inputs.push(Input {
+            id,
+            kind: InputKind::Const,
+            shape: o.shape().iter().copied().collect(),
+            dtype: o.dtype(),
+            value: Some(value.clone()),
+        });
+        id
+    }
+
     /// True when a value computed from the batch size was refused as data (the model can
     /// still be imported at a fixed batch size).
     pub fn refused_batch(&self) -> bool {

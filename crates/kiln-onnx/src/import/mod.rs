@@ -499,8 +499,18 @@ fn import(
     if !batch_args.is_empty() && fixed_batch.is_none() {
         b.trace_batch(TRACE_BATCH);
     }
+    // How many nodes (and graph outputs) read each value: a fold into the op that made a value
+    // is only right when nothing else reads it.
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    let read = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str));
+    for name in read.chain(g.output.iter().map(|o| o.name())) {
+        *readers.entry(name).or_default() += 1;
+    }
     for node in &g.node {
-        import_node(&mut b, &mut values, node, opset).map_err(|e| {
+        import_node(&mut b, &mut values, node, opset, &readers).map_err(|e| {
             let from_batch = b.refused_batch();
             (e, from_batch)
         })?;
@@ -617,6 +627,7 @@ fn import_node(
     values: &mut HashMap<String, Value>,
     node: &crate::proto::NodeProto,
     opset: i64,
+    readers: &HashMap<&str, usize>,
 ) -> Result<(), OnnxError> {
     let label = node_label(node);
     let op = node.op_type();
@@ -659,6 +670,11 @@ fn import_node(
         attrs,
         outputs,
         opset,
+        readers: node
+            .input
+            .iter()
+            .map(|i| readers.get(i.as_str()).copied().unwrap_or(0))
+            .collect(),
     };
     let results = (def.import)(b, &n).map_err(fail)?;
     for (i, name) in node

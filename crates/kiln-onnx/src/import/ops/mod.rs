@@ -22,6 +22,8 @@ pub(crate) struct NodeIn<'a> {
     pub outputs: usize,
     /// The model's opset of the default domain.
     pub opset: i64,
+    /// Per input: how many nodes (and graph outputs) read it in the whole model.
+    pub readers: Vec<usize>,
 }
 
 impl NodeIn<'_> {

@@ -2,7 +2,7 @@
 //! normalizations, `Gemm`/`MatMul`, softmax and dropout.
 
 use super::{axis, one, pad_dim, NodeIn, OpDef};
-use crate::import::builder::{Builder, Value, R};
+use crate::import::builder::{known_f64s, Builder, Value, R};
 use kiln_kernels::ops::{Conv2dParams, Op, Pool2dParams, UnaryOp};
 use kiln_kernels::storage::CpuStorage;
 use kiln_kernels::OwnedOperand;
@@ -544,6 +544,12 @@ fn batch_norm(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let s = b.binary(Op::Mul, scale, &inv)?;
     let ms = b.binary(Op::Mul, mean, &s)?;
     let t = b.binary(Op::Sub, bias, &ms)?;
+    // After a conv that nothing else reads, the scale and shift go into its weight and bias.
+    if let (Some(sv), Some(tv), Some(1)) = (s.known(), t.known(), n.readers.first()) {
+        if b.fold_affine_into_conv(x, &known_f64s(sv), &known_f64s(tv)) {
+            return one(x.clone());
+        }
+    }
     let s = per_channel(b, &s, x.rank())?;
     let t = per_channel(b, &t, x.rank())?;
     let y = b.binary(Op::Mul, x, &s)?;
