@@ -106,18 +106,69 @@ pub fn export_dynamic(
     build(graph.graph(), &dims, &batch, options)
 }
 
-/// Writes `model` to `path` (atomically: a partial file never replaces a good one).
+/// Writes `model` to `path` (atomically: a partial file never replaces a good one). A model
+/// past protobuf's 2 GiB limit is written with its weights as external data, as
+/// [`save_with_external_data`] does.
 pub fn save(model: &ModelProto, path: impl AsRef<Path>) -> Result<(), OnnxError> {
     let path = path.as_ref();
-    let bytes = model.encode_to_vec();
-    if bytes.len() > i32::MAX as usize {
+    if model.encoded_len() > i32::MAX as usize {
+        return save_with_external_data(model, path);
+    }
+    write(path, &model.encode_to_vec())
+}
+
+/// Initializers of at least this many bytes go to the external data file.
+const EXTERNAL_MIN_BYTES: usize = 1024;
+
+/// Writes `model` to `path` with its weights (initializers of 1 KiB or more) in the file
+/// `<path's name>.data` beside it, as ONNX's external data format lays them out (`location`,
+/// `offset`, `length`, each weight 4096-byte aligned): how models past 2 GiB are stored, and
+/// read by onnxruntime and `kiln_onnx::load`. Both files are written atomically, the data
+/// first.
+pub fn save_with_external_data(
+    model: &ModelProto,
+    path: impl AsRef<Path>,
+) -> Result<(), OnnxError> {
+    let path = path.as_ref();
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| OnnxError::Graph(format!("{}: not a file name", path.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let location = format!("{file_name}.data");
+    let mut model = model.clone();
+    let mut data = Vec::new();
+    if let Some(g) = model.graph.as_mut() {
+        for t in &mut g.initializer {
+            let Some(raw) = t.raw_data.take_if(|r| r.len() >= EXTERNAL_MIN_BYTES) else {
+                continue;
+            };
+            data.resize(data.len().next_multiple_of(4096), 0);
+            let entry = |k: &str, v: String| crate::proto::StringStringEntryProto {
+                key: Some(k.into()),
+                value: Some(v),
+            };
+            t.external_data = vec![
+                entry("location", location.clone()),
+                entry("offset", data.len().to_string()),
+                entry("length", raw.len().to_string()),
+            ];
+            t.set_data_location(crate::proto::tensor_proto::DataLocation::External);
+            data.extend_from_slice(&raw);
+        }
+    }
+    if model.encoded_len() > i32::MAX as usize {
         return Err(OnnxError::Graph(format!(
-            "the model is {} bytes; protobuf files stop at 2 GiB and external weight data is \
-             not written yet",
-            bytes.len()
+            "the model is {} bytes even without its weights; protobuf files stop at 2 GiB",
+            model.encoded_len()
         )));
     }
-    kiln_runtime::weights::write_atomic(path, &bytes).map_err(|source| OnnxError::Io {
+    write(&path.with_file_name(&location), &data)?;
+    write(path, &model.encode_to_vec())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), OnnxError> {
+    kiln_runtime::weights::write_atomic(path, bytes).map_err(|source| OnnxError::Io {
         path: path.into(),
         source,
     })

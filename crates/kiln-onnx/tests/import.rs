@@ -160,3 +160,114 @@ fn a_trainable_import_gives_the_models_outputs_and_its_weights_train() {
     let last = F::cross_entropy(&body.forward(&x), &y);
     assert!(last.item::<f64>() < first.item::<f64>());
 }
+
+#[test]
+fn weights_saved_as_external_data_import_back_and_a_location_outside_the_folder_is_refused() {
+    let (net, model) = cnn_model();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cnn.onnx");
+    kiln_onnx::save_with_external_data(&model, &path).unwrap();
+    let data = std::fs::metadata(dir.path().join("cnn.onnx.data"))
+        .unwrap()
+        .len();
+    let file = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        data > file,
+        "the weights ({data} bytes) left the model file ({file} bytes)"
+    );
+    let onnx = kiln_onnx::load(&path).expect("imports with its external data");
+    let x = Tensor::randn([4, 1, 8, 8], DType::F32);
+    let got = Tensor::from_owned_operand(&onnx.run(&[x.operand()]).unwrap()[0]).to_vec::<f32>();
+    let want = no_grad(|| net.forward(&x)).to_vec::<f32>();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+    }
+
+    // A location that climbs out of the model's folder is refused, as is a short file.
+    let mut bad = ModelProto::decode(&std::fs::read(&path).unwrap()[..]).unwrap();
+    let t = bad
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| !t.external_data.is_empty())
+        .expect("an external weight");
+    t.external_data[0].value = Some("../cnn.onnx.data".into());
+    let e = load_bytes(
+        &bad.encode_to_vec(),
+        Some(dir.path()),
+        &path,
+        &ImportOptions::default(),
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        e.to_string()
+            .contains("not a file inside the model's folder"),
+        "{e}"
+    );
+    std::fs::write(dir.path().join("cnn.onnx.data"), b"short").unwrap();
+    let e = kiln_onnx::load(&path).err().expect("refused");
+    assert!(matches!(e, OnnxError::Invalid(_)), "{e}");
+}
+
+#[test]
+fn an_input_read_as_a_shape_is_imported_per_value() {
+    // y = Reshape(x, shape) with `shape` a model input: known only when the model runs.
+    use kiln_onnx::proto::tensor_shape_proto::{dimension, Dimension};
+    use kiln_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
+    use kiln_onnx::proto::{
+        GraphProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    };
+    let info = |name: &str, elem: i32, dims: &[i64]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(TypeValue::TensorType(TensorType {
+                elem_type: Some(elem),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(dimension::Value::DimValue(d)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            node: vec![NodeProto {
+                input: vec!["x".into(), "shape".into()],
+                output: vec!["y".into()],
+                op_type: Some("Reshape".into()),
+                ..Default::default()
+            }],
+            input: vec![info("x", 1, &[2, 6]), info("shape", 7, &[2])],
+            output: vec![info("y", 1, &[])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let onnx = import(&model).expect("imports");
+    assert!(onnx.per_batch(), "specialized on the shape input");
+    let x = Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), [2, 6]);
+    for target in [[3i64, 4], [6, 2], [-1, 3]] {
+        let shape = Tensor::from_vec(target.to_vec(), [2]);
+        let y = onnx.run(&[x.operand(), shape.operand()]).expect("runs");
+        let want: Vec<usize> = match target {
+            [-1, 3] => vec![4, 3],
+            [a, b] => vec![a as usize, b as usize],
+        };
+        assert_eq!(y[0].operand().shape(), &want[..]);
+    }
+}

@@ -38,6 +38,10 @@ pub struct ExportArgs {
     /// What to write.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// onnx: write the weights to `<out>.data` beside the model (ONNX's external data, as
+    /// models past 2 GiB need; those get it anyway).
+    #[arg(long)]
+    pub external_data: bool,
 }
 
 /// The checkpoint a path names: a run directory's best (or last) checkpoint, or the path.
@@ -96,7 +100,7 @@ fn trace(checkpoint: &Path) -> Result<kiln_graph::artifact::DynamicGraph, String
 }
 
 /// Writes `source` (a checkpoint, or a `.kgraph` file) as the ONNX model `out`.
-fn export_onnx(source: &Path, out: &Path) -> Result<String, String> {
+fn export_onnx(source: &Path, out: &Path, external: bool) -> Result<String, String> {
     let is_graph_file = source.extension().is_some_and(|e| e == "kgraph") && source.is_file();
     let (model, from) = if is_graph_file {
         let loaded = kiln_runtime::artifact::load(source).map_err(|e| e.to_string())?;
@@ -122,16 +126,23 @@ fn export_onnx(source: &Path, out: &Path) -> Result<String, String> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    kiln_onnx::save(&model, out).map_err(|e| e.to_string())?;
+    if external {
+        kiln_onnx::save_with_external_data(&model, out).map_err(|e| e.to_string())?;
+    } else {
+        kiln_onnx::save(&model, out).map_err(|e| e.to_string())?;
+    }
     Ok(from.display().to_string())
 }
 
 /// Runs `kiln export`.
 pub fn run(args: ExportArgs) -> Result<(), String> {
     if args.format == Format::Onnx {
-        let from = export_onnx(&args.source, &args.out)?;
+        let from = export_onnx(&args.source, &args.out, args.external_data)?;
         println!("wrote {} (from {from})", args.out.display());
         return Ok(());
+    }
+    if args.external_data {
+        return Err("--external-data is for --format onnx".into());
     }
     let checkpoint = checkpoint_of(&args.source)?;
     let file = export(&checkpoint, &args.out)?;

@@ -162,6 +162,17 @@ impl Builder {
         }))
     }
 
+    /// The graph argument `id` is, with its element count and dtype.
+    pub fn arg_of(&self, id: ValueId) -> Option<(usize, usize, DType)> {
+        self.inputs
+            .iter()
+            .find(|i| i.id == id)
+            .and_then(|i| match i.kind {
+                InputKind::Arg(k) => Some((k, i.shape.iter().product(), i.dtype)),
+                _ => None,
+            })
+    }
+
     /// A weight of the model (the initializer `name`).
     pub fn weight(&self, value: OwnedOperand, name: &str) -> Value {
         Value::Const(Rc::new(Const {

@@ -23,8 +23,8 @@ pub use builder::WeightInput;
 use builder::{Builder, Value};
 use kiln_kernels::{DType, Operand, OwnedOperand};
 use kiln_runtime::artifact::{ArtifactError, LoadOptions, LoadedGraph};
-use kiln_runtime::ir::Graph;
-use kiln_runtime::symbolic::{BySize, Dim, DynamicGraph, SymShape, TRACE_BATCH};
+use kiln_runtime::ir::{Graph, ValueId};
+use kiln_runtime::symbolic::{Dim, DynamicGraph, SymShape, TRACE_BATCH};
 use prost::Message;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -90,26 +90,49 @@ pub struct OnnxModel {
 enum Form {
     /// One graph: fixed shapes, or a symbolic batch Kiln's graph analysis follows.
     Graph(Box<LoadedGraph>),
-    /// A model whose graph computes data from the batch size (an `arange` over the batch in
-    /// an index, say): imported again at each batch size it is run at (the last 4 kept), so
-    /// every size is exact.
-    PerBatch(Box<PerBatch>),
+    /// A model imported again for each batch size (and each value of the inputs it reads
+    /// as shapes) it is run with: see [`Specialized`].
+    Specialized(Box<Specialized>),
 }
 
-/// What re-importing a model at a batch size needs.
-struct PerBatch {
+/// Why an import failed, and whether importing it specialized would succeed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Retry {
+    /// It would not.
+    No,
+    /// The graph computes data from the batch size: import it at each batch size.
+    Batch,
+    /// The graph reads model input `k` as a shape (axes, a reshape target, …): import it
+    /// for each value of that input.
+    Value(usize),
+}
+
+/// A model imported per call signature: the batch size, and the values of the (small,
+/// integer) inputs its graph reads as shapes. Each import is exact for its signature; the
+/// last 8 are kept.
+struct Specialized {
     model: ModelProto,
     weights: HashMap<String, OwnedOperand>,
     options: ImportOptions,
     name: std::path::PathBuf,
-    batch_args: Vec<usize>,
-    sizes: parking_lot::Mutex<BySize<LoadedGraph>>,
+    /// Model inputs whose dim 0 is the batch.
+    batch_inputs: Vec<usize>,
+    /// Model inputs read as shapes, found as imports ask for them.
+    value_inputs: parking_lot::Mutex<Vec<usize>>,
+    /// Imported graphs by signature (batch, then each value input's elements), newest first.
+    graphs: parking_lot::Mutex<Vec<(Vec<i64>, std::sync::Arc<LoadedGraph>)>>,
 }
 
-impl PerBatch {
-    fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
+/// How many signatures a specialized model keeps imported.
+const SIGNATURES: usize = 8;
+
+/// The biggest input (in elements) read as a shape: larger ones are data, not shapes.
+const SHAPE_INPUT_MAX: usize = 64;
+
+impl Specialized {
+    fn batch(&self, args: &[Operand<'_>]) -> Result<Option<usize>, ArtifactError> {
         let mut batch = None;
-        for &k in &self.batch_args {
+        for &k in &self.batch_inputs {
             let b = args.get(k).and_then(|a| a.shape().first().copied());
             match (batch, b) {
                 (_, None) => {
@@ -129,17 +152,75 @@ impl PerBatch {
                 (_, b) => batch = b,
             }
         }
-        let batch = batch.unwrap_or(1);
-        let graph = self.sizes.lock().get_or_try_insert(batch, || {
-            let imported = import(&self.model, &self.weights, &self.options, Some(batch)).map_err(
-                |(e, _)| ArtifactError::Malformed {
-                    path: self.name.clone(),
-                    reason: format!("at batch {batch}: {e}"),
-                },
-            )?;
-            LoadedGraph::from_graph(imported.graph, &self.name, load_options(&self.options))
-        })?;
-        graph.run(args)
+        Ok(batch)
+    }
+
+    fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
+        let batch = self.batch(args)?;
+        let malformed = |reason: String| ArtifactError::Malformed {
+            path: self.name.clone(),
+            reason,
+        };
+        // Each pass either runs, or learns one more input to specialize on.
+        for _ in 0..=args.len() {
+            let value_inputs = self.value_inputs.lock().clone();
+            let mut key = vec![batch.map_or(-1, |b| b as i64)];
+            let mut known = HashMap::new();
+            for &k in &value_inputs {
+                let a = args.get(k).ok_or_else(|| ArtifactError::BadArgument {
+                    index: k,
+                    expected: "an input".into(),
+                    got: format!("{} arguments", args.len()),
+                })?;
+                if a.numel() > SHAPE_INPUT_MAX || a.dtype().is_float() {
+                    return Err(malformed(format!(
+                        "input {k} is read as a shape but is {}{:?}",
+                        a.dtype(),
+                        a.shape()
+                    )));
+                }
+                let value = OwnedOperand::new(a.storage().clone(), a.layout().clone(), a.dtype());
+                let ints = builder::known_i64s(&value);
+                key.push(ints.len() as i64);
+                key.extend(ints);
+                known.insert(k, value);
+            }
+            let rest: Vec<Operand<'_>> = args
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !known.contains_key(k))
+                .map(|(_, a)| *a)
+                .collect();
+            let found = {
+                let graphs = self.graphs.lock();
+                graphs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, g)| g.clone())
+            };
+            if let Some(g) = found {
+                return g.run(&rest);
+            }
+            match import(&self.model, &self.weights, &self.options, batch, &known) {
+                Ok(imported) => {
+                    let g = std::sync::Arc::new(LoadedGraph::from_graph(
+                        imported.graph,
+                        &self.name,
+                        load_options(&self.options),
+                    )?);
+                    let mut graphs = self.graphs.lock();
+                    graphs.insert(0, (key, g.clone()));
+                    graphs.truncate(SIGNATURES);
+                    drop(graphs);
+                    return g.run(&rest);
+                }
+                Err((_, Retry::Value(k))) if !value_inputs.contains(&k) && k < args.len() => {
+                    self.value_inputs.lock().push(k);
+                }
+                Err((e, _)) => return Err(malformed(e.to_string())),
+            }
+        }
+        Err(malformed("the inputs read as shapes do not settle".into()))
     }
 }
 
@@ -149,14 +230,15 @@ impl OnnxModel {
     pub fn run(&self, args: &[Operand<'_>]) -> Result<Vec<OwnedOperand>, ArtifactError> {
         match &self.form {
             Form::Graph(g) => g.run(args),
-            Form::PerBatch(p) => p.run(args),
+            Form::Specialized(p) => p.run(args),
         }
     }
 
-    /// True when the model is imported again at each batch size (its graph computes data
-    /// from the batch size, which one symbolic graph cannot follow).
+    /// True when the model is imported again per batch size (its graph computes data from
+    /// the batch size, which one symbolic graph cannot follow), or per value of inputs it
+    /// reads as shapes.
     pub fn per_batch(&self) -> bool {
-        matches!(self.form, Form::PerBatch(_))
+        matches!(self.form, Form::Specialized(_))
     }
 
     /// The inputs, in the order [`OnnxModel::run`] takes them.
@@ -184,7 +266,7 @@ impl OnnxModel {
     pub fn graph(&self) -> Option<&Graph> {
         match &self.form {
             Form::Graph(g) => Some(g.graph()),
-            Form::PerBatch(_) => None,
+            Form::Specialized(_) => None,
         }
     }
 
@@ -192,7 +274,7 @@ impl OnnxModel {
     pub fn dynamic(&self) -> Option<&DynamicGraph> {
         match &self.form {
             Form::Graph(g) => g.dynamic(),
-            Form::PerBatch(_) => None,
+            Form::Specialized(_) => None,
         }
     }
 }
@@ -239,7 +321,17 @@ pub fn load_bytes(
         .trim()
         .to_string();
     let invalid = |e: ArtifactError| OnnxError::Invalid(e.to_string());
-    let (imported, form) = match import(&model, &weights, options, None) {
+    let none = HashMap::new();
+    let specialize = |imported: &Imported, values: Vec<usize>, weights| Specialized {
+        model: model.clone(),
+        weights,
+        options: options.clone(),
+        name: name.into(),
+        batch_inputs: imported.batch_inputs.clone(),
+        value_inputs: parking_lot::Mutex::new(values),
+        graphs: parking_lot::Mutex::new(Vec::new()),
+    };
+    let (imported, form) = match import(&model, &weights, options, None, &none) {
         Ok(imported) => {
             let planned = match imported.dynamic.clone() {
                 Some(d) => LoadedGraph::from_dynamic(d, name, load_options(options)),
@@ -249,12 +341,13 @@ pub fn load_bytes(
             };
             (imported, Form::Graph(Box::new(planned.map_err(invalid)?)))
         }
-        // The batch cannot stay symbolic: check the model imports at a size (1), then import
-        // it at each size it is run at.
-        Err((_, true)) => {
-            let mut imported = import(&model, &weights, options, Some(2)).map_err(|(e, _)| e)?;
+        // The batch cannot stay symbolic: check the model imports at a size, then import it
+        // at each size it is run at.
+        Err((_, Retry::Batch)) => {
+            let mut imported =
+                import(&model, &weights, options, Some(2), &none).map_err(|(e, _)| e)?;
             // Which output dims follow the batch: compare the imports at 2 and 3.
-            let at3 = import(&model, &weights, options, Some(3)).map_err(|(e, _)| e)?;
+            let at3 = import(&model, &weights, options, Some(3), &none).map_err(|(e, _)| e)?;
             for (o, o3) in imported.outputs.iter_mut().zip(&at3.outputs) {
                 o.dims = o
                     .dims
@@ -269,17 +362,17 @@ pub fn load_bytes(
                     })
                     .collect();
             }
-            let per = PerBatch {
-                model: model.clone(),
-                weights,
-                options: options.clone(),
-                name: name.into(),
-                batch_args: imported.batch_args.clone(),
-                sizes: parking_lot::Mutex::new(BySize::new(4)),
-            };
-            (imported, Form::PerBatch(Box::new(per)))
+            let per = specialize(&imported, Vec::new(), weights);
+            (imported, Form::Specialized(Box::new(per)))
         }
-        Err((e, false)) => return Err(e),
+        // An input is read as a shape: its values are known only when the model runs. The
+        // ports come from the model's declarations.
+        Err((_, Retry::Value(k))) => {
+            let imported = declared(&model, &weights, options).map_err(|(e, _)| e)?;
+            let per = specialize(&imported, vec![k], weights);
+            (imported, Form::Specialized(Box::new(per)))
+        }
+        Err((e, Retry::No)) => return Err(e),
     };
     Ok(OnnxModel {
         form,
@@ -323,16 +416,18 @@ pub fn import_graph(
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf));
     let weights = decode_weights(&model, dir.as_deref())?;
-    let imported = import(&model, &weights, options, None).map_err(|(e, from_batch)| {
-        if from_batch {
-            OnnxError::NotSupported(format!(
-                "{}: a graph that computes data from the batch size, as one graph ({e})",
-                path.display()
-            ))
-        } else {
-            e
-        }
-    })?;
+    let imported =
+        import(&model, &weights, options, None, &HashMap::new()).map_err(|(e, retry)| {
+            if retry == Retry::No {
+                e
+            } else {
+                OnnxError::NotSupported(format!(
+                    "{}: a graph that computes data from the batch size or reads an input as \
+                     a shape, as one graph ({e})",
+                    path.display()
+                ))
+            }
+        })?;
     Ok(ImportedGraph {
         graph: imported.graph,
         dynamic: imported.dynamic,
@@ -364,6 +459,79 @@ fn decode_weights(
     Ok(weights)
 }
 
+/// The model's inputs and outputs as it declares them (no graph is built): for a model
+/// whose shapes are known only when it runs. Undeclared dims are -1.
+fn declared(
+    model: &ModelProto,
+    weights: &HashMap<String, OwnedOperand>,
+    options: &ImportOptions,
+) -> Result<Imported, (OnnxError, Retry)> {
+    let plain = |e: OnnxError| (e, Retry::No);
+    let g = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| plain(OnnxError::Invalid("the model has no graph".into())))?;
+    let mut batch_name = None;
+    let mut inputs = Vec::new();
+    let mut batch_inputs = Vec::new();
+    for (m, v) in g
+        .input
+        .iter()
+        .filter(|v| !weights.contains_key(v.name()))
+        .enumerate()
+    {
+        let t = input_type(v, options, &mut batch_name).map_err(plain)?;
+        if t.batch {
+            batch_inputs.push(m);
+        }
+        inputs.push(Port {
+            name: v.name().to_string(),
+            dtype: t.dtype,
+            dims: t.dims,
+        });
+    }
+    let mut outputs = Vec::new();
+    for o in &g.output {
+        let Some(type_proto::Value::TensorType(t)) =
+            o.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            return Err(plain(OnnxError::NotSupported(format!(
+                "output {:?}: a value that is not a tensor",
+                o.name()
+            ))));
+        };
+        let dtype =
+            tensor::kiln_dtype(t.elem_type(), &format!("output {:?}", o.name())).map_err(plain)?;
+        let dims = t
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(dimension::Value::DimValue(n)) if n >= 0 => Dim::fixed(n as usize),
+                        _ => Dim { mul: 0, add: -1 },
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        outputs.push(Port {
+            name: o.name().to_string(),
+            dtype,
+            dims,
+        });
+    }
+    Ok(Imported {
+        graph: Graph::default(),
+        weights: Vec::new(),
+        dynamic: None,
+        inputs,
+        outputs,
+        opset: default_opset(model),
+        batch_inputs,
+    })
+}
+
 /// A model as a Kiln graph, before it is planned.
 struct Imported {
     graph: Graph,
@@ -372,8 +540,8 @@ struct Imported {
     inputs: Vec<Port>,
     outputs: Vec<Port>,
     opset: i64,
-    /// The inputs whose dim 0 is the batch.
-    batch_args: Vec<usize>,
+    /// The model inputs whose dim 0 is the batch.
+    batch_inputs: Vec<usize>,
 }
 
 /// The opset of the default domain (0 when the model imports none: then every node is of
@@ -444,15 +612,17 @@ fn input_type(
 }
 
 /// Imports `model` with its decoded initializers; the batch symbolic (`fixed_batch` `None`)
-/// or of a given size. An error says whether it came from keeping the batch symbolic.
+/// or of a given size, and the model inputs in `known` as those constants. An error says
+/// whether importing it specialized would succeed.
 fn import(
     model: &ModelProto,
     weights: &HashMap<String, OwnedOperand>,
     options: &ImportOptions,
     fixed_batch: Option<usize>,
-) -> Result<Imported, (OnnxError, bool)> {
+    known: &HashMap<usize, OwnedOperand>,
+) -> Result<Imported, (OnnxError, Retry)> {
     let opset = default_opset(model);
-    let plain = |e: OnnxError| (e, false);
+    let plain = |e: OnnxError| (e, Retry::No);
     let g = model
         .graph
         .as_ref()
@@ -470,10 +640,31 @@ fn import(
     }
     let mut inputs = Vec::new();
     let mut batch_args = Vec::new();
+    let mut batch_inputs = Vec::new();
+    // Graph argument → model input.
+    let mut arg_inputs = Vec::new();
     let mut batch_name = None;
-    for v in g.input.iter().filter(|v| !weights.contains_key(v.name())) {
+    for (m, v) in g
+        .input
+        .iter()
+        .filter(|v| !weights.contains_key(v.name()))
+        .enumerate()
+    {
         let t = input_type(v, options, &mut batch_name).map_err(plain)?;
-        let k = inputs.len();
+        if t.batch {
+            batch_inputs.push(m);
+        }
+        if let Some(value) = known.get(&m) {
+            values.insert(v.name().to_string(), b.constant(value.clone()));
+            inputs.push(Port {
+                name: v.name().to_string(),
+                dtype: t.dtype,
+                dims: t.dims,
+            });
+            continue;
+        }
+        let k = arg_inputs.len();
+        arg_inputs.push(m);
         if t.batch {
             batch_args.push(k);
         }
@@ -510,9 +701,17 @@ fn import(
         *readers.entry(name).or_default() += 1;
     }
     for node in &g.node {
-        import_node(&mut b, &mut values, node, opset, &readers).map_err(|e| {
-            let from_batch = b.refused_batch();
-            (e, from_batch)
+        import_node(&mut b, &mut values, node, opset, &readers).map_err(|(e, wanted)| {
+            // A small integer model input read as a shape: import per value of it.
+            let wanted_input = wanted
+                .and_then(|id| b.arg_of(id))
+                .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && matches!(d, DType::I64 | DType::I32));
+            let retry = match wanted_input {
+                Some((k, _, _)) => Retry::Value(arg_inputs[k]),
+                None if b.refused_batch() => Retry::Batch,
+                None => Retry::No,
+            };
+            (e, retry)
         })?;
     }
     let mut outs = Vec::new();
@@ -557,7 +756,10 @@ fn import(
     }
     let (mut graph, weight_inputs) = match b.finish(&outs) {
         Ok(g) => g,
-        Err((e, from_batch)) => return Err((OnnxError::Invalid(e), from_batch)),
+        Err((e, from_batch)) => {
+            let retry = if from_batch { Retry::Batch } else { Retry::No };
+            return Err((OnnxError::Invalid(e), retry));
+        }
     };
     if let Some(optimize) = &options.optimize {
         let args: Vec<_> = graph
@@ -583,7 +785,7 @@ fn import(
         Some(d.map_err(|e| {
             (
                 OnnxError::NotSupported(format!("a symbolic batch ({e})")),
-                true,
+                Retry::Batch,
             )
         })?)
     };
@@ -610,7 +812,7 @@ fn import(
         inputs,
         outputs,
         opset,
-        batch_args,
+        batch_inputs,
     })
 }
 
@@ -628,7 +830,7 @@ fn import_node(
     node: &crate::proto::NodeProto,
     opset: i64,
     readers: &HashMap<&str, usize>,
-) -> Result<(), OnnxError> {
+) -> Result<(), (OnnxError, Option<ValueId>)> {
     let label = node_label(node);
     let op = node.op_type();
     let unsupported = || OnnxError::UnsupportedOp {
@@ -638,16 +840,16 @@ fn import_node(
         opset,
     };
     if !matches!(node.domain(), "" | "ai.onnx") {
-        return Err(unsupported());
+        return Err((unsupported(), None));
     }
-    let def = ops::find(op).ok_or_else(unsupported)?;
+    let def = ops::find(op).ok_or_else(|| (unsupported(), None))?;
     let fail = |reason: String| OnnxError::Node {
         node: label.clone(),
         op: op.to_string(),
         reason,
     };
     let attrs = attrs::Attrs::of(node);
-    attrs.only(def.attrs).map_err(fail)?;
+    attrs.only(def.attrs).map_err(|e| (fail(e), None))?;
     let inputs = node
         .input
         .iter()
@@ -659,7 +861,8 @@ fn import_node(
                 ))
             }),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| (e, None))?;
     let outputs = node
         .output
         .iter()
@@ -675,8 +878,16 @@ fn import_node(
             .iter()
             .map(|i| readers.get(i.as_str()).copied().unwrap_or(0))
             .collect(),
+        wanted: std::cell::Cell::new(None),
     };
-    let results = (def.import)(b, &n).map_err(fail)?;
+    let results = (def.import)(b, &n).map_err(|e| {
+        // The input the op needed to know, when it is computed by the graph.
+        let wanted = n.wanted.get().and_then(|k| match n.opt(k) {
+            Some(Value::Node { id, .. }) => Some(*id),
+            _ => None,
+        });
+        (fail(e), wanted)
+    })?;
     for (i, name) in node
         .output
         .iter()
@@ -685,7 +896,7 @@ fn import_node(
     {
         let v = results
             .get(i)
-            .ok_or_else(|| fail(format!("output {i} is not supported")))?;
+            .ok_or_else(|| (fail(format!("output {i} is not supported")), None))?;
         values.insert(name.clone(), v.clone());
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! change a result silently.
 
 mod elementwise;
+mod loss;
 mod nn;
 mod reduce;
 mod shape;
@@ -24,6 +25,8 @@ pub(crate) struct NodeIn<'a> {
     pub opset: i64,
     /// Per input: how many nodes (and graph outputs) read it in the whole model.
     pub readers: Vec<usize>,
+    /// The input [`NodeIn::ints`] needed known and found computed by the graph.
+    pub wanted: std::cell::Cell<Option<usize>>,
 }
 
 impl NodeIn<'_> {
@@ -43,10 +46,13 @@ impl NodeIn<'_> {
             None => Ok(None),
             Some(v) => match v.known() {
                 Some(c) => Ok(Some(known_i64s(c))),
-                None => Err(format!(
+                None => {
+                    self.wanted.set(Some(k));
+                    Err(format!(
                     "input {k} must be known while importing (computed from the model's weights \
                      and shapes), but it depends on the graph's inputs"
-                )),
+                    ))
+                }
             },
         }
     }
@@ -81,6 +87,7 @@ pub(crate) fn find(name: &str) -> Option<&'static OpDef> {
     elementwise::OPS
         .iter()
         .chain(nn::OPS)
+        .chain(loss::OPS)
         .chain(reduce::OPS)
         .chain(shape::OPS)
         .find(|d| d.name == name)
@@ -91,6 +98,7 @@ pub fn supported() -> Vec<&'static str> {
     let mut v: Vec<_> = elementwise::OPS
         .iter()
         .chain(nn::OPS)
+        .chain(loss::OPS)
         .chain(reduce::OPS)
         .chain(shape::OPS)
         .map(|d| d.name)
@@ -150,6 +158,19 @@ pub(crate) fn pad_dim(
     after: usize,
     value: f64,
 ) -> R<Value> {
+    let fill = b.scalar(value, x.dtype());
+    pad_dim_with(b, x, dim, before, after, &fill)
+}
+
+/// [`pad_dim`] with the padding value a 0-d value (known, or computed by the graph).
+pub(crate) fn pad_dim_with(
+    b: &mut Builder,
+    x: &Value,
+    dim: usize,
+    before: usize,
+    after: usize,
+    fill: &Value,
+) -> R<Value> {
     if before == 0 && after == 0 {
         return Ok(x.clone());
     }
@@ -157,8 +178,7 @@ pub(crate) fn pad_dim(
     let block = |b: &mut Builder, len: usize| -> R<Value> {
         let mut shape = x.shape().to_vec();
         shape[dim] = len;
-        let s = b.scalar(value, x.dtype());
-        b.op(Op::Expand(shape.iter().copied().collect()), &[&s])
+        b.op(Op::Expand(shape.iter().copied().collect()), &[fill])
     };
     if before > 0 {
         parts.push(block(b, before)?);

@@ -103,6 +103,9 @@ fn reduce(b: &mut Builder, n: &NodeIn, kind: Kind) -> R<Vec<Value>> {
     dims.sort_unstable();
     dims.dedup();
     let dims: Dims = dims.into_iter().collect();
+    if dims.iter().any(|&d| x.shape()[d] == 0) {
+        return one(empty_reduction(b, x, &dims, keepdim, kind)?);
+    }
     let sum = |b: &mut Builder, v: &Value| {
         b.op(
             Op::Sum {
@@ -212,4 +215,28 @@ fn arg(b: &mut Builder, n: &NodeIn, max: bool) -> R<Vec<Value>> {
         Op::ArgMin { dim, keepdim }
     };
     one(b.op(op, &[x])?)
+}
+
+/// A reduction over an empty dim: its identity (0 for sums, 1 for a product, −∞ for a max,
+/// +∞ for a min, NaN for a mean), as ONNX defines it, in the reduced shape.
+fn empty_reduction(b: &mut Builder, x: &Value, dims: &Dims, keepdim: bool, kind: Kind) -> R<Value> {
+    let value = match (kind, x.dtype()) {
+        // Bools: the max of nothing is false, the min true.
+        (Kind::Max, kiln_kernels::DType::Bool) => 0.0,
+        (Kind::Min, kiln_kernels::DType::Bool) => 1.0,
+        (Kind::Sum | Kind::L1 | Kind::L2 | Kind::SumSquare, _) => 0.0,
+        (Kind::Prod, _) => 1.0,
+        (Kind::Max | Kind::LogSum | Kind::LogSumExp, _) => f64::NEG_INFINITY,
+        (Kind::Min, _) => f64::INFINITY,
+        (Kind::Mean, _) => f64::NAN,
+    };
+    let shape: Vec<usize> = (0..x.rank())
+        .filter_map(|d| match (dims.contains(&d), keepdim) {
+            (false, _) => Some(x.shape()[d]),
+            (true, true) => Some(1),
+            (true, false) => None,
+        })
+        .collect();
+    let fill = b.scalar(value, x.dtype());
+    b.op(Op::Expand(shape.into_iter().collect()), &[&fill])
 }

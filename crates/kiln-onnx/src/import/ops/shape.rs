@@ -2,7 +2,7 @@
 //! must be known while importing (they are, in exported models: constants, or arithmetic on
 //! `Shape` that the importer folds).
 
-use super::{axis, broadcast, one, pad_dim, NodeIn, OpDef};
+use super::{axis, broadcast, one, pad_dim_with, NodeIn, OpDef};
 use crate::import::builder::{known_i64s, Builder, Value, R};
 use crate::import::tensor::{decode, kiln_dtype};
 use kiln_kernels::ops::Op;
@@ -506,13 +506,15 @@ fn pad(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         return Err(format!("mode {mode:?} (Kiln imports constant padding)"));
     }
     let pads = attr_or_input(n, "pads", 1)?.ok_or("pads are missing")?;
-    let value = match n.opt(2) {
-        Some(v) => match v.known() {
-            Some(c) if c.operand().numel() == 1 => crate::import::builder::known_f64s(c)[0],
-            Some(_) => return Err("constant_value must be one value".into()),
-            None => return Err("constant_value must be known while importing".into()),
-        },
-        None => n.attrs.float_or("value", 0.0)? as f64,
+    // The padding value: input 2 (opset ≥ 11, known or computed by the graph), else the
+    // `value` attribute.
+    let fill = match n.opt(2) {
+        Some(v) if v.shape().iter().product::<usize>() == 1 => {
+            let v = b.cast(v, x.dtype())?;
+            b.reshape(&v, &[])?
+        }
+        Some(v) => return Err(format!("constant_value of shape {:?}", v.shape())),
+        None => b.scalar(n.attrs.float_or("value", 0.0)? as f64, x.dtype()),
     };
     let axes: Vec<usize> = match n.ints(3)? {
         Some(a) => a.iter().map(|&a| axis(a, x.rank())).collect::<R<_>>()?,
@@ -542,13 +544,13 @@ fn pad(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
                 &[&y],
             )?;
         }
-        y = pad_dim(
+        y = pad_dim_with(
             b,
             &y,
             dim,
             before.max(0) as usize,
             after.max(0) as usize,
-            value,
+            &fill,
         )?;
     }
     one(y)
@@ -615,13 +617,17 @@ fn constant_of_shape(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
 fn range(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let (s, l, d) = (n.input(0)?, n.input(1)?, n.input(2)?);
     let dtype = s.dtype();
-    let known = |v: &Value| {
-        v.known()
+    let known = |k: usize, v: &Value| {
+        let value = v
+            .known()
             .map(crate::import::builder::known_f64s)
-            .and_then(|v| v.first().copied())
-            .ok_or_else(|| "Range bounds must be known while importing".to_string())
+            .and_then(|v| v.first().copied());
+        if value.is_none() {
+            n.wanted.set(Some(k));
+        }
+        value.ok_or_else(|| "Range bounds must be known while importing".to_string())
     };
-    let (start, limit, delta) = (known(s)?, known(l)?, known(d)?);
+    let (start, limit, delta) = (known(0, s)?, known(1, l)?, known(2, d)?);
     if delta == 0.0 {
         return Err("a delta of 0".into());
     }
