@@ -1,6 +1,6 @@
 //! Each pass on small traced graphs: what it removes or rewrites, and that results stay equal.
 
-use kiln_core::trace::{trace, ArgSpec, Graph};
+use kiln_core::trace::{trace, ArgSpec, Graph, InputKind};
 use kiln_core::{DType, Tensor};
 use kiln_graph::executor::Executable;
 use kiln_graph::passes::{
@@ -73,6 +73,24 @@ fn dce_removes_unused_nodes_but_keeps_random_draws() {
         "a skipped draw would shift later ones"
     );
     assert_eq!(count(&g, "sin"), 1);
+}
+
+#[test]
+fn dce_keeps_arguments_the_function_does_not_read() {
+    // The signature is not dead code: a saved or imported graph still takes the argument.
+    let mut g = trace(&[spec(&[3]), spec(&[3])], |x| vec![x[1].sin()]);
+    DeadCode.run(&mut g);
+    let args: Vec<_> = g
+        .inputs
+        .iter()
+        .filter(|i| matches!(i.kind, InputKind::Arg(_)))
+        .collect();
+    assert_eq!(args.len(), 2);
+    let (a, b) = (
+        Tensor::randn([3], DType::F64),
+        Tensor::randn([3], DType::F64),
+    );
+    assert_eq!(run(&g, &[a, b.clone()]), b.sin().to_f64_vec());
 }
 
 #[test]

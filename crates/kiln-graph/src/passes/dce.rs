@@ -1,10 +1,12 @@
-//! Dead-code elimination: drops nodes nothing needed reads, and inputs nothing reads.
+//! Dead-code elimination: drops nodes nothing needed reads, and captured inputs nothing reads.
 
 use super::Pass;
-use kiln_core::trace::Graph;
+use kiln_core::trace::{Graph, InputKind};
 
-/// Removes nodes whose values reach no output, state update or gradient, and unused inputs.
-/// Random draws are kept: skipping one would shift every later draw of the generator.
+/// Removes nodes whose values reach no output, state update or gradient, and unused inputs
+/// other than arguments (the function's signature: a saved or imported graph still takes an
+/// argument it only read for its shape). Random draws are kept: skipping one would shift
+/// every later draw of the generator.
 pub struct DeadCode;
 
 impl Pass for DeadCode {
@@ -32,7 +34,8 @@ impl Pass for DeadCode {
         }
         let before = g.nodes.len() + g.inputs.len();
         g.nodes.retain(|n| live[n.id as usize]);
-        g.inputs.retain(|i| live[i.id as usize]);
+        g.inputs
+            .retain(|i| live[i.id as usize] || matches!(i.kind, InputKind::Arg(_)));
         before != g.nodes.len() + g.inputs.len()
     }
 }

@@ -762,20 +762,7 @@ fn import(
         }
     };
     if let Some(optimize) = &options.optimize {
-        let args: Vec<_> = graph
-            .inputs
-            .iter()
-            .filter(|i| matches!(i.kind, kiln_runtime::ir::InputKind::Arg(_)))
-            .cloned()
-            .collect();
         optimize(&mut graph);
-        // An input only read for its shape is dead once the shape is folded; the model still
-        // takes it.
-        for a in args {
-            if graph.input(a.id).is_none() {
-                graph.inputs.push(a);
-            }
-        }
     }
     let types = graph.types();
     let dynamic = if batch_args.is_empty() || fixed_batch.is_some() {
