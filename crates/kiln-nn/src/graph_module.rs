@@ -7,22 +7,12 @@
 use crate::{Module, ModuleBase};
 use kiln_core::ops::dispatch;
 use kiln_core::Tensor;
+pub use kiln_runtime::ir::GraphWeight;
 use kiln_runtime::ir::{Graph, InputKind, ValueId};
 use kiln_runtime::symbolic::{BySize, DynamicGraph};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// One weight input of the graph and how the module holds it.
-#[derive(Clone, Debug)]
-pub struct GraphWeight {
-    /// The graph input it feeds.
-    pub id: ValueId,
-    /// Its name (the ONNX initializer's).
-    pub name: String,
-    /// A parameter (trained), else a buffer.
-    pub trainable: bool,
-}
 
 /// A graph run as a module; see the module docs.
 pub struct GraphModule {

@@ -208,8 +208,8 @@ fn run_test(dir: &Path, rtol: f64, atol: f64, plain: bool) -> (Status, String) {
             }
         }
     }
-    let note = if model.per_batch() {
-        "imported per batch size"
+    let note = if model.specialized() {
+        "imported per call signature (batch size, shape inputs)"
     } else {
         ""
     };

@@ -24,6 +24,6 @@ pub mod proto {
 pub use error::OnnxError;
 pub use export::{export, export_dynamic, save, save_with_external_data, ExportOptions};
 pub use import::{
-    import_graph, load, load_bytes, load_with, ImportOptions, ImportedGraph, OnnxModel, Optimize,
-    Port, WeightInput,
+    import_graph, load, load_bytes, load_with, GraphWeight, ImportOptions, ImportedGraph,
+    OnnxModel, Optimize, Port,
 };

@@ -51,7 +51,7 @@ fn an_exported_cnn_imports_with_its_batch_symbolic_and_gives_kilns_outputs() {
         !onnx.inputs()[0].dims[0].is_fixed(),
         "the batch stays symbolic"
     );
-    assert!(onnx.dynamic().is_some() && !onnx.per_batch());
+    assert!(onnx.dynamic().is_some() && !onnx.specialized());
     for batch in [1, 3, 7] {
         let x = Tensor::randn([batch, 1, 8, 8], DType::F32);
         let got = onnx.run(&[x.operand()]).expect("runs");
@@ -259,7 +259,7 @@ fn an_input_read_as_a_shape_is_imported_per_value() {
         ..Default::default()
     };
     let onnx = import(&model).expect("imports");
-    assert!(onnx.per_batch(), "specialized on the shape input");
+    assert!(onnx.specialized(), "specialized on the shape input");
     let x = Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), [2, 6]);
     for target in [[3i64, 4], [6, 2], [-1, 3]] {
         let shape = Tensor::from_vec(target.to_vec(), [2]);

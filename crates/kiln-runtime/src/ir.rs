@@ -138,6 +138,18 @@ pub struct Update {
     pub value: ValueId,
 }
 
+/// A weight a graph reads as an input, by name: what an importer hands a module that trains
+/// the graph (kiln-nn's `GraphModule`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphWeight {
+    /// The graph input it feeds.
+    pub id: ValueId,
+    /// Its name (an ONNX initializer's).
+    pub name: String,
+    /// A parameter to train (false for statistics such as a batch norm's running mean).
+    pub trainable: bool,
+}
+
 /// A traced function.
 #[derive(Clone, Default)]
 pub struct Graph {

@@ -120,16 +120,7 @@ pub mod onnx {
             ..options.clone()
         };
         let g = import_graph(path, &options)?;
-        let weights: Vec<kiln_nn::GraphWeight> = g
-            .weights
-            .iter()
-            .map(|w| kiln_nn::GraphWeight {
-                id: w.id,
-                name: w.name.clone(),
-                trainable: w.trainable,
-            })
-            .collect();
-        Ok(kiln_nn::GraphModule::new(g.graph, g.dynamic, &weights))
+        Ok(kiln_nn::GraphModule::new(g.graph, g.dynamic, &g.weights))
     }
 
     /// [`load`] with options; Kiln's passes run unless `options.optimize` names others.

@@ -10,7 +10,7 @@ use kiln_kernels::ops::{Op, UnaryOp};
 use kiln_kernels::shape::{checked_numel, Shape};
 use kiln_kernels::storage::CpuStorage;
 use kiln_kernels::{DType, OwnedOperand};
-use kiln_runtime::ir::{infer_checked, Graph, Input, InputKind, Node, ValueId};
+use kiln_runtime::ir::{infer_checked, Graph, GraphWeight, Input, InputKind, Node, ValueId};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -102,18 +102,7 @@ pub(crate) struct Builder {
     /// Keep ops over weights in the graph (a graph to train) instead of folding them.
     keep_weight_ops: bool,
     /// The weights read by the graph: input id, initializer name, trainable.
-    weights: Vec<WeightInput>,
-}
-
-/// A weight the graph reads as an input.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WeightInput {
-    /// The graph input.
-    pub id: ValueId,
-    /// The ONNX initializer's name.
-    pub name: String,
-    /// A parameter to train (false for a batch norm's running statistics).
-    pub trainable: bool,
+    weights: Vec<GraphWeight>,
 }
 
 impl Builder {
@@ -241,25 +230,18 @@ impl Builder {
                             .into(),
                     );
                 }
-                let id = self.fresh_id();
-                let o = c.value.operand();
-                self.inputs.push(Input {
-                    id,
-                    kind: if c.weight {
-                        InputKind::State
-                    } else {
-                        InputKind::Const
-                    },
-                    value: Some(c.value.clone()),
-                    shape: o.shape().iter().copied().collect(),
-                    dtype: o.dtype(),
-                });
+                let kind = if c.weight {
+                    InputKind::State
+                } else {
+                    InputKind::Const
+                };
+                let id = self.value_input(kind, c.value.clone());
                 c.id.set(Some(id));
                 if let (true, Some(name)) = (c.weight, &c.name) {
-                    self.weights.push(WeightInput {
+                    self.weights.push(GraphWeight {
                         id,
                         name: name.clone(),
-                        trainable: !c.frozen.get() && o.dtype().is_float(),
+                        trainable: !c.frozen.get() && c.value.operand().dtype().is_float(),
                     });
                 }
                 Ok(id)
@@ -432,7 +414,8 @@ impl Builder {
         let bv = bias.as_ref().map_or(vec![0.0; o], known_f64s);
         let new_b = (0..o).map(|c| bv[c] * scale[c] + shift[c]);
         let new_b = OwnedOperand::dense(CpuStorage::from_f64s(*dtype, new_b), &[o]);
-        let (w_id, b_id) = (self.constant_input(new_w), self.constant_input(new_b));
+        let w_id = self.value_input(InputKind::Const, new_w);
+        let b_id = self.value_input(InputKind::Const, new_b);
         let node = &mut self.nodes[k];
         node.args[1] = w_id;
         if node.args.len() > 2 {
@@ -443,16 +426,17 @@ impl Builder {
         true
     }
 
-    /// A constant made while importing, as a graph input.
-    fn constant_input(&mut self, value: OwnedOperand) -> ValueId {
+    /// A graph input holding `value`.
+    fn value_input(&mut self, kind: InputKind, value: OwnedOperand) -> ValueId {
         let id = self.fresh_id();
         let o = value.operand();
+        let (shape, dtype) = (o.shape().iter().copied().collect(), o.dtype());
         self.inputs.push(Input {
             id,
-            kind: InputKind::Const,
-            shape: o.shape().iter().copied().collect(),
-            dtype: o.dtype(),
-            value: Some(value.clone()),
+            kind,
+            shape,
+            dtype,
+            value: Some(value),
         });
         id
     }
@@ -477,7 +461,7 @@ impl Builder {
     pub fn finish(
         mut self,
         outputs: &[Value],
-    ) -> Result<(Graph, Vec<WeightInput>), (String, bool)> {
+    ) -> Result<(Graph, Vec<GraphWeight>), (String, bool)> {
         let outputs = outputs
             .iter()
             .map(|o| self.computed(o))
@@ -516,22 +500,22 @@ fn holds_multiple(v: &OwnedOperand, b: usize) -> bool {
         .any(|&x| x != 0.0 && x.fract() == 0.0 && (x.abs() % b as f64) == 0.0)
 }
 
-/// The elements of a known value as i64 (integers as they are, floats truncated).
-pub(crate) fn known_i64s(v: &OwnedOperand) -> Vec<i64> {
+/// The elements of a known value as `T` (cast as Kiln casts: floats truncated to integers).
+fn known_as<T: kiln_kernels::storage::StorageElement>(v: &OwnedOperand) -> Vec<T> {
     let o = v.operand();
-    if o.dtype() == DType::I64 {
-        return to_contiguous_vec::<i64>(o);
+    if o.dtype() == T::DTYPE {
+        return to_contiguous_vec::<T>(o);
     }
-    let (storage, layout) = execute(&Op::Cast(DType::I64), &[o], o.shape(), DType::I64);
-    to_contiguous_vec::<i64>(OwnedOperand::new(storage, layout, DType::I64).operand())
+    let (storage, layout) = execute(&Op::Cast(T::DTYPE), &[o], o.shape(), T::DTYPE);
+    to_contiguous_vec::<T>(OwnedOperand::new(storage, layout, T::DTYPE).operand())
+}
+
+/// The elements of a known value as i64.
+pub(crate) fn known_i64s(v: &OwnedOperand) -> Vec<i64> {
+    known_as(v)
 }
 
 /// The elements of a known value as f64.
 pub(crate) fn known_f64s(v: &OwnedOperand) -> Vec<f64> {
-    let o = v.operand();
-    if o.dtype() == DType::F64 {
-        return to_contiguous_vec::<f64>(o);
-    }
-    let (storage, layout) = execute(&Op::Cast(DType::F64), &[o], o.shape(), DType::F64);
-    to_contiguous_vec::<f64>(OwnedOperand::new(storage, layout, DType::F64).operand())
+    known_as(v)
 }

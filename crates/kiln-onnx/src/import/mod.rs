@@ -19,10 +19,10 @@ pub use tensor::decode as decode_tensor;
 use crate::error::OnnxError;
 use crate::proto::tensor_shape_proto::dimension;
 use crate::proto::{type_proto, ModelProto, ValueInfoProto};
-pub use builder::WeightInput;
 use builder::{Builder, Value};
 use kiln_kernels::{DType, Operand, OwnedOperand};
 use kiln_runtime::artifact::{ArtifactError, LoadOptions, LoadedGraph};
+pub use kiln_runtime::ir::GraphWeight;
 use kiln_runtime::ir::{Graph, ValueId};
 use kiln_runtime::symbolic::{Dim, DynamicGraph, SymShape, TRACE_BATCH};
 use prost::Message;
@@ -237,7 +237,7 @@ impl OnnxModel {
     /// True when the model is imported again per batch size (its graph computes data from
     /// the batch size, which one symbolic graph cannot follow), or per value of inputs it
     /// reads as shapes.
-    pub fn per_batch(&self) -> bool {
+    pub fn specialized(&self) -> bool {
         matches!(self.form, Form::Specialized(_))
     }
 
@@ -322,7 +322,7 @@ pub fn load_bytes(
         .to_string();
     let invalid = |e: ArtifactError| OnnxError::Invalid(e.to_string());
     let none = HashMap::new();
-    let specialize = |imported: &Imported, values: Vec<usize>, weights| Specialized {
+    let specialize = |imported: &ImportedGraph, values: Vec<usize>, weights| Specialized {
         model: model.clone(),
         weights,
         options: options.clone(),
@@ -395,7 +395,11 @@ pub struct ImportedGraph {
     /// The outputs.
     pub outputs: Vec<Port>,
     /// The initializers the graph reads, with their input ids.
-    pub weights: Vec<WeightInput>,
+    pub weights: Vec<GraphWeight>,
+    /// The opset of the default domain the model was written for.
+    pub opset: i64,
+    /// The model inputs whose dim 0 is the batch.
+    batch_inputs: Vec<usize>,
 }
 
 /// Imports the ONNX model at `path` as a graph; with `options.trainable`, every initializer
@@ -428,13 +432,7 @@ pub fn import_graph(
                 ))
             }
         })?;
-    Ok(ImportedGraph {
-        graph: imported.graph,
-        dynamic: imported.dynamic,
-        inputs: imported.inputs,
-        outputs: imported.outputs,
-        weights: imported.weights,
-    })
+    Ok(imported)
 }
 
 /// Decodes every initializer of `model` (`dir`: where external data lives).
@@ -459,37 +457,43 @@ fn decode_weights(
     Ok(weights)
 }
 
+/// The model's inputs (its graph inputs that are not initializers) as ports, and which of
+/// them carry the batch in dim 0.
+fn model_inputs(
+    g: &crate::proto::GraphProto,
+    weights: &HashMap<String, OwnedOperand>,
+    options: &ImportOptions,
+) -> Result<(Vec<Port>, Vec<usize>), OnnxError> {
+    let mut batch_name = None;
+    let mut ports = Vec::new();
+    let mut batch_inputs = Vec::new();
+    for v in g.input.iter().filter(|v| !weights.contains_key(v.name())) {
+        let t = input_type(v, options, &mut batch_name)?;
+        if t.batch {
+            batch_inputs.push(ports.len());
+        }
+        ports.push(Port {
+            name: v.name().to_string(),
+            dtype: t.dtype,
+            dims: t.dims,
+        });
+    }
+    Ok((ports, batch_inputs))
+}
+
 /// The model's inputs and outputs as it declares them (no graph is built): for a model
 /// whose shapes are known only when it runs. Undeclared dims are -1.
 fn declared(
     model: &ModelProto,
     weights: &HashMap<String, OwnedOperand>,
     options: &ImportOptions,
-) -> Result<Imported, (OnnxError, Retry)> {
+) -> Result<ImportedGraph, (OnnxError, Retry)> {
     let plain = |e: OnnxError| (e, Retry::No);
     let g = model
         .graph
         .as_ref()
         .ok_or_else(|| plain(OnnxError::Invalid("the model has no graph".into())))?;
-    let mut batch_name = None;
-    let mut inputs = Vec::new();
-    let mut batch_inputs = Vec::new();
-    for (m, v) in g
-        .input
-        .iter()
-        .filter(|v| !weights.contains_key(v.name()))
-        .enumerate()
-    {
-        let t = input_type(v, options, &mut batch_name).map_err(plain)?;
-        if t.batch {
-            batch_inputs.push(m);
-        }
-        inputs.push(Port {
-            name: v.name().to_string(),
-            dtype: t.dtype,
-            dims: t.dims,
-        });
-    }
+    let (inputs, batch_inputs) = model_inputs(g, weights, options).map_err(plain)?;
     let mut outputs = Vec::new();
     for o in &g.output {
         let Some(type_proto::Value::TensorType(t)) =
@@ -521,7 +525,7 @@ fn declared(
             dims,
         });
     }
-    Ok(Imported {
+    Ok(ImportedGraph {
         graph: Graph::default(),
         weights: Vec::new(),
         dynamic: None,
@@ -530,18 +534,6 @@ fn declared(
         opset: default_opset(model),
         batch_inputs,
     })
-}
-
-/// A model as a Kiln graph, before it is planned.
-struct Imported {
-    graph: Graph,
-    weights: Vec<WeightInput>,
-    dynamic: Option<DynamicGraph>,
-    inputs: Vec<Port>,
-    outputs: Vec<Port>,
-    opset: i64,
-    /// The model inputs whose dim 0 is the batch.
-    batch_inputs: Vec<usize>,
 }
 
 /// The opset of the default domain (0 when the model imports none: then every node is of
@@ -620,7 +612,7 @@ fn import(
     options: &ImportOptions,
     fixed_batch: Option<usize>,
     known: &HashMap<usize, OwnedOperand>,
-) -> Result<Imported, (OnnxError, Retry)> {
+) -> Result<ImportedGraph, (OnnxError, Retry)> {
     let opset = default_opset(model);
     let plain = |e: OnnxError| (e, Retry::No);
     let g = model
@@ -638,54 +630,31 @@ fn import(
     for (name, v) in weights {
         values.insert(name.clone(), b.weight(v.clone(), name));
     }
-    let mut inputs = Vec::new();
+    let (inputs, batch_inputs) = model_inputs(g, weights, options).map_err(plain)?;
     let mut batch_args = Vec::new();
-    let mut batch_inputs = Vec::new();
     // Graph argument → model input.
     let mut arg_inputs = Vec::new();
-    let mut batch_name = None;
-    for (m, v) in g
-        .input
-        .iter()
-        .filter(|v| !weights.contains_key(v.name()))
-        .enumerate()
-    {
-        let t = input_type(v, options, &mut batch_name).map_err(plain)?;
-        if t.batch {
-            batch_inputs.push(m);
-        }
+    let size = fixed_batch.unwrap_or(TRACE_BATCH);
+    for (m, port) in inputs.iter().enumerate() {
         if let Some(value) = known.get(&m) {
-            values.insert(v.name().to_string(), b.constant(value.clone()));
-            inputs.push(Port {
-                name: v.name().to_string(),
-                dtype: t.dtype,
-                dims: t.dims,
-            });
+            values.insert(port.name.clone(), b.constant(value.clone()));
             continue;
         }
         let k = arg_inputs.len();
         arg_inputs.push(m);
-        if t.batch {
+        if batch_inputs.contains(&m) {
             batch_args.push(k);
         }
-        let size = fixed_batch.unwrap_or(TRACE_BATCH);
-        let shape: Vec<usize> = t
+        let shape: Vec<usize> = port
             .dims
             .iter()
             .map(|d| d.at(size).expect("a batch dim is non-negative"))
             .collect();
-        if let Err(e) = kiln_kernels::shape::checked_numel(&shape, t.dtype.size_in_bytes()) {
-            return Err(plain(OnnxError::Invalid(format!(
-                "input {:?}: {e}",
-                v.name()
-            ))));
+        if let Err(e) = kiln_kernels::shape::checked_numel(&shape, port.dtype.size_in_bytes()) {
+            let e = OnnxError::Invalid(format!("input {:?}: {e}", port.name));
+            return Err(plain(e));
         }
-        values.insert(v.name().to_string(), b.arg(k, &shape, t.dtype));
-        inputs.push(Port {
-            name: v.name().to_string(),
-            dtype: t.dtype,
-            dims: t.dims,
-        });
+        values.insert(port.name.clone(), b.arg(k, &shape, port.dtype));
     }
     if !batch_args.is_empty() && fixed_batch.is_none() {
         b.trace_batch(TRACE_BATCH);
@@ -792,7 +761,7 @@ fn import(
             },
         })
         .collect();
-    Ok(Imported {
+    Ok(ImportedGraph {
         graph: dynamic.as_ref().map_or(graph, |d| d.graph().clone()),
         weights: weight_inputs,
         dynamic,

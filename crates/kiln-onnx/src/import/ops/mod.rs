@@ -121,31 +121,11 @@ pub(crate) fn one(v: Value) -> R<Vec<Value>> {
     Ok(vec![v])
 }
 
-/// The broadcast shape of two shapes (NumPy's rule).
+/// The broadcast shape of two shapes (NumPy's rule, the kernels' own).
 pub(crate) fn broadcast(a: &[usize], b: &[usize]) -> R<Vec<usize>> {
-    let r = a.len().max(b.len());
-    (0..r)
-        .map(|i| {
-            let da = if i + a.len() >= r {
-                a[i + a.len() - r]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= r {
-                b[i + b.len() - r]
-            } else {
-                1
-            };
-            match (da, db) {
-                (x, y) if x == y => Ok(x),
-                (1, y) => Ok(y),
-                (x, 1) => Ok(x),
-                _ => Err(format!(
-                    "shapes {a:?} and {b:?} cannot be broadcast together"
-                )),
-            }
-        })
-        .collect()
+    kiln_kernels::shape::broadcast_shapes(a, b)
+        .map(|s| s.to_vec())
+        .ok_or_else(|| format!("shapes {a:?} and {b:?} cannot be broadcast together"))
 }
 
 /// `x` padded along `dim` with `before` and `after` entries of `value` (a constant block on

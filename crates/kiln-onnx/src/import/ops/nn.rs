@@ -3,7 +3,7 @@
 
 use super::{axis, one, pad_dim, NodeIn, OpDef};
 use crate::import::builder::{known_f64s, Builder, Value, R};
-use kiln_kernels::ops::{Conv2dParams, Op, Pool2dParams, UnaryOp};
+use kiln_kernels::ops::{Conv2dParams, Dims, Op, Pool2dParams, UnaryOp};
 use kiln_kernels::storage::CpuStorage;
 use kiln_kernels::OwnedOperand;
 
@@ -562,34 +562,8 @@ fn instance_norm(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         return Err(format!("input of rank {}", x.rank()));
     }
     let eps = n.attrs.float_or("epsilon", 1e-5)? as f64;
-    let dims: kiln_kernels::ops::Dims = (2..x.rank()).collect();
-    let count = 1.0 / x.shape()[2..].iter().product::<usize>() as f64;
-    let sum = b.op(
-        Op::Sum {
-            dims: dims.clone(),
-            keepdim: true,
-        },
-        &[x],
-    )?;
-    let mean = b.scale(&sum, count)?;
-    let centered = b.binary(Op::Sub, x, &mean)?;
-    let sq = b.binary(Op::Mul, &centered, &centered)?;
-    let var = b.op(
-        Op::Sum {
-            dims,
-            keepdim: true,
-        },
-        &[&sq],
-    )?;
-    let var = b.unary(
-        &var,
-        UnaryOp::Affine {
-            mul: count,
-            add: eps,
-        },
-    )?;
-    let inv = b.unary(&var, UnaryOp::PowScalar(-0.5))?;
-    let y = b.binary(Op::Mul, &centered, &inv)?;
+    let m = moments(b, x, (2..x.rank()).collect(), eps)?;
+    let y = b.binary(Op::Mul, &m.centered, &m.inv_std)?;
     let s = per_channel(b, scale, x.rank())?;
     let t = per_channel(b, bias, x.rank())?;
     let y = b.binary(Op::Mul, &y, &s)?;
@@ -627,39 +601,49 @@ fn layer_norm(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     if n.outputs > 1 {
         // The saved statistics: the mean and 1/sqrt(var + eps), keeping the normalized dims
         // as size 1.
-        let (mean, inv) = moments(b, &x2, eps)?;
+        let m = moments(b, &x2, [x2.rank() - 1].into_iter().collect(), eps)?;
         let mut kept = x.shape()[..a].to_vec();
         kept.resize(x.rank(), 1);
-        outs.push(b.reshape(&mean, &kept)?);
-        outs.push(b.reshape(&inv, &kept)?);
+        outs.push(b.reshape(&m.mean, &kept)?);
+        outs.push(b.reshape(&m.inv_std, &kept)?);
     }
     Ok(outs)
 }
 
-/// The mean and 1/sqrt(biased var + eps) of `x` over its last dim (kept as size 1).
-fn moments(b: &mut Builder, x: &Value, eps: f64) -> R<(Value, Value)> {
-    let last: kiln_kernels::ops::Dims = [x.rank() - 1].into_iter().collect();
-    let k = 1.0 / x.shape()[x.rank() - 1] as f64;
-    let sum = b.op(
-        Op::Sum {
-            dims: last.clone(),
-            keepdim: true,
-        },
-        &[x],
-    )?;
-    let mean = b.scale(&sum, k)?;
+/// The statistics of `x` over `dims` (kept as size 1): what instance and layer norms
+/// compute.
+struct Moments {
+    mean: Value,
+    /// `x − mean`.
+    centered: Value,
+    /// `1 / sqrt(biased var + eps)`.
+    inv_std: Value,
+}
+
+fn moments(b: &mut Builder, x: &Value, dims: Dims, eps: f64) -> R<Moments> {
+    let k = 1.0 / dims.iter().map(|&d| x.shape()[d]).product::<usize>() as f64;
+    let sum = |b: &mut Builder, v: &Value| {
+        let dims = dims.clone();
+        b.op(
+            Op::Sum {
+                dims,
+                keepdim: true,
+            },
+            &[v],
+        )
+    };
+    let total = sum(b, x)?;
+    let mean = b.scale(&total, k)?;
     let centered = b.binary(Op::Sub, x, &mean)?;
     let sq = b.binary(Op::Mul, &centered, &centered)?;
-    let var = b.op(
-        Op::Sum {
-            dims: last,
-            keepdim: true,
-        },
-        &[&sq],
-    )?;
+    let var = sum(b, &sq)?;
     let var = b.unary(&var, UnaryOp::Affine { mul: k, add: eps })?;
-    let inv = b.unary(&var, UnaryOp::PowScalar(-0.5))?;
-    Ok((mean, inv))
+    let inv_std = b.unary(&var, UnaryOp::PowScalar(-0.5))?;
+    Ok(Moments {
+        mean,
+        centered,
+        inv_std,
+    })
 }
 
 fn rms_norm(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
@@ -670,7 +654,7 @@ fn rms_norm(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         return Err("stash_type other than 1 (float) is not supported".into());
     }
     // x / sqrt(mean(x²) + eps) · scale, the mean over dims axis…
-    let dims: kiln_kernels::ops::Dims = (a..x.rank()).collect();
+    let dims: Dims = (a..x.rank()).collect();
     let k = 1.0 / x.shape()[a..].iter().product::<usize>() as f64;
     let sq = b.binary(Op::Mul, x, x)?;
     let ms = b.op(
