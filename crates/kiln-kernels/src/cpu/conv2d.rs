@@ -132,31 +132,11 @@ impl<'a, T> Mat<'a, T> {
     }
 }
 
-/// `dst = a·b`, or `dst += a·b` when `accumulate`, on this thread: `a` is `m×k`, `b` is `k×n`,
-/// `dst` is `m×n` row-major with row stride `dst_rs`.
+/// `dst = a·b`, or `dst += a·b` when `accumulate`: `a` is `m×k`, `b` is `k×n`, `dst` is `m×n`
+/// row-major with row stride `dst_rs`; on this thread (`Parallelism::None`), or split across
+/// the pool's threads (one large sample).
 #[allow(clippy::too_many_arguments)]
 fn gemm<T: Num>(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [T],
-    dst_rs: usize,
-    accumulate: bool,
-    a: Mat<T>,
-    b: Mat<T>,
-) {
-    gemm_with(
-        (m, n, k),
-        dst,
-        dst_rs,
-        accumulate,
-        a,
-        b,
-        gemm::Parallelism::None,
-    )
-}
-
-/// [`gemm`], split across the pool's threads by `parallelism` (for one large sample).
-#[allow(clippy::too_many_arguments)]
-fn gemm_with<T: Num>(
     (m, n, k): (usize, usize, usize),
     dst: &mut [T],
     dst_rs: usize,
@@ -295,77 +275,63 @@ fn depthwise_split<T: Num>(x: &[T], w: &[T], out: &mut [T], win: &Window) {
 }
 
 fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry, dst: &mut Dst) -> Vec<T> {
-    let (og, kg, l) = (g.og, g.kg, g.l);
     let mut out = output::<T>(g.n * g.out_len(), dst);
-    let depthwise = g.groups == g.win.c && og == 1 && g.groups > 1;
     if g.split_inside() && g.grid_nonempty() {
         // Batch 1: the pool splits the sample's work instead of its (one) sample.
-        forward_one_split(x, w, bias, g, &mut out, depthwise);
+        forward_one(x, w, bias, g, &mut out, &mut Vec::new(), true);
         return out;
     }
     per_sample(&mut out, g.out_len(), g.parallel(), |i, out_n, scratch| {
         let x_n = &x[i * g.in_len()..(i + 1) * g.in_len()];
-        if depthwise {
-            depthwise_one(x_n, w, out_n, &g.win);
-            if let Some(b) = bias {
-                for (row, &bv) in out_n.chunks_exact_mut(l.max(1)).zip(b) {
-                    row.iter_mut().for_each(|v| *v = v.add(bv));
-                }
-            }
-            return;
-        }
-        let cols = g.columns(x_n, scratch);
-        for gi in 0..g.groups {
-            // out_g [og, L] = W_g [og, kg] · cols_g [kg, L]
-            gemm(
-                (og, l, kg),
-                &mut out_n[gi * og * l..],
-                l,
-                false,
-                Mat::new(&w[gi * og * kg..], kg, 1),
-                Mat::new(&cols[gi * kg * l..], l, 1),
-            );
-        }
-        if let Some(b) = bias {
-            // Added while the sample's output is still in cache.
-            for (row, &bv) in out_n.chunks_exact_mut(l.max(1)).zip(b) {
-                row.iter_mut().for_each(|v| *v = v.add(bv));
-            }
-        }
+        forward_one(x_n, w, bias, g, out_n, scratch, false);
     });
     out
 }
 
-/// One sample's convolution with its work split across the pool: each group's product by
-/// the gemm's own threads, or a depthwise convolution's channels.
-fn forward_one_split<T: Num>(
+/// One sample's convolution: a depthwise one directly, else each group's product; with
+/// `split`, across the pool (a depthwise convolution's channels, or the gemm's own threads).
+/// The bias is added while the sample's output is still in cache.
+fn forward_one<T: Num>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
     g: &Geometry,
     out: &mut [T],
-    depthwise: bool,
+    scratch: &mut Vec<T>,
+    split: bool,
 ) {
     let (og, kg, l) = (g.og, g.kg, g.l);
-    if depthwise {
-        depthwise_split(x, w, out, &g.win);
-    } else {
-        let mut scratch = Vec::new();
-        let cols = g.columns(x, &mut scratch);
-        let nt = threads::num_threads();
-        threads::install(|| {
-            for gi in 0..g.groups {
-                gemm_with(
-                    (og, l, kg),
-                    &mut out[gi * og * l..],
-                    l,
-                    false,
-                    Mat::new(&w[gi * og * kg..], kg, 1),
-                    Mat::new(&cols[gi * kg * l..], l, 1),
-                    gemm::Parallelism::Rayon(nt),
-                );
+    let depthwise = g.groups == g.win.c && og == 1 && g.groups > 1;
+    match (depthwise, split) {
+        (true, true) => depthwise_split(x, w, out, &g.win),
+        (true, false) => depthwise_one(x, w, out, &g.win),
+        (false, _) => {
+            let cols = g.columns(x, scratch);
+            let parallelism = if split {
+                gemm::Parallelism::Rayon(threads::num_threads())
+            } else {
+                gemm::Parallelism::None
+            };
+            let products = |out: &mut [T]| {
+                for gi in 0..g.groups {
+                    // out_g [og, L] = W_g [og, kg] · cols_g [kg, L]
+                    gemm(
+                        (og, l, kg),
+                        &mut out[gi * og * l..],
+                        l,
+                        false,
+                        Mat::new(&w[gi * og * kg..], kg, 1),
+                        Mat::new(&cols[gi * kg * l..], l, 1),
+                        parallelism,
+                    );
+                }
+            };
+            if split {
+                threads::install(|| products(out));
+            } else {
+                products(out);
             }
-        });
+        }
     }
     if let Some(b) = bias {
         for (row, &bv) in out.chunks_exact_mut(l.max(1)).zip(b) {
@@ -389,6 +355,7 @@ fn input_grad<T: Num>(gy: &[T], w: &[T], g: &Geometry) -> Vec<T> {
                     false,
                     Mat::new(&w[gi * og * kg..], 1, kg),
                     Mat::new(&gy_n[gi * og * l..], l, 1),
+                    gemm::Parallelism::None,
                 );
             }
         };
@@ -427,6 +394,7 @@ fn weight_grad<T: Num>(x: &[T], gy: &[T], g: &Geometry) -> Vec<T> {
                     j > 0,
                     Mat::new(&cols[gi * kg * l..], l, 1),
                     Mat::new(&gy_i[gi * og * l..], 1, l),
+                    gemm::Parallelism::None,
                 );
             }
         }
