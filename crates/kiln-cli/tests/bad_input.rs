@@ -562,7 +562,50 @@ fn export_and_serve_refuse_bad_sources_and_flags() {
         "no ONNX file written on failure"
     );
 
+    // External data is written for ONNX only; a failed ONNX export writes no data file.
+    assert_refused(
+        &[
+            "export",
+            garbage.to_str().unwrap(),
+            "--external-data",
+            "--out",
+            out,
+        ],
+        "--external-data is for --format onnx",
+    );
+    let args = [
+        "export",
+        bad_graph.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "--external-data",
+        "--out",
+        onnx,
+    ];
+    assert_refused(&args, "model.kgraph");
+    assert!(!d.join("m.onnx.data").exists(), "no data file on failure");
+
     assert_refused(&["serve"], "give a run directory");
+    // An ONNX file served directly: missing, not a file, or not a model (refused before
+    // serving, as one model served directly must load).
+    assert_refused(
+        &["serve", d.join("nosuch.onnx").to_str().unwrap()],
+        "nosuch.onnx",
+    );
+    std::fs::create_dir_all(d.join("dir.onnx")).unwrap();
+    assert_refused(
+        &["serve", d.join("dir.onnx").to_str().unwrap()],
+        "is not a file",
+    );
+    let broken = write(d, "broken.onnx", "not a protobuf model");
+    let args = [
+        "serve",
+        broken.to_str().unwrap(),
+        "--http-port",
+        "0",
+        "--no-grpc",
+    ];
+    assert_refused(&args, "not an ONNX model");
     let repo = d.join("no-repo");
     // (`-1` is refused by the argument parser as a flag; the others by the range check.)
     for (bad, what) in [

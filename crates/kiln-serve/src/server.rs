@@ -20,6 +20,9 @@ pub struct ServeOptions {
     /// How `model.onnx` versions are imported (the `kiln` command passes Kiln's graph
     /// passes as `optimize`).
     pub import: kiln_onnx::ImportOptions,
+    /// Refuse to start when a model or version of the repository fails its first load (as
+    /// Triton's `--exit-on-error`); else it is reported unavailable and the rest serve.
+    pub exit_on_error: bool,
 }
 
 /// The addresses a running server listens on (port 0 in the options: the one picked).
@@ -47,7 +50,15 @@ pub fn serve_until(
         &options.repository,
         options.import.clone(),
     )?);
-    for u in registry.unavailable() {
+    let unavailable = registry.unavailable();
+    if options.exit_on_error && !unavailable.is_empty() {
+        let reasons: Vec<String> = unavailable
+            .iter()
+            .map(|u| format!("{}: {}", u.model, u.reason))
+            .collect();
+        return Err(reasons.join("; "));
+    }
+    for u in unavailable {
         eprintln!("kiln serve: {} unavailable: {}", u.model, u.reason);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

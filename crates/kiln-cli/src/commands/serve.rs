@@ -93,6 +93,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             )),
             ..Default::default()
         },
+        // One model served directly (a run or a file) must load; a repository serves what does.
+        exit_on_error: args.model_repository.is_none(),
     };
     serve(&options, |bound| {
         let http = bound.http;

@@ -54,34 +54,32 @@ pub fn mlp() -> Sequential {
         .append(Linear::new(16, 3))
 }
 
-/// Saves `model`'s graph, for inputs of `features` columns and any batch size.
-pub fn save_graph(model: &Sequential, features: usize, path: &Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let graph = no_grad(|| {
+/// `model`'s forward pass compiled with a symbolic batch, for inputs of `features` columns.
+fn dynamic_graph(model: &Sequential, features: usize) -> artifact::DynamicGraph {
+    no_grad(|| {
         compile(|x: &[Tensor]| vec![model.forward(&x[0])])
             .dynamic_batch()
             .dynamic_graph(&[Tensor::zeros([1, features], DType::F32)])
             .expect("a graph with a symbolic batch")
-    });
-    artifact::save_dynamic(&graph, path).unwrap();
+    })
+}
+
+/// Saves `model`'s graph, for inputs of `features` columns and any batch size.
+pub fn save_graph(model: &Sequential, features: usize, path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    artifact::save_dynamic(&dynamic_graph(model, features), path).unwrap();
 }
 
 /// Saves `model`'s graph as an ONNX file with a symbolic batch, its input named `features`
 /// and its output `scores`.
 pub fn save_onnx(model: &Sequential, features: usize, path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let graph = no_grad(|| {
-        compile(|x: &[Tensor]| vec![model.forward(&x[0])])
-            .dynamic_batch()
-            .dynamic_graph(&[Tensor::zeros([1, features], DType::F32)])
-            .expect("a graph with a symbolic batch")
-    });
     let options = kiln_onnx::ExportOptions {
         input_names: vec!["features".into()],
         output_names: vec!["scores".into()],
         ..Default::default()
     };
-    let onnx = kiln_onnx::export_dynamic(&graph, &options).unwrap();
+    let onnx = kiln_onnx::export_dynamic(&dynamic_graph(model, features), &options).unwrap();
     kiln_onnx::save(&onnx, path).unwrap();
 }
 
@@ -118,6 +116,7 @@ fn start_from(model: Sequential, config: &str, write: impl FnOnce(&Sequential, &
             optimize: Some(kiln::onnx::optimize()),
             ..Default::default()
         },
+        exit_on_error: false,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (tx, rx) = std::sync::mpsc::channel();
