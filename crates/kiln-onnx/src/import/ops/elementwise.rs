@@ -7,15 +7,6 @@ use kiln_kernels::ops::{CmpOp, Op, UnaryOp};
 use kiln_kernels::storage::CpuStorage;
 use kiln_kernels::{DType, OwnedOperand};
 
-macro_rules! def {
-    ($name:literal, $f:expr) => {
-        def!($name, $f, [])
-    };
-    ($name:literal, $f:expr, [$($a:literal),*]) => {
-        OpDef { name: $name, attrs: &[$($a),*], import: $f }
-    };
-}
-
 pub(super) const OPS: &[OpDef] = &[
     def!("Add", |b, n| binary(b, n, Op::Add)),
     def!("Sub", |b, n| binary(b, n, Op::Sub)),

@@ -7,19 +7,19 @@ use kiln_kernels::ops::{CmpOp, Dims, Op};
 use kiln_kernels::DType;
 
 pub(super) const OPS: &[OpDef] = &[
-    OpDef {
-        name: "NegativeLogLikelihoodLoss",
-        attrs: &["reduction", "ignore_index"],
-        import: |b, n| {
+    def!(
+        "NegativeLogLikelihoodLoss",
+        |b, n| {
             let loss = nll(b, n, n.input(0)?)?;
             Ok(vec![loss])
         },
-    },
-    OpDef {
-        name: "SoftmaxCrossEntropyLoss",
-        attrs: &["reduction", "ignore_index"],
-        import: softmax_cross_entropy,
-    },
+        ["reduction", "ignore_index"]
+    ),
+    def!(
+        "SoftmaxCrossEntropyLoss",
+        softmax_cross_entropy,
+        ["reduction", "ignore_index"]
+    ),
 ];
 
 fn softmax_cross_entropy(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {

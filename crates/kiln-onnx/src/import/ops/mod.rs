@@ -3,6 +3,20 @@
 //! other attribute on a node is refused, so an attribute the importer does not know can never
 //! change a result silently.
 
+/// One table entry: `def!("Op", import_fn)`, with the attributes it reads as a list
+/// (`[..]`) or a shared constant.
+macro_rules! def {
+    ($name:literal, $f:expr) => {
+        def!($name, $f, [])
+    };
+    ($name:literal, $f:expr, [$($a:literal),*]) => {
+        OpDef { name: $name, attrs: &[$($a),*], import: $f }
+    };
+    ($name:literal, $f:expr, $attrs:ident) => {
+        OpDef { name: $name, attrs: $attrs, import: $f }
+    };
+}
+
 mod elementwise;
 mod loss;
 mod nn;

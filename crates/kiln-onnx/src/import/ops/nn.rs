@@ -8,21 +8,22 @@ use kiln_kernels::storage::CpuStorage;
 use kiln_kernels::OwnedOperand;
 
 pub(super) const OPS: &[OpDef] = &[
-    OpDef {
-        name: "Conv",
-        attrs: &[
+    def!(
+        "Conv",
+        conv,
+        [
             "auto_pad",
             "kernel_shape",
             "pads",
             "strides",
             "dilations",
-            "group",
-        ],
-        import: conv,
-    },
-    OpDef {
-        name: "ConvTranspose",
-        attrs: &[
+            "group"
+        ]
+    ),
+    def!(
+        "ConvTranspose",
+        conv_transpose,
+        [
             "auto_pad",
             "kernel_shape",
             "pads",
@@ -30,91 +31,58 @@ pub(super) const OPS: &[OpDef] = &[
             "dilations",
             "group",
             "output_padding",
-            "output_shape",
-        ],
-        import: conv_transpose,
-    },
-    OpDef {
-        name: "MaxPool",
-        attrs: &[
+            "output_shape"
+        ]
+    ),
+    def!(
+        "MaxPool",
+        max_pool,
+        [
             "auto_pad",
             "kernel_shape",
             "pads",
             "strides",
             "dilations",
             "ceil_mode",
-            "storage_order",
-        ],
-        import: max_pool,
-    },
-    OpDef {
-        name: "AveragePool",
-        attrs: &[
+            "storage_order"
+        ]
+    ),
+    def!(
+        "AveragePool",
+        average_pool,
+        [
             "auto_pad",
             "kernel_shape",
             "pads",
             "strides",
             "dilations",
             "ceil_mode",
-            "count_include_pad",
-        ],
-        import: average_pool,
-    },
-    OpDef {
-        name: "GlobalAveragePool",
-        attrs: &[],
-        import: |b, n| global_pool(b, n, false),
-    },
-    OpDef {
-        name: "GlobalMaxPool",
-        attrs: &[],
-        import: |b, n| global_pool(b, n, true),
-    },
-    OpDef {
-        name: "BatchNormalization",
-        attrs: &["epsilon", "momentum", "training_mode", "spatial", "is_test"],
-        import: batch_norm,
-    },
-    OpDef {
-        name: "InstanceNormalization",
-        attrs: &["epsilon"],
-        import: instance_norm,
-    },
-    OpDef {
-        name: "LayerNormalization",
-        attrs: &["axis", "epsilon", "stash_type"],
-        import: layer_norm,
-    },
-    OpDef {
-        name: "RMSNormalization",
-        attrs: &["axis", "epsilon", "stash_type"],
-        import: rms_norm,
-    },
-    OpDef {
-        name: "Gemm",
-        attrs: &["alpha", "beta", "transA", "transB"],
-        import: gemm,
-    },
-    OpDef {
-        name: "MatMul",
-        attrs: &[],
-        import: matmul,
-    },
-    OpDef {
-        name: "Softmax",
-        attrs: &["axis"],
-        import: |b, n| softmax(b, n, false),
-    },
-    OpDef {
-        name: "LogSoftmax",
-        attrs: &["axis"],
-        import: |b, n| softmax(b, n, true),
-    },
-    OpDef {
-        name: "Dropout",
-        attrs: &["ratio", "seed", "is_test"],
-        import: dropout,
-    },
+            "count_include_pad"
+        ]
+    ),
+    def!("GlobalAveragePool", |b, n| global_pool(b, n, false)),
+    def!("GlobalMaxPool", |b, n| global_pool(b, n, true)),
+    def!(
+        "BatchNormalization",
+        batch_norm,
+        ["epsilon", "momentum", "training_mode", "spatial", "is_test"]
+    ),
+    def!("InstanceNormalization", instance_norm, ["epsilon"]),
+    def!(
+        "LayerNormalization",
+        layer_norm,
+        ["axis", "epsilon", "stash_type"]
+    ),
+    def!(
+        "RMSNormalization",
+        rms_norm,
+        ["axis", "epsilon", "stash_type"]
+    ),
+    def!("Gemm", gemm, ["alpha", "beta", "transA", "transB"]),
+    def!("MatMul", matmul),
+    def!("Softmax", |b, n| softmax(b, n, false), ["axis"]),
+    def!("LogSoftmax", |b, n| softmax(b, n, true), ["axis"]),
+    def!("Dropout", dropout, ["ratio", "seed", "is_test"]),
 ];
 
 /// The geometry of a window op over `spatial` dims: per dim, kernel, stride, dilation and the

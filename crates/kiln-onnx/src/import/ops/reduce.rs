@@ -8,66 +8,34 @@ use kiln_kernels::ops::{Dims, Op, UnaryOp};
 const AXES: &[&str] = &["axes", "keepdims", "noop_with_empty_axes"];
 
 pub(super) const OPS: &[OpDef] = &[
-    OpDef {
-        name: "ReduceSum",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::Sum),
-    },
-    OpDef {
-        name: "ReduceMean",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::Mean),
-    },
-    OpDef {
-        name: "ReduceMax",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::Max),
-    },
-    OpDef {
-        name: "ReduceMin",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::Min),
-    },
-    OpDef {
-        name: "ReduceProd",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::Prod),
-    },
-    OpDef {
-        name: "ReduceL1",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::L1),
-    },
-    OpDef {
-        name: "ReduceL2",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::L2),
-    },
-    OpDef {
-        name: "ReduceSumSquare",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::SumSquare),
-    },
-    OpDef {
-        name: "ReduceLogSum",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::LogSum),
-    },
-    OpDef {
-        name: "ReduceLogSumExp",
-        attrs: AXES,
-        import: |b, n| reduce(b, n, Kind::LogSumExp),
-    },
-    OpDef {
-        name: "ArgMax",
-        attrs: &["axis", "keepdims", "select_last_index"],
-        import: |b, n| arg(b, n, true),
-    },
-    OpDef {
-        name: "ArgMin",
-        attrs: &["axis", "keepdims", "select_last_index"],
-        import: |b, n| arg(b, n, false),
-    },
+    def!("ReduceSum", |b, n| reduce(b, n, Kind::Sum), AXES),
+    def!("ReduceMean", |b, n| reduce(b, n, Kind::Mean), AXES),
+    def!("ReduceMax", |b, n| reduce(b, n, Kind::Max), AXES),
+    def!("ReduceMin", |b, n| reduce(b, n, Kind::Min), AXES),
+    def!("ReduceProd", |b, n| reduce(b, n, Kind::Prod), AXES),
+    def!("ReduceL1", |b, n| reduce(b, n, Kind::L1), AXES),
+    def!("ReduceL2", |b, n| reduce(b, n, Kind::L2), AXES),
+    def!(
+        "ReduceSumSquare",
+        |b, n| reduce(b, n, Kind::SumSquare),
+        AXES
+    ),
+    def!("ReduceLogSum", |b, n| reduce(b, n, Kind::LogSum), AXES),
+    def!(
+        "ReduceLogSumExp",
+        |b, n| reduce(b, n, Kind::LogSumExp),
+        AXES
+    ),
+    def!(
+        "ArgMax",
+        |b, n| arg(b, n, true),
+        ["axis", "keepdims", "select_last_index"]
+    ),
+    def!(
+        "ArgMin",
+        |b, n| arg(b, n, false),
+        ["axis", "keepdims", "select_last_index"]
+    ),
 ];
 
 #[derive(Clone, Copy, PartialEq)]

@@ -10,127 +10,43 @@ use kiln_kernels::storage::CpuStorage;
 use kiln_kernels::{DType, OwnedOperand};
 
 pub(super) const OPS: &[OpDef] = &[
-    OpDef {
-        name: "Identity",
-        attrs: &[],
-        import: |_, n| one(n.input(0)?.clone()),
-    },
-    OpDef {
-        name: "Reshape",
-        attrs: &["allowzero"],
-        import: reshape,
-    },
-    OpDef {
-        name: "Flatten",
-        attrs: &["axis"],
-        import: flatten,
-    },
-    OpDef {
-        name: "Transpose",
-        attrs: &["perm"],
-        import: transpose,
-    },
-    OpDef {
-        name: "Squeeze",
-        attrs: &["axes"],
-        import: squeeze,
-    },
-    OpDef {
-        name: "Unsqueeze",
-        attrs: &["axes"],
-        import: unsqueeze,
-    },
-    OpDef {
-        name: "Concat",
-        attrs: &["axis"],
-        import: concat,
-    },
-    OpDef {
-        name: "Split",
-        attrs: &["axis", "split", "num_outputs"],
-        import: split,
-    },
-    OpDef {
-        name: "Slice",
-        attrs: &["starts", "ends", "axes"],
-        import: slice,
-    },
-    OpDef {
-        name: "Gather",
-        attrs: &["axis"],
-        import: gather,
-    },
-    OpDef {
-        name: "GatherElements",
-        attrs: &["axis"],
-        import: gather_elements,
-    },
-    OpDef {
-        name: "GatherND",
-        attrs: &["batch_dims"],
-        import: gather_nd,
-    },
-    OpDef {
-        name: "Shape",
-        attrs: &["start", "end"],
-        import: shape,
-    },
-    OpDef {
-        name: "Size",
-        attrs: &[],
-        import: size,
-    },
-    OpDef {
-        name: "Expand",
-        attrs: &[],
-        import: expand,
-    },
-    OpDef {
-        name: "Tile",
-        attrs: &[],
-        import: tile,
-    },
-    OpDef {
-        name: "Pad",
-        attrs: &["mode", "pads", "value"],
-        import: pad,
-    },
-    OpDef {
-        name: "Trilu",
-        attrs: &["upper"],
-        import: trilu,
-    },
-    OpDef {
-        name: "Constant",
-        attrs: &[
+    def!("Identity", |_, n| one(n.input(0)?.clone())),
+    def!("Reshape", reshape, ["allowzero"]),
+    def!("Flatten", flatten, ["axis"]),
+    def!("Transpose", transpose, ["perm"]),
+    def!("Squeeze", squeeze, ["axes"]),
+    def!("Unsqueeze", unsqueeze, ["axes"]),
+    def!("Concat", concat, ["axis"]),
+    def!("Split", split, ["axis", "split", "num_outputs"]),
+    def!("Slice", slice, ["starts", "ends", "axes"]),
+    def!("Gather", gather, ["axis"]),
+    def!("GatherElements", gather_elements, ["axis"]),
+    def!("GatherND", gather_nd, ["batch_dims"]),
+    def!("Shape", shape, ["start", "end"]),
+    def!("Size", size),
+    def!("Expand", expand),
+    def!("Tile", tile),
+    def!("Pad", pad, ["mode", "pads", "value"]),
+    def!("Trilu", trilu, ["upper"]),
+    def!(
+        "Constant",
+        constant,
+        [
             "value",
             "value_float",
             "value_floats",
             "value_int",
-            "value_ints",
-        ],
-        import: constant,
-    },
-    OpDef {
-        name: "ConstantOfShape",
-        attrs: &["value"],
-        import: constant_of_shape,
-    },
-    OpDef {
-        name: "Range",
-        attrs: &[],
-        import: range,
-    },
-    OpDef {
-        name: "Cast",
-        attrs: &["to", "saturate"],
-        import: cast,
-    },
-    OpDef {
-        name: "CastLike",
-        attrs: &["saturate"],
-        import: |b, n| one(b.cast(n.input(0)?, n.input(1)?.dtype())?),
-    },
+            "value_ints"
+        ]
+    ),
+    def!("ConstantOfShape", constant_of_shape, ["value"]),
+    def!("Range", range),
+    def!("Cast", cast, ["to", "saturate"]),
+    def!(
+        "CastLike",
+        |b, n| one(b.cast(n.input(0)?, n.input(1)?.dtype())?),
+        ["saturate"]
+    ),
 ];
 
 /// Non-negative sizes from integers.
