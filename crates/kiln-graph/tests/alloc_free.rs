@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Counts allocations while `COUNTING` is on: Kiln's own, and those made inside the `gemm`
-/// crate (which allocates its packing buffers at every call, outside Kiln's control).
+/// crate (which allocates its packing buffers at every call, outside Kiln's control) or by
+/// rayon when a call is handed to the pool (it boxes each spawned job).
 struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -37,7 +38,7 @@ fn count() {
     if !COUNTING.load(Ordering::Relaxed) {
         return;
     }
-    if kiln_core::cpu::gemm_calls_in_flight() > 0 {
+    if kiln_core::cpu::gemm_calls_in_flight() > 0 || kiln_core::cpu::threads::spawning_now() {
         IN_GEMM.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -115,7 +116,7 @@ fn check<M: Module>(
         FIRST.lock().unwrap().take().unwrap_or_default()
     );
     eprintln!(
-        "calls 2-6: {ours} allocations by Kiln, {} inside the gemm crate",
+        "calls 2-6: {ours} allocations by Kiln, {} inside the gemm crate or rayon's spawn",
         IN_GEMM.load(Ordering::Relaxed)
     );
     for (p, q) in compiled.parameters().iter().zip(eager.parameters()) {

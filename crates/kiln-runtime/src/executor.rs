@@ -70,7 +70,7 @@ pub struct Executable {
     grad_copy: Vec<bool>,
     /// Whether the schedule runs on a pool thread. With a kernel writing a value large
     /// enough to split across threads, yes: each parallel loop then starts with a cheap
-    /// in-pool fork instead of a hand-off from outside the pool (~14 µs, a dozen times per
+    /// in-pool fork instead of a hand-off from outside the pool (~3 µs, a dozen times per
     /// train step). So does a graph with a batch-1 product over a large weight, which the
     /// matmul kernel splits across the pool's cores only from inside it. A graph of small
     /// values and small products stays on the caller's thread and pays no hand-off at all.

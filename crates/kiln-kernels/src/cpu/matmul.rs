@@ -4,6 +4,7 @@
 
 use super::dst::Dst;
 use super::scratch::set_len_for_overwrite;
+use super::skinny;
 use super::strided::for_each_run;
 use super::threads;
 use super::transpose::{transpose_into, transpose_par};
@@ -60,8 +61,10 @@ const SPLIT_WEIGHT: usize = 1 << 16;
 /// Whether an `m×k @ k×n` product (one pair, no operand copies) is split across the pool's
 /// threads when it runs on one of them: a graph executor enters the pool for such a product.
 pub fn splits_inside_pool(m: usize, k: usize, n: usize) -> bool {
-    // (Rows with a long inner dim go through operand copies instead: see [`nt_copy`].)
-    let copies = m > 1 && k >= NT_COPY_K;
+    // (Rows with a long inner dim go through operand copies instead, see [`nt_copy`], unless
+    // they are few enough for the skinny kernels, which read the operands in place.)
+    let skinny = m <= skinny::MAX_ROWS && skinny::available();
+    let copies = m > 1 && k >= NT_COPY_K && !skinny;
     2 * m * n * k < PARALLEL_FLOPS && k * n >= SPLIT_WEIGHT && n >= 64 && !copies
 }
 
@@ -150,9 +153,11 @@ enum NtCopy {
     AandC,
 }
 
-fn nt_copy(g: &Geometry) -> NtCopy {
+fn nt_copy(g: &Geometry, dtype: DType) -> NtCopy {
     let (m, n, k) = (g.m, g.n, g.k);
-    if !(g.a_cs == 1 && g.b_rs == 1 && k >= NT_COPY_K && n > 1 && m > 1) {
+    if !(g.a_cs == 1 && g.b_rs == 1 && k >= NT_COPY_K && n > 1 && m > 1)
+        || skinny_form(g, dtype).is_some()
+    {
         return NtCopy::None;
     }
     let shared = g.pairs.iter().all(|p| p.1 == g.pairs[0].1);
@@ -166,7 +171,7 @@ fn nt_copy(g: &Geometry) -> NtCopy {
 
 fn gemm_typed<T: Num>(a: &[T], b: &[T], g: &Geometry, bias: Option<&[T]>, dst: &mut Dst) -> Vec<T> {
     let (m, n) = (g.m, g.n);
-    let copy = nt_copy(g);
+    let copy = nt_copy(g, T::DTYPE);
     let mut out = match bias {
         // Every row starts as the bias; the product accumulates onto it. (A product written
         // to scratch first starts from the bias there instead.)
@@ -207,6 +212,14 @@ fn gemm_into<T: Num>(
         (false, T::zero())
     };
     let flops = 2 * m * n * k;
+    if let Some(form) = skinny_form(g, T::DTYPE) {
+        // SAFETY: `skinny_form` found f32 operands with the strides `skinny` reads.
+        let cast =
+            |x: &[T]| unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len()) };
+        let out =
+            unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<f32>(), out.len()) };
+        return skinny_products(form, cast(a), cast(b), g, out, read_dst);
+    }
     // A right operand shared by the whole batch (a broadcast weight) is copied once up front.
     if copy == (NtCopy::B { shared: true }) {
         set_len_for_overwrite(bt, k * n);
@@ -329,6 +342,73 @@ fn gemm_into<T: Num>(
         });
     }
 }
+
+/// The skinny kernels' form for `g`'s products when they are f32 and fit them.
+fn skinny_form(g: &Geometry, dtype: DType) -> Option<skinny::Form> {
+    if dtype != DType::F32 {
+        return None;
+    }
+    skinny::form(g.m, g.k, g.a_cs, g.b_rs, g.b_cs)
+}
+
+/// `g`'s products by the skinny kernels into `out` (added onto it with `accumulate`): each
+/// pair's columns split across the pool where [`gemm_into`] would have split the product.
+fn skinny_products(
+    form: skinny::Form,
+    a: &[f32],
+    b: &[f32],
+    g: &Geometry,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    let nt = threads::num_threads();
+    let flops = 2 * m * n * k;
+    let split = nt > 1
+        && n >= 64
+        && ((threads::on_pool() && k * n >= SPLIT_WEIGHT) || flops >= PARALLEL_FLOPS);
+    let base = SendPtr(out.as_mut_ptr());
+    for (i, &(oa, ob)) in g.pairs.iter().enumerate() {
+        let product = skinny::Product {
+            m,
+            k,
+            a: a[oa..].as_ptr(),
+            a_rs: g.a_rs,
+            b: b[ob..].as_ptr(),
+            b_stride: if form == skinny::Form::Nt {
+                g.b_cs
+            } else {
+                g.b_rs
+            },
+            c: base.at(i * m * n),
+            c_rs: n as isize,
+            accumulate,
+        };
+        if !split {
+            // SAFETY: the geometry's offsets and strides were validated against the storages;
+            // entry i's m×n block of `out` is this product's alone.
+            unsafe { skinny::run(form, &product, 0..n) };
+            continue;
+        }
+        // Column blocks, one per thread, each a multiple of 16 wide: each thread keeps its part
+        // of the weight in its own cache.
+        let width = n.div_ceil(nt).next_multiple_of(16);
+        let product = SendProduct(product);
+        threads::install(|| {
+            (0..n.div_ceil(width)).into_par_iter().for_each(|p| {
+                let cols = p * width..((p + 1) * width).min(n);
+                // SAFETY: as above; the blocks write disjoint columns.
+                unsafe { skinny::run(form, &{ product }.0, cols) }
+            })
+        });
+    }
+}
+
+/// A [`skinny::Product`] handed to the pool's threads, which write disjoint columns of it.
+#[derive(Clone, Copy)]
+struct SendProduct(skinny::Product);
+unsafe impl Send for SendProduct {}
+unsafe impl Sync for SendProduct {}
 
 /// A matrix operand for [`gemm_call`]: its first element, row stride and column stride.
 type Strided<T> = (*const T, isize, isize);
@@ -519,7 +599,7 @@ fn gelu_backward_of_product(a: Operand<'_>, b: Operand<'_>, x: &mut [f32]) {
                 ..full
             };
             let product = &mut block[..len * n];
-            gemm_into(av, bv, &g, nt_copy(&g), product, bt, None);
+            gemm_into(av, bv, &g, nt_copy(&g, DType::F32), product, bt, None);
             let product = &*product;
             threads::for_each_chunk(
                 &mut x[r0 * n..(r0 + len) * n],
@@ -562,7 +642,15 @@ fn gelu_rhs_product(a: Operand<'_>, x: Operand<'_>, out: &mut [f32]) {
                     accumulate: true,
                     ..full
                 };
-                gemm_into(av, &block[..len * n], &g, nt_copy(&g), out, bt, None);
+                gemm_into(
+                    av,
+                    &block[..len * n],
+                    &g,
+                    nt_copy(&g, DType::F32),
+                    out,
+                    bt,
+                    None,
+                );
             }
         })
     })
@@ -650,6 +738,11 @@ mod tests {
 
     /// `gemm_typed` against the naive triple loop for `T`, on layouts given as tensors.
     fn check<T: Num + Into<f64>>(a: &V, b: &V, tol: f64) {
+        check_with_bias::<T>(a, b, None, tol)
+    }
+
+    /// `a @ b (+ bias)` by the kernels against the naive product.
+    fn check_with_bias<T: Num + Into<f64>>(a: &V, b: &V, bias: Option<&V>, tol: f64) {
         let (a, b) = (a.operand(), b.operand());
         let (ra, rb) = (a.rank(), b.rank());
         let batch: Vec<usize> = if ra > rb {
@@ -662,8 +755,9 @@ mod tests {
         let g = geometry(a.layout(), b.layout(), &shape);
         let (ga, gb) = (a.storage().read(), b.storage().read());
         let (sa, sb) = (T::slice(&ga).unwrap(), T::slice(&gb).unwrap());
-        let fast = gemm_typed(sa, sb, &g, None, &mut Dst::fresh());
-        let slow = naive(sa, sb, &g, None, &mut Dst::fresh());
+        let bias = bias.map(|v| v.to_vec::<T>());
+        let fast = gemm_typed(sa, sb, &g, bias.as_deref(), &mut Dst::fresh());
+        let slow = naive(sa, sb, &g, bias.as_deref(), &mut Dst::fresh());
         assert_eq!(fast.len(), slow.len());
         for (i, (&x, &y)) in fast.iter().zip(&slow).enumerate() {
             let (x, y): (f64, f64) = (x.into(), y.into());
@@ -768,9 +862,44 @@ mod tests {
             !splits_inside_pool(128, 784, 512),
             "large products take the usual paths"
         );
-        assert!(
-            !splits_inside_pool(8, 784, 512),
-            "rows with a long inner dim are copied"
+        assert_eq!(
+            splits_inside_pool(4, 784, 512),
+            skinny::available(),
+            "rows with a long inner dim are copied, unless few enough for the skinny kernels"
         );
+        assert!(
+            !splits_inside_pool(5, 784, 1024),
+            "enough flops to split anywhere"
+        );
+    }
+
+    #[test]
+    fn skinny_products_match_the_naive_product() {
+        // Every row count the skinny kernels take (and 9, which they leave to `gemm`), both
+        // forms of the right operand, depths and widths that leave partial vectors and
+        // blocks, with and without a bias, one pair and a batch, off the pool and on it
+        // (where wide products split into column blocks).
+        for m in 1..=9 {
+            for k in [1, 7, 16, 33, 784] {
+                for n in [1, 5, 16, 47, 130, 300] {
+                    for transposed in [false, true] {
+                        let a = V::randn([m, k], DType::F32);
+                        let b = if transposed {
+                            V::randn([n, k], DType::F32).t()
+                        } else {
+                            V::randn([k, n], DType::F32)
+                        };
+                        let bias = V::randn([n], DType::F32);
+                        check::<f32>(&a, &b, 1e-4);
+                        check_with_bias::<f32>(&a, &b, Some(&bias), 1e-4);
+                        threads::install(|| check_with_bias::<f32>(&a, &b, Some(&bias), 1e-4));
+                    }
+                }
+            }
+            let a = V::randn([3, m, 40], DType::F32);
+            check::<f32>(&a, &V::randn([40, 70], DType::F32), 1e-4);
+            check::<f32>(&a, &V::randn([3, 40, 70], DType::F32), 1e-4);
+            check::<f32>(&a, &V::randn([3, 70, 40], DType::F32).t(), 1e-4);
+        }
     }
 }

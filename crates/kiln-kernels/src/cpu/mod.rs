@@ -12,6 +12,7 @@ mod conv2d;
 mod copy;
 mod dst;
 mod fused;
+mod handoff;
 pub use fused::fused_into;
 pub mod fused_optim;
 mod index;
@@ -23,6 +24,7 @@ mod random;
 mod reduce;
 mod scratch;
 mod simd;
+mod skinny;
 mod softmax;
 pub mod strided;
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Kiln's compute thread pool. Ops stay on the calling thread below a grain size: a hand-off
-//! to the pool costs ~14 µs here, far more than a small op.
+//! to the pool costs a few µs (see [`super::handoff`]), far more than a small op.
 
 use parking_lot::RwLock;
 use rayon::ThreadPool;
@@ -97,9 +97,16 @@ pub fn set_num_threads(n: usize) {
     *POOL.write() = Some(build(n.max(1)));
 }
 
-/// Runs `f` inside the pool (directly if already on one of its threads).
+pub use super::handoff::spawning_now;
+
+/// Runs `f` inside the pool (directly if already on one of its threads), the caller waiting
+/// without parking at first ([`super::handoff`]).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
+    let pool = pool();
+    if pool.current_thread_index().is_some() {
+        return f();
+    }
+    super::handoff::run_on(&pool, f)
 }
 
 /// True on one of the pool's own threads, where forking work costs no hand-off (a graph

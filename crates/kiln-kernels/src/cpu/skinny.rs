@@ -1,0 +1,254 @@
+//! f32 products with few rows (m ≤ [`MAX_ROWS`]): batch-1 to batch-8 inference through a
+//! Linear or a MatMul over a weight, read where it lies.
+//!
+//! The `gemm` crate packs its right operand at every call. With eight rows that packing moves
+//! as many bytes as the product reads, and for a Linear's transposed weight it first needed a
+//! copy of its own (`NtCopy`): 8×784 @ 784×512 ran at a quarter of onnxruntime's speed, whose
+//! weights are packed once when the session loads. Here each output block is a handful of
+//! AVX-512 accumulators fed straight from the operands, so the weight streams through once per
+//! call, and the rows of the left operand stay in L1.
+//!
+//! Two forms of the right operand `b` (k×n), both with the left operand's rows contiguous:
+//! - [`Form::Nt`]: column j of `b` contiguous (a Linear's weight `[n, k]`, transposed): each
+//!   output is a dot product of two contiguous rows, in 16-lane partial sums reduced at the end;
+//! - [`Form::Nn`]: rows of `b` contiguous (`x @ w` with `w` `[k, n]`): each output block is 16
+//!   to 128 columns wide, accumulated row by row of `b`.
+
+use std::ops::Range;
+
+/// The most rows a product may have to run here.
+pub(super) const MAX_ROWS: usize = 8;
+
+/// Which of `b`'s two strides is 1 (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Form {
+    /// Element (p, j) of `b` at `p + j·b_cs`.
+    Nt,
+    /// Element (p, j) of `b` at `p·b_rs + j`.
+    Nn,
+}
+
+/// Whether this CPU runs the kernels (AVX-512F).
+pub(super) fn available() -> bool {
+    super::simd::isa() == super::simd::Isa::Avx512
+}
+
+/// The form an f32 `m×k @ k×n` product with these strides runs in here, if any.
+pub(super) fn form(m: usize, k: usize, a_cs: isize, b_rs: isize, b_cs: isize) -> Option<Form> {
+    if m == 0 || m > MAX_ROWS || k == 0 || (a_cs != 1 && k > 1) || !available() {
+        return None;
+    }
+    if b_rs == 1 {
+        Some(Form::Nt)
+    } else if b_cs == 1 {
+        Some(Form::Nn)
+    } else {
+        None
+    }
+}
+
+/// Operands and output of one product: pointers to element (0, 0) and the strides that are
+/// not 1 (`a`'s row stride, `b`'s other stride, `c`'s row stride).
+#[derive(Clone, Copy)]
+pub(super) struct Product {
+    pub m: usize,
+    pub k: usize,
+    pub a: *const f32,
+    pub a_rs: isize,
+    pub b: *const f32,
+    /// `b_cs` for [`Form::Nt`], `b_rs` for [`Form::Nn`].
+    pub b_stride: isize,
+    pub c: *mut f32,
+    pub c_rs: isize,
+    /// Add the product onto `c` instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// Writes output columns `cols` of `p` (all its rows).
+///
+/// # Safety
+/// [`available`] is true, and the pointers and strides describe valid operands and an output
+/// whose columns `cols` nothing else reads or writes meanwhile.
+pub(super) unsafe fn run(form: Form, p: &Product, cols: Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as the caller promised.
+    unsafe {
+        match form {
+            Form::Nt => x86::nt(p, cols),
+            Form::Nn => x86::nn(p, cols),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (form, p, cols);
+        unreachable!("skinny products need AVX-512")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Product;
+    use std::arch::x86_64::*;
+    use std::ops::Range;
+
+    /// Dispatches on the row count to a kernel with `R` rows and as many columns per block as
+    /// keep 8 to 24 independent accumulators in flight (an FMA's latency over its throughput,
+    /// within AVX-512's 32 registers).
+    macro_rules! by_rows {
+        ($p:expr, $cols:expr, $block:ident, [$($r:literal => $w:literal),*]) => {
+            match $p.m {
+                $($r => columns::<$r, $w>($p, $cols, $block::<$r, $w>, $block::<$r, 1>),)*
+                m => unreachable!("skinny product with {m} rows"),
+            }
+        };
+    }
+
+    /// Output columns per block of `W` units (one column for Nt, 16 for Nn).
+    type Block = unsafe fn(&Product, usize, usize);
+
+    /// Runs `wide` over blocks of `W` units of `cols`, then `narrow` over what is left.
+    ///
+    /// # Safety
+    /// As [`super::run`].
+    #[inline(always)]
+    unsafe fn columns<const R: usize, const W: usize>(
+        p: &Product,
+        (cols, unit): (Range<usize>, usize),
+        wide: Block,
+        narrow: Block,
+    ) {
+        let mut j = cols.start;
+        while j + W * unit <= cols.end {
+            // SAFETY: columns j.. j + W·unit lie in `cols`.
+            unsafe { wide(p, j, cols.end) };
+            j += W * unit;
+        }
+        while j < cols.end {
+            // SAFETY: the narrow block writes at most `unit` columns, clipped to `cols.end`.
+            unsafe { narrow(p, j, cols.end) };
+            j += unit;
+        }
+    }
+
+    /// # Safety
+    /// As [`super::run`], with `p` in [`super::Form::Nt`].
+    pub(super) unsafe fn nt(p: &Product, cols: Range<usize>) {
+        // SAFETY: as the caller promised.
+        unsafe {
+            by_rows!(p, (cols, 1), nt_block,
+                [1 => 8, 2 => 6, 3 => 4, 4 => 4, 5 => 3, 6 => 3, 7 => 3, 8 => 3])
+        }
+    }
+
+    /// # Safety
+    /// As [`super::run`], with `p` in [`super::Form::Nn`].
+    pub(super) unsafe fn nn(p: &Product, cols: Range<usize>) {
+        // SAFETY: as the caller promised.
+        unsafe {
+            by_rows!(p, (cols, 16), nn_block,
+                [1 => 8, 2 => 6, 3 => 4, 4 => 4, 5 => 3, 6 => 3, 7 => 3, 8 => 3])
+        }
+    }
+
+    /// Lanes of the last partial 16-float chunk of `len` (all 16 when `len` is a multiple).
+    #[inline(always)]
+    fn tail_mask(len: usize) -> __mmask16 {
+        match len % 16 {
+            0 => 0xFFFF,
+            r => (1u16 << r) - 1,
+        }
+    }
+
+    /// Columns `j..j + C` (C ≤ what is left) of `R` rows: each a dot product of a row of `a`
+    /// and a column of `b`, both contiguous, in 16-lane partial sums.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn nt_block<const R: usize, const C: usize>(p: &Product, j: usize, _end: usize) {
+        let k = p.k;
+        // SAFETY (whole body): rows i < R of `a` and columns j..j + C of `b` hold k floats
+        // each; the caller gave this block columns j..j + C of `c`.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); C]; R];
+            let mut w = [p.b; C];
+            for (c, w) in w.iter_mut().enumerate() {
+                *w = p.b.offset((j + c) as isize * p.b_stride);
+            }
+            let mut a = [p.a; R];
+            for (i, a) in a.iter_mut().enumerate() {
+                *a = p.a.offset(i as isize * p.a_rs);
+            }
+            let mut q = 0;
+            while q < k {
+                // Whole chunks, then the last partial one under a mask.
+                let mask = if q + 16 <= k { 0xFFFF } else { tail_mask(k) };
+                let mut wv = [_mm512_setzero_ps(); C];
+                for c in 0..C {
+                    wv[c] = _mm512_maskz_loadu_ps(mask, w[c].add(q));
+                }
+                for i in 0..R {
+                    let av = _mm512_maskz_loadu_ps(mask, a[i].add(q));
+                    for c in 0..C {
+                        acc[i][c] = _mm512_fmadd_ps(av, wv[c], acc[i][c]);
+                    }
+                }
+                q += 16;
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let row = p.c.offset(i as isize * p.c_rs).add(j);
+                for (c, &v) in acc.iter().enumerate() {
+                    let s = _mm512_reduce_add_ps(v);
+                    *row.add(c) = if p.accumulate { *row.add(c) + s } else { s };
+                }
+            }
+        }
+    }
+
+    /// Columns `j..j + 16·V` of `R` rows, clipped to `end`: each row of `b` (contiguous)
+    /// scaled by a broadcast element of `a` and added, one row of `b` at a time.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn nn_block<const R: usize, const V: usize>(p: &Product, j: usize, end: usize) {
+        // Lanes of each 16-column vector inside `end`.
+        let mut masks = [0u16; V];
+        for (v, mask) in masks.iter_mut().enumerate() {
+            let start = j + 16 * v;
+            *mask = if start >= end {
+                0
+            } else if end - start >= 16 {
+                0xFFFF
+            } else {
+                tail_mask(end - start)
+            };
+        }
+        // SAFETY (whole body): rows i < R of `a` hold k floats; rows of `b` hold the columns
+        // the masks let through; the caller gave this block those columns of `c`.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            if p.accumulate {
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let row = p.c.offset(i as isize * p.c_rs).add(j);
+                    for v in 0..V {
+                        acc[v] = _mm512_maskz_loadu_ps(masks[v], row.add(16 * v));
+                    }
+                }
+            }
+            for q in 0..p.k {
+                let brow = p.b.offset(q as isize * p.b_stride).add(j);
+                let mut bv = [_mm512_setzero_ps(); V];
+                for v in 0..V {
+                    bv[v] = _mm512_maskz_loadu_ps(masks[v], brow.add(16 * v));
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*p.a.offset(i as isize * p.a_rs).add(q));
+                    for v in 0..V {
+                        acc[v] = _mm512_fmadd_ps(av, bv[v], acc[v]);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let row = p.c.offset(i as isize * p.c_rs).add(j);
+                for v in 0..V {
+                    _mm512_mask_storeu_ps(row.add(16 * v), masks[v], acc[v]);
+                }
+            }
+        }
+    }
+}
