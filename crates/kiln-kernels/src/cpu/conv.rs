@@ -10,7 +10,7 @@ use half::{bf16, f16};
 use rayon::prelude::*;
 
 /// Geometry of im2col over one sample: `c` channels of `h×w`, an `oh×ow` grid of windows.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(super) struct Window {
     pub c: usize,
     pub h: usize,

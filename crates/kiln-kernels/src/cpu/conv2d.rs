@@ -5,6 +5,7 @@
 //! im2col: its input already is the column matrix.
 
 use super::conv::{fold_one, unfold_one, Window};
+use super::depthwise::depthwise_one;
 use super::dst::Dst;
 use super::num::Num;
 use super::threads;
@@ -213,44 +214,6 @@ fn output<T: Num>(len: usize, dst: &mut Dst) -> Vec<T> {
         T::DTYPE
     );
     dst.for_overwrite(len)
-}
-
-/// A depthwise convolution of one sample (one input and one output channel per group): each
-/// channel's taps summed straight into its output rows, with no im2col (whose one-row gemm
-/// per channel costs more than the arithmetic, DESIGN.md §5).
-fn depthwise_one<T: Num>(x: &[T], w: &[T], out: &mut [T], win: &Window) {
-    let (plane, taps, grid) = (win.h * win.w, win.k[0] * win.k[1], win.oh * win.ow);
-    for c in 0..win.c {
-        let (xc, wc) = (&x[c * plane..(c + 1) * plane], &w[c * taps..(c + 1) * taps]);
-        let oc = &mut out[c * grid..(c + 1) * grid];
-        oc.fill(T::zero());
-        for ki in 0..win.k[0] {
-            for kj in 0..win.k[1] {
-                let wv = wc[ki * win.k[1] + kj];
-                let (cols, first) = win.cols(kj);
-                if cols.is_empty() {
-                    continue; // this tap reads only padding
-                }
-                for oy in 0..win.oh {
-                    let Some(iy) = win.src(0, oy, ki) else {
-                        continue;
-                    };
-                    let row = &xc[iy * win.w..(iy + 1) * win.w];
-                    let dst = &mut oc[oy * win.ow + cols.start..oy * win.ow + cols.end];
-                    if win.s[1] == 1 {
-                        // Contiguous reads: the compiler vectorizes this.
-                        for (o, &v) in dst.iter_mut().zip(&row[first..first + cols.len()]) {
-                            *o = o.add(wv.mul(v));
-                        }
-                    } else {
-                        for (n, o) in dst.iter_mut().enumerate() {
-                            *o = o.add(wv.mul(row[first + n * win.s[1]]));
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// A depthwise convolution of one sample with its channels split across the pool.

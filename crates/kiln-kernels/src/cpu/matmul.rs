@@ -903,3 +903,48 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod speed_probe {
+    use super::*;
+    use crate::cpu::testing::V;
+    use crate::storage::StorageElement;
+    #[test]
+    #[ignore]
+    fn skinny_speed() {
+        for (m, k, n) in [
+            (8, 784, 512),
+            (8, 512, 512),
+            (1, 784, 512),
+            (8, 256, 768),
+            (8, 768, 3072),
+        ] {
+            for transposed in [true, false] {
+                let a = V::randn([m, k], DType::F32);
+                let b = if transposed {
+                    V::randn([n, k], DType::F32).t()
+                } else {
+                    V::randn([k, n], DType::F32)
+                };
+                let (ao, bo) = (a.operand(), b.operand());
+                let g = geometry(ao.layout(), bo.layout(), &[m, n]);
+                let (ga, gb) = (ao.storage().read(), bo.storage().read());
+                let (sa, sb) = (f32::slice(&ga).unwrap(), f32::slice(&gb).unwrap());
+                let mut v: Vec<f64> = (0..3000)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        std::hint::black_box(gemm_typed(sa, sb, &g, None, &mut Dst::fresh()));
+                        t.elapsed().as_secs_f64() * 1e6
+                    })
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                println!(
+                    "{m}x{k}x{n} nt={transposed} align {}: p10 {:.1} us median {:.1}",
+                    sb.as_ptr() as usize % 64,
+                    v[300],
+                    v[1500]
+                );
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod binary;
 mod conv;
 mod conv2d;
 mod copy;
+mod depthwise;
 mod dst;
 mod fused;
 mod handoff;
