@@ -102,6 +102,30 @@ mod avx512 {
             && last(win.ow, win.s[1], win.k[1], win.d[1]) < pad.cols
     }
 
+    /// `dst[i] = src[2i]` for every i < dst.len() (= ⌈src.len() / 2⌉): 32 elements in, 16 out
+    /// per permute (the stride-2 layers' copy ran one element at a time).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn every_other(src: &[f32], dst: &mut [f32]) {
+        let even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        let mut i = 0;
+        while 2 * i + 32 <= src.len() && i + 16 <= dst.len() {
+            // SAFETY: src[2i..2i + 32] and dst[i..i + 16] are in bounds (the loop condition).
+            unsafe {
+                let a = _mm512_loadu_ps(src.as_ptr().add(2 * i));
+                let b = _mm512_loadu_ps(src.as_ptr().add(2 * i + 16));
+                let v = _mm512_permutex2var_ps(a, even, b);
+                _mm512_storeu_ps(dst.as_mut_ptr().add(i), v);
+            }
+            i += 16;
+        }
+        for (d, &v) in dst[i..].iter_mut().zip(src[2 * i..].iter().step_by(2)) {
+            *d = v;
+        }
+    }
+
     /// The most taps a kernel may have here (7×7 is ConvNeXt's).
     const MAX_TAPS: usize = 64;
 
@@ -150,9 +174,15 @@ mod avx512 {
                         continue;
                     }
                     let start = r * phase_len + y * pad.phase_cols + (first + win.p[1]) / s1;
-                    let dst = &mut buf[start..];
-                    for (d, &v) in dst.iter_mut().zip(row[first..].iter().step_by(s1)) {
-                        *d = v;
+                    let n = (win.w - first).div_ceil(s1);
+                    let dst = &mut buf[start..start + n];
+                    if s1 == 2 {
+                        // SAFETY: AVX-512F is on (this function's feature).
+                        unsafe { every_other(&row[first..], dst) };
+                    } else {
+                        for (d, &v) in dst.iter_mut().zip(row[first..].iter().step_by(s1)) {
+                            *d = v;
+                        }
                     }
                 }
             }
