@@ -63,19 +63,44 @@ fn build(n: usize) -> Arc<ThreadPool> {
 /// (like `OMP_PROC_BIND`). Off by default: beside another busy process (a CI runner's
 /// neighbour, a server's batcher) a pinned thread cannot leave the shared core, and a GPT
 /// compiled step, whose schedule runs on a pool thread, took 1.21–1.31× the eager step's time
-/// pinned against 0.96–0.99× unpinned (three paired runs each, 2026-12-07). Pinning helps a
-/// dedicated machine right after start-up, when new threads may share their parent's core
-/// until the scheduler rebalances.
+/// pinned against 0.96–0.99× unpinned (three paired runs each, 2026-12-07).
+///
+/// Unpinned, each worker still starts on its own core: it is moved there, then allowed every
+/// core again. New threads otherwise start beside their parent, and a short-lived process
+/// could finish before the scheduler spread them: the MLP's batch-8 compiled call took 64–78
+/// µs in some processes and 131–139 µs in others, and 63–78 µs in every process once placed.
 fn pin_to_core(i: usize, n: usize) {
-    if std::env::var_os("KILN_PIN").is_none_or(|v| v != "1") {
+    let Some(cores) = core_affinity::get_core_ids() else {
+        return;
+    };
+    if cores.len() < n {
         return;
     }
-    if let Some(cores) = core_affinity::get_core_ids() {
-        if cores.len() >= n {
-            core_affinity::set_for_current(cores[i]);
+    if std::env::var_os("KILN_PIN").is_some_and(|v| v == "1") {
+        core_affinity::set_for_current(cores[i]);
+        return;
+    }
+    place_on(cores[i]);
+}
+
+/// Moves this thread to `core`, then lets it run anywhere it could before.
+#[cfg(target_os = "linux")]
+fn place_on(core: core_affinity::CoreId) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and both calls get its true size.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
+            return;
+        }
+        if core_affinity::set_for_current(core) {
+            libc::sched_setaffinity(0, size, &allowed);
         }
     }
 }
+
+#[cfg(not(target_os = "linux"))]
+fn place_on(_core: core_affinity::CoreId) {}
 
 /// The pool kernels run parallel work on (created on first use with `KILN_NUM_THREADS` or the
 /// number of cores).
