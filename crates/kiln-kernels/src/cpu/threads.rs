@@ -1,5 +1,5 @@
 //! Kiln's compute thread pool. Ops stay on the calling thread below a grain size: a hand-off
-//! to the pool costs a few µs (see [`super::handoff`]), far more than a small op.
+//! to the pool costs a few µs (`handoff.rs`), far more than a small op.
 
 use parking_lot::RwLock;
 use rayon::ThreadPool;
@@ -125,7 +125,7 @@ pub fn set_num_threads(n: usize) {
 pub use super::handoff::spawning_now;
 
 /// Runs `f` inside the pool (directly if already on one of its threads), the caller waiting
-/// without parking at first ([`super::handoff`]).
+/// without parking at first (see `handoff.rs`).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let pool = pool();
     if pool.current_thread_index().is_some() {
