@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kiln vs PyTorch on the same machine, back to back: runs `cargo run --release -p kiln-bench`
+# Kiln vs PyTorch on the same machine, back to back: runs `cargo run --release -p kiln-bench --bin kiln-bench`
 # and bench/torch_reference.py with the same arguments, then prints a ratio table.
 #
 # usage: bench/compare.sh [--rounds R] [--threads N] [--only KEY[,KEY...]]...
@@ -36,7 +36,7 @@ if ! [[ "$rounds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 
 echo "== building kiln-bench (release)" >&2
-cargo build --release -q -p kiln-bench
+cargo build --release -q -p kiln-bench --bin kiln-bench
 
 have_torch=1
 if ! "$PYTHON" -c 'import torch' >/dev/null 2>&1; then
@@ -49,7 +49,7 @@ kiln_runs=""
 torch_runs=""
 for ((r = 1; r <= rounds; r++)); do
     echo "== kiln (round $r of $rounds)" >&2
-    kiln_json="$(cargo run --release -q -p kiln-bench -- "${args[@]}")"
+    kiln_json="$(cargo run --release -q -p kiln-bench --bin kiln-bench -- "${args[@]}")"
     echo "$kiln_json"
     kiln_runs+="$(echo "$kiln_json" | tr -d '\n')"$'\n'
     [[ $have_torch == 1 ]] || continue
