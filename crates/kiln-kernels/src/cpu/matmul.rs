@@ -837,11 +837,7 @@ mod tests {
         ] {
             assert!(splits_inside_pool(m, k, n), "{m}×{k} @ {k}×{n} is split");
             let a = V::randn([m, k], DType::F32);
-            let b = if transposed {
-                V::randn([n, k], DType::F32).t()
-            } else {
-                V::randn([k, n], DType::F32)
-            };
+            let b = right_operand(k, n, transposed);
             let bias = V::randn([n], DType::F32);
             let plain = &a.matmul(&b) + &bias;
             let fused = threads::install(|| {
@@ -873,6 +869,15 @@ mod tests {
         );
     }
 
+    /// A random k×n right operand: row-major, or a transposed row-major n×k (a Linear's weight).
+    fn right_operand(k: usize, n: usize, transposed: bool) -> V {
+        if transposed {
+            V::randn([n, k], DType::F32).t()
+        } else {
+            V::randn([k, n], DType::F32)
+        }
+    }
+
     #[test]
     fn skinny_products_match_the_naive_product() {
         // Every row count the skinny kernels take (and 9, which they leave to `gemm`), both
@@ -884,11 +889,7 @@ mod tests {
                 for n in [1, 5, 16, 47, 130, 300] {
                     for transposed in [false, true] {
                         let a = V::randn([m, k], DType::F32);
-                        let b = if transposed {
-                            V::randn([n, k], DType::F32).t()
-                        } else {
-                            V::randn([k, n], DType::F32)
-                        };
+                        let b = right_operand(k, n, transposed);
                         let bias = V::randn([n], DType::F32);
                         check::<f32>(&a, &b, 1e-4);
                         check_with_bias::<f32>(&a, &b, Some(&bias), 1e-4);
