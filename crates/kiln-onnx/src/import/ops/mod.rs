@@ -17,10 +17,12 @@ macro_rules! def {
     };
 }
 
+mod attention;
 mod elementwise;
 mod loss;
 mod nn;
 mod reduce;
+mod sequence;
 mod shape;
 
 use super::attrs::Attrs;
@@ -96,27 +98,29 @@ pub(crate) struct OpDef {
     pub import: Import,
 }
 
+/// Every op table.
+fn all() -> impl Iterator<Item = &'static OpDef> {
+    [
+        elementwise::OPS,
+        attention::OPS,
+        nn::OPS,
+        loss::OPS,
+        reduce::OPS,
+        sequence::OPS,
+        shape::OPS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Every op Kiln imports, by name.
 pub(crate) fn find(name: &str) -> Option<&'static OpDef> {
-    elementwise::OPS
-        .iter()
-        .chain(nn::OPS)
-        .chain(loss::OPS)
-        .chain(reduce::OPS)
-        .chain(shape::OPS)
-        .find(|d| d.name == name)
+    all().find(|d| d.name == name)
 }
 
 /// The names of the ops Kiln imports, sorted.
 pub fn supported() -> Vec<&'static str> {
-    let mut v: Vec<_> = elementwise::OPS
-        .iter()
-        .chain(nn::OPS)
-        .chain(loss::OPS)
-        .chain(reduce::OPS)
-        .chain(shape::OPS)
-        .map(|d| d.name)
-        .collect();
+    let mut v: Vec<_> = all().map(|d| d.name).collect();
     v.sort_unstable();
     v
 }
