@@ -68,6 +68,30 @@ impl Tensor {
         sign => Op::Unary(UnaryOp::Sign);
         /// Logical not (bool result; non-bool inputs test `== 0`).
         logical_not => Op::Unary(UnaryOp::LogicalNot);
+        /// Tangent.
+        tan => Op::Unary(UnaryOp::Tan);
+        /// Arcsine.
+        asin => Op::Unary(UnaryOp::Asin);
+        /// Arccosine.
+        acos => Op::Unary(UnaryOp::Acos);
+        /// Arctangent.
+        atan => Op::Unary(UnaryOp::Atan);
+        /// Hyperbolic sine.
+        sinh => Op::Unary(UnaryOp::Sinh);
+        /// Hyperbolic cosine.
+        cosh => Op::Unary(UnaryOp::Cosh);
+        /// Inverse hyperbolic sine.
+        asinh => Op::Unary(UnaryOp::Asinh);
+        /// Inverse hyperbolic cosine.
+        acosh => Op::Unary(UnaryOp::Acosh);
+        /// Inverse hyperbolic tangent.
+        atanh => Op::Unary(UnaryOp::Atanh);
+        /// Largest integer ≤ x (integer tensors unchanged).
+        floor => Op::Unary(UnaryOp::Floor);
+        /// Smallest integer ≥ x (integer tensors unchanged).
+        ceil => Op::Unary(UnaryOp::Ceil);
+        /// Nearest integer, halves to even as `torch.round` (integer tensors unchanged).
+        round => Op::Unary(UnaryOp::Round);
     }
 
     binary_methods! {

@@ -175,7 +175,8 @@ impl std::ops::Deref for DenseF32<'_> {
     }
 }
 
-/// Integer / generic path through f64 (Relu, Abs, Sign, Affine, Clamp on integer tensors).
+/// Integer / generic path through f64 (Relu, Abs, Sign, Affine, Clamp, and the rounding ops,
+/// which keep integers as they are, on integer tensors).
 fn generic_kernel(op: &UnaryOp, x: Operand<'_>, out: DType) -> CpuStorage {
     let vals = super::copy::cast(x, DType::F64);
     let CpuStorage::F64(v) = vals else {
@@ -190,6 +191,7 @@ fn generic_kernel(op: &UnaryOp, x: Operand<'_>, out: DType) -> CpuStorage {
             UnaryOp::Clamp { min, max } => e
                 .max(min.unwrap_or(f64::NEG_INFINITY))
                 .min(max.unwrap_or(f64::INFINITY)),
+            UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round => e,
             _ => unreachable!(),
         }
     };

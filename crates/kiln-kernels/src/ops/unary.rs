@@ -60,6 +60,30 @@ pub enum UnaryOp {
     },
     /// logical not of a bool tensor (or `x == 0`)
     LogicalNot,
+    /// tangent
+    Tan,
+    /// arcsine
+    Asin,
+    /// arccosine
+    Acos,
+    /// arctangent
+    Atan,
+    /// hyperbolic sine
+    Sinh,
+    /// hyperbolic cosine
+    Cosh,
+    /// inverse hyperbolic sine
+    Asinh,
+    /// inverse hyperbolic cosine
+    Acosh,
+    /// inverse hyperbolic tangent
+    Atanh,
+    /// largest integer ≤ x; integers pass through
+    Floor,
+    /// smallest integer ≥ x; integers pass through
+    Ceil,
+    /// nearest integer, halves to even (NumPy's and ONNX's rounding); integers pass through
+    Round,
 }
 
 /// How ONNX writes a unary op: the export column of its declaration (`kiln-onnx` turns it
@@ -115,6 +139,18 @@ impl UnaryOp {
             UnaryOp::PowScalar(p) => OnnxUnary::Pow(p),
             UnaryOp::Clamp { min, max } => OnnxUnary::Clip { min, max },
             UnaryOp::LogicalNot => OnnxUnary::Not,
+            UnaryOp::Tan => OnnxUnary::Op("Tan"),
+            UnaryOp::Asin => OnnxUnary::Op("Asin"),
+            UnaryOp::Acos => OnnxUnary::Op("Acos"),
+            UnaryOp::Atan => OnnxUnary::Op("Atan"),
+            UnaryOp::Sinh => OnnxUnary::Op("Sinh"),
+            UnaryOp::Cosh => OnnxUnary::Op("Cosh"),
+            UnaryOp::Asinh => OnnxUnary::Op("Asinh"),
+            UnaryOp::Acosh => OnnxUnary::Op("Acosh"),
+            UnaryOp::Atanh => OnnxUnary::Op("Atanh"),
+            UnaryOp::Floor => OnnxUnary::Op("Floor"),
+            UnaryOp::Ceil => OnnxUnary::Op("Ceil"),
+            UnaryOp::Round => OnnxUnary::Op("Round"),
         }
     }
 
@@ -137,13 +173,31 @@ impl UnaryOp {
             UnaryOp::PowScalar(_) => "pow_scalar",
             UnaryOp::Clamp { .. } => "clamp",
             UnaryOp::LogicalNot => "logical_not",
+            UnaryOp::Tan => "tan",
+            UnaryOp::Asin => "asin",
+            UnaryOp::Acos => "acos",
+            UnaryOp::Atan => "atan",
+            UnaryOp::Sinh => "sinh",
+            UnaryOp::Cosh => "cosh",
+            UnaryOp::Asinh => "asinh",
+            UnaryOp::Acosh => "acosh",
+            UnaryOp::Atanh => "atanh",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Round => "round",
         }
     }
 
     /// The output dtype for an operand of dtype `d` and `shape`, or why the op refuses it.
     pub fn infer(&self, d: DType, shape: &[usize]) -> InferResult<DType> {
         Ok(match self {
-            UnaryOp::Relu | UnaryOp::Abs | UnaryOp::Sign | UnaryOp::Clamp { .. } => {
+            UnaryOp::Relu
+            | UnaryOp::Abs
+            | UnaryOp::Sign
+            | UnaryOp::Clamp { .. }
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round => {
                 if d == DType::Bool {
                     fail!(
                         "{}: not supported for bool tensors (shape {shape:?})",
@@ -180,7 +234,11 @@ impl UnaryOp {
             // input (often a conv output read by nothing else) is freed after the forward.
             // The mask is piecewise constant: nothing to recompute under create_graph.
             UnaryOp::Relu => (false, true),
-            UnaryOp::Sign | UnaryOp::Affine { .. } => (false, false),
+            UnaryOp::Sign
+            | UnaryOp::Affine { .. }
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round => (false, false),
             UnaryOp::LogicalNot => (true, true),
             _ => (true, false),
         }
@@ -240,6 +298,30 @@ impl UnaryOp {
                 mul(g, &cast(&m, g.dtype()))
             }
             UnaryOp::LogicalNot => return None,
+            UnaryOp::Tan => {
+                let t = unary(UnaryOp::Tan, x);
+                mul(g, &affine(&mul(&t, &t), 1.0, 1.0))
+            }
+            // 1/sqrt(1 − x²), negated for acos.
+            UnaryOp::Asin | UnaryOp::Acos => {
+                let r = unary(UnaryOp::PowScalar(-0.5), &affine(&mul(x, x), -1.0, 1.0));
+                let s = if *self == UnaryOp::Asin { 1.0 } else { -1.0 };
+                mul(g, &affine(&r, s, 0.0))
+            }
+            UnaryOp::Atan => div(g, &affine(&mul(x, x), 1.0, 1.0)),
+            UnaryOp::Sinh => mul(g, &unary(UnaryOp::Cosh, x)),
+            UnaryOp::Cosh => mul(g, &unary(UnaryOp::Sinh, x)),
+            UnaryOp::Asinh => mul(
+                g,
+                &unary(UnaryOp::PowScalar(-0.5), &affine(&mul(x, x), 1.0, 1.0)),
+            ),
+            UnaryOp::Acosh => mul(
+                g,
+                &unary(UnaryOp::PowScalar(-0.5), &affine(&mul(x, x), 1.0, -1.0)),
+            ),
+            UnaryOp::Atanh => div(g, &affine(&mul(x, x), -1.0, 1.0)),
+            // Piecewise constant: zero gradient almost everywhere (PyTorch's convention).
+            UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round => zeros_like(g),
         })
     }
 }
@@ -248,17 +330,25 @@ impl UnaryOp {
 pub(crate) trait UnaryFloat: num_traits::Float {
     /// The Gauss error function.
     fn erf(self) -> Self;
+    /// Rounds to the nearest integer, halves to even.
+    fn round_even(self) -> Self;
 }
 
 impl UnaryFloat for f32 {
     fn erf(self) -> f32 {
         libm::erff(self)
     }
+    fn round_even(self) -> f32 {
+        self.round_ties_even()
+    }
 }
 
 impl UnaryFloat for f64 {
     fn erf(self) -> f64 {
         libm::erf(self)
+    }
+    fn round_even(self) -> f64 {
+        self.round_ties_even()
     }
 }
 
@@ -349,6 +439,18 @@ macro_rules! with_float_unary {
                 })
             }
             UnaryOp::LogicalNot => unreachable!("unary: logical_not is not a float op"),
+            UnaryOp::Tan => run!(|v: $T| v.tan()),
+            UnaryOp::Asin => run!(|v: $T| v.asin()),
+            UnaryOp::Acos => run!(|v: $T| v.acos()),
+            UnaryOp::Atan => run!(|v: $T| v.atan()),
+            UnaryOp::Sinh => run!(|v: $T| v.sinh()),
+            UnaryOp::Cosh => run!(|v: $T| v.cosh()),
+            UnaryOp::Asinh => run!(|v: $T| v.asinh()),
+            UnaryOp::Acosh => run!(|v: $T| v.acosh()),
+            UnaryOp::Atanh => run!(|v: $T| v.atanh()),
+            UnaryOp::Floor => run!(|v: $T| v.floor()),
+            UnaryOp::Ceil => run!(|v: $T| v.ceil()),
+            UnaryOp::Round => run!(|v: $T| $crate::ops::unary::UnaryFloat::round_even(v)),
         }
     }};
 }

@@ -50,9 +50,20 @@ pub(super) const OPS: &[OpDef] = &[
     )),
     def!("Reciprocal", |b, n| unary(b, n, UnaryOp::PowScalar(-1.0))),
     def!("Sqrt", |b, n| unary(b, n, UnaryOp::PowScalar(0.5))),
-    def!("Floor", |b, n| rounding(b, n, f64::floor)),
-    def!("Ceil", |b, n| rounding(b, n, f64::ceil)),
-    def!("Round", |b, n| rounding(b, n, f64::round_ties_even)),
+    def!("Tan", |b, n| unary(b, n, UnaryOp::Tan)),
+    def!("Asin", |b, n| unary(b, n, UnaryOp::Asin)),
+    def!("Acos", |b, n| unary(b, n, UnaryOp::Acos)),
+    def!("Atan", |b, n| unary(b, n, UnaryOp::Atan)),
+    def!("Sinh", |b, n| unary(b, n, UnaryOp::Sinh)),
+    def!("Cosh", |b, n| unary(b, n, UnaryOp::Cosh)),
+    def!("Asinh", |b, n| unary(b, n, UnaryOp::Asinh)),
+    def!("Acosh", |b, n| unary(b, n, UnaryOp::Acosh)),
+    def!("Atanh", |b, n| unary(b, n, UnaryOp::Atanh)),
+    def!("Floor", |b, n| unary(b, n, UnaryOp::Floor)),
+    def!("Ceil", |b, n| unary(b, n, UnaryOp::Ceil)),
+    def!("Round", |b, n| unary(b, n, UnaryOp::Round)),
+    def!("Swish", swish, ["alpha"]),
+    def!("Shrink", shrink, ["bias", "lambd"]),
     def!("Gelu", gelu, ["approximate"]),
     def!("Softplus", |b, n| one(softplus(b, n.input(0)?)?)),
     def!("Softsign", softsign),
@@ -191,14 +202,30 @@ fn unary(b: &mut Builder, n: &NodeIn, u: UnaryOp) -> R<Vec<Value>> {
     one(b.unary(n.input(0)?, u)?)
 }
 
-/// Floor, Ceil and Round: no kernel yet, so only values known while importing.
-fn rounding(b: &mut Builder, n: &NodeIn, f: fn(f64) -> f64) -> R<Vec<Value>> {
+/// `x · sigmoid(alpha · x)`.
+fn swish(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let x = n.input(0)?;
-    let Some(v) = x.known() else {
-        return Err("rounding values computed by the graph has no Kiln kernel yet".into());
-    };
-    let data = CpuStorage::from_f64s(x.dtype(), known_f64s(v).into_iter().map(f));
-    one(b.derived(OwnedOperand::dense(data, x.shape()), &[x]))
+    let alpha = n.attrs.float_or("alpha", 1.0)? as f64;
+    let ax = b.scale(x, alpha)?;
+    let s = b.unary(&ax, UnaryOp::Sigmoid)?;
+    one(b.binary(Op::Mul, x, &s)?)
+}
+
+/// `x + bias` below `−lambd`, `x − bias` above `lambd`, 0 between.
+fn shrink(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
+    let x = n.input(0)?;
+    let bias = n.attrs.float_or("bias", 0.0)? as f64;
+    let lambd = n.attrs.float_or("lambd", 0.5)? as f64;
+    let d = x.dtype();
+    let (lo, hi) = (b.scalar(-lambd, d), b.scalar(lambd, d));
+    let below = b.binary(Op::Compare(CmpOp::Lt), x, &lo)?;
+    let above = b.binary(Op::Compare(CmpOp::Gt), x, &hi)?;
+    let (plus, minus) = (b.scalar(bias, d), b.scalar(-bias, d));
+    let up = b.binary(Op::Add, x, &plus)?;
+    let down = b.binary(Op::Add, x, &minus)?;
+    let zero = b.scalar(0.0, d);
+    let inner = b.op(Op::Where, &[&above, &down, &zero])?;
+    one(b.op(Op::Where, &[&below, &up, &inner])?)
 }
 
 fn where_(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {

@@ -21,6 +21,7 @@ mod attention;
 mod elementwise;
 mod loss;
 mod nn;
+mod norm;
 mod reduce;
 mod sequence;
 mod shape;
@@ -104,6 +105,7 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
         elementwise::OPS,
         attention::OPS,
         nn::OPS,
+        norm::OPS,
         loss::OPS,
         reduce::OPS,
         sequence::OPS,

@@ -580,15 +580,16 @@ fn layer_norm(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
 
 /// The statistics of `x` over `dims` (kept as size 1): what instance and layer norms
 /// compute.
-struct Moments {
-    mean: Value,
+pub(super) struct Moments {
+    /// The mean.
+    pub mean: Value,
     /// `x − mean`.
-    centered: Value,
+    pub centered: Value,
     /// `1 / sqrt(biased var + eps)`.
-    inv_std: Value,
+    pub inv_std: Value,
 }
 
-fn moments(b: &mut Builder, x: &Value, dims: Dims, eps: f64) -> R<Moments> {
+pub(super) fn moments(b: &mut Builder, x: &Value, dims: Dims, eps: f64) -> R<Moments> {
     let k = 1.0 / dims.iter().map(|&d| x.shape()[d]).product::<usize>() as f64;
     let sum = |b: &mut Builder, v: &Value| {
         let dims = dims.clone();
