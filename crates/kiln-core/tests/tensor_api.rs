@@ -344,7 +344,7 @@ fn column_sums_match_f64_references_at_any_thread_count() {
 // ---------------------------------------------------------------------------------------------
 // dtypes
 
-const ALL: [DType; 8] = DType::ALL;
+const ALL: [DType; DType::ALL.len()] = DType::ALL;
 
 #[test]
 fn casts_between_all_dtypes() {
@@ -401,6 +401,47 @@ fn cast_rounding_and_truncation() {
     assert_eq!(big.to_dtype(DType::F32).to_vec::<f32>(), vec![16_777_216.0]);
     // to_dtype of the same dtype is the same tensor.
     assert!(x.to_dtype(DType::F64).same(&x));
+}
+
+#[test]
+fn integer_casts_wrap_and_narrow_integer_arithmetic_wraps() {
+    // Between integer types a cast keeps the low bits, as C, NumPy and PyTorch do.
+    let x = Tensor::from_vec(vec![300i64, -1, 65_536 + 7, i64::MAX], [4]);
+    assert_eq!(x.to_dtype(DType::U8).to_vec::<u8>(), vec![44, 255, 7, 255]);
+    assert_eq!(x.to_dtype(DType::I8).to_vec::<i8>(), vec![44, -1, 7, -1]);
+    assert_eq!(
+        x.to_dtype(DType::U16).to_vec::<u16>(),
+        vec![300, 65_535, 7, 65_535]
+    );
+    assert_eq!(
+        x.to_dtype(DType::U64).to_vec::<u64>(),
+        vec![300, u64::MAX, 65_543, i64::MAX as u64]
+    );
+    // Exact above 2⁵³, where a cast through f64 would round.
+    let big = Tensor::from_vec(vec![(1u64 << 60) + 1], [1]);
+    assert_eq!(
+        big.to_dtype(DType::I64).to_vec::<i64>(),
+        vec![(1i64 << 60) + 1]
+    );
+    let a = Tensor::from_vec(vec![100i8, -128, 7], [3]);
+    assert_eq!((&a + &a).to_vec::<i8>(), vec![-56, 0, 14]);
+    let w = Tensor::from_vec(vec![65_535u16, 2], [2]);
+    assert_eq!((&w * &w).to_vec::<u16>(), vec![1, 4]);
+}
+
+#[test]
+fn integer_promotion_follows_numpy() {
+    let t = |d: DType| Tensor::from_vec(vec![1i64, 2], [2]).to_dtype(d);
+    let sum = |a: DType, b: DType| (&t(a) + &t(b)).dtype();
+    assert_eq!(sum(DType::U8, DType::I8), DType::I16);
+    assert_eq!(sum(DType::I16, DType::U16), DType::I32);
+    assert_eq!(sum(DType::U32, DType::I32), DType::I64);
+    assert_eq!(sum(DType::U64, DType::I64), DType::I64);
+    assert_eq!(sum(DType::U8, DType::U32), DType::U32);
+    assert_eq!(sum(DType::I8, DType::I64), DType::I64);
+    assert_eq!(sum(DType::U16, DType::I64), DType::I64);
+    assert_eq!(sum(DType::Bool, DType::I8), DType::I8);
+    assert_eq!(sum(DType::U64, DType::F16), DType::F16);
 }
 
 #[test]

@@ -6,8 +6,11 @@ use kiln_core::autograd::gradcheck;
 use kiln_core::ops::UnaryOp;
 use kiln_core::{DType, Generator, Tensor};
 
-/// Each op with its reference function and a domain `[lo, hi]` inside which it is smooth.
-fn smooth_ops() -> Vec<(UnaryOp, fn(f64) -> f64, f64, f64)> {
+/// An op, its reference function and a domain `[lo, hi]` inside which it is smooth.
+type Case = (UnaryOp, fn(f64) -> f64, f64, f64);
+
+/// Each smooth op's case.
+fn smooth_ops() -> Vec<Case> {
     vec![
         (UnaryOp::Tan, f64::tan, -1.2, 1.2),
         (UnaryOp::Asin, f64::asin, -0.9, 0.9),

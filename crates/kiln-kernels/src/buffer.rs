@@ -2,6 +2,7 @@
 //! conversion between a `Vec<T>` and its variant.
 
 use crate::dtype::{DType, Element};
+use crate::with_dtype;
 use half::{bf16, f16};
 
 /// A host buffer of one dtype.
@@ -23,6 +24,16 @@ pub enum CpuStorage {
     U8(Vec<u8>),
     /// bool elements.
     Bool(Vec<bool>),
+    /// i8 elements.
+    I8(Vec<i8>),
+    /// i16 elements.
+    I16(Vec<i16>),
+    /// u16 elements.
+    U16(Vec<u16>),
+    /// u32 elements.
+    U32(Vec<u32>),
+    /// u64 elements.
+    U64(Vec<u64>),
 }
 
 /// Runs `$body` with `$v` bound to the typed vector inside a `CpuStorage` (by reference).
@@ -39,6 +50,11 @@ macro_rules! with_storage {
             $crate::buffer::CpuStorage::I32($v) => $body,
             $crate::buffer::CpuStorage::U8($v) => $body,
             $crate::buffer::CpuStorage::Bool($v) => $body,
+            $crate::buffer::CpuStorage::I8($v) => $body,
+            $crate::buffer::CpuStorage::I16($v) => $body,
+            $crate::buffer::CpuStorage::U16($v) => $body,
+            $crate::buffer::CpuStorage::U32($v) => $body,
+            $crate::buffer::CpuStorage::U64($v) => $body,
         }
     };
 }
@@ -90,6 +106,11 @@ storage_element!(i64, I64);
 storage_element!(i32, I32);
 storage_element!(u8, U8);
 storage_element!(bool, Bool);
+storage_element!(i8, I8);
+storage_element!(i16, I16);
+storage_element!(u16, U16);
+storage_element!(u32, U32);
+storage_element!(u64, U64);
 
 impl CpuStorage {
     /// The dtype of the elements.
@@ -103,6 +124,11 @@ impl CpuStorage {
             CpuStorage::I32(_) => DType::I32,
             CpuStorage::U8(_) => DType::U8,
             CpuStorage::Bool(_) => DType::Bool,
+            CpuStorage::I8(_) => DType::I8,
+            CpuStorage::I16(_) => DType::I16,
+            CpuStorage::U16(_) => DType::U16,
+            CpuStorage::U32(_) => DType::U32,
+            CpuStorage::U64(_) => DType::U64,
         }
     }
 
@@ -126,16 +152,7 @@ impl CpuStorage {
         fn fill<T: StorageElement>(n: usize, v: f64) -> CpuStorage {
             T::wrap(vec![T::from_f64(v); n])
         }
-        match dtype {
-            DType::F32 => fill::<f32>(n, value),
-            DType::F64 => fill::<f64>(n, value),
-            DType::BF16 => fill::<bf16>(n, value),
-            DType::F16 => fill::<f16>(n, value),
-            DType::I64 => fill::<i64>(n, value),
-            DType::I32 => fill::<i32>(n, value),
-            DType::U8 => fill::<u8>(n, value),
-            DType::Bool => fill::<bool>(n, value),
-        }
+        with_dtype!(dtype, T => fill::<T>(n, value))
     }
 
     /// A buffer from f64 values converted to `dtype`.
@@ -143,16 +160,7 @@ impl CpuStorage {
         fn conv<T: StorageElement>(it: impl Iterator<Item = f64>) -> CpuStorage {
             T::wrap(it.map(T::from_f64).collect())
         }
-        match dtype {
-            DType::F32 => conv::<f32>(values),
-            DType::F64 => conv::<f64>(values),
-            DType::BF16 => conv::<bf16>(values),
-            DType::F16 => conv::<f16>(values),
-            DType::I64 => conv::<i64>(values),
-            DType::I32 => conv::<i32>(values),
-            DType::U8 => conv::<u8>(values),
-            DType::Bool => conv::<bool>(values),
-        }
+        with_dtype!(dtype, T => conv::<T>(values))
     }
 
     /// Value at `i` as f64.

@@ -28,6 +28,11 @@ pub(crate) fn onnx_dtype(d: DType) -> i32 {
         DType::I32 => DataType::Int32,
         DType::U8 => DataType::Uint8,
         DType::Bool => DataType::Bool,
+        DType::I8 => DataType::Int8,
+        DType::I16 => DataType::Int16,
+        DType::U16 => DataType::Uint16,
+        DType::U32 => DataType::Uint32,
+        DType::U64 => DataType::Uint64,
     }) as i32
 }
 

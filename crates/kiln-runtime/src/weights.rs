@@ -77,6 +77,11 @@ fn st_dtype(d: DType) -> Dtype {
         DType::I32 => Dtype::I32,
         DType::U8 => Dtype::U8,
         DType::Bool => Dtype::BOOL,
+        DType::I8 => Dtype::I8,
+        DType::I16 => Dtype::I16,
+        DType::U16 => Dtype::U16,
+        DType::U32 => Dtype::U32,
+        DType::U64 => Dtype::U64,
     }
 }
 
@@ -94,6 +99,11 @@ pub fn operand_bytes(t: Operand<'_>) -> Vec<u8> {
         DType::I32 => le(t, i32::to_le_bytes),
         DType::U8 => to_contiguous_vec::<u8>(t),
         DType::Bool => le(t, |b: bool| [b as u8]),
+        DType::I8 => le(t, i8::to_le_bytes),
+        DType::I16 => le(t, i16::to_le_bytes),
+        DType::U16 => le(t, u16::to_le_bytes),
+        DType::U32 => le(t, u32::to_le_bytes),
+        DType::U64 => le(t, u64::to_le_bytes),
     }
 }
 
@@ -126,6 +136,11 @@ fn from_bytes(dtype: Dtype, shape: &[usize], data: &[u8]) -> Option<OwnedOperand
         Dtype::I32 => read(data, i32::from_le_bytes),
         Dtype::U8 => u8::wrap(data.to_vec()),
         Dtype::BOOL => read(data, |[b]: [u8; 1]| b != 0),
+        Dtype::I8 => read(data, i8::from_le_bytes),
+        Dtype::I16 => read(data, i16::from_le_bytes),
+        Dtype::U16 => read(data, u16::from_le_bytes),
+        Dtype::U32 => read(data, u32::from_le_bytes),
+        Dtype::U64 => read(data, u64::from_le_bytes),
         _ => return None,
     };
     Some(OwnedOperand::dense(data, shape))

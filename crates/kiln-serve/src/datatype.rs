@@ -13,11 +13,16 @@ pub fn protocol_name(dtype: DType) -> &'static str {
         DType::I32 => "INT32",
         DType::U8 => "UINT8",
         DType::Bool => "BOOL",
+        DType::I8 => "INT8",
+        DType::I16 => "INT16",
+        DType::U16 => "UINT16",
+        DType::U32 => "UINT32",
+        DType::U64 => "UINT64",
     }
 }
 
 /// The Kiln dtype of a protocol datatype name; `None` for one Kiln has no counterpart of
-/// (`INT8`, `UINT16`, `BYTES`, …).
+/// (`BYTES`, `FP8`).
 pub fn from_protocol_name(name: &str) -> Option<DType> {
     Some(match name {
         "FP32" => DType::F32,
@@ -28,6 +33,11 @@ pub fn from_protocol_name(name: &str) -> Option<DType> {
         "INT32" => DType::I32,
         "UINT8" => DType::U8,
         "BOOL" => DType::Bool,
+        "INT8" => DType::I8,
+        "INT16" => DType::I16,
+        "UINT16" => DType::U16,
+        "UINT32" => DType::U32,
+        "UINT64" => DType::U64,
         _ => return None,
     })
 }

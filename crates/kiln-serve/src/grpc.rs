@@ -90,7 +90,13 @@ fn contents_json(dtype: DType, c: &InferTensorContents) -> Result<Value, String>
         DType::F64 => list(c.fp64_contents.iter().map(|&x| Value::from(x)).collect()),
         DType::I64 => list(c.int64_contents.iter().map(|&x| Value::from(x)).collect()),
         DType::I32 => list(c.int_contents.iter().map(|&x| Value::from(x)).collect()),
-        DType::U8 => list(c.uint_contents.iter().map(|&x| Value::from(x)).collect()),
+        // The narrow integers travel widened: signed in int_contents, unsigned in
+        // uint_contents, 64-bit unsigned in uint64_contents.
+        DType::I8 | DType::I16 => list(c.int_contents.iter().map(|&x| Value::from(x)).collect()),
+        DType::U8 | DType::U16 | DType::U32 => {
+            list(c.uint_contents.iter().map(|&x| Value::from(x)).collect())
+        }
+        DType::U64 => list(c.uint64_contents.iter().map(|&x| Value::from(x)).collect()),
         DType::Bool => list(c.bool_contents.iter().map(|&x| Value::from(x)).collect()),
         DType::F16 | DType::BF16 => Err(format!(
             "{} tensors are sent in raw_input_contents (the protocol has no typed field for them)",

@@ -131,6 +131,11 @@ impl HostTensor {
             DType::I32 => each(&self.bytes, |c| Value::from(i32::from_le_bytes(c))),
             DType::U8 => each(&self.bytes, |[b]: [u8; 1]| Value::from(b)),
             DType::Bool => each(&self.bytes, |[b]: [u8; 1]| Value::from(b != 0)),
+            DType::I8 => each(&self.bytes, |c| Value::from(i8::from_le_bytes(c))),
+            DType::I16 => each(&self.bytes, |c| Value::from(i16::from_le_bytes(c))),
+            DType::U16 => each(&self.bytes, |c| Value::from(u16::from_le_bytes(c))),
+            DType::U32 => each(&self.bytes, |c| Value::from(u32::from_le_bytes(c))),
+            DType::U64 => each(&self.bytes, |c| Value::from(u64::from_le_bytes(c))),
         }
     }
 
@@ -171,6 +176,14 @@ fn push_element(dtype: DType, v: &Value, out: &mut Vec<u8>) -> Result<(), String
         DType::I64 => out.extend(int(i64::MIN, i64::MAX)?.to_le_bytes()),
         DType::I32 => out.extend((int(i32::MIN as i64, i32::MAX as i64)? as i32).to_le_bytes()),
         DType::U8 => out.push(int(0, 255)? as u8),
+        DType::I8 => out.extend((int(i8::MIN as i64, i8::MAX as i64)? as i8).to_le_bytes()),
+        DType::I16 => out.extend((int(i16::MIN as i64, i16::MAX as i64)? as i16).to_le_bytes()),
+        DType::U16 => out.extend((int(0, u16::MAX as i64)? as u16).to_le_bytes()),
+        DType::U32 => out.extend((int(0, u32::MAX as i64)? as u32).to_le_bytes()),
+        DType::U64 => match v.as_u64() {
+            Some(u) => out.extend(u.to_le_bytes()),
+            None => return Err(format!("`{v}` is not an integer in range for UINT64")),
+        },
         DType::Bool => match v {
             Value::Bool(b) => out.push(*b as u8),
             _ => return Err(format!("`{v}` is not true or false")),

@@ -124,6 +124,11 @@ fn tf_dtype(d: DType) -> &'static str {
         DType::I32 => "DT_INT32",
         DType::U8 => "DT_UINT8",
         DType::Bool => "DT_BOOL",
+        DType::I8 => "DT_INT8",
+        DType::I16 => "DT_INT16",
+        DType::U16 => "DT_UINT16",
+        DType::U32 => "DT_UINT32",
+        DType::U64 => "DT_UINT64",
     }
 }
 

@@ -10,7 +10,7 @@ use crate::operand::{Operand, OwnedOperand};
 use crate::ops::{CmpOp, Op};
 use crate::shape::same_shape;
 use crate::storage::{CpuStorage, StorageElement};
-use half::{bf16, f16};
+use crate::with_dtype;
 use std::hint::select_unpredictable;
 use std::mem::MaybeUninit;
 
@@ -259,16 +259,7 @@ pub(crate) fn binary(
             }
         };
     }
-    match compute {
-        DType::F32 => typed::<f32>(op, a, b, shape, dst),
-        DType::F64 => typed::<f64>(op, a, b, shape, dst),
-        DType::BF16 => typed::<bf16>(op, a, b, shape, dst),
-        DType::F16 => typed::<f16>(op, a, b, shape, dst),
-        DType::I64 => typed::<i64>(op, a, b, shape, dst),
-        DType::I32 => typed::<i32>(op, a, b, shape, dst),
-        DType::U8 => typed::<u8>(op, a, b, shape, dst),
-        DType::Bool => typed::<bool>(op, a, b, shape, dst),
-    }
+    with_dtype!(compute, T => typed::<T>(op, a, b, shape, dst))
 }
 
 fn where_typed<T: StorageElement>(
@@ -390,14 +381,5 @@ pub(crate) fn where_(
 ) -> CpuStorage {
     let (ca, cb) = (cast_if(a, out), cast_if(b, out));
     let (a, b) = (ca.operand(), cb.operand());
-    match out {
-        DType::F32 => CpuStorage::F32(where_typed(c, a, b, shape, d)),
-        DType::F64 => CpuStorage::F64(where_typed(c, a, b, shape, d)),
-        DType::BF16 => CpuStorage::BF16(where_typed(c, a, b, shape, d)),
-        DType::F16 => CpuStorage::F16(where_typed(c, a, b, shape, d)),
-        DType::I64 => CpuStorage::I64(where_typed(c, a, b, shape, d)),
-        DType::I32 => CpuStorage::I32(where_typed(c, a, b, shape, d)),
-        DType::U8 => CpuStorage::U8(where_typed(c, a, b, shape, d)),
-        DType::Bool => CpuStorage::Bool(where_typed(c, a, b, shape, d)),
-    }
+    with_dtype!(out, T => T::wrap(where_typed::<T>(c, a, b, shape, d)))
 }

@@ -3,10 +3,9 @@
 
 use super::threads;
 use super::with_dense;
-use crate::dtype::DType;
 use crate::operand::Operand;
 use crate::storage::{CpuStorage, StorageElement};
-use half::{bf16, f16};
+use crate::with_dtype;
 use rayon::prelude::*;
 
 /// Geometry of im2col over one sample: `c` channels of `h×w`, an `oh×ow` grid of windows.
@@ -192,16 +191,7 @@ pub fn unfold(
         d,
     };
     let total = shape.iter().product();
-    match x.dtype() {
-        DType::F32 => CpuStorage::F32(unfold_typed(x, &w, n, pad, total)),
-        DType::F64 => CpuStorage::F64(unfold_typed(x, &w, n, pad, total)),
-        DType::BF16 => CpuStorage::BF16(unfold_typed(x, &w, n, pad, total)),
-        DType::F16 => CpuStorage::F16(unfold_typed(x, &w, n, pad, total)),
-        DType::I64 => CpuStorage::I64(unfold_typed(x, &w, n, pad, total)),
-        DType::I32 => CpuStorage::I32(unfold_typed(x, &w, n, pad, total)),
-        DType::U8 => CpuStorage::U8(unfold_typed(x, &w, n, pad, total)),
-        DType::Bool => CpuStorage::Bool(unfold_typed(x, &w, n, pad, total)),
-    }
+    with_dtype!(x.dtype(), T => T::wrap(unfold_typed::<T>(x, &w, n, pad, total)))
 }
 
 fn fold_typed<T: super::num::Num>(x: Operand<'_>, w: &Window, n: usize, total: usize) -> Vec<T> {
@@ -240,16 +230,7 @@ pub fn fold(
         d,
     };
     let total = shape.iter().product();
-    match x.dtype() {
-        DType::F32 => CpuStorage::F32(fold_typed(x, &w, n, total)),
-        DType::F64 => CpuStorage::F64(fold_typed(x, &w, n, total)),
-        DType::BF16 => CpuStorage::BF16(fold_typed::<bf16>(x, &w, n, total)),
-        DType::F16 => CpuStorage::F16(fold_typed::<f16>(x, &w, n, total)),
-        DType::I64 => CpuStorage::I64(fold_typed(x, &w, n, total)),
-        DType::I32 => CpuStorage::I32(fold_typed(x, &w, n, total)),
-        DType::U8 => CpuStorage::U8(fold_typed(x, &w, n, total)),
-        DType::Bool => CpuStorage::Bool(fold_typed(x, &w, n, total)),
-    }
+    with_dtype!(x.dtype(), T => T::wrap(fold_typed::<T>(x, &w, n, total)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::dtype::{DType, Element};
 use crate::layout::Layout;
 use crate::operand::{Operand, OwnedOperand};
 use crate::storage::{CpuStorage, StorageElement};
-use crate::with_storage;
+use crate::{with_dtype, with_storage};
 use half::{bf16, f16};
 
 /// A dense row-major copy of `x`.
@@ -21,33 +21,27 @@ pub(crate) fn contiguous_in(x: Operand<'_>, dst: &mut Dst) -> CpuStorage {
     fn go<T: StorageElement>(x: Operand<'_>, dst: &mut Dst) -> CpuStorage {
         T::wrap(to_contiguous_vec_in::<T>(x, dst))
     }
-    match x.dtype() {
-        DType::F32 => go::<f32>(x, dst),
-        DType::F64 => go::<f64>(x, dst),
-        DType::BF16 => go::<bf16>(x, dst),
-        DType::F16 => go::<f16>(x, dst),
-        DType::I64 => go::<i64>(x, dst),
-        DType::I32 => go::<i32>(x, dst),
-        DType::U8 => go::<u8>(x, dst),
-        DType::Bool => go::<bool>(x, dst),
+    with_dtype!(x.dtype(), T => go::<T>(x, dst))
+}
+
+/// One value converted: between integer types (and bool) through `i128`, wrapping as C and
+/// NumPy casts do; everything else through f64.
+#[inline(always)]
+fn convert_one<S: Element, D: Element>(v: S) -> D {
+    let int = |d: DType| d.is_int() || d == DType::Bool;
+    if int(S::DTYPE) && int(D::DTYPE) {
+        D::from_i128(v.to_i128())
+    } else {
+        D::from_f64(v.to_f64())
     }
 }
 
 fn convert<S: Element, D: StorageElement>(src: Vec<S>) -> CpuStorage {
-    D::wrap(src.into_iter().map(|v| D::from_f64(v.to_f64())).collect())
+    D::wrap(src.into_iter().map(convert_one::<S, D>).collect())
 }
 
 fn cast_vec<S: Element>(src: Vec<S>, to: DType) -> CpuStorage {
-    match to {
-        DType::F32 => convert::<S, f32>(src),
-        DType::F64 => convert::<S, f64>(src),
-        DType::BF16 => convert::<S, bf16>(src),
-        DType::F16 => convert::<S, f16>(src),
-        DType::I64 => convert::<S, i64>(src),
-        DType::I32 => convert::<S, i32>(src),
-        DType::U8 => convert::<S, u8>(src),
-        DType::Bool => convert::<S, bool>(src),
-    }
+    with_dtype!(to, D => convert::<S, D>(src))
 }
 
 /// A dense copy of `x` converted to `to` (floats to ints truncate toward zero).
@@ -67,24 +61,16 @@ pub(crate) fn cast_in(x: Operand<'_>, to: DType, dst: &mut Dst) -> CpuStorage {
     with_storage!(&*g, v => convert_in(&v[r], to, dst))
 }
 
-/// `src` converted to `to` in a vector from `dst` (each value through f64, which is exact for
-/// every source type, so it rounds once, as the direct f32 → half conversions do).
+/// `src` converted to `to` in a vector from `dst` (floats through f64, which is exact for
+/// every float source, so they round once, as the direct f32 → half conversions do; integers
+/// to integers exactly, wrapping).
 fn convert_in<S: Element>(src: &[S], to: DType, dst: &mut Dst) -> CpuStorage {
     fn go<S: Element, D: StorageElement>(src: &[S], dst: &mut Dst) -> CpuStorage {
         let mut out = dst.take(src.len());
-        out.extend(src.iter().map(|v| D::from_f64(v.to_f64())));
+        out.extend(src.iter().map(|&v| convert_one::<S, D>(v)));
         D::wrap(out)
     }
-    match to {
-        DType::F32 => go::<S, f32>(src, dst),
-        DType::F64 => go::<S, f64>(src, dst),
-        DType::BF16 => go::<S, bf16>(src, dst),
-        DType::F16 => go::<S, f16>(src, dst),
-        DType::I64 => go::<S, i64>(src, dst),
-        DType::I32 => go::<S, i32>(src, dst),
-        DType::U8 => go::<S, u8>(src, dst),
-        DType::Bool => go::<S, bool>(src, dst),
-    }
+    with_dtype!(to, D => go::<S, D>(src, dst))
 }
 
 /// [`cast`] of a strided tensor: a dense copy first.
@@ -191,7 +177,7 @@ fn write_into(out: &mut CpuStorage, dst_layout: &Layout, src: Operand<'_>) {
             }
         };
     }
-    go!(F32, F64, BF16, F16, I64, I32, U8, Bool)
+    go!(F32, F64, BF16, F16, I64, I32, U8, Bool, I8, I16, U16, U32, U64)
 }
 
 /// Writes `src` (broadcast to `dst`'s shape and cast to its dtype) into `dst`'s storage in place.
@@ -214,5 +200,5 @@ pub fn copy_into(dst: Operand<'_>, src: Operand<'_>) {
             }
         };
     }
-    go!(F32, F64, BF16, F16, I64, I32, U8, Bool)
+    go!(F32, F64, BF16, F16, I64, I32, U8, Bool, I8, I16, U16, U32, U64)
 }

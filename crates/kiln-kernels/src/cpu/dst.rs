@@ -103,5 +103,5 @@ fn copy_prefix(dst: &mut CpuStorage, src: &CpuStorage) {
             }
         };
     }
-    go!(F32, F64, BF16, F16, I64, I32, U8, Bool)
+    go!(F32, F64, BF16, F16, I64, I32, U8, Bool, I8, I16, U16, U32, U64)
 }

@@ -136,7 +136,7 @@ pub(crate) fn index_add(
                 _ => unreachable!("index_add: dtype"),
             }};
         }
-        typed!(F32, F64, BF16, F16, I64, I32, U8, Bool);
+        typed!(F32, F64, BF16, F16, I64, I32, U8, Bool, I8, I16, U16, U32, U64);
         out
     })
 }
@@ -227,7 +227,7 @@ pub(crate) fn scatter_add(
                 _ => unreachable!("scatter_add: dtype"),
             }};
         }
-        typed!(F32, F64, BF16, F16, I64, I32, U8, Bool);
+        typed!(F32, F64, BF16, F16, I64, I32, U8, Bool, I8, I16, U16, U32, U64);
         out
     })
 }

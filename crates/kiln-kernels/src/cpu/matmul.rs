@@ -530,6 +530,11 @@ pub(crate) fn matmul(
         DType::I64 => typed::<i64>(a, b, bias, shape, naive, dst),
         DType::I32 => typed::<i32>(a, b, bias, shape, naive, dst),
         DType::U8 => typed::<u8>(a, b, bias, shape, naive, dst),
+        DType::I8 => typed::<i8>(a, b, bias, shape, naive, dst),
+        DType::I16 => typed::<i16>(a, b, bias, shape, naive, dst),
+        DType::U16 => typed::<u16>(a, b, bias, shape, naive, dst),
+        DType::U32 => typed::<u32>(a, b, bias, shape, naive, dst),
+        DType::U64 => typed::<u64>(a, b, bias, shape, naive, dst),
         DType::Bool => unreachable!("matmul: bool"),
     }
 }

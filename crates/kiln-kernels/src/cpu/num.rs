@@ -41,7 +41,7 @@ macro_rules! num_int {
         }
     )*};
 }
-num_int!(i64, i32, u8);
+num_int!(i64, i32, u8, i8, i16, u16, u32, u64);
 
 macro_rules! num_float {
     ($($t:ty),*) => {$(

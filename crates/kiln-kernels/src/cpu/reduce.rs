@@ -9,6 +9,7 @@ use crate::layout::Layout;
 use crate::operand::Operand;
 use crate::ops::Op;
 use crate::storage::{CpuStorage, StorageElement};
+use crate::with_dtype;
 use half::{bf16, f16};
 
 fn split_dims(x: Operand<'_>, dims: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>) {
@@ -246,16 +247,7 @@ pub(crate) fn reduce(
         }
         Op::Max { .. } | Op::Min { .. } => {
             let max = matches!(op, Op::Max { .. });
-            match x.dtype() {
-                DType::F32 => CpuStorage::F32(extreme(x, dims, max, dst)),
-                DType::F64 => CpuStorage::F64(extreme(x, dims, max, dst)),
-                DType::BF16 => CpuStorage::BF16(extreme(x, dims, max, dst)),
-                DType::F16 => CpuStorage::F16(extreme(x, dims, max, dst)),
-                DType::I64 => CpuStorage::I64(extreme(x, dims, max, dst)),
-                DType::I32 => CpuStorage::I32(extreme(x, dims, max, dst)),
-                DType::U8 => CpuStorage::U8(extreme(x, dims, max, dst)),
-                DType::Bool => CpuStorage::Bool(extreme(x, dims, max, dst)),
-            }
+            with_dtype!(x.dtype(), T => T::wrap(extreme::<T>(x, dims, max, dst)))
         }
         _ => unreachable!("reduce: {}", op.name()),
     }
@@ -296,14 +288,5 @@ fn arg_typed<T: Num>(x: Operand<'_>, dim: usize, max: bool) -> Vec<i64> {
 
 /// Index of the max (or min) along `dim`, first occurrence, NaN wins.
 pub fn arg_reduce(x: Operand<'_>, dim: usize, max: bool) -> CpuStorage {
-    CpuStorage::I64(match x.dtype() {
-        DType::F32 => arg_typed::<f32>(x, dim, max),
-        DType::F64 => arg_typed::<f64>(x, dim, max),
-        DType::BF16 => arg_typed::<bf16>(x, dim, max),
-        DType::F16 => arg_typed::<f16>(x, dim, max),
-        DType::I64 => arg_typed::<i64>(x, dim, max),
-        DType::I32 => arg_typed::<i32>(x, dim, max),
-        DType::U8 => arg_typed::<u8>(x, dim, max),
-        DType::Bool => arg_typed::<bool>(x, dim, max),
-    })
+    CpuStorage::I64(with_dtype!(x.dtype(), T => arg_typed::<T>(x, dim, max)))
 }

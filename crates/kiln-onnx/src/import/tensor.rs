@@ -24,10 +24,15 @@ pub fn kiln_dtype(onnx: i32, what: &str) -> Result<DType, OnnxError> {
         DataType::Int32 => DType::I32,
         DataType::Uint8 => DType::U8,
         DataType::Bool => DType::Bool,
+        DataType::Int8 => DType::I8,
+        DataType::Int16 => DType::I16,
+        DataType::Uint16 => DType::U16,
+        DataType::Uint32 => DType::U32,
+        DataType::Uint64 => DType::U64,
         _ => {
             return Err(OnnxError::NotSupported(format!(
                 "{what}: element type {} ({onnx}), which has no Kiln dtype (Kiln has f32, \
-                 f64, f16, bf16, i64, i32, u8 and bool),",
+                 f64, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8 and bool),",
                 t.as_str_name()
             )))
         }
@@ -79,6 +84,12 @@ pub fn decode(t: &TensorProto, dir: Option<&Path>, what: &str) -> Result<OwnedOp
         DType::I32 => typed(&t.int32_data, n, |&v| v).map_err(bad)?,
         // The narrow types are stored widened in int32_data (f16 and bf16 as their bits).
         DType::U8 => typed(&t.int32_data, n, |&v| v as u8).map_err(bad)?,
+        DType::I8 => typed(&t.int32_data, n, |&v| v as i8).map_err(bad)?,
+        DType::I16 => typed(&t.int32_data, n, |&v| v as i16).map_err(bad)?,
+        DType::U16 => typed(&t.int32_data, n, |&v| v as u16).map_err(bad)?,
+        // The wide unsigned types are stored in uint64_data.
+        DType::U32 => typed(&t.uint64_data, n, |&v| v as u32).map_err(bad)?,
+        DType::U64 => typed(&t.uint64_data, n, |&v| v).map_err(bad)?,
         DType::Bool => typed(&t.int32_data, n, |&v| v != 0).map_err(bad)?,
         DType::F16 => typed(&t.int32_data, n, |&v| {
             kiln_kernels::f16::from_bits(v as u16)

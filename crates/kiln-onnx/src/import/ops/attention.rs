@@ -35,7 +35,7 @@ pub(super) const OPS: &[OpDef] = &[def!(
 /// `[batch, seq, heads·size]` as `[batch, heads, seq, size]`.
 pub(super) fn split_heads(b: &mut Builder, x: &Value, heads: usize, what: &str) -> R<Value> {
     let s = x.shape();
-    if heads == 0 || s[2] % heads != 0 {
+    if heads == 0 || !s[2].is_multiple_of(heads) {
         return Err(format!(
             "{what} has hidden size {} which {heads} heads do not divide",
             s[2]
