@@ -107,8 +107,8 @@ enum Retry {
     Value(usize),
 }
 
-/// A model imported per call signature: the batch size, and the values of the (small,
-/// integer) inputs its graph reads as shapes. Each import is exact for its signature; the
+/// A model imported per call signature: the batch size, and the values of the (small)
+/// inputs its graph reads as shapes, sizes or scales. Each import is exact for its signature; the
 /// last 8 are kept.
 struct Specialized {
     model: ModelProto,
@@ -172,7 +172,7 @@ impl Specialized {
                     expected: "an input".into(),
                     got: format!("{} arguments", args.len()),
                 })?;
-                if a.numel() > SHAPE_INPUT_MAX || a.dtype().is_float() {
+                if a.numel() > SHAPE_INPUT_MAX {
                     return Err(malformed(format!(
                         "input {k} is read as a shape but is {}{:?}",
                         a.dtype(),
@@ -180,7 +180,15 @@ impl Specialized {
                     )));
                 }
                 let value = OwnedOperand::new(a.storage().clone(), a.layout().clone(), a.dtype());
-                let ints = builder::known_i64s(&value);
+                // Floats (scales, range bounds, a depth) by their bits: exact signatures.
+                let ints: Vec<i64> = if a.dtype().is_float() {
+                    builder::known_f64s(&value)
+                        .into_iter()
+                        .map(|v| v.to_bits() as i64)
+                        .collect()
+                } else {
+                    builder::known_i64s(&value)
+                };
                 key.push(ints.len() as i64);
                 key.extend(ints);
                 known.insert(k, value);
@@ -674,7 +682,7 @@ fn import(
             // A small integer model input read as a shape: import per value of it.
             let wanted_input = wanted
                 .and_then(|id| b.arg_of(id))
-                .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && matches!(d, DType::I64 | DType::I32));
+                .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && (d.is_int() || d.is_float()));
             let retry = match wanted_input {
                 Some((k, _, _)) => Retry::Value(arg_inputs[k]),
                 None if b.refused_batch() => Retry::Batch,

@@ -111,6 +111,10 @@ fn integer_fold(
     let (x, y) = (n.input(0)?, n.input(1)?);
     same_dtype(x, y)?;
     let (Some(xv), Some(yv)) = (x.known(), y.known()) else {
+        // An operand that is a small model input: import per value of it.
+        for k in 0..2 {
+            n.ints(k)?;
+        }
         return Err(format!(
             "integer {what} of values computed by the graph (Kiln's kernels divide in floats)"
         ));

@@ -22,7 +22,9 @@ mod elementwise;
 mod loss;
 mod nn;
 mod norm;
+mod rearrange;
 mod reduce;
+mod resize;
 mod sequence;
 mod shape;
 
@@ -107,7 +109,9 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
         nn::OPS,
         norm::OPS,
         loss::OPS,
+        rearrange::OPS,
         reduce::OPS,
+        resize::OPS,
         sequence::OPS,
         shape::OPS,
     ]

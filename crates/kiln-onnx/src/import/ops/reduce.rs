@@ -171,9 +171,6 @@ fn reduce(b: &mut Builder, n: &NodeIn, kind: Kind) -> R<Vec<Value>> {
 }
 
 fn arg(b: &mut Builder, n: &NodeIn, max: bool) -> R<Vec<Value>> {
-    if n.attrs.int_or("select_last_index", 0)? != 0 {
-        return Err("select_last_index=1 is not supported".into());
-    }
     let x = n.input(0)?;
     let dim = axis(n.attrs.int_or("axis", 0)?, x.rank())?;
     let keepdim = n.attrs.int_or("keepdims", 1)? != 0;
@@ -182,7 +179,20 @@ fn arg(b: &mut Builder, n: &NodeIn, max: bool) -> R<Vec<Value>> {
     } else {
         Op::ArgMin { dim, keepdim }
     };
-    one(b.op(op, &[x])?)
+    if n.attrs.int_or("select_last_index", 0)? == 0 {
+        return one(b.op(op, &[x])?);
+    }
+    // The last occurrence: the first one of the reversed input, counted from the end.
+    let reversed = super::rearrange::flip(b, x, dim)?;
+    let i = b.op(op, &[&reversed])?;
+    let last = x.shape()[dim] as f64 - 1.0;
+    one(b.unary(
+        &i,
+        UnaryOp::Affine {
+            mul: -1.0,
+            add: last,
+        },
+    )?)
 }
 
 /// A reduction over an empty dim: its identity (0 for sums, 1 for a product, −∞ for a max,
