@@ -234,7 +234,7 @@ fn apply_axis(b: &mut Builder, x: &Value, dim: usize, w: &AxisWeights, fill: f64
         .map(|r| {
             let mut nz = r.iter().filter(|(_, c)| *c != 0.0);
             match (nz.next(), nz.next()) {
-                (Some(&(i, c)), None) if c == 1.0 => Some(i as i64),
+                (Some(&(i, 1.0)), None) => Some(i as i64),
                 _ => None,
             }
         })
