@@ -22,6 +22,7 @@ mod elementwise;
 mod loss;
 mod nn;
 mod norm;
+mod quantize;
 mod rearrange;
 mod reduce;
 mod resize;
@@ -109,6 +110,7 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
         nn::OPS,
         norm::OPS,
         loss::OPS,
+        quantize::OPS,
         rearrange::OPS,
         reduce::OPS,
         resize::OPS,

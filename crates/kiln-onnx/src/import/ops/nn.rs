@@ -5,7 +5,7 @@ use super::{axis, one, pad_dim, NodeIn, OpDef};
 use crate::import::builder::{known_f64s, Builder, Value, R};
 use kiln_kernels::ops::{Conv2dParams, Dims, Op, Pool2dParams, UnaryOp};
 use kiln_kernels::storage::CpuStorage;
-use kiln_kernels::OwnedOperand;
+use kiln_kernels::{DType, OwnedOperand};
 
 pub(super) const OPS: &[OpDef] = &[
     def!(
@@ -242,10 +242,32 @@ fn pad_outside(
 }
 
 fn conv(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
-    let (x, w) = (n.input(0)?, n.input(1)?);
+    one(conv_of(b, n, n.input(0)?, n.input(1)?, n.opt(2))?)
+}
+
+/// The convolution of `x` by `w` (plus `bias`) with the node's window attributes; halves
+/// (which Kiln's convolution does not take) run in f32 and round back.
+pub(super) fn conv_of(
+    b: &mut Builder,
+    n: &NodeIn,
+    x: &Value,
+    w: &Value,
+    bias: Option<&Value>,
+) -> R<Value> {
     let rank = x.rank();
     if w.rank() != rank || rank < 3 {
         return Err(format!("input {:?} and weight {:?}", x.shape(), w.shape()));
+    }
+    let dtype = x.dtype();
+    if matches!(dtype, DType::F16 | DType::BF16) {
+        let x = b.cast(x, DType::F32)?;
+        let w = b.cast(w, DType::F32)?;
+        let bias = match bias {
+            Some(v) => Some(b.cast(v, DType::F32)?),
+            None => None,
+        };
+        let y = conv_of(b, n, &x, &w, bias.as_ref())?;
+        return b.cast(&y, dtype);
     }
     let win = window(n, &x.shape()[2..], Some(&w.shape()[2..]))?;
     let groups = usize::try_from(n.attrs.int_or("group", 1)?).map_err(|_| "negative group")?;
@@ -259,11 +281,11 @@ fn conv(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         groups,
     };
     let mut args = vec![&x2, &w2];
-    if let Some(bias) = n.opt(2) {
+    if let Some(bias) = bias {
         args.push(bias);
     }
     let y = b.op(Op::Conv2d(params), &args)?;
-    one(from_2d(b, &y, rank)?)
+    from_2d(b, &y, rank)
 }
 
 fn conv_transpose(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
