@@ -23,6 +23,7 @@ pub mod device;
 pub mod dtype;
 pub mod layout;
 pub mod memory;
+pub mod minifloat;
 pub mod operand;
 pub mod ops;
 pub mod pool;

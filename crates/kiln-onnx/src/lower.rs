@@ -533,6 +533,23 @@ impl<'a> Emitter<'a> {
                 self.emit("Clip", vec![x, lo, hi], out, vec![])
             }
             OnnxUnary::Not => self.emit("Not", vec![x], out, vec![]),
+            OnnxUnary::Minifloat(format, saturate) => {
+                let (to, mode) = crate::import::narrow::onnx_minifloat(format);
+                let mut attrs = vec![attr_int("to", to as i64)];
+                if matches!(to, DataType::Float8e8m0) {
+                    attrs.push(attr_string("round_mode", mode));
+                    attrs.push(attr_int("saturate", saturate as i64));
+                } else if !matches!(to, DataType::Float4e2m1) {
+                    attrs.push(attr_int("saturate", saturate as i64));
+                }
+                let small = self.emit("Cast", vec![x], None, attrs);
+                self.emit(
+                    "Cast",
+                    vec![small],
+                    out,
+                    vec![attr_int("to", onnx_dtype(d) as i64)],
+                )
+            }
         })
     }
 

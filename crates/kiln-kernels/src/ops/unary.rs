@@ -84,6 +84,14 @@ pub enum UnaryOp {
     Ceil,
     /// nearest integer, halves to even (NumPy's and ONNX's rounding); integers pass through
     Round,
+    /// the nearest value of a small float format (float8, float4, E8M0), kept in the input's
+    /// float type; its gradient passes straight through (quantization-aware training's rule)
+    Minifloat {
+        /// the format
+        format: crate::minifloat::Minifloat,
+        /// out-of-range values saturate to the format's largest (else ∞ or NaN)
+        saturate: bool,
+    },
 }
 
 /// How ONNX writes a unary op: the export column of its declaration (`kiln-onnx` turns it
@@ -117,6 +125,8 @@ pub enum OnnxUnary {
     },
     /// `Not` of the operand as bool.
     Not,
+    /// `Cast` to the small float format and back: the format, `saturate`.
+    Minifloat(crate::minifloat::Minifloat, bool),
 }
 
 impl UnaryOp {
@@ -151,6 +161,7 @@ impl UnaryOp {
             UnaryOp::Floor => OnnxUnary::Op("Floor"),
             UnaryOp::Ceil => OnnxUnary::Op("Ceil"),
             UnaryOp::Round => OnnxUnary::Op("Round"),
+            UnaryOp::Minifloat { format, saturate } => OnnxUnary::Minifloat(format, saturate),
         }
     }
 
@@ -185,6 +196,7 @@ impl UnaryOp {
             UnaryOp::Floor => "floor",
             UnaryOp::Ceil => "ceil",
             UnaryOp::Round => "round",
+            UnaryOp::Minifloat { .. } => "minifloat",
         }
     }
 
@@ -238,7 +250,8 @@ impl UnaryOp {
             | UnaryOp::Affine { .. }
             | UnaryOp::Floor
             | UnaryOp::Ceil
-            | UnaryOp::Round => (false, false),
+            | UnaryOp::Round
+            | UnaryOp::Minifloat { .. } => (false, false),
             UnaryOp::LogicalNot => (true, true),
             _ => (true, false),
         }
@@ -322,6 +335,8 @@ impl UnaryOp {
             UnaryOp::Atanh => div(g, &affine(&mul(x, x), -1.0, 1.0)),
             // Piecewise constant: zero gradient almost everywhere (PyTorch's convention).
             UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round => zeros_like(g),
+            // The straight-through estimator: rounding is treated as the identity.
+            UnaryOp::Minifloat { .. } => affine(g, 1.0, 0.0),
         })
     }
 }
@@ -451,6 +466,10 @@ macro_rules! with_float_unary {
             UnaryOp::Floor => run!(|v: $T| v.floor()),
             UnaryOp::Ceil => run!(|v: $T| v.ceil()),
             UnaryOp::Round => run!(|v: $T| $crate::ops::unary::UnaryFloat::round_even(v)),
+            UnaryOp::Minifloat { format, saturate } => {
+                let (f, s) = (*format, *saturate);
+                run!(move |v: $T| c(f.round(num_traits::ToPrimitive::to_f64(&v).unwrap(), s)))
+            }
         }
     }};
 }

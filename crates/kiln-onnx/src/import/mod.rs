@@ -10,6 +10,7 @@
 
 mod attrs;
 mod builder;
+pub(crate) mod narrow;
 mod ops;
 mod tensor;
 
@@ -512,8 +513,8 @@ fn declared(
                 o.name()
             ))));
         };
-        let dtype =
-            tensor::kiln_dtype(t.elem_type(), &format!("output {:?}", o.name())).map_err(plain)?;
+        let dtype = tensor::holder_dtype(t.elem_type(), &format!("output {:?}", o.name()))
+            .map_err(plain)?;
         let dims = t
             .shape
             .as_ref()
@@ -574,7 +575,7 @@ fn input_type(
             "input {name:?}: a value that is not a tensor"
         )));
     };
-    let dtype = tensor::kiln_dtype(t.elem_type(), &format!("input {name:?}"))?;
+    let dtype = tensor::holder_dtype(t.elem_type(), &format!("input {name:?}"))?;
     let shape = t.shape.as_ref().ok_or_else(|| {
         OnnxError::NotSupported(format!("input {name:?}: a tensor of unknown rank"))
     })?;
@@ -677,19 +678,22 @@ fn import(
     for name in read.chain(g.output.iter().map(|o| o.name())) {
         *readers.entry(name).or_default() += 1;
     }
+    let declared = declared_types(g);
     for node in &g.node {
-        import_node(&mut b, &mut values, node, opset, &readers).map_err(|(e, wanted)| {
-            // A small integer model input read as a shape: import per value of it.
-            let wanted_input = wanted
-                .and_then(|id| b.arg_of(id))
-                .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && (d.is_int() || d.is_float()));
-            let retry = match wanted_input {
-                Some((k, _, _)) => Retry::Value(arg_inputs[k]),
-                None if b.refused_batch() => Retry::Batch,
-                None => Retry::No,
-            };
-            (e, retry)
-        })?;
+        import_node(&mut b, &mut values, node, opset, &readers, &declared).map_err(
+            |(e, wanted)| {
+                // A small integer model input read as a shape: import per value of it.
+                let wanted_input = wanted
+                    .and_then(|id| b.arg_of(id))
+                    .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && (d.is_int() || d.is_float()));
+                let retry = match wanted_input {
+                    Some((k, _, _)) => Retry::Value(arg_inputs[k]),
+                    None if b.refused_batch() => Retry::Batch,
+                    None => Retry::No,
+                };
+                (e, retry)
+            },
+        )?;
     }
     let mut outs = Vec::new();
     let mut ports = Vec::new();
@@ -717,8 +721,9 @@ fn import(
             o.r#type.as_ref().and_then(|t| t.value.as_ref())
         {
             if t.elem_type.is_some() {
-                let declared = tensor::kiln_dtype(t.elem_type(), &format!("output {:?}", o.name()))
-                    .map_err(plain)?;
+                let declared =
+                    tensor::holder_dtype(t.elem_type(), &format!("output {:?}", o.name()))
+                        .map_err(plain)?;
                 if declared != v.dtype() {
                     return Err(plain(OnnxError::Invalid(format!(
                         "output {:?} is declared {declared}, but the graph computes {}",
@@ -788,12 +793,44 @@ fn node_label(node: &crate::proto::NodeProto) -> String {
     }
 }
 
+/// The element type the model declares for each value it names one for (inputs, outputs,
+/// value infos, initializers, constants, casts): what a widened narrow type really is.
+fn declared_types(g: &crate::proto::GraphProto) -> HashMap<&str, i32> {
+    let mut types = HashMap::new();
+    let infos = g.input.iter().chain(&g.value_info).chain(&g.output);
+    for v in infos {
+        if let Some(crate::proto::type_proto::Value::TensorType(t)) =
+            v.r#type.as_ref().and_then(|t| t.value.as_ref())
+        {
+            types.insert(v.name(), t.elem_type());
+        }
+    }
+    for t in &g.initializer {
+        types.insert(t.name(), t.data_type());
+    }
+    for n in &g.node {
+        let attr = |name: &str| n.attribute.iter().find(|a| a.name() == name);
+        let t = match n.op_type() {
+            "Constant" => attr("value")
+                .and_then(|a| a.t.as_ref())
+                .map(|t| t.data_type()),
+            "Cast" => attr("to").and_then(|a| a.i).map(|i| i as i32),
+            _ => None,
+        };
+        if let (Some(t), Some(out)) = (t, n.output.first()) {
+            types.insert(out.as_str(), t);
+        }
+    }
+    types
+}
+
 fn import_node(
     b: &mut Builder,
     values: &mut HashMap<String, Value>,
     node: &crate::proto::NodeProto,
     opset: i64,
     readers: &HashMap<&str, usize>,
+    declared: &HashMap<&str, i32>,
 ) -> Result<(), (OnnxError, Option<ValueId>)> {
     let label = node_label(node);
     let op = node.op_type();
@@ -843,6 +880,11 @@ fn import_node(
             .map(|i| readers.get(i.as_str()).copied().unwrap_or(0))
             .collect(),
         wanted: std::cell::Cell::new(None),
+        declared: node
+            .input
+            .iter()
+            .map(|i| declared.get(i.as_str()).copied())
+            .collect(),
     };
     let results = (def.import)(b, &n).map_err(|e| {
         // The input the op needed to know, when it is computed by the graph.

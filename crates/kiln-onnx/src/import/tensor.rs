@@ -39,6 +39,15 @@ pub fn kiln_dtype(onnx: i32, what: &str) -> Result<DType, OnnxError> {
     })
 }
 
+/// The Kiln dtype of an ONNX element type, the narrow types (float8, float4, 4- and 2-bit
+/// integers) as the wider dtype that holds their values (see [`super::narrow`]).
+pub fn holder_dtype(onnx: i32, what: &str) -> Result<DType, OnnxError> {
+    match super::narrow::Narrow::of(onnx) {
+        Some(n) => Ok(n.holder()),
+        None => kiln_dtype(onnx, what),
+    }
+}
+
 /// Dims of a tensor, each checked to be a size.
 fn dims(t: &TensorProto, what: &str) -> Result<Vec<usize>, OnnxError> {
     t.dims
@@ -54,6 +63,9 @@ fn dims(t: &TensorProto, what: &str) -> Result<Vec<usize>, OnnxError> {
 /// Decodes `t`; `dir` is the model's folder, where external data files live (`None`: data
 /// outside the model is refused).
 pub fn decode(t: &TensorProto, dir: Option<&Path>, what: &str) -> Result<OwnedOperand, OnnxError> {
+    if let Some(narrow) = super::narrow::Narrow::of(t.data_type()) {
+        return decode_narrow(t, narrow, dir, what);
+    }
     let dtype = kiln_dtype(t.data_type(), what)?;
     let shape = dims(t, what)?;
     let n = checked_numel(&shape, dtype.size_in_bytes())
@@ -101,6 +113,43 @@ pub fn decode(t: &TensorProto, dir: Option<&Path>, what: &str) -> Result<OwnedOp
         .map_err(bad)?,
     };
     Ok(OwnedOperand::dense(storage, &shape))
+}
+
+/// A tensor of a narrow type, widened: packed bytes (raw or external), or `int32_data` with
+/// one element, or one packed byte, per entry.
+fn decode_narrow(
+    t: &TensorProto,
+    narrow: super::narrow::Narrow,
+    dir: Option<&Path>,
+    what: &str,
+) -> Result<OwnedOperand, OnnxError> {
+    let shape = dims(t, what)?;
+    let n = checked_numel(&shape, 1).map_err(|e| OnnxError::Invalid(format!("{what}: {e}")))?;
+    let per = (8 / narrow.bits()) as usize;
+    let bad = || {
+        OnnxError::Invalid(format!(
+            "{what}: {:?}{shape:?} does not match the data it holds",
+            narrow
+        ))
+    };
+    let values = if t.data_location() == DataLocation::External {
+        let bytes = external(t, dir, n.div_ceil(per), what)?;
+        narrow.unpack(&bytes, n).ok_or_else(bad)?
+    } else if let Some(raw) = &t.raw_data {
+        narrow.unpack(raw, n).ok_or_else(bad)?
+    } else if t.int32_data.len() == n {
+        t.int32_data
+            .iter()
+            .map(|&v| narrow.decode(v as u8))
+            .collect()
+    } else {
+        let bytes: Vec<u8> = t.int32_data.iter().map(|&v| v as u8).collect();
+        narrow.unpack(&bytes, n).ok_or_else(bad)?
+    };
+    Ok(OwnedOperand::dense(
+        CpuStorage::from_f64s(narrow.holder(), values.into_iter()),
+        &shape,
+    ))
 }
 
 /// Elements from one of the typed repeated fields, which must hold exactly `n`.

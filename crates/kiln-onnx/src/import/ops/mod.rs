@@ -18,6 +18,7 @@ macro_rules! def {
 }
 
 mod attention;
+mod cast;
 mod elementwise;
 mod loss;
 mod nn;
@@ -47,6 +48,9 @@ pub(crate) struct NodeIn<'a> {
     pub readers: Vec<usize>,
     /// The input [`NodeIn::ints`] needed known and found computed by the graph.
     pub wanted: std::cell::Cell<Option<usize>>,
+    /// Per input: the ONNX element type the model declares for it, when it declares one
+    /// (a narrow type's values are held in a wider dtype).
+    pub declared: Vec<Option<i32>>,
 }
 
 impl NodeIn<'_> {
@@ -75,6 +79,15 @@ impl NodeIn<'_> {
                 }
             },
         }
+    }
+
+    /// The narrow ONNX type input `k` is declared as, if it is one.
+    pub fn narrow(&self, k: usize) -> Option<crate::import::narrow::Narrow> {
+        self.declared
+            .get(k)
+            .copied()
+            .flatten()
+            .and_then(crate::import::narrow::Narrow::of)
     }
 
     /// Refuses outputs past the first `n` that the model reads.
@@ -107,6 +120,7 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
     [
         elementwise::OPS,
         attention::OPS,
+        cast::OPS,
         nn::OPS,
         norm::OPS,
         loss::OPS,

@@ -8,6 +8,7 @@
 use super::nn::conv_of;
 use super::{axis, one, NodeIn, OpDef};
 use crate::import::builder::{Builder, Value, R};
+use crate::import::narrow::Narrow;
 use crate::import::tensor::kiln_dtype;
 use kiln_kernels::ops::{Op, UnaryOp};
 use kiln_kernels::DType;
@@ -44,6 +45,13 @@ pub(super) const OPS: &[OpDef] = &[
     def!("ConvInteger", conv_integer, CONV),
     def!("QLinearConv", qlinear_conv, CONV),
 ];
+
+/// An integer type quantized to: a Kiln dtype, or a narrow type held in one.
+#[derive(Clone, Copy)]
+enum Target {
+    Dtype(DType),
+    Narrow(Narrow),
+}
 
 /// The range of an integer quantization type.
 fn range(d: DType) -> R<(f64, f64)> {
@@ -121,10 +129,21 @@ fn saturate(
     b: &mut Builder,
     q: &Value,
     zp: Option<&Value>,
-    target: DType,
+    target: Target,
     shift_first: bool,
 ) -> R<Value> {
-    let (lo, hi) = range(target)?;
+    let (lo, hi, target) = match target {
+        Target::Dtype(d) => {
+            let (lo, hi) = range(d)?;
+            (lo, hi, d)
+        }
+        Target::Narrow(t) => {
+            let (lo, hi) = t
+                .int_range()
+                .ok_or("a small float is not an integer target")?;
+            (lo, hi, t.holder())
+        }
+    };
     let mut q = q.clone();
     if !shift_first {
         q = b.unary(&q, UnaryOp::Round)?;
@@ -152,22 +171,22 @@ fn quantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     if !x.dtype().is_float() {
         return Err(format!("x is {}; expected floats", x.dtype()));
     }
-    let target = match (zp, n.attrs.int("output_dtype")?) {
-        (Some(z), None | Some(0)) => z.dtype(),
-        (Some(z), Some(t)) => {
-            let t = kiln_dtype(t as i32, "output_dtype").map_err(|e| e.to_string())?;
-            if t != z.dtype() {
-                return Err(format!(
-                    "output_dtype {t} differs from the zero point's {}",
-                    z.dtype()
-                ));
-            }
-            t
+    // The ONNX type quantized to: the zero point's, else output_dtype, else uint8.
+    let out_attr = n
+        .attrs
+        .int("output_dtype")?
+        .filter(|&t| t != 0)
+        .map(|t| t as i32);
+    let zp_type = zp.map(|z| n.declared[2].unwrap_or_else(|| onnx_type_of(z.dtype())));
+    let onnx_target = match (zp_type, out_attr) {
+        (Some(z), Some(t)) if z != t => {
+            return Err(format!(
+                "output_dtype {t} differs from the zero point's type {z}"
+            ))
         }
-        (None, Some(t)) if t != 0 => {
-            kiln_dtype(t as i32, "output_dtype").map_err(|e| e.to_string())?
-        }
-        (None, _) => DType::U8,
+        (Some(z), _) => z,
+        (None, Some(t)) => t,
+        (None, None) => crate::proto::tensor_proto::DataType::Uint8 as i32,
     };
     let block = n.attrs.int_or("block_size", 0)?.max(0) as usize;
     let dim = quant_axis(n, x, scale, block)?;
@@ -180,18 +199,40 @@ fn quantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         _ => (x.clone(), b.cast(&s, x.dtype())?),
     };
     let q = b.binary(Op::Div, &xs, &ss)?;
-    let z = match zp {
-        Some(z) => Some(along(b, z, x.shape(), dim, block)?),
-        None => None,
-    };
-    one(saturate(b, &q, z.as_ref(), target, false)?)
+    match Narrow::of(onnx_target) {
+        // float8 and float4: the quotient rounded to the format (zero points are 0).
+        Some(Narrow::Float(format)) => {
+            let saturate = n.attrs.int_or("saturate", 1)? != 0;
+            let qf = b.cast(&q, DType::F32)?;
+            one(b.unary(&qf, UnaryOp::Minifloat { format, saturate })?)
+        }
+        narrow => {
+            let z = match zp {
+                Some(z) => Some(along(b, z, x.shape(), dim, block)?),
+                None => None,
+            };
+            let target = match narrow {
+                Some(t) => Target::Narrow(t),
+                None => Target::Dtype(
+                    kiln_dtype(onnx_target, "output_dtype").map_err(|e| e.to_string())?,
+                ),
+            };
+            one(saturate(b, &q, z.as_ref(), target, false)?)
+        }
+    }
+}
+
+/// The ONNX type id of a Kiln dtype.
+fn onnx_type_of(d: DType) -> i32 {
+    crate::lower::onnx_dtype(d)
 }
 
 fn dequantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let (x, scale) = (n.input(0)?, n.input(1)?);
-    if x.dtype().is_float() {
+    let small_float = matches!(n.narrow(0), Some(Narrow::Float(_)));
+    if x.dtype().is_float() && !small_float {
         return Err(format!(
-            "x is {}; expected a quantized integer type",
+            "x is {}; expected a quantized integer or small float type",
             x.dtype()
         ));
     }
@@ -202,7 +243,8 @@ fn dequantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let block = n.attrs.int_or("block_size", 0)?.max(0) as usize;
     let dim = quant_axis(n, x, scale, block)?;
     let mut dx = b.cast(x, DType::F32)?;
-    if let Some(z) = n.opt(2) {
+    // A small float's zero point is 0 by definition.
+    if let Some(z) = n.opt(2).filter(|_| !small_float) {
         if z.dtype() != x.dtype() {
             return Err(format!("zero point is {}, x is {}", z.dtype(), x.dtype()));
         }
@@ -268,7 +310,7 @@ fn dynamic_quantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     )?;
     let zp = b.unary(&zp, UnaryOp::Round)?;
     let q = b.binary(Op::Div, x, &scale)?;
-    let y = saturate(b, &q, Some(&zp), DType::U8, false)?;
+    let y = saturate(b, &q, Some(&zp), Target::Dtype(DType::U8), false)?;
     let zp = b.cast(&zp, DType::U8)?;
     Ok(vec![y, scale, zp])
 }
@@ -318,7 +360,7 @@ fn requantize(
     let cf = b.cast(c, DType::F64)?;
     let f = b.cast(factor, DType::F64)?;
     let d = b.binary(Op::Mul, &cf, &f)?;
-    saturate(b, &d, zy, target, true)
+    saturate(b, &d, zy, Target::Dtype(target), true)
 }
 
 /// `sa · sb / sy` in the scales' own type.

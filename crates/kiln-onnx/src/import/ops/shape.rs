@@ -4,7 +4,7 @@
 
 use super::{axis, broadcast, one, pad_dim_with, NodeIn, OpDef};
 use crate::import::builder::{known_i64s, Builder, Value, R};
-use crate::import::tensor::{decode, kiln_dtype};
+use crate::import::tensor::decode;
 use kiln_kernels::ops::Op;
 use kiln_kernels::storage::CpuStorage;
 use kiln_kernels::{DType, OwnedOperand};
@@ -41,12 +41,6 @@ pub(super) const OPS: &[OpDef] = &[
     ),
     def!("ConstantOfShape", constant_of_shape, ["value"]),
     def!("Range", range),
-    def!("Cast", cast, ["to", "saturate"]),
-    def!(
-        "CastLike",
-        |b, n| one(b.cast(n.input(0)?, n.input(1)?.dtype())?),
-        ["saturate"]
-    ),
 ];
 
 /// Non-negative sizes from integers.
@@ -554,12 +548,6 @@ fn range(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let count = count as usize;
     let data = CpuStorage::from_f64s(dtype, (0..count).map(|i| start + i as f64 * delta));
     one(b.derived(OwnedOperand::dense(data, &[count]), &[s, l, d]))
-}
-
-fn cast(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
-    let to = n.attrs.int("to")?.ok_or("to is required")?;
-    let dtype = kiln_dtype(to as i32, "to").map_err(|e| e.to_string())?;
-    one(b.cast(n.input(0)?, dtype)?)
 }
 
 /// `GatherND` without batch dims: the index tuples (the last dim of the indices, `k` long)
