@@ -309,7 +309,9 @@ pub fn run<B: Backend>(
             dim, start, step, ..
         } => dense(b.slice_scatter(x(), *dim, *start, *step, shape, dst)),
         Op::Unary(u) => dense(b.unary(u, x(), dtype, dst)),
-        _ if op.is_binary() => dense(b.binary(op, x(), inputs[1], shape, dtype, dst)),
+        _ if op.is_binary() || matches!(op, Op::IntBinary(_)) => {
+            dense(b.binary(op, x(), inputs[1], shape, dtype, dst))
+        }
         Op::Where => dense(b.where_(x(), inputs[1], inputs[2], shape, dtype, dst)),
         Op::Sum { dims, .. }
         | Op::Max { dims, .. }

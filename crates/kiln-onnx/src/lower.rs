@@ -12,7 +12,7 @@ use kiln_kernels::buffer::CpuStorage;
 use kiln_kernels::dtype::DType;
 use kiln_kernels::ops::fused::{FusedProgram, FusedStep};
 use kiln_kernels::ops::unary::OnnxUnary;
-use kiln_kernels::ops::{Activation, CmpOp, Op, UnaryOp};
+use kiln_kernels::ops::{Activation, CmpOp, IntOp, Op, UnaryOp};
 use kiln_kernels::OwnedOperand;
 use kiln_runtime::ir::{Node, ValueId};
 use kiln_runtime::symbolic::Dim;
@@ -298,6 +298,27 @@ impl<'a> Emitter<'a> {
             op if op.is_binary() => {
                 let (a, b) = (self.arg(node, 0, d), self.arg(node, 1, d));
                 self.binary(op, a, b, out)?;
+            }
+            Op::IntBinary(i) => {
+                let (a, b) = (self.arg(node, 0, d), self.arg(node, 1, d));
+                let (op_type, attrs) = match i {
+                    IntOp::Div => ("Div", vec![]),
+                    IntOp::Rem => ("Mod", vec![attr_int("fmod", 1)]),
+                    IntOp::Mod => ("Mod", vec![]),
+                    IntOp::And => ("BitwiseAnd", vec![]),
+                    IntOp::Or => ("BitwiseOr", vec![]),
+                    IntOp::Xor => ("BitwiseXor", vec![]),
+                    // ONNX shifts unsigned integers only.
+                    IntOp::Shl | IntOp::Shr if !d.is_unsigned() => {
+                        return Err(unsupported(format!(
+                            "{} of {d}: ONNX's BitShift takes unsigned integers",
+                            i.name()
+                        )))
+                    }
+                    IntOp::Shl => ("BitShift", vec![attr_string("direction", "LEFT")]),
+                    IntOp::Shr => ("BitShift", vec![attr_string("direction", "RIGHT")]),
+                };
+                self.emit(op_type, vec![a, b], out, attrs);
             }
             Op::Compare(c) => {
                 let common = DType::promote(self.dtype(node.args[0]), self.dtype(node.args[1]));

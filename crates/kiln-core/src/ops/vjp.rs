@@ -65,6 +65,7 @@ pub fn saves(op: &Op) -> Saves {
         | Op::Fold { .. } => s(0, false),
         // Never differentiated (bool/int outputs or no inputs); keep everything.
         Op::Compare(_)
+        | Op::IntBinary(_)
         | Op::ArgMax { .. }
         | Op::ArgMin { .. }
         | Op::Numel { .. }

@@ -3,7 +3,7 @@
 
 use super::Tensor;
 use crate::dtype::DType;
-use crate::ops::{dispatch, CmpOp, Op, UnaryOp};
+use crate::ops::{dispatch, CmpOp, IntOp, Op, UnaryOp};
 
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $name:ident => $op:expr;)*) => {$(
@@ -109,6 +109,23 @@ impl Tensor {
         maximum => Op::Maximum;
         /// Elementwise minimum (NaN propagates).
         minimum => Op::Minimum;
+        /// Integer quotient rounded toward zero (`torch.div(.., rounding_mode="trunc")` of
+        /// integers); a zero divisor gives 0.
+        div_trunc => Op::IntBinary(IntOp::Div);
+        /// Integer remainder with the dividend's sign (`torch.fmod` of integers).
+        fmod => Op::IntBinary(IntOp::Rem);
+        /// Integer remainder with the divisor's sign (`torch.remainder` of integers).
+        remainder => Op::IntBinary(IntOp::Mod);
+        /// Bitwise and of integers.
+        bitwise_and => Op::IntBinary(IntOp::And);
+        /// Bitwise or of integers.
+        bitwise_or => Op::IntBinary(IntOp::Or);
+        /// Bitwise exclusive or of integers.
+        bitwise_xor => Op::IntBinary(IntOp::Xor);
+        /// Integers shifted left (0 once the shift reaches the type's width).
+        bitwise_left_shift => Op::IntBinary(IntOp::Shl);
+        /// Integers shifted right (arithmetically for signed types).
+        bitwise_right_shift => Op::IntBinary(IntOp::Shr);
     }
 
     compare_methods! {

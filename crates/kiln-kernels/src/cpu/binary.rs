@@ -2,7 +2,7 @@
 
 use super::cast_if;
 use super::dst::Dst;
-use super::num::Num;
+use super::num::{IntNum, Num};
 use super::strided::for_each_run;
 use super::threads::MAP_CHUNK;
 use crate::dtype::DType;
@@ -170,6 +170,41 @@ pub(crate) fn zip_in<T: StorageElement, U: StorageElement>(
     out
 }
 
+/// An [`Op::IntBinary`] in the promoted integer type `out`.
+fn int_binary(
+    op: crate::ops::IntOp,
+    a: Operand<'_>,
+    b: Operand<'_>,
+    shape: &[usize],
+    out: DType,
+    d: &mut Dst,
+) -> CpuStorage {
+    fn go<T: IntNum>(
+        op: crate::ops::IntOp,
+        a: Operand<'_>,
+        b: Operand<'_>,
+        shape: &[usize],
+        d: &mut Dst,
+    ) -> CpuStorage {
+        T::wrap(zip_in(a, b, shape, d, move |x: T, y: T| {
+            T::int_op(op, x, y)
+        }))
+    }
+    let (ca, cb) = (cast_if(a, out), cast_if(b, out));
+    let (a, b) = (ca.operand(), cb.operand());
+    match out {
+        DType::I64 => go::<i64>(op, a, b, shape, d),
+        DType::I32 => go::<i32>(op, a, b, shape, d),
+        DType::I16 => go::<i16>(op, a, b, shape, d),
+        DType::I8 => go::<i8>(op, a, b, shape, d),
+        DType::U64 => go::<u64>(op, a, b, shape, d),
+        DType::U32 => go::<u32>(op, a, b, shape, d),
+        DType::U16 => go::<u16>(op, a, b, shape, d),
+        DType::U8 => go::<u8>(op, a, b, shape, d),
+        d => unreachable!("{}: {d} is not an integer type", op.name()),
+    }
+}
+
 fn typed<T: Num>(
     op: &Op,
     a: Operand<'_>,
@@ -237,6 +272,9 @@ pub(crate) fn binary(
     out: DType,
     dst: &mut Dst,
 ) -> CpuStorage {
+    if let Op::IntBinary(i) = op {
+        return int_binary(*i, a, b, shape, out, dst);
+    }
     let compute = match op {
         Op::Compare(_) => DType::promote(a.dtype(), b.dtype()),
         _ => out,

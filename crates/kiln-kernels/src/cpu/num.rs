@@ -43,6 +43,47 @@ macro_rules! num_int {
 }
 num_int!(i64, i32, u8, i8, i16, u16, u32, u64);
 
+/// The integer-only operations of [`crate::ops::IntOp`], wrapping, a zero divisor giving 0.
+pub trait IntNum: Num {
+    /// The op applied to `a` and `b`.
+    fn int_op(op: crate::ops::IntOp, a: Self, b: Self) -> Self;
+}
+
+macro_rules! int_num {
+    ($($t:ty),*) => {$(
+        impl IntNum for $t {
+            #[inline(always)]
+            fn int_op(op: crate::ops::IntOp, a: Self, b: Self) -> Self {
+                use crate::ops::IntOp;
+                match op {
+                    IntOp::Div => if b == 0 { 0 } else { a.wrapping_div(b) },
+                    IntOp::Rem => if b == 0 { 0 } else { a.wrapping_rem(b) },
+                    IntOp::Mod => {
+                        if b == 0 {
+                            return 0;
+                        }
+                        let r = a.wrapping_rem(b);
+                        // The divisor's sign, as Python's %.
+                        #[allow(unused_comparisons)]
+                        let differ = (r < 0) != (b < 0);
+                        if r != 0 && differ { r.wrapping_add(b) } else { r }
+                    }
+                    IntOp::And => a & b,
+                    IntOp::Or => a | b,
+                    IntOp::Xor => a ^ b,
+                    IntOp::Shl => u32::try_from(b).ok().and_then(|s| a.checked_shl(s)).unwrap_or(0),
+                    IntOp::Shr => {
+                        #[allow(unused_comparisons)]
+                        let fill = if a < 0 { !0 } else { 0 };
+                        u32::try_from(b).ok().and_then(|s| a.checked_shr(s)).unwrap_or(fill)
+                    }
+                }
+            }
+        }
+    )*};
+}
+int_num!(i64, i32, u8, i8, i16, u16, u32, u64);
+
 macro_rules! num_float {
     ($($t:ty),*) => {$(
         impl Num for $t {

@@ -280,6 +280,29 @@ fn infer_elementwise<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape
             };
             (s, DType::promote(a.dtype(), b.dtype()))
         }
+        Op::IntBinary(_) => {
+            expect_arity(op, inputs, 2)?;
+            let (a, b) = (inputs[0], inputs[1]);
+            if !a.dtype().is_int() || !b.dtype().is_int() {
+                fail!(
+                    "{name}: expected integer operands, got {} {:?} and {} {:?}",
+                    a.dtype(),
+                    a.shape(),
+                    b.dtype(),
+                    b.shape()
+                )
+            }
+            let Some(shape) = broadcast_shapes(a.shape(), b.shape()) else {
+                fail!(
+                    "{name}: shapes {:?} and {:?} cannot be broadcast together ({}, {})",
+                    a.shape(),
+                    b.shape(),
+                    a.dtype(),
+                    b.dtype()
+                )
+            };
+            (shape, DType::promote(a.dtype(), b.dtype()))
+        }
         _ => unreachable!("infer_elementwise: {}", op.name()),
     })
 }

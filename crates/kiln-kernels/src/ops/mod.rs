@@ -22,6 +22,44 @@ use crate::dtype::DType;
 use crate::shape::Shape;
 use smallvec::SmallVec;
 
+/// Integer ops of [`Op::IntBinary`]: both operands integers, the result of their promoted
+/// integer type, wrapping; a zero divisor gives 0 (never a trap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum IntOp {
+    /// quotient rounded toward zero (C's `/`, ONNX's integer `Div`)
+    Div,
+    /// remainder with the dividend's sign (C's `%`, `torch.fmod`)
+    Rem,
+    /// remainder with the divisor's sign (Python's `%`, `torch.remainder`)
+    Mod,
+    /// bitwise and
+    And,
+    /// bitwise or
+    Or,
+    /// bitwise exclusive or
+    Xor,
+    /// shift left by the second operand (0 once it reaches the type's width)
+    Shl,
+    /// logical shift right for unsigned types, arithmetic for signed
+    Shr,
+}
+
+impl IntOp {
+    /// Short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            IntOp::Div => "div_trunc",
+            IntOp::Rem => "fmod",
+            IntOp::Mod => "remainder",
+            IntOp::And => "bitwise_and",
+            IntOp::Or => "bitwise_or",
+            IntOp::Xor => "bitwise_xor",
+            IntOp::Shl => "shift_left",
+            IntOp::Shr => "shift_right",
+        }
+    }
+}
+
 /// Comparison kinds of [`Op::Compare`]; the result is a bool tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CmpOp {
@@ -139,6 +177,9 @@ pub enum Op {
     Compare(CmpOp),
     /// ternary `where(cond, a, b)`; inputs: cond (bool), a, b
     Where,
+    /// integer division, remainders and bit operations with NumPy broadcasting (see
+    /// [`IntOp`]); not differentiable
+    IntBinary(IntOp),
 
     // ---- reductions ----
     /// sum over dims
@@ -406,6 +447,7 @@ impl Op {
             Op::Maximum => "maximum",
             Op::Minimum => "minimum",
             Op::Compare(_) => "compare",
+            Op::IntBinary(i) => i.name(),
             Op::Where => "where",
             Op::Sum { .. } => "sum",
             Op::Max { .. } => "max",
@@ -478,6 +520,7 @@ impl Op {
             | Op::Maximum
             | Op::Minimum
             | Op::Compare(_)
+            | Op::IntBinary(_)
             | Op::Where => Family::Elementwise,
             Op::Sum { .. }
             | Op::Prod { .. }

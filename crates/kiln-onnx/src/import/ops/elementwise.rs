@@ -2,18 +2,15 @@
 //! activations (as Kiln's unary ops or their standard compositions), `Where` and `Clip`.
 
 use super::{broadcast, one, NodeIn, OpDef};
-use crate::import::builder::{known_f64s, known_i64s, Builder, Value, R};
+use crate::import::builder::{known_f64s, Builder, Value, R};
 use kiln_kernels::ops::{CmpOp, Op, UnaryOp};
-use kiln_kernels::storage::CpuStorage;
-use kiln_kernels::{DType, OwnedOperand};
+use kiln_kernels::DType;
 
 pub(super) const OPS: &[OpDef] = &[
     def!("Add", |b, n| binary(b, n, Op::Add)),
     def!("Sub", |b, n| binary(b, n, Op::Sub)),
     def!("Mul", |b, n| binary(b, n, Op::Mul)),
-    def!("Div", div),
     def!("Pow", pow),
-    def!("Mod", modulo, ["fmod"]),
     def!("Equal", |b, n| compare(b, n, CmpOp::Eq)),
     def!("Less", |b, n| compare(b, n, CmpOp::Lt)),
     def!("LessOrEqual", |b, n| compare(b, n, CmpOp::Le)),
@@ -80,7 +77,7 @@ pub(super) const OPS: &[OpDef] = &[
 ];
 
 /// Refuses operands of different element types (ONNX requires one; Kiln would promote).
-fn same_dtype(a: &Value, b: &Value) -> R<()> {
+pub(super) fn same_dtype(a: &Value, b: &Value) -> R<()> {
     if a.dtype() != b.dtype() {
         return Err(format!(
             "operands are {} and {}; ONNX requires one element type",
@@ -91,7 +88,7 @@ fn same_dtype(a: &Value, b: &Value) -> R<()> {
     Ok(())
 }
 
-fn binary(b: &mut Builder, n: &NodeIn, op: Op) -> R<Vec<Value>> {
+pub(super) fn binary(b: &mut Builder, n: &NodeIn, op: Op) -> R<Vec<Value>> {
     let (x, y) = (n.input(0)?, n.input(1)?);
     same_dtype(x, y)?;
     one(b.binary(op, x, y)?)
@@ -99,75 +96,6 @@ fn binary(b: &mut Builder, n: &NodeIn, op: Op) -> R<Vec<Value>> {
 
 fn is_float(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
-}
-
-/// Integer arithmetic Kiln's kernels do not do (they divide in floats): done on known values.
-fn integer_fold(
-    b: &mut Builder,
-    n: &NodeIn,
-    what: &str,
-    f: impl Fn(i64, i64) -> Option<i64>,
-) -> R<Vec<Value>> {
-    let (x, y) = (n.input(0)?, n.input(1)?);
-    same_dtype(x, y)?;
-    let (Some(xv), Some(yv)) = (x.known(), y.known()) else {
-        // An operand that is a small model input: import per value of it.
-        for k in 0..2 {
-            n.ints(k)?;
-        }
-        return Err(format!(
-            "integer {what} of values computed by the graph (Kiln's kernels divide in floats)"
-        ));
-    };
-    let shape = broadcast(x.shape(), y.shape())?;
-    let xe = b.op(
-        Op::Expand(shape.iter().copied().collect()),
-        &[&b.constant(xv.clone())],
-    )?;
-    let ye = b.op(
-        Op::Expand(shape.iter().copied().collect()),
-        &[&b.constant(yv.clone())],
-    )?;
-    let (xs, ys) = (
-        known_i64s(xe.known().unwrap()),
-        known_i64s(ye.known().unwrap()),
-    );
-    let out = xs
-        .iter()
-        .zip(&ys)
-        .map(|(&p, &q)| f(p, q).ok_or_else(|| format!("integer {what} by zero")))
-        .collect::<R<Vec<i64>>>()?;
-    let v = b.derived(OwnedOperand::dense(CpuStorage::I64(out), &shape), &[x, y]);
-    one(b.cast(&v, x.dtype())?)
-}
-
-fn div(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
-    if is_float(n.input(0)?.dtype()) {
-        return binary(b, n, Op::Div);
-    }
-    // C's truncating division, as ONNX Runtime.
-    integer_fold(b, n, "division", |p, q| p.checked_div(q))
-}
-
-fn modulo(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
-    let fmod = n.attrs.int_or("fmod", 0)? != 0;
-    if is_float(n.input(0)?.dtype()) {
-        return Err("Mod of floats is not supported".into());
-    }
-    integer_fold(b, n, "modulo", move |p, q| {
-        if fmod {
-            p.checked_rem(q)
-        } else {
-            // The sign of the divisor, as Python's %.
-            p.checked_rem(q).map(|r| {
-                if r != 0 && (r < 0) != (q < 0) {
-                    r + q
-                } else {
-                    r
-                }
-            })
-        }
-    })
 }
 
 fn pow(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {

@@ -20,6 +20,7 @@ macro_rules! def {
 mod attention;
 mod cast;
 mod elementwise;
+mod integer;
 mod loss;
 mod nn;
 mod norm;
@@ -119,6 +120,7 @@ pub(crate) struct OpDef {
 fn all() -> impl Iterator<Item = &'static OpDef> {
     [
         elementwise::OPS,
+        integer::OPS,
         attention::OPS,
         cast::OPS,
         nn::OPS,
