@@ -129,9 +129,11 @@ fn compare(got: &OwnedOperand, want: &OwnedOperand, rtol: f64, atol: f64) -> Res
     }
     let (gv, wv) = (as_f64(got), as_f64(want));
     let mut worst: Option<(usize, f64)> = None;
+    let mut off = 0;
     for (i, (&a, &b)) in gv.iter().zip(&wv).enumerate() {
         let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
         if !ok {
+            off += 1;
             let d = (a - b).abs();
             if worst.is_none_or(|(_, w)| d > w || d.is_nan()) {
                 worst = Some((i, d));
@@ -141,8 +143,10 @@ fn compare(got: &OwnedOperand, want: &OwnedOperand, rtol: f64, atol: f64) -> Res
     match worst {
         None => Ok(()),
         Some((i, d)) => Err(format!(
-            "element {i}: {} vs expected {} (|diff| {d:e})",
-            gv[i], wv[i]
+            "element {i}: {} vs expected {} (|diff| {d:e}; {off} of {} elements differ)",
+            gv[i],
+            wv[i],
+            gv.len()
         )),
     }
 }

@@ -4,13 +4,14 @@
 //! parameter `batch`), so one file serves every batch size.
 
 use crate::error::OnnxError;
-use crate::lower::{onnx_dtype, value_name, Emitter};
+use crate::lower::{value_name, Emitter};
 use crate::proto::tensor_shape_proto::{dimension, Dimension};
 use crate::proto::type_proto::{self, Tensor};
 use crate::proto::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
     ValueInfoProto,
 };
+use crate::types::onnx_dtype;
 use kiln_kernels::dtype::DType;
 use kiln_runtime::ir::{Graph, InputKind, ValueId};
 use kiln_runtime::symbolic::{Dim, DynamicGraph};

@@ -8,6 +8,7 @@ use crate::error::OnnxError;
 use crate::proto::attribute_proto::AttributeType;
 use crate::proto::tensor_proto::DataType;
 use crate::proto::{AttributeProto, NodeProto, TensorProto};
+use crate::types::onnx_dtype;
 use kiln_kernels::buffer::CpuStorage;
 use kiln_kernels::dtype::DType;
 use kiln_kernels::ops::fused::{FusedProgram, FusedStep};
@@ -16,25 +17,6 @@ use kiln_kernels::ops::{Activation, CmpOp, IntOp, Op, UnaryOp};
 use kiln_kernels::OwnedOperand;
 use kiln_runtime::ir::{Node, ValueId};
 use kiln_runtime::symbolic::Dim;
-
-/// ONNX's element type of a Kiln dtype.
-pub(crate) fn onnx_dtype(d: DType) -> i32 {
-    (match d {
-        DType::F32 => DataType::Float,
-        DType::F64 => DataType::Double,
-        DType::F16 => DataType::Float16,
-        DType::BF16 => DataType::Bfloat16,
-        DType::I64 => DataType::Int64,
-        DType::I32 => DataType::Int32,
-        DType::U8 => DataType::Uint8,
-        DType::Bool => DataType::Bool,
-        DType::I8 => DataType::Int8,
-        DType::I16 => DataType::Int16,
-        DType::U16 => DataType::Uint16,
-        DType::U32 => DataType::Uint32,
-        DType::U64 => DataType::Uint64,
-    }) as i32
-}
 
 /// The name of value `id` in the ONNX graph.
 pub(crate) fn value_name(id: ValueId) -> String {
@@ -555,7 +537,7 @@ impl<'a> Emitter<'a> {
             }
             OnnxUnary::Not => self.emit("Not", vec![x], out, vec![]),
             OnnxUnary::Minifloat(format, saturate) => {
-                let (to, mode) = crate::import::narrow::onnx_minifloat(format);
+                let (to, mode) = crate::types::onnx_minifloat(format);
                 let mut attrs = vec![attr_int("to", to as i64)];
                 if matches!(to, DataType::Float8e8m0) {
                     attrs.push(attr_string("round_mode", mode));

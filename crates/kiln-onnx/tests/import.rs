@@ -271,3 +271,97 @@ fn an_input_read_as_a_shape_is_imported_per_value() {
         assert_eq!(y[0].operand().shape(), &want[..]);
     }
 }
+
+#[test]
+fn a_batch_norm_is_not_folded_into_a_conv_whose_output_is_also_read_under_another_name() {
+    // c = Conv(x, 2) (1×1), a = Identity(c), y = BatchNormalization(a); both y and c are
+    // outputs. Folding the norm into the conv would change c too (DenseNet's transition
+    // output feeds a norm through a one-input Concat and every later layer directly).
+    use kiln_onnx::proto::tensor_proto::DataType;
+    use kiln_onnx::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
+    use kiln_onnx::proto::{
+        AttributeProto, GraphProto, NodeProto, OperatorSetIdProto, TensorProto, TypeProto,
+        ValueInfoProto,
+    };
+    let info = |name: &str| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(TypeValue::TensorType(TensorType {
+                elem_type: Some(DataType::Float as i32),
+                shape: None,
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let init = |name: &str, dims: &[i64], v: f32| TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Float as i32),
+        float_data: vec![v],
+        ..Default::default()
+    };
+    let node = |op: &str, inputs: &[&str], out: &str, attrs: Vec<AttributeProto>| NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        op_type: Some(op.into()),
+        attribute: attrs,
+        ..Default::default()
+    };
+    let eps = AttributeProto {
+        name: Some("epsilon".into()),
+        f: Some(0.0),
+        r#type: Some(kiln_onnx::proto::attribute_proto::AttributeType::Float as i32),
+        ..Default::default()
+    };
+    let mut x_info = info("x");
+    if let Some(TypeValue::TensorType(t)) = x_info.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        use kiln_onnx::proto::tensor_shape_proto::{dimension, Dimension};
+        t.shape = Some(kiln_onnx::proto::TensorShapeProto {
+            dim: [1, 1, 2, 2]
+                .iter()
+                .map(|&d| Dimension {
+                    value: Some(dimension::Value::DimValue(d)),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+    }
+    let model = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            node: vec![
+                node("Conv", &["x", "w"], "c", vec![]),
+                node("Identity", &["c"], "a", vec![]),
+                node(
+                    "BatchNormalization",
+                    &["a", "scale", "bias", "mean", "var"],
+                    "y",
+                    vec![eps],
+                ),
+            ],
+            initializer: vec![
+                init("w", &[1, 1, 1, 1], 2.0),
+                init("scale", &[1], 3.0),
+                init("bias", &[1], 1.0),
+                init("mean", &[1], 0.5),
+                init("var", &[1], 4.0),
+            ],
+            input: vec![x_info],
+            output: vec![info("y"), info("c")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let onnx = import(&model).expect("imports");
+    let x = Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0], [1, 1, 2, 2]);
+    let out = onnx.run(&[x.operand()]).expect("runs");
+    let values = |k: usize| kiln_kernels::cpu::to_contiguous_vec::<f32>(out[k].operand());
+    // c = 2x; y = 3·(c − 0.5)/√4 + 1.
+    assert_eq!(values(1), vec![0.0, 2.0, 4.0, 6.0]);
+    assert_eq!(values(0), vec![0.25, 3.25, 6.25, 9.25]);
+}

@@ -679,21 +679,25 @@ fn import(
         *readers.entry(name).or_default() += 1;
     }
     let declared = declared_types(g);
+    let mut names = HashMap::new();
+    let context = Context {
+        opset,
+        readers: &readers,
+        declared: &declared,
+    };
     for node in &g.node {
-        import_node(&mut b, &mut values, node, opset, &readers, &declared).map_err(
-            |(e, wanted)| {
-                // A small integer model input read as a shape: import per value of it.
-                let wanted_input = wanted
-                    .and_then(|id| b.arg_of(id))
-                    .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && (d.is_int() || d.is_float()));
-                let retry = match wanted_input {
-                    Some((k, _, _)) => Retry::Value(arg_inputs[k]),
-                    None if b.refused_batch() => Retry::Batch,
-                    None => Retry::No,
-                };
-                (e, retry)
-            },
-        )?;
+        import_node(&mut b, &mut values, &mut names, node, &context).map_err(|(e, wanted)| {
+            // A small integer model input read as a shape: import per value of it.
+            let wanted_input = wanted
+                .and_then(|id| b.arg_of(id))
+                .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && (d.is_int() || d.is_float()));
+            let retry = match wanted_input {
+                Some((k, _, _)) => Retry::Value(arg_inputs[k]),
+                None if b.refused_batch() => Retry::Batch,
+                None => Retry::No,
+            };
+            (e, retry)
+        })?;
     }
     let mut outs = Vec::new();
     let mut ports = Vec::new();
@@ -824,14 +828,26 @@ fn declared_types(g: &crate::proto::GraphProto) -> HashMap<&str, i32> {
     types
 }
 
+/// What every node's import reads about the whole model.
+struct Context<'a> {
+    /// The default domain's opset.
+    opset: i64,
+    /// How many nodes (and graph outputs) read each ONNX name.
+    readers: &'a HashMap<&'a str, usize>,
+    /// The element type declared for each name that has one.
+    declared: &'a HashMap<&'a str, i32>,
+}
+
+/// Imports one node; `names` counts the ONNX names bound to each value computed in the
+/// graph (a pass-through op such as `Identity` gives a value a second name).
 fn import_node(
     b: &mut Builder,
     values: &mut HashMap<String, Value>,
+    names: &mut HashMap<ValueId, usize>,
     node: &crate::proto::NodeProto,
-    opset: i64,
-    readers: &HashMap<&str, usize>,
-    declared: &HashMap<&str, i32>,
+    context: &Context,
 ) -> Result<(), (OnnxError, Option<ValueId>)> {
+    let (opset, readers, declared) = (context.opset, context.readers, context.declared);
     let label = node_label(node);
     let op = node.op_type();
     let unsupported = || OnnxError::UnsupportedOp {
@@ -874,10 +890,19 @@ fn import_node(
         attrs,
         outputs,
         opset,
+        // A value under several names is read through each: count it as read more than once.
         readers: node
             .input
             .iter()
-            .map(|i| readers.get(i.as_str()).copied().unwrap_or(0))
+            .map(|i| {
+                let own = readers.get(i.as_str()).copied().unwrap_or(0);
+                match values.get(i.as_str()) {
+                    Some(Value::Node { id, .. }) if names.get(id).copied().unwrap_or(0) > 1 => {
+                        own.max(2)
+                    }
+                    _ => own,
+                }
+            })
             .collect(),
         wanted: std::cell::Cell::new(None),
         declared: node
@@ -903,6 +928,9 @@ fn import_node(
         let v = results
             .get(i)
             .ok_or_else(|| (fail(format!("output {i} is not supported")), None))?;
+        if let Value::Node { id, .. } = v {
+            *names.entry(*id).or_default() += 1;
+        }
         values.insert(name.clone(), v.clone());
     }
     Ok(())

@@ -111,20 +111,6 @@ impl Narrow {
     }
 }
 
-/// The ONNX type of a small float format, and its `round_mode` for E8M0.
-pub(crate) fn onnx_minifloat(f: Minifloat) -> (DataType, &'static str) {
-    match f {
-        Minifloat::E4M3Fn => (DataType::Float8e4m3fn, ""),
-        Minifloat::E4M3Fnuz => (DataType::Float8e4m3fnuz, ""),
-        Minifloat::E5M2 => (DataType::Float8e5m2, ""),
-        Minifloat::E5M2Fnuz => (DataType::Float8e5m2fnuz, ""),
-        Minifloat::E2M1 => (DataType::Float4e2m1, ""),
-        Minifloat::E8M0(PowerRounding::Up) => (DataType::Float8e8m0, "up"),
-        Minifloat::E8M0(PowerRounding::Down) => (DataType::Float8e8m0, "down"),
-        Minifloat::E8M0(PowerRounding::Nearest) => (DataType::Float8e8m0, "nearest"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,7 +224,7 @@ fn quantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
 
 /// The ONNX type id of a Kiln dtype.
 fn onnx_type_of(d: DType) -> i32 {
-    crate::lower::onnx_dtype(d)
+    crate::types::onnx_dtype(d)
 }
 
 fn dequantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
