@@ -371,8 +371,8 @@ fn attention(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     }
     let mut outs = vec![y];
     if n.outputs > 1 {
-        outs.push(b.computed(&k)?);
-        outs.push(b.computed(&v)?);
+        outs.push(k.clone());
+        outs.push(v.clone());
     }
     if n.outputs > 3 {
         let stage = match n.attrs.int_or("qk_matmul_output_mode", 0)? {

@@ -24,10 +24,12 @@ mod integer;
 mod loss;
 mod nn;
 mod norm;
+mod pool;
 mod quantize;
 mod rearrange;
 mod reduce;
 mod resize;
+mod select;
 mod sequence;
 mod shape;
 
@@ -125,11 +127,13 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
         cast::OPS,
         nn::OPS,
         norm::OPS,
+        pool::OPS,
         loss::OPS,
         quantize::OPS,
         rearrange::OPS,
         reduce::OPS,
         resize::OPS,
+        select::OPS,
         sequence::OPS,
         shape::OPS,
     ]

@@ -242,17 +242,19 @@ fn pad_outside(
 }
 
 fn conv(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
-    one(conv_of(b, n, n.input(0)?, n.input(1)?, n.opt(2))?)
+    one(conv_of(b, n, n.input(0)?, n.input(1)?, n.opt(2), None)?)
 }
 
-/// The convolution of `x` by `w` (plus `bias`) with the node's window attributes; halves
-/// (which Kiln's convolution does not take) run in f32 and round back.
+/// The convolution of `x` by `w` (plus `bias`) with the node's window attributes (and its
+/// `group`, unless `groups` is given); halves (which Kiln's convolution does not take) run in
+/// f32 and round back.
 pub(super) fn conv_of(
     b: &mut Builder,
     n: &NodeIn,
     x: &Value,
     w: &Value,
     bias: Option<&Value>,
+    groups: Option<usize>,
 ) -> R<Value> {
     let rank = x.rank();
     if w.rank() != rank || rank < 3 {
@@ -266,11 +268,14 @@ pub(super) fn conv_of(
             Some(v) => Some(b.cast(v, DType::F32)?),
             None => None,
         };
-        let y = conv_of(b, n, &x, &w, bias.as_ref())?;
+        let y = conv_of(b, n, &x, &w, bias.as_ref(), groups)?;
         return b.cast(&y, dtype);
     }
     let win = window(n, &x.shape()[2..], Some(&w.shape()[2..]))?;
-    let groups = usize::try_from(n.attrs.int_or("group", 1)?).map_err(|_| "negative group")?;
+    let groups = match groups {
+        Some(g) => g,
+        None => usize::try_from(n.attrs.int_or("group", 1)?).map_err(|_| "negative group")?,
+    };
     let x2 = as_2d(b, x)?;
     let w2 = as_2d(b, w)?;
     let (x2, padding) = pad_outside(b, &x2, &win.pads, 0.0, |_, p, q| p.min(q))?;

@@ -401,7 +401,7 @@ fn centered_f64(b: &mut Builder, x: &Value, zp: Option<&Value>, per_channel: boo
 fn conv_integer(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let x = centered_f64(b, n.input(0)?, n.opt(2), false)?;
     let w = centered_f64(b, n.input(1)?, n.opt(3), true)?;
-    let y = conv_of(b, n, &x, &w, None)?;
+    let y = conv_of(b, n, &x, &w, None, None)?;
     one(b.cast(&y, DType::I32)?)
 }
 
@@ -414,7 +414,7 @@ fn qlinear_conv(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         Some(v) => Some(b.cast(v, DType::F64)?),
         None => None,
     };
-    let c = conv_of(b, n, &x, &w, bias.as_ref())?;
+    let c = conv_of(b, n, &x, &w, bias.as_ref(), None)?;
     // A per-output-channel weight scale multiplies its channel.
     let sw = if sw.shape().iter().product::<usize>() > 1 {
         let mut s = vec![1; c.rank()];

@@ -33,6 +33,7 @@ pub(super) const OPS: &[OpDef] = &[
     def!("OneHot", one_hot, ["axis"]),
     def!("EyeLike", eye_like, ["dtype", "k"]),
     def!("Hardmax", hardmax, ["axis"]),
+    def!("AffineGrid", affine_grid, ["align_corners"]),
 ];
 
 /// `len` entries of `x` from `start` along `dim`.
@@ -160,7 +161,7 @@ fn center_crop_pad(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
             y = pad_dim(b, &y, dim, extra / 2, extra - extra / 2, 0.0)?;
         }
     }
-    one(b.computed(&y)?)
+    one(y)
 }
 
 /// The positions `0..len` along `dim` of a rank-`rank` value (1 elsewhere), as i64.
@@ -257,4 +258,60 @@ pub(super) fn flip(b: &mut Builder, x: &Value, dim: usize) -> R<Value> {
         &[len],
     ));
     b.op(Op::IndexSelect(dim), &[x, &idx])
+}
+
+/// `AffineGrid`: the normalized sampling grid of `theta` ([N, 2, 3] or [N, 3, 4]) over an
+/// image of `size`: each position's (x, y[, z], 1) times θᵀ, x running along the last dim.
+fn affine_grid(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
+    let theta = n.input(0)?;
+    let size = n.ints(1)?.ok_or("size is missing")?;
+    let spatial: Vec<usize> = size
+        .iter()
+        .skip(2)
+        .map(|&s| usize::try_from(s).map_err(|_| format!("size {size:?}")))
+        .collect::<R<_>>()?;
+    let d = spatial.len();
+    if !(d == 2 || d == 3) || theta.shape() != [size[0] as usize, d, d + 1] {
+        return Err(format!(
+            "theta {:?} with size {size:?}; expected [N, 2, 3] and 2-D or [N, 3, 4] and 3-D",
+            theta.shape()
+        ));
+    }
+    let align = n.attrs.int_or("align_corners", 0)? != 0;
+    let coord = |i: usize, len: usize| -> f64 {
+        if align {
+            if len == 1 {
+                -1.0
+            } else {
+                -1.0 + 2.0 * i as f64 / (len - 1) as f64
+            }
+        } else {
+            (2 * i + 1) as f64 / len as f64 - 1.0
+        }
+    };
+    let points: usize = spatial.iter().product();
+    let mut base = Vec::with_capacity(points * (d + 1));
+    for p in 0..points {
+        // Row-major position → per-dim index; the homogeneous point lists the last dim first.
+        let mut rest = p;
+        let mut idx = vec![0; d];
+        for k in (0..d).rev() {
+            idx[k] = rest % spatial[k];
+            rest /= spatial[k];
+        }
+        for k in (0..d).rev() {
+            base.push(coord(idx[k], spatial[k]));
+        }
+        base.push(1.0);
+    }
+    let base = b.constant(OwnedOperand::dense(
+        CpuStorage::from_f64s(theta.dtype(), base.into_iter()),
+        &[1, points, d + 1],
+    ));
+    let t = b.permute(theta, &[0, 2, 1])?;
+    let grid = b.op(Op::Matmul, &[&base, &t])?;
+    let mut shape = vec![size[0] as usize];
+    shape.extend_from_slice(&spatial);
+    shape.push(d);
+    one(b.reshape(&grid, &shape)?)
 }

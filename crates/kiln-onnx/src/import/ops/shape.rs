@@ -412,8 +412,10 @@ fn tile(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
 fn pad(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let x = n.input(0)?;
     let mode = n.attrs.string("mode")?.unwrap_or_else(|| "constant".into());
-    if mode != "constant" {
-        return Err(format!("mode {mode:?} (Kiln imports constant padding)"));
+    if !matches!(mode.as_str(), "constant" | "reflect" | "edge" | "wrap") {
+        return Err(format!(
+            "mode {mode:?} (expected constant, reflect, edge or wrap)"
+        ));
     }
     let pads = attr_or_input(n, "pads", 1)?.ok_or("pads are missing")?;
     // The padding value: input 2 (opset ≥ 11, known or computed by the graph), else the
@@ -454,16 +456,49 @@ fn pad(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
                 &[&y],
             )?;
         }
-        y = pad_dim_with(
-            b,
-            &y,
-            dim,
-            before.max(0) as usize,
-            after.max(0) as usize,
-            &fill,
-        )?;
+        let (before, after) = (before.max(0) as usize, after.max(0) as usize);
+        y = if mode == "constant" {
+            pad_dim_with(b, &y, dim, before, after, &fill)?
+        } else {
+            let idx = border_indices(&mode, y.shape()[dim], before, after)?;
+            let idx = b.constant(OwnedOperand::dense(
+                CpuStorage::I64(idx.clone()),
+                &[idx.len()],
+            ));
+            b.op(Op::IndexSelect(dim), &[&y, &idx])?
+        };
     }
     one(y)
+}
+
+/// The input positions a dim of `n` padded by `before` and `after` reads in `mode`:
+/// `reflect` mirrors without repeating the edge, `edge` repeats it, `wrap` continues from the
+/// other end.
+fn border_indices(mode: &str, n: usize, before: usize, after: usize) -> R<Vec<i64>> {
+    if n == 0 && before + after > 0 {
+        return Err(format!("{mode} padding of an empty dim"));
+    }
+    let n = n as i64;
+    let reflect = |mut i: i64| {
+        // Mirror about 0 and n − 1 until inside (a pad wider than the dim reflects again).
+        if n == 1 {
+            return 0;
+        }
+        let period = 2 * (n - 1);
+        i = i.rem_euclid(period);
+        if i >= n {
+            period - i
+        } else {
+            i
+        }
+    };
+    Ok((-(before as i64)..n + after as i64)
+        .map(|i| match mode {
+            "reflect" => reflect(i),
+            "edge" => i.clamp(0, n - 1),
+            _ => i.rem_euclid(n),
+        })
+        .collect())
 }
 
 fn trilu(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
