@@ -88,6 +88,16 @@ impl<'a> Attrs<'a> {
             .map(|a| String::from_utf8_lossy(a.s()).into_owned()))
     }
 
+    /// A list of strings.
+    pub fn string_list(&self, name: &str) -> R<Option<Vec<String>>> {
+        Ok(self.get(name, AttributeType::Strings)?.map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        }))
+    }
+
     /// A tensor attribute.
     pub fn tensor(&self, name: &str) -> R<Option<&'a TensorProto>> {
         Ok(self

@@ -27,6 +27,7 @@ mod norm;
 mod pool;
 mod quantize;
 mod rearrange;
+mod recurrent;
 mod reduce;
 mod resize;
 mod select;
@@ -131,6 +132,7 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
         loss::OPS,
         quantize::OPS,
         rearrange::OPS,
+        recurrent::OPS,
         reduce::OPS,
         resize::OPS,
         select::OPS,
