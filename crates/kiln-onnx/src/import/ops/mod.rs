@@ -19,6 +19,7 @@ macro_rules! def {
 
 mod attention;
 mod cast;
+mod einsum;
 mod elementwise;
 mod integer;
 mod loss;
@@ -123,6 +124,7 @@ pub(crate) struct OpDef {
 fn all() -> impl Iterator<Item = &'static OpDef> {
     [
         elementwise::OPS,
+        einsum::OPS,
         integer::OPS,
         attention::OPS,
         cast::OPS,
