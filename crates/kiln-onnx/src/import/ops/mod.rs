@@ -21,6 +21,7 @@ mod attention;
 mod cast;
 mod einsum;
 mod elementwise;
+mod grid_sample;
 mod integer;
 mod loss;
 mod nn;
@@ -125,6 +126,7 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
     [
         elementwise::OPS,
         einsum::OPS,
+        grid_sample::OPS,
         integer::OPS,
         attention::OPS,
         cast::OPS,
