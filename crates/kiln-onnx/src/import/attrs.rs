@@ -98,6 +98,13 @@ impl<'a> Attrs<'a> {
         }))
     }
 
+    /// A graph attribute (a control-flow op's body or branch).
+    pub fn graph(&self, name: &str) -> R<Option<&'a crate::proto::GraphProto>> {
+        Ok(self
+            .get(name, AttributeType::Graph)?
+            .and_then(|a| a.g.as_ref()))
+    }
+
     /// A tensor attribute.
     pub fn tensor(&self, name: &str) -> R<Option<&'a TensorProto>> {
         Ok(self

@@ -10,6 +10,7 @@
 
 mod attrs;
 mod builder;
+mod control;
 pub(crate) mod narrow;
 mod ops;
 mod tensor;
@@ -688,9 +689,9 @@ fn import(
     for node in &g.node {
         import_node(&mut b, &mut values, &mut names, node, &context).map_err(|(e, wanted)| {
             // A small integer model input read as a shape: import per value of it.
-            let wanted_input = wanted
-                .and_then(|id| b.arg_of(id))
-                .filter(|&(_, n, d)| n <= SHAPE_INPUT_MAX && (d.is_int() || d.is_float()));
+            let wanted_input = wanted.and_then(|id| b.arg_of(id)).filter(|&(_, n, d)| {
+                n <= SHAPE_INPUT_MAX && (d.is_int() || d.is_float() || d == DType::Bool)
+            });
             let retry = match wanted_input {
                 Some((k, _, _)) => Retry::Value(arg_inputs[k]),
                 None if b.refused_batch() => Retry::Batch,
@@ -859,14 +860,11 @@ fn import_node(
     if !matches!(node.domain(), "" | "ai.onnx") {
         return Err((unsupported(), None));
     }
-    let def = ops::find(op).ok_or_else(|| (unsupported(), None))?;
     let fail = |reason: String| OnnxError::Node {
         node: label.clone(),
         op: op.to_string(),
         reason,
     };
-    let attrs = attrs::Attrs::of(node);
-    attrs.only(def.attrs).map_err(|e| (fail(e), None))?;
     let inputs = node
         .input
         .iter()
@@ -880,6 +878,54 @@ fn import_node(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| (e, None))?;
+    if control::handles(op) {
+        // A body imports in the scope of the node (outer values visible), with its own
+        // readers and declared types; the input a body node wanted known is passed on.
+        let body_wanted = std::cell::Cell::new(None);
+        let mut import_graph = |b: &mut Builder,
+                                scope: &mut HashMap<String, Value>,
+                                g: &crate::proto::GraphProto|
+         -> builder::R<()> {
+            let mut body_readers: HashMap<&str, usize> = HashMap::new();
+            let read = g
+                .node
+                .iter()
+                .flat_map(|n| n.input.iter().map(String::as_str));
+            for name in read.chain(g.output.iter().map(|o| o.name())) {
+                *body_readers.entry(name).or_default() += 1;
+            }
+            let body_declared = declared_types(g);
+            let body = Context {
+                opset,
+                readers: &body_readers,
+                declared: &body_declared,
+            };
+            let mut body_names = names.clone();
+            for n in &g.node {
+                import_node(b, scope, &mut body_names, n, &body).map_err(|(e, w)| {
+                    body_wanted.set(w);
+                    e.to_string()
+                })?;
+            }
+            Ok(())
+        };
+        // An `If` on a condition computed from a model input: import per value of it.
+        let wanted = match inputs.first() {
+            Some(Some(Value::Node { id, .. })) if op == "If" => Some(*id),
+            _ => None,
+        };
+        let results = control::import(b, node, &inputs, values, opset, &mut import_graph)
+            .map_err(|e| (fail(e), body_wanted.get().or(wanted)))?;
+        for (name, v) in node.output.iter().zip(&results) {
+            if !name.is_empty() {
+                values.insert(name.clone(), v.clone());
+            }
+        }
+        return Ok(());
+    }
+    let def = ops::find(op).ok_or_else(|| (unsupported(), None))?;
+    let attrs = attrs::Attrs::of(node);
+    attrs.only(def.attrs).map_err(|e| (fail(e), None))?;
     let outputs = node
         .output
         .iter()
