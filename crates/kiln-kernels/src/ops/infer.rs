@@ -244,9 +244,19 @@ fn infer_elementwise<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape
         | Op::Pow
         | Op::Maximum
         | Op::Minimum
-        | Op::Compare(_) => {
+        | Op::Compare(_)
+        | Op::IntBinary(_) => {
             expect_arity(op, inputs, 2)?;
             let (a, b) = (inputs[0], inputs[1]);
+            if matches!(op, Op::IntBinary(_)) && !(a.dtype().is_int() && b.dtype().is_int()) {
+                fail!(
+                    "{name}: expected integer operands, got {} {:?} and {} {:?}",
+                    a.dtype(),
+                    a.shape(),
+                    b.dtype(),
+                    b.shape()
+                )
+            }
             // Same shapes (the common case) need no broadcasting work.
             let same = same_shape(a.shape(), b.shape()).then(|| shape_of(a.shape()));
             let Some(shape) = same.or_else(|| broadcast_shapes(a.shape(), b.shape())) else {
@@ -279,29 +289,6 @@ fn infer_elementwise<T: ValueType>(op: &Op, inputs: &[&T]) -> InferResult<(Shape
                 )
             };
             (s, DType::promote(a.dtype(), b.dtype()))
-        }
-        Op::IntBinary(_) => {
-            expect_arity(op, inputs, 2)?;
-            let (a, b) = (inputs[0], inputs[1]);
-            if !a.dtype().is_int() || !b.dtype().is_int() {
-                fail!(
-                    "{name}: expected integer operands, got {} {:?} and {} {:?}",
-                    a.dtype(),
-                    a.shape(),
-                    b.dtype(),
-                    b.shape()
-                )
-            }
-            let Some(shape) = broadcast_shapes(a.shape(), b.shape()) else {
-                fail!(
-                    "{name}: shapes {:?} and {:?} cannot be broadcast together ({}, {})",
-                    a.shape(),
-                    b.shape(),
-                    a.dtype(),
-                    b.dtype()
-                )
-            };
-            (shape, DType::promote(a.dtype(), b.dtype()))
         }
         _ => unreachable!("infer_elementwise: {}", op.name()),
     })

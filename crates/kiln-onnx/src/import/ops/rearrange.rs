@@ -2,6 +2,7 @@
 //! products, blocks moved between space and depth, centre crops and pads, one-hot and
 //! identity-like tensors, and `Hardmax`.
 
+use super::sequence::take;
 use super::{axis, one, pad_dim, NodeIn, OpDef};
 use crate::import::builder::{Builder, Value, R};
 use kiln_kernels::ops::{CmpOp, Op};
@@ -36,29 +37,16 @@ pub(super) const OPS: &[OpDef] = &[
     def!("AffineGrid", affine_grid, ["align_corners"]),
 ];
 
-/// `len` entries of `x` from `start` along `dim`.
-fn take(b: &mut Builder, x: &Value, dim: usize, start: usize, len: usize) -> R<Value> {
-    b.op(
-        Op::Slice {
-            dim,
-            start,
-            len,
-            step: 1,
-        },
-        &[x],
-    )
-}
-
 /// `x` moved `k` places along `dim` (towards the end, or the start when `back`), the vacated
 /// entries `fill`.
 fn shift(b: &mut Builder, x: &Value, dim: usize, k: usize, back: bool, fill: f64) -> R<Value> {
     let n = x.shape()[dim];
     let k = k.min(n);
     if back {
-        let kept = take(b, x, dim, k, n - k)?;
+        let kept = take(b, x, dim, k, n - k, 1)?;
         pad_dim(b, &kept, dim, 0, k, fill)
     } else {
-        let kept = take(b, x, dim, 0, n - k)?;
+        let kept = take(b, x, dim, 0, n - k, 1)?;
         pad_dim(b, &kept, dim, k, 0, fill)
     }
 }
@@ -155,7 +143,7 @@ fn center_crop_pad(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         let size = usize::try_from(size).map_err(|_| format!("negative size {size}"))?;
         let have = y.shape()[dim];
         if size < have {
-            y = take(b, &y, dim, (have - size) / 2, size)?;
+            y = take(b, &y, dim, (have - size) / 2, size, 1)?;
         } else if size > have {
             let extra = size - have;
             y = pad_dim(b, &y, dim, extra / 2, extra - extra / 2, 0.0)?;
@@ -165,7 +153,7 @@ fn center_crop_pad(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
 }
 
 /// The positions `0..len` along `dim` of a rank-`rank` value (1 elsewhere), as i64.
-fn iota(b: &Builder, len: usize, dim: usize, rank: usize) -> Value {
+pub(super) fn iota(b: &Builder, len: usize, dim: usize, rank: usize) -> Value {
     let mut shape = vec![1; rank];
     shape[dim] = len;
     b.constant(OwnedOperand::dense(
@@ -203,8 +191,8 @@ fn one_hot(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let i = b.reshape(&i, &shape)?;
     let hot = b.binary(Op::Compare(CmpOp::Eq), &i, &iota(b, depth, dim, rank))?;
     let flat = b.reshape(values, &[2])?;
-    let off = take(b, &flat, 0, 0, 1)?;
-    let on = take(b, &flat, 0, 1, 1)?;
+    let off = take(b, &flat, 0, 0, 1, 1)?;
+    let on = take(b, &flat, 0, 1, 1, 1)?;
     let (off, on) = (b.reshape(&off, &[])?, b.reshape(&on, &[])?);
     one(b.op(Op::Where, &[&hot, &on, &off])?)
 }

@@ -2,11 +2,11 @@
 //! ties to the lower index as ONNX requires), `ScatterElements` (and the older `Scatter`)
 //! and `ScatterND`, with no reduction or an added one, on Kiln's scatter-add.
 
+use super::rearrange::iota;
 use super::{axis, one, NodeIn, OpDef};
 use crate::import::builder::{Builder, Value, R};
 use kiln_kernels::ops::{CmpOp, Op};
-use kiln_kernels::storage::CpuStorage;
-use kiln_kernels::{DType, OwnedOperand};
+use kiln_kernels::DType;
 
 pub(super) const OPS: &[OpDef] = &[
     def!("TopK", top_k, ["axis", "largest", "sorted"]),
@@ -14,16 +14,6 @@ pub(super) const OPS: &[OpDef] = &[
     def!("Scatter", scatter_elements, ["axis"]),
     def!("ScatterND", scatter_nd, ["reduction"]),
 ];
-
-/// The positions `0..len` along `dim` of a rank-`rank` value, as i64.
-fn iota(b: &Builder, len: usize, dim: usize, rank: usize) -> Value {
-    let mut shape = vec![1; rank];
-    shape[dim] = len;
-    b.constant(OwnedOperand::dense(
-        CpuStorage::I64((0..len as i64).collect()),
-        &shape,
-    ))
-}
 
 fn top_k(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let x = n.input(0)?;

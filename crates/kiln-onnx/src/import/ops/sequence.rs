@@ -34,7 +34,14 @@ pub(super) const OPS: &[OpDef] = &[
 ];
 
 /// `len` entries of `x` from `start` along `dim`, every `step`-th.
-fn take(b: &mut Builder, x: &Value, dim: usize, start: usize, len: usize, step: usize) -> R<Value> {
+pub(super) fn take(
+    b: &mut Builder,
+    x: &Value,
+    dim: usize,
+    start: usize,
+    len: usize,
+    step: usize,
+) -> R<Value> {
     b.op(
         Op::Slice {
             dim,
