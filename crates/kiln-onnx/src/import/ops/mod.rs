@@ -35,6 +35,7 @@ mod resize;
 mod select;
 mod sequence;
 mod shape;
+mod spectral;
 
 use super::attrs::Attrs;
 use super::builder::{known_i64s, Builder, Value, R};
@@ -142,6 +143,7 @@ fn all() -> impl Iterator<Item = &'static OpDef> {
         select::OPS,
         sequence::OPS,
         shape::OPS,
+        spectral::OPS,
     ]
     .into_iter()
     .flatten()
