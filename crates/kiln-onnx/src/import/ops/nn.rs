@@ -757,13 +757,24 @@ fn softmax(b: &mut Builder, n: &NodeIn, log: bool) -> R<Vec<Value>> {
 
 fn dropout(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let x = n.input(0)?;
-    if let Some(t) = n.opt(2) {
-        match t.known() {
-            Some(v)
-                if crate::import::builder::known_i64s(v)
-                    .iter()
-                    .all(|&t| t == 0) => {}
-            _ => return Err("training_mode must be a constant false".into()),
+    if n.opt(2).is_some() {
+        // training_mode and the ratio, known while importing (as small model inputs, per
+        // value); training with a ratio of 0 drops nothing: the identity, as in inference.
+        let training = n.ints(2)?.is_some_and(|v| v.iter().any(|&t| t != 0));
+        let no_drop = match n.opt(1) {
+            Some(r) if training => {
+                n.ints(1)?;
+                r.known()
+                    .is_some_and(|c| known_f64s(c).iter().all(|&r| r == 0.0))
+            }
+            _ => false,
+        };
+        if training && !no_drop {
+            return Err(
+                "training_mode must be a constant false (or the ratio a constant 0): Kiln does \
+                 not import random dropout"
+                    .into(),
+            );
         }
     }
     let mut outs = vec![x.clone()];
