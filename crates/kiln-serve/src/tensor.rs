@@ -215,6 +215,12 @@ mod tests {
         assert!(err(DType::I64, &[1], json!([1.5])).contains("is not an integer"));
         assert!(err(DType::U8, &[1], json!([256])).contains("out of range for UINT8"));
         assert!(err(DType::Bool, &[1], json!([1])).contains("not true or false"));
+        // The narrow and unsigned integer types check their ranges too.
+        assert!(err(DType::I8, &[1], json!([128])).contains("out of range for INT8"));
+        assert!(err(DType::U16, &[1], json!([-1])).contains("out of range for UINT16"));
+        assert!(err(DType::U64, &[1], json!([-1])).contains("UINT64"));
+        let ok = HostTensor::from_json(DType::I16, &[2], &json!([-32768, 32767])).unwrap();
+        assert_eq!(ok.to_json(), json!([-32768, 32767]));
         let deep = (0..40).fold(json!(1), |v, _| json!([v]));
         assert!(err(DType::F32, &[1], deep).contains("nests deeper"));
         assert!(HostTensor::from_bytes(DType::F32, &[2], vec![0; 7])

@@ -7,7 +7,7 @@ use super::strided::for_each_run;
 use super::threads::MAP_CHUNK;
 use crate::dtype::DType;
 use crate::operand::{Operand, OwnedOperand};
-use crate::ops::{CmpOp, Op};
+use crate::ops::{CmpOp, IntOp, Op};
 use crate::shape::same_shape;
 use crate::storage::{CpuStorage, StorageElement};
 use crate::with_dtype;
@@ -172,7 +172,7 @@ pub(crate) fn zip_in<T: StorageElement, U: StorageElement>(
 
 /// An [`Op::IntBinary`] in the promoted integer type `out`.
 fn int_binary(
-    op: crate::ops::IntOp,
+    op: IntOp,
     a: Operand<'_>,
     b: Operand<'_>,
     shape: &[usize],
@@ -180,15 +180,24 @@ fn int_binary(
     d: &mut Dst,
 ) -> CpuStorage {
     fn go<T: IntNum>(
-        op: crate::ops::IntOp,
+        op: IntOp,
         a: Operand<'_>,
         b: Operand<'_>,
         shape: &[usize],
         d: &mut Dst,
     ) -> CpuStorage {
-        T::wrap(zip_in(a, b, shape, d, move |x: T, y: T| {
-            T::int_op(op, x, y)
-        }))
+        // One loop per op (a constant op in each closure folds `int_op`'s match away), as
+        // `typed` does for comparisons: matching the op per element kept loops scalar.
+        macro_rules! each {
+            ($($i:ident),*) => {
+                match op {
+                    $(IntOp::$i => {
+                        T::wrap(zip_in(a, b, shape, d, |x: T, y: T| T::int_op(IntOp::$i, x, y)))
+                    })*
+                }
+            };
+        }
+        each!(Div, Rem, Mod, And, Or, Xor, Shl, Shr)
     }
     let (ca, cb) = (cast_if(a, out), cast_if(b, out));
     let (a, b) = (ca.operand(), cb.operand());

@@ -671,14 +671,7 @@ fn import(
     }
     // How many nodes (and graph outputs) read each value: a fold into the op that made a value
     // is only right when nothing else reads it.
-    let mut readers: HashMap<&str, usize> = HashMap::new();
-    let read = g
-        .node
-        .iter()
-        .flat_map(|n| n.input.iter().map(String::as_str));
-    for name in read.chain(g.output.iter().map(|o| o.name())) {
-        *readers.entry(name).or_default() += 1;
-    }
+    let readers = readers_of(g);
     let declared = declared_types(g);
     let mut names = HashMap::new();
     let context = Context {
@@ -798,6 +791,19 @@ fn node_label(node: &crate::proto::NodeProto) -> String {
     }
 }
 
+/// How many nodes (and graph outputs) of `g` read each name.
+fn readers_of(g: &crate::proto::GraphProto) -> HashMap<&str, usize> {
+    let mut readers = HashMap::new();
+    let read = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str));
+    for name in read.chain(g.output.iter().map(|o| o.name())) {
+        *readers.entry(name).or_default() += 1;
+    }
+    readers
+}
+
 /// The element type the model declares for each value it names one for (inputs, outputs,
 /// value infos, initializers, constants, casts): what a widened narrow type really is.
 fn declared_types(g: &crate::proto::GraphProto) -> HashMap<&str, i32> {
@@ -886,14 +892,7 @@ fn import_node(
                                 scope: &mut HashMap<String, Value>,
                                 g: &crate::proto::GraphProto|
          -> builder::R<()> {
-            let mut body_readers: HashMap<&str, usize> = HashMap::new();
-            let read = g
-                .node
-                .iter()
-                .flat_map(|n| n.input.iter().map(String::as_str));
-            for name in read.chain(g.output.iter().map(|o| o.name())) {
-                *body_readers.entry(name).or_default() += 1;
-            }
+            let body_readers = readers_of(g);
             let body_declared = declared_types(g);
             let body = Context {
                 opset,

@@ -225,3 +225,45 @@ fn external(
     file.read_exact(&mut data).map_err(io)?;
     Ok(data)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::tensor_proto::DataType;
+
+    fn narrow(t: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+        TensorProto {
+            dims: dims.to_vec(),
+            data_type: Some(t as i32),
+            raw_data: Some(raw),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn packed_narrow_tensors_decode_widened_and_short_data_is_an_error() {
+        // int4: 0x8F = −1 (low nibble), −8 (high); held in i8.
+        let v = decode(&narrow(DataType::Int4, &[2], vec![0x8F]), None, "t").unwrap();
+        assert_eq!(v.operand().dtype(), DType::I8);
+        assert_eq!(
+            kiln_kernels::cpu::to_contiguous_vec::<i8>(v.operand()),
+            [-1, -8]
+        );
+        // float8 E4M3FN: 0x38 is 1.0, 0x7E is 448; held in f32.
+        let f = decode(
+            &narrow(DataType::Float8e4m3fn, &[2], vec![0x38, 0x7E]),
+            None,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            kiln_kernels::cpu::to_contiguous_vec::<f32>(f.operand()),
+            [1.0, 448.0]
+        );
+        // Three int4 values need two bytes; one is a typed error, not a panic.
+        let e = decode(&narrow(DataType::Int4, &[3], vec![0x11]), None, "t").unwrap_err();
+        assert!(matches!(e, OnnxError::Invalid(_)), "{e}");
+        let e = decode(&narrow(DataType::Float8e5m2, &[4], vec![0; 3]), None, "t").unwrap_err();
+        assert!(matches!(e, OnnxError::Invalid(_)), "{e}");
+    }
+}

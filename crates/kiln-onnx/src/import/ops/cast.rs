@@ -67,12 +67,8 @@ fn cast_to(b: &mut Builder, n: &NodeIn, x: &Value, to: i32) -> R<Value> {
         Some(narrow) => {
             let (lo, hi) = narrow.int_range().expect("an integer type");
             let xf = b.cast(x, DType::F64)?;
-            // Toward zero: the floor of positives, the ceiling of negatives.
+            let t = super::toward_zero(b, &xf)?;
             let zero = b.scalar(0.0, DType::F64);
-            let neg = b.binary(Op::Compare(CmpOp::Lt), &xf, &zero)?;
-            let up = b.unary(&xf, UnaryOp::Ceil)?;
-            let down = b.unary(&xf, UnaryOp::Floor)?;
-            let t = b.op(Op::Where, &[&neg, &up, &down])?;
             let (l, h) = (b.scalar(lo, DType::F64), b.scalar(hi, DType::F64));
             let ok_lo = b.binary(Op::Compare(CmpOp::Ge), &t, &l)?;
             let ok_hi = b.binary(Op::Compare(CmpOp::Le), &t, &h)?;

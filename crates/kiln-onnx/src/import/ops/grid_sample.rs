@@ -97,19 +97,11 @@ fn tap(
         Padding::Border => (b.unary(t, clamp)?, weight),
         Padding::Reflection => {
             let r = reflect(b, t, lo, hi)?;
-            let r = toward_zero(b, &r)?;
+            let r = super::toward_zero(b, &r)?;
             (b.unary(&r, clamp)?, weight)
         }
     };
     Ok((b.cast(&idx, DType::I64)?, weight))
-}
-
-/// Rounded toward zero (NumPy's `astype(int)`).
-fn toward_zero(b: &mut Builder, x: &Value) -> R<Value> {
-    let neg = cmp(b, x, CmpOp::Lt, 0.0)?;
-    let up = b.unary(x, UnaryOp::Ceil)?;
-    let down = b.unary(x, UnaryOp::Floor)?;
-    b.op(Op::Where, &[&neg, &up, &down])
 }
 
 /// Keys' cubic weights (A = −0.75) of the taps at −1, 0, 1, 2 from the floor, for the
@@ -228,7 +220,7 @@ fn grid_sample(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         }
         let taps = match mode {
             Mode::Nearest => {
-                let t = toward_zero(b, &c)?;
+                let t = super::toward_zero(b, &c)?;
                 let unit = b.scalar(1.0, work);
                 let w = b.op(Op::Expand([batch, points].into_iter().collect()), &[&unit])?;
                 vec![tap(b, &t, w, len, pad, (lo, hi))?]

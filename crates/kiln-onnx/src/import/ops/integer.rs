@@ -44,11 +44,7 @@ fn modulo(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     let yf = b.cast(y, kiln_kernels::DType::F64)?;
     let q = b.binary(Op::Div, &xf, &yf)?;
     let q = if fmod {
-        let zero = b.scalar(0.0, q.dtype());
-        let neg = b.binary(Op::Compare(CmpOp::Lt), &q, &zero)?;
-        let up = b.unary(&q, UnaryOp::Ceil)?;
-        let down = b.unary(&q, UnaryOp::Floor)?;
-        b.op(Op::Where, &[&neg, &up, &down])?
+        super::toward_zero(b, &q)?
     } else {
         b.unary(&q, UnaryOp::Floor)?
     };

@@ -88,6 +88,22 @@ impl NodeIn<'_> {
         }
     }
 
+    /// Input `k` as floats known while importing (scales, a ratio); `None` when absent or
+    /// empty. A model input is asked for by value, as [`NodeIn::ints`] does.
+    pub fn floats(&self, k: usize) -> R<Option<Vec<f64>>> {
+        match self.opt(k) {
+            Some(v) if v.shape().iter().product::<usize>() == 0 => Ok(None),
+            Some(v) => match v.known() {
+                Some(c) => Ok(Some(crate::import::builder::known_f64s(c))),
+                None => {
+                    self.ints(k)?;
+                    Err(format!("input {k} must be known while importing"))
+                }
+            },
+            None => Ok(None),
+        }
+    }
+
     /// The narrow ONNX type input `k` is declared as, if it is one.
     pub fn narrow(&self, k: usize) -> Option<crate::import::narrow::Narrow> {
         self.declared
@@ -159,6 +175,31 @@ pub fn supported() -> Vec<&'static str> {
     let mut v: Vec<_> = all().map(|d| d.name).collect();
     v.sort_unstable();
     v
+}
+
+/// `x` rounded toward zero (C's and NumPy's float-to-integer conversion).
+pub(crate) fn toward_zero(b: &mut Builder, x: &Value) -> R<Value> {
+    let zero = b.scalar(0.0, x.dtype());
+    let neg = b.binary(Op::Compare(kiln_kernels::ops::CmpOp::Lt), x, &zero)?;
+    let up = b.unary(x, kiln_kernels::ops::UnaryOp::Ceil)?;
+    let down = b.unary(x, kiln_kernels::ops::UnaryOp::Floor)?;
+    b.op(Op::Where, &[&neg, &up, &down])
+}
+
+/// The smallest and largest value of an integer dtype (as f64); `None` for the others.
+pub(crate) fn int_limits(d: kiln_kernels::DType) -> Option<(f64, f64)> {
+    use kiln_kernels::DType::*;
+    Some(match d {
+        U8 => (0.0, u8::MAX as f64),
+        I8 => (i8::MIN as f64, i8::MAX as f64),
+        U16 => (0.0, u16::MAX as f64),
+        I16 => (i16::MIN as f64, i16::MAX as f64),
+        U32 => (0.0, u32::MAX as f64),
+        I32 => (i32::MIN as f64, i32::MAX as f64),
+        U64 => (0.0, u64::MAX as f64),
+        I64 => (i64::MIN as f64, i64::MAX as f64),
+        _ => return None,
+    })
 }
 
 /// An ONNX axis (negative counts from the end) as a dim of a rank-`rank` value.

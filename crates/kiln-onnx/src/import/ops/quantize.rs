@@ -55,14 +55,12 @@ enum Target {
 
 /// The range of an integer quantization type.
 fn range(d: DType) -> R<(f64, f64)> {
-    Ok(match d {
-        DType::U8 => (0.0, 255.0),
-        DType::I8 => (-128.0, 127.0),
-        DType::U16 => (0.0, 65535.0),
-        DType::I16 => (-32768.0, 32767.0),
-        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
-        d => return Err(format!("quantized type {d} (expected u8, i8, u16, i16)")),
-    })
+    match d {
+        DType::U8 | DType::I8 | DType::U16 | DType::I16 | DType::I32 => {
+            Ok(super::int_limits(d).expect("an integer type"))
+        }
+        d => Err(format!("quantized type {d} (expected u8, i8, u16, i16)")),
+    }
 }
 
 /// A scale or zero point shaped to broadcast against `shape`: a scalar as it is, a vector
@@ -177,7 +175,7 @@ fn quantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         .int("output_dtype")?
         .filter(|&t| t != 0)
         .map(|t| t as i32);
-    let zp_type = zp.map(|z| n.declared[2].unwrap_or_else(|| onnx_type_of(z.dtype())));
+    let zp_type = zp.map(|z| n.declared[2].unwrap_or_else(|| crate::types::onnx_dtype(z.dtype())));
     let onnx_target = match (zp_type, out_attr) {
         (Some(z), Some(t)) if z != t => {
             return Err(format!(
@@ -220,11 +218,6 @@ fn quantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
             one(saturate(b, &q, z.as_ref(), target, false)?)
         }
     }
-}
-
-/// The ONNX type id of a Kiln dtype.
-fn onnx_type_of(d: DType) -> i32 {
-    crate::types::onnx_dtype(d)
 }
 
 fn dequantize_linear(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {

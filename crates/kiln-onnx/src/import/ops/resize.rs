@@ -287,7 +287,7 @@ fn apply_axis(b: &mut Builder, x: &Value, dim: usize, w: &AxisWeights, fill: f64
         return b.cast(&y, dtype);
     }
     // Integers: saturated to the type's range, then truncated as NumPy's cast.
-    let (lo, hi) = int_range(dtype);
+    let (lo, hi) = super::int_limits(dtype).expect("an integer dtype");
     let y = b.unary(
         &y,
         kiln_kernels::ops::UnaryOp::Clamp {
@@ -296,35 +296,6 @@ fn apply_axis(b: &mut Builder, x: &Value, dim: usize, w: &AxisWeights, fill: f64
         },
     )?;
     b.cast(&y, dtype)
-}
-
-fn int_range(d: DType) -> (f64, f64) {
-    match d {
-        DType::U8 => (0.0, u8::MAX as f64),
-        DType::I8 => (i8::MIN as f64, i8::MAX as f64),
-        DType::I16 => (i16::MIN as f64, i16::MAX as f64),
-        DType::U16 => (0.0, u16::MAX as f64),
-        DType::I32 => (i32::MIN as f64, i32::MAX as f64),
-        DType::U32 => (0.0, u32::MAX as f64),
-        DType::U64 => (0.0, u64::MAX as f64),
-        _ => (i64::MIN as f64, i64::MAX as f64),
-    }
-}
-
-/// Floats of input `k` known while importing; `None` when absent or empty.
-fn known_floats(n: &NodeIn, k: usize) -> R<Option<Vec<f64>>> {
-    match n.opt(k) {
-        Some(v) if v.shape().iter().product::<usize>() == 0 => Ok(None),
-        Some(v) => match v.known() {
-            Some(c) => Ok(Some(crate::import::builder::known_f64s(c))),
-            None => {
-                // Asks for the model input to be imported per value, as shapes are.
-                n.ints(k)?;
-                Err(format!("input {k} must be known while importing"))
-            }
-        },
-        None => Ok(None),
-    }
 }
 
 fn resize(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
@@ -375,11 +346,11 @@ fn resize(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         None => (0..r).collect(),
     };
     let (roi, scales, sizes) = if old {
-        (None, known_floats(n, 1)?, None)
+        (None, n.floats(1)?, None)
     } else {
         (
-            known_floats(n, 1)?,
-            known_floats(n, 2)?,
+            n.floats(1)?,
+            n.floats(2)?,
             n.opt(3)
                 .filter(|v| v.shape().iter().product::<usize>() > 0)
                 .map(|_| n.ints(3))

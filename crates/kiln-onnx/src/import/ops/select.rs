@@ -3,6 +3,7 @@
 //! and `ScatterND`, with no reduction or an added one, on Kiln's scatter-add.
 
 use super::rearrange::iota;
+use super::shape::wrap_at_run;
 use super::{axis, one, NodeIn, OpDef};
 use crate::import::builder::{Builder, Value, R};
 use kiln_kernels::ops::{CmpOp, Op};
@@ -60,16 +61,6 @@ fn top_k(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
     Ok(vec![values, idx])
 }
 
-/// Indices wrapped into `0..size` when negative, as i64.
-fn wrapped(b: &mut Builder, idx: &Value, size: usize) -> R<Value> {
-    let i = b.cast(idx, DType::I64)?;
-    let zero = b.scalar(0.0, DType::I64);
-    let n = b.scalar(size as f64, DType::I64);
-    let negative = b.binary(Op::Compare(CmpOp::Lt), &i, &zero)?;
-    let shifted = b.binary(Op::Add, &i, &n)?;
-    b.op(Op::Where, &[&negative, &shifted, &i])
-}
-
 /// Whether the scatter adds (`reduction="add"`) or replaces (none).
 fn adds(n: &NodeIn) -> R<bool> {
     match n.attrs.string("reduction")?.as_deref() {
@@ -122,7 +113,7 @@ fn scatter_elements(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         ));
     }
     let add = adds(n)?;
-    let idx = wrapped(b, idx, data.shape()[dim])?;
+    let idx = wrap_at_run(b, idx, data.shape()[dim])?;
     let updates = b.cast(updates, data.dtype())?;
     one(replace_or_add(b, data, &updates, add, |b, base, src| {
         let src = if src.dtype() == base.dtype() {
@@ -175,7 +166,7 @@ fn scatter_nd(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
             },
             &[idx],
         )?;
-        let col = wrapped(b, &col, size)?;
+        let col = wrap_at_run(b, &col, size)?;
         let col = b.reshape(&col, &[count])?;
         let term = b.scale(&col, stride as f64)?;
         row = Some(match row {

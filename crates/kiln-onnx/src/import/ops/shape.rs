@@ -301,7 +301,7 @@ fn wrap_indices(idx: &[i64], size: usize) -> R<Vec<i64>> {
 
 /// Indices computed by the graph as i64, negative ones counted from the end of a dim of
 /// `size` (`where(i < 0, i + size, i)`); out-of-range ones are refused when the graph runs.
-fn wrap_at_run(b: &mut Builder, idx: &Value, size: usize) -> R<Value> {
+pub(super) fn wrap_at_run(b: &mut Builder, idx: &Value, size: usize) -> R<Value> {
     let i = b.cast(idx, DType::I64)?;
     let zero = b.scalar(0.0, DType::I64);
     let n = b.scalar(size as f64, DType::I64);
