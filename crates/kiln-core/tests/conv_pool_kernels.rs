@@ -238,6 +238,27 @@ fn conv2d_kernels_match_the_composite_path() {
             [67, 1, 3, 3],
             conv([2, 2], [1, 1], [1, 1], 67),
         ));
+        // The implicit GEMM's blocking (AVX-512): depth past one 256-deep block, output
+        // channels past 12-row tiles with a tail, positions past one 256-wide block; batch 1
+        // split by output channels (a 7×7 grid) and by positions (with groups and stride 2).
+        cases.push((
+            "deep_blocks_and_tails",
+            [2, 40, 9, 9],
+            [26, 40, 3, 3],
+            conv([1, 1], [1, 1], [1, 1], 1),
+        ));
+        cases.push((
+            "batch1_split_channels",
+            [1, 300, 7, 7],
+            [50, 300, 3, 3],
+            conv([1, 1], [1, 1], [1, 1], 1),
+        ));
+        cases.push((
+            "batch1_split_positions_groups_stride2",
+            [1, 32, 40, 40],
+            [48, 16, 3, 3],
+            conv([2, 2], [1, 1], [1, 1], 2),
+        ));
         for (name, xs, ws, p) in cases {
             let inputs = [
                 randn(&xs, 11, dtype),

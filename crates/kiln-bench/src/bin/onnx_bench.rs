@@ -67,12 +67,17 @@ fn median_us(mut call: impl FnMut() -> Result<(), String>) -> Result<f64, String
     }
     let started = Instant::now();
     let mut samples = Vec::new();
+    // With KILN_PROFILE set, the per-op table covers the timed calls only.
+    kiln::profile::reset();
     while samples.len() < 10 || (samples.len() < 200 && started.elapsed().as_secs_f64() < 2.0) {
         let t = Instant::now();
         call()?;
         samples.push(t.elapsed().as_secs_f64() * 1e6);
     }
     samples.sort_by(f64::total_cmp);
+    if std::env::var_os("KILN_PROFILE").is_some() {
+        eprintln!("{}", kiln::profile::report());
+    }
     Ok(samples[samples.len() / 2])
 }
 

@@ -5,6 +5,7 @@
 //! im2col: its input already is the column matrix.
 
 use super::conv::{fold_one, unfold_one, Window};
+use super::conv_gemm;
 use super::depthwise::depthwise_one;
 use super::dst::Dst;
 use super::num::Num;
@@ -60,6 +61,43 @@ impl Geometry {
     /// Whether the output grid has positions (an empty one has nothing to split).
     fn grid_nonempty(&self) -> bool {
         self.l > 0 && self.win.c > 0
+    }
+
+    fn depthwise(&self) -> bool {
+        self.groups == self.win.c && self.og == 1 && self.groups > 1
+    }
+
+    /// Whether the f32 forward runs as an implicit GEMM ([`conv_gemm`]): on AVX-512, for
+    /// every convolution but a depthwise one (which has its own kernel) or an empty one.
+    fn implicit_gemm(&self) -> bool {
+        conv_gemm::available()
+            && !self.depthwise()
+            && self.kg > 0
+            && self.l > 0
+            && self.og > 0
+            && conv_gemm::fits_i32(&self.win)
+    }
+
+    /// One sample's groups for [`conv_gemm`]: `x` is the sample's input.
+    fn groups_of<'a>(
+        &self,
+        x: &'a [f32],
+        w: &'a [f32],
+        bias: Option<&'a [f32]>,
+    ) -> Vec<conv_gemm::Group<'a>> {
+        let cg = self.win.c / self.groups;
+        let plane = self.win.h * self.win.w;
+        let (og, kg) = (self.og, self.kg);
+        (0..self.groups)
+            .map(|gi| conv_gemm::Group {
+                x: &x[gi * cg * plane..(gi + 1) * cg * plane],
+                w: &w[gi * og * kg..(gi + 1) * og * kg],
+                bias: bias.map(|b| &b[gi * og..(gi + 1) * og]),
+                win: Window { c: cg, ..self.win },
+                og,
+                kg,
+            })
+            .collect()
     }
 
     fn pointwise(&self) -> bool {
@@ -251,6 +289,27 @@ fn forward<T: Num>(x: &[T], w: &[T], bias: Option<&[T]>, g: &Geometry, dst: &mut
     out
 }
 
+/// The f32 forward by [`conv_gemm`]: one sample split across the pool (batch 1), or whole
+/// samples per thread.
+fn forward_implicit(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    dst: &mut Dst,
+) -> Vec<f32> {
+    let mut out = output::<f32>(g.n * g.out_len(), dst);
+    if g.split_inside() {
+        conv_gemm::sample(&g.groups_of(x, w, bias), &mut out, true);
+        return out;
+    }
+    per_sample(&mut out, g.out_len(), g.parallel(), |i, out_n, _| {
+        let x_n = &x[i * g.in_len()..(i + 1) * g.in_len()];
+        conv_gemm::sample(&g.groups_of(x_n, w, bias), out_n, false);
+    });
+    out
+}
+
 /// One sample's convolution: a depthwise one directly, else each group's product; with
 /// `split`, across the pool (a depthwise convolution's channels, or the gemm's own threads).
 /// The bias is added while the sample's output is still in cache.
@@ -264,7 +323,7 @@ fn forward_one<T: Num>(
     split: bool,
 ) {
     let (og, kg, l) = (g.og, g.kg, g.l);
-    let depthwise = g.groups == g.win.c && og == 1 && g.groups > 1;
+    let depthwise = g.depthwise();
     match (depthwise, split) {
         (true, true) => depthwise_split(x, w, out, &g.win),
         (true, false) => depthwise_one(x, w, out, &g.win),
@@ -434,6 +493,12 @@ pub fn conv2d(
         })
     }
     match x.dtype() {
+        DType::F32 if g.implicit_gemm() => CpuStorage::F32(with_dense::<f32, _>(inputs[0], |x| {
+            with_dense::<f32, _>(inputs[1], |w| match inputs.get(2) {
+                Some(&b) => with_dense::<f32, _>(b, |b| forward_implicit(x, w, Some(b), &g, dst)),
+                None => forward_implicit(x, w, None, &g, dst),
+            })
+        })),
         DType::F32 => CpuStorage::F32(go(inputs, &g, dst)),
         DType::F64 => CpuStorage::F64(go(inputs, &g, dst)),
         d => unreachable!("conv2d kernels: dtype {d} (inference admits f32 and f64)"),
