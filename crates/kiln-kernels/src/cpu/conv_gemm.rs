@@ -19,7 +19,7 @@ use std::ops::Range;
 /// Output channels per tile (rows of the weight panel).
 const MR: usize = 12;
 /// Output positions per tile: two 16-lane vectors.
-const NR: usize = 32;
+pub(super) const NR: usize = 32;
 /// Depth of one packed block: a 12×256 weight panel (12 KB) stays in L1.
 const KC: usize = 256;
 /// Positions of one packed block: 256 deep × 256 wide is 256 KB, within L2.
@@ -56,7 +56,7 @@ impl Group<'_> {
 
 /// A raw output pointer shared by threads that write disjoint tiles of it.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(super) struct Out(pub(super) *mut f32);
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
@@ -75,6 +75,10 @@ pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
             g.x.len() >= g.win.c * g.win.h * g.win.w,
             "conv2d: input too short"
         );
+    }
+    if l < super::conv_dot::MAX_POSITIONS {
+        super::conv_dot::sample(groups, out, split);
+        return;
     }
     let base = Out(out.as_mut_ptr());
     let nt = threads::num_threads();
@@ -202,12 +206,12 @@ unsafe fn block(
 #[derive(Default)]
 pub(super) struct Taps {
     /// `oy·sh·w + ox·sw` per position of the block, padded to whole panels.
-    starts: Vec<i32>,
+    pub(super) starts: Vec<i32>,
     /// Per tap `(ki, kj)`: `(ki·dh − ph)·w + kj·dw − pw`.
-    shifts: Vec<isize>,
+    pub(super) shifts: Vec<isize>,
     /// Bit `lane` of `masks[t · panels + p]`: position `p·NR + lane` reads inside the input
     /// at tap `t`.
-    masks: Vec<u32>,
+    pub(super) masks: Vec<u32>,
     /// The same per kernel row, then per kernel column (`masks` is their AND).
     row_masks: Vec<u32>,
 }
@@ -215,7 +219,7 @@ pub(super) struct Taps {
 impl Taps {
     /// For positions `js`: a tap's mask is the AND of its kernel row's mask (the input row
     /// it reads exists) and its kernel column's, so the work is `(kh + kw)` per position.
-    fn fill(&mut self, win: &Window, js: Range<usize>) {
+    pub(super) fn fill(&mut self, win: &Window, js: Range<usize>) {
         let panels = js.len().div_ceil(NR);
         let (kh, kw) = (win.k[0], win.k[1]);
         self.starts.clear();

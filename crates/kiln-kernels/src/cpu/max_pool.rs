@@ -52,6 +52,9 @@ struct Plane {
     rows: Vec<Taps>,
     cols: Vec<Taps>,
     dilation: [usize; 2],
+    /// Window width and stride along a row.
+    col_kernel: usize,
+    col_stride: usize,
     /// 2×2 windows at stride 2, all inside the input: the vectorizable forward.
     halving: bool,
 }
@@ -70,6 +73,8 @@ impl Plane {
             rows: axis_taps(h, out[0], p, 0),
             cols: axis_taps(w, out[1], p, 1),
             dilation: p.dilation,
+            col_kernel: p.kernel[1],
+            col_stride: p.stride[1],
             halving,
         }
     }
@@ -104,7 +109,7 @@ impl Plane {
     }
 
     #[inline(always)]
-    fn forward<T: Num + PartialOrd>(&self, x: &[T], out: &mut [T]) {
+    fn forward<T: Num + PartialOrd>(&self, x: &[T], out: &mut [T], rowmax: &mut Vec<T>) {
         if self.halving {
             let ow = self.cols.len();
             for (oy, line) in out.chunks_exact_mut(ow).enumerate() {
@@ -121,10 +126,63 @@ impl Plane {
             }
             return;
         }
-        let mut o = out.iter_mut();
-        for &r in &self.rows {
-            for &c in &self.cols {
-                *o.next().expect("max_pool2d: output size") = self.argmax(x, r, c).0;
+        self.forward_separable(x, out, rowmax);
+    }
+
+    /// The window maxima as the maxima over each window's rows of per-row maxima: first
+    /// each input row's maximum under every window's columns (into `rowmax`, `h × ow`), then
+    /// the maximum over the window's rows of those. Taps are visited left to right and top
+    /// to bottom, and `max_` keeps the first of equal values and propagates NaN, so the
+    /// values are [`Plane::argmax`]'s (a window's first maximum is in its first row holding
+    /// the maximum, at that row's first such column). Each pass loops over positions with the
+    /// tap fixed, which vectorizes: ResNet-50's 3×3 stride-2 pooling of 64×112×112 took
+    /// 1.45 ms window by window on 2 threads, 1.0 ms this way (onnxruntime, in its blocked
+    /// channel layout: 0.15 ms).
+    #[inline(always)]
+    fn forward_separable<T: Num + PartialOrd>(&self, x: &[T], out: &mut [T], rowmax: &mut Vec<T>) {
+        let ow = self.cols.len();
+        let (k, s, d) = (self.col_kernel, self.col_stride, self.dilation[1]);
+        // Output columns whose every tap lies inside the row: a contiguous range.
+        let full = |c: &Taps| c.count == k;
+        let ia = self.cols.iter().position(full).unwrap_or(ow);
+        let ib = self.cols.iter().rposition(full).map_or(ia, |i| i + 1);
+        rowmax.clear();
+        rowmax.resize(self.h * ow, T::lowest());
+        for (y, dst) in rowmax.chunks_exact_mut(ow.max(1)).enumerate().take(self.h) {
+            let line = &x[y * self.w..(y + 1) * self.w];
+            for (ox, c) in self.cols.iter().enumerate() {
+                if (ia..ib).contains(&ox) {
+                    continue;
+                }
+                for b in 0..c.count {
+                    dst[ox] = dst[ox].max_(line[c.first + b * d]);
+                }
+            }
+            if ia < ib {
+                let first = self.cols[ia].first;
+                let dst = &mut dst[ia..ib];
+                // A constant stride lets the taps' loads vectorize (as shuffles).
+                match s {
+                    1 => row_taps::<T, 1>(&line[first..], dst, k, d),
+                    2 => row_taps::<T, 2>(&line[first..], dst, k, d),
+                    _ => {
+                        for b in 0..k {
+                            let taps = line[first + b * d..].iter().step_by(s);
+                            for (o, &v) in dst.iter_mut().zip(taps) {
+                                *o = o.max_(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (line, r) in out.chunks_exact_mut(ow.max(1)).zip(&self.rows) {
+            line.fill(T::lowest());
+            for a in 0..r.count {
+                let src = &rowmax[(r.first + a * self.dilation[0]) * ow..][..ow];
+                for (o, &v) in line.iter_mut().zip(src) {
+                    *o = o.max_(v);
+                }
             }
         }
     }
@@ -200,19 +258,38 @@ impl Plane {
     }
 }
 
+/// `dst[o] = max(dst[o], line[o·S + b·d])` for each tap `b < k`, in order: every tap of
+/// every output inside `line`.
+#[inline(always)]
+fn row_taps<T: Num + PartialOrd, const S: usize>(line: &[T], dst: &mut [T], k: usize, d: usize) {
+    for b in 0..k {
+        let (q, r) = ((b * d) / S, (b * d) % S);
+        let src = &line[q * S..];
+        // Whole chunks while the line has them, then the last outputs' taps one by one.
+        let whole = (src.len() / S).min(dst.len());
+        let (head, tail) = dst.split_at_mut(whole);
+        for (o, ch) in head.iter_mut().zip(src.chunks_exact(S)) {
+            *o = o.max_(ch[r]);
+        }
+        for (i, o) in tail.iter_mut().enumerate() {
+            *o = o.max_(src[(whole + i) * S + r]);
+        }
+    }
+}
+
 /// Runs `f(plane index, that plane's chunk of out, scratch)` over the `per`-element planes of
 /// `out`, several planes per pool task.
-fn per_plane<T: Num>(
+fn per_plane<T: Num, S: Default>(
     out: &mut [T],
     per: usize,
-    f: impl Fn(usize, &mut [T], &mut Vec<usize>) + Sync + Send,
+    f: impl Fn(usize, &mut [T], &mut S) + Sync + Send,
 ) {
     if per == 0 {
         return;
     }
     let chunk = threads::MAP_CHUNK.div_ceil(per) * per;
     threads::for_each_chunk(out, chunk, |start, piece| {
-        let mut scratch = Vec::new();
+        let mut scratch = S::default();
         for (j, plane) in piece.chunks_exact_mut(per).enumerate() {
             f(start / per + j, plane, &mut scratch);
         }
@@ -226,8 +303,8 @@ fn uninit<T: Num>(len: usize) -> Vec<T> {
 
 fn forward<T: Num + PartialOrd>(x: &[T], pl: &Plane, total: usize) -> Vec<T> {
     let mut out = uninit::<T>(total);
-    per_plane(&mut out, pl.out_len(), |i, o, _| {
-        super::simd::widest!(pl.forward(&x[i * pl.in_len()..(i + 1) * pl.in_len()], o))
+    per_plane(&mut out, pl.out_len(), |i, o, rowmax: &mut Vec<T>| {
+        super::simd::widest!(pl.forward(&x[i * pl.in_len()..(i + 1) * pl.in_len()], o, rowmax))
     });
     out
 }
@@ -235,7 +312,7 @@ fn forward<T: Num + PartialOrd>(x: &[T], pl: &Plane, total: usize) -> Vec<T> {
 fn backward<T: Num + PartialOrd>(x: &[T], gy: &[T], pl: &Plane) -> Vec<T> {
     let mut dx = uninit::<T>(x.len());
     let (il, ol) = (pl.in_len(), pl.out_len());
-    per_plane(&mut dx, il, |i, d, arg| {
+    per_plane(&mut dx, il, |i, d, arg: &mut Vec<usize>| {
         super::simd::widest!(pl.backward(
             &x[i * il..(i + 1) * il],
             &gy[i * ol..(i + 1) * ol],

@@ -9,6 +9,7 @@ mod backend;
 mod binary;
 mod conv;
 mod conv2d;
+mod conv_dot;
 mod conv_gemm;
 mod copy;
 mod depthwise;
