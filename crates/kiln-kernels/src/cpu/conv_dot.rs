@@ -199,14 +199,14 @@ mod x86 {
                 }
                 q += 16;
             }
-            for i in 0..t.rows {
+            for (i, acc) in acc.iter().enumerate().take(t.rows) {
                 let row = t.c.add(i * t.ldc);
                 let add = match (t.first, t.bias) {
                     (true, Some(bias)) => *bias.add(i),
                     _ => 0.0,
                 };
-                for j in 0..t.cols {
-                    let s = _mm512_reduce_add_ps(acc[i][j]);
+                for (j, &v) in acc.iter().enumerate().take(t.cols) {
+                    let s = _mm512_reduce_add_ps(v);
                     *row.add(j) = if t.first { s + add } else { *row.add(j) + s };
                 }
             }
