@@ -240,7 +240,8 @@ fn conv2d_kernels_match_the_composite_path() {
         ));
         // The implicit GEMM's blocking (AVX-512): depth past one 256-deep block, output
         // channels past 12-row tiles with a tail, positions past one 256-wide block; batch 1
-        // split by output channels (a 7×7 grid) and by positions (with groups and stride 2).
+        // split by output channels (a 7×7 grid, dot products over the depth) and by positions
+        // (with groups and stride 2).
         cases.push((
             "deep_blocks_and_tails",
             [2, 40, 9, 9],
@@ -252,6 +253,13 @@ fn conv2d_kernels_match_the_composite_path() {
             [1, 300, 7, 7],
             [50, 300, 3, 3],
             conv([1, 1], [1, 1], [1, 1], 1),
+        ));
+        // Small grids deep enough for dot products: groups, batch 2, a 4×4 kernel, tails.
+        cases.push((
+            "small_grid_deep_groups",
+            [2, 64, 6, 6],
+            [26, 32, 4, 4],
+            conv([1, 1], [1, 1], [1, 1], 2),
         ));
         cases.push((
             "batch1_split_positions_groups_stride2",

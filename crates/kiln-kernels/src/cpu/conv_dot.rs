@@ -15,8 +15,16 @@ use super::threads;
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// Grids with fewer positions than this run here.
-pub(super) const MAX_POSITIONS: usize = 64;
+/// Grids with fewer positions than this run here…
+const MAX_POSITIONS: usize = 64;
+/// …when at least this deep: each output's 16-lane partial sums are reduced once per block,
+/// which MobileNetV2's 160-deep 1×1 at 7×7 could not repay (0.23 ms on 2 threads, 65 GFLOPS).
+const MIN_DEPTH: usize = 512;
+
+/// Whether group `g`'s products run here rather than in 32-position panels.
+pub(super) fn suits(g: &Group<'_>) -> bool {
+    g.win.oh * g.win.ow < MAX_POSITIONS && g.kg >= MIN_DEPTH
+}
 /// Output channels per tile.
 const RO: usize = 3;
 /// Positions per tile.

@@ -76,7 +76,7 @@ pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
             "conv2d: input too short"
         );
     }
-    if l < super::conv_dot::MAX_POSITIONS {
+    if super::conv_dot::suits(g0) {
         super::conv_dot::sample(groups, out, split);
         return;
     }
