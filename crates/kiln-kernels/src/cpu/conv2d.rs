@@ -5,6 +5,7 @@
 //! im2col: its input already is the column matrix.
 
 use super::conv::{fold_one, unfold_one, Window};
+use super::conv_dot;
 use super::conv_gemm;
 use super::depthwise::depthwise_one;
 use super::dst::Dst;
@@ -299,13 +300,20 @@ fn forward_implicit(
     dst: &mut Dst,
 ) -> Vec<f32> {
     let mut out = output::<f32>(g.n * g.out_len(), dst);
+    let one = |groups: &[conv_gemm::Group<'_>], out: &mut [f32], split: bool| {
+        if groups.first().is_some_and(conv_dot::suits) {
+            conv_dot::sample(groups, out, split)
+        } else {
+            conv_gemm::sample(groups, out, split)
+        }
+    };
     if g.split_inside() {
-        conv_gemm::sample(&g.groups_of(x, w, bias), &mut out, true);
+        one(&g.groups_of(x, w, bias), &mut out, true);
         return out;
     }
     per_sample(&mut out, g.out_len(), g.parallel(), |i, out_n, _| {
         let x_n = &x[i * g.in_len()..(i + 1) * g.in_len()];
-        conv_gemm::sample(&g.groups_of(x_n, w, bias), out_n, false);
+        one(&g.groups_of(x_n, w, bias), out_n, false);
     });
     out
 }

@@ -36,6 +36,7 @@ const KD: usize = 2048;
 pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
     let Some(g0) = groups.first() else { return };
     let (og, l) = (g0.og, g0.win.oh * g0.win.ow);
+    super::conv_gemm::check(groups, out);
     let nt = if split { threads::num_threads() } else { 1 };
     let base = Out(out.as_mut_ptr());
     with_vec(|colt: &mut Vec<f32>| {

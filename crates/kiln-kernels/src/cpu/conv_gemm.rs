@@ -65,21 +65,7 @@ unsafe impl Sync for Out {}
 pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
     let Some(g0) = groups.first() else { return };
     let (og, l) = (g0.og, g0.positions());
-    assert_eq!(out.len(), groups.len() * og * l, "conv2d: output length");
-    for g in groups {
-        assert!(
-            g.w.len() >= g.og * g.kg && g.bias.is_none_or(|b| b.len() >= g.og),
-            "conv2d: weight or bias too short"
-        );
-        assert!(
-            g.x.len() >= g.win.c * g.win.h * g.win.w,
-            "conv2d: input too short"
-        );
-    }
-    if super::conv_dot::suits(g0) {
-        super::conv_dot::sample(groups, out, split);
-        return;
-    }
+    check(groups, out);
     let base = Out(out.as_mut_ptr());
     let nt = threads::num_threads();
     if !split || nt < 2 {
@@ -126,6 +112,28 @@ pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
             })
         })
     });
+}
+
+/// Panics unless `out` is `groups`' output and each group's operands hold what its geometry
+/// reads (the kernels read through raw pointers).
+pub(super) fn check(groups: &[Group<'_>], out: &[f32]) {
+    let Some(g0) = groups.first() else { return };
+    let (og, l) = (g0.og, g0.positions());
+    assert_eq!(out.len(), groups.len() * og * l, "conv2d: output length");
+    for g in groups {
+        assert!(
+            g.og == og && g.positions() == l,
+            "conv2d: groups of different shapes"
+        );
+        assert!(
+            g.w.len() >= g.og * g.kg && g.bias.is_none_or(|b| b.len() >= g.og),
+            "conv2d: weight or bias too short"
+        );
+        assert!(
+            g.x.len() >= g.win.c * g.win.h * g.win.w,
+            "conv2d: input too short"
+        );
+    }
 }
 
 /// Output channels `rows` × positions `cols` of group `g` into `out` (`[og, l]` row-major).
