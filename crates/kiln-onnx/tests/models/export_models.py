@@ -45,6 +45,15 @@ from onnx import numpy_helper
 
 EXPORT_BATCH, TEST_BATCH, IMAGE = 2, 3, 64
 
+# Models whose reference (onnxruntime's float32 outputs) is itself further from the exact
+# result than the default check (rtol 1e-4, atol 1e-5) allows, with the atol they are
+# checked to instead. EfficientNet-B0 (81 layers): against a float64 evaluation of the same
+# file (onnx.reference, every tensor cast to double), onnxruntime's outputs are off by up to
+# 6.2e-5 (2.3e-4 relative); Kiln's implicit-GEMM convolutions landed 3.2e-5 from
+# onnxruntime on an output of -0.194 whose exact value Kiln was closer to (Kiln off by
+# 1.2e-5, onnxruntime by 4.4e-5). A wrong result is off by far more.
+F32_ATOL = {"efficientnet_b0": 1e-4}
+
 
 def vision(name, build, size=None):
     return name, build, lambda b: [torch.randn(b, 3, size or IMAGE, size or IMAGE)], ["input"]
@@ -218,6 +227,8 @@ def main():
             torch.manual_seed(1)
             write_case(d, d / "model.onnx", make_inputs(TEST_BATCH), names)
             print(f"export_models: {d.name}: {time.time() - t:.1f} s", flush=True)
+            if name in F32_ATOL:
+                manifest[d.name] = {"atol": F32_ATOL[name]}
             if exporter == "torchscript" and name in QDQ:
                 q = out / f"{name}-qdq"
                 q.mkdir(exist_ok=True)
