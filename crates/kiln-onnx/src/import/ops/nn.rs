@@ -761,14 +761,7 @@ fn dropout(b: &mut Builder, n: &NodeIn) -> R<Vec<Value>> {
         // training_mode and the ratio, known while importing (as small model inputs, per
         // value); training with a ratio of 0 drops nothing: the identity, as in inference.
         let training = n.ints(2)?.is_some_and(|v| v.iter().any(|&t| t != 0));
-        let no_drop = match n.opt(1) {
-            Some(r) if training => {
-                n.ints(1)?;
-                r.known()
-                    .is_some_and(|c| known_f64s(c).iter().all(|&r| r == 0.0))
-            }
-            _ => false,
-        };
+        let no_drop = training && n.floats(1)?.is_some_and(|r| r.iter().all(|&r| r == 0.0));
         if training && !no_drop {
             return Err(
                 "training_mode must be a constant false (or the ratio a constant 0): Kiln does \
