@@ -4,7 +4,7 @@
 //! backward recomputes them rather than keeping them from the forward pass. Causal heads run
 //! their products in blocks of query rows that skip the masked keys.
 
-use super::dst::Dst;
+use super::dst::{Dst, SendPtr};
 use super::num::Num;
 use super::threads;
 use crate::dtype::{DType, Element};
@@ -222,13 +222,6 @@ fn head_offset(l: &crate::layout::Layout, mut i: usize) -> usize {
     off
 }
 
-/// A pointer the head tasks write their disjoint output slices through.
-#[derive(Clone, Copy)]
-struct OutPtr<T>(*mut T);
-// SAFETY: each task writes only its own head's slices.
-unsafe impl<T> Send for OutPtr<T> {}
-unsafe impl<T> Sync for OutPtr<T> {}
-
 /// Runs `f(q, k, v, g, outputs, scratch)` for every head in parallel, with the head's views
 /// of the inputs (the 4th is the last input again when there are 3), its slice of each of the
 /// `outputs` results (laid out one after another, each `heads · per_head` long) and a
@@ -249,11 +242,11 @@ fn for_each_head<T: Elem>(
         return out;
     }
     let guards: smallvec::SmallVec<[_; 4]> = inputs.iter().map(|t| t.storage().read()).collect();
-    let bases: smallvec::SmallVec<[OutPtr<T>; 4]> = guards
+    let bases: smallvec::SmallVec<[SendPtr<T>; 4]> = guards
         .iter()
-        .map(|g| OutPtr(T::slice(g).expect("attention: dtype").as_ptr() as *mut T))
+        .map(|g| SendPtr(T::slice(g).expect("attention: dtype").as_ptr() as *mut T))
         .collect();
-    let base = OutPtr(out.as_mut_ptr());
+    let base = SendPtr(out.as_mut_ptr());
     let run = |i: usize, scratch: &mut [T]| {
         let mats: [Mat<T>; 4] = std::array::from_fn(|j| {
             let j = j.min(inputs.len() - 1);
@@ -285,7 +278,7 @@ fn for_each_head<T: Elem>(
     let busy: SmallVec<[AtomicBool; 8]> = (0..=nt).map(|_| AtomicBool::new(false)).collect();
     super::scratch::with_vec(|scratch: &mut Vec<T>| {
         scratch.resize((nt + 1) * part, T::from_f64(0.0));
-        let regions = OutPtr(scratch.as_mut_ptr());
+        let regions = SendPtr(scratch.as_mut_ptr());
         let head = |i: usize| {
             let r = rayon::current_thread_index().map_or(nt, |t| t.min(nt));
             if busy[r].swap(true, Ordering::Acquire) {

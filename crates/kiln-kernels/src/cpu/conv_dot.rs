@@ -9,7 +9,8 @@
 //! With `split`, the positions' packing is shared out across the pool first, then the output
 //! channels.
 
-use super::conv_gemm::{Group, Out, Taps, NR};
+use super::conv_gemm::{Group, Taps, NR};
+use super::dst::SendPtr;
 use super::scratch::with_vec;
 use super::threads;
 use rayon::prelude::*;
@@ -38,7 +39,7 @@ pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
     let (og, l) = (g0.og, g0.win.oh * g0.win.ow);
     super::conv_gemm::check(groups, out);
     let nt = if split { threads::num_threads() } else { 1 };
-    let base = Out(out.as_mut_ptr());
+    let base = SendPtr(out.as_mut_ptr());
     with_vec(|colt: &mut Vec<f32>| {
         let mut taps = Taps::default();
         for (gi, g) in groups.iter().enumerate() {
@@ -67,7 +68,7 @@ pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
                 let run = |rows: Range<usize>| {
                     // SAFETY: group gi owns rows gi·og.. of `out` (the caller checked its
                     // length); each call writes its own rows.
-                    unsafe { tiles(g, packed, ks.clone(), rows, { base }.0.add(gi * og * l)) }
+                    unsafe { tiles(g, packed, ks.clone(), rows, base.at(gi * og * l)) }
                 };
                 if nt > 1 {
                     let height = og.div_ceil(RO).div_ceil(nt) * RO;
@@ -171,6 +172,7 @@ struct Tile {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Tile, CJ, RO};
+    use crate::cpu::simd::first_lanes;
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -191,11 +193,7 @@ mod x86 {
             let mut acc = [[_mm512_setzero_ps(); CJ]; RO];
             let mut q = 0;
             while q < t.kc {
-                let m: __mmask16 = if q + 16 <= t.kc {
-                    0xFFFF
-                } else {
-                    ((1u32 << (t.kc - q)) - 1) as __mmask16
-                };
+                let m = first_lanes(t.kc - q);
                 let mut av = [_mm512_setzero_ps(); RO];
                 for i in 0..RO {
                     av[i] = _mm512_maskz_loadu_ps(m, a[i].add(q));

@@ -192,11 +192,7 @@ mod avx512 {
                 let mut ox = 0;
                 while ox < win.ow {
                     let left = win.ow - ox;
-                    let mask: __mmask16 = if left >= 16 {
-                        0xFFFF
-                    } else {
-                        (1u16 << left) - 1
-                    };
+                    let mask = crate::cpu::simd::first_lanes(left);
                     let mut acc = _mm512_setzero_ps();
                     for t in 0..taps {
                         // SAFETY: `fits` bounds every tap's run inside the padded buffer; the

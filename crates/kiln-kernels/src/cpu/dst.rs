@@ -105,3 +105,19 @@ fn copy_prefix(dst: &mut CpuStorage, src: &CpuStorage) {
     }
     go!(F32, F64, BF16, F16, I64, I32, U8, Bool, I8, I16, U16, U32, U64)
 }
+
+/// An output pointer shared by the pool's threads, each writing its own disjoint part of
+/// the output through it.
+#[derive(Clone, Copy)]
+pub(super) struct SendPtr<T>(pub(super) *mut T);
+// SAFETY: users write disjoint elements only (each at its call site's SAFETY comment).
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// Pointer `i` elements further (a method, so closures capture the `Send` wrapper).
+    pub(super) fn at(self, i: usize) -> *mut T {
+        // SAFETY: callers stay within the allocation the pointer came from.
+        unsafe { self.0.add(i) }
+    }
+}

@@ -2,7 +2,7 @@
 //! AVX-512 with the `x86-v4` feature); strided operands such as transposed views are read in
 //! place, never copied.
 
-use super::dst::Dst;
+use super::dst::{Dst, SendPtr};
 use super::scratch::set_len_for_overwrite;
 use super::skinny;
 use super::strided::for_each_run;
@@ -115,19 +115,6 @@ fn geometry(a: &Layout, b: &Layout, shape: &[usize]) -> Geometry {
         b_cs: lb.strides[r - 1] as isize,
         pairs,
         accumulate: false,
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// Pointer `i` elements further (a method, so closures capture the `Send` wrapper).
-    fn at(self, i: usize) -> *mut T {
-        // SAFETY: callers stay within the allocation the pointer came from.
-        unsafe { self.0.add(i) }
     }
 }
 

@@ -165,6 +165,16 @@ pub fn gelu_backward_in_place(x: &mut [f32], g: &[f32]) {
     })
 }
 
+/// The AVX-512 mask (`__mmask16`) of the first `n` of 16 f32 lanes: all of them from 16 on.
+#[inline(always)]
+pub fn first_lanes(n: usize) -> u16 {
+    if n >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << n) - 1
+    }
+}
+
 /// The widest vector instruction set this CPU runs, detected once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Isa {

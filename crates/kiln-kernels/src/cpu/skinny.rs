@@ -88,6 +88,7 @@ pub(super) unsafe fn run(form: Form, p: &Product, cols: Range<usize>) {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Product;
+    use crate::cpu::simd::first_lanes;
     use std::arch::x86_64::*;
     use std::ops::Range;
 
@@ -150,14 +151,6 @@ mod x86 {
         }
     }
 
-    /// Lanes of the last partial 16-float chunk of `len` (all 16 when `len` is a multiple).
-    #[inline(always)]
-    fn tail_mask(len: usize) -> __mmask16 {
-        match len % 16 {
-            0 => 0xFFFF,
-            r => (1u16 << r) - 1,
-        }
-    }
 
     /// Columns `j..j + C` (C ≤ what is left) of `R` rows: each a dot product of a row of `a`
     /// and a column of `b`, both contiguous, in 16-lane partial sums.
@@ -179,7 +172,7 @@ mod x86 {
             let mut q = 0;
             while q < k {
                 // Whole chunks, then the last partial one under a mask.
-                let mask = if q + 16 <= k { 0xFFFF } else { tail_mask(k) };
+                let mask = first_lanes(k - q);
                 let mut wv = [_mm512_setzero_ps(); C];
                 for c in 0..C {
                     wv[c] = _mm512_maskz_loadu_ps(mask, w[c].add(q));
@@ -210,13 +203,7 @@ mod x86 {
         let mut masks = [0u16; V];
         for (v, mask) in masks.iter_mut().enumerate() {
             let start = j + 16 * v;
-            *mask = if start >= end {
-                0
-            } else if end - start >= 16 {
-                0xFFFF
-            } else {
-                tail_mask(end - start)
-            };
+            *mask = first_lanes(end.saturating_sub(start));
         }
         // SAFETY (whole body): rows i < R of `a` hold k floats; rows of `b` hold the columns
         // the masks let through; the caller gave this block those columns of `c`.
