@@ -79,13 +79,14 @@ impl Geometry {
             && conv_gemm::fits_i32(&self.win)
     }
 
-    /// One sample's groups for [`conv_gemm`]: `x` is the sample's input.
+    /// One sample's groups for [`conv_gemm`]: `x` is the sample's input (on the stack up
+    /// to four groups: one allocation fewer per call).
     fn groups_of<'a>(
         &self,
         x: &'a [f32],
         w: &'a [f32],
         bias: Option<&'a [f32]>,
-    ) -> Vec<conv_gemm::Group<'a>> {
+    ) -> smallvec::SmallVec<[conv_gemm::Group<'a>; 4]> {
         let cg = self.win.c / self.groups;
         let plane = self.win.h * self.win.w;
         let (og, kg) = (self.og, self.kg);

@@ -11,7 +11,7 @@
 
 use super::conv_gemm::{Group, Taps, NR};
 use super::dst::SendPtr;
-use super::scratch::with_vec;
+use super::scratch::{with_kept, with_vec};
 use super::threads;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -40,50 +40,56 @@ pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
     super::conv_gemm::check(groups, out);
     let nt = if split { threads::num_threads() } else { 1 };
     let base = SendPtr(out.as_mut_ptr());
-    with_vec(|colt: &mut Vec<f32>| {
-        let mut taps = Taps::default();
-        for (gi, g) in groups.iter().enumerate() {
-            taps.fill(&g.win, 0..l);
-            let taps = &taps;
-            let mut k0 = 0;
-            while k0 < g.kg {
-                let kc = KD.min(g.kg - k0);
-                if colt.len() < l * kc {
-                    colt.resize(l * kc, 0.0);
+    // The whole call runs inside the pool when split: one hand-off, however many depth
+    // blocks and phases.
+    let body = || {
+        with_vec(|colt: &mut Vec<f32>| {
+            with_kept(|taps: &mut Taps| {
+                for (gi, g) in groups.iter().enumerate() {
+                    taps.fill(&g.win, 0..l);
+                    let taps = &*taps;
+                    let mut k0 = 0;
+                    while k0 < g.kg {
+                        let kc = KD.min(g.kg - k0);
+                        if colt.len() < l * kc {
+                            colt.resize(l * kc, 0.0);
+                        }
+                        let packed = &mut colt[..l * kc];
+                        let ks = k0..k0 + kc;
+                        if nt > 1 {
+                            let per = l.div_ceil(nt);
+                            packed
+                                .par_chunks_mut(per * kc)
+                                .enumerate()
+                                .for_each(|(p, rows)| pack(g, taps, ks.clone(), p * per, rows));
+                        } else {
+                            pack(g, taps, ks.clone(), 0, packed);
+                        }
+                        let packed = &colt[..l * kc];
+                        let run = |rows: Range<usize>| {
+                            // SAFETY: group gi owns rows gi·og.. of `out` (checked above);
+                            // each call writes its own rows.
+                            unsafe { tiles(g, packed, ks.clone(), rows, base.at(gi * og * l)) }
+                        };
+                        if nt > 1 {
+                            let height = og.div_ceil(RO).div_ceil(nt) * RO;
+                            (0..og.div_ceil(height))
+                                .into_par_iter()
+                                .for_each(|p| run(p * height..((p + 1) * height).min(og)));
+                        } else {
+                            run(0..og);
+                        }
+                        k0 += kc;
+                    }
                 }
-                let packed = &mut colt[..l * kc];
-                let ks = k0..k0 + kc;
-                if nt > 1 {
-                    let per = l.div_ceil(nt);
-                    threads::install(|| {
-                        packed
-                            .par_chunks_mut(per * kc)
-                            .enumerate()
-                            .for_each(|(p, rows)| pack(g, taps, ks.clone(), p * per, rows))
-                    });
-                } else {
-                    pack(g, taps, ks.clone(), 0, packed);
-                }
-                let packed = &colt[..l * kc];
-                let run = |rows: Range<usize>| {
-                    // SAFETY: group gi owns rows gi·og.. of `out` (the caller checked its
-                    // length); each call writes its own rows.
-                    unsafe { tiles(g, packed, ks.clone(), rows, base.at(gi * og * l)) }
-                };
-                if nt > 1 {
-                    let height = og.div_ceil(RO).div_ceil(nt) * RO;
-                    threads::install(|| {
-                        (0..og.div_ceil(height))
-                            .into_par_iter()
-                            .for_each(|p| run(p * height..((p + 1) * height).min(og)))
-                    });
-                } else {
-                    run(0..og);
-                }
-                k0 += kc;
-            }
-        }
-    });
+            })
+        })
+    };
+    if nt > 1 {
+        threads::install(body);
+    } else {
+        body();
+    }
 }
 
 /// Column-matrix depths `ks` of positions `j0..` (one row of `ks.len()` per position) into

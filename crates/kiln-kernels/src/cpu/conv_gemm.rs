@@ -12,7 +12,7 @@
 
 use super::conv::Window;
 use super::dst::SendPtr;
-use super::scratch::with_vec;
+use super::scratch::{with_kept, with_vec};
 use super::threads;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -78,34 +78,36 @@ pub(super) fn sample(groups: &[Group<'_>], out: &mut [f32], split: bool) {
     // 1024 channels split evenly.
     let (panels, row_tiles) = (l.div_ceil(NR), og.div_ceil(MR));
     let by_positions = panels.div_ceil(nt) * row_tiles <= row_tiles.div_ceil(nt) * panels;
-    let chunks: Vec<(Range<usize>, Range<usize>)> = if by_positions {
-        let width = panels.div_ceil(nt) * NR;
-        (0..l.div_ceil(width))
-            .map(|p| (0..og, p * width..((p + 1) * width).min(l)))
-            .collect()
+    let (width, height) = if by_positions {
+        (panels.div_ceil(nt) * NR, og)
     } else {
-        let height = row_tiles.div_ceil(nt) * MR;
-        (0..og.div_ceil(height))
-            .map(|p| (p * height..((p + 1) * height).min(og), 0..l))
-            .collect()
+        (l, row_tiles.div_ceil(nt) * MR)
+    };
+    // Chunk p: rows and columns of every group's output.
+    let chunk = |p: usize| {
+        let (r, c) = if by_positions { (0, p) } else { (p, 0) };
+        (
+            r * height..((r + 1) * height).min(og),
+            c * width..((c + 1) * width).min(l),
+        )
+    };
+    let count = if by_positions {
+        l.div_ceil(width)
+    } else {
+        og.div_ceil(height)
     };
     threads::install(|| {
-        chunks.par_iter().for_each(|(rows, cols)| {
-            with_vec(|pack: &mut Vec<f32>| {
-                for (gi, g) in groups.iter().enumerate() {
-                    // SAFETY: chunks are disjoint tiles of each group's rows gi·og.. of `out`.
-                    unsafe {
-                        block(
-                            g,
-                            base.at(gi * og * l),
-                            rows.clone(),
-                            cols.clone(),
-                            pack,
-                        )
-                    };
-                }
+        (0..count)
+            .into_par_iter()
+            .map(chunk)
+            .for_each(|(rows, cols)| {
+                with_vec(|pack: &mut Vec<f32>| {
+                    for (gi, g) in groups.iter().enumerate() {
+                        // SAFETY: chunks are disjoint tiles of each group's rows gi·og.. of `out`.
+                        unsafe { block(g, base.at(gi * og * l), rows.clone(), cols.clone(), pack) };
+                    }
+                })
             })
-        })
     });
 }
 
@@ -143,69 +145,71 @@ unsafe fn block(
     pack: &mut Vec<f32>,
 ) {
     let (l, kg) = (g.positions(), g.kg);
-    let panels_max = NC / NR;
     let need = KC * NC + MR * A_STRIDE;
     if pack.len() < need {
         pack.resize(need, 0.0);
     }
     let (bpack, apack) = pack.split_at_mut(KC * NC);
-    let mut taps = Taps::default();
-    let mut j0 = cols.start;
-    while j0 < cols.end {
-        let nc = NC.min(cols.end - j0);
-        let panels = nc.div_ceil(NR);
-        debug_assert!(panels <= panels_max);
-        taps.fill(&g.win, j0..j0 + nc);
-        let mut k0 = 0;
-        while k0 < kg {
-            let kc = KC.min(kg - k0);
-            let bpack = &mut bpack[..panels * kc * NR];
-            // SAFETY: `available`; `bpack` holds the block's panels.
-            unsafe { x86::pack_columns(g, k0..k0 + kc, j0..j0 + nc, bpack, &taps) };
-            let mut o0 = rows.start;
-            while o0 < rows.end {
-                let mr = MR.min(rows.end - o0);
-                // The tile's weight rows are read in place unless rows 2 KB apart or a
-                // multiple of that (depth 512, 1024, …) would share one or two L1 sets and
-                // evict each other (a 1024-deep 1×1 ran at 60% of the gemm crate's speed):
-                // those are copied to rows at a stride off the 4 KB grid first.
-                let (a, lda) = if kg % 512 == 0 {
-                    for i in 0..mr {
-                        let row = &g.w[(o0 + i) * kg + k0..(o0 + i) * kg + k0 + kc];
-                        apack[i * A_STRIDE..i * A_STRIDE + kc].copy_from_slice(row);
-                    }
-                    (apack.as_ptr(), A_STRIDE)
-                } else {
-                    (g.w[o0 * kg + k0..].as_ptr(), kg)
-                };
-                for p in 0..panels {
-                    let tile = Tile {
-                        kc,
-                        a,
-                        lda,
-                        b: bpack[p * kc * NR..].as_ptr(),
-                        c: unsafe { out.add(o0 * l + j0 + p * NR) },
-                        ldc: l,
-                        rows: mr,
-                        lanes: NR.min(nc - p * NR),
-                        first: k0 == 0,
-                        bias: g.bias.map(|b| b[o0..].as_ptr()),
+    with_kept(|taps: &mut Taps| {
+        let mut j0 = cols.start;
+        while j0 < cols.end {
+            let nc = NC.min(cols.end - j0);
+            let panels = nc.div_ceil(NR);
+            debug_assert!(panels <= NC / NR);
+            taps.fill(&g.win, j0..j0 + nc);
+            let mut k0 = 0;
+            while k0 < kg {
+                let kc = KC.min(kg - k0);
+                let bpack = &mut bpack[..panels * kc * NR];
+                // SAFETY: `available`; `bpack` holds the block's panels.
+                unsafe { x86::pack_columns(g, k0..k0 + kc, j0..j0 + nc, bpack, taps) };
+                let mut o0 = rows.start;
+                while o0 < rows.end {
+                    let mr = MR.min(rows.end - o0);
+                    // The tile's weight rows are read in place unless rows 2 KB apart or a
+                    // multiple of that (depth 512, 1024, …) would share one or two L1 sets and
+                    // evict each other (a 1024-deep 1×1 ran at 60% of the gemm crate's speed):
+                    // those are copied to rows at a stride off the 4 KB grid first.
+                    let (a, lda) = if kg % 512 == 0 {
+                        for i in 0..mr {
+                            let row = &g.w[(o0 + i) * kg + k0..(o0 + i) * kg + k0 + kc];
+                            apack[i * A_STRIDE..i * A_STRIDE + kc].copy_from_slice(row);
+                        }
+                        (apack.as_ptr(), A_STRIDE)
+                    } else {
+                        (g.w[o0 * kg + k0..].as_ptr(), kg)
                     };
-                    // SAFETY: the tile lies in rows o0..o0+mr, columns j0+p·NR.. of `out`
-                    // (clipped to `lanes`); the packs hold kc·MR and kc·NR floats.
-                    unsafe { x86::tile(&tile) };
+                    for p in 0..panels {
+                        let tile = Tile {
+                            kc,
+                            a,
+                            lda,
+                            b: bpack[p * kc * NR..].as_ptr(),
+                            c: unsafe { out.add(o0 * l + j0 + p * NR) },
+                            ldc: l,
+                            rows: mr,
+                            lanes: NR.min(nc - p * NR),
+                            first: k0 == 0,
+                            bias: g.bias.map(|b| b[o0..].as_ptr()),
+                        };
+                        // SAFETY: the tile lies in rows o0..o0+mr, columns j0+p·NR.. of `out`
+                        // (clipped to `lanes`); `a` holds `rows` weight rows of kc floats `lda` apart and
+                        // the panel kc·NR packed floats.
+                        unsafe { x86::tile(&tile) };
+                    }
+                    o0 += mr;
                 }
-                o0 += mr;
+                k0 += kc;
             }
-            k0 += kc;
+            j0 += nc;
         }
-        j0 += nc;
-    }
+    })
 }
 
 /// Per block of positions: each position's start in the plane, each tap's shift, and each
 /// (tap, panel)'s mask of positions whose tap lies inside the input (see
-/// [`x86::pack_columns`]). Kept across blocks so they allocate once per call.
+/// [`x86::pack_columns`]). Kept from call to call ([`with_kept`]), so they allocate only while
+/// they grow.
 #[derive(Default)]
 pub(super) struct Taps {
     /// `oy·sh·w + ox·sw` per position of the block, padded to whole panels.
@@ -370,8 +374,8 @@ mod x86 {
     /// AVX-512F; `t` describes valid packs and an output tile.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn tile(t: &Tile) {
-        // SAFETY (whole body): the packs hold kc·MR and kc·NR floats; the stores and loads of
-        // `c` stay within `rows` rows and `lanes` lanes.
+        // SAFETY (whole body): `a` holds `rows` rows of kc floats `lda` apart, `b` kc·NR floats;
+        // the stores and loads of `c` stay within `rows` rows and `lanes` lanes.
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); 2]; MR];
             // Rows past `rows` repeat the last one (computed, never stored).
@@ -390,7 +394,10 @@ mod x86 {
                 }
                 b = b.add(NR);
             }
-            let m = [first_lanes(t.lanes), first_lanes(t.lanes.saturating_sub(16))];
+            let m = [
+                first_lanes(t.lanes),
+                first_lanes(t.lanes.saturating_sub(16)),
+            ];
             for (i, acc) in acc.iter().enumerate().take(t.rows) {
                 let row = t.c.add(i * t.ldc);
                 for v in 0..2 {

@@ -27,6 +27,24 @@ pub(crate) fn with_vec<T: StorageElement, R>(f: impl FnOnce(&mut Vec<T>) -> R) -
     r
 }
 
+static KEPT: Mutex<Vec<Box<dyn std::any::Any + Send>>> = Mutex::new(Vec::new());
+
+/// Runs `f` with a `T` kept from earlier calls (a kernel's per-call tables: their vectors
+/// keep their capacity), or a new default one; like [`with_vec`] for types that are not
+/// storage vectors. `f` overwrites what it reads.
+pub(crate) fn with_kept<T: Default + Send + 'static, R>(f: impl FnOnce(&mut T) -> R) -> R {
+    let taken = {
+        let mut kept = KEPT.lock();
+        kept.iter()
+            .position(|b| b.is::<T>())
+            .map(|i| kept.swap_remove(i))
+    };
+    let mut boxed = taken.unwrap_or_else(|| Box::new(T::default()));
+    let r = f(boxed.downcast_mut::<T>().expect("scratch: kept type"));
+    KEPT.lock().push(boxed);
+    r
+}
+
 /// Makes `v` hold `n` elements that the caller overwrites before reading any (a kernel's
 /// output, a scratch operand copy): left uninitialized for f32 and f64 (any bit pattern is a
 /// valid value, and a zero fill would be a whole extra pass), zero-filled for other dtypes

@@ -151,7 +151,6 @@ mod x86 {
         }
     }
 
-
     /// Columns `j..j + C` (C ≤ what is left) of `R` rows: each a dot product of a row of `a`
     /// and a column of `b`, both contiguous, in 16-lane partial sums.
     #[target_feature(enable = "avx512f")]
