@@ -364,6 +364,12 @@ fn pool_cases() -> Vec<(&'static str, [usize; 4], Pool2dParams)> {
             [1, 2, 3, 3],
             pool([1, 1], [1, 1], [0, 0], [1, 1], false),
         ),
+        // A row stride past 2 goes window by window (the separable pass takes 1 and 2).
+        (
+            "row_stride3_padded",
+            [1, 2, 8, 10],
+            pool([3, 4], [2, 3], [1, 2], [1, 1], false),
+        ),
     ]
 }
 
