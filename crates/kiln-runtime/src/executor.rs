@@ -71,14 +71,14 @@ pub struct Executable {
     /// Whether the schedule runs on a pool thread. With a kernel writing a value large
     /// enough to split across threads, yes: each parallel loop then starts with a cheap
     /// in-pool fork instead of a hand-off from outside the pool (~3 µs, a dozen times per
-    /// train step). So does a graph with a batch-1 product over a large weight, which the
-    /// matmul kernel splits across the pool's cores only from inside it. A graph of small
+    /// train step). So does a graph with a product the matmul kernel splits, even with a small
+    /// output (a batch-1 or batch-8 layer over a large weight). A graph of small
     /// values and small products stays on the caller's thread and pays no hand-off at all.
     in_pool: bool,
 }
 
-/// Whether `node` is a single product that the matmul kernel splits across the pool only when
-/// it runs on a pool thread (a batch-1 layer over a large weight).
+/// Whether `node` is a single product that the matmul kernel splits across the pool (a large
+/// product, or a batch-1 layer over a large weight, which it splits only on a pool thread).
 fn splits_in_pool(node: &Node, types: &[Option<(Shape, DType)>]) -> bool {
     if !matches!(node.op, Op::Matmul | Op::MatmulAct(_)) || node.args.len() < 2 {
         return false;

@@ -58,14 +58,19 @@ const PARALLEL_FLOPS: usize = 1 << 22;
 /// 22 µs split.
 const SPLIT_WEIGHT: usize = 1 << 16;
 
-/// Whether an `m×k @ k×n` product (one pair, no operand copies) is split across the pool's
-/// threads when it runs on one of them: a graph executor enters the pool for such a product.
+/// Whether an `m×k @ k×n` product (one pair) is split across the pool's threads when it runs
+/// on one of them: every product of [`PARALLEL_FLOPS`] or more, and a smaller one over a large
+/// weight. A graph executor enters the pool for such a product, so that the split is an
+/// in-pool fork: from outside, the whole split is handed to the pool's threads while the
+/// caller waits on a third, and on 2 cores the MLP's batch-8 call (two 4.2–6.4 Mflop
+/// products) ran slower on two threads than on one (190–210 µs against 133–190 µs; in the
+/// pool 106 µs).
 pub fn splits_inside_pool(m: usize, k: usize, n: usize) -> bool {
     // (Rows with a long inner dim go through operand copies instead, see [`nt_copy`], unless
     // they are few enough for the skinny kernels, which read the operands in place.)
     let skinny = m <= skinny::MAX_ROWS && skinny::available();
     let copies = m > 1 && k >= NT_COPY_K && !skinny;
-    2 * m * n * k < PARALLEL_FLOPS && k * n >= SPLIT_WEIGHT && n >= 64 && !copies
+    2 * m * n * k >= PARALLEL_FLOPS || (k * n >= SPLIT_WEIGHT && n >= 64 && !copies)
 }
 
 type Pairs = smallvec::SmallVec<[(usize, usize); 64]>;
