@@ -3,6 +3,7 @@
 //! place, never copied.
 
 use super::dst::{Dst, SendPtr};
+use super::packed_weights::{self, Packed};
 use super::scratch::set_len_for_overwrite;
 use super::skinny;
 use super::strided::for_each_run;
@@ -18,6 +19,7 @@ use gemm::Parallelism;
 use half::f16;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Calls into the `gemm` crate running now, on any thread.
 static GEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -66,11 +68,17 @@ const SPLIT_WEIGHT: usize = 1 << 16;
 /// products) ran slower on two threads than on one (190–210 µs against 133–190 µs; in the
 /// pool 106 µs).
 pub fn splits_inside_pool(m: usize, k: usize, n: usize) -> bool {
+    2 * m * n * k >= PARALLEL_FLOPS || small_split_in_pool(m, k, n)
+}
+
+/// Whether a product below [`PARALLEL_FLOPS`] is split into column blocks across the pool
+/// when it runs on a pool thread (see [`SPLIT_WEIGHT`]).
+fn small_split_in_pool(m: usize, k: usize, n: usize) -> bool {
     // (Rows with a long inner dim go through operand copies instead, see [`nt_copy`], unless
     // they are few enough for the skinny kernels, which read the operands in place.)
     let skinny = m <= skinny::MAX_ROWS && skinny::available();
     let copies = m > 1 && k >= NT_COPY_K && !skinny;
-    2 * m * n * k >= PARALLEL_FLOPS || (k * n >= SPLIT_WEIGHT && n >= 64 && !copies)
+    2 * m * n * k < PARALLEL_FLOPS && k * n >= SPLIT_WEIGHT && n >= 64 && !copies
 }
 
 type Pairs = smallvec::SmallVec<[(usize, usize); 64]>;
@@ -88,6 +96,8 @@ struct Geometry {
     pairs: Pairs,
     /// Add the product onto the output instead of overwriting it.
     accumulate: bool,
+    /// The shared right operand packed for the skinny kernels (see `packed_weights.rs`).
+    packed: Option<Arc<Packed>>,
 }
 
 fn geometry(a: &Layout, b: &Layout, shape: &[usize]) -> Geometry {
@@ -120,6 +130,7 @@ fn geometry(a: &Layout, b: &Layout, shape: &[usize]) -> Geometry {
         b_cs: lb.strides[r - 1] as isize,
         pairs,
         accumulate: false,
+        packed: None,
     }
 }
 
@@ -274,7 +285,7 @@ fn gemm_into<T: Num>(
         }
     };
     let base = SendPtr(out.as_mut_ptr());
-    if copy == NtCopy::None && g.pairs.len() == 1 && splits_inside_pool(m, k, n) {
+    if copy == NtCopy::None && g.pairs.len() == 1 && small_split_in_pool(m, k, n) {
         let nt = threads::num_threads();
         if nt > 1 && threads::on_pool() {
             // Column blocks of the output: block p reads rows of a row-major weight (`b`
@@ -360,17 +371,25 @@ fn skinny_products(
         && n >= 64
         && ((threads::on_pool() && k * n >= SPLIT_WEIGHT) || flops >= PARALLEL_FLOPS);
     let base = SendPtr(out.as_mut_ptr());
+    // A packed weight is read in whole panels, so the threads' column blocks start on one.
+    let (form, unit) = match &g.packed {
+        Some(_) => (skinny::Form::Packed, packed_weights::PANEL),
+        None => (form, 16),
+    };
     for (i, &(oa, ob)) in g.pairs.iter().enumerate() {
         let product = skinny::Product {
             m,
             k,
             a: a[oa..].as_ptr(),
             a_rs: g.a_rs,
-            b: b[ob..].as_ptr(),
-            b_stride: if form == skinny::Form::Nt {
-                g.b_cs
-            } else {
-                g.b_rs
+            b: match &g.packed {
+                Some(packed) => packed.data.as_ptr(),
+                None => b[ob..].as_ptr(),
+            },
+            b_stride: match form {
+                skinny::Form::Nt => g.b_cs,
+                skinny::Form::Nn => g.b_rs,
+                skinny::Form::Packed => 0,
             },
             c: base.at(i * m * n),
             c_rs: n as isize,
@@ -384,7 +403,7 @@ fn skinny_products(
         }
         // Column blocks, one per thread, each a multiple of 16 wide: each thread keeps its part
         // of the weight in its own cache.
-        let width = n.div_ceil(nt).next_multiple_of(16);
+        let width = n.div_ceil(nt).next_multiple_of(unit);
         let product = SendProduct(product);
         threads::install(|| {
             (0..n.div_ceil(width)).into_par_iter().for_each(|p| {
@@ -472,8 +491,24 @@ fn typed<T: Num>(
     f: Kernel<T>,
     dst: &mut Dst,
 ) -> CpuStorage {
-    let g = geometry(a.layout(), b.layout(), shape);
+    let mut g = geometry(a.layout(), b.layout(), shape);
     let (ga, gb) = (a.storage().read(), b.storage().read());
+    if let (Some(_), Some(weight)) = (
+        skinny_form(&g, T::DTYPE),
+        <f32 as crate::storage::StorageElement>::slice(&gb),
+    ) {
+        let shared = g.pairs.iter().all(|p| p.1 == g.pairs[0].1);
+        if shared && !g.pairs.is_empty() {
+            let key = packed_weights::Key {
+                offset: g.pairs[0].1,
+                k: g.k,
+                n: g.n,
+                rs: g.b_rs,
+                cs: g.b_cs,
+            };
+            g.packed = packed_weights::lookup(b.storage(), b.storage().version(), key, weight);
+        }
+    }
     let gbias = bias.map(|t| t.storage().read());
     // A dense bias (a parameter) is read in place; anything else is copied first.
     let bias: Option<std::borrow::Cow<[T]>> =
@@ -593,6 +628,7 @@ fn gelu_backward_of_product(a: Operand<'_>, b: Operand<'_>, x: &mut [f32]) {
             let g = Geometry {
                 m: len,
                 pairs: std::iter::once((oa + r0 * full.a_rs as usize, ob)).collect(),
+                packed: None,
                 ..full
             };
             let product = &mut block[..len * n];
@@ -637,6 +673,7 @@ fn gelu_rhs_product(a: Operand<'_>, x: Operand<'_>, out: &mut [f32]) {
                     k: len,
                     pairs: std::iter::once((oa + k0 * full.a_cs as usize, 0)).collect(),
                     accumulate: true,
+                    packed: None,
                     ..full
                 };
                 gemm_into(
@@ -852,18 +889,87 @@ mod tests {
         }
         assert!(!threads::on_pool());
         assert!(
-            !splits_inside_pool(128, 784, 512),
-            "large products take the usual paths"
+            !small_split_in_pool(128, 784, 512) && splits_inside_pool(128, 784, 512),
+            "large products take the usual paths (split by gemm, in the pool too)"
         );
         assert_eq!(
-            splits_inside_pool(4, 784, 512),
+            small_split_in_pool(4, 784, 512),
             skinny::available(),
             "rows with a long inner dim are copied, unless few enough for the skinny kernels"
         );
         assert!(
-            !splits_inside_pool(5, 784, 1024),
+            splits_inside_pool(5, 784, 1024) && !small_split_in_pool(5, 784, 1024),
             "enough flops to split anywhere"
         );
+    }
+
+    /// `a @ b (+ bias)` by the naive kernel.
+    fn naive_product(a: &V, b: &V, bias: Option<&V>) -> Vec<f32> {
+        let (a, b) = (a.operand(), b.operand());
+        let g = geometry(a.layout(), b.layout(), &[a.shape()[0], b.shape()[1]]);
+        let (ga, gb) = (a.storage().read(), b.storage().read());
+        let bias = bias.map(|v| v.to_vec::<f32>());
+        use crate::storage::StorageElement;
+        let (sa, sb) = (f32::slice(&ga).unwrap(), f32::slice(&gb).unwrap());
+        naive(sa, sb, &g, bias.as_deref(), &mut Dst::fresh())
+    }
+
+    #[test]
+    fn weights_packed_at_their_second_read_give_the_product_until_they_change() {
+        use crate::cpu::testing::dispatch;
+        use crate::ops::Op;
+        if !skinny::available() {
+            return;
+        }
+        // Every row count, a width that leaves the last panel short, a transposed weight (a
+        // Linear's) and a row-major one; with a bias; off the pool and split on it.
+        for m in 1..=8 {
+            for transposed in [true, false] {
+                let (k, n) = (300, 301);
+                let w = right_operand(k, n, transposed);
+                let (a, bias) = (V::randn([m, k], DType::F32), V::randn([n], DType::F32));
+                let close = |got: &V, want: &[f32], what: &str| {
+                    for (i, (p, q)) in got.to_vec::<f32>().iter().zip(want).enumerate() {
+                        assert!(
+                            (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
+                            "m {m}, transposed {transposed}, {what} [{i}]: {p} vs {q}"
+                        );
+                    }
+                };
+                let want = naive_product(&a, &w, Some(&bias));
+                let first = dispatch(Op::Matmul, &[&a, &w, &bias]);
+                assert!(!packed_weights::is_packed(w.operand().storage()));
+                close(&first, &want, "first read, in place");
+                let second = dispatch(Op::Matmul, &[&a, &w, &bias]);
+                assert!(packed_weights::is_packed(w.operand().storage()));
+                close(&second, &want, "second read, packed");
+                let split = threads::install(|| dispatch(Op::Matmul, &[&a, &w, &bias]));
+                close(&split, &want, "packed, split across the pool");
+                close(
+                    &a.matmul(&w),
+                    &naive_product(&a, &w, None),
+                    "packed, no bias",
+                );
+                // An in-place write (an optimizer step) changes the version: read in place
+                // again, with the new values, until the new version is seen twice.
+                {
+                    let mut data = w.operand().storage().write();
+                    let CpuStorage::F32(v) = &mut *data else {
+                        unreachable!()
+                    };
+                    v.iter_mut().for_each(|x| *x *= -2.0);
+                }
+                let want = naive_product(&a, &w, Some(&bias));
+                close(
+                    &dispatch(Op::Matmul, &[&a, &w, &bias]),
+                    &want,
+                    "after a write",
+                );
+                assert!(!packed_weights::is_packed(w.operand().storage()));
+                close(&dispatch(Op::Matmul, &[&a, &w, &bias]), &want, "repacked");
+                assert!(packed_weights::is_packed(w.operand().storage()));
+            }
+        }
     }
 
     /// A random k×n right operand: row-major, or a transposed row-major n×k (a Linear's weight).

@@ -23,6 +23,7 @@ mod layer_norm;
 mod matmul;
 mod max_pool;
 pub mod num;
+mod packed_weights;
 mod random;
 mod reduce;
 mod scratch;

@@ -26,6 +26,27 @@ pub(super) enum Form {
     Nt,
     /// Element (p, j) of `b` at `p·b_rs + j`.
     Nn,
+    /// `b` packed by [`pack`]: each output block is one to three panels, accumulated row by
+    /// row of the panels (chosen by the caller for a weight it packed, never by [`form`]).
+    Packed,
+}
+
+/// `b` (element (p, j) at `key.offset + p·key.rs + j·key.cs`) in panels of
+/// [`PANEL`](super::packed_weights::PANEL) columns: panel `q` holds columns `PANEL·q..` as `k`
+/// rows of `PANEL` floats, zero past column `n`.
+pub(super) fn pack(b: &[f32], key: super::packed_weights::Key) -> Vec<f32> {
+    use super::packed_weights::PANEL;
+    let (k, n) = (key.k, key.n);
+    let mut out = vec![0.0; k * n.next_multiple_of(PANEL)];
+    for j in 0..n {
+        let (panel, lane) = (j / PANEL, j % PANEL);
+        let dst = &mut out[panel * k * PANEL + lane..];
+        let col = key.offset as isize + j as isize * key.cs;
+        for p in 0..k {
+            dst[p * PANEL] = b[(col + p as isize * key.rs) as usize];
+        }
+    }
+    out
 }
 
 /// Whether this CPU runs the kernels (AVX-512F).
@@ -76,6 +97,7 @@ pub(super) unsafe fn run(form: Form, p: &Product, cols: Range<usize>) {
         match form {
             Form::Nt => x86::nt(p, cols),
             Form::Nn => x86::nn(p, cols),
+            Form::Packed => x86::packed(p, cols),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -151,6 +173,75 @@ mod x86 {
         unsafe {
             by_rows!(p, (cols, 16), nn_block,
                 [1 => 8, 2 => 6, 3 => 4, 4 => 4, 5 => 3, 6 => 3, 7 => 3, 8 => 3])
+        }
+    }
+
+    /// # Safety
+    /// As [`super::run`], with `p.b` packed by [`super::pack`] and `cols` starting on a panel.
+    pub(super) unsafe fn packed(p: &Product, cols: Range<usize>) {
+        const PANEL: usize = crate::cpu::packed_weights::PANEL;
+        // SAFETY: as the caller promised.
+        unsafe {
+            match p.m {
+                1 => columns::<1, 3>(p, (cols, PANEL), packed_block::<1, 9>, packed_block::<1, 3>),
+                2 => columns::<2, 2>(p, (cols, PANEL), packed_block::<2, 6>, packed_block::<2, 3>),
+                3 => columns::<3, 1>(p, (cols, PANEL), packed_block::<3, 3>, packed_block::<3, 3>),
+                4 => columns::<4, 1>(p, (cols, PANEL), packed_block::<4, 3>, packed_block::<4, 3>),
+                5 => columns::<5, 1>(p, (cols, PANEL), packed_block::<5, 3>, packed_block::<5, 3>),
+                6 => columns::<6, 1>(p, (cols, PANEL), packed_block::<6, 3>, packed_block::<6, 3>),
+                7 => columns::<7, 1>(p, (cols, PANEL), packed_block::<7, 3>, packed_block::<7, 3>),
+                8 => columns::<8, 1>(p, (cols, PANEL), packed_block::<8, 3>, packed_block::<8, 3>),
+                m => unreachable!("skinny product with {m} rows"),
+            }
+        }
+    }
+
+    /// Columns `j..j + 16·V` (V a multiple of 3: whole panels, `j` a panel's first column) of
+    /// `R` rows, clipped to `end`: each packed row of the panels scaled by a broadcast element
+    /// of `a` and added, one row at a time.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn packed_block<const R: usize, const V: usize>(p: &Product, j: usize, end: usize) {
+        const PANEL: usize = crate::cpu::packed_weights::PANEL;
+        let k = p.k;
+        let mut masks = [0u16; V];
+        for (v, mask) in masks.iter_mut().enumerate() {
+            *mask = first_lanes(end.saturating_sub(j + 16 * v));
+        }
+        // SAFETY (whole body): rows i < R of `a` hold k floats; the panels from j / PANEL on
+        // hold k rows of PANEL floats each (zero past the last column, so whole vectors are
+        // read); the caller gave this block columns j.. of `c`, and the masks clip the stores.
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            if p.accumulate {
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let row = p.c.offset(i as isize * p.c_rs).add(j);
+                    for v in 0..V {
+                        acc[v] = _mm512_maskz_loadu_ps(masks[v], row.add(16 * v));
+                    }
+                }
+            }
+            let mut b = [p.b; V];
+            for (v, b) in b.iter_mut().enumerate() {
+                *b = p.b.add((j / PANEL + v / 3) * k * PANEL + (v % 3) * 16);
+            }
+            for q in 0..k {
+                let mut bv = [_mm512_setzero_ps(); V];
+                for v in 0..V {
+                    bv[v] = _mm512_loadu_ps(b[v].add(q * PANEL));
+                }
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*p.a.offset(i as isize * p.a_rs).add(q));
+                    for v in 0..V {
+                        acc[v] = _mm512_fmadd_ps(av, bv[v], acc[v]);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let row = p.c.offset(i as isize * p.c_rs).add(j);
+                for v in 0..V {
+                    _mm512_mask_storeu_ps(row.add(16 * v), masks[v], acc[v]);
+                }
+            }
         }
     }
 
