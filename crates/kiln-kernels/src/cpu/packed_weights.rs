@@ -14,7 +14,6 @@
 //! holds a weak reference to each storage: an entry whose storage is gone is dropped, and a
 //! new storage can never be mistaken for it.
 
-use super::skinny;
 use crate::storage::Storage;
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
@@ -99,11 +98,26 @@ pub(super) fn lookup(
         return None;
     }
     if e.packed.is_none() && bytes + key.k * key.n.next_multiple_of(PANEL) * 4 <= MAX_BYTES {
-        e.packed = Some(Arc::new(Packed {
-            data: skinny::pack(b, key),
-        }));
+        e.packed = Some(Arc::new(Packed { data: pack(b, key) }));
     }
     e.packed.clone()
+}
+
+/// `b` (element (p, j) at `key.offset + p·key.rs + j·key.cs`) in panels of [`PANEL`]
+/// columns: panel `q` holds columns `PANEL·q..` as `k` rows of `PANEL` floats, zero past
+/// column `n` (the layout `skinny`'s packed kernel reads).
+fn pack(b: &[f32], key: Key) -> Vec<f32> {
+    let (k, n) = (key.k, key.n);
+    let mut out = vec![0.0; k * n.next_multiple_of(PANEL)];
+    for j in 0..n {
+        let (panel, lane) = (j / PANEL, j % PANEL);
+        let dst = &mut out[panel * k * PANEL + lane..];
+        let col = key.offset as isize + j as isize * key.cs;
+        for p in 0..k {
+            dst[p * PANEL] = b[(col + p as isize * key.rs) as usize];
+        }
+    }
+    out
 }
 
 impl Cache {

@@ -26,27 +26,10 @@ pub(super) enum Form {
     Nt,
     /// Element (p, j) of `b` at `p·b_rs + j`.
     Nn,
-    /// `b` packed by [`pack`]: each output block is one to three panels, accumulated row by
-    /// row of the panels (chosen by the caller for a weight it packed, never by [`form`]).
+    /// `b` packed in panels by `packed_weights.rs`: each output block is one to three panels,
+    /// accumulated row by row of the panels (chosen by the caller for a weight it packed,
+    /// never by [`form`]).
     Packed,
-}
-
-/// `b` (element (p, j) at `key.offset + p·key.rs + j·key.cs`) in panels of
-/// [`PANEL`](super::packed_weights::PANEL) columns: panel `q` holds columns `PANEL·q..` as `k`
-/// rows of `PANEL` floats, zero past column `n`.
-pub(super) fn pack(b: &[f32], key: super::packed_weights::Key) -> Vec<f32> {
-    use super::packed_weights::PANEL;
-    let (k, n) = (key.k, key.n);
-    let mut out = vec![0.0; k * n.next_multiple_of(PANEL)];
-    for j in 0..n {
-        let (panel, lane) = (j / PANEL, j % PANEL);
-        let dst = &mut out[panel * k * PANEL + lane..];
-        let col = key.offset as isize + j as isize * key.cs;
-        for p in 0..k {
-            dst[p * PANEL] = b[(col + p as isize * key.rs) as usize];
-        }
-    }
-    out
 }
 
 /// Whether this CPU runs the kernels (AVX-512F).
@@ -177,7 +160,8 @@ mod x86 {
     }
 
     /// # Safety
-    /// As [`super::run`], with `p.b` packed by [`super::pack`] and `cols` starting on a panel.
+    /// As [`super::run`], with `p.b` packed in panels by `packed_weights.rs` and `cols`
+    /// starting on a panel.
     pub(super) unsafe fn packed(p: &Product, cols: Range<usize>) {
         const PANEL: usize = crate::cpu::packed_weights::PANEL;
         // SAFETY: as the caller promised.
