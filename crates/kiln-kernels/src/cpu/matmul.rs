@@ -61,8 +61,8 @@ const PARALLEL_FLOPS: usize = 1 << 22;
 const SPLIT_WEIGHT: usize = 1 << 16;
 
 /// Whether an `m×k @ k×n` product (one pair) is split across the pool's threads when it runs
-/// on one of them: every product of [`PARALLEL_FLOPS`] or more, and a smaller one over a large
-/// weight. A graph executor enters the pool for such a product, so that the split is an
+/// on one of them: every product of `PARALLEL_FLOPS` (4.2 Mflop) or more, and a smaller one
+/// over a large weight. A graph executor enters the pool for such a product, so that the split is an
 /// in-pool fork: from outside, the whole split is handed to the pool's threads while the
 /// caller waits on a third, and on 2 cores the MLP's batch-8 call (two 4.2–6.4 Mflop
 /// products) ran slower on two threads than on one (190–210 µs against 133–190 µs; in the
