@@ -181,52 +181,17 @@ mod x86 {
     }
 
     /// Columns `j..j + 16·V` (V a multiple of 3: whole panels, `j` a panel's first column) of
-    /// `R` rows, clipped to `end`: each packed row of the panels scaled by a broadcast element
-    /// of `a` and added, one row at a time.
+    /// `R` rows, clipped to `end`, from packed panels (see [`broadcast_rows`]).
     #[target_feature(enable = "avx512f")]
     unsafe fn packed_block<const R: usize, const V: usize>(p: &Product, j: usize, end: usize) {
         const PANEL: usize = crate::cpu::packed_weights::PANEL;
-        let k = p.k;
-        let mut masks = [0u16; V];
-        for (v, mask) in masks.iter_mut().enumerate() {
-            *mask = first_lanes(end.saturating_sub(j + 16 * v));
+        let mut b = [p.b; V];
+        for (v, b) in b.iter_mut().enumerate() {
+            // SAFETY: the panels from j / PANEL on hold k rows of PANEL floats each.
+            *b = unsafe { p.b.add((j / PANEL + v / 3) * p.k * PANEL + (v % 3) * 16) };
         }
-        // SAFETY (whole body): rows i < R of `a` hold k floats; the panels from j / PANEL on
-        // hold k rows of PANEL floats each (zero past the last column, so whole vectors are
-        // read); the caller gave this block columns j.. of `c`, and the masks clip the stores.
-        unsafe {
-            let mut acc = [[_mm512_setzero_ps(); V]; R];
-            if p.accumulate {
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let row = p.c.offset(i as isize * p.c_rs).add(j);
-                    for v in 0..V {
-                        acc[v] = _mm512_maskz_loadu_ps(masks[v], row.add(16 * v));
-                    }
-                }
-            }
-            let mut b = [p.b; V];
-            for (v, b) in b.iter_mut().enumerate() {
-                *b = p.b.add((j / PANEL + v / 3) * k * PANEL + (v % 3) * 16);
-            }
-            for q in 0..k {
-                let mut bv = [_mm512_setzero_ps(); V];
-                for v in 0..V {
-                    bv[v] = _mm512_loadu_ps(b[v].add(q * PANEL));
-                }
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*p.a.offset(i as isize * p.a_rs).add(q));
-                    for v in 0..V {
-                        acc[v] = _mm512_fmadd_ps(av, bv[v], acc[v]);
-                    }
-                }
-            }
-            for (i, acc) in acc.iter().enumerate() {
-                let row = p.c.offset(i as isize * p.c_rs).add(j);
-                for v in 0..V {
-                    _mm512_mask_storeu_ps(row.add(16 * v), masks[v], acc[v]);
-                }
-            }
-        }
+        // SAFETY: as the caller promised; row q of the panels lies PANEL floats after row q-1.
+        unsafe { broadcast_rows::<R, V>(p, j, end, b, PANEL as isize) }
     }
 
     /// Columns `j..j + C` (C ≤ what is left) of `R` rows: each a dot product of a row of `a`
@@ -272,18 +237,42 @@ mod x86 {
         }
     }
 
-    /// Columns `j..j + 16·V` of `R` rows, clipped to `end`: each row of `b` (contiguous)
-    /// scaled by a broadcast element of `a` and added, one row of `b` at a time.
+    /// Columns `j..j + 16·V` of `R` rows, clipped to `end`, from the rows of `b` in place
+    /// (see [`broadcast_rows`]).
     #[target_feature(enable = "avx512f")]
     unsafe fn nn_block<const R: usize, const V: usize>(p: &Product, j: usize, end: usize) {
+        let mut b = [p.b; V];
+        for (v, b) in b.iter_mut().enumerate() {
+            // SAFETY: row 0 of `b` holds the columns the masks let through.
+            *b = unsafe { p.b.add(j + 16 * v) };
+        }
+        // SAFETY: as the caller promised; row q of `b` lies b_stride floats after row q-1.
+        unsafe { broadcast_rows::<R, V>(p, j, end, b, p.b_stride) }
+    }
+
+    /// Columns `j..j + 16·V` of `R` rows, clipped to `end`: for each q < k, the V vectors at
+    /// `b[v] + q·stride` scaled by a broadcast element q of each row of `a` and added (onto
+    /// `c` when accumulating). The one loop of both right-operand layouts that are read row
+    /// by row: `b` in place ([`nn_block`]) and packed panels ([`packed_block`]).
+    ///
+    /// # Safety
+    /// AVX-512F; rows i < R of `a` hold k floats; `b[v] + q·stride` holds the lanes of vector v
+    /// inside `end` for every q < k; the caller owns those columns of `c`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn broadcast_rows<const R: usize, const V: usize>(
+        p: &Product,
+        j: usize,
+        end: usize,
+        b: [*const f32; V],
+        stride: isize,
+    ) {
         // Lanes of each 16-column vector inside `end`.
         let mut masks = [0u16; V];
         for (v, mask) in masks.iter_mut().enumerate() {
-            let start = j + 16 * v;
-            *mask = first_lanes(end.saturating_sub(start));
+            *mask = first_lanes(end.saturating_sub(j + 16 * v));
         }
-        // SAFETY (whole body): rows i < R of `a` hold k floats; rows of `b` hold the columns
-        // the masks let through; the caller gave this block those columns of `c`.
+        // SAFETY (whole body): as the caller promised; the masks clip every load and store.
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); V]; R];
             if p.accumulate {
@@ -295,10 +284,9 @@ mod x86 {
                 }
             }
             for q in 0..p.k {
-                let brow = p.b.offset(q as isize * p.b_stride).add(j);
                 let mut bv = [_mm512_setzero_ps(); V];
                 for v in 0..V {
-                    bv[v] = _mm512_maskz_loadu_ps(masks[v], brow.add(16 * v));
+                    bv[v] = _mm512_maskz_loadu_ps(masks[v], b[v].offset(q as isize * stride));
                 }
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*p.a.offset(i as isize * p.a_rs).add(q));
